@@ -1,0 +1,59 @@
+# offgridperf: make run | make test | make lint | make bench
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+INSTALLED := $(VENV)/.installed
+
+# The test suite always runs against the real PostgreSQL and Redis.
+TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/offgridperf
+TEST_REDIS_URL ?= redis://127.0.0.1:6379/1
+TEST_BROKER_URL ?= redis://127.0.0.1:6379/2
+PYTEST_ARGS ?=
+# Debian packages the tests need (installed by make test when missing).
+SYSTEM_PACKAGES :=
+
+.PHONY: run test lint bench venv services system-packages
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+
+$(INSTALLED): $(PY) requirements.txt requirements-dev.txt
+	$(PY) -m pip install --quiet -r requirements-dev.txt
+	touch $@
+
+venv: $(INSTALLED)
+
+run: $(INSTALLED)
+	@OFFGRIDPERF_LOCAL=1 $(PY) manage.py bootstrap
+	@echo ""
+	@echo "offgridperf is starting: http://$${HOST:-127.0.0.1}:$${PORT:-8000}/  (log in as 'admin';"
+	@echo "  password: OFFGRIDPERF_ADMIN_PASSWORD, or the one printed at first start;"
+	@echo "  'make admin-password' sets a new one)   Ctrl-C stops everything."
+	@echo ""
+	@OFFGRIDPERF_LOCAL=1 $(PY) manage.py runall
+
+admin-password: $(INSTALLED)
+	@OFFGRIDPERF_LOCAL=1 $(PY) manage.py bootstrap --no-static --reset-admin-password
+
+services:
+	@bash .ci/services
+
+system-packages:
+	@bash .ci/system-packages $(SYSTEM_PACKAGES)
+
+test: $(INSTALLED) system-packages services
+	DATABASE_URL=$(TEST_DATABASE_URL) REDIS_URL=$(TEST_REDIS_URL) \
+	CELERY_BROKER_URL=$(TEST_BROKER_URL) OFFGRIDPERF_LOCAL=1 DEBUG=0 \
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+lint: $(INSTALLED)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+bench: $(INSTALLED) services
+	@bash bench/setup.sh
+	DATABASE_URL=$(TEST_DATABASE_URL) REDIS_URL=$(TEST_REDIS_URL) \
+	CELERY_BROKER_URL=$(TEST_BROKER_URL) OFFGRIDPERF_LOCAL=1 \
+	$(PY) -m bench

@@ -1,0 +1,233 @@
+"""Typed readers for environment variables.
+
+Every reader raises ImproperlyConfigured with one line that names the variable and what it
+accepts, so a malformed environment stops start-up with a message a person can act on.
+Secrets are never echoed back in those messages.
+"""
+
+from __future__ import annotations
+
+import os
+import zoneinfo
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import parse_qs, unquote, urlsplit
+
+from django.core.exceptions import ImproperlyConfigured
+
+TRUE_WORDS = {"1", "true", "yes", "on"}
+FALSE_WORDS = {"0", "false", "no", "off", ""}
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+
+
+def _raw(name: str, environ: Mapping[str, str] | None) -> str | None:
+    source = os.environ if environ is None else environ
+    value = source.get(name)
+    return None if value is None else value.strip()
+
+
+def env_str(name: str, default: str, environ: Mapping[str, str] | None = None) -> str:
+    value = _raw(name, environ)
+    return default if value is None or value == "" else value
+
+
+def env_secret(name: str, environ: Mapping[str, str] | None = None) -> str | None:
+    """A secret value, or None when unset; never part of an error message."""
+    value = _raw(name, environ)
+    return value or None
+
+
+def env_bool(name: str, default: bool, environ: Mapping[str, str] | None = None) -> bool:
+    value = _raw(name, environ)
+    if value is None:
+        return default
+    word = value.lower()
+    if word in TRUE_WORDS:
+        return True
+    if word in FALSE_WORDS:
+        return False
+    raise ImproperlyConfigured(
+        f"{name}={value!r} is not a boolean; use one of 1/0, true/false, yes/no, on/off"
+    )
+
+
+def env_int(
+    name: str,
+    default: int,
+    *,
+    minimum: int | None = None,
+    maximum: int | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> int:
+    value = _raw(name, environ)
+    if value is None or value == "":
+        return default
+    try:
+        number = int(value)
+    except ValueError:
+        raise ImproperlyConfigured(
+            f"{name}={value!r} is not a whole number; {_range_text(minimum, maximum)}"
+        ) from None
+    if (minimum is not None and number < minimum) or (maximum is not None and number > maximum):
+        raise ImproperlyConfigured(
+            f"{name}={number} is out of range; {_range_text(minimum, maximum)}"
+        )
+    return number
+
+
+def env_float(
+    name: str,
+    default: float,
+    *,
+    minimum: float | None = None,
+    maximum: float | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> float:
+    value = _raw(name, environ)
+    if value is None or value == "":
+        return default
+    try:
+        number = float(value)
+    except ValueError:
+        raise ImproperlyConfigured(
+            f"{name}={value!r} is not a number; {_range_text(minimum, maximum)}"
+        ) from None
+    if (
+        number != number
+        or (minimum is not None and number < minimum)
+        or (maximum is not None and number > maximum)
+    ):
+        raise ImproperlyConfigured(
+            f"{name}={value} is out of range; {_range_text(minimum, maximum)}"
+        )
+    return number
+
+
+def _range_text(minimum: float | None, maximum: float | None) -> str:
+    if minimum is not None and maximum is not None:
+        return f"expected a value from {minimum} to {maximum}"
+    if minimum is not None:
+        return f"expected a value of at least {minimum}"
+    if maximum is not None:
+        return f"expected a value of at most {maximum}"
+    return "expected a number"
+
+
+def env_list(name: str, default: list[str], environ: Mapping[str, str] | None = None) -> list[str]:
+    value = _raw(name, environ)
+    if value is None or value == "":
+        return list(default)
+    items = [item.strip() for item in value.split(",")]
+    if any(not item for item in items):
+        raise ImproperlyConfigured(
+            f"{name}={value!r} has an empty item; use a comma-separated list"
+        )
+    return items
+
+
+def env_choice(
+    name: str, default: str, choices: tuple[str, ...], environ: Mapping[str, str] | None = None
+) -> str:
+    value = env_str(name, default, environ)
+    normalised = value.upper() if all(c.isupper() for c in choices) else value
+    if normalised not in choices:
+        raise ImproperlyConfigured(
+            f"{name}={value!r} is not accepted; use one of {', '.join(choices)}"
+        )
+    return normalised
+
+
+def env_timezone(name: str, default: str, environ: Mapping[str, str] | None = None) -> str:
+    value = env_str(name, default, environ)
+    try:
+        zoneinfo.ZoneInfo(value)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        raise ImproperlyConfigured(
+            f"{name}={value!r} is not a time zone; use an IANA name such as UTC or Europe/Berlin"
+        ) from None
+    return value
+
+
+@dataclass(frozen=True)
+class DatabaseURL:
+    engine: str  # "sqlite" or "postgresql"
+    name: str
+    user: str = ""
+    password: str = ""
+    host: str = ""
+    port: int | None = None
+    options: dict[str, str] | None = None
+
+
+DATABASE_URL_RULE = "use postgres://USER[:PASSWORD]@HOST[:PORT]/NAME or sqlite:///PATH"
+
+
+def parse_database_url(name: str, value: str) -> DatabaseURL:
+    """Parse DATABASE_URL; errors name the variable and never include the password."""
+    parts = urlsplit(value)
+    scheme = parts.scheme.lower()
+    if scheme == "sqlite":
+        path = unquote(parts.path)
+        if parts.netloc or not path or path == "/":
+            raise ImproperlyConfigured(f"{name} has no SQLite file path; {DATABASE_URL_RULE}")
+        if path.startswith("//"):
+            path = path[1:]
+        elif path.startswith("/") and not Path(path).is_absolute():
+            path = path.lstrip("/")
+        return DatabaseURL(engine="sqlite", name=path)
+    if scheme in ("postgres", "postgresql", "pgsql"):
+        if not value.startswith(f"{parts.scheme}://"):
+            raise ImproperlyConfigured(f"{name} is malformed; {DATABASE_URL_RULE}")
+        dbname = unquote(parts.path.lstrip("/"))
+        try:
+            port = parts.port
+        except ValueError:
+            raise ImproperlyConfigured(
+                f"{name} has a port that is not a number; {DATABASE_URL_RULE}"
+            ) from None
+        if not parts.hostname or not dbname or "/" in dbname:
+            raise ImproperlyConfigured(
+                f"{name} needs a host and a database name; {DATABASE_URL_RULE}"
+            )
+        options = {k: v[-1] for k, v in parse_qs(parts.query).items()}
+        return DatabaseURL(
+            engine="postgresql",
+            name=dbname,
+            user=unquote(parts.username or ""),
+            password=unquote(parts.password or ""),
+            host=parts.hostname,
+            port=port,
+            options=options,
+        )
+    shown = scheme or "none"
+    raise ImproperlyConfigured(f"{name} has unsupported scheme {shown!r}; {DATABASE_URL_RULE}")
+
+
+def env_service_url(
+    name: str, schemes: tuple[str, ...], environ: Mapping[str, str] | None = None
+) -> str | None:
+    """A URL whose scheme must be one of `schemes`, or None when unset."""
+    value = _raw(name, environ)
+    if not value:
+        return None
+    parts = urlsplit(value)
+    if parts.scheme.lower() not in schemes or (
+        parts.scheme.lower() != "filesystem" and not parts.hostname
+    ):
+        accepted = " or ".join(f"{s}://HOST[:PORT]/..." for s in schemes)
+        raise ImproperlyConfigured(f"{name} is not a URL this product accepts; use {accepted}")
+    try:
+        parts.port  # noqa: B018 - raises ValueError on a bad port
+    except ValueError:
+        raise ImproperlyConfigured(f"{name} has a port that is not a number") from None
+    return value
+
+
+def redact_url(url: str) -> str:
+    """The URL with any password replaced, for logs and pages."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
+    return parts._replace(netloc=netloc).geturl()

@@ -1,0 +1,70 @@
+"""Reachability probes for the services the product depends on."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from django.conf import settings
+from django.core.cache import cache
+from django.db import connection
+
+
+@dataclass(frozen=True)
+class Probe:
+    ok: bool
+    ms: float
+    error: str = ""
+
+    def to_dict(self) -> dict[str, object]:
+        data: dict[str, object] = {"ok": self.ok, "ms": round(self.ms, 2)}
+        if self.error:
+            data["error"] = self.error
+        return data
+
+
+def _timed(check: Callable[[], None]) -> Probe:
+    started = time.perf_counter()
+    try:
+        check()
+    except Exception as exc:  # noqa: BLE001 - any failure means "down"; the class names why
+        return Probe(False, (time.perf_counter() - started) * 1000, type(exc).__name__)
+    return Probe(True, (time.perf_counter() - started) * 1000)
+
+
+def _database() -> None:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT 1")
+        cursor.fetchone()
+
+
+def _cache() -> None:
+    key = f"healthz:{uuid.uuid4().hex}"
+    cache.set(key, "1", timeout=5)
+    if cache.get(key) != "1":
+        raise RuntimeError("cache did not return the value just stored")
+    cache.delete(key)
+
+
+def _broker() -> None:
+    from kombu import Connection
+
+    with Connection(
+        settings.CELERY_BROKER_URL,
+        transport_options=settings.CELERY_BROKER_TRANSPORT_OPTIONS,
+        connect_timeout=2,
+    ) as conn:
+        conn.ensure_connection(max_retries=1, interval_start=0, interval_step=0, timeout=2)
+
+
+PROBES: dict[str, Callable[[], None]] = {
+    "database": _database,
+    "cache": _cache,
+    "broker": _broker,
+}
+
+
+def check_all() -> dict[str, Probe]:
+    return {name: _timed(check) for name, check in PROBES.items()}

@@ -1,0 +1,27 @@
+from __future__ import annotations
+
+from django.conf import settings
+from django.contrib import admin
+from django.contrib.auth import views as auth_views
+from django.urls import include, path
+
+from offgridperf import views
+
+admin.site.site_header = "offgridperf administration"
+admin.site.site_title = "offgridperf"
+admin.site.index_title = "Load tests, profiles and queries"
+
+urlpatterns = [
+    path("healthz", views.healthz, name="healthz"),
+    path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
+    path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("admin/", admin.site.urls),
+    path("profiles/", include("profiling.urls")),
+    path("queries/", include("queryopt.urls")),
+    path("", include("loadtests.urls")),
+]
+
+if settings.ENABLE_DEBUG_TOOLBAR:
+    from debug_toolbar.toolbar import debug_toolbar_urls
+
+    urlpatterns += debug_toolbar_urls()

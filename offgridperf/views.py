@@ -1,0 +1,22 @@
+from __future__ import annotations
+
+from django.contrib.auth.decorators import login_not_required
+from django.http import HttpRequest, JsonResponse
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_GET
+
+from offgridperf.health import check_all
+
+
+@login_not_required
+@never_cache
+@require_GET
+def healthz(request: HttpRequest) -> JsonResponse:
+    probes = check_all()
+    down = [name for name, probe in probes.items() if not probe.ok]
+    body = {
+        "status": "ok" if not down else "down",
+        "down": down,
+        "checks": {name: probe.to_dict() for name, probe in probes.items()},
+    }
+    return JsonResponse(body, status=503 if down else 200)

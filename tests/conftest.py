@@ -1,0 +1,117 @@
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from django.conf import settings
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if not settings.DATABASE_IS_POSTGRES or not settings.REDIS_URL:
+        raise pytest.UsageError(
+            "the suite runs against the real PostgreSQL and Redis: use `make test` "
+            "(or set DATABASE_URL=postgres://... and REDIS_URL=redis://...)"
+        )
+
+
+def closed_port() -> int:
+    """A loopback port with nothing listening on it."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture
+def admin_user(django_user_model: Any) -> Any:
+    return django_user_model.objects.create_superuser("root", "root@example.com", "pw-admin-123")
+
+
+@pytest.fixture
+def admin_client(client: Any, admin_user: Any) -> Any:
+    client.force_login(admin_user)
+    return client
+
+
+@pytest.fixture
+def viewer(django_user_model: Any) -> Any:
+    """A logged-in user without any permissions."""
+    return django_user_model.objects.create_user("viewer", "viewer@example.com", "pw-viewer-123")
+
+
+@pytest.fixture
+def viewer_client(client: Any, viewer: Any) -> Any:
+    client.force_login(viewer)
+    return client
+
+
+def worker_env(database_name: str) -> dict[str, str]:
+    """Environment for a subprocess that must see the test database."""
+    env = dict(os.environ)
+    db = settings.DATABASES["default"]
+    port = f":{db['PORT']}" if db["PORT"] else ""
+    auth = db["USER"] + (":" + db["PASSWORD"] if db["PASSWORD"] else "")
+    env["DATABASE_URL"] = f"postgres://{auth}@{db['HOST']}{port}/{database_name}"
+    env["DJANGO_SETTINGS_MODULE"] = "offgridperf.settings"
+    return env
+
+
+@pytest.fixture(scope="session")
+def celery_worker_process(django_db_setup: Any, django_db_blocker: Any) -> Iterator[Any]:
+    """A real Celery worker (Redis broker) consuming both queues against the test database."""
+    from django.db import connection
+
+    from offgridperf.celery import app
+
+    with django_db_blocker.unblock():
+        database_name = connection.settings_dict["NAME"]
+    app.control.purge()
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "offgridperf",
+            "worker",
+            "-Q",
+            "default,loadgen",
+            "-c",
+            "2",
+            "-l",
+            "WARNING",
+            "-n",
+            f"test-{os.getpid()}@%h",
+            "--without-gossip",
+            "--without-mingle",
+        ],
+        cwd=ROOT,
+        env=worker_env(database_name),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"worker exited: {proc.stderr.read().decode()[-2000:]}")
+        replies = app.control.ping(timeout=1.0)
+        if any(f"test-{os.getpid()}@" in name for reply in replies for name in reply):
+            break
+    else:
+        proc.kill()
+        raise RuntimeError("the Celery worker did not answer a ping within 60 s")
+    yield proc
+    proc.terminate()
+    try:
+        proc.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
