@@ -70,3 +70,17 @@ def test_it_serves_vendored_chartjs_and_the_stylesheet(client: Any) -> None:
     assert finders.find("vendor/chartjs/chart.umd.min.js")
     assert finders.find("vendor/chartjs/LICENSE.md")
     assert finders.find("css/offgridperf.css")
+
+
+def test_static_files_collect_for_a_debug_off_deployment(tmp_path: Any, settings: Any) -> None:
+    from io import StringIO
+
+    from django.core.management import call_command
+
+    settings.STATIC_ROOT = tmp_path
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "staticfiles": {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"},
+    }
+    call_command("collectstatic", interactive=False, stdout=StringIO())
+    assert (tmp_path / "staticfiles.json").exists()
