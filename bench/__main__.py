@@ -1,0 +1,40 @@
+"""Run the benchmarks: `python -m bench` (all) or `python -m bench NAME ...`.
+
+Each benchmark is a module of this package with a `main() -> int` that prints its own table
+(side-by-side ratios measured in one run, since the machine is shared and noisy) and PASS/FAIL
+against its goal. Benchmarks never run as part of `make test`.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+import time
+
+BENCHMARKS = ("loadgen", "cache", "dashboard")
+
+
+def main(argv: list[str]) -> int:
+    names = argv or list(BENCHMARKS)
+    unknown = [name for name in names if name not in BENCHMARKS]
+    if unknown:
+        print(f"unknown benchmark(s): {', '.join(unknown)}; choose from {', '.join(BENCHMARKS)}")
+        return 2
+    status = 0
+    for name in names:
+        try:
+            module = importlib.import_module(f"bench.{name}")
+        except ModuleNotFoundError as exc:
+            if exc.name != f"bench.{name}":
+                raise
+            print(f"== {name}: not present yet")
+            continue
+        print(f"\n== bench {name}")
+        started = time.monotonic()
+        status = max(status, module.main() or 0)
+        print(f"== {name} took {time.monotonic() - started:.0f}s")
+    return status
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
