@@ -1,0 +1,158 @@
+"""The engine's output: per-interval snapshots, the run's result and generator health."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from offgridperf.histograms import Histogram
+
+SUMMARY_PERCENTILES = (50.0, 90.0, 95.0, 99.0, 99.9)
+# Generator health limits; see RunResult.health.
+CPU_SATURATED_PCT = 90.0
+BEHIND_RATE_PCT = 5.0
+LATE_START_LIMIT_PCT = 5.0
+LOOP_LAG_LIMIT_MS = 50.0
+
+
+@dataclass
+class IntervalSnapshot:
+    """One tick of a run (normally one second), as handed to the sink."""
+
+    index: int
+    start_offset_s: float
+    length_s: float
+    requests: int
+    errors: int
+    errors_by_class: dict[str, int]
+    error_samples: dict[str, str]
+    latency_hist: str  # encoded HdrHistogram, corrected latency (µs)
+    service_hist: str  # encoded HdrHistogram, service time (µs)
+    p50_ms: float
+    p95_ms: float
+    p99_ms: float
+    max_ms: float
+    achieved_rps: float
+    target: float  # users (closed) or requests/s (open) at the middle of the interval
+    active_users: int
+    in_flight: int  # sent and unanswered, plus waiting for a connection
+    late_starts: int
+    cpu_pct: float  # this process's CPU over the interval, 100 = one core
+    loop_lag_ms: float  # the largest event-loop lag seen in the interval
+    per_step: dict[str, dict[str, int]]
+    backlog: int = 0  # of in_flight: requests waiting for a connection (open model)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class RunResult:
+    """The whole run.
+
+    `health` says whether the generator itself kept up. `valid` is False when:
+      - open model: the achieved rate fell more than 5% below the planned rate while the
+        generator's CPU averaged 90% or more of a core, or its event loop lagged (p99 over
+        50 ms), or more than 5% of requests started over 10 ms late; or
+      - either model: the CPU averaged 90% or more *and* the loop lag p99 exceeded 50 ms,
+        so the measured latencies include time spent waiting for the generator.
+    `invalid_reason` names the rule that fired.
+    """
+
+    status: str  # completed | cancelled | aborted
+    reason: str
+    duration_s: float
+    requests: int
+    errors: int
+    throughput_rps: float
+    latency: Histogram
+    service: Histogram
+    errors_by_class: dict[str, dict[str, Any]]  # {class: {"count": n, "sample": message}}
+    per_step: dict[str, dict[str, Any]]
+    health: dict[str, Any]
+    intervals: int = 0
+    connections_opened: int = 0
+    planned_requests: float | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def error_rate_pct(self) -> float:
+        return 100.0 * self.errors / self.requests if self.requests else 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-serialisable; histograms as summaries plus their encoded form."""
+        return {
+            "status": self.status,
+            "reason": self.reason,
+            "duration_s": round(self.duration_s, 3),
+            "requests": self.requests,
+            "errors": self.errors,
+            "error_rate_pct": round(self.error_rate_pct, 4),
+            "throughput_rps": round(self.throughput_rps, 2),
+            "latency_ms": summary_ms(self.latency),
+            "service_time_ms": summary_ms(self.service),
+            "latency_hist": self.latency.encode(),
+            "service_hist": self.service.encode(),
+            "errors_by_class": self.errors_by_class,
+            "per_step": self.per_step,
+            "health": self.health,
+            "intervals": self.intervals,
+            "connections_opened": self.connections_opened,
+            "planned_requests": self.planned_requests,
+            **self.extra,
+        }
+
+
+def ms(value_us: float) -> float:
+    return round(value_us / 1000.0, 3)
+
+
+def summary_ms(histogram: Histogram) -> dict[str, float | int]:
+    """count, min, mean, max, stddev and the usual percentiles, in milliseconds."""
+    values = histogram.percentiles(SUMMARY_PERCENTILES)
+    summary: dict[str, float | int] = {"count": histogram.total_count}
+    for percentile, value in values.items():
+        summary[f"p{percentile:g}".replace(".", "")] = ms(value)
+    summary.update(
+        min=ms(histogram.min), mean=ms(histogram.mean), max=ms(histogram.max),
+        stddev=ms(histogram.stddev),
+    )  # fmt: skip
+    return summary
+
+
+def judge_health(
+    *,
+    is_open: bool,
+    cpu_mean: float,
+    lag_p99_ms: float,
+    target_rate: float | None,
+    achieved_rate: float,
+    late_start_pct: float,
+) -> tuple[bool, str]:
+    """(valid, reason) under the rules in RunResult's docstring."""
+    saturated = cpu_mean >= CPU_SATURATED_PCT
+    lagging = lag_p99_ms > LOOP_LAG_LIMIT_MS
+    if is_open and target_rate:
+        behind_pct = 100.0 * (1.0 - achieved_rate / target_rate)
+        if behind_pct > BEHIND_RATE_PCT:
+            if saturated:
+                return False, (
+                    f"the generator fell {behind_pct:.1f}% behind the planned rate with its "
+                    f"CPU at {cpu_mean:.0f}% of a core"
+                )
+            if lagging:
+                return False, (
+                    f"the generator fell {behind_pct:.1f}% behind the planned rate with its "
+                    f"event loop lagging {lag_p99_ms:.0f} ms (p99)"
+                )
+        if late_start_pct > LATE_START_LIMIT_PCT and (saturated or lagging):
+            return False, (
+                f"{late_start_pct:.1f}% of requests started more than 10 ms late while the "
+                "generator was saturated"
+            )
+    if saturated and lagging:
+        return False, (
+            f"the generator's CPU averaged {cpu_mean:.0f}% and its event loop lagged "
+            f"{lag_p99_ms:.0f} ms (p99): latencies include waiting for the generator"
+        )
+    return True, ""

@@ -1,0 +1,428 @@
+"""The public entry point: `run(config, sink, cancel) -> RunResult`.
+
+The event loop runs on the calling thread. Every tick the loop thread swaps out the
+interval's counters and histograms and queues them; a publisher thread owned by the engine
+encodes them, merges them into the run's totals and calls the sink. So the sink may block
+(the Django side writes to its database there) without stalling the load, and never runs on
+a thread that has a running event loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import queue
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from loadtests.engine.config import EngineConfig
+from loadtests.engine.http import clock
+from loadtests.engine.models import Interval, LoadModel, OpenModel, make_model
+from loadtests.engine.report import (
+    IntervalSnapshot,
+    RunResult,
+    judge_health,
+    ms,
+    summary_ms,
+)
+from offgridperf.histograms import Histogram
+
+log = logging.getLogger(__name__)
+
+Sink = Callable[[IntervalSnapshot], None]
+
+CONTROL_S = 0.05  # cancel checks, timeouts, user ramping, loop-lag probe
+DRAIN_S = 1.0  # how long requests in flight at the end may still finish
+CANCEL_DRAIN_S = 0.25  # shorter after a cancel or abort: the caller wants the run to end
+COMPLETED, CANCELLED, ABORTED = "completed", "cancelled", "aborted"
+
+
+class ConfigError(ValueError):
+    """The config does not validate; `problems` holds (field, message) pairs."""
+
+    def __init__(self, problems: list[tuple[str, str]]) -> None:
+        super().__init__("; ".join(f"{name}: {message}" for name, message in problems))
+        self.problems = problems
+
+
+def new_event_loop() -> asyncio.AbstractEventLoop:
+    try:
+        import uvloop
+    except ImportError:  # the engine works on the standard loop too, only slower
+        return asyncio.new_event_loop()
+    return uvloop.new_event_loop()
+
+
+def run(
+    config: EngineConfig,
+    sink: Sink | None = None,
+    cancel: threading.Event | None = None,
+) -> RunResult:
+    """Run a load test to completion on a new event loop and return its result.
+
+    `sink` receives one IntervalSnapshot per tick on an engine-owned thread (in order; the
+    loop never waits for it). Setting `cancel` from any thread ends the run within a second
+    with status 'cancelled', keeping everything recorded. Raises ConfigError for a config
+    that does not validate, and re-raises the first exception the sink raised (the run
+    stops at that point).
+    """
+    problems = config.validate()
+    if problems:
+        raise ConfigError(problems)
+    loop = new_event_loop()
+    runner = Runner(loop, config, sink, cancel or threading.Event())
+    try:
+        result = loop.run_until_complete(runner.main())
+    finally:
+        runner.publisher.close()
+        loop.run_until_complete(loop.shutdown_asyncgens())
+        loop.close()
+    if runner.publisher.failure is not None:
+        raise runner.publisher.failure
+    return result
+
+
+@dataclass
+class RawInterval:
+    """An interval as the loop thread hands it over; the publisher does the heavy lifting."""
+
+    index: int
+    start_offset_s: float
+    length_s: float
+    counts: Interval
+    target: float
+    active_users: int
+    in_flight: int
+    backlog: int
+    cpu_pct: float
+
+
+class Publisher:
+    """The engine-owned thread that turns raw intervals into snapshots and feeds the sink."""
+
+    def __init__(self, sink: Sink | None, step_names: list[str]) -> None:
+        self.sink = sink
+        self.step_names = step_names
+        self.queue: queue.SimpleQueue[RawInterval | None] = queue.SimpleQueue()
+        self.latency = Histogram()
+        self.service = Histogram()
+        self.requests = 0
+        self.errors = 0
+        self.errors_by_class: dict[str, dict[str, Any]] = {}
+        self.step_requests = [0] * len(step_names)
+        self.step_errors = [0] * len(step_names)
+        self.late_starts = 0
+        self.duration_s = 0.0
+        self.intervals = 0
+        self.cpu: list[tuple[float, float]] = []  # (cpu_pct, length_s)
+        self.failure: BaseException | None = None
+        self.thread = threading.Thread(target=self._work, name="loadgen-sink", daemon=True)
+        self.thread.start()
+
+    def put(self, raw: RawInterval) -> None:
+        self.queue.put(raw)
+
+    def close(self) -> None:
+        if self.thread.is_alive():
+            self.queue.put(None)
+            self.thread.join()
+
+    def _work(self) -> None:
+        while True:
+            raw = self.queue.get()
+            if raw is None:
+                return
+            snapshot = self._snapshot(raw)
+            if self.sink is not None and self.failure is None:
+                try:
+                    self.sink(snapshot)
+                except BaseException as exc:  # noqa: BLE001 - handed back to run()'s caller
+                    log.exception("the load-test sink failed; stopping the run")
+                    self.failure = exc
+
+    def _snapshot(self, raw: RawInterval) -> IntervalSnapshot:
+        counts = raw.counts
+        requests, errors = counts.requests, counts.errors
+        self._accumulate(raw, requests, errors)
+        values = counts.latency.percentiles((50.0, 95.0, 99.0))
+        return IntervalSnapshot(
+            index=raw.index,
+            start_offset_s=round(raw.start_offset_s, 6),
+            length_s=round(raw.length_s, 6),
+            requests=requests,
+            errors=errors,
+            errors_by_class=dict(counts.errors_by_class),
+            error_samples=dict(counts.error_samples),
+            latency_hist=counts.latency.encode(),
+            service_hist=counts.service.encode(),
+            p50_ms=ms(values[50.0]),
+            p95_ms=ms(values[95.0]),
+            p99_ms=ms(values[99.0]),
+            max_ms=ms(counts.latency.max),
+            achieved_rps=round(requests / raw.length_s, 3) if raw.length_s > 0 else 0.0,
+            target=round(raw.target, 3),
+            active_users=raw.active_users,
+            in_flight=raw.in_flight,
+            late_starts=counts.late_starts,
+            cpu_pct=round(raw.cpu_pct, 1),
+            loop_lag_ms=round(counts.lag_max_s * 1000.0, 3),
+            per_step={
+                name: {"requests": counts.step_requests[i], "errors": counts.step_errors[i]}
+                for i, name in enumerate(self.step_names)
+            },
+            backlog=raw.backlog,
+        )
+
+    def _accumulate(self, raw: RawInterval, requests: int, errors: int) -> None:
+        counts = raw.counts
+        self.latency.merge(counts.latency)
+        self.service.merge(counts.service)
+        self.requests += requests
+        self.errors += errors
+        self.late_starts += counts.late_starts
+        self.duration_s = raw.start_offset_s + raw.length_s
+        self.intervals += 1
+        self.cpu.append((raw.cpu_pct, raw.length_s))
+        for i in range(len(self.step_names)):
+            self.step_requests[i] += counts.step_requests[i]
+            self.step_errors[i] += counts.step_errors[i]
+        for error_class, count in counts.errors_by_class.items():
+            entry = self.errors_by_class.setdefault(error_class, {"count": 0, "sample": ""})
+            entry["count"] += count
+            if not entry["sample"]:
+                entry["sample"] = counts.error_samples.get(error_class, "")
+
+
+class Runner:
+    """One run on one event loop: ticks, control, stopping and the final result."""
+
+    def __init__(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        config: EngineConfig,
+        sink: Sink | None,
+        cancel: threading.Event,
+    ) -> None:
+        self.loop = loop
+        self.config = config
+        self.cancel = cancel
+        self.model: LoadModel = make_model(loop, config)
+        self.publisher = Publisher(sink, [step.name for step in config.steps])
+        self.lag = Histogram()  # event-loop lag samples, µs
+        self.window: deque[tuple[int, int]] = deque(
+            maxlen=max(1, math.ceil(config.abort_window_s / config.tick_s))
+        )
+        self.status = ""
+        self.reason = ""
+        self.t0 = 0.0
+        self.tick_index = 0
+        self.last_tick = 0.0
+        self.cpu_last = 0.0
+        self.control_due = 0.0
+        self.finished: asyncio.Future[None] | None = None
+        self.handles: list[asyncio.TimerHandle] = []
+
+    async def main(self) -> RunResult:
+        self.finished = self.loop.create_future()
+        await self.model.pool.resolve()
+        self.t0 = self.last_tick = clock()
+        self.cpu_last = time.process_time()
+        if self.cancel.is_set():
+            self.finish(CANCELLED, "Cancelled before the first request.")
+        else:
+            self.model.start(self.t0)
+            self.control_due = self.t0 + CONTROL_S
+            self.handles.append(self.loop.call_later(CONTROL_S, self.control))
+            self.handles.append(self.loop.call_later(self._next_tick_delay(), self.tick))
+        await self.finished
+        await self._drain()
+        self.model.pool.close_all()
+        self.emit(clock())
+        self.publisher.close()
+        return self.result()
+
+    # -- timers ---------------------------------------------------------------------------
+
+    def _next_tick_delay(self) -> float:
+        due = min((self.tick_index + 1) * self.config.tick_s, self.config.duration_s)
+        return max(self.t0 + due - clock(), 0.0)
+
+    def control(self) -> None:
+        if self.status:
+            return
+        now = clock()
+        lag = max(now - self.control_due, 0.0)
+        self.lag.record(int(lag * 1_000_000))
+        interval = self.model.interval
+        if lag > interval.lag_max_s:
+            interval.lag_max_s = lag
+        if self.cancel.is_set():
+            self.finish(CANCELLED, "Cancelled by request.")
+            return
+        if self.publisher.failure is not None:
+            self.finish(CANCELLED, f"The sink failed: {self.publisher.failure!r}")
+            return
+        self.model.sweep_timeouts(now)
+        self.model.adjust(now - self.t0)
+        self.control_due = now + CONTROL_S
+        self.handles.append(self.loop.call_later(CONTROL_S, self.control))
+        if len(self.handles) > 64:
+            self.handles = [h for h in self.handles if not h.cancelled()][-8:]
+
+    def tick(self) -> None:
+        if self.status:
+            return
+        now = clock()
+        offset = now - self.t0
+        interval = self.model.interval
+        requests, errors = interval.requests, interval.errors
+        reason = self._abort_reason(requests, errors)
+        if reason:
+            self.finish(ABORTED, reason)
+            return
+        if offset >= self.config.duration_s - 1e-3:
+            self.finish(COMPLETED, "")
+            return
+        self.emit(now)
+        self.handles.append(self.loop.call_later(self._next_tick_delay(), self.tick))
+
+    def _abort_reason(self, requests: int, errors: int) -> str:
+        threshold = self.config.abort_error_rate_pct
+        if threshold is None:
+            return ""
+        total_requests = requests + sum(r for r, _ in self.window)
+        total_errors = errors + sum(e for _, e in self.window)
+        if total_requests < self.config.abort_min_requests:
+            return ""
+        rate = 100.0 * total_errors / total_requests
+        if rate <= threshold:
+            return ""
+        return (
+            f"Aborted: the error rate was {rate:.1f}% over the last {self.config.abort_window_s} s "
+            f"({total_errors} of {total_requests} requests), above the "
+            f"{threshold:g}% abort threshold."
+        )
+
+    # -- stopping ---------------------------------------------------------------------------
+
+    def finish(self, status: str, reason: str) -> None:
+        if self.status:
+            return
+        self.status, self.reason = status, reason
+        self.model.stop()
+        for handle in self.handles:
+            handle.cancel()
+        if self.finished is not None and not self.finished.done():
+            self.finished.set_result(None)
+
+    async def _drain(self) -> None:
+        grace = DRAIN_S if self.status == COMPLETED else CANCEL_DRAIN_S
+        deadline = clock() + min(grace, self.config.timeout_s)
+        while self.model.in_flight > 0 and clock() < deadline:
+            await asyncio.sleep(0.002)
+
+    # -- intervals --------------------------------------------------------------------------
+
+    def emit(self, now: float) -> None:
+        """Hand the interval that ends now to the publisher and start a new one."""
+        model = self.model
+        length = now - self.last_tick
+        cpu_now = time.process_time()
+        counts = model.swap_interval()
+        middle = (self.last_tick + now) / 2 - self.t0
+        self.publisher.put(
+            RawInterval(
+                index=self.tick_index,
+                start_offset_s=self.last_tick - self.t0,
+                length_s=length,
+                counts=counts,
+                target=model.target_at(min(middle, self.config.duration_s)),
+                active_users=model.active_users,
+                in_flight=model.in_flight + len(model.waiting),
+                backlog=len(model.waiting),
+                cpu_pct=100.0 * (cpu_now - self.cpu_last) / length if length > 0 else 0.0,
+            )
+        )
+        self.window.append((counts.requests, counts.errors))
+        self.tick_index += 1
+        self.last_tick = now
+        self.cpu_last = cpu_now
+
+    # -- result -----------------------------------------------------------------------------
+
+    def result(self) -> RunResult:
+        pub = self.publisher
+        duration = pub.duration_s
+        achieved = pub.requests / duration if duration > 0 else 0.0
+        return RunResult(
+            status=self.status,
+            reason=self.reason,
+            duration_s=duration,
+            requests=pub.requests,
+            errors=pub.errors,
+            throughput_rps=achieved,
+            latency=pub.latency,
+            service=pub.service,
+            errors_by_class=pub.errors_by_class,
+            per_step=self._per_step(),
+            health=self._health(duration, achieved),
+            intervals=pub.intervals,
+            connections_opened=self.model.pool.connects,
+            planned_requests=self._planned(duration),
+        )
+
+    def _planned(self, duration: float) -> float | None:
+        if not isinstance(self.model, OpenModel):
+            return None
+        return round(self.model.planned_requests(min(duration, self.config.duration_s)), 3)
+
+    def _per_step(self) -> dict[str, dict[str, Any]]:
+        pub = self.publisher
+        per_step = {}
+        for i, step in enumerate(self.model.steps):
+            summary = summary_ms(step.latency)
+            per_step[step.name] = {
+                "requests": pub.step_requests[i],
+                "errors": pub.step_errors[i],
+                "p50_ms": summary["p50"],
+                "p95_ms": summary["p95"],
+                "p99_ms": summary["p99"],
+                "max_ms": summary["max"],
+                "mean_ms": summary["mean"],
+            }
+        return per_step
+
+    def _health(self, duration: float, achieved: float) -> dict[str, Any]:
+        pub = self.publisher
+        weighted = sum(length for _, length in pub.cpu)
+        cpu_mean = sum(p * length for p, length in pub.cpu) / weighted if weighted else 0.0
+        cpu_max = max((p for p, _ in pub.cpu), default=0.0)
+        lag = self.lag.percentiles((99.0,))[99.0] / 1000.0
+        planned = self._planned(duration)
+        target_rate = planned / duration if planned is not None and duration > 0 else None
+        late_pct = 100.0 * pub.late_starts / pub.requests if pub.requests else 0.0
+        valid, why = judge_health(
+            is_open=self.config.is_open,
+            cpu_mean=cpu_mean,
+            lag_p99_ms=lag,
+            target_rate=target_rate,
+            achieved_rate=achieved,
+            late_start_pct=late_pct,
+        )
+        return {
+            "cpu_pct_mean": round(cpu_mean, 1),
+            "cpu_pct_max": round(cpu_max, 1),
+            "loop_lag_ms_p99": round(lag, 3),
+            "loop_lag_ms_max": round(self.lag.max / 1000.0, 3),
+            "target_rate": round(target_rate, 3) if target_rate is not None else None,
+            "achieved_rate": round(achieved, 3),
+            "late_starts": pub.late_starts,
+            "late_start_pct": round(late_pct, 3),
+            "valid": valid,
+            "invalid_reason": why,
+        }
