@@ -1,1 +1,76 @@
 from __future__ import annotations
+
+from typing import Any
+
+from django import forms
+
+from loadtests.models import RunStatus
+
+DATE_HELP = "YYYY-MM-DD"
+
+
+class RunFilterForm(forms.Form):
+    """The overview's filters; an invalid field is reported and left out of the filter."""
+
+    definition = forms.IntegerField(required=False, min_value=1)
+    status = forms.ChoiceField(required=False, choices=[("", "any"), *RunStatus.choices])
+    since = forms.DateField(
+        required=False,
+        input_formats=["%Y-%m-%d"],
+        error_messages={"invalid": f"Enter a date as {DATE_HELP}."},
+    )
+    until = forms.DateField(
+        required=False,
+        input_formats=["%Y-%m-%d"],
+        error_messages={"invalid": f"Enter a date as {DATE_HELP}."},
+    )
+    tag = forms.SlugField(required=False, max_length=40)
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean()
+        since, until = cleaned.get("since"), cleaned.get("until")
+        if since and until and since > until:
+            self.add_error("until", "Must be on or after the 'since' date.")
+        return cleaned
+
+    def valid_filters(self) -> dict[str, Any]:
+        """The filters that cleaned, whatever happened to the others."""
+        self.is_valid()
+        return {
+            name: value
+            for name, value in self.cleaned_data.items()
+            if name not in self.errors and value not in (None, "")
+        }
+
+    def problems(self) -> list[str]:
+        return [
+            f"{self.fields[name].label or name}: {' '.join(messages)}"
+            for name, messages in self.errors.items()
+        ]
+
+
+class CompareForm(forms.Form):
+    """Two run ids; a missing one is filled in with the other run's baseline."""
+
+    a = forms.IntegerField(required=False, min_value=1, label="run a (baseline)")
+    b = forms.IntegerField(required=False, min_value=1, label="run b")
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean()
+        if not self.errors and not cleaned.get("a") and not cleaned.get("b"):
+            raise forms.ValidationError("Give a run id in a or b (or both).")
+        if cleaned.get("a") and cleaned.get("a") == cleaned.get("b"):
+            raise forms.ValidationError("A run compared with itself shows nothing: pick two runs.")
+        return cleaned
+
+    def problems(self) -> list[str]:
+        return [
+            (f"{self.fields[name].label}: " if name in self.fields else "") + " ".join(messages)
+            for name, messages in self.errors.items()
+        ]
+
+
+class BaselineForm(forms.Form):
+    """Empty run: go back to the default (the last passing run)."""
+
+    run = forms.IntegerField(required=False, min_value=1)

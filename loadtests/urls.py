@@ -4,6 +4,21 @@ from django.urls import path
 
 from loadtests import views
 
+app_name = "loadtests"
 urlpatterns = [
-    path("", views.overview, name="home"),
+    path("definitions/<int:definition_id>/", views.definition_detail, name="definition"),
+    path("definitions/<int:definition_id>/run/", views.definition_run, name="definition_run"),
+    path(
+        "definitions/<int:definition_id>/baseline/",
+        views.definition_baseline,
+        name="definition_baseline",
+    ),
+    # Before runs/<id>/ so that "compare" is never read as a run id.
+    path("runs/compare/", views.compare, name="compare"),
+    path("runs/<int:run_id>/", views.run_detail, name="run"),
+    path("runs/<int:run_id>/live/", views.run_live, name="run_live"),
+    path("runs/<int:run_id>/cancel/", views.run_cancel, name="run_cancel"),
+    path("runs/<int:run_id>/summary.json", views.run_summary_json, name="run_summary_json"),
+    path("runs/<int:run_id>/intervals.csv", views.run_intervals_csv, name="run_intervals_csv"),
+    path("runs/<int:run_id>/latency.hlog", views.run_histogram_log, name="run_histogram_log"),
 ]

@@ -1,8 +1,221 @@
 from __future__ import annotations
 
-from django.http import HttpRequest, HttpResponse
-from django.shortcuts import render
+import json
+from typing import Any
+
+from django.contrib import messages
+from django.contrib.auth.decorators import permission_required
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.template.loader import render_to_string
+from django.utils.http import urlencode
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_GET, require_POST
+
+from loadtests import dashboard, services
+from loadtests.forms import BaselineForm, CompareForm, RunFilterForm
+from loadtests.models import ACTIVE_STATUSES, LoadTestDefinition, LoadTestRun, RunTrigger
+
+NAV = {"nav": "loadtests"}
 
 
+def _not_found(request: HttpRequest, message: str) -> HttpResponse:
+    return render(request, "loadtests/not_found.html", {"message": message, **NAV}, status=404)
+
+
+def _run_or_none(run_id: int, queryset: Any = None) -> LoadTestRun | None:
+    return (queryset if queryset is not None else LoadTestRun.objects).filter(pk=run_id).first()
+
+
+def _missing_run(request: HttpRequest, run_id: int) -> HttpResponse:
+    return _not_found(request, f"There is no run #{run_id}; it may have been deleted.")
+
+
+@require_GET
 def overview(request: HttpRequest) -> HttpResponse:
-    return render(request, "loadtests/overview.html")
+    form = RunFilterForm(request.GET)
+    filters = form.valid_filters()
+    page = dashboard.run_page(dashboard.filtered_runs(filters), request.GET.get("page"))
+    definitions = dashboard.definitions_with_trends()
+    context = {
+        "form": form,
+        "problems": form.problems(),
+        "filters": filters,
+        "page": page,
+        "runs": page.object_list,
+        "definitions": definitions,
+        "definition_names": {d.pk: d.name for d in definitions},
+        "tags": sorted({tag.name for d in definitions for tag in d.tags.all()}),
+        "running": dashboard.running_now(),
+        "page_query": urlencode({k: v for k, v in request.GET.items() if k != "page" and v}),
+        "trends": {d.pk: d.trend for d in definitions},
+        **NAV,
+    }
+    return render(request, "loadtests/overview.html", context, status=400 if form.errors else 200)
+
+
+@require_GET
+def definition_detail(request: HttpRequest, definition_id: int) -> HttpResponse:
+    definition = (
+        LoadTestDefinition.objects.prefetch_related("steps", "stages", "tags")
+        .filter(pk=definition_id)
+        .first()
+    )
+    if definition is None:
+        return _not_found(request, f"There is no load-test definition #{definition_id}.")
+    runs = dashboard.definition_history(definition)
+    context = {
+        "definition": definition,
+        "runs": runs[:25],
+        "baseline": dashboard.baseline_of(definition),
+        "baseline_choices": [
+            run for run in runs if run.status not in ACTIVE_STATUSES and run.finished_at
+        ][:50],
+        "history": dashboard.history_chart(runs),
+        **NAV,
+    }
+    return render(request, "loadtests/definition.html", context)
+
+
+@require_POST
+@permission_required("loadtests.add_loadtestrun", raise_exception=True)
+def definition_run(request: HttpRequest, definition_id: int) -> HttpResponse:
+    definition = get_object_or_404(LoadTestDefinition, pk=definition_id)
+    try:
+        run = services.queue_run(definition, trigger=RunTrigger.MANUAL, user=request.user)
+    except services.RunRefused as exc:
+        for field, problems in exc.message_dict.items():
+            messages.error(request, f"Not started: {field}: {' '.join(problems)}")
+        return redirect(definition)
+    return redirect(run)
+
+
+@require_POST
+@permission_required("loadtests.change_loadtestdefinition", raise_exception=True)
+def definition_baseline(request: HttpRequest, definition_id: int) -> HttpResponse:
+    definition = get_object_or_404(LoadTestDefinition, pk=definition_id)
+    form = BaselineForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, "Baseline not changed: run: give a run id.")
+        return redirect(definition)
+    run_id = form.cleaned_data["run"]
+    run = None
+    if run_id is not None:
+        run = definition.runs.exclude(status__in=ACTIVE_STATUSES).filter(pk=run_id).first()
+        if run is None:
+            messages.error(
+                request, f"Baseline not changed: run #{run_id} is not a finished run of this test."
+            )
+            return redirect(definition)
+    definition.baseline_run = run
+    definition.save(update_fields=["baseline_run", "updated_at"])
+    if run is None:
+        messages.success(request, "Baseline reset: the last passing run is used.")
+    else:
+        messages.success(request, f"Run #{run.pk} is now the baseline.")
+    return redirect(definition)
+
+
+@require_GET
+def run_detail(request: HttpRequest, run_id: int) -> HttpResponse:
+    run = _run_or_none(run_id, LoadTestRun.objects.select_related("definition"))
+    if run is None:
+        return _missing_run(request, run_id)
+    rows = dashboard.interval_rows(run)
+    context = {
+        **dashboard.summary_context(run),
+        "chart_data": dashboard.run_chart_data(run, rows),
+        **NAV,
+    }
+    return render(request, "loadtests/run.html", context)
+
+
+@never_cache
+@require_GET
+def run_live(request: HttpRequest, run_id: int) -> JsonResponse:
+    try:
+        after = int(request.GET.get("after", "-1"))
+    except ValueError:
+        return JsonResponse(
+            {"error": "after: give the last second already shown, e.g. 12."}, status=400
+        )
+    run = _run_or_none(run_id)
+    if run is None:
+        return JsonResponse({"error": f"There is no run #{run_id}."}, status=404)
+    state = dashboard.live_state(run, after=after)
+    if not run.is_active:
+        state["summary_html"] = render_to_string(
+            "loadtests/_run_summary.html", dashboard.summary_context(run), request=request
+        )
+        state["latency"] = dashboard.histogram_charts(run.latency_histogram)
+        state["service"] = dashboard.histogram_charts(run.service_histogram)
+    return JsonResponse(state)
+
+
+@require_POST
+@permission_required("loadtests.change_loadtestrun", raise_exception=True)
+def run_cancel(request: HttpRequest, run_id: int) -> HttpResponse:
+    run = get_object_or_404(LoadTestRun, pk=run_id)
+    if services.request_cancel(run):
+        messages.success(request, f"Cancellation of run #{run.pk} requested.")
+    else:
+        messages.info(request, f"Run #{run.pk} had already ended.")
+    return redirect(run)
+
+
+@require_GET
+def compare(request: HttpRequest) -> HttpResponse:
+    form = CompareForm(request.GET)
+    context: dict[str, Any] = {"form": form, **NAV}
+    if not form.is_valid():
+        context["problems"] = form.problems()
+        return render(request, "loadtests/compare.html", context, status=400)
+    a_id, b_id = form.cleaned_data["a"], form.cleaned_data["b"]
+    runs = LoadTestRun.objects.select_related("definition").in_bulk([i for i in (a_id, b_id) if i])
+    missing = [f"#{i}" for i in (a_id, b_id) if i and i not in runs]
+    if missing:
+        context["problems"] = [f"There is no run {' or '.join(missing)}."]
+        return render(request, "loadtests/compare.html", context, status=404)
+    a, b = runs.get(a_id), runs.get(b_id)
+    if a is None or b is None:
+        run = a or b
+        baseline = (
+            dashboard.baseline_of(run.definition, before=run, full=True).run
+            if run.definition
+            else None
+        )
+        if baseline is None:
+            context["problems"] = [
+                f"Run #{run.pk} has no baseline to compare with (no chosen baseline and no earlier "
+                "passing run of its test): give both a and b."
+            ]
+            return render(request, "loadtests/compare.html", context, status=400)
+        a, b = baseline, run
+        context["defaulted"] = True
+    context.update({"a": a, "b": b, **dashboard.comparison(a, b)})
+    return render(request, "loadtests/compare.html", context)
+
+
+def _download(content: str, content_type: str, filename: str) -> HttpResponse:
+    response = HttpResponse(content, content_type=content_type)
+    response["Content-Disposition"] = f'attachment; filename="{filename}"'
+    return response
+
+
+@require_GET
+def run_summary_json(request: HttpRequest, run_id: int) -> HttpResponse:
+    run = get_object_or_404(LoadTestRun, pk=run_id)
+    body = json.dumps(services.summary_dict(run), indent=2)
+    return _download(body, "application/json", f"run-{run.pk}-summary.json")
+
+
+@require_GET
+def run_intervals_csv(request: HttpRequest, run_id: int) -> HttpResponse:
+    run = get_object_or_404(LoadTestRun, pk=run_id)
+    return _download(services.intervals_csv(run), "text/csv", f"run-{run.pk}-intervals.csv")
+
+
+@require_GET
+def run_histogram_log(request: HttpRequest, run_id: int) -> HttpResponse:
+    run = get_object_or_404(LoadTestRun, pk=run_id)
+    return _download(services.histogram_log(run), "text/plain", f"run-{run.pk}-latency.hlog")

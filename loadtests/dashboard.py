@@ -1,0 +1,387 @@
+"""Read side of the dashboard: what pages and their JSON endpoints show.
+
+Every function here runs a fixed number of queries whatever the number of runs and intervals:
+lists are paginated or limited, per-definition trends come from one windowed query, and a
+run's per-second series are read as plain values (never its per-second histograms).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, time, timedelta
+from typing import Any
+
+from django.core.paginator import Page, Paginator
+from django.db.models import F, Q, QuerySet, Window
+from django.db.models.functions import RowNumber
+from django.utils import timezone
+
+from loadtests import charts
+from loadtests.models import (
+    ACTIVE_STATUSES,
+    LoadTestDefinition,
+    LoadTestRun,
+    RunStatus,
+)
+from offgridperf.histograms import Histogram
+
+RUNS_PER_PAGE = 25
+TREND_RUNS = 20
+HISTORY_RUNS = 100
+RUNNING_SHOWN = 20
+
+# What run lists need; never the encoded histograms or the frozen config.
+RUN_LIST_FIELDS = (
+    "id", "definition_id", "name", "status", "created_at", "started_at", "finished_at",
+    "planned_duration_s", "duration_s", "requests", "errors", "error_rate_pct",
+    "throughput_rps", "latency_p50_ms", "latency_p95_ms", "latency_p99_ms", "passed", "valid",
+)  # fmt: skip
+
+INTERVAL_FIELDS = (
+    "index", "shard", "length_s", "requests", "errors", "achieved_rps", "target",
+    "active_users", "in_flight", "latency_p50_ms", "latency_p95_ms", "latency_p99_ms",
+    "latency_max_ms", "service_p50_ms", "service_p95_ms", "service_p99_ms",
+)  # fmt: skip
+
+FINISHED = Q(finished_at__isnull=False) & ~Q(status__in=ACTIVE_STATUSES)
+
+
+def run_list() -> QuerySet[LoadTestRun]:
+    return LoadTestRun.objects.only(*RUN_LIST_FIELDS)
+
+
+# -- overview ------------------------------------------------------------------------------
+
+
+def filtered_runs(filters: dict[str, Any]) -> QuerySet[LoadTestRun]:
+    """Runs newest first, narrowed by the cleaned overview filters."""
+    runs = run_list()
+    if "definition" in filters:
+        runs = runs.filter(definition_id=filters["definition"])
+    if "status" in filters:
+        runs = runs.filter(status=filters["status"])
+    if "since" in filters:
+        runs = runs.filter(created_at__gte=_day_start(filters["since"]))
+    if "until" in filters:
+        runs = runs.filter(created_at__lt=_day_start(filters["until"]) + timedelta(days=1))
+    if "tag" in filters:
+        runs = runs.filter(definition__tags__name=filters["tag"])
+    return runs.order_by("-created_at", "-id")
+
+
+def _day_start(day: Any) -> datetime:
+    return timezone.make_aware(datetime.combine(day, time.min))
+
+
+def run_page(runs: QuerySet[LoadTestRun], page_number: str | None) -> Page:
+    return Paginator(runs, RUNS_PER_PAGE).get_page(page_number)
+
+
+def running_now() -> list[LoadTestRun]:
+    runs = list(
+        run_list().filter(status__in=ACTIVE_STATUSES).order_by("created_at")[:RUNNING_SHOWN]
+    )
+    for run in runs:
+        run.progress_pct = charts.progress(elapsed_s(run), run.planned_duration_s)
+    return runs
+
+
+def elapsed_s(run: LoadTestRun) -> float | None:
+    if not run.started_at:
+        return None
+    end = run.finished_at or timezone.now()
+    return round((end - run.started_at).total_seconds(), 1)
+
+
+def definition_trends(limit: int = TREND_RUNS) -> dict[int, list[dict[str, Any]]]:
+    """The last `limit` finished runs of every definition, oldest first, in one query."""
+    rows = (
+        LoadTestRun.objects.filter(FINISHED, definition__isnull=False)
+        .annotate(
+            position=Window(
+                RowNumber(),
+                partition_by=[F("definition_id")],
+                order_by=[F("created_at").desc(), F("id").desc()],
+            )
+        )
+        .filter(position__lte=limit)
+        .values_list("definition_id", "id", "latency_p95_ms", "passed", "status")
+    )
+    trends: dict[int, list[dict[str, Any]]] = {}
+    for definition_id, run_id, p95, passed, status in rows:
+        trends.setdefault(definition_id, []).append(
+            {"id": run_id, "p95": p95, "passed": passed, "status": status}
+        )
+    for points in trends.values():
+        points.sort(key=lambda point: point["id"])
+    return trends
+
+
+def definitions_with_trends() -> list[LoadTestDefinition]:
+    definitions = list(LoadTestDefinition.objects.prefetch_related("tags"))
+    trends = definition_trends()
+    for definition in definitions:
+        definition.trend = trends.get(definition.pk, [])
+        definition.last = definition.trend[-1] if definition.trend else None
+    return definitions
+
+
+# -- definition page ---------------------------------------------------------------------
+
+
+def definition_history(definition: LoadTestDefinition, limit: int = HISTORY_RUNS) -> list[Any]:
+    """Its latest runs, newest first."""
+    return list(run_list().filter(definition=definition).order_by("-created_at", "-id")[:limit])
+
+
+def history_chart(runs: Sequence[LoadTestRun]) -> dict[str, Any]:
+    """Per-run series for the definition's history charts, oldest first; failing runs marked."""
+    finished = [run for run in reversed(runs) if run.status not in ACTIVE_STATUSES]
+    return {
+        "labels": [f"#{run.pk}" for run in finished],
+        "ids": [run.pk for run in finished],
+        "p50": [run.latency_p50_ms for run in finished],
+        "p95": [run.latency_p95_ms for run in finished],
+        "p99": [run.latency_p99_ms for run in finished],
+        "throughput": [run.throughput_rps for run in finished],
+        "failed": [run.passed is False for run in finished],
+        "status": [run.status for run in finished],
+    }
+
+
+@dataclass(frozen=True)
+class Baseline:
+    run: LoadTestRun | None
+    chosen: bool  # True: picked by a user; False: the default (last passing run)
+
+
+def baseline_of(
+    definition: LoadTestDefinition, *, before: LoadTestRun | None = None, full: bool = False
+) -> Baseline:
+    """The definition's chosen baseline, else its last passing run (before `before`, if given).
+
+    `full` loads every field (histograms included) for a comparison; otherwise list fields.
+    """
+    runs = LoadTestRun.objects.all() if full else run_list()
+    if definition.baseline_run_id and (before is None or definition.baseline_run_id != before.pk):
+        run = runs.filter(pk=definition.baseline_run_id).first()
+        if run is not None:
+            return Baseline(run, True)
+    passing = runs.filter(definition=definition, status=RunStatus.PASSED)
+    if before is not None:
+        passing = passing.exclude(pk=before.pk).filter(created_at__lte=before.created_at)
+    return Baseline(passing.order_by("-created_at", "-id").first(), False)
+
+
+# -- run page -----------------------------------------------------------------------------
+
+
+def combine_shards(rows: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One row per second: counts add up across shards, percentiles take the worst shard."""
+    seconds: dict[int, dict[str, Any]] = {}
+    for row in rows:
+        current = seconds.get(row["index"])
+        if current is None:
+            seconds[row["index"]] = dict(row)
+            continue
+        for key in ("requests", "errors", "achieved_rps", "target", "active_users", "in_flight"):
+            current[key] = (current[key] or 0) + (row[key] or 0)
+        for key in INTERVAL_FIELDS:
+            if key.endswith("_ms") and row[key] is not None:
+                current[key] = max(current[key] or 0.0, row[key])
+    return [seconds[index] for index in sorted(seconds)]
+
+
+def _rate(row: dict[str, Any], key: str) -> float:
+    return round(row[key] / row["length_s"], 3) if row["length_s"] else float(row[key])
+
+
+def timeline(rows: Sequence[dict[str, Any]], max_points: int = charts.MAX_POINTS) -> dict[str, Any]:
+    """The per-second charts' series, downsampled with min/max kept."""
+    return charts.downsample(
+        [row["index"] for row in rows],
+        {
+            "rps": [_rate(row, "requests") for row in rows],
+            "errors": [_rate(row, "errors") for row in rows],
+            "p50": [row["latency_p50_ms"] for row in rows],
+            "p95": [row["latency_p95_ms"] for row in rows],
+            "p99": [row["latency_p99_ms"] for row in rows],
+            "max": [row["latency_max_ms"] for row in rows],
+            "s50": [row["service_p50_ms"] for row in rows],
+            "s95": [row["service_p95_ms"] for row in rows],
+            "s99": [row["service_p99_ms"] for row in rows],
+            "users": [row["active_users"] for row in rows],
+            "in_flight": [row["in_flight"] for row in rows],
+            "target": [row["target"] for row in rows],
+        },
+        max_points,
+    )
+
+
+def interval_rows(run: LoadTestRun, *, after: int = -1, limit: int | None = None) -> list[dict]:
+    rows = run.intervals.filter(index__gt=after).order_by("index", "shard").values(*INTERVAL_FIELDS)
+    return combine_shards(rows[:limit] if limit else rows)
+
+
+def histogram_charts(encoded: str) -> dict[str, list[dict]]:
+    """Spectrum and log-scale distribution of one encoded histogram, in milliseconds."""
+    if not encoded:
+        return {"spectrum": [], "distribution": []}
+    histogram = Histogram.decode(encoded)
+    return {
+        "spectrum": charts.spectrum_points(histogram.percentile_spectrum()),
+        "distribution": charts.distribution_points(histogram.log_buckets()),
+    }
+
+
+def run_chart_data(run: LoadTestRun, rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    return {
+        "id": run.pk,
+        "status": run.status,
+        "active": run.is_active,
+        "load_model": (run.config or {}).get("load_model", "closed"),
+        "last_index": rows[-1]["index"] if rows else -1,
+        "timeline": timeline(rows),
+        "latency": histogram_charts(run.latency_histogram),
+        "service": histogram_charts(run.service_histogram),
+    }
+
+
+def errors_table(run: LoadTestRun) -> list[dict[str, Any]]:
+    """Errors by class, largest first, with a sample message where the run recorded one."""
+    table = [
+        {"name": name, "count": entry.get("count", 0), "sample": entry.get("sample", "")}
+        if isinstance(entry, dict)
+        else {"name": name, "count": entry, "sample": ""}
+        for name, entry in (run.errors_by_class or {}).items()
+    ]
+    return sorted(table, key=lambda row: (-row["count"], row["name"]))
+
+
+def step_table(steps_summary: Any) -> tuple[list[str], list[dict[str, Any]]]:
+    """Columns and rows of the per-step table, whatever keys the engine reported."""
+    if isinstance(steps_summary, dict):
+        items = [
+            {"step": name, **(stats if isinstance(stats, dict) else {"value": stats})}
+            for name, stats in steps_summary.items()
+        ]
+    else:
+        items = [dict(item) for item in steps_summary or [] if isinstance(item, dict)]
+    columns: list[str] = []
+    for item in items:
+        for key in item:
+            if key not in columns and not isinstance(item[key], dict | list):
+                columns.append(key)
+    return columns, [{"cells": [item.get(col) for col in columns]} for item in items]
+
+
+def summary_context(run: LoadTestRun) -> dict[str, Any]:
+    columns, rows = step_table(run.steps_summary)
+    return {
+        "run": run,
+        "elapsed_s": elapsed_s(run),
+        "latency": run.percentiles("latency"),
+        "service": run.percentiles("service"),
+        "errors": errors_table(run),
+        "step_columns": columns,
+        "step_rows": rows,
+        "health": {k: v for k, v in (run.health or {}).items() if k != "valid"},
+    }
+
+
+def live_state(run: LoadTestRun, *, after: int = -1, limit: int = charts.MAX_POINTS) -> dict:
+    """What a watching page needs each second: status, progress and the new seconds."""
+    elapsed = elapsed_s(run)
+    rows = interval_rows(run, after=after, limit=limit)
+    return {
+        "id": run.pk,
+        "status": run.status,
+        "active": run.is_active,
+        "status_reason": run.status_reason,
+        "elapsed_s": elapsed,
+        "planned_s": run.planned_duration_s,
+        "progress_pct": charts.progress(elapsed, run.planned_duration_s),
+        "requests": run.requests,
+        "errors": run.errors,
+        "intervals": [
+            {
+                "i": row["index"],
+                "rps": _rate(row, "requests"),
+                "errors": _rate(row, "errors"),
+                "p50": row["latency_p50_ms"],
+                "p95": row["latency_p95_ms"],
+                "p99": row["latency_p99_ms"],
+                "max": row["latency_max_ms"],
+                "s50": row["service_p50_ms"],
+                "s95": row["service_p95_ms"],
+                "s99": row["service_p99_ms"],
+                "users": row["active_users"],
+                "in_flight": row["in_flight"],
+                "target": row["target"],
+            }
+            for row in rows
+        ],
+    }
+
+
+# -- compare ------------------------------------------------------------------------------
+
+
+def summary_values(run: LoadTestRun) -> dict[str, float | None]:
+    return {metric.key: getattr(run, metric.key) for metric in charts.COMPARED_METRICS}
+
+
+def noise_history(run: LoadTestRun, exclude: Sequence[int]) -> list[float | None]:
+    """p95 of the last finished runs of the run's definition (the run-to-run noise sample)."""
+    if run.definition_id is None:
+        return []
+    return list(
+        LoadTestRun.objects.filter(FINISHED, definition_id=run.definition_id)
+        .exclude(pk__in=exclude)
+        .exclude(latency_p95_ms=None)
+        .order_by("-created_at", "-id")
+        .values_list("latency_p95_ms", flat=True)[: charts.NOISE_RUNS]
+    )
+
+
+def p95_series(run_ids: Sequence[int]) -> dict[int, dict[str, Any]]:
+    """Per-second p95 of each run (downsampled), read in one query."""
+    from loadtests.models import RunInterval
+
+    rows: dict[int, list[dict[str, Any]]] = {run_id: [] for run_id in run_ids}
+    for row in (
+        RunInterval.objects.filter(run_id__in=run_ids)
+        .order_by("run_id", "index", "shard")
+        .values("run_id", *INTERVAL_FIELDS)
+    ):
+        rows[row.pop("run_id")].append(row)
+    series = {}
+    for run_id, run_rows in rows.items():
+        combined = combine_shards(run_rows)
+        series[run_id] = charts.downsample(
+            [row["index"] for row in combined],
+            {"p95": [row["latency_p95_ms"] for row in combined]},
+        )
+    return series
+
+
+def comparison(a: LoadTestRun, b: LoadTestRun) -> dict[str, Any]:
+    values_a, values_b = summary_values(a), summary_values(b)
+    history = noise_history(a, exclude=[b.pk])
+    run_noise = charts.noise(history)
+    verdict = charts.verdict(values_a, values_b, run_noise)
+    series = p95_series([a.pk, b.pk])
+    return {
+        "deltas": charts.deltas(values_a, values_b),
+        "verdict": verdict,
+        "noise": run_noise,
+        "noise_runs": len([v for v in history if v is not None]),
+        "rule": charts.VERDICT_RULE,
+        "margin_pct": charts.REGRESSION_PCT,
+        "chart": {
+            "a": {"id": a.pk, "spectrum": histogram_charts(a.latency_histogram)["spectrum"]},
+            "b": {"id": b.pk, "spectrum": histogram_charts(b.latency_histogram)["spectrum"]},
+            "p95": {"a": series[a.pk], "b": series[b.pk]},
+        },
+    }

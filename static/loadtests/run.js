@@ -1,0 +1,210 @@
+// Run page: per-second charts from the server's (downsampled) timeline, then live updates
+// from the run's small JSON endpoint every second (every 5 s while the tab is hidden).
+(function () {
+  "use strict";
+
+  const root = document.getElementById("run-page");
+  const data = JSON.parse(document.getElementById("run-data").textContent);
+  const COLORS = {
+    rps: "#1f6feb", errors: "#cf222e", p50: "#1a7f37", p95: "#9a6700", p99: "#8250df",
+    users: "#0969da", target: "#8c959f", service: "#bf3989",
+  };
+  const SPECTRUM_TICKS = { 0: "0%", 1: "90%", 2: "99%", 3: "99.9%", 4: "99.99%", 5: "99.999%", 6: "max" };
+
+  Chart.defaults.animation = false;
+  Chart.defaults.maintainAspectRatio = false;
+  Chart.defaults.font.size = 11;
+
+  const tl = data.timeline;
+  const hideBands = { labels: { filter: (item, chartData) => !chartData.datasets[item.datasetIndex].band } };
+
+  function points(name, key) {
+    return tl.x.map((x, i) => ({ x: x, y: tl.series[name][key][i] }));
+  }
+
+  function line(label, name, color, extra) {
+    return Object.assign({
+      label: label, data: points(name, "mean"), series: name, borderColor: color,
+      backgroundColor: color, borderWidth: 1.5, pointRadius: 0, spanGaps: false,
+    }, extra || {});
+  }
+
+  // A min/max band behind a line when several seconds share one point.
+  function band(name, color, extra) {
+    if (!tl.downsampled) return [];
+    const common = { band: true, borderWidth: 0, pointRadius: 0, backgroundColor: color + "33" };
+    return [
+      Object.assign({ label: name + " max", data: points(name, "max"), series: name, bandKey: "max", fill: false }, common, extra),
+      Object.assign({ label: name + " min", data: points(name, "min"), series: name, bandKey: "min", fill: "-1" }, common, extra),
+    ];
+  }
+
+  function timeChart(id, datasets, scales) {
+    return new Chart(document.getElementById(id), {
+      type: "line",
+      data: { datasets: datasets },
+      options: {
+        parsing: true, normalized: true,
+        interaction: { mode: "index", intersect: false },
+        plugins: { legend: hideBands },
+        scales: Object.assign({ x: { type: "linear", title: { display: true, text: "seconds" } } }, scales),
+      },
+    });
+  }
+
+  const openModel = data.load_model === "open";
+  const throughput = timeChart("chart-throughput", [
+    line("requests/s", "rps", COLORS.rps), ...band("rps", COLORS.rps),
+    line("errors/s", "errors", COLORS.errors, { yAxisID: "y1" }),
+    ...(openModel ? [line("planned req/s", "target", COLORS.target, { borderDash: [4, 4] })] : []),
+  ], {
+    y: { beginAtZero: true, title: { display: true, text: "req/s" } },
+    y1: { beginAtZero: true, position: "right", grid: { drawOnChartArea: false }, title: { display: true, text: "errors/s" } },
+  });
+
+  const latency = timeChart("chart-latency", [
+    line("p50", "p50", COLORS.p50), line("p95", "p95", COLORS.p95),
+    line("p99", "p99", COLORS.p99), ...band("p99", COLORS.p99),
+    line("service p50", "s50", COLORS.p50, { hidden: true, borderDash: [4, 3] }),
+    line("service p95", "s95", COLORS.p95, { hidden: true, borderDash: [4, 3] }),
+    line("service p99", "s99", COLORS.p99, { hidden: true, borderDash: [4, 3] }),
+  ], { y: { beginAtZero: true, title: { display: true, text: "ms" } } });
+
+  const load = timeChart("chart-load", openModel
+    ? [line("in-flight", "in_flight", COLORS.users), ...band("in_flight", COLORS.users)]
+    : [line("active users", "users", COLORS.users),
+      line("planned users", "target", COLORS.target, { borderDash: [4, 4] })],
+  { y: { beginAtZero: true } });
+
+  // Corrected latency is the truth for an open model; service time is what the server spent.
+  document.getElementById("toggle-service").addEventListener("change", function (event) {
+    const service = event.target.checked;
+    latency.data.datasets.forEach(function (ds) {
+      const isService = ds.series.charAt(0) === "s";
+      ds.hidden = isService ? !service : service;
+    });
+    latency.update("none");
+  });
+
+  const distribution = new Chart(document.getElementById("chart-distribution"), {
+    type: "bar",
+    data: { labels: [], datasets: [
+      { label: "latency", data: [], backgroundColor: COLORS.rps },
+      { label: "service time", data: [], backgroundColor: COLORS.service, hidden: true },
+    ] },
+    options: {
+      scales: {
+        x: { title: { display: true, text: "ms (bucket upper bound)" } },
+        y: { beginAtZero: true, title: { display: true, text: "requests" } },
+      },
+    },
+  });
+
+  const spectrum = new Chart(document.getElementById("chart-spectrum"), {
+    type: "line",
+    data: { datasets: [
+      { label: "latency (corrected)", data: [], borderColor: COLORS.rps, backgroundColor: COLORS.rps, pointRadius: 0, borderWidth: 1.5 },
+      { label: "service time", data: [], borderColor: COLORS.service, backgroundColor: COLORS.service, pointRadius: 0, borderWidth: 1.5 },
+    ] },
+    options: {
+      interaction: { mode: "nearest", intersect: false },
+      plugins: { tooltip: { callbacks: { title: (items) => items.length ? "p" + items[0].raw.p : "" } } },
+      scales: {
+        x: { type: "linear", min: 0, max: 6, ticks: { stepSize: 1, callback: (v) => SPECTRUM_TICKS[v] || "" },
+          title: { display: true, text: "percentile" } },
+        y: { beginAtZero: true, title: { display: true, text: "ms" } },
+      },
+    },
+  });
+
+  function drawHistograms(lat, svc) {
+    const buckets = lat.distribution.length ? lat.distribution : svc.distribution;
+    const byUpper = new Map(svc.distribution.map((b) => [b.hi, b.count]));
+    distribution.data.labels = buckets.map((b) => String(b.hi));
+    distribution.data.datasets[0].data = lat.distribution.map((b) => b.count);
+    distribution.data.datasets[1].data = buckets.map((b) => byUpper.get(b.hi) || 0);
+    distribution.update("none");
+    spectrum.data.datasets[0].data = lat.spectrum;
+    spectrum.data.datasets[1].data = svc.spectrum;
+    spectrum.update("none");
+    document.getElementById("distribution-note").hidden = lat.distribution.length > 0;
+    document.getElementById("spectrum-note").hidden = lat.spectrum.length > 0;
+  }
+  drawHistograms(data.latency, data.service);
+
+  // -- live updates ------------------------------------------------------------------------
+  let lastIndex = data.last_index;
+  const liveCharts = [throughput, latency, load];
+
+  function append(intervals) {
+    intervals.forEach(function (row) {
+      liveCharts.forEach(function (chart) {
+        chart.data.datasets.forEach(function (ds) { ds.data.push({ x: row.i, y: row[ds.series] }); });
+      });
+      lastIndex = Math.max(lastIndex, row.i);
+    });
+    if (intervals.length) liveCharts.forEach((chart) => chart.update("none"));
+  }
+
+  function showState(state) {
+    const badge = document.getElementById("run-status");
+    badge.textContent = state.status;
+    badge.className = "badge " + state.status;
+    document.getElementById("progress-bar").style.width = state.progress_pct + "%";
+    document.getElementById("progress-text").textContent =
+      Math.round(state.elapsed_s || 0) + " s of " + state.planned_s + " s";
+    document.getElementById("live-requests").textContent = state.requests;
+    document.getElementById("live-errors").textContent = state.errors;
+    const reason = document.getElementById("status-reason");
+    reason.textContent = state.status_reason || "";
+    reason.hidden = !state.status_reason;
+  }
+
+  function finish(state) {
+    document.getElementById("run-progress").hidden = true;
+    const cancel = document.getElementById("cancel-form");
+    if (cancel) cancel.remove();
+    document.getElementById("run-summary").innerHTML = state.summary_html;
+    drawHistograms(state.latency, state.service);
+    root.dataset.state = "finished";
+  }
+
+  function delay() {
+    return document.hidden ? 5000 : 1000;
+  }
+
+  let timer = null;
+  function schedule(ms) {
+    clearTimeout(timer);
+    timer = setTimeout(poll, ms);
+  }
+
+  async function poll() {
+    let state;
+    try {
+      const response = await fetch(root.dataset.liveUrl + "?after=" + lastIndex, {
+        headers: { Accept: "application/json" }, credentials: "same-origin",
+      });
+      if (!response.ok) throw new Error("HTTP " + response.status);
+      state = await response.json();
+    } catch (error) {
+      root.dataset.liveError = String(error);
+      schedule(5000);
+      return;
+    }
+    append(state.intervals);
+    showState(state);
+    // A long catch-up arrives in pages: ask again at once until it is complete.
+    if (state.intervals.length >= 600) return schedule(0);
+    if (state.active) return schedule(delay());
+    finish(state);
+  }
+
+  if (data.active) {
+    document.getElementById("progress-bar").style.width = "0%";
+    document.addEventListener("visibilitychange", function () {
+      if (root.dataset.state === "live") schedule(document.hidden ? 5000 : 0);
+    });
+    schedule(0);
+  }
+})();
