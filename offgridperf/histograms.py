@@ -28,10 +28,10 @@ SIGNIFICANT_DIGITS = 3
 
 # Layout derived as HdrHistogram does for (1, 3_600_000_000, 3): 2048 sub-buckets, of which
 # the upper half (1024) is new in each following bucket; 22 buckets cover one hour.
-_SUB_BUCKET_HALF_COUNT_MAGNITUDE = 10
-_SUB_BUCKET_HALF_COUNT = 1 << _SUB_BUCKET_HALF_COUNT_MAGNITUDE
-_SUB_BUCKET_MASK = (_SUB_BUCKET_HALF_COUNT << 1) - 1
-_BUCKET_SHIFT = _SUB_BUCKET_HALF_COUNT_MAGNITUDE + 1
+SUB_BUCKET_HALF_COUNT_MAGNITUDE = 10
+_SUB_BUCKET_HALF_COUNT = 1 << SUB_BUCKET_HALF_COUNT_MAGNITUDE
+SUB_BUCKET_MASK = (_SUB_BUCKET_HALF_COUNT << 1) - 1
+BUCKET_SHIFT = SUB_BUCKET_HALF_COUNT_MAGNITUDE + 1
 _BUCKET_COUNT = 22
 COUNTS_LEN = (_BUCKET_COUNT + 1) * _SUB_BUCKET_HALF_COUNT
 
@@ -40,12 +40,12 @@ DEFAULT_PERCENTILES = (50.0, 75.0, 90.0, 95.0, 99.0, 99.9, 99.99)
 
 def counts_index(value_us: int) -> int:
     """Index of the counts slot that holds `value_us` (0 <= value_us <= HIGHEST_TRACKABLE_US)."""
-    bucket = (value_us | _SUB_BUCKET_MASK).bit_length() - _BUCKET_SHIFT
-    return (bucket << _SUB_BUCKET_HALF_COUNT_MAGNITUDE) + (value_us >> bucket)
+    bucket = (value_us | SUB_BUCKET_MASK).bit_length() - BUCKET_SHIFT
+    return (bucket << SUB_BUCKET_HALF_COUNT_MAGNITUDE) + (value_us >> bucket)
 
 
 def _bucket_of_index(index: int) -> tuple[int, int]:
-    bucket = (index >> _SUB_BUCKET_HALF_COUNT_MAGNITUDE) - 1
+    bucket = (index >> SUB_BUCKET_HALF_COUNT_MAGNITUDE) - 1
     sub_bucket = (index & (_SUB_BUCKET_HALF_COUNT - 1)) + _SUB_BUCKET_HALF_COUNT
     if bucket < 0:
         return 0, sub_bucket - _SUB_BUCKET_HALF_COUNT
@@ -88,11 +88,11 @@ class Histogram:
         """Count one value (integer microseconds)."""
         if 0 <= value_us <= HIGHEST_TRACKABLE_US:
             try:
-                bucket = (value_us | _SUB_BUCKET_MASK).bit_length() - _BUCKET_SHIFT
+                bucket = (value_us | SUB_BUCKET_MASK).bit_length() - BUCKET_SHIFT
             except TypeError:  # a float: the slow path keeps the fast one free of int() calls
                 self.record(int(value_us))
                 return
-            self.counts[(bucket << _SUB_BUCKET_HALF_COUNT_MAGNITUDE) + (value_us >> bucket)] += 1
+            self.counts[(bucket << SUB_BUCKET_HALF_COUNT_MAGNITUDE) + (value_us >> bucket)] += 1
         else:
             self.record_count(value_us, 1)
 
@@ -109,7 +109,8 @@ class Histogram:
 
     def merge(self, other: Histogram) -> Histogram:
         """Add every count of `other` to this histogram (exact); returns self."""
-        self.counts = list(map(operator.add, self.counts, other.counts))
+        # In place: the load engine holds on to `counts` lists while it records.
+        self.counts[:] = map(operator.add, self.counts, other.counts)
         self.clamped += other.clamped
         return self
 
@@ -278,7 +279,7 @@ class Histogram:
         same_layout = (
             hdr.counts_len == COUNTS_LEN
             and hdr.unit_magnitude == 0
-            and hdr.sub_bucket_half_count_magnitude == _SUB_BUCKET_HALF_COUNT_MAGNITUDE
+            and hdr.sub_bucket_half_count_magnitude == SUB_BUCKET_HALF_COUNT_MAGNITUDE
         )
         if same_layout:
             packed = array("Q")

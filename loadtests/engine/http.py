@@ -79,7 +79,7 @@ class PreparedStep:
 
     __slots__ = (
         "index", "name", "step", "request", "expect", "check", "needs_body", "is_head",
-        "latency", "method", "headers",
+        "latency", "latency_counts", "method", "headers",
     )  # fmt: skip
 
     def __init__(self, index: int, step: Step, target: Target) -> None:
@@ -94,6 +94,7 @@ class PreparedStep:
         self.check: Callable[[bytes], str | None] | None = make_check(step)
         self.is_head = step.method == "HEAD"
         self.latency = Histogram()
+        self.latency_counts = self.latency.counts
 
 
 def make_check(step: Step) -> Callable[[bytes], str | None] | None:

@@ -21,7 +21,8 @@ from loadtests.engine.config import EngineConfig
 from loadtests.engine.http import Connection, PreparedStep, Target, clock, connection_class
 from loadtests.engine.pool import Pool
 from loadtests.engine.scheduler import ArrivalSchedule, Ramp
-from offgridperf.histograms import Histogram
+from offgridperf.histograms import BUCKET_SHIFT, HIGHEST_TRACKABLE_US, SUB_BUCKET_MASK, Histogram
+from offgridperf.histograms import SUB_BUCKET_HALF_COUNT_MAGNITUDE as HALF_MAGNITUDE
 
 LATE_START_S = 0.010
 # The pacing timer may fire up to this much early; starting a request a fraction of a
@@ -37,13 +38,15 @@ class Interval:
     """What happened during one tick; swapped for a fresh one at every tick."""
 
     __slots__ = (
-        "latency", "service", "step_requests", "step_errors", "errors_by_class",
-        "error_samples", "late_starts", "lag_max_s",
+        "latency", "service", "latency_counts", "service_counts", "step_requests",
+        "step_errors", "errors_by_class", "error_samples", "late_starts", "lag_max_s",
     )  # fmt: skip
 
     def __init__(self, step_count: int) -> None:
         self.latency = Histogram()
         self.service = Histogram()
+        self.latency_counts = self.latency.counts
+        self.service_counts = self.service.counts
         self.step_requests = [0] * step_count
         self.step_errors = [0] * step_count
         self.errors_by_class: dict[str, int] = {}
@@ -195,6 +198,8 @@ class LoadModel:
     # -- responses -------------------------------------------------------------------------
 
     def on_response(self, conn: Connection, status: int) -> None:
+        # The hot path. Histogram.record is inlined (same arithmetic, see counts_index) because
+        # a method call per value is a measurable share of the per-request budget.
         now = clock()
         step: PreparedStep = conn.step  # type: ignore[assignment]
         if self.follow_redirects and 300 <= status < 400 and self.follow(conn):
@@ -205,10 +210,21 @@ class LoadModel:
         if sent < start:
             start = sent
         interval = self.interval
-        latency = int((now - start) * 1_000_000.0)
-        interval.latency.record(latency)
-        interval.service.record(int((now - sent) * 1_000_000.0))
-        step.latency.record(latency)
+        value = int((now - start) * 1_000_000.0)
+        if value <= HIGHEST_TRACKABLE_US:
+            bucket = (value | SUB_BUCKET_MASK).bit_length() - BUCKET_SHIFT
+            index = (bucket << HALF_MAGNITUDE) + (value >> bucket)
+            interval.latency_counts[index] += 1
+            step.latency_counts[index] += 1
+        else:
+            interval.latency.record(value)
+            step.latency.record(value)
+        value = int((now - sent) * 1_000_000.0)
+        if value <= HIGHEST_TRACKABLE_US:
+            bucket = (value | SUB_BUCKET_MASK).bit_length() - BUCKET_SHIFT
+            interval.service_counts[(bucket << HALF_MAGNITUDE) + (value >> bucket)] += 1
+        else:
+            interval.service.record(value)
         interval.step_requests[step.index] += 1
         if status not in step.expect:
             self.status_error(step, status)
@@ -217,9 +233,13 @@ class LoadModel:
             if failure is not None:
                 self.record_error(step, errors.CHECK_FAILED, failure)
         user = conn.user
-        self.release(conn)
-        if user is not None:
-            self.after(user)
+        if user is None:
+            self.release(conn)
+        else:
+            self.next_iteration(conn, user, now)
+
+    def next_iteration(self, conn: Connection, user: Any, now: float) -> None:
+        """A virtual user's request is over (closed model only)."""
 
     def on_failure(self, conn: Connection, error_class: str, message: str) -> None:
         self.in_flight -= 1
@@ -411,6 +431,29 @@ class ClosedModel(LoadModel):
             return
         now = clock()
         self.dispatch(user, self.pick(), now)
+
+    def next_iteration(self, conn: Connection, user: User, now: float) -> None:
+        if (
+            conn.reusable
+            and not self.thinks
+            and not self.waiting
+            and self.running
+            and not user.stopping
+        ):
+            # The common case without think time: the same user sends its next request on
+            # the same connection straight away; Connection.send inlined.
+            single = self.single_step
+            step = single if single is not None else self.pick()
+            self.in_flight += 1
+            conn.step = step
+            conn.intended = conn.sent_at = now
+            conn.busy = True
+            conn.received = False
+            conn.hops = 0
+            conn.transport.write(step.request)  # type: ignore[union-attr]
+            return
+        self.release(conn)
+        self.after(user)
 
     def after(self, user: User) -> None:
         if user.stopping or not self.running:

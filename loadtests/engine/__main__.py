@@ -1,0 +1,116 @@
+"""Run the engine alone, without Django (benchmarks, quick checks).
+
+  python -m loadtests.engine URL (--users N | --rate R) --duration S
+      [--connections C] [--timeout T] [--think MIN[,MAX]] [--method M] [--json]
+
+Prints a summary (JSON with --json, including the process's peak RSS) and exits 0 when the
+run completed, 1 when it was aborted, 2 on a bad command line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import signal
+import sys
+import threading
+from typing import Any
+from urllib.parse import urlsplit
+
+from loadtests.engine.config import CLOSED, OPEN, EngineConfig, Step
+from loadtests.engine.report import IntervalSnapshot
+from loadtests.engine.runner import run
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m loadtests.engine", description=__doc__)
+    parser.add_argument("url", help="the URL to request, e.g. http://127.0.0.1:8080/")
+    load = parser.add_mutually_exclusive_group(required=True)
+    load.add_argument("--users", type=int, help="closed model: this many virtual users")
+    load.add_argument("--rate", type=float, help="open model: this many requests per second")
+    parser.add_argument("--duration", type=float, required=True, help="seconds")
+    parser.add_argument("--connections", type=int, default=None, help="connection cap")
+    parser.add_argument("--timeout", type=float, default=10.0, help="request timeout, seconds")
+    parser.add_argument("--think", default="", help="closed model think time MIN[,MAX] seconds")
+    parser.add_argument("--method", default="GET")
+    parser.add_argument("--no-abort", action="store_true", help="never stop on errors")
+    parser.add_argument("--progress", action="store_true", help="a line per second on stderr")
+    parser.add_argument("--json", action="store_true", help="print the summary as JSON")
+    return parser.parse_args(argv)
+
+
+def config_from(args: argparse.Namespace) -> EngineConfig:
+    parts = urlsplit(args.url)
+    path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+    think = [float(value) for value in args.think.split(",") if value] or [0.0]
+    connections = args.connections or max(args.users or 0, 100)
+    return EngineConfig(
+        base_url=f"{parts.scheme}://{parts.netloc}",
+        steps=(Step(name="request", method=args.method.upper(), path=path),),
+        model=CLOSED if args.users is not None else OPEN,
+        users=args.users or 0,
+        rate=args.rate or 0.0,
+        think_min_s=think[0],
+        think_max_s=think[-1],
+        duration_s=args.duration,
+        timeout_s=args.timeout,
+        max_connections=connections,
+        abort_error_rate_pct=None if args.no_abort else 5.0,
+    )
+
+
+def progress(snapshot: IntervalSnapshot) -> None:
+    print(
+        f"[{snapshot.index + 1:>4}s] {snapshot.achieved_rps:>9.1f} req/s  "
+        f"{snapshot.errors:>5} err  p50 {snapshot.p50_ms:7.2f} ms  p99 {snapshot.p99_ms:7.2f} ms  "
+        f"cpu {snapshot.cpu_pct:5.1f}%",
+        file=sys.stderr,
+        flush=True,
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    config = config_from(args)
+    problems = config.validate()
+    if problems:
+        for field, message in problems:
+            print(f"{field}: {message}", file=sys.stderr)
+        return 2
+    cancel = threading.Event()
+    signal.signal(signal.SIGINT, lambda *_: cancel.set())
+    signal.signal(signal.SIGTERM, lambda *_: cancel.set())
+    result = run(config, sink=progress if args.progress else None, cancel=cancel)
+    summary: dict[str, Any] = result.to_dict()
+    summary.pop("latency_hist")
+    summary.pop("service_hist")
+    # ru_maxrss is in kilobytes on Linux.
+    summary["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+    if args.json:
+        print(json.dumps(summary, indent=2))
+    else:
+        print_text(summary)
+    return 1 if result.status == "aborted" else 0
+
+
+def print_text(summary: dict[str, Any]) -> None:
+    latency, service = summary["latency_ms"], summary["service_time_ms"]
+    print(f"status      {summary['status']} {summary['reason']}".rstrip())
+    print(f"requests    {summary['requests']} in {summary['duration_s']} s")
+    print(f"throughput  {summary['throughput_rps']} req/s")
+    print(f"errors      {summary['errors']} {summary['errors_by_class'] or ''}".rstrip())
+    for name, values in (("latency", latency), ("service", service)):
+        print(
+            f"{name:<11} p50 {values['p50']} ms  p90 {values['p90']} ms  p99 {values['p99']} ms"
+            f"  max {values['max']} ms"
+        )
+    health = summary["health"]
+    verdict = "valid" if health["valid"] else f"INVALID: {health['invalid_reason']}"
+    print(f"generator   cpu {health['cpu_pct_mean']}%  lag p99 {health['loop_lag_ms_p99']} ms  "
+          f"{verdict}")  # fmt: skip
+    print(f"peak RSS    {summary['peak_rss_mb']} MB")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
