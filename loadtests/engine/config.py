@@ -72,6 +72,9 @@ class EngineConfig:
     start_target: float | None = None
     timeout_s: float = 10.0
     max_connections: int = 100
+    # Open model: requests that may wait for a connection before new ones count as
+    # `dropped`; 0 picks 10 x the peak rate, between 1,000 and 100,000.
+    max_backlog: int = 0
     abort_error_rate_pct: float | None = 5.0
     abort_window_s: int = 10
     abort_min_requests: int = 20
@@ -273,6 +276,8 @@ def _limit_problems(config: EngineConfig) -> list[tuple[str, str]]:
         or not 1 <= config.max_connections <= MAX_CONNECTIONS
     ):
         problems.append(("max_connections", f"Allow 1 to {MAX_CONNECTIONS} connections."))
+    if not isinstance(config.max_backlog, int) or not 0 <= config.max_backlog <= 10_000_000:
+        problems.append(("max_backlog", "The backlog bound is a whole number (0 = automatic)."))
     rate = config.abort_error_rate_pct
     if rate is not None and (not _is_number(rate) or not 0 <= rate <= 100):
         problems.append(("abort_error_rate_pct", "The abort error rate is a percentage, 0..100."))

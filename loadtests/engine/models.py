@@ -137,14 +137,17 @@ class LoadModel:
             return single
         return self.steps[bisect(self.cumulative_weights, random.random() * self.total_weight)]
 
-    def dispatch(self, user: Any, step: PreparedStep, intended: float) -> None:
+    def dispatch(
+        self, user: Any, step: PreparedStep, intended: float, now: float | None = None
+    ) -> None:
         """Send now on an idle connection, or queue until one is free."""
         idle = self.pool.idle
         if idle:
             conn = idle.pop()
             conn.user = user
             self.in_flight += 1
-            now = clock()
+            if now is None:
+                now = clock()
             if now - intended > LATE_START_S:
                 self.interval.late_starts += 1
             conn.send(step, intended, now)
@@ -315,7 +318,7 @@ class OpenModel(LoadModel):
         super().__init__(loop, config)
         self.schedule = ArrivalSchedule(self.ramp)
         self.next_due: float | None = None
-        self.backlog_limit = int(
+        self.backlog_limit = config.max_backlog or int(
             min(max(BACKLOG_PER_RPS * self.ramp.peak(), BACKLOG_MIN), BACKLOG_MAX)
         )
         self.pump_handle: asyncio.TimerHandle | None = None
@@ -430,7 +433,7 @@ class ClosedModel(LoadModel):
         if user.stopping or not self.running:
             return
         now = clock()
-        self.dispatch(user, self.pick(), now)
+        self.dispatch(user, self.pick(), now, now)
 
     def next_iteration(self, conn: Connection, user: User, now: float) -> None:
         if (

@@ -248,9 +248,13 @@ class Runner:
 
     # -- timers ---------------------------------------------------------------------------
 
+    def _tick_due(self) -> float:
+        """When the current interval ends (clock time)."""
+        offset = min((self.tick_index + 1) * self.config.tick_s, self.config.duration_s)
+        return self.t0 + offset
+
     def _next_tick_delay(self) -> float:
-        due = min((self.tick_index + 1) * self.config.tick_s, self.config.duration_s)
-        return max(self.t0 + due - clock(), 0.0)
+        return max(self._tick_due() - clock(), 0.0)
 
     def control(self) -> None:
         if self.status:
@@ -278,6 +282,10 @@ class Runner:
         if self.status:
             return
         now = clock()
+        if now < self._tick_due():
+            # The loop's timers have millisecond granularity and may fire a little early.
+            self.handles.append(self.loop.call_later(self._tick_due() - now, self.tick))
+            return
         offset = now - self.t0
         interval = self.model.interval
         requests, errors = interval.requests, interval.errors

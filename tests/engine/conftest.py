@@ -1,0 +1,21 @@
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from tests.targets import target_server
+
+
+@pytest.fixture(scope="session")
+def target() -> Iterator[str]:
+    """A local HTTP target (see tests/targets.py for its routes)."""
+    with target_server() as base_url:
+        yield base_url
+
+
+@pytest.fixture
+def freezing_target() -> Iterator[str]:
+    """A target whose whole process stalls for 1 s every 3 s."""
+    with target_server(freeze_every_s=3, freeze_ms=1000) as base_url:
+        yield base_url

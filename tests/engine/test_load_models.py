@@ -1,0 +1,101 @@
+from __future__ import annotations
+
+import pytest
+
+from loadtests.engine import IntervalSnapshot, Stage, run
+from loadtests.engine.config import EngineConfig
+from loadtests.engine.scheduler import ArrivalSchedule, Ramp
+from offgridperf.histograms import Histogram
+from tests.engine.helpers import closed, open_, step
+
+
+def collect(config: EngineConfig) -> tuple[object, list[IntervalSnapshot]]:
+    snapshots: list[IntervalSnapshot] = []
+    return run(config, sink=snapshots.append), snapshots
+
+
+def test_arrivals_follow_a_constant_rate_and_a_ramp() -> None:
+    constant = ArrivalSchedule(Ramp([], constant=200, duration_s=5))
+    times = list(iter(constant.next, None))
+    assert len(times) == 1000
+    assert times[1] - times[0] == pytest.approx(0.005)
+    ramp = Ramp([Stage(2, 100), Stage(2, 100), Stage(2, 0)], constant=0, duration_s=6)
+    times = list(iter(ArrivalSchedule(ramp).next, None))
+    per_second = [sum(1 for t in times if k <= t < k + 1) for k in range(6)]
+    assert per_second == [25, 75, 100, 100, 75, 25]
+    assert ramp.target_at(1.0) == 50 and ramp.target_at(5.5) == 25
+
+
+def test_the_open_model_holds_its_rate(target: str) -> None:
+    result, snapshots = collect(open_(target, rate=200, duration_s=5))
+    assert result.status == "completed"
+    assert result.errors == 0
+    assert result.throughput_rps == pytest.approx(200, rel=0.02)
+    assert result.requests == pytest.approx(1000, abs=2)
+    assert result.planned_requests == pytest.approx(1000, abs=1)
+    assert len(snapshots) == 5
+    assert all(s.achieved_rps == pytest.approx(200, rel=0.05) for s in snapshots)
+    assert all(s.target == 200 for s in snapshots)
+    assert result.health["valid"] is True
+    assert result.health["target_rate"] == pytest.approx(200, rel=0.01)
+
+
+def test_the_closed_model_paces_users_by_latency_plus_think_time(target: str) -> None:
+    config = closed(
+        target, step("/delay?ms=20"), users=10, think_min_s=0.08, think_max_s=0.08, duration_s=3
+    )
+    result, snapshots = collect(config)
+    # Each user: ~20 ms response + 80 ms think = one request per ~0.1 s.
+    assert result.throughput_rps == pytest.approx(10 / 0.1, rel=0.1)
+    assert result.latency.value_at_percentile(50) == pytest.approx(20_000, rel=0.1)
+    # Closed model: latency is service time, except that a user's first request also waits
+    # for its connection to open.
+    moved = sum(abs(a - b) for a, b in zip(result.latency.counts, result.service.counts, strict=True))
+    assert moved <= 2 * 10
+    assert all(s.active_users == 10 for s in snapshots)
+
+
+def test_open_stages_ramp_the_rate(target: str) -> None:
+    config = open_(target, rate=0, stages=(Stage(2, 200), Stage(1, 200)), duration_s=3)
+    result, snapshots = collect(config)
+    assert [s.target for s in snapshots] == pytest.approx([50, 150, 200], abs=2)
+    assert [s.requests for s in snapshots] == pytest.approx([50, 150, 200], abs=4)
+    assert result.requests == pytest.approx(400, abs=3)
+
+
+def test_closed_stages_ramp_users_up_and_down(target: str) -> None:
+    config = closed(
+        target, step("/delay?ms=10"), users=0, think_min_s=0.05, think_max_s=0.05,
+        stages=(Stage(2, 20), Stage(1, 20), Stage(1, 0)), duration_s=4,
+    )  # fmt: skip
+    result, snapshots = collect(config)
+    users = [s.active_users for s in snapshots]
+    assert users[0] < users[1] <= users[2] == 20 > users[3]
+    assert [s.target for s in snapshots] == pytest.approx([5, 15, 20, 10], abs=0.5)
+    assert result.errors == 0
+
+
+def test_interval_histograms_add_up_to_the_run(target: str) -> None:
+    result, snapshots = collect(closed(target, users=2, duration_s=2))
+    merged = Histogram()
+    for snapshot in snapshots:
+        merged.merge(Histogram.decode(snapshot.latency_hist))
+    assert merged == result.latency
+    assert merged.total_count == result.requests == sum(s.requests for s in snapshots)
+    assert result.duration_s == pytest.approx(sum(s.length_s for s in snapshots))
+    assert [s.index for s in snapshots] == list(range(len(snapshots)))
+
+
+def test_coordinated_omission_is_corrected_against_a_stalling_target(
+    freezing_target: str,
+) -> None:
+    # Two connections: during a 1 s stall only two requests are on the wire; the rest wait
+    # in the generator with their intended start times, as wrk2 does.
+    config = open_(freezing_target, rate=200, duration_s=5, max_connections=2, timeout_s=5)
+    result, _ = collect(config)
+    corrected_p99 = result.latency.value_at_percentile(99) / 1000
+    service_p99 = result.service.value_at_percentile(99) / 1000
+    assert result.errors == 0
+    assert corrected_p99 >= 500
+    assert service_p99 < 100
+    assert result.health["late_starts"] > 50
