@@ -8,7 +8,7 @@ rule in `VERDICT_RULE` so that the page can print exactly what it applied.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from statistics import pstdev
 from typing import Any
@@ -46,29 +46,33 @@ def downsample(
     x: Sequence[float],
     series: Mapping[str, Sequence[float | None]],
     max_points: int = MAX_POINTS,
+    banded: Collection[str] | None = None,
 ) -> dict[str, Any]:
     """Reduce parallel series to at most `max_points` points.
 
     Returns {"x": [...], "downsampled": bool, "series": {name: {"mean", "min", "max"}}}; each
     bucket's x is its first x, and None values (a second without requests) are left out of
-    the bucket's statistics. Without downsampling min and max equal the values themselves.
+    the bucket's statistics. Only series in `banded` (all when None) get "min" and "max";
+    without downsampling they equal the values themselves.
     """
     bounds = bucket_bounds(len(x), max_points)
-    result: dict[str, Any] = {
-        "x": [x[start] for start, _ in bounds],
-        "downsampled": len(bounds) < len(x),
-        "series": {},
-    }
+    downsampled = len(bounds) < len(x)
+    result: dict[str, Any] = {"x": [x[start] for start, _ in bounds], "downsampled": downsampled}
+    result["series"] = {}
     for name, values in series.items():
-        means: list[float | None] = []
-        lows: list[float | None] = []
-        highs: list[float | None] = []
-        for start, end in bounds:
-            present = [v for v in values[start:end] if v is not None]
-            means.append(_mean(present))
-            lows.append(min(present) if present else None)
-            highs.append(max(present) if present else None)
-        result["series"][name] = {"mean": means, "min": lows, "max": highs}
+        with_band = banded is None or name in banded
+        if not downsampled:
+            values = list(values)
+            result["series"][name] = (
+                {"mean": values, "min": values, "max": values} if with_band else {"mean": values}
+            )
+            continue
+        buckets = [[v for v in values[start:end] if v is not None] for start, end in bounds]
+        entry = {"mean": [_mean(bucket) for bucket in buckets]}
+        if with_band:
+            entry["min"] = [min(bucket) if bucket else None for bucket in buckets]
+            entry["max"] = [max(bucket) if bucket else None for bucket in buckets]
+        result["series"][name] = entry
     return result
 
 
@@ -187,3 +191,39 @@ def verdict(
         "no significant change",
         (f"p95 changed by {change:+.1f} ms, within the margin of {margin:.1f} ms.",),
     )
+
+
+STEP_COLUMN_ORDER = (
+    "step", "requests", "errors", "p50_ms", "p90_ms", "p95_ms", "p99_ms", "max_ms", "mean_ms",
+)  # fmt: skip
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return "–"
+    if isinstance(value, float):
+        return f"{value:.2f}"
+    return str(value)
+
+
+def step_table(steps_summary: Any) -> tuple[list[str], list[list[str]]]:
+    """Columns and formatted rows of the per-step table, whatever keys the engine reported.
+
+    Accepts {step name: {stat: value}} or [{"step"/"name": ..., stat: value}]; known columns
+    come first in a fixed order, the rest as they appear.
+    """
+    if isinstance(steps_summary, dict):
+        items = [
+            {"step": name, **(stats if isinstance(stats, dict) else {"value": stats})}
+            for name, stats in steps_summary.items()
+        ]
+    else:
+        items = [dict(item) for item in steps_summary or [] if isinstance(item, dict)]
+    seen: list[str] = []
+    for item in items:
+        for key, value in item.items():
+            if key not in seen and not isinstance(value, dict | list):
+                seen.append(key)
+    known = [key for key in STEP_COLUMN_ORDER if key in seen]
+    columns = known + [key for key in seen if key not in known]
+    return columns, [[_cell(item.get(column)) for column in columns] for item in items]

@@ -13,6 +13,7 @@ from datetime import datetime, time, timedelta
 from typing import Any
 
 from django.core.paginator import Page, Paginator
+from django.db import connection
 from django.db.models import F, Q, QuerySet, Window
 from django.db.models.functions import RowNumber
 from django.utils import timezone
@@ -94,9 +95,29 @@ def elapsed_s(run: LoadTestRun) -> float | None:
     return round((end - run.started_at).total_seconds(), 1)
 
 
-def definition_trends(limit: int = TREND_RUNS) -> dict[int, list[dict[str, Any]]]:
-    """The last `limit` finished runs of every definition, oldest first, in one query."""
-    rows = (
+# One index scan of (definition, -created_at) per definition: with years of history this
+# reads 20 rows each instead of ranking every run as a window function must.
+LATERAL_TRENDS_SQL = """
+SELECT d.id, r.id, r.latency_p95_ms, r.passed, r.status
+FROM {definitions} d
+CROSS JOIN LATERAL (
+    SELECT id, latency_p95_ms, passed, status, created_at FROM {runs}
+    WHERE definition_id = d.id AND finished_at IS NOT NULL AND status <> ALL(%s)
+    ORDER BY created_at DESC, id DESC
+    LIMIT %s
+) r
+"""
+
+
+def _trend_rows(limit: int) -> Iterable[tuple[Any, ...]]:
+    if connection.vendor == "postgresql":
+        sql = LATERAL_TRENDS_SQL.format(
+            definitions=LoadTestDefinition._meta.db_table, runs=LoadTestRun._meta.db_table
+        )
+        with connection.cursor() as cursor:
+            cursor.execute(sql, [list(ACTIVE_STATUSES), limit])
+            return cursor.fetchall()
+    return (
         LoadTestRun.objects.filter(FINISHED, definition__isnull=False)
         .annotate(
             position=Window(
@@ -108,8 +129,12 @@ def definition_trends(limit: int = TREND_RUNS) -> dict[int, list[dict[str, Any]]
         .filter(position__lte=limit)
         .values_list("definition_id", "id", "latency_p95_ms", "passed", "status")
     )
+
+
+def definition_trends(limit: int = TREND_RUNS) -> dict[int, list[dict[str, Any]]]:
+    """The last `limit` finished runs of every definition, oldest first, in one query."""
     trends: dict[int, list[dict[str, Any]]] = {}
-    for definition_id, run_id, p95, passed, status in rows:
+    for definition_id, run_id, p95, passed, status in _trend_rows(limit):
         trends.setdefault(definition_id, []).append(
             {"id": run_id, "p95": p95, "passed": passed, "status": status}
         )
@@ -177,51 +202,78 @@ def baseline_of(
 # -- run page -----------------------------------------------------------------------------
 
 
-def combine_shards(rows: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
-    """One row per second: counts add up across shards, percentiles take the worst shard."""
-    seconds: dict[int, dict[str, Any]] = {}
+def combine_shards(rows: Iterable[Sequence[Any]]) -> list[tuple[Any, ...]]:
+    """One row per second (rows as INTERVAL_FIELDS tuples): counts add up across shards,
+    percentiles take the worst shard."""
+    summed = {"requests", "errors", "achieved_rps", "target", "active_users", "in_flight"}
+    seconds: dict[int, list[Any]] = {}
     for row in rows:
-        current = seconds.get(row["index"])
+        current = seconds.get(row[0])
         if current is None:
-            seconds[row["index"]] = dict(row)
+            seconds[row[0]] = list(row)
             continue
-        for key in ("requests", "errors", "achieved_rps", "target", "active_users", "in_flight"):
-            current[key] = (current[key] or 0) + (row[key] or 0)
-        for key in INTERVAL_FIELDS:
-            if key.endswith("_ms") and row[key] is not None:
-                current[key] = max(current[key] or 0.0, row[key])
-    return [seconds[index] for index in sorted(seconds)]
+        for position, key in enumerate(INTERVAL_FIELDS):
+            if key in summed:
+                current[position] = (current[position] or 0) + (row[position] or 0)
+            elif key.endswith("_ms") and row[position] is not None:
+                current[position] = max(current[position] or 0.0, row[position])
+    return [tuple(seconds[index]) for index in sorted(seconds)]
 
 
-def _rate(row: dict[str, Any], key: str) -> float:
-    return round(row[key] / row["length_s"], 3) if row["length_s"] else float(row[key])
-
-
-def timeline(rows: Sequence[dict[str, Any]], max_points: int = charts.MAX_POINTS) -> dict[str, Any]:
-    """The per-second charts' series, downsampled with min/max kept."""
-    return charts.downsample(
-        [row["index"] for row in rows],
-        {
-            "rps": [_rate(row, "requests") for row in rows],
-            "errors": [_rate(row, "errors") for row in rows],
-            "p50": [row["latency_p50_ms"] for row in rows],
-            "p95": [row["latency_p95_ms"] for row in rows],
-            "p99": [row["latency_p99_ms"] for row in rows],
-            "max": [row["latency_max_ms"] for row in rows],
-            "s50": [row["service_p50_ms"] for row in rows],
-            "s95": [row["service_p95_ms"] for row in rows],
-            "s99": [row["service_p99_ms"] for row in rows],
-            "users": [row["active_users"] for row in rows],
-            "in_flight": [row["in_flight"] for row in rows],
-            "target": [row["target"] for row in rows],
-        },
-        max_points,
+def interval_columns(
+    run: LoadTestRun, *, after: int = -1, limit: int | None = None
+) -> dict[str, list[Any]]:
+    """The run's seconds after `after` as columns (one list per INTERVAL_FIELDS name)."""
+    query = (
+        run.intervals.filter(index__gt=after)
+        .order_by("index", "shard")
+        .values_list(*INTERVAL_FIELDS)
     )
+    rows = list(query[:limit] if limit else query)
+    if any(row[1] for row in rows):  # several shards wrote the same seconds
+        rows = combine_shards(rows)
+    if not rows:
+        return {name: [] for name in INTERVAL_FIELDS}
+    return {
+        name: list(column)
+        for name, column in zip(INTERVAL_FIELDS, zip(*rows, strict=True), strict=True)
+    }
 
 
-def interval_rows(run: LoadTestRun, *, after: int = -1, limit: int | None = None) -> list[dict]:
-    rows = run.intervals.filter(index__gt=after).order_by("index", "shard").values(*INTERVAL_FIELDS)
-    return combine_shards(rows[:limit] if limit else rows)
+def _rates(counts: Sequence[float], lengths: Sequence[float]) -> list[float]:
+    return [
+        round(count / length, 3) if length else float(count)
+        for count, length in zip(counts, lengths, strict=True)
+    ]
+
+
+def series_of(columns: dict[str, list[Any]]) -> dict[str, list[Any]]:
+    """Chart series by the names the pages use."""
+    return {
+        "rps": _rates(columns["requests"], columns["length_s"]),
+        "errors": _rates(columns["errors"], columns["length_s"]),
+        "p50": columns["latency_p50_ms"],
+        "p95": columns["latency_p95_ms"],
+        "p99": columns["latency_p99_ms"],
+        "max": columns["latency_max_ms"],
+        "s50": columns["service_p50_ms"],
+        "s95": columns["service_p95_ms"],
+        "s99": columns["service_p99_ms"],
+        "users": columns["active_users"],
+        "in_flight": columns["in_flight"],
+        "target": columns["target"],
+    }
+
+
+# Series drawn with a min/max band when downsampled (the others need only their mean).
+BANDED = ("rps", "p99", "in_flight")
+
+
+def timeline(columns: dict[str, list[Any]], max_points: int = charts.MAX_POINTS) -> dict[str, Any]:
+    """The per-second charts' series, downsampled with min/max kept where drawn."""
+    series = series_of(columns)
+    del series["max"]
+    return charts.downsample(columns["index"], series, max_points, banded=BANDED)
 
 
 def histogram_charts(encoded: str) -> dict[str, list[dict]]:
@@ -235,14 +287,14 @@ def histogram_charts(encoded: str) -> dict[str, list[dict]]:
     }
 
 
-def run_chart_data(run: LoadTestRun, rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
+def run_chart_data(run: LoadTestRun, columns: dict[str, list[Any]]) -> dict[str, Any]:
     return {
         "id": run.pk,
         "status": run.status,
         "active": run.is_active,
         "load_model": (run.config or {}).get("load_model", "closed"),
-        "last_index": rows[-1]["index"] if rows else -1,
-        "timeline": timeline(rows),
+        "last_index": columns["index"][-1] if columns["index"] else -1,
+        "timeline": timeline(columns),
         "latency": histogram_charts(run.latency_histogram),
         "service": histogram_charts(run.service_histogram),
     }
@@ -259,25 +311,8 @@ def errors_table(run: LoadTestRun) -> list[dict[str, Any]]:
     return sorted(table, key=lambda row: (-row["count"], row["name"]))
 
 
-def step_table(steps_summary: Any) -> tuple[list[str], list[dict[str, Any]]]:
-    """Columns and rows of the per-step table, whatever keys the engine reported."""
-    if isinstance(steps_summary, dict):
-        items = [
-            {"step": name, **(stats if isinstance(stats, dict) else {"value": stats})}
-            for name, stats in steps_summary.items()
-        ]
-    else:
-        items = [dict(item) for item in steps_summary or [] if isinstance(item, dict)]
-    columns: list[str] = []
-    for item in items:
-        for key in item:
-            if key not in columns and not isinstance(item[key], dict | list):
-                columns.append(key)
-    return columns, [{"cells": [item.get(col) for col in columns]} for item in items]
-
-
 def summary_context(run: LoadTestRun) -> dict[str, Any]:
-    columns, rows = step_table(run.steps_summary)
+    columns, rows = charts.step_table(run.steps_summary)
     return {
         "run": run,
         "elapsed_s": elapsed_s(run),
@@ -293,7 +328,9 @@ def summary_context(run: LoadTestRun) -> dict[str, Any]:
 def live_state(run: LoadTestRun, *, after: int = -1, limit: int = charts.MAX_POINTS) -> dict:
     """What a watching page needs each second: status, progress and the new seconds."""
     elapsed = elapsed_s(run)
-    rows = interval_rows(run, after=after, limit=limit)
+    columns = interval_columns(run, after=after, limit=limit)
+    series = {"i": columns["index"], **series_of(columns)}
+    names = list(series)
     return {
         "id": run.pk,
         "status": run.status,
@@ -305,22 +342,7 @@ def live_state(run: LoadTestRun, *, after: int = -1, limit: int = charts.MAX_POI
         "requests": run.requests,
         "errors": run.errors,
         "intervals": [
-            {
-                "i": row["index"],
-                "rps": _rate(row, "requests"),
-                "errors": _rate(row, "errors"),
-                "p50": row["latency_p50_ms"],
-                "p95": row["latency_p95_ms"],
-                "p99": row["latency_p99_ms"],
-                "max": row["latency_max_ms"],
-                "s50": row["service_p50_ms"],
-                "s95": row["service_p95_ms"],
-                "s99": row["service_p99_ms"],
-                "users": row["active_users"],
-                "in_flight": row["in_flight"],
-                "target": row["target"],
-            }
-            for row in rows
+            dict(zip(names, values, strict=True)) for values in zip(*series.values(), strict=True)
         ],
     }
 
@@ -346,24 +368,21 @@ def noise_history(run: LoadTestRun, exclude: Sequence[int]) -> list[float | None
 
 
 def p95_series(run_ids: Sequence[int]) -> dict[int, dict[str, Any]]:
-    """Per-second p95 of each run (downsampled), read in one query."""
+    """Per-second p95 of each run (worst shard; downsampled), read in one query."""
     from loadtests.models import RunInterval
 
-    rows: dict[int, list[dict[str, Any]]] = {run_id: [] for run_id in run_ids}
-    for row in (
+    seconds: dict[int, dict[int, float | None]] = {run_id: {} for run_id in run_ids}
+    for run_id, index, p95 in (
         RunInterval.objects.filter(run_id__in=run_ids)
         .order_by("run_id", "index", "shard")
-        .values("run_id", *INTERVAL_FIELDS)
+        .values_list("run_id", "index", "latency_p95_ms")
     ):
-        rows[row.pop("run_id")].append(row)
-    series = {}
-    for run_id, run_rows in rows.items():
-        combined = combine_shards(run_rows)
-        series[run_id] = charts.downsample(
-            [row["index"] for row in combined],
-            {"p95": [row["latency_p95_ms"] for row in combined]},
-        )
-    return series
+        known = seconds[run_id].get(index)
+        seconds[run_id][index] = p95 if known is None else max(known, p95 or 0.0)
+    return {
+        run_id: charts.downsample(list(by_index), {"p95": list(by_index.values())})
+        for run_id, by_index in seconds.items()
+    }
 
 
 def comparison(a: LoadTestRun, b: LoadTestRun) -> dict[str, Any]:

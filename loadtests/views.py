@@ -121,10 +121,9 @@ def run_detail(request: HttpRequest, run_id: int) -> HttpResponse:
     run = _run_or_none(run_id, LoadTestRun.objects.select_related("definition"))
     if run is None:
         return _missing_run(request, run_id)
-    rows = dashboard.interval_rows(run)
     context = {
         **dashboard.summary_context(run),
-        "chart_data": dashboard.run_chart_data(run, rows),
+        "chart_data": dashboard.run_chart_data(run, dashboard.interval_columns(run)),
         **NAV,
     }
     return render(request, "loadtests/run.html", context)

@@ -155,6 +155,8 @@
       Math.round(state.elapsed_s || 0) + " s of " + state.planned_s + " s";
     document.getElementById("live-requests").textContent = state.requests;
     document.getElementById("live-errors").textContent = state.errors;
+    document.getElementById("stat-requests").textContent = state.requests;
+    document.getElementById("stat-errors").textContent = state.errors;
     const reason = document.getElementById("status-reason");
     reason.textContent = state.status_reason || "";
     reason.hidden = !state.status_reason;

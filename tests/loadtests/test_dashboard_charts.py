@@ -103,3 +103,16 @@ def test_the_verdict_refuses_runs_without_latency() -> None:
     verdict = charts.verdict({"latency_p95_ms": None}, {"latency_p95_ms": 5.0}, None)
     assert verdict.outcome == "not comparable"
     assert "10%" in charts.VERDICT_RULE
+
+
+def test_it_lays_out_the_per_step_table_with_known_columns_first() -> None:
+    columns, rows = charts.step_table(
+        {"home": {"errors": 1, "requests": 10, "p95_ms": 12.3456, "extra": {"x": 1}}}
+    )
+    assert columns == ["step", "requests", "errors", "p95_ms"]
+    assert rows == [["home", "10", "1", "12.35"]]
+    assert charts.step_table([{"step": "a", "requests": None}]) == (
+        ["step", "requests"],
+        [["a", "–"]],
+    )
+    assert charts.step_table(None) == ([], [])

@@ -1,0 +1,164 @@
+"""A real browser (Debian's headless Chromium driven by Playwright) on the live dashboard:
+log in, start a run from the definition page, watch it update live, compare it."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from django.conf import settings
+from django.utils import timezone
+
+from loadtests.models import LoadTestDefinition, LoadTestRun, LoadTestStep, RunInterval, RunStatus
+from offgridperf.histograms import histogram_of
+from tests.targets import target_server
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
+SCREENSHOTS = Path(settings.VAR_DIR) / "screenshots"
+PASSWORD = "pw-browser-123"
+
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.skipif(not shutil.which(CHROMIUM), reason="needs Debian's chromium package"),
+]
+
+
+@pytest.fixture
+def target_url() -> Iterator[str]:
+    with target_server() as base_url:
+        yield base_url
+
+
+def seed(target_url: str, django_user_model: Any) -> tuple[LoadTestDefinition, LoadTestRun]:
+    """A superuser, a short definition and an earlier passing run to compare with."""
+    django_user_model.objects.create_superuser("engineer", "e@example.com", PASSWORD)
+    definition = LoadTestDefinition.objects.create(
+        name="browser smoke",
+        target_base_url=target_url,
+        load_model="closed",
+        users=3,
+        duration_s=4,
+        timeout_s=2,
+        threshold_p95_ms=2000,
+    )
+    LoadTestStep.objects.create(definition=definition, name="delay", path="/delay?ms=5", weight=3)
+    LoadTestStep.objects.create(definition=definition, name="json", path="/json")
+    histogram = histogram_of([4_000, 5_000, 6_000, 7_000, 30_000])
+    started = timezone.now() - timedelta(hours=1)
+    previous = LoadTestRun.objects.create(
+        definition=definition,
+        name=definition.name,
+        config={"load_model": "closed"},
+        status=RunStatus.PASSED,
+        passed=True,
+        started_at=started,
+        finished_at=started + timedelta(seconds=4),
+        planned_duration_s=4,
+        requests=5,
+        duration_s=4,
+        throughput_rps=1.25,
+        error_rate_pct=0.0,
+        latency_p50_ms=6.0,
+        latency_p95_ms=30.0,
+        latency_p99_ms=30.0,
+        latency_histogram=histogram.encode(),
+        service_histogram=histogram.encode(),
+    )
+    RunInterval.objects.bulk_create(
+        RunInterval(run=previous, index=i, started_at=started, requests=1, latency_p95_ms=30.0)
+        for i in range(4)
+    )
+    return definition, previous
+
+
+def chart_points(page: Any, canvas_id: str, dataset: int = 0) -> int:
+    """How many non-null points Chart.js holds for one dataset of a chart on the page."""
+    return page.evaluate(
+        """([id, index]) => {
+            const chart = Chart.getChart(id);
+            return chart.data.datasets[index].data.filter(
+                (p) => p !== null && (typeof p !== "object" || p.y !== null)).length;
+        }""",
+        [canvas_id, dataset],
+    )
+
+
+def test_an_engineer_runs_watches_and_compares_in_a_real_browser(
+    live_server: Any,
+    celery_worker_process: Any,
+    target_url: str,
+    django_user_model: Any,
+) -> None:
+    from playwright.sync_api import sync_playwright
+
+    definition, previous = seed(target_url, django_user_model)
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    base = live_server.url
+    # No ORM below until the browser is closed: Playwright's sync API runs an event loop.
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS
+        )
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 1000})
+            page.set_default_timeout(30_000)
+            page.goto(f"{base}/accounts/login/")
+            page.fill("input[name=username]", "engineer")
+            page.fill("input[name=password]", PASSWORD)
+            page.click("button[type=submit]")
+            page.wait_for_url(f"{base}/")
+
+            page.goto(f"{base}/definitions/{definition.pk}/")
+            page.click("#run-now")
+            page.wait_for_url(f"{base}/runs/*/")
+            run_id = int(page.url.rstrip("/").rsplit("/", 1)[1])
+            page.evaluate("window.notReloaded = true")
+
+            page.wait_for_function(
+                """() => document.getElementById('run-status').textContent === 'running'
+                    && Chart.getChart('chart-throughput').data.datasets[0].data.length >= 2"""
+            )
+            live_width = page.eval_on_selector("#progress-bar", "el => el.style.width")
+            page.screenshot(path=str(SCREENSHOTS / "run-live.png"), full_page=True)
+
+            page.wait_for_selector("#run-page[data-state=finished]")
+            assert page.evaluate("window.notReloaded") is True
+            assert page.text_content("#run-status") == "passed"
+            assert chart_points(page, "chart-throughput") >= 3
+            assert chart_points(page, "chart-latency", 1) >= 3  # p95 per second
+            assert chart_points(page, "chart-load") >= 3
+            assert chart_points(page, "chart-distribution") >= 1
+            assert chart_points(page, "chart-spectrum") >= 10
+            assert page.is_visible("#percentiles") and page.is_visible("#thresholds")
+            page.check("#toggle-service")
+            page.screenshot(path=str(SCREENSHOTS / "run-finished.png"), full_page=True)
+
+            page.click("#compare-link")
+            page.wait_for_selector("#verdict")
+            verdict = page.text_content("#verdict").strip()
+            heading = page.text_content(".card h2")
+            assert chart_points(page, "compare-spectrum", 0) >= 1
+            assert chart_points(page, "compare-spectrum", 1) >= 10
+            assert chart_points(page, "compare-p95", 1) >= 3
+            page.screenshot(path=str(SCREENSHOTS / "compare.png"), full_page=True)
+
+            page.goto(f"{base}/definitions/{definition.pk}/")
+            assert chart_points(page, "history-latency", 1) == 2  # p95 of both runs
+            page.screenshot(path=str(SCREENSHOTS / "definition.png"), full_page=True)
+            page.goto(f"{base}/")
+            assert page.evaluate("document.querySelectorAll('canvas[data-trend]').length") == 1
+            page.screenshot(path=str(SCREENSHOTS / "overview.png"), full_page=True)
+        finally:
+            browser.close()
+
+    run = LoadTestRun.objects.get(pk=run_id)
+    assert run.status == RunStatus.PASSED and run.requests > 0
+    assert live_width.endswith("%")
+    assert f"#{run.pk} against #{previous.pk}" in " ".join(heading.split())
+    assert verdict.split()[0] in {"Regression", "Improvement", "No"}
