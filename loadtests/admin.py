@@ -1,1 +1,227 @@
 from __future__ import annotations
+
+from typing import Any
+
+from django.contrib import admin, messages
+from django.core.exceptions import ValidationError
+from django.db.models import QuerySet
+from django.forms.models import BaseInlineFormSet
+from django.http import HttpRequest
+from django.urls import reverse
+from django.utils.html import format_html
+
+from loadtests import services
+from loadtests.models import (
+    LoadTestDefinition,
+    LoadTestRun,
+    LoadTestStage,
+    LoadTestStep,
+    RunTrigger,
+    Tag,
+)
+
+
+class StepFormSet(BaseInlineFormSet):
+    def clean(self) -> None:
+        super().clean()
+        kept = [f for f in self.forms if f.cleaned_data and not f.cleaned_data.get("DELETE")]
+        if not kept:
+            raise ValidationError("Add at least one step.")
+
+
+class StageFormSet(BaseInlineFormSet):
+    def clean(self) -> None:
+        super().clean()
+        durations = [
+            f.cleaned_data["duration_s"]
+            for f in self.forms
+            if f.cleaned_data
+            and not f.cleaned_data.get("DELETE")
+            and f.cleaned_data.get("duration_s")
+        ]
+        total_duration = self.instance.duration_s
+        if durations and sum(durations) != total_duration:
+            raise ValidationError(
+                f"The stage durations add up to {sum(durations)} s but the definition's duration "
+                f"is {total_duration} s; make them equal, or remove the stages to hold one level."
+            )
+
+
+class StepInline(admin.StackedInline):
+    model = LoadTestStep
+    formset = StepFormSet
+    extra = 0
+    min_num = 1
+    fields = [
+        ("order", "name", "method", "path", "weight"),
+        ("expected_statuses", "check_type", "check_path", "check_value"),
+        "headers",
+        "body",
+    ]
+
+
+class StageInline(admin.TabularInline):
+    model = LoadTestStage
+    formset = StageFormSet
+    extra = 0
+    fields = ["order", "duration_s", "target"]
+
+
+@admin.register(Tag)
+class TagAdmin(admin.ModelAdmin):
+    search_fields = ["name"]
+
+
+@admin.register(LoadTestDefinition)
+class LoadTestDefinitionAdmin(admin.ModelAdmin):
+    inlines = [StepInline, StageInline]
+    list_display = ["name", "load_model", "level", "duration_s", "target_base_url", "tag_list"]
+    list_filter = ["load_model", "tags"]
+    search_fields = ["name", "description", "target_base_url"]
+    filter_horizontal = ["tags"]
+    readonly_fields = ["created_by", "created_at", "updated_at"]
+    raw_id_fields = ["baseline_run"]
+    actions = ["run_now"]
+    fieldsets = [
+        (None, {"fields": ["name", "description", "target_base_url", "tags"]}),
+        (
+            "Load",
+            {
+                "fields": [
+                    "load_model",
+                    ("users", "think_time_min_s", "think_time_max_s"),
+                    "rate_rps",
+                    "duration_s",
+                    ("timeout_s", "max_connections", "follow_redirects"),
+                ]
+            },
+        ),
+        (
+            "Pass/fail",
+            {
+                "fields": [
+                    ("threshold_p95_ms", "threshold_p99_ms"),
+                    ("threshold_error_rate_pct", "threshold_min_throughput_rps"),
+                    "abort_error_rate_pct",
+                    "baseline_run",
+                ]
+            },
+        ),
+        ("History", {"fields": ["created_by", "created_at", "updated_at"]}),
+    ]
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[LoadTestDefinition]:
+        return super().get_queryset(request).prefetch_related("tags")
+
+    @admin.display(description="users / rate")
+    def level(self, obj: LoadTestDefinition) -> str:
+        return f"{obj.users} users" if obj.load_model == "closed" else f"{obj.rate_rps:g} req/s"
+
+    @admin.display(description="tags")
+    def tag_list(self, obj: LoadTestDefinition) -> str:
+        return ", ".join(tag.name for tag in obj.tags.all())
+
+    def save_model(self, request: HttpRequest, obj: Any, form: Any, change: bool) -> None:
+        if not change:
+            obj.created_by = request.user
+        super().save_model(request, obj, form, change)
+
+    def has_run_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm("loadtests.add_loadtestrun")
+
+    @admin.action(description="Run now", permissions=["run"])
+    def run_now(self, request: HttpRequest, queryset: QuerySet[LoadTestDefinition]) -> None:
+        for definition in queryset:
+            try:
+                run = services.queue_run(definition, trigger=RunTrigger.MANUAL, user=request.user)
+            except services.RunRefused as exc:
+                problems = "; ".join(f"{k}: {' '.join(v)}" for k, v in exc.message_dict.items())
+                self.message_user(request, f"{definition}: not started: {problems}", messages.ERROR)
+                continue
+            url = reverse("loadtests:run", args=[run.pk])
+            self.message_user(
+                request,
+                format_html('{}: run <a href="{}">#{}</a> queued.', definition, url, run.pk),
+                messages.SUCCESS,
+            )
+
+
+@admin.register(LoadTestRun)
+class LoadTestRunAdmin(admin.ModelAdmin):
+    list_display = [
+        "id", "name", "status", "trigger", "created_at", "requests", "latency_p95_ms",
+        "error_rate_pct", "passed", "page_link",
+    ]  # fmt: skip
+    list_filter = ["status", "trigger", "passed", "definition"]
+    search_fields = ["name", "status_reason"]
+    date_hierarchy = "created_at"
+    list_select_related = ["definition"]
+    actions = ["cancel", "run_again"]
+    fieldsets = [
+        (
+            None,
+            {
+                "fields": [
+                    "page_link", "name", "definition", "status", "status_reason", "passed",
+                    "trigger", "started_by", "created_at", "started_at", "finished_at",
+                    "heartbeat_at", "worker_host", "worker_pid", "cancel_requested",
+                ]
+            },
+        ),
+        (
+            "Summary",
+            {
+                "fields": [
+                    "requests", "errors", "error_rate_pct", "throughput_rps", "duration_s",
+                    ("latency_p50_ms", "latency_p90_ms", "latency_p95_ms", "latency_p99_ms",
+                     "latency_p999_ms", "latency_max_ms"),
+                    ("service_p50_ms", "service_p90_ms", "service_p95_ms", "service_p99_ms",
+                     "service_p999_ms", "service_max_ms"),
+                    "threshold_results", "errors_by_class", "steps_summary", "health", "valid",
+                ]
+            },
+        ),
+        ("Configuration", {"classes": ["collapse"], "fields": ["config"]}),
+    ]  # fmt: skip
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
+        return [
+            name
+            for fieldset in self.fieldsets
+            for entry in fieldset[1]["fields"]
+            for name in (entry if isinstance(entry, tuple) else (entry,))
+        ]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False  # runs are history: read-only
+
+    def has_cancel_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm("loadtests.change_loadtestrun")
+
+    def has_run_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm("loadtests.add_loadtestrun")
+
+    @admin.display(description="run page")
+    def page_link(self, obj: LoadTestRun) -> str:
+        return format_html('<a href="{}">open</a>', reverse("loadtests:run", args=[obj.pk]))
+
+    @admin.action(description="Cancel", permissions=["cancel"])
+    def cancel(self, request: HttpRequest, queryset: QuerySet[LoadTestRun]) -> None:
+        cancelled = sum(services.request_cancel(run) for run in queryset)
+        self.message_user(request, f"Cancellation requested for {cancelled} run(s).")
+
+    @admin.action(description="Run again (same definition)", permissions=["run"])
+    def run_again(self, request: HttpRequest, queryset: QuerySet[LoadTestRun]) -> None:
+        started = 0
+        for run in queryset.select_related("definition"):
+            if run.definition is None:
+                continue
+            try:
+                services.queue_run(run.definition, trigger=RunTrigger.MANUAL, user=request.user)
+                started += 1
+            except services.RunRefused as exc:
+                self.message_user(request, f"{run}: {exc.messages[0]}", messages.ERROR)
+        self.message_user(request, f"{started} run(s) queued.")

@@ -1,1 +1,349 @@
 from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.core.validators import MaxValueValidator, MinValueValidator
+from django.db import models
+from django.urls import reverse
+
+from loadtests.validators import (
+    HTTP_METHODS,
+    validate_headers,
+    validate_status_codes,
+    validate_step_path,
+    validate_target_url,
+)
+
+positive = MinValueValidator(0)
+
+
+class Tag(models.Model):
+    name = models.SlugField(max_length=40, unique=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class TargetURLField(models.URLField):
+    """A URL field whose form assumes http:// for scheme-less input (load targets are local)."""
+
+    def formfield(self, **kwargs: Any) -> Any:
+        return super().formfield(**{"assume_scheme": "http", **kwargs})
+
+
+class LoadModel(models.TextChoices):
+    CLOSED = "closed", "closed (virtual users)"
+    OPEN = "open", "open (arrival rate)"
+
+
+class LoadTestDefinition(models.Model):
+    name = models.CharField(max_length=100, unique=True)
+    description = models.TextField(blank=True)
+    target_base_url = TargetURLField(
+        "target base URL",
+        max_length=300,
+        validators=[validate_target_url],
+        help_text="Scheme and host (and port), e.g. http://127.0.0.1:8001. Must be allow-listed.",
+    )
+    load_model = models.CharField(
+        max_length=10, choices=LoadModel.choices, default=LoadModel.CLOSED
+    )
+    users = models.PositiveIntegerField(
+        "virtual users",
+        default=10,
+        validators=[MaxValueValidator(10_000)],
+        help_text="Closed model: concurrent users (the hold level when no stages are given).",
+    )
+    think_time_min_s = models.FloatField("think time min (s)", default=0, validators=[positive])
+    think_time_max_s = models.FloatField("think time max (s)", default=0, validators=[positive])
+    rate_rps = models.FloatField(
+        "arrival rate (req/s)",
+        default=0,
+        validators=[positive, MaxValueValidator(1_000_000)],
+        help_text="Open model: requests per second (the hold level when no stages are given).",
+    )
+    duration_s = models.PositiveIntegerField(
+        "duration (s)",
+        default=30,
+        validators=[MinValueValidator(1), MaxValueValidator(24 * 3600)],
+        help_text="Total duration; when stages are given, their durations must add up to it.",
+    )
+    timeout_s = models.FloatField(
+        "request timeout (s)",
+        default=10,
+        validators=[MinValueValidator(0.01), MaxValueValidator(600)],
+    )
+    max_connections = models.PositiveIntegerField(
+        "connection cap", default=100, validators=[MinValueValidator(1), MaxValueValidator(10_000)]
+    )
+    follow_redirects = models.BooleanField(default=False)
+    threshold_p95_ms = models.FloatField(
+        "p95 limit (ms)", null=True, blank=True, validators=[positive]
+    )
+    threshold_p99_ms = models.FloatField(
+        "p99 limit (ms)", null=True, blank=True, validators=[positive]
+    )
+    threshold_error_rate_pct = models.FloatField(
+        "error rate limit (%)",
+        null=True,
+        blank=True,
+        validators=[positive, MaxValueValidator(100)],
+    )
+    threshold_min_throughput_rps = models.FloatField(
+        "minimum throughput (req/s)", null=True, blank=True, validators=[positive]
+    )
+    abort_error_rate_pct = models.FloatField(
+        "abort above error rate (%)",
+        null=True,
+        blank=True,
+        default=5.0,
+        validators=[positive, MaxValueValidator(100)],
+        help_text="Stop the run early when the error rate over the last 10 s exceeds this. "
+        "Empty: never abort.",
+    )
+    tags = models.ManyToManyField(Tag, blank=True, related_name="definitions")
+    baseline_run = models.ForeignKey(
+        "LoadTestRun",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        help_text="The run others are compared with; empty: the last passing run.",
+    )
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def get_absolute_url(self) -> str:
+        return reverse("loadtests:definition", args=[self.pk])
+
+    def clean(self) -> None:
+        errors: dict[str, str] = {}
+        if self.think_time_max_s < self.think_time_min_s:
+            errors["think_time_max_s"] = "Must be at least the think time min."
+        if self.load_model == LoadModel.OPEN and self.rate_rps <= 0:
+            errors["rate_rps"] = "An open-model test needs an arrival rate above 0 req/s."
+        if self.load_model == LoadModel.CLOSED and self.users < 1:
+            errors["users"] = "A closed-model test needs at least 1 virtual user."
+        if self.load_model == LoadModel.OPEN and (self.think_time_min_s or self.think_time_max_s):
+            errors["think_time_min_s"] = "Think time applies to the closed model only."
+        if errors:
+            raise ValidationError(errors)
+
+
+class LoadTestStep(models.Model):
+    class Check(models.TextChoices):
+        NONE = "", "none"
+        CONTAINS = "contains", "body contains"
+        JSON_EQUALS = "json_equals", "JSON field equals"
+
+    definition = models.ForeignKey(
+        LoadTestDefinition, on_delete=models.CASCADE, related_name="steps"
+    )
+    order = models.PositiveIntegerField(default=0)
+    name = models.CharField(max_length=60)
+    method = models.CharField(max_length=7, choices=[(m, m) for m in HTTP_METHODS], default="GET")
+    path = models.CharField(max_length=500, validators=[validate_step_path])
+    headers = models.JSONField(default=dict, blank=True, validators=[validate_headers])
+    body = models.TextField(blank=True)
+    weight = models.PositiveIntegerField(
+        default=1, validators=[MinValueValidator(1), MaxValueValidator(1000)]
+    )
+    expected_statuses = models.CharField(
+        max_length=100,
+        default="200",
+        validators=[validate_status_codes],
+        help_text="Comma-separated, e.g. 200,201.",
+    )
+    check_type = models.CharField(max_length=12, choices=Check.choices, blank=True, default="")
+    check_path = models.CharField(
+        "JSON field", max_length=200, blank=True, help_text="Dotted path, e.g. data.status"
+    )
+    check_value = models.CharField(max_length=500, blank=True)
+
+    class Meta:
+        ordering = ["order", "id"]
+        constraints = [
+            models.UniqueConstraint(fields=["definition", "name"], name="unique_step_name"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.method} {self.path}"
+
+    def clean(self) -> None:
+        if self.check_type == self.Check.CONTAINS and not self.check_value:
+            raise ValidationError({"check_value": "Give the text the body must contain."})
+        if self.check_type == self.Check.JSON_EQUALS and not self.check_path:
+            raise ValidationError({"check_path": "Give the dotted JSON field to compare."})
+        if self.body and self.method in ("GET", "HEAD"):
+            raise ValidationError({"body": f"A {self.method} request carries no body."})
+
+
+class LoadTestStage(models.Model):
+    definition = models.ForeignKey(
+        LoadTestDefinition, on_delete=models.CASCADE, related_name="stages"
+    )
+    order = models.PositiveIntegerField(default=0)
+    duration_s = models.PositiveIntegerField(
+        "duration (s)", validators=[MinValueValidator(1), MaxValueValidator(24 * 3600)]
+    )
+    target = models.FloatField(
+        help_text="Users (closed model) or req/s (open model) reached at the end of the stage.",
+        validators=[positive],
+    )
+
+    class Meta:
+        ordering = ["order", "id"]
+
+    def __str__(self) -> str:
+        return f"{self.duration_s}s -> {self.target:g}"
+
+
+class RunStatus(models.TextChoices):
+    QUEUED = "queued"
+    RUNNING = "running"
+    PASSED = "passed"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+    ABORTED = "aborted"
+    INTERRUPTED = "interrupted"
+    ERROR = "error"
+
+
+ACTIVE_STATUSES = (RunStatus.QUEUED, RunStatus.RUNNING)
+
+
+class RunTrigger(models.TextChoices):
+    MANUAL = "manual"
+    SCHEDULE = "schedule"
+    CLI = "cli"
+    API = "api"
+
+
+class LoadTestRun(models.Model):
+    definition = models.ForeignKey(
+        LoadTestDefinition, null=True, blank=True, on_delete=models.SET_NULL, related_name="runs"
+    )
+    name = models.CharField(max_length=200, help_text="The definition's name when the run started.")
+    config = models.JSONField(help_text="Frozen copy of the definition when the run was queued.")
+    status = models.CharField(max_length=12, choices=RunStatus.choices, default=RunStatus.QUEUED)
+    status_reason = models.TextField(blank=True)
+    trigger = models.CharField(max_length=10, choices=RunTrigger.choices, default=RunTrigger.MANUAL)
+    started_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+    planned_duration_s = models.PositiveIntegerField(default=0)
+    cancel_requested = models.BooleanField(default=False)
+    worker_host = models.CharField(max_length=200, blank=True)
+    worker_pid = models.PositiveIntegerField(null=True, blank=True)
+    celery_task_id = models.CharField(max_length=64, blank=True)
+
+    requests = models.BigIntegerField(default=0)
+    errors = models.BigIntegerField(default=0)
+    duration_s = models.FloatField(null=True, blank=True)
+    throughput_rps = models.FloatField(null=True, blank=True)
+    error_rate_pct = models.FloatField(null=True, blank=True)
+    latency_min_ms = models.FloatField("latency min (ms)", null=True, blank=True)
+    latency_mean_ms = models.FloatField("latency mean (ms)", null=True, blank=True)
+    latency_max_ms = models.FloatField("latency max (ms)", null=True, blank=True)
+    latency_stddev_ms = models.FloatField("latency stddev (ms)", null=True, blank=True)
+    latency_p50_ms = models.FloatField("latency p50 (ms)", null=True, blank=True)
+    latency_p75_ms = models.FloatField("latency p75 (ms)", null=True, blank=True)
+    latency_p90_ms = models.FloatField("latency p90 (ms)", null=True, blank=True)
+    latency_p95_ms = models.FloatField("latency p95 (ms)", null=True, blank=True)
+    latency_p99_ms = models.FloatField("latency p99 (ms)", null=True, blank=True)
+    latency_p999_ms = models.FloatField("latency p999 (ms)", null=True, blank=True)
+    service_min_ms = models.FloatField("service time min (ms)", null=True, blank=True)
+    service_mean_ms = models.FloatField("service time mean (ms)", null=True, blank=True)
+    service_max_ms = models.FloatField("service time max (ms)", null=True, blank=True)
+    service_stddev_ms = models.FloatField("service time stddev (ms)", null=True, blank=True)
+    service_p50_ms = models.FloatField("service time p50 (ms)", null=True, blank=True)
+    service_p75_ms = models.FloatField("service time p75 (ms)", null=True, blank=True)
+    service_p90_ms = models.FloatField("service time p90 (ms)", null=True, blank=True)
+    service_p95_ms = models.FloatField("service time p95 (ms)", null=True, blank=True)
+    service_p99_ms = models.FloatField("service time p99 (ms)", null=True, blank=True)
+    service_p999_ms = models.FloatField("service time p999 (ms)", null=True, blank=True)
+    latency_histogram = models.TextField(blank=True, help_text="HdrHistogram V2, compressed base64")
+    service_histogram = models.TextField(blank=True)
+    errors_by_class = models.JSONField(default=dict, blank=True)
+    steps_summary = models.JSONField(default=dict, blank=True)
+    health = models.JSONField(default=dict, blank=True)
+    valid = models.BooleanField(null=True, blank=True)
+    threshold_results = models.JSONField(default=list, blank=True)
+    passed = models.BooleanField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [
+            models.Index(fields=["status", "-created_at"], name="run_status_created"),
+            models.Index(fields=["definition", "-created_at"], name="run_definition_created"),
+        ]
+
+    def __str__(self) -> str:
+        return f"#{self.pk} {self.name}"
+
+    def get_absolute_url(self) -> str:
+        return reverse("loadtests:run", args=[self.pk])
+
+    @property
+    def is_active(self) -> bool:
+        return self.status in ACTIVE_STATUSES
+
+    def percentiles(self, kind: str = "latency") -> dict[str, Any]:
+        names = ("p50", "p90", "p95", "p99", "p999", "max", "mean")
+        return {name: getattr(self, f"{kind}_{name}_ms") for name in names}
+
+
+class RunInterval(models.Model):
+    """One second of one run (and one shard): enough to recompute any window exactly."""
+
+    run = models.ForeignKey(LoadTestRun, on_delete=models.CASCADE, related_name="intervals")
+    shard = models.PositiveSmallIntegerField(default=0)
+    index = models.PositiveIntegerField(help_text="Seconds since the run started.")
+    started_at = models.DateTimeField()
+    length_s = models.FloatField(default=1.0)
+    requests = models.PositiveIntegerField(default=0)
+    errors = models.PositiveIntegerField(default=0)
+    achieved_rps = models.FloatField(default=0)
+    target = models.FloatField(default=0, help_text="Users or req/s planned at that moment.")
+    active_users = models.PositiveIntegerField(default=0)
+    in_flight = models.PositiveIntegerField(default=0)
+    late_starts = models.PositiveIntegerField(default=0)
+    latency_p50_ms = models.FloatField(null=True)
+    latency_p95_ms = models.FloatField(null=True)
+    latency_p99_ms = models.FloatField(null=True)
+    latency_max_ms = models.FloatField(null=True)
+    service_p50_ms = models.FloatField(null=True)
+    service_p95_ms = models.FloatField(null=True)
+    service_p99_ms = models.FloatField(null=True)
+    latency_histogram = models.TextField(blank=True)
+    service_histogram = models.TextField(blank=True)
+    errors_by_class = models.JSONField(default=dict, blank=True)
+    cpu_pct = models.FloatField(null=True)
+    loop_lag_ms = models.FloatField(null=True)
+
+    class Meta:
+        ordering = ["run", "index", "shard"]
+        constraints = [
+            models.UniqueConstraint(fields=["run", "shard", "index"], name="unique_run_interval"),
+        ]
+
+    def __str__(self) -> str:
+        return f"run {self.run_id} second {self.index}"

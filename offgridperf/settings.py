@@ -82,6 +82,7 @@ INSTALLED_APPS = [
     "loadtests",
     "profiling",
     "queryopt",
+    "emissions",
 ]
 
 MIDDLEWARE = [
@@ -102,6 +103,13 @@ if ENABLE_DEBUG_TOOLBAR:
     INTERNAL_IPS = ["127.0.0.1"]
 
 ROOT_URLCONF = "offgridperf.urls"
+# The same code base serves the dashboard ("web") and, on its own port, the emissions
+# reference workload under test ("target"): an open JSON API with its own URL conf.
+OFFGRIDPERF_ROLE = env_choice("OFFGRIDPERF_ROLE", "web", ("web", "target"))
+TARGET_PORT = env_int("TARGET_PORT", 8001, minimum=1, maximum=65535)
+if OFFGRIDPERF_ROLE == "target":
+    ROOT_URLCONF = "emissions.api_urls"
+    MIDDLEWARE.remove("django.contrib.auth.middleware.LoginRequiredMiddleware")
 WSGI_APPLICATION = "offgridperf.wsgi.application"
 
 TEMPLATES = [
@@ -131,7 +139,12 @@ if _database.engine == "sqlite":
         "default": {
             "ENGINE": "django.db.backends.sqlite3",
             "NAME": _database.name,
-            "OPTIONS": {"timeout": 20, "transaction_mode": "IMMEDIATE"},
+            "OPTIONS": {
+                "timeout": 20,
+                "transaction_mode": "IMMEDIATE",
+                # WAL lets the dashboard read while a worker writes a run's intervals.
+                "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+            },
         }
     }
 else:
@@ -194,17 +207,47 @@ else:
         }
     }
 
+# Cache layer (offgridperf/cache.py): one key prefix and TTL (seconds) per strategy.
+CACHE_ENABLED = env_bool("CACHE_ENABLED", True)
+CACHE_TTL_BATCH = env_int("CACHE_TTL_BATCH", 3600, minimum=1, maximum=30 * 86400)
+CACHE_TTL_ACTIVITY = env_int("CACHE_TTL_ACTIVITY", 1800, minimum=1, maximum=30 * 86400)
+CACHE_TTL_EMISSIONS = env_int("CACHE_TTL_EMISSIONS", 3600, minimum=1, maximum=30 * 86400)
+CACHE_TTL_QUERY = env_int("CACHE_TTL_QUERY", 300, minimum=1, maximum=30 * 86400)
+
+
+def _emissions_api_token() -> str | None:
+    """Bearer token of the emissions API's write endpoints; generated once for local runs."""
+    token = env_secret("EMISSIONS_API_TOKEN")
+    if token:
+        if len(token) < 16:
+            raise ImproperlyConfigured("EMISSIONS_API_TOKEN is too short; use 16+ characters")
+        return token
+    token_file = VAR_DIR / "emissions_api_token"
+    if token_file.exists():
+        return token_file.read_text().strip()
+    if not (DEBUG or LOCAL_RUN or TESTING):
+        return None  # write endpoints answer 503 until a token is set
+    token = secrets.token_urlsafe(32)
+    token_file.touch(mode=0o600)
+    token_file.write_text(token)
+    return token
+
+
+EMISSIONS_API_TOKEN = _emissions_api_token()
+EMISSIONS_UPLOAD_MAX_MB = env_int("EMISSIONS_UPLOAD_MAX_MB", 64, minimum=1, maximum=4096)
+
 # Celery: a broker that needs no server by default (kombu's file-system transport).
 CELERY_BROKER_URL = env_service_url("CELERY_BROKER_URL", ("redis", "rediss", "amqp", "pyamqp"))
 _broker_dir = VAR_DIR / "broker"
 if CELERY_BROKER_URL is None:
     CELERY_BROKER_URL = "filesystem://"
-    for folder in ("queue", "processed"):
+    for folder in ("queue", "processed", "control"):
         (_broker_dir / folder).mkdir(parents=True, exist_ok=True)
     CELERY_BROKER_TRANSPORT_OPTIONS = {
         "data_folder_in": str(_broker_dir / "queue"),
         "data_folder_out": str(_broker_dir / "queue"),
         "processed_folder": str(_broker_dir / "processed"),
+        "control_folder": str(_broker_dir / "control"),
         "store_processed": False,
     }
 else:
@@ -230,6 +273,10 @@ CELERY_TASK_DEFAULT_QUEUE = "default"
 CELERY_TASK_ROUTES = {"loadtests.tasks.execute_run": {"queue": "loadgen"}}
 CELERY_TIMEZONE = TIME_ZONE
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
+# Synced into the database scheduler at beat start-up; edit intervals in the admin.
+CELERY_BEAT_SCHEDULE = {
+    "reap-stale-load-test-runs": {"task": "loadtests.tasks.reap_stale_runs", "schedule": 30.0},
+}
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 

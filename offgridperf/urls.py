@@ -5,7 +5,8 @@ from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
-from offgridperf import views
+from loadtests import views as loadtest_views
+from offgridperf import cache_views, views
 
 admin.site.site_header = "offgridperf administration"
 admin.site.site_title = "offgridperf"
@@ -18,6 +19,10 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("profiles/", include("profiling.urls")),
     path("queries/", include("queryopt.urls")),
+    path("cache/", cache_views.overview, name="cache"),
+    path("cache/metrics/reset/", cache_views.reset_metrics, name="cache-reset-metrics"),
+    path("cache/<str:name>/invalidate/", cache_views.invalidate, name="cache-invalidate"),
+    path("", loadtest_views.overview, name="home"),
     path("", include("loadtests.urls")),
 ]
 

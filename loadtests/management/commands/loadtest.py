@@ -1,0 +1,188 @@
+"""Load tests from the command line, for CI pipelines and scripts.
+
+  loadtest run NAME_OR_ID [--wait] [--local] [--json]
+  loadtest url URL (--rate R | --users U) --duration S [--think MIN[,MAX]] [--timeout T] [--json]
+
+Progress goes to stderr so that stdout stays clean for --json. With --wait or --local (and for
+`url`) the exit status is 0 when the thresholds pass, 1 when they fail, 2 on error.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+
+from loadtests import services
+from loadtests.engine import IntervalSnapshot
+from loadtests.models import LoadTestDefinition, LoadTestRun, RunTrigger
+
+JSON_KEYS = (
+    "id", "status", "requests", "errors", "throughput_rps", "latency_ms", "service_time_ms",
+    "errors_by_class", "valid", "passed", "status_reason", "name",
+)  # fmt: skip
+
+
+def _fail(message: str) -> CommandError:
+    return CommandError(message, returncode=2)
+
+
+def parse_think(text: str | None) -> tuple[float, float]:
+    if not text:
+        return (0.0, 0.0)
+    try:
+        parts = [float(p) for p in text.split(",")]
+    except ValueError:
+        raise _fail(f"--think {text!r}: give seconds as MIN or MIN,MAX, e.g. 0.5,1.5") from None
+    if len(parts) not in (1, 2) or any(p < 0 for p in parts) or parts[-1] < parts[0]:
+        raise _fail(f"--think {text!r}: give MIN or MIN,MAX with 0 <= MIN <= MAX")
+    return (parts[0], parts[-1])
+
+
+class Command(BaseCommand):
+    help = "Run load tests from the command line (see `loadtest run -h`, `loadtest url -h`)."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        sub = parser.add_subparsers(dest="action", required=True)
+        run = sub.add_parser("run", help="run a stored definition")
+        run.add_argument("definition", metavar="NAME_OR_ID")
+        run.add_argument("--wait", action="store_true", help="follow the queued run to its end")
+        run.add_argument("--local", action="store_true", help="execute in this process")
+        run.add_argument("--json", action="store_true", help="print the summary as JSON")
+        run.add_argument(
+            "--wait-timeout", type=float, default=None,
+            help="seconds to wait beyond the planned duration (default 300)",
+        )  # fmt: skip
+        url = sub.add_parser("url", help="an ad hoc GET run against one URL, in this process")
+        url.add_argument("url")
+        load = url.add_mutually_exclusive_group(required=True)
+        load.add_argument("--rate", type=float, help="open model: requests per second")
+        load.add_argument("--users", type=int, help="closed model: virtual users")
+        url.add_argument("--duration", type=int, required=True, help="seconds")
+        url.add_argument("--think", help="closed model think time: MIN[,MAX] seconds")
+        url.add_argument("--timeout", type=float, default=10.0, help="per-request seconds")
+        url.add_argument("--connections", type=int, default=100, help="connection cap")
+        url.add_argument("--json", action="store_true", help="print the summary as JSON")
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        if options["action"] == "run":
+            run = self._run_definition(options)
+        else:
+            run = self._run_url(options)
+        if run is None:
+            return
+        self._report(run, as_json=options["json"])
+        code = services.exit_code(run)
+        if code:
+            sys.stdout.flush()
+            raise SystemExit(code)
+
+    # -- subcommands ---------------------------------------------------------------
+
+    def _run_definition(self, options: dict[str, Any]) -> LoadTestRun | None:
+        definition = self._find_definition(options["definition"])
+        try:
+            if options["local"]:
+                run = services.create_run(definition, trigger=RunTrigger.CLI)
+                return self._execute_here(run)
+            run = services.queue_run(definition, trigger=RunTrigger.CLI)
+        except services.RunRefused as exc:
+            raise _fail(_problems_text(exc)) from None
+        self._progress(f"run #{run.pk} of {definition.name!r} queued for the workers")
+        if not options["wait"]:
+            if options["json"]:
+                self.stdout.write(json.dumps({"id": run.pk, "status": run.status}))
+            else:
+                self.stdout.write(str(run.pk))
+            return None
+        grace = 300.0 if options["wait_timeout"] is None else options["wait_timeout"]
+        return self._follow(run, grace)
+
+    def _run_url(self, options: dict[str, Any]) -> LoadTestRun:
+        if options["duration"] <= 0:
+            raise _fail("--duration must be a whole number of seconds above 0")
+        if options["rate"] is not None and options["rate"] <= 0:
+            raise _fail("--rate must be above 0 requests per second")
+        if options["users"] is not None and options["users"] < 1:
+            raise _fail("--users must be at least 1")
+        if options["timeout"] <= 0:
+            raise _fail("--timeout must be above 0 seconds")
+        if options["rate"] is not None and options["think"]:
+            raise _fail("--think applies to --users (closed model) only")
+        frozen = services.adhoc_config(
+            options["url"],
+            rate=options["rate"],
+            users=options["users"],
+            duration_s=options["duration"],
+            think=parse_think(options["think"]),
+            timeout_s=options["timeout"],
+            max_connections=options["connections"],
+        )
+        try:
+            run = services.create_adhoc_run(frozen, trigger=RunTrigger.CLI)
+        except services.RunRefused as exc:
+            raise _fail(_problems_text(exc)) from None
+        return self._execute_here(run)
+
+    # -- helpers -------------------------------------------------------------------
+
+    def _find_definition(self, key: str) -> LoadTestDefinition:
+        found = LoadTestDefinition.objects.filter(name=key).first()
+        if found is None and key.isdigit():
+            found = LoadTestDefinition.objects.filter(pk=int(key)).first()
+        if found is None:
+            raise _fail(f"no load-test definition named or numbered {key!r}")
+        return found
+
+    def _execute_here(self, run: LoadTestRun) -> LoadTestRun:
+        self._progress(f"run #{run.pk} ({run.name}) starting in this process")
+
+        def progress(run: LoadTestRun, snapshot: IntervalSnapshot) -> None:
+            self._progress(
+                f"[{snapshot.index + 1:>4}s] {snapshot.requests:>7} req  {snapshot.errors:>5} err  "
+                f"p95 {snapshot.p95_ms:8.2f} ms  {snapshot.achieved_rps:9.1f} req/s"
+            )
+
+        result = services.execute(run.pk, progress=progress)
+        if result is None:
+            raise _fail(f"run #{run.pk} was taken by another process")
+        return result
+
+    def _follow(self, run: LoadTestRun, grace_s: float) -> LoadTestRun:
+        deadline = time.monotonic() + run.planned_duration_s + grace_s
+        last = None
+        while True:
+            run.refresh_from_db()
+            if not run.is_active:
+                return run
+            line = f"run #{run.pk}: {run.status}, {run.requests} requests, {run.errors} errors"
+            if line != last:
+                self._progress(line)
+                last = line
+            if time.monotonic() > deadline:
+                raise _fail(f"run #{run.pk} still {run.status} after the wait timeout")
+            time.sleep(1)
+
+    def _report(self, run: LoadTestRun, *, as_json: bool) -> None:
+        summary = services.summary_dict(run)
+        if as_json:
+            self.stdout.write(json.dumps({key: summary[key] for key in JSON_KEYS}))
+            return
+        latency = summary["latency_ms"]
+        self.stdout.write(
+            f"run #{run.pk} {run.status}: {run.requests} requests, {run.errors} errors, "
+            f"{run.throughput_rps or 0:.1f} req/s, p50 {latency['p50']} ms, "
+            f"p95 {latency['p95']} ms, p99 {latency['p99']} ms"
+        )
+        if run.status_reason:
+            self.stdout.write(run.status_reason)
+
+    def _progress(self, text: str) -> None:
+        self.stderr.write(text)
+
+
+def _problems_text(exc: services.RunRefused) -> str:
+    return "; ".join(f"{field}: {' '.join(msgs)}" for field, msgs in exc.message_dict.items())
