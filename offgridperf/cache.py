@@ -1,0 +1,579 @@
+"""The cache layer: four strategies on Django's cache (django-redis, or local memory).
+
+Each strategy has its own key prefix and TTL (settings CACHE_TTL_*). A value is stored as
+`<strategy>:<generation>:<key>`; bumping a strategy's generation invalidates all of its keys
+at once in O(1) (the old ones expire by TTL). Values are stored with the time they stop being
+fresh and kept a little longer (a grace period), so that get_or_compute can serve a stale
+value while one caller recomputes it.
+
+Redis is an accelerator, never a dependency: when it fails, a circuit breaker skips it for
+BACKOFF_S seconds (then tries again), operations fall back to the source, errors are counted
+in-process and logged at most once a minute, and nothing raises to the caller.
+
+A strategy's generation is memoised per process for GENERATION_MEMO_S, so a version bump
+made by another process takes effect there within that time; invalidation by key or prefix
+is immediate everywhere. An invalidation that Redis misses while down is made good when it
+returns: the strategy's generation is bumped before anything else is read.
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import logging
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from django.conf import settings
+from django.core.cache import BaseCache, caches
+from django_redis.cache import RedisCache
+from django_redis.client.default import glob_escape
+from django_redis.exceptions import ConnectionInterrupted
+from redis.exceptions import RedisError
+
+from offgridperf import cache_metrics
+from offgridperf.cache_metrics import StrategyFigures
+
+log = logging.getLogger(__name__)
+
+CACHE_ALIAS = "default"
+BACKOFF_S = 1.0
+LOG_EVERY_S = 60.0
+GENERATION_MEMO_S = 1.0
+METRICS_FLUSH_S = 1.0
+STALE_GRACE_MAX_S = 60
+LOCK_TTL_S = 30
+DEFAULT_WAIT_S = 2.0
+WAIT_POLL_S = 0.02
+KEY_COUNT_SCAN_LIMIT = 200_000
+REDIS_ERRORS = (ConnectionInterrupted, RedisError, OSError)
+
+T = TypeVar("T")
+
+
+class _Down(Exception):
+    """Redis is skipped or failed: the caller falls back to the source."""
+
+
+@dataclass(frozen=True)
+class _Entry:
+    value: Any
+    fresh_until: float
+
+    @property
+    def fresh(self) -> bool:
+        return time.time() < self.fresh_until
+
+
+def _backend() -> BaseCache:
+    return caches[CACHE_ALIAS]
+
+
+def uses_redis() -> bool:
+    return isinstance(_backend(), RedisCache)
+
+
+def _redis_client() -> Any:
+    from django_redis import get_redis_connection
+
+    return get_redis_connection(CACHE_ALIAS)
+
+
+# --- circuit breaker -------------------------------------------------------------------
+
+
+class _Breaker:
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.open_until = 0.0
+        self.down_since: float | None = None
+        self.last_logged = float("-inf")
+        self.unlogged_errors = 0
+
+    def allows(self) -> bool:
+        return time.monotonic() >= self.open_until
+
+    def failure(self, exc: BaseException) -> None:
+        now = time.monotonic()
+        with self._lock:
+            self.open_until = now + BACKOFF_S
+            if self.down_since is None:
+                self.down_since = now
+            self.unlogged_errors += 1
+            if now - self.last_logged < LOG_EVERY_S:
+                return
+            errors, self.unlogged_errors, self.last_logged = self.unlogged_errors, 0, now
+        log.warning(
+            "cache: Redis unreachable (%s: %s); serving from the source, retrying every %.0f s "
+            "(%d error(s) since the last message)",
+            type(exc).__name__,
+            exc,
+            BACKOFF_S,
+            errors,
+        )
+
+    def success(self) -> None:
+        if self.down_since is None:
+            return
+        with self._lock:
+            down_since, self.down_since = self.down_since, None
+        if down_since is not None:
+            log.warning("cache: Redis reachable again after %.1f s", time.monotonic() - down_since)
+
+    def reset(self) -> None:
+        with self._lock:
+            self.open_until, self.down_since = 0.0, None
+            self.last_logged, self.unlogged_errors = float("-inf"), 0
+
+
+_breaker = _Breaker()
+_buffer = cache_metrics.Buffer()
+_local_totals: dict[str, dict[str, int]] = {}  # metrics "store" without Redis
+_generations: dict[str, tuple[int, float]] = {}
+# Strategies with an invalidation that Redis missed while down: bumped once it is back, so
+# that an outage never leaves a value cached that a write meant to remove.
+_missed_invalidations: set[str] = set()
+_last_flush = [time.monotonic()]
+
+
+def _call(strategy: str, operation: Callable[[], T], *, timed: bool = True) -> T:
+    """Run one backend operation under the breaker, timing it; raise _Down on failure."""
+    if not _breaker.allows():
+        _buffer.count(strategy, "bypassed")
+        raise _Down
+    started = time.perf_counter()
+    try:
+        result = operation()
+    except REDIS_ERRORS as exc:
+        _buffer.count(strategy, "errors")
+        _breaker.failure(exc)
+        raise _Down from exc
+    if timed:
+        _buffer.latency(strategy, time.perf_counter() - started)
+    _breaker.success()
+    _maybe_flush()
+    return result
+
+
+# --- strategies --------------------------------------------------------------------------
+
+
+class Strategy:
+    """One caching strategy: a key prefix with its own TTL, generation and metrics."""
+
+    def __init__(self, name: str, ttl_setting: str) -> None:
+        self.name = name
+        self.prefix = name
+        self.ttl_setting = ttl_setting
+
+    def __repr__(self) -> str:
+        return f"Strategy({self.name!r})"
+
+    @property
+    def ttl(self) -> int:
+        return int(getattr(settings, self.ttl_setting))
+
+    @property
+    def generation_key(self) -> str:
+        return f"~gen:{self.name}"
+
+    # keys
+
+    def generation(self) -> int:
+        if _missed_invalidations and _breaker.allows():
+            _replay_missed_invalidations()
+        memo = _generations.get(self.name)
+        now = time.monotonic()
+        if memo is not None and now - memo[1] < GENERATION_MEMO_S:
+            return memo[0]
+        value = _call(self.name, lambda: _backend().get(self.generation_key), timed=False)
+        generation = int(value or 0)
+        _generations[self.name] = (generation, now)
+        return generation
+
+    def _key(self, key: str, generation: int) -> str:
+        return f"{self.prefix}:{generation}:{key}"
+
+    def _entry(self, value: Any, ttl: int | None) -> tuple[_Entry, int]:
+        ttl = self.ttl if ttl is None else ttl
+        grace = min(ttl, STALE_GRACE_MAX_S)
+        return _Entry(value, time.time() + ttl), ttl + grace
+
+    def _count(self, counter: str, amount: int = 1) -> None:
+        if amount:
+            _buffer.count(self.name, counter, amount)
+
+    # operations
+
+    def get(self, key: str, default: Any = None) -> Any:
+        """The fresh value under `key`, or `default` (stale values count as misses)."""
+        if not settings.CACHE_ENABLED:
+            return default
+        try:
+            entry = self._read(self._key(key, self.generation()))
+        except _Down:
+            return default
+        if isinstance(entry, _Entry) and entry.fresh:
+            self._count("hits")
+            return entry.value
+        self._count("misses")
+        return default
+
+    def set(self, key: str, value: Any, ttl: int | None = None) -> bool:
+        if not settings.CACHE_ENABLED:
+            return False
+        try:
+            full_key = self._key(key, self.generation())
+            entry, expiry = self._entry(value, ttl)
+            _call(self.name, lambda: _backend().set(full_key, entry, timeout=expiry))
+        except _Down:
+            return False
+        self._count("sets")
+        return True
+
+    def delete(self, key: str) -> bool:
+        """Invalidate one key. False when Redis could not be reached."""
+        if not settings.CACHE_ENABLED:
+            return False
+        try:
+            full_key = self._key(key, self.generation())
+            _call(self.name, lambda: _backend().delete(full_key))
+        except _Down:
+            _missed_invalidations.add(self.name)
+            return False
+        self._count("deletes")
+        return True
+
+    def get_many(self, keys: Iterable[str]) -> dict[str, Any]:
+        """The fresh values of `keys` that are cached, in one round trip."""
+        keys = list(keys)
+        if not settings.CACHE_ENABLED or not keys:
+            return {}
+        try:
+            generation = self.generation()
+            full_keys = {self._key(key, generation): key for key in keys}
+            found = _call(self.name, lambda: _backend().get_many(list(full_keys)))
+        except _Down:
+            return {}
+        values = {
+            full_keys[full_key]: entry.value
+            for full_key, entry in found.items()
+            if isinstance(entry, _Entry) and entry.fresh
+        }
+        self._count("hits", len(values))
+        self._count("misses", len(keys) - len(values))
+        return values
+
+    def set_many(self, values: Mapping[str, Any], ttl: int | None = None) -> bool:
+        """Store several values in one round trip (a pipeline)."""
+        if not settings.CACHE_ENABLED or not values:
+            return False
+        try:
+            generation = self.generation()
+            expiry = self._entry(None, ttl)[1]
+            entries = {self._key(k, generation): self._entry(v, ttl)[0] for k, v in values.items()}
+            _call(self.name, lambda: _backend().set_many(entries, timeout=expiry))
+        except _Down:
+            return False
+        self._count("sets", len(entries))
+        return True
+
+    def get_or_compute(
+        self,
+        key: str,
+        compute: Callable[[], T],
+        ttl: int | None = None,
+        wait_s: float = DEFAULT_WAIT_S,
+    ) -> T:
+        """The cached value, or compute() stored for next time.
+
+        Stampede protection: one caller per key computes at a time (a short Redis lock);
+        the others serve the stale value when there is one, or wait up to `wait_s` for the
+        computed value, then compute themselves rather than fail.
+        """
+        if not settings.CACHE_ENABLED:
+            return compute()
+        try:
+            full_key = self._key(key, self.generation())
+            entry = self._read(full_key)
+        except _Down:
+            return compute()
+        if isinstance(entry, _Entry) and entry.fresh:
+            self._count("hits")
+            return entry.value
+        if isinstance(entry, _Entry):  # stale: one caller refreshes, the others serve it
+            if self._lock(full_key):
+                self._count("misses")
+                return self._compute_and_store(full_key, compute, ttl, locked=True)
+            self._count("hits")
+            self._count("stale")
+            return entry.value
+        self._count("misses")
+        if self._lock(full_key):
+            return self._compute_and_store(full_key, compute, ttl, locked=True)
+        waited = self._wait_for(full_key, wait_s)
+        if waited is not None:
+            return waited.value
+        return self._compute_and_store(full_key, compute, ttl, locked=False)
+
+    def invalidate_prefix(self, prefix: str = "") -> int:
+        """Delete the strategy's current keys that start with `prefix` (SCAN, never KEYS)."""
+        if not settings.CACHE_ENABLED:
+            return 0
+        try:
+            base = self._key(prefix, self.generation())
+            deleted = _call(self.name, lambda: _delete_prefix(base))
+        except _Down:
+            _missed_invalidations.add(self.name)
+            return 0
+        self._count("deletes", deleted)
+        return deleted
+
+    def invalidate_all(self) -> int:
+        """Bump the strategy's generation: every key it had is unreachable from now on."""
+        try:
+            generation = _call(self.name, lambda: _increment(self.generation_key), timed=False)
+        except _Down:
+            _missed_invalidations.add(self.name)
+            return -1
+        _missed_invalidations.discard(self.name)
+        _generations[self.name] = (generation, time.monotonic())
+        return generation
+
+    # helpers
+
+    def _read(self, full_key: str) -> Any:
+        return _call(self.name, lambda: _backend().get(full_key))
+
+    def _lock(self, full_key: str) -> bool:
+        lock_key = f"{full_key}:~lock"
+        try:
+            return bool(
+                _call(
+                    self.name,
+                    lambda: _backend().add(lock_key, uuid.uuid4().hex, timeout=LOCK_TTL_S),
+                    timed=False,
+                )
+            )
+        except _Down:
+            return True  # without Redis nobody else can coordinate either: compute
+
+    def _unlock(self, full_key: str) -> None:
+        with contextlib.suppress(_Down):
+            _call(self.name, lambda: _backend().delete(f"{full_key}:~lock"), timed=False)
+
+    def _wait_for(self, full_key: str, wait_s: float) -> _Entry | None:
+        deadline = time.monotonic() + wait_s
+        while time.monotonic() < deadline:
+            time.sleep(WAIT_POLL_S)
+            try:
+                entry = _call(self.name, lambda: _backend().get(full_key), timed=False)
+            except _Down:
+                return None
+            if isinstance(entry, _Entry):
+                return entry
+        return None
+
+    def _compute_and_store(
+        self, full_key: str, compute: Callable[[], T], ttl: int | None, *, locked: bool
+    ) -> T:
+        try:
+            value = compute()
+            self._count("computes")
+            entry, expiry = self._entry(value, ttl)
+            try:
+                _call(self.name, lambda: _backend().set(full_key, entry, timeout=expiry))
+                self._count("sets")
+            except _Down:
+                pass
+            return value
+        finally:
+            if locked:
+                self._unlock(full_key)
+
+
+def _replay_missed_invalidations() -> None:
+    for name in list(_missed_invalidations):
+        STRATEGIES[name].invalidate_all()
+
+
+def _increment(key: str) -> int:
+    backend = _backend()
+    try:
+        return int(backend.incr(key))
+    except ValueError:  # no generation stored yet
+        if backend.add(key, 1, timeout=None):
+            return 1
+        return int(backend.incr(key))
+
+
+def _delete_prefix(base: str) -> int:
+    backend = _backend()
+    if isinstance(backend, RedisCache):
+        return int(backend.delete_pattern(f"{glob_escape(base)}*", itersize=1000) or 0)
+    # Local memory: walk the process's own keys (its private dict, under its lock).
+    full_prefix = backend.make_key(base)
+    with backend._lock:  # type: ignore[attr-defined]
+        doomed = [key for key in backend._cache if key.startswith(full_prefix)]  # type: ignore[attr-defined]
+        for key in doomed:
+            backend._delete(key)  # type: ignore[attr-defined]
+    return len(doomed)
+
+
+BATCH = Strategy("batch", "CACHE_TTL_BATCH")
+ACTIVITY = Strategy("activity", "CACHE_TTL_ACTIVITY")
+EMISSIONS = Strategy("emissions", "CACHE_TTL_EMISSIONS")
+QUERY = Strategy("query", "CACHE_TTL_QUERY")
+STRATEGIES: dict[str, Strategy] = {s.name: s for s in (BATCH, ACTIVITY, EMISSIONS, QUERY)}
+
+
+# --- metrics -------------------------------------------------------------------------------
+
+
+def _metrics_key(name: str) -> str:
+    return f"{_backend().key_prefix}:metrics:{name}"
+
+
+def _maybe_flush() -> None:
+    if time.monotonic() - _last_flush[0] >= METRICS_FLUSH_S:
+        flush_metrics()
+
+
+def flush_metrics() -> bool:
+    """Push this process's pending counts to the shared store. False if Redis is down."""
+    _last_flush[0] = time.monotonic()
+    pending = _buffer.take()
+    if not pending:
+        return True
+    if not uses_redis():
+        for name, fields in pending.items():
+            _local_totals[name] = cache_metrics.merge_fields(_local_totals.get(name, {}), fields)
+        return True
+    if not _breaker.allows():
+        _buffer.give_back(pending)
+        return False
+    try:
+        cache_metrics.flush_to_redis(_redis_client(), _metrics_key, pending)
+    except REDIS_ERRORS as exc:
+        _buffer.give_back(pending)  # counted again when Redis is back
+        _breaker.failure(exc)
+        return False
+    _breaker.success()
+    return True
+
+
+def figures() -> dict[str, StrategyFigures]:
+    """Every strategy's figures: the shared totals plus this process's unflushed counts."""
+    flush_metrics()
+    if uses_redis():
+        try:
+            keys = {name: _metrics_key(name) for name in STRATEGIES}
+            stored = cache_metrics.read_from_redis(_redis_client(), keys)
+        except REDIS_ERRORS as exc:
+            _breaker.failure(exc)
+            stored = {}
+    else:
+        stored = _local_totals
+    return {
+        name: cache_metrics.figures_from_fields(
+            cache_metrics.merge_fields(stored.get(name, {}), _buffer.peek(name))
+        )
+        for name in STRATEGIES
+    }
+
+
+def reset_metrics(names: Iterable[str] | None = None) -> None:
+    """Zero the figures of some (or all) strategies, in Redis and in this process."""
+    names = list(STRATEGIES if names is None else names)
+    _buffer.clear(names)
+    for name in names:
+        _local_totals.pop(name, None)
+    if uses_redis() and names:
+        try:
+            _redis_client().delete(*(_metrics_key(name) for name in names))
+        except REDIS_ERRORS as exc:
+            _breaker.failure(exc)
+
+
+def key_counts() -> dict[str, int | None]:
+    """Keys of each strategy's current generation (None when Redis is unreachable)."""
+    counts: dict[str, int | None] = dict.fromkeys(STRATEGIES, 0)
+    try:
+        current = {name: str(s.generation()) for name, s in STRATEGIES.items()}
+        head = _backend().make_key("")
+        for key in _iter_keys(head):
+            name, _, rest = key[len(head) :].partition(":")
+            generation, _, tail = rest.partition(":")
+            if name in counts and current.get(name) == generation and not tail.endswith(":~lock"):
+                counts[name] = (counts[name] or 0) + 1
+    except (_Down, *REDIS_ERRORS) as exc:
+        if not isinstance(exc, _Down):
+            _breaker.failure(exc)
+        return dict.fromkeys(STRATEGIES)
+    return counts
+
+
+def _iter_keys(head: str) -> Iterable[str]:
+    backend = _backend()
+    if isinstance(backend, RedisCache):
+        client = _redis_client()
+        for seen, key in enumerate(client.scan_iter(match=f"{glob_escape(head)}*", count=1000)):
+            if seen >= KEY_COUNT_SCAN_LIMIT:
+                return
+            yield key.decode() if isinstance(key, bytes) else key
+        return
+    with backend._lock:  # type: ignore[attr-defined]
+        keys = [key for key in backend._cache if key.startswith(head)]  # type: ignore[attr-defined]
+    yield from keys
+
+
+@dataclass(frozen=True)
+class LayerState:
+    backend: str
+    enabled: bool
+    reachable: bool
+    down_for_s: float | None
+
+
+def state() -> LayerState:
+    down_since = _breaker.down_since
+    return LayerState(
+        backend="redis" if uses_redis() else "local memory",
+        enabled=settings.CACHE_ENABLED,
+        reachable=down_since is None,
+        down_for_s=None if down_since is None else time.monotonic() - down_since,
+    )
+
+
+def clear_all() -> None:
+    """Delete every strategy's keys (all generations), generations and metrics."""
+    backend = _backend()
+    for name, strategy in STRATEGIES.items():
+        try:
+            _call(name, lambda s=strategy: _delete_prefix(f"{s.prefix}:"), timed=False)
+            _call(name, lambda s=strategy: backend.delete(s.generation_key), timed=False)
+        except _Down:
+            pass
+    reset_metrics()
+    reset_process_state()
+
+
+def reset_process_state() -> None:
+    """Forget breaker state, memoised generations and unflushed counts (tests, forks)."""
+    _breaker.reset()
+    _buffer.clear()
+    _local_totals.clear()
+    _generations.clear()
+    _missed_invalidations.clear()
+
+
+def _flush_at_exit() -> None:
+    with contextlib.suppress(Exception):  # best effort while the process ends
+        flush_metrics()
+
+
+atexit.register(_flush_at_exit)
