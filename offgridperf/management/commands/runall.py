@@ -1,5 +1,6 @@
-"""Run the whole product in the foreground: web, Celery worker, Celery beat (and the demo
-target once it exists). Ctrl-C, or any process exiting, stops all of them cleanly."""
+"""Run the whole product in the foreground: web, Celery worker, Celery beat and the demo
+target (the emissions API on TARGET_PORT). Ctrl-C, or any process exiting, stops all of them
+cleanly."""
 
 from __future__ import annotations
 
@@ -48,6 +49,22 @@ def product_processes(host: str, port: int) -> list[ProcessSpec]:
             [*celery, "worker", "-Q", "default,loadgen", "-c", "2", "-l", settings.LOG_LEVEL],
         ),
         ProcessSpec("beat", [*celery, "beat", "-l", settings.LOG_LEVEL, "--pidfile="]),
+        ProcessSpec(
+            "target",
+            [
+                os.path.join(bindir, "gunicorn"),
+                "offgridperf.wsgi:application",
+                # Its own URL conf (emissions.api_urls), no login: the service under test.
+                "--env",
+                "OFFGRIDPERF_ROLE=target",
+                "--bind",
+                f"127.0.0.1:{settings.TARGET_PORT}",
+                "--workers",
+                "2",
+                "--threads",
+                "8",
+            ],
+        ),
     ]
 
 
@@ -60,7 +77,7 @@ def _pump(name: str, stream: IO[bytes], lock: threading.Lock) -> None:
 
 
 class Command(BaseCommand):
-    help = "Start web, worker and beat together in the foreground."
+    help = "Start web, worker, beat and the emissions target together in the foreground."
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--host", default="127.0.0.1")
