@@ -47,6 +47,7 @@ class Pool:
         self.address: str = target.host
         self.ssl_context = _ssl_context(verify_tls) if target.tls else None
         self._tasks: set[asyncio.Task[None]] = set()
+        self.closed = False
 
     @property
     def count(self) -> int:
@@ -68,6 +69,8 @@ class Pool:
             self.address = infos[0][4][0]
 
     def open(self) -> None:
+        if self.closed:
+            return
         self.connecting += 1
         self.connects += 1
         task = self.loop.create_task(self._connect())
@@ -90,12 +93,18 @@ class Pool:
             )
         except asyncio.CancelledError:
             self.connecting -= 1
+            # The connect may have completed just before the cancel landed: an open transport
+            # left behind would leak (and warn when collected).
+            conn.close()
             raise
         except (OSError, TimeoutError, ssl.SSLError, ValueError) as exc:
             self.connecting -= 1
             self.model.connect_failed(*errors.classify_connect_error(exc))
             return
         self.connecting -= 1
+        if self.closed:
+            conn.close()
+            return
         self.open_connections.add(conn)
         self.model.connection_ready(conn)
 
@@ -113,6 +122,7 @@ class Pool:
         return [conn for conn in self.open_connections if conn.busy]
 
     def close_all(self) -> None:
+        self.closed = True
         for task in list(self._tasks):
             task.cancel()
         for conn in list(self.open_connections):

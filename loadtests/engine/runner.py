@@ -76,6 +76,7 @@ def run(
         raise ConfigError(problems)
     loop = new_event_loop()
     runner = Runner(loop, config, sink, cancel or threading.Event())
+    loop.set_exception_handler(runner.loop_error)
     try:
         result = loop.run_until_complete(runner.main())
     finally:
@@ -226,6 +227,7 @@ class Runner:
         self.control_due = 0.0
         self.finished: asyncio.Future[None] | None = None
         self.handles: list[asyncio.TimerHandle] = []
+        self.internal_error: str | None = None
 
     async def main(self) -> RunResult:
         self.finished = self.loop.create_future()
@@ -242,9 +244,18 @@ class Runner:
         await self.finished
         await self._drain()
         self.model.pool.close_all()
+        await asyncio.sleep(0)  # let cancelled connects and aborted transports wind down
         self.emit(clock())
         self.publisher.close()
         return self.result()
+
+    def loop_error(self, loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+        """An exception escaped a callback: stop the run rather than carry on half-broken."""
+        exc = context.get("exception")
+        message = context.get("message", "")
+        log.error("load engine error: %s", message, exc_info=exc)
+        if self.internal_error is None:
+            self.internal_error = f"{message}: {exc!r}" if exc is not None else message
 
     # -- timers ---------------------------------------------------------------------------
 
@@ -270,6 +281,9 @@ class Runner:
             return
         if self.publisher.failure is not None:
             self.finish(CANCELLED, f"The sink failed: {self.publisher.failure!r}")
+            return
+        if self.internal_error is not None:
+            self.finish(ABORTED, f"Engine error: {self.internal_error}"[:500])
             return
         self.model.sweep_timeouts(now)
         self.model.adjust(now - self.t0)

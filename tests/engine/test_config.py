@@ -54,7 +54,10 @@ def test_the_open_model_needs_a_rate_and_no_think_time() -> None:
 def test_stages_must_add_up_to_the_duration() -> None:
     config = closed("http://127.0.0.1:1", stages=(Stage(2, 5), Stage(1, 0)), duration_s=5)
     assert "must be equal" in fields_of(config)["duration_s"]
-    assert closed("http://127.0.0.1:1", stages=(Stage(2, 5), Stage(1, 0)), duration_s=3).validate() == []
+    assert (
+        closed("http://127.0.0.1:1", stages=(Stage(2, 5), Stage(1, 0)), duration_s=3).validate()
+        == []
+    )
     bad = closed("http://127.0.0.1:1", stages=(Stage(0, 5), Stage(1, -1)), duration_s=1)
     assert {"stages[0].duration_s", "stages[1].target"} <= set(fields_of(bad))
 
@@ -63,7 +66,13 @@ def test_a_config_round_trips_through_json() -> None:
     config = closed(
         "http://127.0.0.1:8000",
         step("/json", check_json_field="data.id", check_json_value={"a": [1, 2]}, weight=3),
-        step("/echo", method="POST", body='{"x": 1}', headers={"X-Token": "t"}, expect_status=(200, 201)),
+        step(
+            "/echo",
+            method="POST",
+            body='{"x": 1}',
+            headers={"X-Token": "t"},
+            expect_status=(200, 201),
+        ),
         stages=(Stage(1, 5), Stage(2, 5)),
         duration_s=3,
         think_min_s=0.1,

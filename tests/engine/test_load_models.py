@@ -50,7 +50,9 @@ def test_the_closed_model_paces_users_by_latency_plus_think_time(target: str) ->
     assert result.latency.value_at_percentile(50) == pytest.approx(20_000, rel=0.1)
     # Closed model: latency is service time, except that a user's first request also waits
     # for its connection to open.
-    moved = sum(abs(a - b) for a, b in zip(result.latency.counts, result.service.counts, strict=True))
+    moved = sum(
+        abs(a - b) for a, b in zip(result.latency.counts, result.service.counts, strict=True)
+    )
     assert moved <= 2 * 10
     assert all(s.active_users == 10 for s in snapshots)
 

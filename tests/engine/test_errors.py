@@ -1,0 +1,70 @@
+from __future__ import annotations
+
+from loadtests.engine import run
+from tests.engine.helpers import closed, open_, step
+from tests.targets import closed_port
+
+
+def test_timeouts_are_classified(target: str) -> None:
+    result = run(closed(target, step("/hang"), users=2, timeout_s=0.3, abort_error_rate_pct=None))
+    assert result.errors_by_class["timeout"]["count"] >= 4
+    assert "0.3 s" in result.errors_by_class["timeout"]["sample"]
+    assert result.errors == result.requests
+    assert result.latency.total_count == 0  # no response, no latency
+
+
+def test_connection_refused_is_classified() -> None:
+    config = closed(f"http://127.0.0.1:{closed_port()}", duration_s=0.5, abort_error_rate_pct=None)
+    result = run(config)
+    entry = result.errors_by_class["connect_refused"]
+    assert entry["count"] == result.errors == result.requests > 0
+    assert "refused" in entry["sample"]
+
+
+def test_a_reset_connection_is_classified(target: str) -> None:
+    result = run(closed(target, step("/reset"), duration_s=0.5, abort_error_rate_pct=None))
+    assert result.errors_by_class["reset"]["count"] == result.errors > 0
+    assert result.errors_by_class["reset"]["sample"]
+
+
+def test_unexpected_statuses_are_classified_by_code(target: str) -> None:
+    config = closed(
+        target, step("/status/500", name="boom"), step("/status/404", name="missing"),
+        step("/status/201", name="created", expect_status=(201,)),
+        users=2, duration_s=0.5, abort_error_rate_pct=None,
+    )  # fmt: skip
+    result = run(config)
+    assert set(result.errors_by_class) == {"status_500", "status_404"}
+    assert result.errors_by_class["status_500"]["sample"] == "boom: expected status 200, got 500"
+    assert result.per_step["created"]["errors"] == 0 < result.per_step["created"]["requests"]
+    assert result.per_step["boom"]["errors"] == result.per_step["boom"]["requests"]
+    # A wrong status is still a response: its latency is recorded.
+    assert result.latency.total_count == result.requests
+
+
+def test_check_failures_are_classified_with_the_reason(target: str) -> None:
+    config = closed(
+        target,
+        step("/json", name="field", check_json_field="data.id", check_json_value=2),
+        step("/ok", name="text", check_contains="nope"),
+        step("/json", name="good", check_json_field="status", check_json_value="ok"),
+        duration_s=0.5, abort_error_rate_pct=None,
+    )  # fmt: skip
+    result = run(config)
+    assert result.errors_by_class["check_failed"]["count"] == result.errors > 0
+    assert result.per_step["good"]["errors"] == 0
+    assert result.per_step["field"]["errors"] == result.per_step["field"]["requests"]
+    assert result.per_step["text"]["errors"] == result.per_step["text"]["requests"]
+    sample = result.errors_by_class["check_failed"]["sample"]
+    assert "data.id is 1, expected 2" in sample or "does not contain 'nope'" in sample
+
+
+def test_the_open_model_drops_requests_beyond_its_backlog(target: str) -> None:
+    config = open_(
+        target, step("/hang"), rate=400, duration_s=1, max_connections=1, max_backlog=50,
+        timeout_s=5, abort_error_rate_pct=None,
+    )  # fmt: skip
+    result = run(config)
+    dropped = result.errors_by_class["dropped"]
+    assert dropped["count"] >= 300
+    assert "50 requests already waiting for one of 1 connections" in dropped["sample"]

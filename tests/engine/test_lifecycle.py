@@ -1,0 +1,92 @@
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+
+import pytest
+
+from loadtests.engine import IntervalSnapshot, run
+from tests.engine.helpers import closed, open_, step
+
+
+def test_cancel_ends_the_run_within_a_second_and_keeps_its_data(target: str) -> None:
+    snapshots: list[IntervalSnapshot] = []
+    cancel = threading.Event()
+    timer = threading.Timer(1.5, cancel.set)
+    started = time.monotonic()
+    timer.start()
+    result = run(closed(target, users=2, duration_s=30), sink=snapshots.append, cancel=cancel)
+    ended = time.monotonic()
+    timer.join()
+    assert result.status == "cancelled"
+    assert ended - started < 1.5 + 1.0
+    assert result.requests > 0
+    assert result.requests == sum(s.requests for s in snapshots)
+    assert len(snapshots) == 2  # one full second, then the half second before the cancel
+    assert result.duration_s == pytest.approx(1.5, abs=0.3)
+
+
+def test_a_cancel_before_the_start_ends_at_once(target: str) -> None:
+    cancel = threading.Event()
+    cancel.set()
+    result = run(open_(target, duration_s=30), cancel=cancel)
+    assert result.status == "cancelled" and result.requests == 0
+
+
+def test_the_abort_threshold_stops_a_failing_run_early(target: str) -> None:
+    config = closed(target, step("/status/500"), users=2, duration_s=30, abort_error_rate_pct=5.0)
+    started = time.monotonic()
+    result = run(config)
+    assert result.status == "aborted"
+    assert time.monotonic() - started < 3
+    assert "100.0%" in result.reason and "5% abort threshold" in result.reason
+
+
+def test_the_abort_threshold_needs_enough_requests(target: str) -> None:
+    config = open_(
+        target, step("/status/500"), rate=5, duration_s=2, abort_error_rate_pct=5.0,
+        abort_min_requests=20,
+    )  # fmt: skip
+    result = run(config)
+    assert result.status == "completed"
+    assert result.errors == result.requests == 10
+
+
+def test_the_sink_runs_on_its_own_thread_without_an_event_loop(target: str) -> None:
+    seen: list[tuple[int, bool]] = []
+
+    def sink(snapshot: IntervalSnapshot) -> None:
+        try:
+            asyncio.get_running_loop()
+            has_loop = True
+        except RuntimeError:
+            has_loop = False
+        seen.append((threading.get_ident(), has_loop))
+        time.sleep(0.3)  # a slow database write must not hold up the load
+
+    result = run(open_(target, rate=100, duration_s=2), sink=sink)
+    assert len(seen) == 2
+    assert all(ident != threading.get_ident() and not has_loop for ident, has_loop in seen)
+    assert result.throughput_rps == pytest.approx(100, rel=0.02)
+
+
+def test_a_failing_sink_stops_the_run_and_raises(target: str) -> None:
+    def sink(snapshot: IntervalSnapshot) -> None:
+        raise RuntimeError("database is gone")
+
+    started = time.monotonic()
+    with pytest.raises(RuntimeError, match="database is gone"):
+        run(closed(target, duration_s=30), sink=sink)
+    assert time.monotonic() - started < 3
+
+
+def test_snapshots_carry_generator_health(target: str) -> None:
+    snapshots: list[IntervalSnapshot] = []
+    run(open_(target, rate=50, duration_s=1), sink=snapshots.append)
+    (snapshot,) = snapshots
+    data = snapshot.to_dict()
+    for key in ("cpu_pct", "loop_lag_ms", "in_flight", "late_starts", "per_step", "latency_hist"):
+        assert key in data
+    assert data["per_step"] == {"ok": {"requests": 50, "errors": 0}}
+    assert 0 < snapshot.p50_ms <= snapshot.p95_ms <= snapshot.p99_ms <= snapshot.max_ms
