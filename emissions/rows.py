@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import date
@@ -21,7 +22,13 @@ TEXT_LIMITS = {"category": 64, "activity_type": 64, "unit": 16, "site": 64}
 MAX_QUANTITY = Decimal("1e12")
 QUANTUM = Decimal("0.0001")
 SCOPES = {"1": 1, "2": 2, "3": 3, 1: 1, 2: 2, 3: 3}
+FAST_SCOPES = {"1": 1, "2": 2, "3": 3}
+PLAIN_QUANTITY = re.compile(r"\d{1,12}(?:\.\d{1,4})?", re.ASCII)
+PLAIN_DATE = re.compile(r"\d{4}-\d{2}-\d{2}", re.ASCII)
+COPY_SPECIAL = re.compile(r"[\\\n\r\x00]")
+COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
 MAX_REPORTED_ERRORS = 1000
+KNOWN_DAYS: set[str] = set()  # valid YYYY-MM-DD strings seen: uploads repeat a few hundred
 
 
 class ActivityRow(NamedTuple):
@@ -72,6 +79,8 @@ def _text(value: Any, limit: int) -> str:
     value = value.strip()
     if not value:
         raise ValueError("is required")
+    if "\x00" in value:
+        raise ValueError("contains a NUL character")
     if len(value) > limit:
         raise ValueError(f"is longer than {limit} characters")
     return value
@@ -139,40 +148,167 @@ def collect(numbered: Iterable[tuple[int, Mapping[str, Any] | str]]) -> ParsedRo
     return parsed
 
 
-def parse_csv(text: str) -> ParsedRows:
-    """Rows of a CSV document whose header names the columns (any order, any case)."""
-    reader = csv.reader(io.StringIO(text))
-    try:
-        header = next(reader)
-    except StopIteration:
-        raise UploadFormatError("file", "is empty; expected a header line and rows") from None
-    except csv.Error as exc:
-        raise UploadFormatError("file", f"is not readable CSV ({exc})") from None
-    columns = [name.strip().lower().lstrip("\ufeff") for name in header]
-    missing = [name for name in FIELDS if name not in columns]
-    if missing:
-        raise UploadFormatError(
-            "header", f"lacks column(s) {', '.join(missing)}; expected {', '.join(FIELDS)}"
-        )
-    return collect(_csv_records(reader, columns))
+class CsvUpload:
+    """A CSV document whose header names the columns (any order, any case), read lazily.
 
+    The header is checked at once (UploadFormatError); rows are validated as they are
+    consumed, through `rows()` (ActivityRow objects) or `copy_lines()` (PostgreSQL COPY text,
+    the fast path of batch ingest), and every bad one lands in `report`.
+    """
 
-def _csv_records(reader: Any, columns: list[str]) -> Iterator[tuple[int, Mapping[str, Any] | str]]:
-    width = len(columns)
-    while True:
+    def __init__(self, text: str) -> None:
+        self.report = ParsedRows()
+        self._reader = csv.reader(io.StringIO(text))
         try:
-            record = next(reader)
+            header = next(self._reader)
         except StopIteration:
-            return
+            raise UploadFormatError("file", "is empty; expected a header line and rows") from None
         except csv.Error as exc:
-            yield reader.line_num, f"is not readable CSV ({exc})"
-            continue
-        if not record or (len(record) == 1 and not record[0].strip()):
-            continue  # blank line
-        if len(record) != width:
-            yield reader.line_num, f"has {len(record)} fields; the header has {width}"
-            continue
-        yield reader.line_num, dict(zip(columns, record, strict=True))
+            raise UploadFormatError("file", f"is not readable CSV ({exc})") from None
+        self.columns = [name.strip().lower().lstrip("\ufeff") for name in header]
+        missing = [name for name in FIELDS if name not in self.columns]
+        if missing:
+            raise UploadFormatError(
+                "header", f"lacks column(s) {', '.join(missing)}; expected {', '.join(FIELDS)}"
+            )
+        self.positions = [self.columns.index(name) for name in FIELDS]
+
+    def rows(self) -> Iterator[ActivityRow]:
+        for line, values in self._records():
+            row = _fast_row(line, *values)
+            if row is None:
+                row = self._thorough(line, values)
+            if row is not None:
+                yield row
+
+    def copy_lines(self, batch_id: int) -> Iterator[str]:
+        """`COPY ... (batch_id, line_number, scope, category, activity_type, quantity, unit,
+        date, site) FROM STDIN` text lines, one per good row."""
+        prefix = f"{batch_id}\t"
+        for line, values in self._records():
+            text = _fast_copy_text(values)
+            if text is not None:
+                yield f"{prefix}{line}\t{text}\n"
+                continue
+            row = self._thorough(line, values)
+            if row is not None:
+                yield copy_line(batch_id, row)
+
+    def _thorough(self, line: int, values: list[str]) -> ActivityRow | None:
+        result = clean_row(line, dict(zip(FIELDS, values, strict=True)))
+        if isinstance(result, ActivityRow):
+            return result
+        self.report.reject(line, result)
+        return None
+
+    def _records(self) -> Iterator[tuple[int, list[str]]]:
+        """(line number, the seven values in FIELDS order) of each non-blank record."""
+        reader, positions, width = self._reader, self.positions, len(self.columns)
+        in_order = positions == list(range(len(FIELDS))) and width == len(FIELDS)
+        while True:
+            try:
+                for record in reader:
+                    if len(record) == width:
+                        yield (
+                            reader.line_num,
+                            record if in_order else [record[i] for i in positions],
+                        )
+                    elif record and (len(record) > 1 or record[0].strip()):
+                        problem = f"has {len(record)} fields; the header has {width}"
+                        self.report.reject(reader.line_num, {"row": problem})
+                return
+            except csv.Error as exc:  # the reader carries on with the next line
+                self.report.reject(reader.line_num, {"row": f"is not readable CSV ({exc})"})
+
+
+def parse_csv(text: str) -> ParsedRows:
+    """Every row of a CSV document, validated, in memory."""
+    upload = CsvUpload(text)
+    rows = list(upload.rows())
+    return ParsedRows(rows=rows, errors=upload.report.errors, error_count=upload.report.error_count)
+
+
+def _fast_row(
+    line: int,
+    scope: str,
+    category: str,
+    activity_type: str,
+    quantity: str,
+    unit: str,
+    day: str,
+    site: str,
+) -> ActivityRow | None:
+    """A row from well-formed text in a few microseconds, or None to take the thorough path."""
+    number = FAST_SCOPES.get(scope)
+    category, activity_type, unit, site = (
+        category.strip(),
+        activity_type.strip(),
+        unit.strip(),
+        site.strip(),
+    )
+    if (
+        number is None
+        or len(day) != 10
+        or not 0 < len(category) <= 64
+        or not 0 < len(activity_type) <= 64
+        or not 0 < len(unit) <= 16
+        or not 0 < len(site) <= 64
+    ):
+        return None
+    try:
+        amount = Decimal(quantity)
+        when = date.fromisoformat(day)
+    except (InvalidOperation, ValueError):
+        return None
+    if not (amount.is_finite() and 0 <= amount < MAX_QUANTITY):
+        return None
+    return ActivityRow(line, number, category, activity_type, amount, unit, when, site)
+
+
+def _fast_copy_text(values: list[str]) -> str | None:
+    """The COPY text of a plainly well-formed row, or None to take the thorough path.
+
+    Ingest of 1,000,000-row uploads lives here: no objects are built, the values that pass
+    these checks go to PostgreSQL as they were typed.
+    """
+    scope, category, activity_type, quantity, unit, day, site = values
+    if (
+        scope not in FAST_SCOPES
+        or not PLAIN_QUANTITY.fullmatch(quantity)
+        or not PLAIN_DATE.fullmatch(day)
+        or not 0 < len(category) <= 64
+        or not 0 < len(activity_type) <= 64
+        or not 0 < len(unit) <= 16
+        or not 0 < len(site) <= 64
+    ):
+        return None
+    text = "\t".join(values)
+    if (
+        text.count("\t") != 6
+        or COPY_SPECIAL.search(text)
+        or text != text.strip()
+        or "\t " in text
+        or " \t" in text
+    ):
+        return None  # escapes or surrounding spaces: let the thorough path clean it
+    if day not in KNOWN_DAYS:
+        try:
+            date.fromisoformat(day)  # 2024-02-30 has the right shape but is no date
+        except ValueError:
+            return None
+        if len(KNOWN_DAYS) < 100_000:
+            KNOWN_DAYS.add(day)
+    return text
+
+
+def copy_line(batch_id: int, row: ActivityRow) -> str:
+    """One COPY text line for a validated row, special characters escaped."""
+    texts = (row.category, row.activity_type, row.unit, row.site)
+    category, activity_type, unit, site = (t.translate(COPY_ESCAPES) for t in texts)
+    return (
+        f"{batch_id}\t{row.line}\t{row.scope}\t{category}\t{activity_type}\t{row.quantity}\t"
+        f"{unit}\t{row.date.isoformat()}\t{site}\n"
+    )
 
 
 def parse_json(data: Any) -> ParsedRows:

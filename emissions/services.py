@@ -3,21 +3,23 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass
 from decimal import Decimal
+from itertools import islice
 
 from django.db import connection, transaction
 from django.db.models import Sum
 from django.utils import timezone
 
 from emissions.models import Activity, ActivityBatch, BatchStatus
-from emissions.rows import ActivityRow, ParsedRows
+from emissions.rows import ActivityRow, CsvUpload, ParsedRows
 from offgridperf import cache
 
 log = logging.getLogger(__name__)
 
 BULK_CREATE_CHUNK = 5000
+COPY_CHUNK = 5000
 COPY_COLUMNS = (
     "batch_id",
     "line_number",
@@ -30,6 +32,9 @@ COPY_COLUMNS = (
     "site",
 )
 COPY_TYPES = ("int8", "int4", "int2", "varchar", "varchar", "numeric", "varchar", "date", "varchar")
+
+
+Upload = ParsedRows | CsvUpload
 
 
 class BatchBusy(Exception):
@@ -46,17 +51,25 @@ class BatchInfo:
 # --- ingest ----------------------------------------------------------------------------------
 
 
-def insert_activities(batch_id: int, rows: Sequence[ActivityRow]) -> int:
+def insert_activities(batch_id: int, rows: Iterable[ActivityRow]) -> int:
     """Insert rows: COPY on PostgreSQL, bulk_create in chunks elsewhere."""
-    if not rows:
-        return 0
     if connection.vendor == "postgresql":
-        return _copy_activities(batch_id, rows)
-    for start in range(0, len(rows), BULK_CREATE_CHUNK):
-        Activity.objects.bulk_create(
-            _activity(batch_id, row) for row in rows[start : start + BULK_CREATE_CHUNK]
-        )
-    return len(rows)
+        return _copy_rows(batch_id, rows)
+    count = 0
+    iterator = iter(rows)
+    while chunk := [_activity(batch_id, row) for row in islice(iterator, BULK_CREATE_CHUNK)]:
+        Activity.objects.bulk_create(chunk)
+        count += len(chunk)
+    return count
+
+
+def insert_upload(batch_id: int, upload: Upload) -> int:
+    """Insert an upload's good rows; CSV goes to PostgreSQL as COPY text, unparsed where it can."""
+    if isinstance(upload, CsvUpload):
+        if connection.vendor == "postgresql":
+            return _copy_text(upload.copy_lines(batch_id))
+        return insert_activities(batch_id, upload.rows())
+    return insert_activities(batch_id, upload.rows)
 
 
 def _activity(batch_id: int, row: ActivityRow) -> Activity:
@@ -73,32 +86,45 @@ def _activity(batch_id: int, row: ActivityRow) -> Activity:
     )
 
 
-def _copy_activities(batch_id: int, rows: Iterable[ActivityRow]) -> int:
+def _copy_statement(binary: bool) -> str:
     table = connection.ops.quote_name(Activity._meta.db_table)
-    columns = ", ".join(COPY_COLUMNS)
+    options = " (FORMAT BINARY)" if binary else ""
+    return f"COPY {table} ({', '.join(COPY_COLUMNS)}) FROM STDIN{options}"
+
+
+def _copy_rows(batch_id: int, rows: Iterable[ActivityRow]) -> int:
     count = 0
-    with connection.cursor() as cursor:
-        raw = cursor.cursor  # psycopg 3 cursor under Django's wrapper
-        with raw.copy(f"COPY {table} ({columns}) FROM STDIN (FORMAT BINARY)") as copy:
-            copy.set_types(COPY_TYPES)
-            for row in rows:
-                copy.write_row((batch_id, *row))
-                count += 1
+    with connection.cursor() as cursor, cursor.cursor.copy(_copy_statement(True)) as copy:
+        copy.set_types(COPY_TYPES)
+        for row in rows:
+            copy.write_row((batch_id, *row))
+            count += 1
     return count
 
 
-def create_batch(info: BatchInfo, parsed: ParsedRows) -> ActivityBatch:
+def _copy_text(lines: Iterable[str]) -> int:
+    count = 0
+    with connection.cursor() as cursor, cursor.cursor.copy(_copy_statement(False)) as copy:
+        # Django's cursor wraps psycopg's: COPY needs the raw one.
+        iterator = iter(lines)
+        while chunk := list(islice(iterator, COPY_CHUNK)):
+            copy.write("".join(chunk))
+            count += len(chunk)
+    return count
+
+
+def create_batch(info: BatchInfo, upload: Upload) -> ActivityBatch:
     """A new batch with the good rows kept and the bad ones reported."""
     with transaction.atomic():
         batch = ActivityBatch.objects.create(
             reference=info.reference, organisation=info.organisation, period=info.period
         )
-        _store_rows(batch, parsed)
+        _store_rows(batch, upload)
     invalidate_batch(batch.pk)  # its rows join the listings and the batch list
     return batch
 
 
-def replace_batch(batch: ActivityBatch, parsed: ParsedRows) -> ActivityBatch:
+def replace_batch(batch: ActivityBatch, upload: Upload) -> ActivityBatch:
     """Re-upload: the batch's rows are replaced and its results cleared."""
     with transaction.atomic():
         batch = ActivityBatch.objects.select_for_update().get(pk=batch.pk)
@@ -108,17 +134,18 @@ def replace_batch(batch: ActivityBatch, parsed: ParsedRows) -> ActivityBatch:
         batch.total_kg_co2e = None
         batch.calculated_at = None
         batch.uncalculated_count = 0
-        _store_rows(batch, parsed)
+        _store_rows(batch, upload)
     # After the commit (these services run outermost): no reader can re-cache the old rows.
     invalidate_batch(batch.pk)
     return batch
 
 
-def _store_rows(batch: ActivityBatch, parsed: ParsedRows) -> None:
-    batch.row_count = insert_activities(batch.pk, parsed.rows)
-    batch.error_count = parsed.error_count
-    batch.error_report = parsed.errors
-    batch.status = BatchStatus.UPLOADED if parsed.rows else BatchStatus.FAILED
+def _store_rows(batch: ActivityBatch, upload: Upload) -> None:
+    batch.row_count = insert_upload(batch.pk, upload)
+    report = upload.report if isinstance(upload, CsvUpload) else upload
+    batch.error_count = report.error_count
+    batch.error_report = report.errors
+    batch.status = BatchStatus.UPLOADED if batch.row_count else BatchStatus.FAILED
     batch.save()
 
 

@@ -190,7 +190,7 @@ def batch_calculate(request: HttpRequest, ref: str) -> HttpResponse:
     )
 
 
-def read_upload(request: HttpRequest) -> tuple[dict[str, Any], rows.ParsedRows]:
+def read_upload(request: HttpRequest) -> tuple[dict[str, Any], services.Upload]:
     """Metadata and parsed rows of an upload: JSON, CSV, or a multipart `file`."""
     content_type = request.content_type or ""
     limit = settings.EMISSIONS_UPLOAD_MAX_MB * 1024 * 1024
@@ -205,7 +205,7 @@ def read_upload(request: HttpRequest) -> tuple[dict[str, Any], rows.ParsedRows]:
                 data = data.get("activities")
             return meta, rows.parse_json(data)
         if content_type in CSV_TYPES:
-            return meta, rows.parse_csv(_text(_body(request, limit)))
+            return meta, rows.CsvUpload(_text(_body(request, limit)))
     except rows.UploadFormatError as exc:
         raise UploadRefused(400, {exc.field: exc.message}) from None
     raise UploadRefused(
@@ -215,7 +215,7 @@ def read_upload(request: HttpRequest) -> tuple[dict[str, Any], rows.ParsedRows]:
 
 def _read_multipart(
     request: HttpRequest, meta: dict[str, Any], limit: int
-) -> tuple[dict[str, Any], rows.ParsedRows]:
+) -> tuple[dict[str, Any], services.Upload]:
     upload_file = request.FILES.get("file")
     if upload_file is None:
         raise UploadRefused(400, {"file": "is required (a CSV or JSON file)"})
@@ -226,7 +226,7 @@ def _read_multipart(
     is_json = upload_file.name.lower().endswith(".json") or upload_file.content_type in JSON_TYPES
     if is_json:
         return meta, rows.parse_json(rows.load_json(text))
-    return meta, rows.parse_csv(text)
+    return meta, rows.CsvUpload(text)
 
 
 def _body(request: HttpRequest, limit: int) -> bytes:

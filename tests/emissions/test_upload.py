@@ -1,6 +1,8 @@
 from __future__ import annotations
 
 import json
+from datetime import date
+from decimal import Decimal
 from typing import Any
 
 from django.core.files.uploadedfile import SimpleUploadedFile
@@ -118,3 +120,27 @@ def test_it_answers_405_for_other_methods(api: Any) -> None:
     response = api.delete("/api/activities/")
     assert response.status_code == 405
     assert response["Allow"] == "GET"
+
+
+def test_it_stores_awkward_csv_values_exactly(api: Any, auth: dict[str, str]) -> None:
+    text = (
+        "site,date,unit,quantity,activity_type,category,scope\n"  # another column order
+        '"tab\there",2024-01-02,kWh,1,electricity_grid,"back\\slash",2\n'
+        '"new\nline", 2024-01-03 ,kWh, 2.5 ,electricity_grid,purchased electricity, 2 \n'
+        "plain,2024-02-30,kWh,1,electricity_grid,purchased electricity,2\n"
+        "plain,2024-01-04,kWh,\u0661\u0662,electricity_grid,purchased electricity,2\n"
+        "plain,2024-01-05,kWh,1e3,electricity_grid,purchased electricity,2\n"
+        "nul\x00,2024-01-06,kWh,1,electricity_grid,purchased electricity,2\n"
+    )
+    response = upload_csv(api, auth, text, reference="awkward")
+    assert response.status_code == 201
+    body = response.json()
+    # A quoted field spanning lines counts as the line the record ends on.
+    assert [e["line"] for e in body["errors"]] == [5, 8]
+    stored = ActivityBatch.objects.get(reference="awkward").activities.order_by("line_number")
+    assert list(stored.values_list("line_number", "site", "category", "quantity", "date")) == [
+        (2, "tab\there", "back\\slash", 1, date(2024, 1, 2)),
+        (4, "new\nline", "purchased electricity", Decimal("2.5"), date(2024, 1, 3)),
+        (6, "plain", "purchased electricity", 12, date(2024, 1, 4)),  # any Unicode digits
+        (7, "plain", "purchased electricity", 1000, date(2024, 1, 5)),
+    ]
