@@ -18,7 +18,7 @@ from offgridperf import cache
 
 log = logging.getLogger(__name__)
 
-BULK_CREATE_CHUNK = 5000
+INSERT_CHUNK = 5000
 COPY_CHUNK = 5000
 COPY_COLUMNS = (
     "batch_id",
@@ -52,14 +52,22 @@ class BatchInfo:
 
 
 def insert_activities(batch_id: int, rows: Iterable[ActivityRow]) -> int:
-    """Insert rows: COPY on PostgreSQL, bulk_create in chunks elsewhere."""
+    """Insert rows: COPY on PostgreSQL, multi-row INSERTs in chunks elsewhere (SQLite).
+
+    Not bulk_create: building model instances costs more than SQLite's insert itself
+    (6,000 against 100,000+ rows/s), and the embedded setup seeds 200,000 rows at start.
+    """
     if connection.vendor == "postgresql":
         return _copy_rows(batch_id, rows)
+    table = connection.ops.quote_name(Activity._meta.db_table)
+    placeholders = ", ".join(["%s"] * len(COPY_COLUMNS))
+    sql = f"INSERT INTO {table} ({', '.join(COPY_COLUMNS)}) VALUES ({placeholders})"  # noqa: S608 - constants only
     count = 0
     iterator = iter(rows)
-    while chunk := [_activity(batch_id, row) for row in islice(iterator, BULK_CREATE_CHUNK)]:
-        Activity.objects.bulk_create(chunk)
-        count += len(chunk)
+    with connection.cursor() as cursor:
+        while chunk := [(batch_id, *row) for row in islice(iterator, INSERT_CHUNK)]:
+            cursor.executemany(sql, chunk)
+            count += len(chunk)
     return count
 
 
@@ -70,20 +78,6 @@ def insert_upload(batch_id: int, upload: Upload) -> int:
             return _copy_text(upload.copy_lines(batch_id))
         return insert_activities(batch_id, upload.rows())
     return insert_activities(batch_id, upload.rows)
-
-
-def _activity(batch_id: int, row: ActivityRow) -> Activity:
-    return Activity(
-        batch_id=batch_id,
-        line_number=row.line,
-        scope=row.scope,
-        category=row.category,
-        activity_type=row.activity_type,
-        quantity=row.quantity,
-        unit=row.unit,
-        date=row.date,
-        site=row.site,
-    )
 
 
 def _copy_statement(binary: bool) -> str:
