@@ -18,6 +18,10 @@ server serves every case:
   /echo               200, JSON of the request's method, path, headers and body
   /freeze?ms=1000     blocks the whole server for `ms` milliseconds, then answers 200
 
+`--threads` serves from a thread per connection instead, for latency accuracy: /delay sleeps
+to just short of its deadline, then spins to it and answers from the same thread, with no
+event-loop hand-off (every other path answers like /ok).
+
 `--freeze-every S --freeze-ms MS` blocks the whole process (time.sleep on its only event-loop
 thread) for MS milliseconds every S seconds: the stall that coordinated-omission correction
 must see.
@@ -39,6 +43,7 @@ import socket
 import struct
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -245,6 +250,44 @@ class TargetServer:
         time.sleep(self.freeze_ms / 1000.0)
 
 
+def serve_threads(host: str, port: int) -> None:
+    """The --threads server: a blocking thread per connection."""
+    # Short GIL slices: a thread spinning to its deadline must not hold up the others.
+    sys.setswitchinterval(0.0001)
+    listener = socket.create_server((host, port), backlog=1024)
+    print(listener.getsockname()[1], flush=True)
+    while True:
+        conn, _ = listener.accept()
+        threading.Thread(target=_serve_connection, args=(conn,), daemon=True).start()
+
+
+def _serve_connection(conn: socket.socket) -> None:
+    conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    buffered = b""
+    with conn:
+        while True:
+            while b"\r\n\r\n" not in buffered:
+                chunk = conn.recv(65536)
+                if not chunk:
+                    return
+                buffered += chunk
+            arrived = time.perf_counter()
+            head, _, buffered = buffered.partition(b"\r\n\r\n")
+            target = head.split(b" ", 2)[1].decode("latin-1")
+            if target.startswith("/delay"):
+                query = parse_qs(target.partition("?")[2])
+                _sleep_until(arrived + float(query.get("ms", ["20"])[0]) / 1000.0)
+            conn.sendall(OK)
+
+
+def _sleep_until(deadline: float) -> None:
+    remaining = deadline - time.perf_counter() - 0.001
+    if remaining > 0:
+        time.sleep(remaining)
+    while time.perf_counter() < deadline:
+        pass
+
+
 def new_event_loop() -> asyncio.AbstractEventLoop:
     try:
         import uvloop
@@ -259,7 +302,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--port", type=int, default=0, help="0 picks a free port (printed)")
     parser.add_argument("--freeze-every", type=float, default=0.0, metavar="S")
     parser.add_argument("--freeze-ms", type=float, default=0.0, metavar="MS")
+    parser.add_argument("--threads", action="store_true", help="precise /delay, see above")
     args = parser.parse_args(argv)
+    if args.threads:
+        serve_threads(args.host, args.port)
+        return 0
     server = TargetServer(args.freeze_every, args.freeze_ms)
     loop = new_event_loop()
     try:
@@ -280,10 +327,16 @@ def closed_port() -> int:
 
 
 def start_target(
-    *, freeze_every_s: float = 0.0, freeze_ms: float = 0.0, cpu: int | None = None
+    *,
+    freeze_every_s: float = 0.0,
+    freeze_ms: float = 0.0,
+    cpu: int | None = None,
+    threads: bool = False,
 ) -> tuple[subprocess.Popen[bytes], str]:
     """Start a target server subprocess; returns it and its base URL. Stop it yourself."""
     command = [sys.executable, str(Path(__file__).resolve()), "--port", "0"]
+    if threads:
+        command.append("--threads")
     if freeze_every_s and freeze_ms:
         command += ["--freeze-every", str(freeze_every_s), "--freeze-ms", str(freeze_ms)]
     if cpu is not None:
@@ -312,10 +365,16 @@ def stop_target(proc: subprocess.Popen[bytes]) -> None:
 
 @contextlib.contextmanager
 def target_server(
-    *, freeze_every_s: float = 0.0, freeze_ms: float = 0.0, cpu: int | None = None
+    *,
+    freeze_every_s: float = 0.0,
+    freeze_ms: float = 0.0,
+    cpu: int | None = None,
+    threads: bool = False,
 ) -> Iterator[str]:
     """A target server in a subprocess for the duration of the block; yields its base URL."""
-    proc, base_url = start_target(freeze_every_s=freeze_every_s, freeze_ms=freeze_ms, cpu=cpu)
+    proc, base_url = start_target(
+        freeze_every_s=freeze_every_s, freeze_ms=freeze_ms, cpu=cpu, threads=threads
+    )
     try:
         yield base_url
     finally:

@@ -25,10 +25,11 @@ from offgridperf.histograms import BUCKET_SHIFT, HIGHEST_TRACKABLE_US, SUB_BUCKE
 from offgridperf.histograms import SUB_BUCKET_HALF_COUNT_MAGNITUDE as HALF_MAGNITUDE
 
 LATE_START_S = 0.010
-# The pacing timer may fire up to this much early; starting a request a fraction of a
-# millisecond before its intended time beats starting it a millisecond late, which is what
-# the loop's millisecond timers would otherwise do on average.
-LOOKAHEAD_S = 0.0005
+# The loop's timers have millisecond granularity, so a pacing timer fires up to a millisecond
+# late or early. Requests due within this horizon start at once: a request started a little
+# early has its latency counted from the actual send, while one started late would carry
+# the timer's lateness into its corrected latency.
+LOOKAHEAD_S = 0.001
 BACKLOG_PER_RPS = 10
 BACKLOG_MIN = 1_000
 BACKLOG_MAX = 100_000
