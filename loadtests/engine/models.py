@@ -18,7 +18,14 @@ from typing import Any
 
 from loadtests.engine import errors
 from loadtests.engine.config import EngineConfig
-from loadtests.engine.http import Connection, PreparedStep, Target, clock, connection_class
+from loadtests.engine.http import (
+    Connection,
+    PreparedStep,
+    Target,
+    build_request,
+    clock,
+    connection_class,
+)
 from loadtests.engine.pool import Pool
 from loadtests.engine.scheduler import ArrivalSchedule, Ramp
 from offgridperf.histograms import BUCKET_SHIFT, HIGHEST_TRACKABLE_US, SUB_BUCKET_MASK, Histogram
@@ -296,13 +303,14 @@ class LoadModel:
 
 
 @functools.lru_cache(maxsize=256)
-def _redirect_request_cached(target: Target, method: str, path: str, headers: tuple) -> bytes:
-    from loadtests.engine.http import build_request
-
+def _redirect_request_cached(
+    target: Target, method: str, path: str, headers: tuple[tuple[str, str], ...]
+) -> bytes:
     return build_request(target, method, path, dict(headers), None)
 
 
 def _redirect_request(target: Target, method: str, path: str, headers: dict[str, str]) -> bytes:
+    # Redirect targets repeat, so their requests are built once, like the steps' own.
     return _redirect_request_cached(target, method, path, tuple(sorted(headers.items())))
 
 

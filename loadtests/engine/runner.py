@@ -226,7 +226,8 @@ class Runner:
         self.cpu_last = 0.0
         self.control_due = 0.0
         self.finished: asyncio.Future[None] | None = None
-        self.handles: list[asyncio.TimerHandle] = []
+        self.tick_handle: asyncio.TimerHandle | None = None
+        self.control_handle: asyncio.TimerHandle | None = None
         self.internal_error: str | None = None
 
     async def main(self) -> RunResult:
@@ -239,8 +240,8 @@ class Runner:
         else:
             self.model.start(self.t0)
             self.control_due = self.t0 + CONTROL_S
-            self.handles.append(self.loop.call_later(CONTROL_S, self.control))
-            self.handles.append(self.loop.call_later(self._next_tick_delay(), self.tick))
+            self.control_handle = self.loop.call_later(CONTROL_S, self.control)
+            self.tick_handle = self.loop.call_later(self._next_tick_delay(), self.tick)
         await self.finished
         await self._drain()
         self.model.pool.close_all()
@@ -288,9 +289,7 @@ class Runner:
         self.model.sweep_timeouts(now)
         self.model.adjust(now - self.t0)
         self.control_due = now + CONTROL_S
-        self.handles.append(self.loop.call_later(CONTROL_S, self.control))
-        if len(self.handles) > 64:
-            self.handles = [h for h in self.handles if not h.cancelled()][-8:]
+        self.control_handle = self.loop.call_later(CONTROL_S, self.control)
 
     def tick(self) -> None:
         if self.status:
@@ -298,7 +297,7 @@ class Runner:
         now = clock()
         if now < self._tick_due():
             # The loop's timers have millisecond granularity and may fire a little early.
-            self.handles.append(self.loop.call_later(self._tick_due() - now, self.tick))
+            self.tick_handle = self.loop.call_later(self._tick_due() - now, self.tick)
             return
         offset = now - self.t0
         interval = self.model.interval
@@ -311,7 +310,7 @@ class Runner:
             self.finish(COMPLETED, "")
             return
         self.emit(now)
-        self.handles.append(self.loop.call_later(self._next_tick_delay(), self.tick))
+        self.tick_handle = self.loop.call_later(self._next_tick_delay(), self.tick)
 
     def _abort_reason(self, requests: int, errors: int) -> str:
         threshold = self.config.abort_error_rate_pct
@@ -337,8 +336,9 @@ class Runner:
             return
         self.status, self.reason = status, reason
         self.model.stop()
-        for handle in self.handles:
-            handle.cancel()
+        for handle in (self.tick_handle, self.control_handle):
+            if handle is not None:
+                handle.cancel()
         if self.finished is not None and not self.finished.done():
             self.finished.set_result(None)
 
