@@ -281,11 +281,11 @@ def _serve_connection(conn: socket.socket) -> None:
 
 
 def _sleep_until(deadline: float) -> None:
-    remaining = deadline - time.perf_counter() - 0.001
+    remaining = deadline - time.perf_counter() - 0.0005
     if remaining > 0:
         time.sleep(remaining)
     while time.perf_counter() < deadline:
-        pass
+        time.sleep(0)  # spin, but let go of the GIL so that other connections keep time too
 
 
 def new_event_loop() -> asyncio.AbstractEventLoop:

@@ -1,7 +1,7 @@
 """Run the engine alone, without Django (benchmarks, quick checks).
 
   python -m loadtests.engine URL (--users N | --rate R) --duration S
-      [--connections C] [--timeout T] [--think MIN[,MAX]] [--method M] [--json]
+      [--connections C] [--timeout T] [--think MIN[,MAX]] [--method M] [--json [--histograms]]
 
 Prints a summary (JSON with --json, including the process's peak RSS) and exits 0 when the
 run completed, 1 when it was aborted, 2 on a bad command line.
@@ -37,6 +37,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--no-abort", action="store_true", help="never stop on errors")
     parser.add_argument("--progress", action="store_true", help="a line per second on stderr")
     parser.add_argument("--json", action="store_true", help="print the summary as JSON")
+    parser.add_argument(
+        "--histograms", action="store_true", help="keep the encoded histograms in the JSON"
+    )
     return parser.parse_args(argv)
 
 
@@ -83,8 +86,9 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, lambda *_: cancel.set())
     result = run(config, sink=progress if args.progress else None, cancel=cancel)
     summary: dict[str, Any] = result.to_dict()
-    summary.pop("latency_hist")
-    summary.pop("service_hist")
+    if not args.histograms:
+        summary.pop("latency_hist")
+        summary.pop("service_hist")
     # ru_maxrss is in kilobytes on Linux.
     summary["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
     if args.json:

@@ -68,3 +68,13 @@ def test_the_open_model_drops_requests_beyond_its_backlog(target: str) -> None:
     dropped = result.errors_by_class["dropped"]
     assert dropped["count"] >= 300
     assert "50 requests already waiting for one of 1 connections" in dropped["sample"]
+
+
+def test_a_tls_handshake_failure_is_classified(target: str) -> None:
+    # An https URL pointing at a plain-HTTP port fails in the handshake.
+    config = closed(
+        target.replace("http://", "https://"), duration_s=0.3, abort_error_rate_pct=None
+    )
+    result = run(config)
+    assert result.errors_by_class["tls"]["count"] == result.errors > 0
+    assert "TLS" in result.errors_by_class["tls"]["sample"]
