@@ -338,6 +338,9 @@ def bench_steady() -> bool:
     for label, figures_run in runs.items():
         if figures_run["errors_by_class"]:
             print(f"errors ({label}): {figures_run['errors_by_class']}")
+        if figures_run["errors_by_class"].get("dropped"):
+            print(f"  ({label}: the target could not keep up with 200 requests/s; latency grew")
+            print("   with the backlog, so this p95 measures saturation, not a single request)")
     print(f"\n{'step (p50 / p95 ms)':<24}{'cache on':>18}{'cache off':>20}")
     for name, step in on["per_step"].items():
         other = off["per_step"].get(name, {})
