@@ -181,17 +181,20 @@ def ensure_definition(spec: dict[str, Any]) -> tuple[LoadTestDefinition, bool]:
     existing = LoadTestDefinition.objects.filter(name=spec["name"]).first()
     if existing is not None:
         return existing, False
-    fields = {k: v for k, v in spec.items() if k not in ("steps", "stages", "tags")}
+    # None means "the model's default" for the fields that do not apply to the load model.
+    fields = {
+        k: v for k, v in spec.items() if k not in ("steps", "stages", "tags") and v is not None
+    }
     with transaction.atomic():
         definition = LoadTestDefinition(**fields)
         definition.full_clean()
         definition.save()
         for order, step_spec in enumerate(spec.get("steps", [])):
-            step = LoadTestStep(definition=definition, order=order, **step_spec)
+            step = LoadTestStep(definition=definition, **{"order": order, **step_spec})
             step.full_clean()
             step.save()
         for order, stage_spec in enumerate(spec.get("stages", [])):
-            stage = LoadTestStage(definition=definition, order=order, **stage_spec)
+            stage = LoadTestStage(definition=definition, **{"order": order, **stage_spec})
             stage.full_clean()
             stage.save()
         for tag_name in spec.get("tags", []):
