@@ -1,1 +1,27 @@
 """Benchmarks behind `make bench` (never part of `make test`); see bench/README.md."""
+
+from __future__ import annotations
+
+import os
+from urllib.parse import urlsplit, urlunsplit
+
+
+def bench_database_url(db_name: str, bench: str) -> str:
+    """DATABASE_URL pointed at this benchmark's own PostgreSQL database."""
+    url = os.environ.get("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/offgridperf")
+    parts = urlsplit(url)
+    if not parts.scheme.startswith("postgres"):
+        raise SystemExit(f"the {bench} bench needs PostgreSQL; DATABASE_URL is {parts.scheme}://")
+    return urlunsplit(parts._replace(path=f"/{db_name}"))
+
+
+def ensure_database(url: str) -> None:
+    """Create the database named in `url` when it does not exist."""
+    import psycopg
+
+    db_name = urlsplit(url).path.lstrip("/")
+    maintenance = urlunsplit(urlsplit(url)._replace(path="/postgres"))
+    with psycopg.connect(maintenance, autocommit=True) as conn:
+        found = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (db_name,)).fetchone()
+        if not found:
+            conn.execute(f'CREATE DATABASE "{db_name}"')

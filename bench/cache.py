@@ -31,9 +31,11 @@ import urllib.request
 from datetime import date
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
+
+from bench import bench_database_url, ensure_database
 
 ROOT = Path(__file__).resolve().parent.parent
+
 BENCH_DB = "offgridperf_bench_cache"
 GET_SAMPLES = 20_000
 GET_GOAL_MS = 1.0
@@ -48,29 +50,11 @@ STEADY_S = float(os.environ.get("BENCH_CACHE_STEADY_SECONDS", "60"))
 # -- outer process: database, then the measurement in a child with DATABASE_URL set ------------
 
 
-def bench_database_url() -> str:
-    url = os.environ.get("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/offgridperf")
-    parts = urlsplit(url)
-    if not parts.scheme.startswith("postgres"):
-        raise SystemExit(f"the cache bench needs PostgreSQL; DATABASE_URL is {parts.scheme}://")
-    return urlunsplit(parts._replace(path=f"/{BENCH_DB}"))
-
-
-def ensure_database(url: str) -> None:
-    import psycopg
-
-    maintenance = urlunsplit(urlsplit(url)._replace(path="/postgres"))
-    with psycopg.connect(maintenance, autocommit=True) as conn:
-        found = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (BENCH_DB,)).fetchone()
-        if not found:
-            conn.execute(f'CREATE DATABASE "{BENCH_DB}"')
-
-
 def main() -> int:
     if not os.environ.get("REDIS_URL"):
         print("the cache bench needs Redis: set REDIS_URL (make bench does)")
         return 1
-    url = bench_database_url()
+    url = bench_database_url(BENCH_DB, "cache")
     ensure_database(url)
     env = {**os.environ, "DATABASE_URL": url, "DJANGO_SETTINGS_MODULE": "offgridperf.settings"}
     env.setdefault("OFFGRIDPERF_LOCAL", "1")

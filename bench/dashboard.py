@@ -21,9 +21,11 @@ import urllib.request
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
+
+from bench import bench_database_url, ensure_database
 
 ROOT = Path(__file__).resolve().parent.parent
+
 BENCH_DB = "offgridperf_bench"
 DEFINITIONS = 20
 RUNS = 10_000
@@ -37,26 +39,8 @@ USERNAME = "bench"
 # -- outer process: database, then the measurement in a child with DATABASE_URL set ------------
 
 
-def bench_database_url() -> str:
-    url = os.environ.get("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/offgridperf")
-    parts = urlsplit(url)
-    if not parts.scheme.startswith("postgres"):
-        raise SystemExit(f"the dashboard bench needs PostgreSQL; DATABASE_URL is {parts.scheme}://")
-    return urlunsplit(parts._replace(path=f"/{BENCH_DB}"))
-
-
-def ensure_database(url: str) -> None:
-    import psycopg
-
-    maintenance = urlunsplit(urlsplit(url)._replace(path="/postgres"))
-    with psycopg.connect(maintenance, autocommit=True) as conn:
-        found = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (BENCH_DB,)).fetchone()
-        if not found:
-            conn.execute(f'CREATE DATABASE "{BENCH_DB}"')
-
-
 def main() -> int:
-    url = bench_database_url()
+    url = bench_database_url(BENCH_DB, "dashboard")
     ensure_database(url)
     env = {**os.environ, "DATABASE_URL": url, "DJANGO_SETTINGS_MODULE": "offgridperf.settings"}
     env.setdefault("OFFGRIDPERF_LOCAL", "1")

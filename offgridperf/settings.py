@@ -37,23 +37,34 @@ DEBUG = env_bool("DEBUG", False)
 LOCAL_RUN = env_bool("OFFGRIDPERF_LOCAL", False)
 
 
-def _secret_key() -> str:
-    key = env_secret("SECRET_KEY")
-    if key:
-        if len(key) < 32:
-            raise ImproperlyConfigured("SECRET_KEY is too short; use at least 32 random characters")
-        return key
-    key_file = VAR_DIR / "secret_key"
-    if key_file.exists():
-        return key_file.read_text().strip()
+def _local_secret(name: str, *, min_length: int, file_name: str) -> str | None:
+    """The secret from the environment, else one generated once into var/ for local runs;
+    None outside local runs when it is unset (the caller decides whether that is an error)."""
+    value = env_secret(name)
+    if value:
+        if len(value) < min_length:
+            raise ImproperlyConfigured(
+                f"{name} is too short; use at least {min_length} random characters"
+            )
+        return value
+    secret_file = VAR_DIR / file_name
+    if secret_file.exists():
+        return secret_file.read_text().strip()
     if not (DEBUG or LOCAL_RUN or TESTING):
+        return None
+    value = secrets.token_urlsafe(min_length + 18)
+    secret_file.touch(mode=0o600)
+    secret_file.write_text(value)
+    return value
+
+
+def _secret_key() -> str:
+    key = _local_secret("SECRET_KEY", min_length=32, file_name="secret_key")
+    if key is None:
         raise ImproperlyConfigured(
             "SECRET_KEY is required when DEBUG is off; set it, or set OFFGRIDPERF_LOCAL=1 "
             "(as make run does) to generate one under var/"
         )
-    key = secrets.token_urlsafe(50)
-    key_file.touch(mode=0o600)
-    key_file.write_text(key)
     return key
 
 
@@ -215,25 +226,11 @@ CACHE_TTL_EMISSIONS = env_int("CACHE_TTL_EMISSIONS", 3600, minimum=1, maximum=30
 CACHE_TTL_QUERY = env_int("CACHE_TTL_QUERY", 300, minimum=1, maximum=30 * 86400)
 
 
-def _emissions_api_token() -> str | None:
-    """Bearer token of the emissions API's write endpoints; generated once for local runs."""
-    token = env_secret("EMISSIONS_API_TOKEN")
-    if token:
-        if len(token) < 16:
-            raise ImproperlyConfigured("EMISSIONS_API_TOKEN is too short; use 16+ characters")
-        return token
-    token_file = VAR_DIR / "emissions_api_token"
-    if token_file.exists():
-        return token_file.read_text().strip()
-    if not (DEBUG or LOCAL_RUN or TESTING):
-        return None  # write endpoints answer 503 until a token is set
-    token = secrets.token_urlsafe(32)
-    token_file.touch(mode=0o600)
-    token_file.write_text(token)
-    return token
-
-
-EMISSIONS_API_TOKEN = _emissions_api_token()
+# Bearer token of the emissions API's write endpoints; unset outside local runs means they
+# answer 503 until one is set.
+EMISSIONS_API_TOKEN = _local_secret(
+    "EMISSIONS_API_TOKEN", min_length=16, file_name="emissions_api_token"
+)
 EMISSIONS_UPLOAD_MAX_MB = env_int("EMISSIONS_UPLOAD_MAX_MB", 64, minimum=1, maximum=4096)
 
 # Celery: a broker that needs no server by default (kombu's file-system transport).
