@@ -7,7 +7,9 @@ Sections (each prints PASS/FAIL against its goal):
   accuracy    a target that answers after exactly 20 ms: p50 within 2 %, p99 within 5 %.
   omission    a target that stalls 1 s every 3 s, open model: corrected p99 >= 500 ms while
               the service-time p99 stays low.
-  memory      peak RSS of the engine CLI for ~100k and ~1M requests: < 50 MB and flat.
+  memory      peak RSS for ~100k and ~1M requests, of the engine CLI (< 50 MB) and of
+              `manage.py loadtest url` (Django and PostgreSQL included): each flat, <= 5 MB
+              apart. Needs PostgreSQL (DATABASE_URL, default the local server).
 
 The machine is shared and noisy, so throughput runs are interleaved rounds and each tool's
 best round counts. Tools come from bench/setup.sh (`make bench` runs it first).
@@ -367,24 +369,86 @@ def omission() -> bool:
     return ok
 
 
+MEASURE_RSS = """
+import json, resource, subprocess, sys
+done = subprocess.run(sys.argv[1:], stdout=subprocess.PIPE, check=False)
+peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+print(json.dumps({"rc": done.returncode, "peak_rss_mb": round(peak, 1),
+                  "out": done.stdout.decode()}))
+"""
+BENCH_DB = "offgridperf_bench_loadgen"
+
+
+def django_cli_env() -> dict[str, str]:
+    """The environment for `manage.py loadtest url` on the bench's own PostgreSQL database."""
+    sys.path.insert(0, str(ROOT))
+    from bench import bench_database_url, ensure_database
+
+    url = bench_database_url(BENCH_DB, "loadgen memory")
+    ensure_database(url)
+    env = {**os.environ, "DATABASE_URL": url, "OFFGRIDPERF_LOCAL": "1", "DEBUG": "0"}
+    migrate = [sys.executable, "manage.py", "migrate", "--noinput", "-v", "0"]
+    subprocess.run(migrate, cwd=ROOT, env=env, check=True)
+    return env
+
+
+def run_django_cli(url: str, seconds: int, env: dict[str, str]) -> tuple[int, float]:
+    """(requests, peak RSS MB) of `manage.py loadtest url`, Django and its database included."""
+    command = [
+        sys.executable, "manage.py", "loadtest", "url", url, "--users", str(CONNECTIONS),
+        "--connections", str(CONNECTIONS), "--duration", str(seconds), "--json",
+    ]  # fmt: skip
+    wrapped = pinned(GENERATOR_CPU, [sys.executable, "-c", MEASURE_RSS, *command])
+    out, _ = run_child(wrapped, seconds * 3 + 120, env=env)
+    measured = json.loads(out)
+    if measured["rc"] not in (0, 1):
+        raise RuntimeError(f"manage.py loadtest url exited {measured['rc']}")
+    return json.loads(measured["out"])["requests"], measured["peak_rss_mb"]
+
+
 def memory(url: str, engine_rps: float) -> bool:
     rate = max(engine_rps, 1000.0)
     print(
-        f"\n-- memory: peak RSS of `python -m loadtests.engine`, closed model, {CONNECTIONS} users"
+        f"\n-- memory: peak RSS for ~{BIG_RUN // 10:,} and ~{BIG_RUN:,} requests, closed model, "
+        f"{CONNECTIONS} users; the engine CLI alone, then `manage.py loadtest url` (Django, "
+        "PostgreSQL and a row per second included)"
     )
-    results = []
-    for wanted in (BIG_RUN // 10, BIG_RUN):
-        seconds = max(2, round(wanted / rate))
+    env = django_cli_env()
+    target = url + "/index.txt"
+
+    def engine(seconds: int) -> tuple[int, float]:
         summary, _ = run_engine(
-            url + "/index.txt", "--users", str(CONNECTIONS), "--connections", str(CONNECTIONS),
+            target, "--users", str(CONNECTIONS), "--connections", str(CONNECTIONS),
             "--duration", str(seconds), timeout_s=seconds * 3 + 60,
         )  # fmt: skip
-        results.append((summary["requests"], summary["peak_rss_mb"], seconds))
-    for requests, rss, seconds in results:
-        print(f"{requests:>12,} requests in {seconds:>4} s: peak RSS {rss:6.1f} MB")
-    growth = results[-1][1] - results[0][1]
-    ok = all(rss < 50 for _, rss, _ in results) and growth < 5
-    print(f"goal: < 50 MB and flat (grew {growth:+.1f} MB for 10x the requests)  {verdict(ok)}")
+        return summary["requests"], summary["peak_rss_mb"]
+
+    def django(seconds: int) -> tuple[int, float]:
+        return run_django_cli(target, seconds, env)
+
+    rows: dict[str, list[tuple[int, float, int]]] = {"engine": [], "django": []}
+    for name, measure in (("engine", engine), ("django", django)):
+        # The small run sizes the big one: at least BIG_RUN requests and 10x the small run.
+        seconds = max(1, round(BIG_RUN / 10 / rate))
+        requests, rss = measure(seconds)
+        rows[name].append((requests, rss, seconds))
+        big_seconds = max(10 * seconds, round(BIG_RUN * seconds / max(requests, 1)))
+        requests, rss = measure(big_seconds)
+        rows[name].append((requests, rss, big_seconds))
+    ok = True
+    for name, label in (("engine", "engine CLI"), ("django", "manage.py loadtest url")):
+        for requests, rss, seconds in rows[name]:
+            print(f"{label:<24}{requests:>12,} requests in {seconds:>4} s: peak RSS {rss:6.1f} MB")
+        growth = rows[name][-1][1] - rows[name][0][1]
+        grew = rows[name][-1][0] / max(rows[name][0][0], 1)
+        flat = growth <= 5
+        ok &= flat
+        line = f"{label:<24}grew {growth:+.1f} MB for {grew:.1f}x the requests (goal <= 5 MB)"
+        if name == "engine":
+            small = all(rss < 50 for _, rss, _ in rows[name])
+            ok &= small
+            line += f", under 50 MB: {verdict(small)}"
+        print(f"{line}  {verdict(flat)}")
     return ok
 
 
