@@ -281,8 +281,8 @@ for _ in range(count):
     samples.append(int((time.perf_counter() - started) * 1_000_000))
 print(json.dumps(samples))
 """
-ACCURACY_SLICES = 5
-ACCURACY_SLICE_S = 2
+ACCURACY_SLICES = 8
+ACCURACY_SLICE_S = 4
 
 
 def accuracy() -> bool:

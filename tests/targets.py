@@ -281,7 +281,7 @@ def _serve_connection(conn: socket.socket) -> None:
 
 
 def _sleep_until(deadline: float) -> None:
-    remaining = deadline - time.perf_counter() - 0.0005
+    remaining = deadline - time.perf_counter() - 0.002
     if remaining > 0:
         time.sleep(remaining)
     while time.perf_counter() < deadline:

@@ -13,6 +13,7 @@ import asyncio
 import logging
 import math
 import queue
+import sys
 import threading
 import time
 from collections import deque
@@ -39,6 +40,7 @@ Sink = Callable[[IntervalSnapshot], None]
 CONTROL_S = 0.05  # cancel checks, timeouts, user ramping, loop-lag probe
 DRAIN_S = 1.0  # how long requests in flight at the end may still finish
 CANCEL_DRAIN_S = 0.25  # shorter after a cancel or abort: the caller wants the run to end
+GIL_SWITCH_INTERVAL_S = 0.0005  # see run()
 COMPLETED, CANCELLED, ABORTED = "completed", "cancelled", "aborted"
 
 
@@ -77,9 +79,16 @@ def run(
     loop = new_event_loop()
     runner = Runner(loop, config, sink, cancel or threading.Event())
     loop.set_exception_handler(runner.loop_error)
+    # The publisher's once-a-second work (histogram maths, the sink's database write) holds
+    # the GIL for a few milliseconds; with the default 5 ms switch interval the loop thread
+    # would wait that long for it, and the responses it was about to read would show the
+    # wait as latency. A short interval hands the GIL back to the loop within 0.5 ms.
+    switch_interval = sys.getswitchinterval()
+    sys.setswitchinterval(min(switch_interval, GIL_SWITCH_INTERVAL_S))
     try:
         result = loop.run_until_complete(runner.main())
     finally:
+        sys.setswitchinterval(switch_interval)
         runner.publisher.close()
         loop.run_until_complete(loop.shutdown_asyncgens())
         loop.close()
