@@ -4,7 +4,8 @@ Sections (each prints PASS/FAIL against its goal):
   throughput  nginx (one worker, CPU 0) driven by wrk, Locust FastHttpUser and the engine in
               turn (each on CPU 1), same connections and duration; engine/wrk >= 0.5 and
               engine/Locust >= 10.
-  accuracy    a target that answers after exactly 20 ms: p50 within 2 %, p99 within 5 %.
+  accuracy    a target that answers after exactly 20 ms: p50 within 2 %, p99 within 5 % of
+              a blocking reference client measured in the same run.
   omission    a target that stalls 1 s every 3 s, open model: corrected p99 >= 500 ms while
               the service-time p99 stays low.
   memory      peak RSS for ~100k and ~1M requests, of the engine CLI (< 50 MB) and of
