@@ -82,6 +82,12 @@ class LoadTestDefinition(models.Model):
         "connection cap", default=100, validators=[MinValueValidator(1), MaxValueValidator(10_000)]
     )
     follow_redirects = models.BooleanField(default=False)
+    verify_tls = models.BooleanField(
+        "verify TLS certificates",
+        default=True,
+        help_text="Check an https target's certificate. Turn off only for test targets with "
+        "a self-signed certificate.",
+    )
     threshold_p95_ms = models.FloatField(
         "p95 limit (ms)", null=True, blank=True, validators=[positive]
     )

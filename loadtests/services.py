@@ -69,6 +69,7 @@ def freeze_definition(definition: LoadTestDefinition) -> dict[str, Any]:
         "timeout_s": definition.timeout_s,
         "max_connections": definition.max_connections,
         "follow_redirects": definition.follow_redirects,
+        "verify_tls": definition.verify_tls,
         "abort_error_rate_pct": definition.abort_error_rate_pct,
         "steps": [
             {
@@ -145,6 +146,8 @@ def engine_config_from(frozen: dict[str, Any]) -> EngineConfig:
         max_connections=int(frozen["max_connections"]),
         abort_error_rate_pct=frozen.get("abort_error_rate_pct"),
         follow_redirects=bool(frozen.get("follow_redirects")),
+        # Runs frozen before the setting existed verified certificates.
+        verify_tls=bool(frozen.get("verify_tls", True)),
     )
 
 
@@ -253,6 +256,7 @@ def adhoc_config(
     think: tuple[float, float] = (0.0, 0.0),
     timeout_s: float = 10.0,
     max_connections: int = 100,
+    verify_tls: bool = True,
 ) -> dict[str, Any]:
     from urllib.parse import urlsplit
 
@@ -272,6 +276,7 @@ def adhoc_config(
         "timeout_s": timeout_s,
         "max_connections": max_connections,
         "follow_redirects": False,
+        "verify_tls": verify_tls,
         "abort_error_rate_pct": None,
         "steps": [
             {

@@ -26,8 +26,11 @@ event-loop hand-off (every other path answers like /ok).
 thread) for MS milliseconds every S seconds: the stall that coordinated-omission correction
 must see.
 
+`--tls-cert FILE --tls-key FILE` serves https with that certificate chain and key (PEM).
+
   python tests/targets.py --port 0 [--freeze-every 3 --freeze-ms 1000]   # prints the port
   with target_server() as base_url: ...                                  # in tests
+  with target_server(tls_cert=cert, tls_key=key) as base_url: ...        # https://...
 """
 
 from __future__ import annotations
@@ -40,6 +43,7 @@ import os
 import select
 import signal
 import socket
+import ssl
 import struct
 import subprocess
 import sys
@@ -224,15 +228,26 @@ class TargetProtocol(asyncio.Protocol):
 class TargetServer:
     """The listening socket plus the periodic whole-process freeze."""
 
-    def __init__(self, freeze_every_s: float = 0.0, freeze_ms: float = 0.0) -> None:
+    def __init__(
+        self,
+        freeze_every_s: float = 0.0,
+        freeze_ms: float = 0.0,
+        ssl_context: ssl.SSLContext | None = None,
+    ) -> None:
         self.freeze_every_s = freeze_every_s
         self.freeze_ms = freeze_ms
+        self.ssl_context = ssl_context
         self.sleepers = ThreadPoolExecutor(max_workers=512, thread_name_prefix="delay")
 
     async def serve(self, host: str, port: int) -> None:
         loop = asyncio.get_running_loop()
         server = await loop.create_server(
-            lambda: TargetProtocol(self), host, port, backlog=4096, reuse_address=True
+            lambda: TargetProtocol(self),
+            host,
+            port,
+            backlog=4096,
+            reuse_address=True,
+            ssl=self.ssl_context,
         )
         chosen = server.sockets[0].getsockname()[1]
         print(chosen, flush=True)
@@ -248,6 +263,12 @@ class TargetServer:
     def freeze(self, loop: asyncio.AbstractEventLoop) -> None:
         loop.call_later(self.freeze_every_s, self.freeze, loop)
         time.sleep(self.freeze_ms / 1000.0)
+
+
+def server_ssl_context(cert_file: str, key_file: str) -> ssl.SSLContext:
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(cert_file, key_file)
+    return context
 
 
 def serve_threads(host: str, port: int) -> None:
@@ -303,11 +324,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--freeze-every", type=float, default=0.0, metavar="S")
     parser.add_argument("--freeze-ms", type=float, default=0.0, metavar="MS")
     parser.add_argument("--threads", action="store_true", help="precise /delay, see above")
+    parser.add_argument("--tls-cert", metavar="FILE", help="serve https: certificate chain, PEM")
+    parser.add_argument("--tls-key", metavar="FILE", help="the certificate's private key, PEM")
     args = parser.parse_args(argv)
+    if bool(args.tls_cert) != bool(args.tls_key):
+        parser.error("--tls-cert and --tls-key go together")
+    if args.tls_cert and args.threads:
+        parser.error("--threads serves plain http only")
     if args.threads:
         serve_threads(args.host, args.port)
         return 0
-    server = TargetServer(args.freeze_every, args.freeze_ms)
+    context = server_ssl_context(args.tls_cert, args.tls_key) if args.tls_cert else None
+    server = TargetServer(args.freeze_every, args.freeze_ms, context)
     loop = new_event_loop()
     try:
         loop.run_until_complete(server.serve(args.host, args.port))
@@ -332,13 +360,22 @@ def start_target(
     freeze_ms: float = 0.0,
     cpu: int | None = None,
     threads: bool = False,
+    tls_cert: Path | None = None,
+    tls_key: Path | None = None,
 ) -> tuple[subprocess.Popen[bytes], str]:
-    """Start a target server subprocess; returns it and its base URL. Stop it yourself."""
+    """Start a target server subprocess; returns it and its base URL. Stop it yourself.
+
+    With `tls_cert` and `tls_key` (PEM files) it serves https, and the URL says so.
+    """
     command = [sys.executable, str(Path(__file__).resolve()), "--port", "0"]
     if threads:
         command.append("--threads")
     if freeze_every_s and freeze_ms:
         command += ["--freeze-every", str(freeze_every_s), "--freeze-ms", str(freeze_ms)]
+    if (tls_cert is None) != (tls_key is None):
+        raise ValueError("give tls_cert and tls_key together")
+    if tls_cert is not None:
+        command += ["--tls-cert", str(tls_cert), "--tls-key", str(tls_key)]
     if cpu is not None:
         command = ["taskset", "-c", str(cpu), *command]
     proc = subprocess.Popen(command, stdout=subprocess.PIPE, cwd=ROOT)
@@ -348,7 +385,8 @@ def start_target(
     if not line.strip().isdigit():
         stop_target(proc)
         raise RuntimeError(f"the target server did not start (printed {line!r})")
-    return proc, f"http://127.0.0.1:{int(line)}"
+    scheme = "https" if tls_cert is not None else "http"
+    return proc, f"{scheme}://127.0.0.1:{int(line)}"
 
 
 def stop_target(proc: subprocess.Popen[bytes]) -> None:
@@ -370,10 +408,17 @@ def target_server(
     freeze_ms: float = 0.0,
     cpu: int | None = None,
     threads: bool = False,
+    tls_cert: Path | None = None,
+    tls_key: Path | None = None,
 ) -> Iterator[str]:
     """A target server in a subprocess for the duration of the block; yields its base URL."""
     proc, base_url = start_target(
-        freeze_every_s=freeze_every_s, freeze_ms=freeze_ms, cpu=cpu, threads=threads
+        freeze_every_s=freeze_every_s,
+        freeze_ms=freeze_ms,
+        cpu=cpu,
+        threads=threads,
+        tls_cert=tls_cert,
+        tls_key=tls_key,
     )
     try:
         yield base_url

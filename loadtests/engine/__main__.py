@@ -1,7 +1,8 @@
 """Run the engine alone, without Django (benchmarks, quick checks).
 
   python -m loadtests.engine URL (--users N | --rate R) --duration S
-      [--connections C] [--timeout T] [--think MIN[,MAX]] [--method M] [--json [--histograms]]
+      [--connections C] [--timeout T] [--think MIN[,MAX]] [--method M] [--insecure]
+      [--json [--histograms]]
 
 Prints a summary (JSON with --json, including the process's peak RSS) and exits 0 when the
 run completed, 1 when it was aborted, 2 on a bad command line.
@@ -35,6 +36,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--think", default="", help="closed model think time MIN[,MAX] seconds")
     parser.add_argument("--method", default="GET")
     parser.add_argument("--no-abort", action="store_true", help="never stop on errors")
+    parser.add_argument(
+        "--insecure",
+        action="store_true",
+        help="do not verify the https target's certificate (self-signed test targets only)",
+    )
     parser.add_argument("--progress", action="store_true", help="a line per second on stderr")
     parser.add_argument("--json", action="store_true", help="print the summary as JSON")
     parser.add_argument(
@@ -60,6 +66,7 @@ def config_from(args: argparse.Namespace) -> EngineConfig:
         timeout_s=args.timeout,
         max_connections=connections,
         abort_error_rate_pct=None if args.no_abort else 5.0,
+        verify_tls=not args.insecure,
     )
 
 

@@ -25,6 +25,7 @@ def admin_form(target_url: str, **overrides: Any) -> dict[str, Any]:
         "timeout_s": "5",
         "max_connections": "20",
         "abort_error_rate_pct": "5",
+        "verify_tls": "on",  # a checkbox, ticked by default
         "steps-TOTAL_FORMS": "1",
         "steps-INITIAL_FORMS": "0",
         "steps-MIN_NUM_FORMS": "1",
@@ -66,6 +67,7 @@ def test_it_creates_a_definition_with_steps_and_stages_in_the_admin(
     definition = LoadTestDefinition.objects.get(name="checkout")
     assert definition.steps.count() == 1
     assert [s.duration_s for s in definition.stages.all()] == [4, 6]
+    assert definition.verify_tls is True
 
 
 @pytest.mark.parametrize(

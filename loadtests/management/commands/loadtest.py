@@ -1,7 +1,8 @@
 """Load tests from the command line, for CI pipelines and scripts.
 
   loadtest run NAME_OR_ID [--wait] [--local] [--json]
-  loadtest url URL (--rate R | --users U) --duration S [--think MIN[,MAX]] [--timeout T] [--json]
+  loadtest url URL (--rate R | --users U) --duration S [--think MIN[,MAX]] [--timeout T]
+      [--insecure] [--json]
 
 Progress goes to stderr so that stdout stays clean for --json. With --wait or --local (and for
 `url`) the exit status is 0 when the thresholds pass, 1 when they fail, 2 on error.
@@ -65,6 +66,10 @@ class Command(BaseCommand):
         url.add_argument("--think", help="closed model think time: MIN[,MAX] seconds")
         url.add_argument("--timeout", type=float, default=10.0, help="per-request seconds")
         url.add_argument("--connections", type=int, default=100, help="connection cap")
+        url.add_argument(
+            "--insecure", action="store_true",
+            help="do not verify the https target's certificate (self-signed test targets only)",
+        )  # fmt: skip
         url.add_argument("--json", action="store_true", help="print the summary as JSON")
 
     def handle(self, *args: Any, **options: Any) -> None:
@@ -120,6 +125,7 @@ class Command(BaseCommand):
             think=parse_think(options["think"]),
             timeout_s=options["timeout"],
             max_connections=options["connections"],
+            verify_tls=not options["insecure"],
         )
         try:
             run = services.create_adhoc_run(frozen, trigger=RunTrigger.CLI)
