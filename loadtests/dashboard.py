@@ -14,15 +14,16 @@ from typing import Any
 
 from django.core.paginator import Page, Paginator
 from django.db import connection
-from django.db.models import F, Q, QuerySet, Window
+from django.db.models import F, OuterRef, Q, QuerySet, Subquery, Window
 from django.db.models.functions import RowNumber
-from django.utils import timezone
+from django.utils import dateformat, timezone
 
 from loadtests import charts
 from loadtests.models import (
     ACTIVE_STATUSES,
     LoadTestDefinition,
     LoadTestRun,
+    RunInterval,
     RunStatus,
 )
 from offgridperf.histograms import Histogram
@@ -79,13 +80,51 @@ def run_page(runs: QuerySet[LoadTestRun], page_number: str | None) -> Page:
     return Paginator(runs, RUNS_PER_PAGE).get_page(page_number)
 
 
+def _latest_p95() -> Subquery:
+    # Shard 0's latest second: one backward step on the (run, shard, index) index. The worst
+    # shard's would read every second of the run, on every poll of every watching page.
+    latest = RunInterval.objects.filter(run=OuterRef("pk"), shard=0).order_by("-index")
+    return Subquery(latest.values("latency_p95_ms")[:1])
+
+
 def running_now() -> list[LoadTestRun]:
+    """Queued and running runs, oldest first, in one query, each with its elapsed seconds
+    (server clock), progress, error rate so far and the p95 of its latest second."""
     runs = list(
-        run_list().filter(status__in=ACTIVE_STATUSES).order_by("created_at")[:RUNNING_SHOWN]
+        run_list()
+        .filter(status__in=ACTIVE_STATUSES)
+        .annotate(current_p95_ms=_latest_p95())
+        .order_by("created_at", "id")[:RUNNING_SHOWN]
     )
     for run in runs:
-        run.progress_pct = charts.progress(elapsed_s(run), run.planned_duration_s)
+        run.elapsed_s = elapsed_s(run)
+        run.progress_pct = charts.progress(run.elapsed_s, run.planned_duration_s)
+        run.error_rate_so_far_pct = (
+            round(100.0 * run.errors / run.requests, 3) if run.requests else None
+        )
     return runs
+
+
+def running_state(run: LoadTestRun) -> dict[str, Any]:
+    """One run of running_now() as the overview's live panel shows it."""
+    return {
+        "id": run.pk,
+        "name": run.name,
+        "status": run.status,
+        "started_at": run.started_at.isoformat() if run.started_at else None,
+        # As the page prints it (server time zone), so that added rows match rendered ones.
+        "started_time": dateformat.format(timezone.localtime(run.started_at), "H:i:s")
+        if run.started_at
+        else None,
+        "elapsed_s": run.elapsed_s,
+        "planned_s": run.planned_duration_s,
+        "progress_pct": run.progress_pct,
+        "requests": run.requests,
+        "errors": run.errors,
+        "error_rate_pct": run.error_rate_so_far_pct,
+        "p95_ms": run.current_p95_ms,
+        "url": run.get_absolute_url(),
+    }
 
 
 def elapsed_s(run: LoadTestRun) -> float | None:
@@ -369,8 +408,6 @@ def noise_history(run: LoadTestRun, exclude: Sequence[int]) -> list[float | None
 
 def p95_series(run_ids: Sequence[int]) -> dict[int, dict[str, Any]]:
     """Per-second p95 of each run (worst shard; downsampled), read in one query."""
-    from loadtests.models import RunInterval
-
     seconds: dict[int, dict[int, float | None]] = {run_id: {} for run_id in run_ids}
     for run_id, index, p95 in (
         RunInterval.objects.filter(run_id__in=run_ids)

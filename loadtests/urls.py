@@ -15,6 +15,7 @@ urlpatterns = [
     ),
     # Before runs/<id>/ so that "compare" is never read as a run id.
     path("runs/compare/", views.compare, name="compare"),
+    path("runs/running.json", views.running_json, name="running_json"),
     path("runs/<int:run_id>/", views.run_detail, name="run"),
     path("runs/<int:run_id>/live/", views.run_live, name="run_live"),
     path("runs/<int:run_id>/cancel/", views.run_cancel, name="run_cancel"),

@@ -54,6 +54,13 @@ def overview(request: HttpRequest) -> HttpResponse:
     return render(request, "loadtests/overview.html", context, status=400 if form.errors else 200)
 
 
+@never_cache
+@require_GET
+def running_json(request: HttpRequest) -> JsonResponse:
+    """The overview's "running now" panel, polled every second while a run is shown."""
+    return JsonResponse({"runs": [dashboard.running_state(run) for run in dashboard.running_now()]})
+
+
 @require_GET
 def definition_detail(request: HttpRequest, definition_id: int) -> HttpResponse:
     definition = (

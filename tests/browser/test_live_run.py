@@ -1,5 +1,6 @@
 """A real browser (Debian's headless Chromium driven by Playwright) on the live dashboard:
-log in, start a run from the definition page, watch it update live, compare it."""
+log in, start a run from the definition page, watch it update live (on its page and on the
+overview), compare it."""
 
 from __future__ import annotations
 
@@ -89,6 +90,16 @@ def chart_points(page: Any, canvas_id: str, dataset: int = 0) -> int:
     )
 
 
+# True once the run's bar on the overview is wider than at an earlier reading.
+GROWING_BAR = """(runId) => {
+    const bar = document.querySelector(`#running-rows tr[data-run="${runId}"] [data-field=bar]`);
+    const width = bar ? parseFloat(bar.style.width) : 0;
+    if (!(width > 0)) return false;
+    if (window.firstWidth === undefined) window.firstWidth = width;
+    return width > window.firstWidth;
+}"""
+
+
 def test_an_engineer_runs_watches_and_compares_in_a_real_browser(
     live_server: Any,
     celery_worker_process: Any,
@@ -106,7 +117,8 @@ def test_an_engineer_runs_watches_and_compares_in_a_real_browser(
             executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS
         )
         try:
-            page = browser.new_page(viewport={"width": 1400, "height": 1000})
+            context = browser.new_context(viewport={"width": 1400, "height": 1000})
+            page = context.new_page()
             page.set_default_timeout(30_000)
             page.goto(f"{base}/accounts/login/")
             page.fill("input[name=username]", "engineer")
@@ -120,6 +132,13 @@ def test_an_engineer_runs_watches_and_compares_in_a_real_browser(
             run_id = int(page.url.rstrip("/").rsplit("/", 1)[1])
             page.evaluate("window.notReloaded = true")
 
+            # The overview's bar moves while the run page is watched too.
+            overview = context.new_page()
+            overview.set_default_timeout(30_000)
+            overview.goto(f"{base}/")
+            overview.wait_for_function(GROWING_BAR, arg=run_id)
+            overview.screenshot(path=str(SCREENSHOTS / "overview-live.png"))
+
             page.wait_for_function(
                 """() => document.getElementById('run-status').textContent === 'running'
                     && Chart.getChart('chart-throughput').data.datasets[0].data.length >= 2"""
@@ -129,6 +148,9 @@ def test_an_engineer_runs_watches_and_compares_in_a_real_browser(
 
             page.wait_for_selector("#run-page[data-state=finished]")
             assert page.evaluate("window.notReloaded") is True
+            # The ended run leaves the panel and the reloaded page lists it among recent runs.
+            overview.wait_for_selector("#running-now", state="hidden")
+            overview_row = overview.text_content(f"table.runs tr:has(a[href='/runs/{run_id}/'])")
             assert page.text_content("#run-status") == "passed"
             assert chart_points(page, "chart-throughput") >= 3
             assert chart_points(page, "chart-latency", 1) >= 3  # p95 per second
@@ -160,5 +182,6 @@ def test_an_engineer_runs_watches_and_compares_in_a_real_browser(
     run = LoadTestRun.objects.get(pk=run_id)
     assert run.status == RunStatus.PASSED and run.requests > 0
     assert live_width.endswith("%")
+    assert "passed" in overview_row
     assert f"#{run.pk} against #{previous.pk}" in " ".join(heading.split())
     assert verdict.split()[0] in {"Regression", "Improvement", "No"}

@@ -8,6 +8,7 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
+import time_machine
 from django.contrib.auth.models import Permission
 from django.utils import timezone
 
@@ -122,6 +123,75 @@ def test_it_lists_recent_runs_trends_and_running_runs_in_a_fixed_number_of_queri
         make_run(other)
     with django_assert_num_queries(AUTH_QUERIES + 6):
         assert admin_client.get("/?page=3").status_code == 200
+
+
+def test_the_running_endpoint_reports_what_the_page_shows_in_one_query(
+    admin_client: Any, definition: LoadTestDefinition, django_assert_num_queries: Any
+) -> None:
+    with time_machine.travel(timezone.now(), tick=False):
+        now = timezone.now()
+        running = make_run(
+            definition,
+            status=RunStatus.RUNNING,
+            started_at=now - timedelta(seconds=15),
+            requests=800,
+            errors=8,
+        )
+        add_intervals(running, 15)
+        RunInterval.objects.filter(run=running, index=14).update(latency_p95_ms=55.0)
+        overdue = make_run(
+            definition, status=RunStatus.RUNNING, started_at=now - timedelta(seconds=90)
+        )
+        queued = make_run(definition, status=RunStatus.QUEUED, started_at=None, requests=0)
+        make_run(definition)  # finished: not running
+        for _ in range(5):
+            add_intervals(make_run(definition, status=RunStatus.RUNNING), 30)
+        # running runs with each one's latest p95
+        with django_assert_num_queries(AUTH_QUERIES + 1):
+            response = admin_client.get("/runs/running.json")
+        page = admin_client.get("/").content.decode()
+
+    assert response.status_code == 200
+    assert "no-cache" in response["Cache-Control"]
+    runs = {state["id"]: state for state in response.json()["runs"]}
+    assert len(runs) == 8 and queued.pk in runs
+    assert runs[running.pk] == {
+        "id": running.pk,
+        "name": "smoke",
+        "status": "running",
+        "started_at": running.started_at.isoformat(),
+        "started_time": timezone.localtime(running.started_at).strftime("%H:%M:%S"),
+        "elapsed_s": 15.0,
+        "planned_s": 60,
+        "progress_pct": 25.0,
+        "requests": 800,
+        "errors": 8,
+        "error_rate_pct": 1.0,
+        "p95_ms": 55.0,
+        "url": f"/runs/{running.pk}/",
+    }
+    assert runs[overdue.pk]["progress_pct"] == 100.0 and runs[overdue.pk]["p95_ms"] is None
+    assert runs[queued.pk]["progress_pct"] == 0.0
+    assert runs[queued.pk]["elapsed_s"] is None and runs[queued.pk]["started_time"] is None
+    assert runs[queued.pk]["error_rate_pct"] is None
+    row = re.search(rf'<tr data-run="{running.pk}">.*?</tr>', page, re.S)
+    assert row, "the page lists the running run"
+    for text in ("width: 25.0%", "25% · 15 s of 60 s", ">800<", ">55.0<", ">1.00%<"):
+        assert text in row.group(0)
+    assert 'id="running-row"' in page and 'data-url="/runs/running.json"' in page
+
+
+def test_the_running_endpoint_needs_a_login_and_lists_nothing_when_idle(
+    client: Any, admin_user: Any, definition: LoadTestDefinition
+) -> None:
+    make_run(definition)
+    response = client.get("/runs/running.json")
+    assert response.status_code == 302 and "login" in response["Location"]
+    client.force_login(admin_user)
+    assert client.get("/runs/running.json").json() == {"runs": []}
+    assert 'id="running-now" data-url="/runs/running.json" hidden' in (
+        client.get("/").content.decode()
+    )
 
 
 def test_it_filters_runs_by_definition_status_dates_and_tag(
