@@ -17,6 +17,9 @@ server serves every case:
   /bytes?n=1000       200 with n bytes of body
   /echo               200, JSON of the request's method, path, headers and body
   /freeze?ms=1000     blocks the whole server for `ms` milliseconds, then answers 200
+  /idle-close         answers a connection's first request (keep-alive), then closes the
+                      connection on any later request without answering: what a client sees
+                      when a server drops an idle keep-alive connection as it sends
 
 `--threads` serves from a thread per connection instead, for latency accuracy: /delay sleeps
 to just short of its deadline, then spins to it and answers from the same thread, with no
@@ -107,6 +110,7 @@ class TargetProtocol(asyncio.Protocol):
         self.url = b""
         self.headers: list[tuple[str, str]] = []
         self.body: list[bytes] = []
+        self.requests = 0
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
@@ -143,6 +147,7 @@ class TargetProtocol(asyncio.Protocol):
         path = parsed.path.decode("latin-1")
         query = parse_qs(parsed.query.decode("latin-1")) if parsed.query else {}
         method = self.parser.get_method().decode("latin-1")
+        self.requests += 1
         self.route(method, path, query)
 
     def send(self, payload: bytes, *, head_only: bool = False) -> None:
@@ -184,6 +189,11 @@ class TargetProtocol(asyncio.Protocol):
             self.send(response(200, b"x" * int(query.get("n", ["1000"])[0])))
         elif path == "/echo":
             self.send(self.echo(method, path))
+        elif path == "/idle-close":
+            if self.requests == 1:
+                self.send(OK)
+            else:
+                self.close()
         elif path == "/freeze":
             time.sleep(float(query.get("ms", ["1000"])[0]) / 1000.0)
             self.send(OK)

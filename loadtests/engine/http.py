@@ -26,6 +26,8 @@ if TYPE_CHECKING:
 clock = time.perf_counter
 USER_AGENT = "offgridperf-engine/1"
 MAX_REDIRECTS = 5
+# RFC 9110 §9.2.2: safe to send again when a reused connection fails before any answer.
+IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE", "TRACE"})
 
 
 class Target:
@@ -79,7 +81,7 @@ class PreparedStep:
 
     __slots__ = (
         "index", "name", "step", "request", "expect", "check", "needs_body", "is_head",
-        "latency", "latency_counts", "method", "headers",
+        "latency", "latency_counts", "method", "headers", "idempotent",
     )  # fmt: skip
 
     def __init__(self, index: int, step: Step, target: Target) -> None:
@@ -93,6 +95,7 @@ class PreparedStep:
         self.needs_body = step.needs_body
         self.check: Callable[[bytes], str | None] | None = make_check(step)
         self.is_head = step.method == "HEAD"
+        self.idempotent = step.method in IDEMPOTENT_METHODS
         self.latency = Histogram()
         self.latency_counts = self.latency.counts
 
@@ -166,7 +169,7 @@ class Connection(asyncio.Protocol):
     __slots__ = (
         "pool", "parser", "transport", "step", "user", "intended", "sent_at", "busy",
         "reusable", "received", "body", "location", "hops", "on_response", "on_failure",
-        "head_pending", "forgotten",
+        "head_pending", "forgotten", "uses", "on_stale",
     )  # fmt: skip
 
     def __init__(self, pool: Pool) -> None:
@@ -185,8 +188,10 @@ class Connection(asyncio.Protocol):
         self.hops = 0
         self.head_pending = False
         self.forgotten = False
+        self.uses = 0
         self.on_response = pool.model.on_response
         self.on_failure = pool.model.on_failure
+        self.on_stale = pool.model.on_stale
 
     # -- asyncio callbacks ---------------------------------------------------------------
 
@@ -212,6 +217,13 @@ class Connection(asyncio.Protocol):
             # A response without Content-Length or chunking ends when the server closes.
             self.on_response(self, self.parser.get_status_code())
             return
+        step = self.step
+        if self.uses > 1 and not self.received and not self.hops and step and step.idempotent:
+            # A reused connection closed before any byte of the answer: the server dropped it
+            # while idle (its keep-alive timeout) as the request went out. Browsers and HTTP
+            # libraries send an idempotent request again on another connection; so do we.
+            self.on_stale(self)
+            return
         error_class, message = errors.classify_lost(exc)
         self.on_failure(self, error_class, message)
 
@@ -233,6 +245,7 @@ class Connection(asyncio.Protocol):
         self.busy = True
         self.received = False
         self.hops = 0
+        self.uses += 1
         self.transport.write(step.request)  # type: ignore[union-attr]
 
     def resend(self, request: bytes) -> None:

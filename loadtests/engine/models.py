@@ -102,6 +102,7 @@ class LoadModel:
         # (user or None, step, intended start) of requests waiting for a connection.
         self.waiting: deque[tuple[Any, PreparedStep, float]] = deque()
         self.in_flight = 0
+        self.stale_retries = 0
         self.running = False
         self.t0 = 0.0
 
@@ -261,6 +262,18 @@ class LoadModel:
         conn.user = None
         if user is not None:
             self.after(user)
+
+    def on_stale(self, conn: Connection) -> None:
+        """Send again a request that a reused connection lost before any answer.
+
+        It keeps its intended start, so the time lost shows in its corrected latency; it
+        goes to another connection (or waits for one), never to the one that failed.
+        """
+        self.in_flight -= 1
+        self.stale_retries += 1
+        user = conn.user
+        conn.user = None
+        self.dispatch(user, conn.step, conn.intended)  # type: ignore[arg-type]
 
     def follow(self, conn: Connection) -> bool:
         """Send the request for a same-origin redirect on this connection; False if not."""
@@ -462,6 +475,7 @@ class ClosedModel(LoadModel):
             conn.busy = True
             conn.received = False
             conn.hops = 0
+            conn.uses += 1
             conn.transport.write(step.request)  # type: ignore[union-attr]
             return
         self.release(conn)

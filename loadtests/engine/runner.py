@@ -454,6 +454,7 @@ class Runner:
             "achieved_rate": round(achieved, 3),
             "late_starts": pub.late_starts,
             "late_start_pct": round(late_pct, 3),
+            "stale_retries": self.model.stale_retries,
             "valid": valid,
             "invalid_reason": why,
         }

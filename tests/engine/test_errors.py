@@ -78,3 +78,35 @@ def test_a_tls_handshake_failure_is_classified(target: str) -> None:
     result = run(config)
     assert result.errors_by_class["tls"]["count"] == result.errors > 0
     assert "TLS" in result.errors_by_class["tls"]["sample"]
+
+
+def test_a_reused_connection_dropped_before_any_answer_is_retried_for_idempotent_requests(
+    target: str,
+) -> None:
+    # /idle-close answers a connection's first request and drops the connection on the next,
+    # as a server whose keep-alive timeout fires while the request is on its way.
+    for config in (
+        closed(target, step("/idle-close"), users=2, duration_s=1),
+        open_(target, step("/idle-close"), rate=50, duration_s=1),
+    ):
+        result = run(config)
+        assert result.errors == 0, result.errors_by_class
+        assert result.requests >= 10
+        # Every request after a connection's first was sent twice: once on the dropped
+        # connection, then on a new one.
+        assert result.health["stale_retries"] >= result.requests - config.max_connections
+        assert result.connections_opened >= result.health["stale_retries"]
+
+
+def test_a_non_idempotent_request_on_a_dropped_connection_is_an_error(target: str) -> None:
+    config = closed(
+        target, step("/idle-close", method="POST", body="{}"), users=1, duration_s=0.5,
+        abort_error_rate_pct=None,
+    )  # fmt: skip
+    result = run(config)
+    assert result.health["stale_retries"] == 0
+    assert result.errors >= 1
+    # Every second request, the one on a reused connection, fails.
+    assert abs(result.errors - result.requests / 2) <= 1
+    (error_class,) = result.errors_by_class
+    assert "closed the connection" in result.errors_by_class[error_class]["sample"]
