@@ -25,3 +25,17 @@ def ensure_database(url: str) -> None:
         found = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (db_name,)).fetchone()
         if not found:
             conn.execute(f'CREATE DATABASE "{db_name}"')
+
+
+def bench_env(db_name: str, bench: str) -> dict[str, str]:
+    """The environment of a child process that runs Django on this benchmark's database.
+
+    The database is created when missing; migrating it is the child's job (Django set up
+    in a fresh process, whatever the parent ran before).
+    """
+    url = bench_database_url(db_name, bench)
+    ensure_database(url)
+    env = {**os.environ, "DATABASE_URL": url, "DJANGO_SETTINGS_MODULE": "offgridperf.settings"}
+    env.setdefault("OFFGRIDPERF_LOCAL", "1")
+    env["DEBUG"] = "0"
+    return env

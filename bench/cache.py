@@ -32,7 +32,7 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
-from bench import bench_database_url, ensure_database
+from bench import bench_env
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -54,11 +54,7 @@ def main() -> int:
     if not os.environ.get("REDIS_URL"):
         print("the cache bench needs Redis: set REDIS_URL (make bench does)")
         return 1
-    url = bench_database_url(BENCH_DB, "cache")
-    ensure_database(url)
-    env = {**os.environ, "DATABASE_URL": url, "DJANGO_SETTINGS_MODULE": "offgridperf.settings"}
-    env.setdefault("OFFGRIDPERF_LOCAL", "1")
-    env["DEBUG"] = "0"
+    env = bench_env(BENCH_DB, "cache")
     # A child process, so that Django is set up on the bench database whatever ran before.
     return subprocess.call([sys.executable, "-m", "bench.cache"], cwd=ROOT, env=env)
 

@@ -22,7 +22,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from bench import bench_database_url, ensure_database
+from bench import bench_env
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -40,11 +40,7 @@ USERNAME = "bench"
 
 
 def main() -> int:
-    url = bench_database_url(BENCH_DB, "dashboard")
-    ensure_database(url)
-    env = {**os.environ, "DATABASE_URL": url, "DJANGO_SETTINGS_MODULE": "offgridperf.settings"}
-    env.setdefault("OFFGRIDPERF_LOCAL", "1")
-    env["DEBUG"] = "0"
+    env = bench_env(BENCH_DB, "dashboard")
     # A child process, so that Django is set up on the bench database whatever ran before.
     return subprocess.call([sys.executable, "-m", "bench.dashboard"], cwd=ROOT, env=env)
 

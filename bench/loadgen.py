@@ -383,11 +383,9 @@ BENCH_DB = "offgridperf_bench_loadgen"
 def django_cli_env() -> dict[str, str]:
     """The environment for `manage.py loadtest url` on the bench's own PostgreSQL database."""
     sys.path.insert(0, str(ROOT))
-    from bench import bench_database_url, ensure_database
+    from bench import bench_env
 
-    url = bench_database_url(BENCH_DB, "loadgen memory")
-    ensure_database(url)
-    env = {**os.environ, "DATABASE_URL": url, "OFFGRIDPERF_LOCAL": "1", "DEBUG": "0"}
+    env = bench_env(BENCH_DB, "loadgen memory")
     migrate = [sys.executable, "manage.py", "migrate", "--noinput", "-v", "0"]
     subprocess.run(migrate, cwd=ROOT, env=env, check=True)
     return env
