@@ -17,14 +17,13 @@ def bench_database_url(db_name: str, bench: str) -> str:
 
 def ensure_database(url: str) -> None:
     """Create the database named in `url` when it does not exist."""
-    import psycopg
+    from offgridperf.database import ensure_postgres_database
+    from offgridperf.env import parse_database_url
 
-    db_name = urlsplit(url).path.lstrip("/")
-    maintenance = urlunsplit(urlsplit(url)._replace(path="/postgres"))
-    with psycopg.connect(maintenance, autocommit=True) as conn:
-        found = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (db_name,)).fetchone()
-        if not found:
-            conn.execute(f'CREATE DATABASE "{db_name}"')
+    db = parse_database_url("DATABASE_URL", url)
+    ensure_postgres_database(
+        db.name, host=db.host, port=db.port, user=db.user, password=db.password
+    )
 
 
 def bench_env(db_name: str, bench: str) -> dict[str, str]:

@@ -12,6 +12,8 @@ from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import connection, transaction
 
+from offgridperf.database import DatabaseSetupError, ensure_postgres_database
+
 ADMIN_USERNAME = "admin"
 PASSWORD_ENV = "OFFGRIDPERF_ADMIN_PASSWORD"  # noqa: S105 - the variable name, not a value
 
@@ -29,15 +31,28 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, **options: Any) -> None:
         if connection.vendor == "postgresql":
-            created = ensure_postgres_database(connection.settings_dict)
-            if created:
-                self.stdout.write(f"database: created {created!r}")
+            self._ensure_database(connection.settings_dict)
         call_command("migrate", interactive=False, verbosity=0)
         self.stdout.write("database: migrated")
         if not options["no_static"]:
             call_command("collectstatic", interactive=False, verbosity=0)
             self.stdout.write("static files: collected")
         self._ensure_admin(reset=options["reset_admin_password"])
+
+    def _ensure_database(self, settings_dict: dict[str, Any]) -> None:
+        name = settings_dict["NAME"]
+        try:
+            created = ensure_postgres_database(
+                name,
+                host=settings_dict["HOST"],
+                port=settings_dict["PORT"],
+                user=settings_dict["USER"],
+                password=settings_dict["PASSWORD"],
+            )
+        except DatabaseSetupError as exc:
+            raise CommandError(str(exc)) from None
+        if created:
+            self.stdout.write(f"database: created {name!r}")
 
     def _ensure_admin(self, *, reset: bool) -> None:
         user_model = get_user_model()
@@ -66,54 +81,3 @@ class Command(BaseCommand):
             self.stdout.write(
                 f"admin user: {ADMIN_USERNAME!r} {verb} (password from {PASSWORD_ENV})"
             )
-
-
-def ensure_postgres_database(settings_dict: dict[str, Any]) -> str | None:
-    """Create the configured PostgreSQL database when the server lacks it; its name if created.
-
-    Anything else that stops a connection (server down, wrong user, no right to create) is a
-    CommandError naming DATABASE_URL, where it points (never its password) and the cause.
-    """
-    import psycopg
-    from psycopg import sql
-
-    name = settings_dict["NAME"]
-    params = {
-        "host": settings_dict["HOST"] or None,
-        "port": settings_dict["PORT"] or None,
-        "user": settings_dict["USER"] or None,
-        "password": settings_dict["PASSWORD"] or None,
-        "connect_timeout": CONNECT_TIMEOUT_S,
-    }
-    where = f"{params['host'] or 'localhost'}:{params['port'] or 5432}"
-    who = f" as {params['user']}" if params["user"] else ""
-    try:
-        psycopg.connect(dbname=name, **params).close()
-        return None
-    except psycopg.OperationalError as exc:
-        reason = _first_line(exc)
-    try:
-        with psycopg.connect(dbname="postgres", autocommit=True, **params) as maintenance:
-            found = maintenance.execute(
-                "SELECT 1 FROM pg_database WHERE datname = %s", (name,)
-            ).fetchone()
-            if found:
-                raise CommandError(
-                    f"DATABASE_URL: cannot connect to database {name!r} on {where}{who}: {reason}"
-                )
-            maintenance.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    except psycopg.Error as exc:
-        raise CommandError(
-            f"DATABASE_URL: cannot connect to PostgreSQL on {where}{who} to use or create "
-            f"database {name!r}: {_first_line(exc)} (is the server running, and may this user "
-            "create databases?)"
-        ) from None
-    return name
-
-
-CONNECT_TIMEOUT_S = 5
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
