@@ -12,6 +12,8 @@ from typing import Any
 import pytest
 from django.conf import settings
 
+from tests.tls import HttpsTarget, https_target_server
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -115,3 +117,11 @@ def celery_worker_process(django_db_setup: Any, django_db_blocker: Any) -> Itera
     except subprocess.TimeoutExpired:
         proc.kill()
         proc.wait()
+
+
+@pytest.fixture(scope="session")
+def https_target(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HttpsTarget]:
+    """The test target over https, with a certificate (127.0.0.1, localhost) from a throwaway
+    trustme CA that nothing trusts; trust it by pointing SSL_CERT_FILE at `.ca_file`."""
+    with https_target_server(tmp_path_factory.mktemp("tls")) as served:
+        yield served

@@ -5,7 +5,6 @@ from collections.abc import Iterator
 import pytest
 
 from tests.targets import target_server
-from tests.tls import HttpsTarget, https_target_server
 
 
 @pytest.fixture(scope="session")
@@ -20,11 +19,3 @@ def freezing_target() -> Iterator[str]:
     """A target whose whole process stalls for 1 s every 3 s."""
     with target_server(freeze_every_s=3, freeze_ms=1000) as base_url:
         yield base_url
-
-
-@pytest.fixture(scope="session")
-def https_target(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HttpsTarget]:
-    """The same target over https, with a certificate (127.0.0.1, localhost) from a throwaway
-    trustme CA; trust it by pointing SSL_CERT_FILE at `https_target.ca_file`."""
-    with https_target_server(tmp_path_factory.mktemp("tls")) as served:
-        yield served

@@ -7,7 +7,6 @@ import pytest
 
 from loadtests.models import LoadTestDefinition, LoadTestStep
 from tests.targets import target_server
-from tests.tls import HttpsTarget, https_target_server
 
 
 @pytest.fixture(scope="session")
@@ -15,13 +14,6 @@ def target_url() -> Iterator[str]:
     """A local HTTP target (/ok, /json, /delay, /status/NNN, /reset, /hang, ...)."""
     with target_server() as base_url:
         yield base_url
-
-
-@pytest.fixture(scope="session")
-def https_target(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HttpsTarget]:
-    """The same target over https, with a certificate from a CA that nothing trusts."""
-    with https_target_server(tmp_path_factory.mktemp("tls")) as served:
-        yield served
 
 
 @pytest.fixture
