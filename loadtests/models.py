@@ -164,6 +164,12 @@ class LoadTestStep(models.Model):
     method = models.CharField(max_length=7, choices=[(m, m) for m in HTTP_METHODS], default="GET")
     path = models.CharField(max_length=500, validators=[validate_step_path])
     headers = models.JSONField(default=dict, blank=True, validators=[validate_headers])
+    secret_headers = models.JSONField(
+        default=list,
+        blank=True,
+        help_text="Names of further headers whose values are secret (masked everywhere but in "
+        "what is sent). Authorization, Cookie and Proxy-Authorization always are.",
+    )
     body = models.TextField(blank=True)
     weight = models.PositiveIntegerField(
         default=1, validators=[MinValueValidator(1), MaxValueValidator(1000)]
@@ -259,6 +265,9 @@ class LoadTestRun(models.Model):
     cancel_requested = models.BooleanField(default=False)
     worker_host = models.CharField(max_length=200, blank=True)
     worker_pid = models.PositiveIntegerField(null=True, blank=True)
+    worker_node = models.CharField(
+        max_length=200, blank=True, help_text="The Celery node name of the worker that ran it."
+    )
     celery_task_id = models.CharField(max_length=64, blank=True)
 
     requests = models.BigIntegerField(default=0)
