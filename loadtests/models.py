@@ -362,3 +362,21 @@ class RunInterval(models.Model):
 
     def __str__(self) -> str:
         return f"run {self.run_id} second {self.index}"
+
+
+class WorkerHeartbeat(models.Model):
+    """A Celery worker's last sign of life, written by the worker itself every few seconds, so
+    pages can say whether anyone consumes a queue without a broadcast over the broker."""
+
+    node = models.CharField(max_length=200, unique=True, help_text="The Celery node name.")
+    hostname = models.CharField(max_length=200)
+    pid = models.PositiveIntegerField()
+    queues = models.JSONField(default=list, blank=True)
+    started_at = models.DateTimeField()
+    seen_at = models.DateTimeField(db_index=True)
+
+    class Meta:
+        ordering = ["node"]
+
+    def __str__(self) -> str:
+        return self.node
