@@ -16,7 +16,13 @@ from django.db.models import Count, F, QuerySet, Sum
 from django.db.models.functions import TruncMonth
 
 from emissions.models import Activity, ActivityBatch
-from emissions.services import batch_key
+from emissions.services import (
+    activity_page_key,
+    batch_key,
+    listing_key,
+    reference_key,
+    totals_key,
+)
 from offgridperf import cache
 
 ACTIVITY_COLUMNS = (
@@ -54,7 +60,7 @@ def resolve_batch(ref: str) -> int:
             raise NotFound(ref)
         return batch_id
 
-    return cache.BATCH.get_or_compute(f"ref:{ref}", lookup)
+    return cache.BATCH.get_or_compute(reference_key(ref), lookup)
 
 
 def batch_detail(batch_id: int) -> dict[str, Any]:
@@ -132,7 +138,7 @@ def batch_activities(batch_id: int, page: int, page_size: int) -> dict[str, Any]
             "results": activity_dicts(rows),
         }
 
-    return cache.ACTIVITY.get_or_compute(f"{batch_id}:{page}:{page_size}", compute)
+    return cache.ACTIVITY.get_or_compute(activity_page_key(batch_id, page, page_size), compute)
 
 
 def totals(group_by: str, batch_id: int | None) -> dict[str, Any]:
@@ -163,7 +169,7 @@ def totals(group_by: str, batch_id: int | None) -> dict[str, Any]:
             "totals": groups,
         }
 
-    return cache.EMISSIONS.get_or_compute(f"{batch_id or 'all'}:{group_by}", compute)
+    return cache.EMISSIONS.get_or_compute(totals_key(group_by, batch_id), compute)
 
 
 def _group_key(value: Any) -> Any:
@@ -173,7 +179,6 @@ def _group_key(value: Any) -> Any:
 def activity_listing(filters: dict[str, Any]) -> dict[str, Any]:
     """Activities across batches, filtered, most recently uploaded first, paginated."""
     page, page_size = filters["page"], filters["page_size"]
-    key = "&".join(f"{name}={filters[name]}" for name in sorted(filters) if filters[name])
 
     def compute() -> dict[str, Any]:
         activities = Activity.objects.all()
@@ -195,7 +200,7 @@ def activity_listing(filters: dict[str, Any]) -> dict[str, Any]:
             "results": activity_dicts(rows[start : start + page_size]),
         }
 
-    return cache.QUERY.get_or_compute(key, compute)
+    return cache.QUERY.get_or_compute(listing_key(filters), compute)
 
 
 def activities_by_site(site: str, page: int, page_size: int) -> dict[str, Any]:

@@ -216,16 +216,37 @@ def mark_failed(batch_id: int) -> None:
 # --- cache keys and invalidation -------------------------------------------------------------
 
 
+# Every key is built by cache.key() from validated values (never joined by hand), so that a
+# crafted value cannot spell another query's key. Keys of one batch share the prefix
+# cache.key(batch_id) ("12:"), which no other batch's keys start with.
+
+
 def batch_key(batch_id: int) -> str:
-    return f"detail:{batch_id}"
+    return cache.key("detail", batch_id)
+
+
+def activity_page_key(batch_id: int, page: int, page_size: int) -> str:
+    return cache.key(batch_id, page=page, page_size=page_size)
+
+
+def totals_key(group_by: str, batch_id: int | None) -> str:
+    return cache.key("all" if batch_id is None else batch_id, group_by=group_by)
+
+
+def reference_key(reference: str) -> str:
+    return cache.key("ref", reference=reference)
+
+
+def listing_key(filters: dict[str, cache.KeyValue]) -> str:
+    return cache.key("activities", **filters)
 
 
 def invalidate_batch(batch_id: int) -> None:
     """Everything cached that a change of this batch can make wrong."""
     cache.BATCH.delete(batch_key(batch_id))
-    cache.BATCH.invalidate_prefix("list:")
-    cache.ACTIVITY.invalidate_prefix(f"{batch_id}:")
-    cache.EMISSIONS.invalidate_prefix(f"{batch_id}:")
-    cache.EMISSIONS.invalidate_prefix("all:")
+    cache.BATCH.invalidate_prefix(cache.key("list"))
+    cache.ACTIVITY.invalidate_prefix(cache.key(batch_id))
+    cache.EMISSIONS.invalidate_prefix(cache.key(batch_id))
+    cache.EMISSIONS.invalidate_prefix(cache.key("all"))
     # Any listing may include this batch's rows: drop them all (SCAN, immediate everywhere).
-    cache.QUERY.invalidate_prefix("")
+    cache.QUERY.invalidate_prefix(cache.key("activities"))
