@@ -12,12 +12,29 @@ OPEN = "open"
 CLOSED = "closed"
 MODELS = (OPEN, CLOSED)
 METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS")
-MAX_USERS = 100_000
+# The limits of a run, wherever it is defined (admin, CLI, API, the engine's own CLI): the
+# Django side imports these, so that no two places can disagree.
+MAX_USERS = 10_000
 MAX_RATE = 1_000_000.0
 MAX_CONNECTIONS = 10_000
-MAX_DURATION_S = 7 * 24 * 3600.0
+MAX_DURATION_S = 24 * 3600
+MIN_TIMEOUT_S = 0.01
+MAX_TIMEOUT_S = 600.0
+MAX_WEIGHT = 1000
+MAX_BACKLOG = 10_000_000
+MIN_TICK_S = 0.05
+MAX_TICK_S = 60.0
+STATUS_CODES = range(100, 600)
+# Stage durations may be fractions; their sum is compared with the duration to within this.
+STAGE_SUM_TOLERANCE_S = 1e-6
 
-_TOKEN = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
+# RFC 9110 §5.6.2: a field name is a token.
+_TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
+# RFC 9112 §3.2: a request target has no spaces or controls; anything else is percent-encoded.
+_VISIBLE_ASCII = re.compile(r"[\x21-\x7e]*")
+# RFC 9110 §5.5: no control character but HTAB in a field value (a NUL, CR or LF would end
+# or split the header, and PostgreSQL cannot store a NUL in jsonb).
+_VALUE_CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
 _RESERVED_HEADERS = frozenset({"host", "content-length", "transfer-encoding", "connection"})
 
 
@@ -132,6 +149,88 @@ def _step_from_dict(data: dict[str, Any]) -> Step:
 # -- validation rules ----------------------------------------------------------------------
 
 
+def is_visible_ascii(text: str) -> bool:
+    """True when `text` is printable ASCII without spaces: what a request line may carry."""
+    return _VISIBLE_ASCII.fullmatch(text) is not None
+
+
+def path_problem(path: object) -> str | None:
+    """Why `path` cannot be a step's path (the request target after the base URL), or None.
+
+    The one check for everything the engine puts into a request line: step paths when a
+    run is prepared, redirect locations while it runs.
+    """
+    if not isinstance(path, str) or not path.startswith("/"):
+        return "The path must start with '/'."
+    if not is_visible_ascii(path):
+        return (
+            "The path must be printable ASCII without spaces or control characters; "
+            "percent-encode anything else (a space is %20)."
+        )
+    return None
+
+
+def url_problem(base_url: object) -> str | None:
+    """Why `base_url` cannot be a run's base URL, or None."""
+    if not isinstance(base_url, str) or not base_url:
+        return "Give the target's base URL, e.g. http://127.0.0.1:8000."
+    if not is_visible_ascii(base_url):
+        return (
+            "The URL must be printable ASCII without spaces or control characters "
+            "(percent-encode the path; IDNA for host names)."
+        )
+    try:
+        parts = urlsplit(base_url)
+    except ValueError as exc:
+        return f"Not a valid URL: {exc}."
+    if parts.scheme not in ("http", "https"):
+        return "The URL must start with http:// or https://."
+    if not parts.hostname:
+        return "The URL must name a host."
+    if parts.query or parts.fragment:
+        return "The base URL takes no query or fragment; put them in a step path."
+    try:
+        port = parts.port
+    except ValueError:
+        port = 0
+    if port == 0:
+        return "The port must be a number from 1 to 65535."
+    return None
+
+
+def header_name_problem(name: object) -> str | None:
+    """Why `name` cannot be a request header's name, or None."""
+    if not isinstance(name, str) or not _TOKEN.fullmatch(name):
+        return (
+            f"{name!r} is not a valid header name: use letters, digits and "
+            "!#$%&'*+-.^_`|~ only (no spaces, tabs or separators such as ( : ,)."
+        )
+    if name.lower() in _RESERVED_HEADERS:
+        return f"The engine sets {name} itself."
+    return None
+
+
+def header_value_problem(name: str, value: object) -> str | None:
+    """Why `value` cannot be the value of header `name`, or None."""
+    if not isinstance(value, str):
+        return f"The value of {name} must be text."
+    if _VALUE_CONTROL.search(value):
+        return f"The value of {name} may not contain control characters (NUL, line breaks)."
+    try:
+        value.encode("latin-1")
+    except UnicodeEncodeError:
+        return (
+            f"The value of {name} must be Latin-1 text (HTTP sends header values as bytes); "
+            "encode other characters, e.g. percent-encode them."
+        )
+    return None
+
+
+def stage_target_limit(model: str) -> float:
+    """The highest stage target: users for the closed model, requests/s for the open one."""
+    return MAX_RATE if model == OPEN else MAX_USERS
+
+
 def _is_number(value: object) -> bool:
     return (
         isinstance(value, int | float)
@@ -140,23 +239,13 @@ def _is_number(value: object) -> bool:
     )
 
 
+def _is_whole(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
 def _url_problems(base_url: str) -> list[tuple[str, str]]:
-    if not isinstance(base_url, str) or not base_url:
-        return [("base_url", "Give the target's base URL, e.g. http://127.0.0.1:8000.")]
-    try:
-        parts = urlsplit(base_url)
-        port = parts.port
-    except ValueError as exc:
-        return [("base_url", f"Not a valid URL: {exc}.")]
-    if parts.scheme not in ("http", "https"):
-        return [("base_url", "The URL must start with http:// or https://.")]
-    if not parts.hostname:
-        return [("base_url", "The URL must name a host.")]
-    if parts.query or parts.fragment:
-        return [("base_url", "The base URL takes no query or fragment; put them in a step path.")]
-    if port == 0:
-        return [("base_url", "Port 0 cannot be connected to.")]
-    return []
+    problem = url_problem(base_url)
+    return [("base_url", problem)] if problem else []
 
 
 def _model_problems(config: EngineConfig) -> list[tuple[str, str]]:
@@ -164,7 +253,7 @@ def _model_problems(config: EngineConfig) -> list[tuple[str, str]]:
         return [("model", "The load model must be 'open' (a request rate) or 'closed' (users).")]
     problems = []
     if config.model == CLOSED and not config.stages:
-        if not isinstance(config.users, int) or isinstance(config.users, bool):
+        if not _is_whole(config.users):
             problems.append(("users", "Users must be a whole number."))
         elif not 1 <= config.users <= MAX_USERS:
             problems.append(("users", f"The closed model needs 1 to {MAX_USERS} users."))
@@ -197,14 +286,18 @@ def _steps_problems(steps: tuple[Step, ...]) -> list[tuple[str, str]]:
             problems.append(
                 (f"{prefix}.method", f"The method must be one of {', '.join(METHODS)}.")
             )
-        problems += _path_problems(prefix, step.path)
+        problem = path_problem(step.path)
+        if problem:
+            problems.append((f"{prefix}.path", problem))
         problems += _header_problems(prefix, step.headers)
         if step.body is not None and not isinstance(step.body, str):
             problems.append((f"{prefix}.body", "The body must be text."))
-        if not isinstance(step.weight, int) or isinstance(step.weight, bool) or step.weight < 1:
-            problems.append((f"{prefix}.weight", "The weight must be a whole number, 1 or more."))
+        if not _is_whole(step.weight) or not 1 <= step.weight <= MAX_WEIGHT:
+            problems.append(
+                (f"{prefix}.weight", f"The weight must be a whole number, 1 to {MAX_WEIGHT}.")
+            )
         if not step.expect_status or not all(
-            isinstance(code, int) and 100 <= code <= 599 for code in step.expect_status
+            _is_whole(code) and code in STATUS_CODES for code in step.expect_status
         ):
             problems.append((f"{prefix}.expect_status", "Expect one or more codes 100..599."))
         if step.check_contains is not None and not step.check_contains:
@@ -214,25 +307,14 @@ def _steps_problems(steps: tuple[Step, ...]) -> list[tuple[str, str]]:
     return problems
 
 
-def _path_problems(prefix: str, path: str) -> list[tuple[str, str]]:
-    if not isinstance(path, str) or not path.startswith("/"):
-        return [(f"{prefix}.path", "The path must start with '/'.")]
-    if any(ch in path for ch in " \r\n\t") or not path.isascii():
-        return [(f"{prefix}.path", "The path must be URL-encoded ASCII without spaces.")]
-    return []
-
-
 def _header_problems(prefix: str, headers: dict[str, str]) -> list[tuple[str, str]]:
     if not isinstance(headers, dict):
         return [(f"{prefix}.headers", "Headers must be a mapping of name to value.")]
     problems = []
     for name, value in headers.items():
-        if not isinstance(name, str) or not _TOKEN.match(name):
-            problems.append((f"{prefix}.headers", f"{name!r} is not a valid header name."))
-        elif name.lower() in _RESERVED_HEADERS:
-            problems.append((f"{prefix}.headers", f"The engine sets {name} itself."))
-        elif not isinstance(value, str) or "\r" in value or "\n" in value:
-            problems.append((f"{prefix}.headers", f"The value of {name} must be one line of text."))
+        problem = header_name_problem(name) or header_value_problem(name, value)
+        if problem:
+            problems.append((f"{prefix}.headers", problem))
     return problems
 
 
@@ -244,47 +326,49 @@ def _stage_problems(config: EngineConfig) -> list[tuple[str, str]]:
         )
     if not config.stages:
         return problems
-    limit = MAX_RATE if config.model == OPEN else MAX_USERS
+    limit = stage_target_limit(config.model)
     for index, stage in enumerate(config.stages):
         if not _is_number(stage.duration_s) or stage.duration_s <= 0:
             problems.append((f"stages[{index}].duration_s", "A stage lasts more than 0 s."))
         if not _is_number(stage.target) or not 0 <= stage.target <= limit:
-            problems.append((f"stages[{index}].target", f"A stage's target must be 0..{limit:g}."))
+            problems.append(
+                (f"stages[{index}].target", f"A stage's target must be 0 to {limit:g}.")
+            )
     if problems:
         return problems
     if max(stage.target for stage in config.stages) <= 0:
         problems.append(("stages", "At least one stage needs a target above 0."))
     total = sum(stage.duration_s for stage in config.stages)
-    if _is_number(config.duration_s) and abs(total - config.duration_s) > 1e-6:
+    if _is_number(config.duration_s) and abs(total - config.duration_s) > STAGE_SUM_TOLERANCE_S:
         problems.append(
-            ("duration_s", f"The stages add up to {total:g} s but the duration is "
-             f"{config.duration_s:g} s; they must be equal.")
+            ("duration_s", f"The stage durations add up to {total:g} s but the definition's "
+             f"duration is {config.duration_s:g} s; they must be equal (or remove the stages "
+             "to hold one level).")
         )  # fmt: skip
     if config.start_target is not None and (
         not _is_number(config.start_target) or not 0 <= config.start_target <= limit
     ):
-        problems.append(("start_target", f"The starting target must be 0..{limit:g}."))
+        problems.append(("start_target", f"The starting target must be 0 to {limit:g}."))
     return problems
 
 
 def _limit_problems(config: EngineConfig) -> list[tuple[str, str]]:
     problems = []
-    if not _is_number(config.timeout_s) or not 0 < config.timeout_s <= 3600:
-        problems.append(("timeout_s", "The timeout must be above 0 and at most 3600 s."))
-    if (
-        not isinstance(config.max_connections, int)
-        or not 1 <= config.max_connections <= MAX_CONNECTIONS
-    ):
+    if not _is_number(config.timeout_s) or not MIN_TIMEOUT_S <= config.timeout_s <= MAX_TIMEOUT_S:
+        problems.append(
+            ("timeout_s", f"The timeout must be {MIN_TIMEOUT_S:g} to {MAX_TIMEOUT_S:g} s.")
+        )
+    if not _is_whole(config.max_connections) or not 1 <= config.max_connections <= MAX_CONNECTIONS:
         problems.append(("max_connections", f"Allow 1 to {MAX_CONNECTIONS} connections."))
-    if not isinstance(config.max_backlog, int) or not 0 <= config.max_backlog <= 10_000_000:
+    if not _is_whole(config.max_backlog) or not 0 <= config.max_backlog <= MAX_BACKLOG:
         problems.append(("max_backlog", "The backlog bound is a whole number (0 = automatic)."))
     rate = config.abort_error_rate_pct
     if rate is not None and (not _is_number(rate) or not 0 <= rate <= 100):
         problems.append(("abort_error_rate_pct", "The abort error rate is a percentage, 0..100."))
-    if not isinstance(config.abort_window_s, int) or config.abort_window_s < 1:
+    if not _is_whole(config.abort_window_s) or config.abort_window_s < 1:
         problems.append(("abort_window_s", "The abort window is a whole number of seconds, 1+."))
-    if not isinstance(config.abort_min_requests, int) or config.abort_min_requests < 1:
+    if not _is_whole(config.abort_min_requests) or config.abort_min_requests < 1:
         problems.append(("abort_min_requests", "The abort minimum is a whole number, 1 or more."))
-    if not _is_number(config.tick_s) or not 0.05 <= config.tick_s <= 60:
-        problems.append(("tick_s", "The tick must be 0.05 to 60 s."))
+    if not _is_number(config.tick_s) or not MIN_TICK_S <= config.tick_s <= MAX_TICK_S:
+        problems.append(("tick_s", f"The tick must be {MIN_TICK_S:g} to {MAX_TICK_S:g} s."))
     return problems

@@ -86,4 +86,4 @@ def test_a_config_round_trips_through_json() -> None:
 def test_run_refuses_a_config_that_does_not_validate() -> None:
     with pytest.raises(ConfigError) as caught:
         run(closed("http://127.0.0.1:1", users=-1))
-    assert ("users", "The closed model needs 1 to 100000 users.") in caught.value.problems
+    assert ("users", "The closed model needs 1 to 10000 users.") in caught.value.problems
