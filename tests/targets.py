@@ -14,8 +14,14 @@ server serves every case:
   /eof                200 without Content-Length: the body ends when the server closes
   /close              200 with `Connection: close`
   /redirect           302 to /ok
+  /redirect-to?location=L  302 with `Location: L`, as given (raw: spaces, controls and all)
+  /malformed          JSON list of the request targets this server received that were not
+                      visible ASCII, or whole requests it could not parse (both as latin-1)
   /bytes?n=1000       200 with n bytes of body
   /echo               200, JSON of the request's method, path, headers and body
+  /expect-header?name=N&sha256=H
+                      200 when the request's header N has a value whose SHA-256 is H, else
+                      403: proves what was sent without the value appearing in the request line
   /freeze?ms=1000     blocks the whole server for `ms` milliseconds, then answers 200
   /idle-close         answers a connection's first request (keep-alive), then closes the
                       connection on any later request without answering: what a client sees
@@ -41,8 +47,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import hashlib
 import json
 import os
+import re
 import select
 import signal
 import socket
@@ -98,6 +106,7 @@ CHUNKED = (
 )
 EOF_BODY = b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n\r\nbody until close\n"
 CLOSE = response(200, b"closing\n", keep_alive=False)
+VISIBLE_ASCII = re.compile(rb"[\x21-\x7e]+")
 
 
 class TargetProtocol(asyncio.Protocol):
@@ -122,6 +131,7 @@ class TargetProtocol(asyncio.Protocol):
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserError:
+            self.server.malformed.append(data[:200].decode("latin-1"))
             self.send(response(400, b"bad request\n", keep_alive=False))
             self.close()
 
@@ -148,6 +158,8 @@ class TargetProtocol(asyncio.Protocol):
         query = parse_qs(parsed.query.decode("latin-1")) if parsed.query else {}
         method = self.parser.get_method().decode("latin-1")
         self.requests += 1
+        if not VISIBLE_ASCII.fullmatch(self.url):
+            self.server.malformed.append(self.url.decode("latin-1"))
         self.route(method, path, query)
 
     def send(self, payload: bytes, *, head_only: bool = False) -> None:
@@ -185,10 +197,16 @@ class TargetProtocol(asyncio.Protocol):
             self.close()
         elif path == "/redirect":
             self.send(REDIRECT)
+        elif path == "/redirect-to":
+            self.send(response(302, extra=f"Location: {query['location'][0]}\r\n"))
+        elif path == "/malformed":
+            self.send(response(200, json.dumps(self.server.malformed).encode()))
         elif path == "/bytes":
             self.send(response(200, b"x" * int(query.get("n", ["1000"])[0])))
         elif path == "/echo":
             self.send(self.echo(method, path))
+        elif path == "/expect-header":
+            self.send(self.expect_header(query))
         elif path == "/idle-close":
             if self.requests == 1:
                 self.send(OK)
@@ -217,6 +235,13 @@ class TargetProtocol(asyncio.Protocol):
             "body": b"".join(self.body).decode("utf-8", "replace"),
         }
         return response(200, json.dumps(payload).encode(), content_type="application/json")
+
+    def expect_header(self, query: dict[str, list[str]]) -> bytes:
+        name = query.get("name", [""])[0].lower()
+        values = [value for header, value in self.headers if header.lower() == name]
+        digest = hashlib.sha256(values[0].encode("latin-1")).hexdigest() if values else ""
+        matched = len(values) == 1 and digest == query.get("sha256", [""])[0]
+        return response(200, b"ok\n") if matched else response(403, b"unexpected header\n")
 
     def delay(self, ms: float) -> None:
         # asyncio's timers wake up to a millisecond late; a thread's sleep is far closer, and
@@ -248,6 +273,7 @@ class TargetServer:
         self.freeze_ms = freeze_ms
         self.ssl_context = ssl_context
         self.sleepers = ThreadPoolExecutor(max_workers=512, thread_name_prefix="delay")
+        self.malformed: list[str] = []
 
     async def serve(self, host: str, port: int) -> None:
         loop = asyncio.get_running_loop()

@@ -17,7 +17,7 @@ from urllib.parse import urlsplit
 import httptools
 
 from loadtests.engine import errors
-from loadtests.engine.config import Step
+from loadtests.engine.config import Step, is_visible_ascii, path_problem
 from offgridperf.histograms import Histogram
 
 if TYPE_CHECKING:
@@ -28,6 +28,10 @@ USER_AGENT = "offgridperf-engine/1"
 MAX_REDIRECTS = 5
 # RFC 9110 §9.2.2: safe to send again when a reused connection fails before any answer.
 IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE", "TRACE"})
+
+
+class InvalidRequestTarget(ValueError):
+    """A path or redirect location that may not go into a request line as it is."""
 
 
 class Target:
@@ -45,7 +49,13 @@ class Target:
         self.host_header = host if self.port == default_port else f"{host}:{self.port}"
 
     def same_origin_path(self, location: str) -> str | None:
-        """The path to request for a redirect `location`, or None when it leaves the target."""
+        """The path to request for a redirect `location`, or None when it leaves the target.
+
+        Raises InvalidRequestTarget for a location with spaces, controls or non-ASCII
+        characters: urlsplit would quietly drop some of them, and send the rest.
+        """
+        if not is_visible_ascii(location):
+            raise InvalidRequestTarget(f"redirect to {location!r}: {path_problem(location)}")
         parts = urlsplit(location)
         if parts.scheme and parts.scheme != self.scheme:
             return None
@@ -62,7 +72,13 @@ class Target:
 def build_request(
     target: Target, method: str, path: str, headers: dict[str, str], body: str | None
 ) -> bytes:
-    """The complete request bytes, sent as they are on every iteration."""
+    """The complete request bytes, sent as they are on every iteration.
+
+    Raises InvalidRequestTarget for a path that would corrupt the request line.
+    """
+    problem = path_problem(path) or path_problem(f"{target.prefix}{path}")
+    if problem:
+        raise InvalidRequestTarget(f"{path!r}: {problem}")
     payload = body.encode("utf-8") if body is not None else b""
     lines = [
         f"{method} {target.prefix}{path} HTTP/1.1",

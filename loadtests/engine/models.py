@@ -20,6 +20,7 @@ from loadtests.engine import errors
 from loadtests.engine.config import EngineConfig
 from loadtests.engine.http import (
     Connection,
+    InvalidRequestTarget,
     PreparedStep,
     Target,
     build_request,
@@ -276,19 +277,36 @@ class LoadModel:
         self.dispatch(user, conn.step, conn.intended)  # type: ignore[arg-type]
 
     def follow(self, conn: Connection) -> bool:
-        """Send the request for a same-origin redirect on this connection; False if not."""
+        """Send the request for a same-origin redirect on this connection, or end the request
+        as a `protocol` error when its location may not be sent; False if neither."""
         location = conn.location
         if not location or conn.hops >= 5 or not conn.reusable:
-            return False
-        path = self.target.same_origin_path(location.decode("latin-1"))
-        if path is None:
             return False
         step: PreparedStep = conn.step  # type: ignore[assignment]
         method = step.method if step.method in ("GET", "HEAD") else "GET"
         headers = {k: v for k, v in step.headers.items() if k.lower() != "content-type"}
-        request = _redirect_request(self.target, method, path, headers)
+        try:
+            path = self.target.same_origin_path(location.decode("latin-1"))
+            if path is None:
+                return False
+            request = _redirect_request(self.target, method, path, headers)
+        except InvalidRequestTarget as exc:
+            self.reject_redirect(conn, str(exc))
+            return True
         conn.resend(request)
         return True
+
+    def reject_redirect(self, conn: Connection, message: str) -> None:
+        """End the request with a `protocol` error; its connection stays (the answer was whole)."""
+        self.in_flight -= 1
+        step: PreparedStep = conn.step  # type: ignore[assignment]
+        self.count_request(step)
+        self.record_error(step, errors.PROTOCOL, message)
+        user = conn.user
+        if user is None:
+            self.release(conn)
+        else:
+            self.next_iteration(conn, user, clock())
 
     def count_request(self, step: PreparedStep) -> None:
         self.interval.step_requests[step.index] += 1
