@@ -14,6 +14,7 @@ from emissions.models import (
     validate_period,
     validate_reference,
 )
+from emissions.rows import is_id
 
 GROUPINGS = ("scope", "category", "site", "month")
 MAX_PAGE = 100_000
@@ -26,9 +27,27 @@ def first_errors(form: forms.Form) -> dict[str, str]:
     return {name: str(messages[0]) for name, messages in form.errors.items()}
 
 
+class DigitsField(forms.IntegerField):
+    """A whole number written with digits 0-9 only.
+
+    forms.IntegerField goes through int(), which also reads '٣', '３', '1_0' and '1.0':
+    a number in the URL has one spelling, so that it means one thing (and one cache key).
+    """
+
+    default_error_messages = {"invalid": "must be a whole number written with digits 0-9"}
+
+    def to_python(self, value: Any) -> int | None:
+        if value in self.empty_values:
+            return None
+        text = str(value).strip()
+        if not is_id(text):
+            raise forms.ValidationError(self.error_messages["invalid"], code="invalid")
+        return int(text)
+
+
 class PageForm(forms.Form):
-    page = forms.IntegerField(required=False, min_value=1, max_value=MAX_PAGE)
-    page_size = forms.IntegerField(required=False, min_value=1, max_value=500)
+    page = DigitsField(required=False, min_value=1, max_value=MAX_PAGE)
+    page_size = DigitsField(required=False, min_value=1, max_value=500)
 
     def clean_page(self) -> int:
         return self.cleaned_data.get("page") or 1
@@ -79,6 +98,12 @@ class BatchMetaForm(forms.Form):
         max_length=10, validators=[validate_period], error_messages={"required": PERIOD_RULE}
     )
     reference = forms.CharField(required=False, max_length=64, validators=[validate_reference])
+
+    def clean_period(self) -> str:
+        period = self.cleaned_data["period"]
+        if not period.isascii():  # the rule's \d also matches '٢٠٢٤'
+            raise forms.ValidationError(f"use {PERIOD_RULE}")
+        return period
 
     def clean_reference(self) -> str:
         reference = self.cleaned_data.get("reference", "")

@@ -9,6 +9,8 @@ from __future__ import annotations
 from django.core.validators import RegexValidator
 from django.db import models
 
+from emissions.rows import QUANTITY
+
 REFERENCE_RULE = "letters, digits, '-' or '_', starting with a letter (e.g. seed-2024-01)"
 validate_reference = RegexValidator(r"^[A-Za-z][A-Za-z0-9_-]{0,63}$", f"use {REFERENCE_RULE}")
 PERIOD_RULE = "YYYY, YYYY-Qn or YYYY-MM (e.g. 2024-Q1)"
@@ -98,7 +100,9 @@ class Activity(models.Model):
     scope = models.PositiveSmallIntegerField(choices=Scope.choices)
     category = models.CharField(max_length=64)
     activity_type = models.CharField(max_length=64)
-    quantity = models.DecimalField(max_digits=16, decimal_places=4)
+    quantity = models.DecimalField(
+        max_digits=QUANTITY.max_digits, decimal_places=QUANTITY.decimal_places
+    )
     unit = models.CharField(max_length=16)
     date = models.DateField()
     # Deliberately unindexed: the by-site listing is one of the workload's tuning opportunities.

@@ -15,7 +15,8 @@ from typing import Any
 from django.db.models import Count, F, QuerySet, Sum
 from django.db.models.functions import TruncMonth
 
-from emissions.models import Activity, ActivityBatch
+from emissions.models import Activity, ActivityBatch, validate_reference
+from emissions.rows import is_id
 from emissions.services import (
     activity_page_key,
     batch_key,
@@ -50,9 +51,12 @@ def kg(value: Decimal | None) -> float | None:
 
 
 def resolve_batch(ref: str) -> int:
-    """A batch id from its id or its reference (the mapping never changes, so it is cached)."""
-    if ref.isdigit():
+    """A batch id from its id (digits 0-9) or its reference (the mapping never changes, so it
+    is cached). Anything that can be neither is not found, without a query or a cache key."""
+    if is_id(ref):
         return int(ref)
+    if not validate_reference.regex.fullmatch(ref):
+        raise NotFound(ref)
 
     def lookup() -> int:
         batch_id = ActivityBatch.objects.filter(reference=ref).values_list("id", flat=True).first()

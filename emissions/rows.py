@@ -17,13 +17,45 @@ from datetime import date
 from decimal import Decimal, InvalidOperation
 from typing import Any, NamedTuple
 
+
+@dataclass(frozen=True)
+class NumericColumn:
+    """A SQL numeric(max_digits, decimal_places) column: what a value must round to, to fit."""
+
+    max_digits: int
+    decimal_places: int
+
+    @property
+    def quantum(self) -> Decimal:
+        return Decimal(1).scaleb(-self.decimal_places)
+
+    @property
+    def limit(self) -> Decimal:
+        """Every stored value is below this (in magnitude) once rounded to `quantum`."""
+        return Decimal(10) ** (self.max_digits - self.decimal_places)
+
+    @property
+    def plain_pattern(self) -> re.Pattern[str]:
+        """Digits that fit the column as typed (no rounding, no exponent)."""
+        whole, places = self.max_digits - self.decimal_places, self.decimal_places
+        return re.compile(rf"[0-9]{{1,{whole}}}(?:\.[0-9]{{1,{places}}})?")
+
+    def rule(self) -> str:
+        return f"below {self.limit:,.0f} once rounded to {self.decimal_places} decimal places"
+
+
+# The one statement of Activity.quantity's precision: the model declares its field from it
+# (rows.py imports no Django, so the rule cannot be read from the field here).
+QUANTITY = NumericColumn(max_digits=16, decimal_places=4)
 FIELDS = ("scope", "category", "activity_type", "quantity", "unit", "date", "site")
 TEXT_LIMITS = {"category": 64, "activity_type": 64, "unit": 16, "site": 64}
-MAX_QUANTITY = Decimal("1e12")
-QUANTUM = Decimal("0.0001")
 SCOPES = {"1": 1, "2": 2, "3": 3, 1: 1, 2: 2, 3: 3}
 FAST_SCOPES = {"1": 1, "2": 2, "3": 3}
-PLAIN_QUANTITY = re.compile(r"\d{1,12}(?:\.\d{1,4})?", re.ASCII)
+PLAIN_QUANTITY = QUANTITY.plain_pattern
+# JSON nesting: json.loads recurses once per level, so a body of 100,000 '[' raised
+# RecursionError (a 500). Uploads need 3 levels; anything deeper than this is refused.
+MAX_JSON_DEPTH = 32
+MAX_ID_DIGITS = 19
 PLAIN_DATE = re.compile(r"\d{4}-\d{2}-\d{2}", re.ASCII)
 COPY_SPECIAL = re.compile(r"[\\\n\r\x00]")
 COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
@@ -97,9 +129,21 @@ def _quantity(value: Any) -> Decimal:
         raise ValueError("must be a finite number")
     if number < 0:
         raise ValueError("must not be negative")
-    if number >= MAX_QUANTITY:
-        raise ValueError("must be below 1,000,000,000,000")
-    return number.quantize(QUANTUM)
+    return fit_quantity(number)
+
+
+def fit_quantity(number: Decimal, column: NumericColumn = QUANTITY) -> Decimal:
+    """`number` rounded as the column stores it; ValueError unless the rounded value fits.
+
+    The range is checked after rounding: 999999999999.99995 is below 10^12 but is stored
+    as 10^12, which numeric(16,4) cannot hold (a database error that lost the whole upload).
+    """
+    if number >= column.limit:  # first: quantize() itself fails on numbers this far out
+        raise ValueError(f"must be below {column.limit:,.0f}")
+    rounded = number.quantize(column.quantum)
+    if rounded >= column.limit:
+        raise ValueError(f"rounds to {rounded}; it must be {column.rule()}")
+    return rounded
 
 
 def _date(value: Any) -> date:
@@ -255,12 +299,12 @@ def _fast_row(
         or not 0 < len(site) <= 64
     ):
         return None
+    if not PLAIN_QUANTITY.fullmatch(quantity):
+        return None  # rounding, exponents, other digits: the thorough path decides
     try:
         amount = Decimal(quantity)
         when = date.fromisoformat(day)
     except (InvalidOperation, ValueError):
-        return None
-    if not (amount.is_finite() and 0 <= amount < MAX_QUANTITY):
         return None
     return ActivityRow(line, number, category, activity_type, amount, unit, when, site)
 
@@ -321,8 +365,43 @@ def parse_json(data: Any) -> ParsedRows:
     )
 
 
-def load_json(text: str) -> Any:
+def nests_deeper_than(document: Any, limit: int) -> bool:
+    """Whether arrays and objects nest more than `limit` levels deep (walked level by level,
+    without recursion; a few percent of the time json.loads took to build the document)."""
+    level, depth = [document], 0
+    while level:
+        depth += 1
+        if depth > limit:
+            return True
+        level = [
+            value
+            for container in level
+            for value in (container.values() if type(container) is dict else container)
+            if type(value) is dict or type(value) is list
+        ]
+    return False
+
+
+def load_json(text: str, field: str = "body") -> Any:
+    """The document of a JSON upload; UploadFormatError naming `field` when unreadable or
+    nested deeper than MAX_JSON_DEPTH (json.loads recurses per level: a RecursionError)."""
+    too_deep = UploadFormatError(
+        field, f"is nested deeper than {MAX_JSON_DEPTH} levels of arrays and objects"
+    )
     try:
-        return json.loads(text)
+        document = json.loads(text)
+    except RecursionError:
+        raise too_deep from None
     except ValueError as exc:
-        raise UploadFormatError("body", f"is not valid JSON ({exc})") from None
+        raise UploadFormatError(field, f"is not valid JSON ({exc})") from None
+    if type(document) in (dict, list) and nests_deeper_than(document, MAX_JSON_DEPTH):
+        raise too_deep
+    return document
+
+
+def is_id(text: str) -> bool:
+    """Whether `text` is a database id: ASCII digits only, within a bigint's 19.
+
+    str.isdigit() and int() also take '²', '٣' and '３' (a 500, or another batch).
+    """
+    return text.isascii() and text.isdigit() and len(text) <= MAX_ID_DIGITS

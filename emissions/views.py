@@ -8,6 +8,7 @@ Reads are open (a demo service bound to loopback); writes need
 from __future__ import annotations
 
 import hmac
+import io
 import uuid
 from collections.abc import Callable
 from functools import wraps
@@ -15,6 +16,7 @@ from typing import Any
 
 from django.conf import settings
 from django.contrib.auth.decorators import login_not_required
+from django.core.handlers.wsgi import LimitedStream
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 
@@ -32,6 +34,7 @@ from emissions.models import ActivityBatch
 View = Callable[..., HttpResponse]
 JSON_TYPES = ("application/json",)
 CSV_TYPES = ("text/csv", "text/plain", "application/csv")
+READ_PIECE = 1024 * 1024
 
 
 def error(status: int, errors: dict[str, str]) -> JsonResponse:
@@ -195,6 +198,7 @@ def read_upload(request: HttpRequest) -> tuple[dict[str, Any], services.Upload]:
     content_type = request.content_type or ""
     limit = settings.EMISSIONS_UPLOAD_MAX_MB * 1024 * 1024
     meta: dict[str, Any] = request.GET.dict()
+    _buffer_unsized_body(request, limit)
     try:
         if content_type == "multipart/form-data":
             return _read_multipart(request, meta, limit)
@@ -220,21 +224,52 @@ def _read_multipart(
     if upload_file is None:
         raise UploadRefused(400, {"file": "is required (a CSV or JSON file)"})
     if upload_file.size > limit:
-        raise UploadRefused(413, {"file": f"is larger than {limit // (1024 * 1024)} MB"})
+        raise UploadRefused(413, {"file": _too_large()})
     meta.update(request.POST.dict())
     text = _text(upload_file.read())
     is_json = upload_file.name.lower().endswith(".json") or upload_file.content_type in JSON_TYPES
     if is_json:
-        return meta, rows.parse_json(rows.load_json(text))
+        return meta, rows.parse_json(rows.load_json(text, "file"))
     return meta, rows.CsvUpload(text)
+
+
+def _too_large() -> str:
+    megabytes = settings.EMISSIONS_UPLOAD_MAX_MB
+    return f"is larger than the limit of {megabytes} MB (EMISSIONS_UPLOAD_MAX_MB)"
 
 
 def _body(request: HttpRequest, limit: int) -> bytes:
     # request.read() rather than request.body: uploads may exceed DATA_UPLOAD_MAX_MEMORY_SIZE.
     body = request.read(limit + 1)
     if len(body) > limit:
-        raise UploadRefused(413, {"body": f"is larger than {limit // (1024 * 1024)} MB"})
+        raise UploadRefused(413, {"body": _too_large()})
     return body
+
+
+def _buffer_unsized_body(request: HttpRequest, limit: int) -> None:
+    """Give a chunked body (no Content-Length) to Django as if it had been sized.
+
+    Django reads a body without CONTENT_LENGTH as empty ("file is empty"), while gunicorn
+    hands the decoded chunks to WSGI as wsgi.input. Read them here, up to the limit, and
+    put them back as a sized stream so that every reader below (multipart too) sees them.
+    """
+    if request.META.get("CONTENT_LENGTH") or "wsgi.input" not in request.META:
+        return
+    encoding = request.META.get("HTTP_TRANSFER_ENCODING", "").lower()
+    if "chunked" not in encoding:
+        return
+    stream, pieces, size = request.META["wsgi.input"], [], 0
+    while size <= limit:
+        piece = stream.read(min(READ_PIECE, limit + 1 - size))
+        if not piece:
+            break
+        pieces.append(piece)
+        size += len(piece)
+    if size > limit:
+        raise UploadRefused(413, {"body": _too_large()})
+    body = b"".join(pieces)
+    request.META["CONTENT_LENGTH"] = str(len(body))
+    request._stream = LimitedStream(io.BytesIO(body), len(body))  # type: ignore[attr-defined]
 
 
 def _text(raw: bytes) -> str:
