@@ -40,6 +40,15 @@ class NumericColumn:
         whole, places = self.max_digits - self.decimal_places, self.decimal_places
         return re.compile(rf"[0-9]{{1,{whole}}}(?:\.[0-9]{{1,{places}}})?")
 
+    @property
+    def sql_type(self) -> str:
+        return f"numeric({self.max_digits},{self.decimal_places})"
+
+    @classmethod
+    def of(cls, field: Any) -> NumericColumn:
+        """The column of a DecimalField (anything with max_digits and decimal_places)."""
+        return cls(field.max_digits, field.decimal_places)
+
     def rule(self) -> str:
         return f"below {self.limit:,.0f} once rounded to {self.decimal_places} decimal places"
 

@@ -9,11 +9,11 @@ from decimal import Decimal
 from itertools import islice
 
 from django.db import connection, transaction
-from django.db.models import Sum
+from django.db.models import QuerySet, Sum
 from django.utils import timezone
 
 from emissions.models import Activity, ActivityBatch, BatchStatus
-from emissions.rows import ActivityRow, CsvUpload, ParsedRows
+from emissions.rows import MAX_REPORTED_ERRORS, ActivityRow, CsvUpload, NumericColumn, ParsedRows
 from offgridperf import cache
 
 log = logging.getLogger(__name__)
@@ -161,9 +161,19 @@ def start_calculation(batch: ActivityBatch) -> ActivityBatch:
     return batch
 
 
+# The result column's precision, read from the model: a product that does not fit it (a huge
+# quantity times a huge factor) is left NULL with its factor set, instead of failing the whole
+# UPDATE with "numeric field overflow", and reported as that row's calculation error.
+KG_CO2E = NumericColumn.of(Activity._meta.get_field("kg_co2e"))
+CALCULATION_STAGE = "calculation"
+
 CALCULATE_SQL = """
 UPDATE emissions_activity AS a
-SET factor_id = f.id, kg_co2e = a.quantity * f.kg_co2e_per_unit
+SET factor_id = f.id,
+    kg_co2e = CASE
+      WHEN ABS(ROUND(a.quantity * f.kg_co2e_per_unit, %(places)s)) < %(limit)s
+      THEN a.quantity * f.kg_co2e_per_unit
+    END
 FROM emissions_emissionfactor AS f
 WHERE a.batch_id = %(batch)s
   AND f.activity_type = a.activity_type
@@ -186,30 +196,66 @@ def calculate(batch_id: int) -> dict[str, object]:
 
     One UPDATE ... FROM (PostgreSQL and SQLite 3.33+) rewrites each row once; where factor
     validities overlap, the latest-starting one wins. Rows no factor matches keep kg_co2e
-    NULL and are counted as uncalculated.
+    NULL and are counted as uncalculated, as are rows whose result does not fit kg_co2e: each
+    of those gets an error in the batch's error report (replacing the last calculation's).
     """
     batch = ActivityBatch.objects.get(pk=batch_id)
     with transaction.atomic():
         activities = Activity.objects.filter(batch_id=batch_id)
         activities.filter(factor__isnull=False).update(factor=None, kg_co2e=None)
         with connection.cursor() as cursor:
-            cursor.execute(CALCULATE_SQL, {"batch": batch_id})
-        missing = activities.filter(factor__isnull=True).count()
+            cursor.execute(
+                CALCULATE_SQL,
+                {"batch": batch_id, "places": KG_CO2E.decimal_places, "limit": int(KG_CO2E.limit)},
+            )
+        missing = activities.filter(kg_co2e__isnull=True).count()
         total = activities.aggregate(total=Sum("kg_co2e"))["total"]
         all_missing = bool(batch.row_count) and missing == batch.row_count
         batch.status = BatchStatus.FAILED if all_missing else BatchStatus.DONE
         batch.uncalculated_count = missing
         batch.total_kg_co2e = total if total is not None else Decimal(0)
         batch.calculated_at = timezone.now()
+        batch.error_report = _upload_errors(batch) + _overflow_errors(activities)
         batch.save()
     invalidate_batch(batch_id)
     return {"batch": batch_id, "status": batch.status, "uncalculated": missing}
 
 
-def mark_failed(batch_id: int) -> None:
-    ActivityBatch.objects.filter(pk=batch_id).update(
-        status=BatchStatus.FAILED, updated_at=timezone.now()
+def _upload_errors(batch: ActivityBatch) -> list[dict[str, object]]:
+    return [e for e in batch.error_report if e.get("stage") != CALCULATION_STAGE]
+
+
+def _overflow_errors(activities: QuerySet[Activity]) -> list[dict[str, object]]:
+    """A row error for each row whose factor was found but whose result does not fit."""
+    overflowed = (
+        activities.filter(factor__isnull=False, kg_co2e__isnull=True)
+        .order_by("line_number")
+        .values_list("line_number", "quantity", "factor__kg_co2e_per_unit")
     )
+    errors = []
+    for line, quantity, per_unit in overflowed[:MAX_REPORTED_ERRORS]:
+        message = (
+            f"{quantity} x {per_unit} = {quantity * per_unit} kg CO2e does not fit "
+            f"{KG_CO2E.sql_type}: it must be {KG_CO2E.rule()}"
+        )
+        errors.append(_calculation_error(line, {"kg_co2e": message}))
+    return errors
+
+
+def _calculation_error(line: int | None, problems: dict[str, str]) -> dict[str, object]:
+    reason = "; ".join(f"{name}: {message}" for name, message in problems.items())
+    return {"line": line, "reason": reason, "fields": problems, "stage": CALCULATION_STAGE}
+
+
+def mark_failed(batch_id: int, reason: str) -> None:
+    """The batch is `failed`, with `reason` in its error report (not only in a worker log)."""
+    with transaction.atomic():
+        batch = ActivityBatch.objects.select_for_update().filter(pk=batch_id).first()
+        if batch is None:
+            return
+        batch.status = BatchStatus.FAILED
+        batch.error_report = [*_upload_errors(batch), _calculation_error(None, {"batch": reason})]
+        batch.save(update_fields=["status", "error_report", "updated_at"])
     invalidate_batch(batch_id)
 
 

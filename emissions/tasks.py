@@ -8,6 +8,7 @@ from emissions import services
 from emissions.models import ActivityBatch
 
 log = logging.getLogger(__name__)
+REASON_MAX_CHARS = 500
 
 
 @shared_task
@@ -17,7 +18,8 @@ def calculate_batch(batch_id: int) -> dict[str, object]:
         return services.calculate(batch_id)
     except ActivityBatch.DoesNotExist:
         return {"batch": batch_id, "status": "missing"}
-    except Exception:
+    except Exception as exc:
         log.exception("calculation of batch %s failed", batch_id)
-        services.mark_failed(batch_id)
+        reason = f"the calculation failed ({type(exc).__name__}: {exc})"
+        services.mark_failed(batch_id, reason[:REASON_MAX_CHARS])
         raise
