@@ -88,7 +88,7 @@ def generated_cases(count: int, seed: int = 20240801) -> Iterator[tuple[tuple[An
 
 def test_it_gives_no_two_distinct_parameter_sets_the_same_key() -> None:
     seen: dict[str, tuple[Any, ...]] = {}
-    cases = list(generated_cases(50_000))
+    cases = list(generated_cases(20_000))
     # Every pair of awkward values under one and under two names, exhaustively.
     cases += [((), {"a": value}) for value in AWKWARD_VALUES]
     cases += [
