@@ -1,7 +1,9 @@
 from __future__ import annotations
 
+import json
 from typing import Any
 
+from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import ValidationError
 from django.db.models import QuerySet
@@ -10,7 +12,7 @@ from django.http import HttpRequest
 from django.urls import reverse
 from django.utils.html import format_html
 
-from loadtests import services
+from loadtests import secrets, services
 from loadtests.models import (
     LoadTestDefinition,
     LoadTestRun,
@@ -47,8 +49,50 @@ class StageFormSet(BaseInlineFormSet):
             )
 
 
+class StepForm(forms.ModelForm):
+    """A step whose secret header values are never sent back to the browser: the form shows
+    the mask, and a mask left as it was keeps the stored value (so editing a step's path does
+    not wipe its token), while a value typed over it replaces it."""
+
+    class Meta:
+        model = LoadTestStep
+        fields = [
+            "order", "name", "method", "path", "weight", "expected_statuses", "check_type",
+            "check_path", "check_value", "headers", "secret_headers", "body",
+        ]  # fmt: skip
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.stored_headers = dict(self.instance.headers or {})
+        self.stored_secret = list(self.instance.secret_headers or [])
+        if self.instance.pk and "headers" in self.fields:
+            self.initial["headers"] = secrets.masked_headers(
+                self.stored_headers, self.stored_secret
+            )
+
+    def clean_secret_headers(self) -> Any:
+        return self.cleaned_data.get("secret_headers") or []
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean()
+        headers = cleaned.get("headers")
+        if isinstance(headers, dict):
+            headers, unknown = secrets.restore_masked(
+                headers, self.stored_headers, self.stored_secret
+            )
+            cleaned["headers"] = headers
+            for name in unknown:
+                self.add_error(
+                    "headers",
+                    f"{name}: type its value; {secrets.MASK} only stands for a secret already "
+                    "stored under that name.",
+                )
+        return cleaned
+
+
 class StepInline(admin.StackedInline):
     model = LoadTestStep
+    form = StepForm
     formset = StepFormSet
     extra = 0
     min_num = 1
@@ -56,6 +100,7 @@ class StepInline(admin.StackedInline):
         ("order", "name", "method", "path", "weight"),
         ("expected_statuses", "check_type", "check_path", "check_value"),
         "headers",
+        "secret_headers",
         "body",
     ]
 
@@ -181,7 +226,7 @@ class LoadTestRunAdmin(admin.ModelAdmin):
                 ]
             },
         ),
-        ("Configuration", {"classes": ["collapse"], "fields": ["config"]}),
+        ("Configuration", {"classes": ["collapse"], "fields": ["shown_config"]}),
     ]  # fmt: skip
 
     def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
@@ -203,6 +248,14 @@ class LoadTestRunAdmin(admin.ModelAdmin):
 
     def has_run_permission(self, request: HttpRequest) -> bool:
         return request.user.has_perm("loadtests.add_loadtestrun")
+
+    @admin.display(description="config")
+    def shown_config(self, obj: LoadTestRun) -> str:
+        # The frozen config with secret header values masked: only the engine sees them.
+        return format_html(
+            "<pre>{}</pre>",
+            json.dumps(secrets.masked_config(obj.config), indent=2, ensure_ascii=False),
+        )
 
     @admin.display(description="run page")
     def page_link(self, obj: LoadTestRun) -> str:

@@ -18,7 +18,7 @@ from django.db.models import F, OuterRef, Q, QuerySet, Subquery, Window
 from django.db.models.functions import RowNumber
 from django.utils import dateformat, timezone
 
-from loadtests import charts
+from loadtests import charts, secrets
 from loadtests.models import (
     ACTIVE_STATUSES,
     LoadTestDefinition,
@@ -220,6 +220,28 @@ class Baseline:
     chosen: bool  # True: picked by a user; False: the default (last passing run)
 
 
+def shown_steps(definition: LoadTestDefinition) -> list[dict[str, Any]]:
+    """The definition's steps as its page shows them: secret header values masked, and masked
+    too wherever a step repeats one (a path, a check value). Uses the prefetched steps."""
+    steps = list(definition.steps.all())
+    values = secrets.secret_values(
+        {"steps": [{"headers": s.headers, "secret_headers": s.secret_headers} for s in steps]}
+    )
+    return [
+        {
+            "step": step,
+            "request": secrets.redact(f"{step.method} {step.path}", values),
+            "headers": secrets.masked_headers(step.headers, step.secret_headers),
+            "check": secrets.redact(
+                f"{step.get_check_type_display()} {step.check_path} {step.check_value}", values
+            )
+            if step.check_type
+            else "",
+        }
+        for step in steps
+    ]
+
+
 def baseline_of(
     definition: LoadTestDefinition, *, before: LoadTestRun | None = None, full: bool = False
 ) -> Baseline:
@@ -354,6 +376,7 @@ def summary_context(run: LoadTestRun) -> dict[str, Any]:
     columns, rows = charts.step_table(run.steps_summary)
     return {
         "run": run,
+        "status_reason": secrets.redact_config_text(run.status_reason, run.config),
         "elapsed_s": elapsed_s(run),
         "latency": run.percentiles("latency"),
         "service": run.percentiles("service"),
@@ -374,7 +397,7 @@ def live_state(run: LoadTestRun, *, after: int = -1, limit: int = charts.MAX_POI
         "id": run.pk,
         "status": run.status,
         "active": run.is_active,
-        "status_reason": run.status_reason,
+        "status_reason": secrets.redact_config_text(run.status_reason, run.config),
         "elapsed_s": elapsed,
         "planned_s": run.planned_duration_s,
         "progress_pct": charts.progress(elapsed, run.planned_duration_s),

@@ -8,6 +8,7 @@ from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.urls import reverse
 
+from loadtests.secrets import secret_header_problems
 from loadtests.validators import (
     HTTP_METHODS,
     validate_headers,
@@ -202,6 +203,9 @@ class LoadTestStep(models.Model):
             raise ValidationError({"check_path": "Give the dotted JSON field to compare."})
         if self.body and self.method in ("GET", "HEAD"):
             raise ValidationError({"body": f"A {self.method} request carries no body."})
+        secret_problems = secret_header_problems(self.secret_headers, self.headers)
+        if secret_problems:
+            raise ValidationError({"secret_headers": secret_problems})
 
 
 class LoadTestStage(models.Model):

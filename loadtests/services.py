@@ -21,6 +21,7 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
+from loadtests import secrets
 from loadtests.engine import EngineConfig, IntervalSnapshot, RunResult, Stage, Step
 from loadtests.engine import run as run_engine
 from loadtests.models import (
@@ -77,6 +78,7 @@ def freeze_definition(definition: LoadTestDefinition) -> dict[str, Any]:
                 "method": step.method,
                 "path": step.path,
                 "headers": step.headers or {},
+                "secret_headers": list(step.secret_headers or []),
                 "body": step.body or None,
                 "weight": step.weight,
                 "expected_statuses": list(parse_status_codes(step.expected_statuses)),
@@ -504,7 +506,9 @@ def finalise(run: LoadTestRun, result: RunResult) -> LoadTestRun:
         errors=result.errors,
         duration_s=result.duration_s,
     )
-    run.errors_by_class = _jsonable(result.errors_by_class)
+    # A target may echo a secret header into an error message: keep only the mask.
+    secrets_shown = secrets.secret_values(run.config)
+    run.errors_by_class = secrets.redacted_errors(_jsonable(result.errors_by_class), secrets_shown)
     run.steps_summary = _jsonable(result.per_step)
     run.health = _jsonable(result.health)
     run.valid = bool(result.health.get("valid", True))
@@ -527,6 +531,7 @@ def finalise(run: LoadTestRun, result: RunResult) -> LoadTestRun:
         run.status = RunStatus.PASSED if thresholds_pass else RunStatus.FAILED
         failed = [item["label"] for item in run.threshold_results if not item["passed"]]
         run.status_reason = f"Thresholds not met: {', '.join(failed)}." if failed else ""
+    run.status_reason = secrets.redact(run.status_reason, secrets_shown)
     run.finished_at = timezone.now()
     run.save()
     return run
@@ -621,7 +626,7 @@ def summary_dict(run: LoadTestRun) -> dict[str, Any]:
         "id": run.pk,
         "name": run.name,
         "status": run.status,
-        "status_reason": run.status_reason,
+        "status_reason": secrets.redact_config_text(run.status_reason, run.config),
         "trigger": run.trigger,
         "passed": run.passed,
         "started_at": run.started_at.isoformat() if run.started_at else None,
@@ -638,7 +643,8 @@ def summary_dict(run: LoadTestRun) -> dict[str, Any]:
         "thresholds": run.threshold_results,
         "health": run.health,
         "valid": run.valid,
-        "config": run.config,
+        # Only the engine sees secret header values; everything that leaves shows the mask.
+        "config": secrets.masked_config(run.config),
     }
 
 

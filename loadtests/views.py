@@ -73,6 +73,7 @@ def definition_detail(request: HttpRequest, definition_id: int) -> HttpResponse:
     runs = dashboard.definition_history(definition)
     context = {
         "definition": definition,
+        "steps": dashboard.shown_steps(definition),
         "runs": runs[:25],
         "baseline": dashboard.baseline_of(definition),
         "baseline_choices": [
