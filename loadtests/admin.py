@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 from django import forms
@@ -23,30 +24,124 @@ from loadtests.models import (
 )
 
 
-class StepFormSet(BaseInlineFormSet):
+class SubmittedDefinition:
+    """One admin save of a definition: its form and inline formsets, checked together.
+
+    Each part is first validated on its own (field validators, the models' clean()). Once all
+    are valid, the definition is frozen from the submitted forms as a run would freeze it and
+    checked by the engine's rules (`services.config_problems`), so that what the admin saves,
+    Run now starts. Each problem is reported on the form and field it concerns.
+    """
+
+    def __init__(self, definition: LoadTestDefinition) -> None:
+        self.definition = definition
+        self.form: forms.ModelForm | None = None  # the definition's own form, once valid
+        self.formsets: dict[str, BaseInlineFormSet] = {}
+        self._problems: dict[str, list[str]] | None = None
+
+    def problems(self) -> dict[str, list[str]]:
+        if self._problems is None:
+            self._problems = self._check()
+        return self._problems
+
+    def _check(self) -> dict[str, list[str]]:
+        steps, stages = self.kept("steps"), self.kept("stages")
+        if self.form is None or steps is None or stages is None:
+            return {}  # a part has problems of its own; they come first
+        frozen = services.freeze_definition(
+            self.definition,
+            steps=[form.instance for form in steps],
+            stages=[form.instance for form in stages],
+        )
+        return services.config_problems(frozen)
+
+    def kept(self, prefix: str) -> list[forms.ModelForm] | None:
+        """The forms of the `prefix` inline that a save keeps, in the order a run takes them
+        (order, then id); None while one of them is invalid or the inline is missing."""
+        formset = self.formsets.get(prefix)
+        if formset is None:
+            return None
+        kept = []
+        for position, form in enumerate(formset.forms):
+            valid = form.is_valid()
+            unused = position >= formset.initial_form_count() and not form.has_changed()
+            if unused or form.cleaned_data.get("DELETE"):
+                continue
+            if not valid:
+                return None
+            kept.append((form.instance.order, form.instance.pk is None, position, form))
+        return [form for *_, form in sorted(kept, key=lambda item: item[:3])]
+
+    def report(self, prefix: str) -> list[str]:
+        """Put the problems of the `prefix` inline on its forms' fields; returns those of the
+        inline as a whole. The stages inline also takes those of the definition's own fields."""
+        forms_in_order = self.kept(prefix) or []
+        whole: list[str] = []
+        for field, texts in self.problems().items():
+            part = _INLINE_FIELD.fullmatch(field)
+            if part and part["inline"] == prefix:
+                form = forms_in_order[int(part["index"])]
+                if part["field"] in form.fields:
+                    form.add_error(part["field"], texts)
+                else:
+                    whole += [f"{part['field']}: {text}" for text in texts]
+            elif field == prefix:
+                whole += texts
+            elif prefix == "stages" and not part and field != "steps":
+                whole += self._report_on_definition(field, texts)
+        return whole
+
+    def _report_on_definition(self, field: str, texts: list[str]) -> list[str]:
+        form = self.form
+        if form is not None and field in form.fields:
+            form.add_error(field, texts)
+            # The form was valid when the admin asked; only an inline's error stops the save.
+            return ["Correct the fields above: the definition is checked with its inlines."]
+        return [f"{field}: {text}" for text in texts]
+
+
+_INLINE_FIELD = re.compile(r"(?P<inline>steps|stages)\[(?P<index>\d+)\]\.(?P<field>\w+)")
+
+
+def submitted_definition(
+    request: HttpRequest, definition: LoadTestDefinition
+) -> SubmittedDefinition:
+    """The SubmittedDefinition of this request: the admin builds the definition's form and each
+    inline's formset separately, and the request is all they have in common."""
+    submitted = getattr(request, "loadtest_submitted_definition", None)
+    if submitted is None or submitted.definition is not definition:
+        submitted = SubmittedDefinition(definition)
+        request.loadtest_submitted_definition = submitted  # type: ignore[attr-defined]
+    return submitted
+
+
+class DefinitionInlineFormSet(BaseInlineFormSet):
+    """An inline of a definition: valid on its own, then checked with the whole definition."""
+
+    def __init__(self, *args: Any, submitted: SubmittedDefinition | None = None, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self.submitted = submitted
+        if submitted is not None:
+            submitted.formsets[self.prefix] = self
+
     def clean(self) -> None:
         super().clean()
         kept = [f for f in self.forms if f.cleaned_data and not f.cleaned_data.get("DELETE")]
+        if self.submitted is not None:
+            whole = self.submitted.report(self.prefix)
+            if whole:
+                raise ValidationError(whole)
+
+
+class StepFormSet(DefinitionInlineFormSet):
+    def clean(self) -> None:
         if not kept:
             raise ValidationError("Add at least one step.")
 
-
-class StageFormSet(BaseInlineFormSet):
-    def clean(self) -> None:
         super().clean()
-        durations = [
-            f.cleaned_data["duration_s"]
-            for f in self.forms
-            if f.cleaned_data
-            and not f.cleaned_data.get("DELETE")
-            and f.cleaned_data.get("duration_s")
-        ]
-        total_duration = self.instance.duration_s
-        if durations and sum(durations) != total_duration:
-            raise ValidationError(
-                f"The stage durations add up to {sum(durations)} s but the definition's duration "
-                f"is {total_duration} s; make them equal, or remove the stages to hold one level."
-            )
+
+class StageFormSet(DefinitionInlineFormSet):
+    pass
 
 
 class StepForm(forms.ModelForm):
@@ -167,6 +262,20 @@ class LoadTestDefinitionAdmin(admin.ModelAdmin):
         return ", ".join(tag.name for tag in obj.tags.all())
 
     def save_model(self, request: HttpRequest, obj: Any, form: Any, change: bool) -> None:
+    def save_form(self, request: HttpRequest, form: Any, change: bool) -> Any:
+        definition = super().save_form(request, form, change)
+        # Only a valid form gets here: from now on its inlines check the definition whole.
+        submitted_definition(request, definition).form = form
+        return definition
+
+    def get_formset_kwargs(
+        self, request: HttpRequest, obj: Any, inline: Any, prefix: str
+    ) -> dict[str, Any]:
+        kwargs = super().get_formset_kwargs(request, obj, inline, prefix)
+        if request.method == "POST":
+            kwargs["submitted"] = submitted_definition(request, obj)
+        return kwargs
+
         if not change:
             obj.created_by = request.user
         super().save_model(request, obj, form, change)

@@ -8,6 +8,15 @@ from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.urls import reverse
 
+from loadtests.engine.config import (
+    MAX_CONNECTIONS,
+    MAX_DURATION_S,
+    MAX_RATE,
+    MAX_TIMEOUT_S,
+    MAX_USERS,
+    MAX_WEIGHT,
+    MIN_TIMEOUT_S,
+)
 from loadtests.secrets import secret_header_problems
 from loadtests.validators import (
     HTTP_METHODS,
@@ -57,7 +66,7 @@ class LoadTestDefinition(models.Model):
     users = models.PositiveIntegerField(
         "virtual users",
         default=10,
-        validators=[MaxValueValidator(10_000)],
+        validators=[MaxValueValidator(MAX_USERS)],
         help_text="Closed model: concurrent users (the hold level when no stages are given).",
     )
     think_time_min_s = models.FloatField("think time min (s)", default=0, validators=[positive])
@@ -65,22 +74,24 @@ class LoadTestDefinition(models.Model):
     rate_rps = models.FloatField(
         "arrival rate (req/s)",
         default=0,
-        validators=[positive, MaxValueValidator(1_000_000)],
+        validators=[positive, MaxValueValidator(MAX_RATE)],
         help_text="Open model: requests per second (the hold level when no stages are given).",
     )
     duration_s = models.PositiveIntegerField(
         "duration (s)",
         default=30,
-        validators=[MinValueValidator(1), MaxValueValidator(24 * 3600)],
+        validators=[MinValueValidator(1), MaxValueValidator(MAX_DURATION_S)],
         help_text="Total duration; when stages are given, their durations must add up to it.",
     )
     timeout_s = models.FloatField(
         "request timeout (s)",
         default=10,
-        validators=[MinValueValidator(0.01), MaxValueValidator(600)],
+        validators=[MinValueValidator(MIN_TIMEOUT_S), MaxValueValidator(MAX_TIMEOUT_S)],
     )
     max_connections = models.PositiveIntegerField(
-        "connection cap", default=100, validators=[MinValueValidator(1), MaxValueValidator(10_000)]
+        "connection cap",
+        default=100,
+        validators=[MinValueValidator(1), MaxValueValidator(MAX_CONNECTIONS)],
     )
     follow_redirects = models.BooleanField(default=False)
     verify_tls = models.BooleanField(
@@ -173,7 +184,7 @@ class LoadTestStep(models.Model):
     )
     body = models.TextField(blank=True)
     weight = models.PositiveIntegerField(
-        default=1, validators=[MinValueValidator(1), MaxValueValidator(1000)]
+        default=1, validators=[MinValueValidator(1), MaxValueValidator(MAX_WEIGHT)]
     )
     expected_statuses = models.CharField(
         max_length=100,
@@ -214,7 +225,7 @@ class LoadTestStage(models.Model):
     )
     order = models.PositiveIntegerField(default=0)
     duration_s = models.PositiveIntegerField(
-        "duration (s)", validators=[MinValueValidator(1), MaxValueValidator(24 * 3600)]
+        "duration (s)", validators=[MinValueValidator(1), MaxValueValidator(MAX_DURATION_S)]
     )
     target = models.FloatField(
         help_text="Users (closed model) or req/s (open model) reached at the end of the stage.",

@@ -35,7 +35,12 @@ from loadtests.models import (
     RunTrigger,
     Tag,
 )
-from loadtests.validators import host_is_allowed, parse_status_codes, validate_target_url
+from loadtests.validators import (
+    host_is_allowed,
+    parse_status_codes,
+    user_field,
+    validate_target_url,
+)
 from offgridperf.histograms import Histogram, write_interval_log
 
 log = logging.getLogger(__name__)
@@ -55,8 +60,18 @@ class RunRefused(ValidationError):
 # -- definitions -> frozen config ------------------------------------------------------
 
 
-def freeze_definition(definition: LoadTestDefinition) -> dict[str, Any]:
-    """A JSON copy of everything a run needs, so later edits never rewrite history."""
+def freeze_definition(
+    definition: LoadTestDefinition,
+    steps: Iterable[LoadTestStep] | None = None,
+    stages: Iterable[LoadTestStage] | None = None,
+) -> dict[str, Any]:
+    """A JSON copy of everything a run needs, so later edits never rewrite history.
+
+    `steps` and `stages` (in order) stand in for the stored ones when given: the admin
+    checks a definition as a run would freeze it before anything is saved.
+    """
+    steps = definition.steps.all() if steps is None else steps
+    stages = definition.stages.all() if stages is None else stages
     return {
         "name": definition.name,
         "definition_id": definition.pk,
@@ -86,19 +101,16 @@ def freeze_definition(definition: LoadTestDefinition) -> dict[str, Any]:
                 "check_path": step.check_path,
                 "check_value": step.check_value,
             }
-            for step in definition.steps.all()
-        ],
-        "stages": [
-            {"duration_s": stage.duration_s, "target": stage.target}
-            for stage in definition.stages.all()
+            for step in steps
         ],
         "thresholds": {
             "p95_ms": definition.threshold_p95_ms,
             "p99_ms": definition.threshold_p99_ms,
             "error_rate_pct": definition.threshold_error_rate_pct,
+        "stages": [{"duration_s": stage.duration_s, "target": stage.target} for stage in stages],
             "min_throughput_rps": definition.threshold_min_throughput_rps,
         },
-        "tags": [tag.name for tag in definition.tags.all()],
+        "tags": [tag.name for tag in definition.tags.all()] if definition.pk else [],
     }
 
 
@@ -154,23 +166,18 @@ def engine_config_from(frozen: dict[str, Any]) -> EngineConfig:
 
 
 def config_problems(frozen: dict[str, Any]) -> dict[str, list[str]]:
-    """Everything wrong with a frozen config, by field; empty when it can run."""
+    """Everything wrong with a frozen config, by field in the user's terms (`rate_rps`, not
+    the engine's `rate`); empty when it can run. The rules are the engine's own, so the
+    admin, the CLI and the engine agree; the allow-list is the one rule only Django knows."""
     problems: dict[str, list[str]] = {}
     try:
         validate_target_url(frozen["target_base_url"])
     except ValidationError as exc:
         problems["target_base_url"] = list(exc.messages)
-    if not frozen["steps"]:
-        problems["steps"] = ["Add at least one step."]
-    stages = frozen["stages"]
-    if stages and sum(s["duration_s"] for s in stages) != frozen["duration_s"]:
-        total = sum(s["duration_s"] for s in stages)
-        problems["stages"] = [
-            f"The stage durations add up to {total} s but the duration is {frozen['duration_s']} s."
-        ]
-    if frozen["steps"] and not problems:
-        for field, message in engine_config_from(frozen).validate():
-            problems.setdefault(field, []).append(message)
+    for field, message in engine_config_from(frozen).validate():
+        messages = problems.setdefault(user_field(field), [])
+        if message not in messages:
+            messages.append(message)
     return problems
 
 

@@ -1,13 +1,54 @@
-"""Validators for load-test definitions: each error names the field and the rule."""
+"""Validators for load-test definitions: each error names the field and the rule.
+
+The rules and limits live once, in the engine (loadtests.engine.config); these wrap them for
+Django, so that the admin, the CLI and the engine cannot disagree about what may run.
+"""
 
 from __future__ import annotations
 
+import re
 from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
 
-HTTP_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
+from loadtests.engine.config import (
+    METHODS,
+    STATUS_CODES,
+    header_name_problem,
+    header_value_problem,
+    path_problem,
+    url_problem,
+)
+
+# The engine's methods, in the order the admin has always offered them (a migration holds
+# the choices): GET and HEAD first, then the rest as the engine lists them.
+HTTP_METHODS = ("GET", "HEAD", *(method for method in METHODS if method not in ("GET", "HEAD")))
+
+# The engine's names for a config's fields -> the names users see in the admin, the CLI and
+# a run's frozen config. Fields not listed are called the same on both sides.
+USER_FIELD_NAMES = {
+    "base_url": "target_base_url",
+    "model": "load_model",
+    "rate": "rate_rps",
+    "think_min_s": "think_time_min_s",
+    "think_max_s": "think_time_max_s",
+}
+USER_STEP_FIELD_NAMES = {
+    "expect_status": "expected_statuses",
+    "check_contains": "check_value",
+    "check_json_field": "check_path",
+}
+_STEP_FIELD = re.compile(r"(steps\[\d+\])\.(\w+)")
+
+
+def user_field(engine_field: str) -> str:
+    """The user's name for a field the engine's validate() names, e.g. rate -> rate_rps."""
+    step_field = _STEP_FIELD.fullmatch(engine_field)
+    if step_field:
+        prefix, name = step_field.groups()
+        return f"{prefix}.{USER_STEP_FIELD_NAMES.get(name, name)}"
+    return USER_FIELD_NAMES.get(engine_field, engine_field)
 
 
 def host_is_allowed(url: str) -> bool:
@@ -16,24 +57,21 @@ def host_is_allowed(url: str) -> bool:
 
 
 def validate_target_url(url: str) -> None:
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ValidationError("Use an http:// or https:// URL with a host.", code="scheme")
-    if parts.query or parts.fragment:
-        raise ValidationError("The base URL takes no query or fragment; put them in the steps.")
+    problem = url_problem(url)
+    if problem:
+        raise ValidationError(problem, code="invalid_url")
     if not host_is_allowed(url):
         allowed = ", ".join(settings.LOADTEST_ALLOWED_HOSTS)
         raise ValidationError(
-            f"Host {parts.hostname!r} is not in LOADTEST_ALLOWED_HOSTS ({allowed}).",
+            f"Host {urlsplit(url).hostname!r} is not in LOADTEST_ALLOWED_HOSTS ({allowed}).",
             code="not_allowed",
         )
 
 
 def validate_step_path(path: str) -> None:
-    if not path.startswith("/"):
-        raise ValidationError("The path must start with '/'.")
-    if any(ch in path for ch in " \r\n\t"):
-        raise ValidationError("The path may not contain spaces or line breaks.")
+    problem = path_problem(path)
+    if problem:
+        raise ValidationError(problem, code="invalid_path")
 
 
 def parse_status_codes(text: str) -> tuple[int, ...]:
@@ -42,8 +80,10 @@ def parse_status_codes(text: str) -> tuple[int, ...]:
     for item in text.replace(" ", "").split(","):
         if not item:
             continue
-        if not item.isdigit() or not 100 <= int(item) <= 599:
-            raise ValidationError(f"{item!r} is not an HTTP status code (100-599).")
+        if not (item.isascii() and item.isdigit()) or int(item) not in STATUS_CODES:
+            raise ValidationError(
+                f"{item!r} is not an HTTP status code ({STATUS_CODES[0]}-{STATUS_CODES[-1]})."
+            )
         codes.append(int(item))
     if not codes:
         raise ValidationError("Give at least one expected status code, e.g. 200.")
@@ -57,12 +97,10 @@ def validate_status_codes(text: str) -> None:
 def validate_headers(value: object) -> None:
     if not isinstance(value, dict):
         raise ValidationError('Headers must be a JSON object, e.g. {"Accept": "application/json"}.')
-    for name, header_value in value.items():
-        if not isinstance(header_value, str) or not name or any(c in name for c in ":\r\n "):
-            raise ValidationError(
-                f"Header {name!r} must be a name without ':' or spaces and a text value."
-            )
-        if "\r" in header_value or "\n" in header_value:
-            raise ValidationError(f"Header {name!r} may not contain line breaks.")
-        if name.lower() in ("host", "content-length", "transfer-encoding", "connection"):
-            raise ValidationError(f"Header {name!r} is set by the load generator itself.")
+    problems = [
+        problem
+        for name, header_value in value.items()
+        if (problem := header_name_problem(name) or header_value_problem(name, header_value))
+    ]
+    if problems:
+        raise ValidationError(problems, code="invalid_header")

@@ -231,6 +231,11 @@ def stage_target_limit(model: str) -> float:
     return MAX_RATE if model == OPEN else MAX_USERS
 
 
+def _stage_target_rule(model: str) -> str:
+    unit = "requests/s" if model == OPEN else "users"
+    return f"0 to {stage_target_limit(model):.0f} {unit}"
+
+
 def _is_number(value: object) -> bool:
     return (
         isinstance(value, int | float)
@@ -259,7 +264,9 @@ def _model_problems(config: EngineConfig) -> list[tuple[str, str]]:
             problems.append(("users", f"The closed model needs 1 to {MAX_USERS} users."))
     bad_rate = not _is_number(config.rate) or not 0 < config.rate <= MAX_RATE
     if config.model == OPEN and not config.stages and bad_rate:
-        problems.append(("rate", f"The open model needs a rate above 0, at most {MAX_RATE:g}."))
+        problems.append(
+            ("rate", f"The open model needs a rate above 0, at most {MAX_RATE:.0f} requests/s.")
+        )
     if not _is_number(config.think_min_s) or config.think_min_s < 0:
         problems.append(("think_min_s", "Think time must be 0 or more seconds."))
     if not _is_number(config.think_max_s) or config.think_max_s < 0:
@@ -332,7 +339,10 @@ def _stage_problems(config: EngineConfig) -> list[tuple[str, str]]:
             problems.append((f"stages[{index}].duration_s", "A stage lasts more than 0 s."))
         if not _is_number(stage.target) or not 0 <= stage.target <= limit:
             problems.append(
-                (f"stages[{index}].target", f"A stage's target must be 0 to {limit:g}.")
+                (
+                    f"stages[{index}].target",
+                    f"A stage's target must be {_stage_target_rule(config.model)}.",
+                )
             )
     if problems:
         return problems
@@ -341,14 +351,16 @@ def _stage_problems(config: EngineConfig) -> list[tuple[str, str]]:
     total = sum(stage.duration_s for stage in config.stages)
     if _is_number(config.duration_s) and abs(total - config.duration_s) > STAGE_SUM_TOLERANCE_S:
         problems.append(
-            ("duration_s", f"The stage durations add up to {total:g} s but the definition's "
+            ("stages", f"The stage durations add up to {total:g} s but the definition's "
              f"duration is {config.duration_s:g} s; they must be equal (or remove the stages "
              "to hold one level).")
         )  # fmt: skip
     if config.start_target is not None and (
         not _is_number(config.start_target) or not 0 <= config.start_target <= limit
     ):
-        problems.append(("start_target", f"The starting target must be 0 to {limit:g}."))
+        problems.append(
+            ("start_target", f"The starting target must be {_stage_target_rule(config.model)}.")
+        )
     return problems
 
 

@@ -53,7 +53,7 @@ def test_the_open_model_needs_a_rate_and_no_think_time() -> None:
 
 def test_stages_must_add_up_to_the_duration() -> None:
     config = closed("http://127.0.0.1:1", stages=(Stage(2, 5), Stage(1, 0)), duration_s=5)
-    assert "must be equal" in fields_of(config)["duration_s"]
+    assert "must be equal" in fields_of(config)["stages"]
     assert (
         closed("http://127.0.0.1:1", stages=(Stage(2, 5), Stage(1, 0)), duration_s=3).validate()
         == []
