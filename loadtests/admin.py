@@ -126,7 +126,6 @@ class DefinitionInlineFormSet(BaseInlineFormSet):
 
     def clean(self) -> None:
         super().clean()
-        kept = [f for f in self.forms if f.cleaned_data and not f.cleaned_data.get("DELETE")]
         if self.submitted is not None:
             whole = self.submitted.report(self.prefix)
             if whole:
@@ -135,10 +134,11 @@ class DefinitionInlineFormSet(BaseInlineFormSet):
 
 class StepFormSet(DefinitionInlineFormSet):
     def clean(self) -> None:
+        kept = [f for f in self.forms if f.cleaned_data and not f.cleaned_data.get("DELETE")]
         if not kept:
             raise ValidationError("Add at least one step.")
-
         super().clean()
+
 
 class StageFormSet(DefinitionInlineFormSet):
     pass
@@ -261,7 +261,6 @@ class LoadTestDefinitionAdmin(admin.ModelAdmin):
     def tag_list(self, obj: LoadTestDefinition) -> str:
         return ", ".join(tag.name for tag in obj.tags.all())
 
-    def save_model(self, request: HttpRequest, obj: Any, form: Any, change: bool) -> None:
     def save_form(self, request: HttpRequest, form: Any, change: bool) -> Any:
         definition = super().save_form(request, form, change)
         # Only a valid form gets here: from now on its inlines check the definition whole.
@@ -276,6 +275,7 @@ class LoadTestDefinitionAdmin(admin.ModelAdmin):
             kwargs["submitted"] = submitted_definition(request, obj)
         return kwargs
 
+    def save_model(self, request: HttpRequest, obj: Any, form: Any, change: bool) -> None:
         if not change:
             obj.created_by = request.user
         super().save_model(request, obj, form, change)

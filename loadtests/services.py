@@ -103,11 +103,11 @@ def freeze_definition(
             }
             for step in steps
         ],
+        "stages": [{"duration_s": stage.duration_s, "target": stage.target} for stage in stages],
         "thresholds": {
             "p95_ms": definition.threshold_p95_ms,
             "p99_ms": definition.threshold_p99_ms,
             "error_rate_pct": definition.threshold_error_rate_pct,
-        "stages": [{"duration_s": stage.duration_s, "target": stage.target} for stage in stages],
             "min_throughput_rps": definition.threshold_min_throughput_rps,
         },
         "tags": [tag.name for tag in definition.tags.all()] if definition.pk else [],
