@@ -18,7 +18,7 @@ from django.db.models import F, OuterRef, Q, QuerySet, Subquery, Window
 from django.db.models.functions import RowNumber
 from django.utils import dateformat, timezone
 
-from loadtests import charts, secrets
+from loadtests import charts, secrets, services
 from loadtests.models import (
     ACTIVE_STATUSES,
     LoadTestDefinition,
@@ -384,6 +384,7 @@ def summary_context(run: LoadTestRun) -> dict[str, Any]:
         "step_columns": columns,
         "step_rows": rows,
         "health": {k: v for k, v in (run.health or {}).items() if k != "valid"},
+        "default_error_rate_pct": services.DEFAULT_ERROR_RATE_LIMIT_PCT,
     }
 
 

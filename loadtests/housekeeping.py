@@ -19,7 +19,7 @@ HOUSEKEEPING_INTERVAL_S = 5.0
 def jobs() -> list[Callable[[], object]]:
     from loadtests import services
 
-    return [services.reap_stale_runs]
+    return [services.reap_stale_runs, services.expire_queued_runs]
 
 
 def run_once() -> dict[str, object]:

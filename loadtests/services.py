@@ -458,26 +458,94 @@ def histogram_summary(histogram: Histogram, prefix: str) -> dict[str, float | No
     return fields
 
 
+# Without an explicit error-rate threshold, a run with more errors than this fails: a run
+# that mostly failed must never read as passed.
+DEFAULT_ERROR_RATE_LIMIT_PCT = 5.0
+ANY_SUCCESS_RULE = "any_success"
+DEFAULT_ERROR_RATE_RULE = "default_error_rate_pct"
+THRESHOLD_CHECKS = (
+    ("p95_ms", "p95 latency (ms)", "latency_p95_ms", "max"),
+    ("p99_ms", "p99 latency (ms)", "latency_p99_ms", "max"),
+    ("error_rate_pct", "error rate (%)", "error_rate_pct", "max"),
+    ("min_throughput_rps", "throughput (req/s)", "throughput_rps", "min"),
+)
+
+
+def _verdict(
+    name: str, label: str, limit: float, actual: Any, kind: str, *, implicit: bool
+) -> dict[str, Any]:
+    within = actual is not None and (actual <= limit if kind == "max" else actual >= limit)
+    return {
+        "name": name,
+        "label": label,
+        "limit": limit,
+        "actual": actual,
+        "kind": kind,
+        "passed": within,
+        "implicit": implicit,
+    }
+
+
 def evaluate_thresholds(
     thresholds: dict[str, Any], summary: dict[str, Any]
 ) -> list[dict[str, Any]]:
-    """One verdict per threshold set: name, limit, actual and whether it passed."""
-    checks = (
-        ("p95_ms", "p95 latency (ms)", summary.get("latency_p95_ms"), "max"),
-        ("p99_ms", "p99 latency (ms)", summary.get("latency_p99_ms"), "max"),
-        ("error_rate_pct", "error rate (%)", summary.get("error_rate_pct"), "max"),
-        ("min_throughput_rps", "throughput (req/s)", summary.get("throughput_rps"), "min"),
-    )
-    results = []
-    for key, label, actual, kind in checks:
+    """One verdict per rule: name, label, limit, actual, whether it passed, and whether it is
+    implicit. The implicit rules: at least one request succeeded (always), and the default
+    error-rate limit (only when no error-rate threshold is set: an explicit one replaces it)."""
+    succeeded = int(summary.get("requests") or 0) - int(summary.get("errors") or 0)
+    results = [
+        _verdict(
+            ANY_SUCCESS_RULE, "at least one request succeeded", 1, succeeded, "min", implicit=True
+        )
+    ]
+    for key, label, metric, kind in THRESHOLD_CHECKS:
         limit = thresholds.get(key)
-        if limit is None:
-            continue
-        within = actual is not None and (actual <= limit if kind == "max" else actual >= limit)
+        if limit is not None:
+            results.append(_verdict(key, label, limit, summary.get(metric), kind, implicit=False))
+    if thresholds.get("error_rate_pct") is None:
         results.append(
-            {"name": key, "label": label, "limit": limit, "actual": actual, "passed": within}
+            _verdict(
+                DEFAULT_ERROR_RATE_RULE,
+                "error rate (%), default limit",
+                DEFAULT_ERROR_RATE_LIMIT_PCT,
+                summary.get("error_rate_pct"),
+                "max",
+                implicit=True,
+            )
         )
     return results
+
+
+def _failure_text(item: dict[str, Any], requests: int) -> str:
+    if item["name"] == ANY_SUCCESS_RULE:
+        what = f"all {requests} requests failed" if requests else "no request was sent"
+        return f"No request succeeded: {what} (rule {ANY_SUCCESS_RULE})."
+    if item["name"] == DEFAULT_ERROR_RATE_RULE:
+        return (
+            f"Error rate {item['actual']:g}% is above the default limit of {item['limit']:g}% "
+            f"(rule {DEFAULT_ERROR_RATE_RULE}; set an error-rate threshold to choose another)."
+        )
+    side = "above" if item.get("kind") == "max" else "below"
+    actual = "unknown" if item["actual"] is None else f"{item['actual']:g}"
+    return (
+        f"Threshold not met: {item['label']} is {actual}, {side} {item['limit']:g} "
+        f"(rule {item['name']})."
+    )
+
+
+def _rule_text(item: dict[str, Any]) -> str:
+    if item["name"] == ANY_SUCCESS_RULE:
+        return item["label"]
+    sign = "≤" if item.get("kind") == "max" else "≥"
+    return f"{item['label']} {sign} {item['limit']:g}"
+
+
+def verdict_reason(results: list[dict[str, Any]], requests: int) -> str:
+    """Which rules decided the verdict: the ones that failed, or every rule that was met."""
+    failed = [item for item in results if not item["passed"]]
+    if failed:
+        return " ".join(_failure_text(item, requests) for item in failed)
+    return f"All rules met: {'; '.join(_rule_text(item) for item in results)}."
 
 
 def _apply_summary(
@@ -520,6 +588,8 @@ def finalise(run: LoadTestRun, result: RunResult) -> LoadTestRun:
     run.health = _jsonable(result.health)
     run.valid = bool(result.health.get("valid", True))
     summary = {
+        "requests": run.requests,
+        "errors": run.errors,
         "latency_p95_ms": run.latency_p95_ms,
         "latency_p99_ms": run.latency_p99_ms,
         "error_rate_pct": run.error_rate_pct,
@@ -536,8 +606,7 @@ def finalise(run: LoadTestRun, result: RunResult) -> LoadTestRun:
     else:
         run.passed = thresholds_pass
         run.status = RunStatus.PASSED if thresholds_pass else RunStatus.FAILED
-        failed = [item["label"] for item in run.threshold_results if not item["passed"]]
-        run.status_reason = f"Thresholds not met: {', '.join(failed)}." if failed else ""
+        run.status_reason = verdict_reason(run.threshold_results, run.requests)
     run.status_reason = secrets.redact(run.status_reason, secrets_shown)
     run.finished_at = timezone.now()
     run.save()

@@ -129,8 +129,10 @@ def run_detail(request: HttpRequest, run_id: int) -> HttpResponse:
     run = _run_or_none(run_id, LoadTestRun.objects.select_related("definition"))
     if run is None:
         return _missing_run(request, run_id)
+    waiting = dashboard.queue_wait(run)  # first: a run past its queue timeout ends here
     context = {
         **dashboard.summary_context(run),
+        "waiting": waiting,
         "chart_data": dashboard.run_chart_data(run, dashboard.interval_columns(run)),
         **NAV,
     }

@@ -279,6 +279,8 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 
 # Load tests may only aim at these hosts.
 LOADTEST_ALLOWED_HOSTS = env_list("LOADTEST_ALLOWED_HOSTS", ["localhost", "127.0.0.1"])
+# A queued run that no worker takes within this many seconds ends as `error`.
+LOADTEST_QUEUE_TIMEOUT_S = env_int("LOADTEST_QUEUE_TIMEOUT_S", 120, minimum=1, maximum=7 * 86400)
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},

@@ -48,6 +48,9 @@
     link.href = run.url;
     link.textContent = run.id;
     field(row, "name").textContent = run.name;
+    const waiting = field(row, "waiting");
+    waiting.textContent = run.waiting ? run.waiting.message : "";
+    waiting.hidden = !run.waiting;
     const badge = field(row, "status");
     badge.textContent = run.status;
     badge.className = "badge " + run.status;

@@ -160,6 +160,10 @@
     const reason = document.getElementById("status-reason");
     reason.textContent = state.status_reason || "";
     reason.hidden = !state.status_reason;
+    // Queued: who is there to take the run, how long it has waited, when it gives up.
+    const waiting = document.getElementById("run-waiting");
+    waiting.textContent = state.waiting ? state.waiting.message : "";
+    waiting.hidden = !state.waiting;
   }
 
   function finish(state) {

@@ -146,8 +146,8 @@ def test_the_running_endpoint_reports_what_the_page_shows_in_one_query(
         make_run(definition)  # finished: not running
         for _ in range(5):
             add_intervals(make_run(definition, status=RunStatus.RUNNING), 30)
-        # running runs with each one's latest p95
-        with django_assert_num_queries(AUTH_QUERIES + 1):
+        # running runs with each one's latest p95, the workers on loadgen (a run is queued)
+        with django_assert_num_queries(AUTH_QUERIES + 2):
             response = admin_client.get("/runs/running.json")
         page = admin_client.get("/").content.decode()
 
@@ -169,11 +169,13 @@ def test_the_running_endpoint_reports_what_the_page_shows_in_one_query(
         "error_rate_pct": 1.0,
         "p95_ms": 55.0,
         "url": f"/runs/{running.pk}/",
+        "waiting": None,
     }
     assert runs[overdue.pk]["progress_pct"] == 100.0 and runs[overdue.pk]["p95_ms"] is None
     assert runs[queued.pk]["progress_pct"] == 0.0
     assert runs[queued.pk]["elapsed_s"] is None and runs[queued.pk]["started_time"] is None
     assert runs[queued.pk]["error_rate_pct"] is None
+    assert runs[queued.pk]["waiting"]["message"].startswith("Waiting for a worker: ")
     row = re.search(rf'<tr data-run="{running.pk}">.*?</tr>', page, re.S)
     assert row, "the page lists the running run"
     for text in ("width: 25.0%", "25% · 15 s of 60 s", ">800<", ">55.0<", ">1.00%<"):

@@ -5,7 +5,10 @@
       [--insecure] [--json]
 
 Progress goes to stderr so that stdout stays clean for --json. With --wait or --local (and for
-`url`) the exit status is 0 when the thresholds pass, 1 when they fail, 2 on error.
+`url`) the exit status is 0 when the run passed, 1 when it failed (a threshold, or a built-in
+rule: no request succeeded, or an error rate above services.DEFAULT_ERROR_RATE_LIMIT_PCT when
+no error-rate threshold is set) or was aborted, 2 on error. The output names the rules that
+decided.
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ from loadtests.models import LoadTestDefinition, LoadTestRun, RunTrigger
 
 JSON_KEYS = (
     "id", "status", "requests", "errors", "throughput_rps", "latency_ms", "service_time_ms",
-    "errors_by_class", "valid", "passed", "status_reason", "name",
+    "errors_by_class", "valid", "passed", "status_reason", "thresholds", "name",
 )  # fmt: skip
 
 
@@ -183,8 +186,8 @@ class Command(BaseCommand):
             f"{run.throughput_rps or 0:.1f} req/s, p50 {latency['p50']} ms, "
             f"p95 {latency['p95']} ms, p99 {latency['p99']} ms"
         )
-        if run.status_reason:
-            self.stdout.write(run.status_reason)
+        if summary["status_reason"]:
+            self.stdout.write(summary["status_reason"])
 
     def _progress(self, text: str) -> None:
         self.stderr.write(text)

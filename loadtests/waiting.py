@@ -1,0 +1,136 @@
+"""Runs waiting for a worker: who consumes the run queue (from the workers' own heartbeats), what
+the pages and the CLI say while a run waits, and the reason given when it waits too long
+(LOADTEST_QUEUE_TIMEOUT_S). One wording, used by the run page, the overview, their live JSON,
+the CLI and the expiry in services."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.conf import settings
+from django.db.models import Exists, OuterRef, Q
+from django.utils import dateformat, timezone
+
+from loadtests.models import LoadTestRun, RunStatus, WorkerHeartbeat
+from loadtests.workers import WORKER_STALE_S
+
+RUN_TASK = "loadtests.tasks.execute_run"
+
+
+def run_queue() -> str:
+    """The queue that load-test runs are sent to (CELERY_TASK_ROUTES)."""
+    route = settings.CELERY_TASK_ROUTES.get(RUN_TASK, {})
+    return route.get("queue", settings.CELERY_TASK_DEFAULT_QUEUE)
+
+
+def queue_timeout_s() -> int:
+    return settings.LOADTEST_QUEUE_TIMEOUT_S
+
+
+def worker_command() -> str:
+    return f"celery -A offgridperf worker -Q {settings.CELERY_TASK_DEFAULT_QUEUE},{run_queue()}"
+
+
+def _plural(count: int, word: str) -> str:
+    return f"{count} {word}{'' if count == 1 else 's'}"
+
+
+@dataclass(frozen=True)
+class QueueWorkers:
+    """The workers alive on a queue, and how many of them are running a load test."""
+
+    queue: str
+    alive: int
+    busy: int
+
+    def _load(self) -> str:
+        if self.busy == self.alive:
+            return "busy"
+        return f"{self.busy} busy" if self.busy else "idle"
+
+    def _nobody(self, verb: str) -> str:
+        start = f"start one with `{worker_command()}`"
+        return f"no worker {verb} consuming the {self.queue} queue — {start}"
+
+    def now(self) -> str:
+        """As the pages say it while a run waits."""
+        if not self.alive:
+            return self._nobody("is")
+        return f"{_plural(self.alive, 'worker')} alive on {self.queue} ({self._load()})"
+
+    def then(self) -> str:
+        """As the reason of a run that waited too long says it."""
+        if not self.alive:
+            return self._nobody("was")
+        verb = "was" if self.alive == 1 else "were"
+        text = f"{_plural(self.alive, 'worker')} {verb} alive on {self.queue} ({self._load()})"
+        if self.busy < self.alive:
+            # Alive, free and still not taking the run: its messages go somewhere else.
+            text += (
+                "; an idle worker that did not take the run may be using another broker "
+                "(CELERY_BROKER_URL)"
+            )
+        return text
+
+
+def queue_workers(queue: str | None = None) -> QueueWorkers:
+    """Who consumes `queue` (default: the run queue), in one query.
+
+    A worker is busy while a run it took is running: matched by its node name, or by its host
+    for runs whose node was not recorded."""
+    queue = queue or run_queue()
+    cutoff = timezone.now() - timedelta(seconds=WORKER_STALE_S)
+    running_there = LoadTestRun.objects.filter(status=RunStatus.RUNNING).filter(
+        Q(worker_node=OuterRef("node")) | Q(worker_node="", worker_host=OuterRef("hostname"))
+    )
+    rows = (
+        WorkerHeartbeat.objects.filter(seen_at__gte=cutoff)
+        .annotate(busy=Exists(running_there))
+        .values_list("queues", "busy")
+    )
+    # Filtered here: JSON containment is not portable to the embedded SQLite database.
+    on_queue = [busy for queues, busy in rows if queue in (queues or [])]
+    return QueueWorkers(queue=queue, alive=len(on_queue), busy=sum(on_queue))
+
+
+def waited_s(run: LoadTestRun, now: datetime | None = None) -> float:
+    return max(0.0, ((now or timezone.now()) - run.created_at).total_seconds())
+
+
+def overdue(run: LoadTestRun, now: datetime | None = None) -> bool:
+    """True when a queued run has waited LOADTEST_QUEUE_TIMEOUT_S or longer."""
+    return run.status == RunStatus.QUEUED and waited_s(run, now) >= queue_timeout_s()
+
+
+def timeout_reason(workers: QueueWorkers) -> str:
+    return (
+        f"No worker took this run within {queue_timeout_s()} s (LOADTEST_QUEUE_TIMEOUT_S): "
+        f"{workers.then()}."
+    )
+
+
+def waiting_state(run: LoadTestRun, workers: QueueWorkers) -> dict[str, Any] | None:
+    """What the pages (and the CLI) show of a queued run; None when it is not queued."""
+    if run.status != RunStatus.QUEUED:
+        return None
+    now = timezone.now()
+    timeout = queue_timeout_s()
+    waited = waited_s(run, now)
+    gives_up_at = run.created_at + timedelta(seconds=timeout)
+    left = max(0.0, timeout - waited)
+    clock = dateformat.format(timezone.localtime(gives_up_at), "H:i:s")
+    return {
+        "message": (
+            f"Waiting for a worker: {workers.now()}. Queued {waited:.0f} s ago; "
+            f"gives up in {left:.0f} s (at {clock})."
+        ),
+        "queue": workers.queue,
+        "workers_alive": workers.alive,
+        "workers_busy": workers.busy,
+        "waited_s": round(waited, 1),
+        "timeout_s": timeout,
+        "gives_up_at": gives_up_at.isoformat(),
+        "gives_up_in_s": round(left, 1),
+    }
