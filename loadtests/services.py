@@ -45,7 +45,10 @@ from offgridperf.histograms import Histogram, write_interval_log
 
 log = logging.getLogger(__name__)
 
-HEARTBEAT_STALE_S = 30
+# A running run writes a heartbeat each second; ten missed ones and it is taken for dead (the
+# housekeeping thread looks every few seconds: interrupted within 15 s of the last heartbeat).
+HEARTBEAT_S = 1.0
+HEARTBEAT_STALE_S = 10
 CANCEL_POLL_S = 0.5
 PERCENTILES = {"p50": 50.0, "p75": 75.0, "p90": 90.0, "p95": 95.0, "p99": 99.0, "p999": 99.9}
 FINISHED_EXIT_CODES = {RunStatus.PASSED: 0, RunStatus.FAILED: 1, RunStatus.ABORTED: 1}
@@ -325,8 +328,14 @@ def create_adhoc_run(frozen: dict[str, Any], *, trigger: str = RunTrigger.CLI) -
 # -- execution ------------------------------------------------------------------------
 
 
-def execute(run_id: int, *, progress: ProgressCallback | None = None) -> LoadTestRun | None:
-    """Run a queued run in this process; None when it was not queued (already taken)."""
+def execute(
+    run_id: int, *, progress: ProgressCallback | None = None, worker_node: str = ""
+) -> LoadTestRun | None:
+    """Run a queued run in this process; None when it was not queued (already taken).
+
+    `worker_node` is the Celery node name of the worker running it (blank outside a worker):
+    when that worker restarts under the same name, it interrupts the run at once.
+    """
     now = timezone.now()
     claimed = LoadTestRun.objects.filter(pk=run_id, status=RunStatus.QUEUED).update(
         status=RunStatus.RUNNING,
@@ -334,6 +343,7 @@ def execute(run_id: int, *, progress: ProgressCallback | None = None) -> LoadTes
         heartbeat_at=now,
         worker_host=socket.gethostname(),
         worker_pid=os.getpid(),
+        worker_node=worker_node,
     )
     if not claimed:
         log.info("run %s is not queued; not starting it again", run_id)
@@ -372,20 +382,30 @@ def _drive_engine(
     thread = threading.Thread(target=engine_thread, name=f"loadtest-run-{run.pk}", daemon=True)
     thread.start()
     started = timezone.now()
-    next_poll = time.monotonic()
+    next_poll = next_beat = time.monotonic()
+    reaped = False
     try:
         while thread.is_alive() or not snapshots.empty():
             try:
                 snapshot = snapshots.get(timeout=0.2)
             except queue.Empty:
                 snapshot = None
-            if snapshot is not None:
-                store_interval(run, snapshot, started)
-                if progress:
-                    progress(run, snapshot)
-            if time.monotonic() >= next_poll:
+            if snapshot is not None and not reaped:
+                if store_interval(run, snapshot, started) is None:
+                    reaped = _stop_reaped(run.pk, cancel)
+                else:
+                    next_beat = time.monotonic() + HEARTBEAT_S  # storing it was a heartbeat
+                    if progress:
+                        progress(run, snapshot)
+            if time.monotonic() >= next_poll and not reaped:
                 next_poll = time.monotonic() + CANCEL_POLL_S
-                if _cancel_requested(run.pk):
+                beat = time.monotonic() >= next_beat
+                if beat:
+                    next_beat = time.monotonic() + HEARTBEAT_S
+                stop = _stop_requested(run.pk, heartbeat=beat)
+                if stop == "reaped":
+                    reaped = _stop_reaped(run.pk, cancel)
+                elif stop:
                     cancel.set()
     except SoftTimeLimitExceeded:
         cancel.set()
@@ -397,21 +417,51 @@ def _drive_engine(
     return outcome["result"]
 
 
-def _cancel_requested(run_id: int) -> bool:
-    flag = LoadTestRun.objects.filter(pk=run_id).values_list("cancel_requested", flat=True).first()
-    LoadTestRun.objects.filter(pk=run_id, status=RunStatus.RUNNING).update(
-        heartbeat_at=timezone.now()
-    )
-    return bool(flag)
+def _stop_requested(run_id: int, *, heartbeat: bool) -> str:
+    """Why the run should stop: "cancel" (asked for), "reaped" (no longer `running`: taken for
+    dead while this worker was paused, or reaped under its node name), or "" to go on. Writes
+    the heartbeat when `heartbeat` is set."""
+    running = LoadTestRun.objects.filter(pk=run_id, status=RunStatus.RUNNING)
+    if heartbeat and not running.update(heartbeat_at=timezone.now()):
+        return "reaped"
+    flag = running.values_list("cancel_requested", flat=True).first()
+    if flag is None:
+        return "reaped"
+    return "cancel" if flag else ""
+
+
+def _stop_reaped(run_id: int, cancel: threading.Event) -> bool:
+    # Its summary was made from the intervals stored so far: writing more would contradict it.
+    log.warning("run %s was marked interrupted while this worker ran it; stopping", run_id)
+    cancel.set()
+    return True
 
 
 def _ms(value_us: float | None) -> float | None:
     return None if value_us is None else round(value_us / 1000.0, 3)
 
 
-def store_interval(run: LoadTestRun, snapshot: IntervalSnapshot, run_started: Any) -> RunInterval:
+def store_interval(
+    run: LoadTestRun, snapshot: IntervalSnapshot, run_started: Any
+) -> RunInterval | None:
+    """Store one second of a running run; None, storing nothing, when it is no longer running."""
     service = Histogram.decode(snapshot.service_hist) if snapshot.requests else None
-    interval = RunInterval.objects.create(
+    with transaction.atomic():
+        # The UPDATE locks the run's row first: the reaper (which locks it too) either sees
+        # this interval in its summary, or this sees the run is no longer running.
+        if not LoadTestRun.objects.filter(pk=run.pk, status=RunStatus.RUNNING).update(
+            requests=F("requests") + snapshot.requests,
+            errors=F("errors") + snapshot.errors,
+            heartbeat_at=timezone.now(),
+        ):
+            return None
+        return _create_interval(run, snapshot, run_started, service)
+
+
+def _create_interval(
+    run: LoadTestRun, snapshot: IntervalSnapshot, run_started: Any, service: Histogram | None
+) -> RunInterval:
+    return RunInterval.objects.create(
         run=run,
         index=snapshot.index,
         started_at=run_started + timedelta(seconds=snapshot.start_offset_s),
@@ -436,12 +486,6 @@ def store_interval(run: LoadTestRun, snapshot: IntervalSnapshot, run_started: An
         cpu_pct=snapshot.cpu_pct,
         loop_lag_ms=snapshot.loop_lag_ms,
     )
-    LoadTestRun.objects.filter(pk=run.pk).update(
-        requests=F("requests") + snapshot.requests,
-        errors=F("errors") + snapshot.errors,
-        heartbeat_at=timezone.now(),
-    )
-    return interval
 
 
 def histogram_summary(histogram: Histogram, prefix: str) -> dict[str, float | None]:
@@ -573,6 +617,8 @@ def _apply_summary(
 
 def finalise(run: LoadTestRun, result: RunResult) -> LoadTestRun:
     run.refresh_from_db()
+    if run.status != RunStatus.RUNNING:
+        return run  # reaped while it ran: the recorded seconds' summary stands
     _apply_summary(
         run,
         latency=result.latency,
@@ -609,7 +655,18 @@ def finalise(run: LoadTestRun, result: RunResult) -> LoadTestRun:
         run.status_reason = verdict_reason(run.threshold_results, run.requests)
     run.status_reason = secrets.redact(run.status_reason, secrets_shown)
     run.finished_at = timezone.now()
-    run.save()
+    return _save_if_running(run)
+
+
+def _save_if_running(run: LoadTestRun) -> LoadTestRun:
+    """Save a run's end unless it was reaped meanwhile (a late finalise must not overwrite
+    `interrupted` and its summary of the recorded seconds)."""
+    running = LoadTestRun.objects.select_for_update().filter(pk=run.pk, status=RunStatus.RUNNING)
+    with transaction.atomic():
+        if running.exists():
+            run.save()
+            return run
+    run.refresh_from_db()
     return run
 
 
@@ -618,7 +675,7 @@ def _jsonable(value: Any) -> Any:
 
 
 def _finish_error(run: LoadTestRun, reason: str) -> LoadTestRun:
-    LoadTestRun.objects.filter(pk=run.pk).update(
+    LoadTestRun.objects.filter(pk=run.pk, status=RunStatus.RUNNING).update(
         status=RunStatus.ERROR, status_reason=reason[:2000], finished_at=timezone.now()
     )
     run.refresh_from_db()
@@ -655,42 +712,67 @@ def merged_histograms(intervals: Iterable[RunInterval]) -> tuple[Histogram, Hist
     return latency, service
 
 
-def reap_stale_runs(*, stale_after_s: int = HEARTBEAT_STALE_S) -> list[int]:
+def reap_stale_runs(*, stale_after_s: float = HEARTBEAT_STALE_S) -> list[int]:
     """Mark running runs whose worker stopped reporting as interrupted, keeping their data."""
     cutoff = timezone.now() - timedelta(seconds=stale_after_s)
-    reaped = []
-    for run_id in LoadTestRun.objects.filter(
-        status=RunStatus.RUNNING, heartbeat_at__lt=cutoff
-    ).values_list("pk", flat=True):
-        with transaction.atomic():
-            run = LoadTestRun.objects.select_for_update().get(pk=run_id)
-            if run.status != RunStatus.RUNNING or (run.heartbeat_at and run.heartbeat_at >= cutoff):
-                continue
-            intervals = list(run.intervals.all())
-            latency, service = merged_histograms(intervals)
-            errors_by_class: dict[str, dict[str, Any]] = {}
-            for interval in intervals:
-                for error_class, count in interval.errors_by_class.items():
-                    entry = errors_by_class.setdefault(error_class, {"count": 0, "sample": ""})
-                    entry["count"] += count
-            _apply_summary(
-                run,
-                latency=latency,
-                service=service,
-                requests=sum(i.requests for i in intervals),
-                errors=sum(i.errors for i in intervals),
-                duration_s=sum(i.length_s for i in intervals),
-            )
-            run.errors_by_class = errors_by_class
-            run.status = RunStatus.INTERRUPTED
-            run.status_reason = (
-                f"The worker ({run.worker_host} pid {run.worker_pid}) stopped reporting; "
-                f"the summary covers the {len(intervals)} seconds recorded."
-            )
-            run.finished_at = timezone.now()
-            run.save()
-            reaped.append(run.pk)
-    return reaped
+    candidates = LoadTestRun.objects.filter(status=RunStatus.RUNNING, heartbeat_at__lt=cutoff)
+    return [
+        run_id
+        for run_id in candidates.values_list("pk", flat=True)
+        if _interrupt(run_id, stale_before=cutoff)
+    ]
+
+
+def reap_node_runs(node: str) -> list[int]:
+    """Interrupt at once the runs worker `node` left `running`: called as that worker starts,
+    when whatever ran them under this name is gone (Celery node names are unique)."""
+    if not node:
+        return []
+    candidates = LoadTestRun.objects.filter(status=RunStatus.RUNNING, worker_node=node)
+    return [run_id for run_id in candidates.values_list("pk", flat=True) if _interrupt(run_id)]
+
+
+def _interrupt(run_id: int, *, stale_before: Any = None) -> bool:
+    """Mark one running run interrupted, its summary made of the seconds it recorded. With
+    `stale_before`, only if its heartbeat is still older than that: under the row lock, so a
+    run that has just reported is never reaped."""
+    with transaction.atomic():
+        run = LoadTestRun.objects.select_for_update().get(pk=run_id)
+        if run.status != RunStatus.RUNNING:
+            return False
+        if stale_before is not None and run.heartbeat_at and run.heartbeat_at >= stale_before:
+            return False
+        recorded = _summarise_recorded(run)
+        if stale_before is None:
+            cause = f"The worker {run.worker_node} restarted and found the run still running"
+        else:
+            cause = f"The worker ({run.worker_host} pid {run.worker_pid}) stopped reporting"
+        run.status = RunStatus.INTERRUPTED
+        run.status_reason = f"{cause}; the summary covers the {recorded} seconds recorded."
+        run.finished_at = timezone.now()
+        run.save()
+    return True
+
+
+def _summarise_recorded(run: LoadTestRun) -> int:
+    """Set a run's summary from its stored intervals; returns how many there are."""
+    intervals = list(run.intervals.all())
+    latency, service = merged_histograms(intervals)
+    errors_by_class: dict[str, dict[str, Any]] = {}
+    for interval in intervals:
+        for error_class, count in interval.errors_by_class.items():
+            entry = errors_by_class.setdefault(error_class, {"count": 0, "sample": ""})
+            entry["count"] += count
+    _apply_summary(
+        run,
+        latency=latency,
+        service=service,
+        requests=sum(i.requests for i in intervals),
+        errors=sum(i.errors for i in intervals),
+        duration_s=sum(i.length_s for i in intervals),
+    )
+    run.errors_by_class = errors_by_class
+    return len(intervals)
 
 
 # -- summaries and exports --------------------------------------------------------------

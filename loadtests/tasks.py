@@ -13,7 +13,8 @@ def execute_run(run_id: int) -> dict[str, object] | None:
     A message re-delivered after a worker died finds its run `running`, so it does not start
     the run twice; the reaper marks such a run interrupted, keeping what it recorded.
     """
-    run = services.execute(run_id)
+    # The node name (e.g. worker@host) survives a restart: the restarted worker reaps by it.
+    run = services.execute(run_id, worker_node=execute_run.request.hostname or "")
     if run is None:
         return None
     return {"id": run.pk, "status": run.status, "requests": run.requests}
@@ -28,4 +29,6 @@ def run_definition(definition_id: int) -> int:
 
 @shared_task
 def reap_stale_runs() -> list[int]:
+    """A backstop on beat's schedule: every worker's and beat's housekeeping thread already
+    reaps every few seconds, without the broker (loadtests/housekeeping.py)."""
     return services.reap_stale_runs()
