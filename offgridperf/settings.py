@@ -248,7 +248,16 @@ if CELERY_BROKER_URL is None:
         "store_processed": False,
     }
 else:
-    CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 4 * 3600}
+    CELERY_BROKER_TRANSPORT_OPTIONS = {
+        "visibility_timeout": 4 * 3600,
+        # A Redis that hangs instead of refusing must not hang the worker's connect either.
+        "socket_connect_timeout": 5,
+        "socket_keepalive": True,
+    }
+if CELERY_BROKER_URL.startswith("redis"):
+    # kombu's Redis transport with the fix that keeps a worker alive through a broker outage
+    # (see offgridperf/celery.py).
+    CELERY_BROKER_TRANSPORT = "offgridperf.celery:RedisTransport"
 _result_default = (
     CELERY_BROKER_URL if CELERY_BROKER_URL.startswith("redis") else f"file://{VAR_DIR / 'results'}"
 )
@@ -272,10 +281,26 @@ CELERY_TIMEZONE = TIME_ZONE
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 # Synced into the database scheduler at beat start-up; edit intervals in the admin.
 CELERY_BEAT_SCHEDULE = {
+    # Only a backstop: the housekeeping thread of every worker and of beat reaps every 4 s
+    # without the broker (loadtests/housekeeping.py), so a silent run ends within 15 s.
     "reap-stale-load-test-runs": {"task": "loadtests.tasks.reap_stale_runs", "schedule": 30.0},
 }
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# Broker outages: the worker reconnects for as long as it takes (back-off 2, 4, ... 30 s), and
+# a task running through the outage keeps running: a load test writes its intervals to the
+# database, not to the broker. A late ack lost with the connection only means a redelivery,
+# which execute's claim (queued runs only) turns into a no-op.
+CELERY_BROKER_CONNECTION_RETRY = True
+CELERY_BROKER_CONNECTION_MAX_RETRIES = None
+CELERY_WORKER_CANCEL_LONG_RUNNING_TASKS_ON_CONNECTION_LOSS = False
+# A result that cannot be stored while Redis is away is retried with back-off (each attempt
+# itself retries for about 20 s; minutes in all), and a Redis that hangs cannot hold a pool
+# process forever.
+CELERY_RESULT_BACKEND_ALWAYS_RETRY = True
+CELERY_RESULT_BACKEND_MAX_RETRIES = 12
+CELERY_REDIS_SOCKET_CONNECT_TIMEOUT = 5
+CELERY_REDIS_SOCKET_TIMEOUT = 30
 
 # Load tests may only aim at these hosts.
 LOADTEST_ALLOWED_HOSTS = env_list("LOADTEST_ALLOWED_HOSTS", ["localhost", "127.0.0.1"])
