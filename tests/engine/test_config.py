@@ -87,3 +87,53 @@ def test_run_refuses_a_config_that_does_not_validate() -> None:
     with pytest.raises(ConfigError) as caught:
         run(closed("http://127.0.0.1:1", users=-1))
     assert ("users", "The closed model needs 1 to 10000 users.") in caught.value.problems
+
+
+@pytest.mark.parametrize(
+    "name", ["X\tToken", "X(Token)", "X-Token\n", "X Token", "", "Größe", "X:Token"]
+)
+def test_it_refuses_header_names_outside_the_token_characters(name: str) -> None:
+    problems = fields_of(closed("http://127.0.0.1:1", step(headers={name: "1"})))
+    assert "not a valid header name" in problems["steps[0].headers"]
+
+
+@pytest.mark.parametrize(
+    ("value", "rule"),
+    [("a\0b", "control"), ("a\r\nX: y", "control"), ("a\x7f", "control"), ("Zoë ✓", "Latin-1")],
+)
+def test_it_refuses_header_values_that_http_cannot_carry(value: str, rule: str) -> None:
+    problems = fields_of(closed("http://127.0.0.1:1", step(headers={"X-Token": value})))
+    assert rule in problems["steps[0].headers"]
+
+
+def test_it_accepts_latin_1_header_values_with_tabs() -> None:
+    assert closed("http://127.0.0.1:1", step(headers={"X-Name": "Zoë\tB"})).validate() == []
+
+
+@pytest.mark.parametrize("path", ["/a b", "/a\tb", "/a\x01b", "/a\x7f", "/café", "ok"])
+def test_it_refuses_paths_that_would_corrupt_the_request_line(path: str) -> None:
+    assert "steps[0].path" in fields_of(closed("http://127.0.0.1:1", step(path, name="p")))
+
+
+def test_it_accepts_percent_encoded_paths() -> None:
+    assert closed("http://127.0.0.1:1", step("/a%20b?q=%00&r=~", name="p")).validate() == []
+
+
+@pytest.mark.parametrize(
+    "base_url", ["http://127.0.0.1:0", "http://127.0.0.1:99999", "http://127.0.0.1:x"]
+)
+def test_it_refuses_ports_outside_1_to_65535(base_url: str) -> None:
+    assert "port" in fields_of(closed(base_url))["base_url"]
+
+
+def test_it_caps_stage_targets_by_the_models_own_limit() -> None:
+    too_many_users = closed("http://127.0.0.1:1", stages=(Stage(1, 90_000),), duration_s=1)
+    assert "0 to 10000 users" in fields_of(too_many_users)["stages[0].target"]
+    too_fast = open_("http://127.0.0.1:1", stages=(Stage(1, 2_000_000),), duration_s=1)
+    assert "requests/s" in fields_of(too_fast)["stages[0].target"]
+    assert open_("http://127.0.0.1:1", stages=(Stage(1, 90_000),), duration_s=1).validate() == []
+
+
+def test_it_refuses_stages_that_never_leave_zero() -> None:
+    config = closed("http://127.0.0.1:1", stages=(Stage(1, 0), Stage(1, 0)), duration_s=2)
+    assert "above 0" in fields_of(config)["stages"]
