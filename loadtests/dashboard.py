@@ -2,7 +2,9 @@
 
 Every function here runs a fixed number of queries whatever the number of runs and intervals:
 lists are paginated or limited, per-definition trends come from one windowed query, and a
-run's per-second series are read as plain values (never its per-second histograms).
+run's per-second series are read as plain values (never its per-second histograms). A queued run
+shown adds one query, the workers alive on the run queue (however many runs are queued), and a
+queued run read after LOADTEST_QUEUE_TIMEOUT_S one more, the update that ends it.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from django.db.models import F, OuterRef, Q, QuerySet, Subquery, Window
 from django.db.models.functions import RowNumber
 from django.utils import dateformat, timezone
 
-from loadtests import charts, secrets, services
+from loadtests import charts, secrets, services, waiting
 from loadtests.models import (
     ACTIVE_STATUSES,
     LoadTestDefinition,
@@ -96,6 +98,7 @@ def running_now() -> list[LoadTestRun]:
         .annotate(current_p95_ms=_latest_p95())
         .order_by("created_at", "id")[:RUNNING_SHOWN]
     )
+    runs = with_waiting(runs)
     for run in runs:
         run.elapsed_s = elapsed_s(run)
         run.progress_pct = charts.progress(run.elapsed_s, run.planned_duration_s)
@@ -103,6 +106,22 @@ def running_now() -> list[LoadTestRun]:
             round(100.0 * run.errors / run.requests, 3) if run.requests else None
         )
     return runs
+
+
+def with_waiting(runs: list[LoadTestRun]) -> list[LoadTestRun]:
+    """The runs still active, each queued one with its `waiting` state (None for the others).
+
+    A queued run past LOADTEST_QUEUE_TIMEOUT_S ends here as error and is left out: reading it
+    enforces the rule even when neither beat nor any worker runs housekeeping."""
+    queued = [run for run in runs if run.status == RunStatus.QUEUED]
+    workers = waiting.queue_workers() if queued else None
+    shown = []
+    for run in runs:
+        if workers is not None and services.expire_queued_run(run, workers=workers):
+            continue
+        run.waiting = waiting.waiting_state(run, workers) if workers is not None else None
+        shown.append(run)
+    return shown
 
 
 def running_state(run: LoadTestRun) -> dict[str, Any]:
@@ -124,6 +143,7 @@ def running_state(run: LoadTestRun) -> dict[str, Any]:
         "error_rate_pct": run.error_rate_so_far_pct,
         "p95_ms": run.current_p95_ms,
         "url": run.get_absolute_url(),
+        "waiting": run.waiting,
     }
 
 
@@ -388,8 +408,19 @@ def summary_context(run: LoadTestRun) -> dict[str, Any]:
     }
 
 
+def queue_wait(run: LoadTestRun) -> dict[str, Any] | None:
+    """A queued run's waiting state, None for any other run; a run past
+    LOADTEST_QUEUE_TIMEOUT_S ends as error here (and `run` says so)."""
+    if run.status != RunStatus.QUEUED:
+        return None
+    shown = with_waiting([run])
+    return shown[0].waiting if shown else None
+
+
 def live_state(run: LoadTestRun, *, after: int = -1, limit: int = charts.MAX_POINTS) -> dict:
-    """What a watching page needs each second: status, progress and the new seconds."""
+    """What a watching page needs each second: status, progress and the new seconds, and while
+    the run is queued, what it waits for."""
+    waiting_now = queue_wait(run)
     elapsed = elapsed_s(run)
     columns = interval_columns(run, after=after, limit=limit)
     series = {"i": columns["index"], **series_of(columns)}
@@ -404,6 +435,7 @@ def live_state(run: LoadTestRun, *, after: int = -1, limit: int = charts.MAX_POI
         "progress_pct": charts.progress(elapsed, run.planned_duration_s),
         "requests": run.requests,
         "errors": run.errors,
+        "waiting": waiting_now,
         "intervals": [
             dict(zip(names, values, strict=True)) for values in zip(*series.values(), strict=True)
         ],

@@ -21,7 +21,7 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
-from loadtests import secrets
+from loadtests import secrets, waiting
 from loadtests.engine import EngineConfig, IntervalSnapshot, RunResult, Stage, Step
 from loadtests.engine import run as run_engine
 from loadtests.models import (
@@ -700,6 +700,39 @@ def request_cancel(run: LoadTestRun) -> bool:
             cancel_requested=True
         )
     )
+
+
+def expire_queued_run(run: LoadTestRun, *, workers: waiting.QueueWorkers | None = None) -> bool:
+    """End `run` as error when it has waited LOADTEST_QUEUE_TIMEOUT_S for a worker; the reason
+    says whether any worker was alive on the queue. `run` is updated in place. Pass `workers`
+    when the caller has already looked them up."""
+    if not waiting.overdue(run):
+        return False
+    reason = waiting.timeout_reason(workers or waiting.queue_workers())
+    now = timezone.now()
+    # Conditional, like execute's claim: of a worker taking the run and this, exactly one wins.
+    if not LoadTestRun.objects.filter(pk=run.pk, status=RunStatus.QUEUED).update(
+        status=RunStatus.ERROR, status_reason=reason, finished_at=now
+    ):
+        run.refresh_from_db()
+        return False
+    run.status, run.status_reason, run.finished_at = RunStatus.ERROR, reason, now
+    return True
+
+
+def expire_queued_runs() -> list[int]:
+    """End every run that waited LOADTEST_QUEUE_TIMEOUT_S for a worker as error (housekeeping);
+    one query when none has."""
+    cutoff = timezone.now() - timedelta(seconds=waiting.queue_timeout_s())
+    overdue = list(
+        LoadTestRun.objects.filter(status=RunStatus.QUEUED, created_at__lte=cutoff).only(
+            "pk", "status", "created_at"
+        )
+    )
+    if not overdue:
+        return []
+    workers = waiting.queue_workers()
+    return [run.pk for run in overdue if expire_queued_run(run, workers=workers)]
 
 
 def merged_histograms(intervals: Iterable[RunInterval]) -> tuple[Histogram, Histogram]:

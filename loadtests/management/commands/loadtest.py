@@ -20,9 +20,10 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from loadtests import services
+from loadtests import services, waiting
 from loadtests.engine import IntervalSnapshot
-from loadtests.models import LoadTestDefinition, LoadTestRun, RunTrigger
+from loadtests.models import LoadTestDefinition, LoadTestRun, RunStatus, RunTrigger
+from loadtests.waiting import QueueWorkers
 
 JSON_KEYS = (
     "id", "status", "requests", "errors", "throughput_rps", "latency_ms", "service_time_ms",
@@ -161,12 +162,25 @@ class Command(BaseCommand):
         return result
 
     def _follow(self, run: LoadTestRun, grace_s: float) -> LoadTestRun:
-        deadline = time.monotonic() + run.planned_duration_s + grace_s
-        last = None
+        # The queue has its own limit (LOADTEST_QUEUE_TIMEOUT_S, enforced below even when no
+        # beat or worker runs housekeeping), so the wait timeout counts from the run's start.
+        deadline: float | None = None
+        last = workers_said = None
         while True:
             run.refresh_from_db()
+            if run.status == RunStatus.QUEUED:
+                workers_said = self._wait_for_worker(run, workers_said)
             if not run.is_active:
+                if run.status == RunStatus.ERROR:
+                    reason = services.summary_dict(run)["status_reason"]
+                    self._progress(f"run #{run.pk} ended as error: {reason}")
                 return run
+            if run.status == RunStatus.QUEUED:
+                time.sleep(1)
+                continue
+            if deadline is None:
+                deadline = time.monotonic() + run.planned_duration_s + grace_s
+                self._say_taken(run)
             line = f"run #{run.pk}: {run.status}, {run.requests} requests, {run.errors} errors"
             if line != last:
                 self._progress(line)
@@ -174,6 +188,21 @@ class Command(BaseCommand):
             if time.monotonic() > deadline:
                 raise _fail(f"run #{run.pk} still {run.status} after the wait timeout")
             time.sleep(1)
+
+    def _wait_for_worker(self, run: LoadTestRun, said: QueueWorkers | None) -> QueueWorkers:
+        """Say what the queued run waits for, again only when that changes; end it as error
+        once it has waited LOADTEST_QUEUE_TIMEOUT_S."""
+        workers = waiting.queue_workers()
+        if services.expire_queued_run(run, workers=workers):
+            return workers
+        if said is None or (said.alive, said.busy) != (workers.alive, workers.busy):
+            self._progress(f"run #{run.pk}: {waiting.waiting_state(run, workers)['message']}")
+        return workers
+
+    def _say_taken(self, run: LoadTestRun) -> None:
+        queued_s = (run.started_at - run.created_at).total_seconds() if run.started_at else 0.0
+        worker = run.worker_node or f"{run.worker_host} pid {run.worker_pid}"
+        self._progress(f"run #{run.pk}: a worker took it after {queued_s:.1f} s ({worker})")
 
     def _report(self, run: LoadTestRun, *, as_json: bool) -> None:
         summary = services.summary_dict(run)
