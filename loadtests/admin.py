@@ -19,6 +19,7 @@ from loadtests.models import (
     LoadTestRun,
     LoadTestStage,
     LoadTestStep,
+    RunStatus,
     RunTrigger,
     Tag,
 )
@@ -293,6 +294,11 @@ class LoadTestDefinitionAdmin(admin.ModelAdmin):
                 self.message_user(request, f"{definition}: not started: {problems}", messages.ERROR)
                 continue
             url = reverse("loadtests:run", args=[run.pk])
+            if run.status == RunStatus.ERROR:  # the broker was down
+                link = format_html('<a href="{}">#{}</a>', url, run.pk)
+                reason = format_html("{}: run {}: {}", definition, link, run.status_reason)
+                self.message_user(request, reason, messages.ERROR)
+                continue
             self.message_user(
                 request,
                 format_html('{}: run <a href="{}">#{}</a> queued.', definition, url, run.pk),

@@ -20,6 +20,7 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
+from kombu.exceptions import OperationalError as KombuOperationalError
 
 from loadtests import secrets, waiting
 from loadtests.engine import EngineConfig, IntervalSnapshot, RunResult, Stage, Step
@@ -255,7 +256,21 @@ def queue_run(
 def dispatch(run: LoadTestRun, task: Any) -> None:
     # Limits follow the run's own length, not the worker-wide default.
     soft = run.planned_duration_s + 120
-    result = task.apply_async(args=[run.pk], soft_time_limit=soft, time_limit=soft + 60)
+    try:
+        result = task.apply_async(args=[run.pk], soft_time_limit=soft, time_limit=soft + 60)
+    except KombuOperationalError as exc:
+        # The broker is down (Celery already retried): end the run now with the reason, rather
+        # than fail the request or leave a run queued that no worker will ever see.
+        reason = (
+            f"Not started: the broker (CELERY_BROKER_URL) did not answer ({exc}). "
+            "Start it again once the broker is back."
+        )
+        log.warning("run %s: %s", run.pk, reason)
+        ended = {"status": RunStatus.ERROR, "status_reason": reason, "finished_at": timezone.now()}
+        LoadTestRun.objects.filter(pk=run.pk, status=RunStatus.QUEUED).update(**ended)
+        for name, value in ended.items():
+            setattr(run, name, value)
+        return
     LoadTestRun.objects.filter(pk=run.pk).update(celery_task_id=result.id or "")
 
 

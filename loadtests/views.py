@@ -14,7 +14,13 @@ from django.views.decorators.http import require_GET, require_POST
 
 from loadtests import dashboard, services
 from loadtests.forms import BaselineForm, CompareForm, RunFilterForm
-from loadtests.models import ACTIVE_STATUSES, LoadTestDefinition, LoadTestRun, RunTrigger
+from loadtests.models import (
+    ACTIVE_STATUSES,
+    LoadTestDefinition,
+    LoadTestRun,
+    RunStatus,
+    RunTrigger,
+)
 
 NAV = {"nav": "loadtests"}
 
@@ -95,6 +101,8 @@ def definition_run(request: HttpRequest, definition_id: int) -> HttpResponse:
         for field, problems in exc.message_dict.items():
             messages.error(request, f"Not started: {field}: {' '.join(problems)}")
         return redirect(definition)
+    if run.status == RunStatus.ERROR:  # the broker was down: the run page keeps the reason
+        messages.error(request, run.status_reason)
     return redirect(run)
 
 
