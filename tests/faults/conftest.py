@@ -1,0 +1,355 @@
+"""Fault injection: the whole product (`manage.py runall`: web, worker, beat, target) on its own
+Redis (cache and broker on one server, the README's setup) and the test database, with
+probes that ask the web and the target every 100 ms from threads while a fault is injected.
+
+One runall serves the module's scenarios (starting it costs seconds); each scenario waits
+until every process answers again before it starts, so a fault cannot leak into the next.
+Each scenario reports one line (longest gaps, time until the run's state was right), printed
+in pytest's terminal summary and written to <basetemp>/faults-report.txt.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import http.cookiejar
+import re
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import psutil
+import pytest
+
+from loadtests.models import LoadTestDefinition, LoadTestRun, LoadTestStep, WorkerHeartbeat
+from tests.cache_redis import PrivateRedis
+from tests.conftest import ROOT, closed_port, worker_env
+
+START_TIMEOUT_S = 120
+PROBE_EVERY_S = 0.1
+PROBE_TIMEOUT_S = 2.0
+ADMIN_PASSWORD = "pw-faults-123"
+REPORT_KEY = pytest.StashKey[list[str]]()
+
+
+def wait_for(predicate: Callable[[], Any], timeout_s: float, what: str) -> float:
+    """Seconds until `predicate()` was true; fails after `timeout_s`."""
+    started = time.monotonic()
+    while not predicate():
+        if time.monotonic() - started > timeout_s:
+            raise AssertionError(f"{what} did not happen within {timeout_s} s")
+        time.sleep(0.1)
+    return time.monotonic() - started
+
+
+def answers(url: str) -> bool:
+    """The server answered with anything but a server error."""
+    try:
+        with urllib.request.urlopen(url, timeout=PROBE_TIMEOUT_S) as response:
+            return response.status < 500
+    except urllib.error.HTTPError as exc:
+        return exc.code < 500
+    except OSError:
+        return False
+
+
+class Prober:
+    """Asks `url` every 100 ms on a thread; the longest stretch without an answer is the gap."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.answered: list[float] = []
+        self.failures = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name=f"probe {url}", daemon=True)
+        self.started = self.stopped = 0.0
+
+    def __enter__(self) -> Prober:
+        self.started = time.monotonic()
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.stopped = time.monotonic()
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            asked = time.monotonic()
+            if answers(self.url):
+                self.answered.append(time.monotonic())
+            else:
+                self.failures += 1
+            self._stop.wait(max(0.0, asked + PROBE_EVERY_S - time.monotonic()))
+
+    @property
+    def longest_gap_s(self) -> float:
+        times = [self.started, *self.answered, self.stopped or time.monotonic()]
+        return max(later - earlier for earlier, later in zip(times, times[1:], strict=False))
+
+
+class WebSession:
+    """A logged-in browser session on the web process: plain HTTP, cookies and CSRF."""
+
+    def __init__(self, base_url: str) -> None:
+        self.base_url = base_url
+        self.jar = http.cookiejar.CookieJar()
+        self.opener = urllib.request.build_opener(
+            urllib.request.HTTPCookieProcessor(self.jar), _NoRedirect()
+        )
+
+    def _csrf(self) -> str:
+        return next(cookie.value for cookie in self.jar if cookie.name == "csrftoken")
+
+    def login(self, username: str, password: str) -> None:
+        with self.opener.open(f"{self.base_url}/accounts/login/", timeout=10) as page:
+            html = page.read().decode()
+        token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', html).group(1)
+        status, location = self.post(
+            "/accounts/login/",
+            {"username": username, "password": password, "csrfmiddlewaretoken": token},
+        )
+        assert status == 302 and "login" not in location, (status, location)
+
+    def post(self, path: str, data: dict[str, str] | None = None) -> tuple[int, str]:
+        """POST a form; the status and the Location it redirects to (no redirect followed)."""
+        form = {"csrfmiddlewaretoken": self._csrf(), **(data or {})}
+        request = urllib.request.Request(
+            f"{self.base_url}{path}", data=urllib.parse.urlencode(form).encode(), method="POST"
+        )
+        try:
+            with self.opener.open(request, timeout=30) as response:
+                return response.status, response.headers.get("Location", "")
+        except urllib.error.HTTPError as exc:
+            return exc.code, exc.headers.get("Location", "")
+
+    def run_now(self, definition: LoadTestDefinition) -> LoadTestRun:
+        """Press "Run now" on the definition's page; the run it created."""
+        before = set(LoadTestRun.objects.filter(definition=definition).values_list("pk", flat=True))
+        status, location = self.post(f"/definitions/{definition.pk}/run/")
+        assert status == 302, f"Run now answered {status}"
+        run = LoadTestRun.objects.filter(definition=definition).exclude(pk__in=before).get()
+        assert location.endswith(f"/runs/{run.pk}/"), location
+        return run
+
+
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
+        return None
+
+
+@dataclass
+class Product:
+    """`manage.py runall` in a subprocess, on a private Redis and the test database."""
+
+    proc: subprocess.Popen[bytes]
+    redis: PrivateRedis
+    port: int
+    target_port: int
+    log: Path
+    seen: set[psutil.Process] = field(default_factory=set)
+
+    @property
+    def web_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def web_probe_url(self) -> str:
+        # The login page: what a user sees first, and it needs neither the cache nor the broker.
+        return f"{self.web_url}/accounts/login/"
+
+    @property
+    def target_url(self) -> str:
+        return f"http://127.0.0.1:{self.target_port}"
+
+    @property
+    def target_probe_url(self) -> str:
+        # A cached API read: it must keep answering with the cache degraded.
+        return f"{self.target_url}/api/emissions/totals/?group_by=scope"
+
+    @property
+    def worker_node(self) -> str:
+        return f"worker@{socket.gethostname()}"
+
+    def child(self, name: str) -> psutil.Process | None:
+        """The live process runall started for `name` (web, worker, beat, target)."""
+        for proc in psutil.Process(self.proc.pid).children():
+            try:
+                argv = " ".join(proc.cmdline())
+                alive = proc.status() != psutil.STATUS_ZOMBIE
+            except psutil.Error:
+                continue
+            if alive and self._is(name, argv):
+                self.seen.add(proc)
+                return proc
+        return None
+
+    def _is(self, name: str, argv: str) -> bool:
+        return {
+            "web": f"127.0.0.1:{self.port}" in argv,
+            "target": f"127.0.0.1:{self.target_port}" in argv,
+            "worker": " worker " in argv,
+            "beat": " beat " in argv,
+        }[name]
+
+    def remember_descendants(self) -> None:
+        with contextlib.suppress(psutil.Error):
+            self.seen.update(psutil.Process(self.proc.pid).children(recursive=True))
+
+    def ready(self) -> bool:
+        worker = self.child("worker")
+        return (
+            self.proc.poll() is None
+            and answers(self.web_probe_url)
+            and answers(self.target_probe_url)
+            and worker is not None
+            and WorkerHeartbeat.objects.filter(node=self.worker_node, pid=worker.pid).exists()
+            and self.child("beat") is not None
+        )
+
+    def wait_ready(self, timeout_s: float = START_TIMEOUT_S) -> None:
+        try:
+            wait_for(self.ready, timeout_s, "every product process answering")
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}\n--- runall output ---\n{self.output()[-6000:]}") from None
+        self.remember_descendants()
+
+    def output(self) -> str:
+        return self.log.read_text(errors="replace")
+
+
+def _stop(product: Product) -> None:
+    product.remember_descendants()
+    if product.proc.poll() is None:
+        product.proc.send_signal(signal.SIGTERM)
+        try:
+            product.proc.wait(timeout=40)
+        except subprocess.TimeoutExpired:
+            product.proc.kill()
+            product.proc.wait()
+    for proc in product.seen:
+        with contextlib.suppress(psutil.Error):
+            proc.kill()
+
+
+@pytest.fixture(scope="module")
+def product(
+    django_db_setup: Any, django_db_blocker: Any, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Product]:
+    from django.db import connection
+
+    with django_db_blocker.unblock():
+        database_name = connection.settings_dict["NAME"]
+    redis = PrivateRedis()
+    redis.start()
+    env = worker_env(database_name)
+    env.update(
+        REDIS_URL=redis.url,
+        CELERY_BROKER_URL=redis.url,  # one server for both, as in the README
+        PORT=str(closed_port()),
+        TARGET_PORT=str(closed_port()),
+        OFFGRIDPERF_LOCAL="1",
+        PYTHONUNBUFFERED="1",
+        LOG_LEVEL="INFO",
+        # Its own var/ (secrets, collected static files): the web runs as in production, with
+        # DEBUG off and hashed static names, and leaves the checkout's var/ alone.
+        OFFGRIDPERF_VAR_DIR=str(tmp_path_factory.mktemp("faults-var")),
+        DEBUG="0",
+    )
+    subprocess.run(
+        [sys.executable, "manage.py", "collectstatic", "--noinput", "-v0"],
+        cwd=ROOT,
+        env=env,
+        check=True,
+    )
+    log = tmp_path_factory.mktemp("faults") / "runall.log"
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "manage.py", "runall"],
+            cwd=ROOT,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    running = Product(proc, redis, int(env["PORT"]), int(env["TARGET_PORT"]), log)
+    try:
+        yield running
+    finally:
+        _stop(running)
+        redis.stop()
+
+
+@pytest.fixture
+def ready_product(product: Product, transactional_db: Any) -> Product:
+    """The product with every process answering (a scenario before may have killed one)."""
+    product.wait_ready()
+    return product
+
+
+@pytest.fixture
+def web(ready_product: Product, django_user_model: Any) -> WebSession:
+    django_user_model.objects.create_superuser("faults", "faults@example.com", ADMIN_PASSWORD)
+    session = WebSession(ready_product.web_url)
+    session.login("faults", ADMIN_PASSWORD)
+    return session
+
+
+def open_model_definition(
+    product: Product, *, name: str, rate_rps: float = 30, duration_s: int = 20
+) -> LoadTestDefinition:
+    """An open-model run against the target's cheap emissions reads (no seeded data needed).
+
+    An explicit error-rate threshold of 50% means a few seconds of outage in 20 cannot fail
+    it, whatever the machine's speed: the schedule decides the verdict, not a rate.
+    """
+    definition = LoadTestDefinition.objects.create(
+        name=name,
+        target_base_url=product.target_url,
+        load_model="open",
+        rate_rps=rate_rps,
+        duration_s=duration_s,
+        timeout_s=3,
+        threshold_error_rate_pct=50,
+    )
+    LoadTestStep.objects.create(
+        definition=definition, name="totals", path="/api/emissions/totals/?group_by=scope"
+    )
+    LoadTestStep.objects.create(definition=definition, name="batches", path="/api/batches/")
+    return definition
+
+
+def recorded_indexes(run: LoadTestRun) -> list[int]:
+    return list(run.intervals.order_by("index").values_list("index", flat=True))
+
+
+@pytest.fixture
+def fault_report(request: pytest.FixtureRequest) -> Callable[[str], None]:
+    """Report one line for this scenario: in the terminal summary and in faults-report.txt."""
+
+    def report(line: str) -> None:
+        text = f"{request.node.name}: {line}"
+        request.config.stash.setdefault(REPORT_KEY, []).append(text)
+        request.node.user_properties.append(("fault_report", line))
+        path = request.config._tmp_path_factory.getbasetemp() / "faults-report.txt"  # type: ignore[attr-defined]
+        with path.open("a") as out:
+            out.write(text + "\n")
+
+    return report
+
+
+def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
+    lines = config.stash.get(REPORT_KEY, [])
+    if lines:
+        terminalreporter.section("fault injection")
+        for line in lines:
+            terminalreporter.write_line(line)
