@@ -1,28 +1,37 @@
 """Run the whole product in the foreground: web, Celery worker, Celery beat and the demo
-target (the emissions API on TARGET_PORT). Ctrl-C, or any process exiting, stops all of them
-cleanly."""
+target (the emissions API on TARGET_PORT), supervised. A process that exits unexpectedly is
+restarted with exponential back-off; Ctrl-C or SIGTERM stops all of them cleanly (a second
+one kills them at once). No child outlives runall, even when runall is killed with SIGKILL."""
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
+import ctypes.util
 import os
 import signal
 import subprocess
 import sys
 import threading
 import time
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import IO, Any
 
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 STOP_GRACE_S = 15
+POLL_S = 0.2
+PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
 
 
 @dataclass(frozen=True)
 class ProcessSpec:
     name: str
     argv: list[str]
+    # What the kernel sends this process when runall dies (PR_SET_PDEATHSIG).
+    death_signal: int = signal.SIGTERM
 
 
 def product_processes(host: str, port: int) -> list[ProcessSpec]:
@@ -46,7 +55,13 @@ def product_processes(host: str, port: int) -> list[ProcessSpec]:
         ),
         ProcessSpec(
             "worker",
-            [*celery, "worker", "-Q", "default,loadgen", "-c", "2", "-l", settings.LOG_LEVEL],
+            # A stable node name: a restarted worker finds the runs its predecessor left
+            # `running` under the same name, and interrupts them at once.
+            [*celery, "worker", "-n", "worker@%h", "-Q", "default,loadgen", "-c", "2"]
+            + ["-l", settings.LOG_LEVEL],
+            # Orphaned, a warm shutdown would wait for a load test to finish, for minutes, with
+            # nobody watching; a cold one ends it now (the run is reaped at the next start).
+            death_signal=signal.SIGQUIT,
         ),
         ProcessSpec("beat", [*celery, "beat", "-l", settings.LOG_LEVEL, "--pidfile="]),
         ProcessSpec(
@@ -68,6 +83,62 @@ def product_processes(host: str, port: int) -> list[ProcessSpec]:
     ]
 
 
+@dataclass
+class Backoff:
+    """Restart delays of one process: 1 s doubling up to 30 s, from 1 s again once the process
+    stayed up `stable_after_s` (a crash an hour later is not part of the same crash loop)."""
+
+    first_s: float = 1.0
+    max_s: float = 30.0
+    stable_after_s: float = 60.0
+    failures: int = 0
+
+    def next_delay(self, *, uptime_s: float) -> float:
+        if uptime_s >= self.stable_after_s:
+            self.failures = 0
+        delay = min(self.first_s * 2**self.failures, self.max_s)
+        self.failures += 1
+        return delay
+
+
+def _parent_death_signal(sig: int) -> Callable[[], None]:
+    """A preexec_fn asking the kernel to send `sig` to the child when runall dies.
+
+    libc is looked up here, in the parent: between fork and exec the child may only make
+    async-signal-safe calls, and the prctl call itself is one.
+    """
+    libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+    parent = os.getpid()
+
+    def preexec() -> None:
+        libc.prctl(PR_SET_PDEATHSIG, sig, 0, 0, 0)
+        if os.getppid() != parent:  # runall died before prctl took effect
+            os.kill(os.getpid(), sig)
+
+    return preexec
+
+
+def _describe_exit(returncode: int) -> str:
+    if returncode < 0:
+        return f"was killed by {signal.Signals(-returncode).name}"
+    return f"exited with status {returncode}"
+
+
+def _kill_group(pgid: int, sig: int) -> None:
+    """Signal a child's whole process group (its session: gunicorn workers, prefork pool)."""
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pgid, sig)
+
+
+@dataclass
+class Supervised:
+    spec: ProcessSpec
+    proc: subprocess.Popen[bytes] | None = None
+    started_at: float = 0.0
+    restart_at: float | None = None
+    backoff: Backoff = field(default_factory=Backoff)
+
+
 def _pump(name: str, stream: IO[bytes], lock: threading.Lock) -> None:
     for raw in iter(stream.readline, b""):
         line = raw.decode(errors="replace").rstrip()
@@ -86,48 +157,83 @@ class Command(BaseCommand):
     def handle(self, *args: Any, **options: Any) -> None:
         if not 1 <= options["port"] <= 65535:
             raise CommandError("PORT must be a number from 1 to 65535")
-        specs = product_processes(options["host"], options["port"])
-        lock = threading.Lock()
-        children: dict[str, subprocess.Popen[bytes]] = {}
-        stopping = threading.Event()
+        self.lock = threading.Lock()
+        self.stop_requests = 0
 
         def request_stop(signum: int, frame: Any) -> None:
-            stopping.set()
+            self.stop_requests += 1
 
         signal.signal(signal.SIGINT, request_stop)
         signal.signal(signal.SIGTERM, request_stop)
-        for spec in specs:
-            # Own session: Ctrl-C reaches only us, and we stop children in order.
-            proc = subprocess.Popen(
-                spec.argv,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-            children[spec.name] = proc
-            threading.Thread(target=_pump, args=(spec.name, proc.stdout, lock), daemon=True).start()
-        failed = ""
-        while not stopping.is_set():
-            for name, proc in children.items():
-                if proc.poll() is not None:
-                    failed = f"{name} exited with status {proc.returncode}"
-                    stopping.set()
-                    break
-            time.sleep(0.3)
-        self.stdout.write(f"stopping: {failed or 'interrupted'}")
+        children = [
+            Supervised(spec) for spec in product_processes(options["host"], options["port"])
+        ]
+        for child in children:
+            self._start(child)
+        # Started, watched and restarted from this thread only: the kernel sends the parent-death
+        # signal when the thread that forked a child ends, not only when the process does.
+        while not self.stop_requests:
+            for child in children:
+                self._supervise(child)
+            time.sleep(POLL_S)
+        self._say("stopping everything (Ctrl-C or SIGTERM)")
         self._stop_all(children)
-        if failed:
-            raise CommandError(failed)
 
-    def _stop_all(self, children: dict[str, subprocess.Popen[bytes]]) -> None:
-        for proc in children.values():
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)
+    def _say(self, message: str) -> None:
+        with self.lock:
+            self.stdout.write(f"{'runall':>7} | {message}")
+            self.stdout.flush()
+
+    def _start(self, child: Supervised) -> None:
+        spec = child.spec
+        # Own session: Ctrl-C reaches only us, we stop children in order, and a child's whole
+        # process group can be killed when its leader dies.
+        proc = subprocess.Popen(
+            spec.argv,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            preexec_fn=_parent_death_signal(spec.death_signal),
+        )
+        child.proc, child.started_at, child.restart_at = proc, time.monotonic(), None
+        threading.Thread(
+            target=_pump, args=(spec.name, proc.stdout, self.lock), daemon=True
+        ).start()
+
+    def _supervise(self, child: Supervised) -> None:
+        if child.restart_at is not None:
+            if time.monotonic() >= child.restart_at:
+                self._say(f"restarting {child.spec.name}")
+                self._start(child)
+            return
+        proc = child.proc
+        if proc is None or proc.poll() is None:
+            return
+        # Its gunicorn workers or prefork pool may outlive a leader that was killed; they would
+        # go on holding the port or consuming tasks beside the new one.
+        _kill_group(proc.pid, signal.SIGKILL)
+        delay = child.backoff.next_delay(uptime_s=time.monotonic() - child.started_at)
+        child.restart_at = time.monotonic() + delay
+        self._say(
+            f"{child.spec.name} {_describe_exit(proc.returncode)}; restarting it in {delay:g} s"
+        )
+
+    def _stop_all(self, children: list[Supervised]) -> None:
+        running = [c for c in children if c.proc is not None and c.restart_at is None]
+        for child in running:
+            if child.proc.poll() is None:
+                child.proc.send_signal(signal.SIGTERM)
         deadline = time.monotonic() + STOP_GRACE_S
-        for name, proc in children.items():
-            try:
-                proc.wait(timeout=max(0.1, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                self.stdout.write(f"{name} did not stop in {STOP_GRACE_S}s; killing it")
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait()
+        requests = self.stop_requests
+        while any(c.proc.poll() is None for c in running):
+            if self.stop_requests > requests:
+                self._say("stopping at once")
+                break
+            if time.monotonic() >= deadline:
+                late = ", ".join(c.spec.name for c in running if c.proc.poll() is None)
+                self._say(f"{late} did not stop in {STOP_GRACE_S}s; killing")
+                break
+            time.sleep(0.1)
+        for child in running:
+            _kill_group(child.proc.pid, signal.SIGKILL)
+            child.proc.wait()

@@ -1,0 +1,247 @@
+"""runall as a supervisor: real processes, real signals."""
+
+from __future__ import annotations
+
+import contextlib
+import signal
+import socket
+import subprocess
+import sys
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import psutil
+import pytest
+
+from loadtests.models import LoadTestDefinition, LoadTestRun, LoadTestStep, WorkerHeartbeat
+from offgridperf.management.commands.runall import Backoff
+from tests.cache_redis import private_redis_server
+from tests.conftest import ROOT, closed_port, worker_env
+from tests.processes import send_task, wait_for
+from tests.targets import target_server
+
+START_TIMEOUT_S = 90
+
+
+def answers(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=2):
+            return True
+    except urllib.error.HTTPError:
+        return True  # an error status is still an answer
+    except OSError:
+        return False
+
+
+def gone(proc: psutil.Process) -> bool:
+    try:
+        return proc.status() == psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return True
+
+
+@dataclass
+class Product:
+    """`manage.py runall` in a subprocess, against the test database and a private Redis."""
+
+    proc: subprocess.Popen[bytes]
+    port: int
+    target_port: int
+    broker_url: str
+    log: Path
+    seen: set[psutil.Process] = field(default_factory=set)
+
+    @property
+    def web_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/healthz"
+
+    @property
+    def target_url(self) -> str:
+        return f"http://127.0.0.1:{self.target_port}/healthz"
+
+    def descendants(self) -> list[psutil.Process]:
+        found = psutil.Process(self.proc.pid).children(recursive=True)
+        self.seen.update(found)
+        return found
+
+    def child(self, name: str) -> psutil.Process | None:
+        """The live process runall started for `name` (web, worker, beat, target)."""
+        for proc in psutil.Process(self.proc.pid).children():
+            try:
+                argv = " ".join(proc.cmdline())
+            except psutil.Error:
+                continue
+            if proc.status() != psutil.STATUS_ZOMBIE and self._is(name, argv):
+                self.seen.add(proc)
+                return proc
+        return None
+
+    def _is(self, name: str, argv: str) -> bool:
+        return {
+            "web": f"127.0.0.1:{self.port}" in argv,
+            "target": f"127.0.0.1:{self.target_port}" in argv,
+            "worker": " worker " in argv,
+            "beat": " beat " in argv,
+        }[name]
+
+    def output(self) -> str:
+        return self.log.read_text(errors="replace")
+
+
+def worker_alive(node: str) -> bool:
+    return WorkerHeartbeat.objects.filter(node=node).exists()
+
+
+@pytest.fixture
+def product(transactional_db: Any, tmp_path: Path) -> Iterator[Product]:
+    from django.db import connection
+
+    with private_redis_server() as redis:
+        env = worker_env(connection.settings_dict["NAME"])
+        broker_url = redis.url.replace("/0", "/1")
+        env.update(
+            REDIS_URL=redis.url,
+            CELERY_BROKER_URL=broker_url,
+            PORT=str(closed_port()),
+            TARGET_PORT=str(closed_port()),
+            OFFGRIDPERF_LOCAL="1",
+            PYTHONUNBUFFERED="1",
+        )
+        log = tmp_path / "runall.log"
+        with log.open("wb") as out:
+            proc = subprocess.Popen(
+                [sys.executable, "manage.py", "runall"],
+                cwd=ROOT,
+                env=env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+            )
+        product = Product(proc, int(env["PORT"]), int(env["TARGET_PORT"]), broker_url, log)
+        try:
+            wait_for(
+                lambda: (
+                    answers(product.web_url)
+                    and answers(product.target_url)
+                    and worker_alive(f"worker@{socket.gethostname()}")
+                    and product.child("beat") is not None
+                ),
+                START_TIMEOUT_S,
+                "runall's start",
+            )
+            product.descendants()
+            yield product
+        finally:
+            _tear_down(product)
+
+
+def _tear_down(product: Product) -> None:
+    if product.proc.poll() is None:
+        product.descendants()
+        product.proc.send_signal(signal.SIGTERM)
+        try:
+            product.proc.wait(timeout=40)
+        except subprocess.TimeoutExpired:
+            product.proc.kill()
+            product.proc.wait()
+    for proc in product.seen:
+        with contextlib.suppress(psutil.Error):
+            proc.kill()
+
+
+def test_it_backs_off_exponentially_up_to_thirty_seconds_and_forgives_a_long_uptime() -> None:
+    backoff = Backoff()
+    delays = [backoff.next_delay(uptime_s=0.5) for _ in range(7)]
+    assert delays == [1, 2, 4, 8, 16, 30, 30]
+    # A process that stayed up a good while starts the sequence afresh.
+    assert backoff.next_delay(uptime_s=backoff.stable_after_s + 1) == 1
+    assert backoff.next_delay(uptime_s=1) == 2
+
+
+@pytest.mark.slow
+@pytest.mark.django_db(transaction=True)
+def test_it_restarts_the_web_server_alone_when_it_exits_and_stops_all_on_sigterm(
+    product: Product,
+) -> None:
+    others = {name: product.child(name).pid for name in ("worker", "beat", "target")}
+    web = product.child("web")
+    web.send_signal(signal.SIGTERM)
+    gone_after = wait_for(lambda: not answers(product.web_url), 30, "the web server's exit")
+    back_after = wait_for(
+        lambda: answers(product.web_url) and product.child("web") is not None,
+        60,
+        "the web server's restart",
+    )
+    print(f"web down after {gone_after:.1f} s, answering again {back_after:.1f} s later")
+    assert product.child("web").pid != web.pid
+    assert {name: product.child(name).pid for name in others} == others
+    assert product.proc.poll() is None
+    assert "web exited with status 0; restarting it in 1 s" in product.output()
+
+    descendants = product.descendants()
+    product.proc.send_signal(signal.SIGTERM)
+    assert product.proc.wait(timeout=40) == 0
+    assert all(gone(proc) for proc in descendants)
+
+
+@pytest.mark.slow
+@pytest.mark.django_db(transaction=True)
+def test_no_process_outlives_a_runall_killed_with_sigkill(product: Product) -> None:
+    descendants = product.descendants()
+    names = {proc.name() for proc in descendants}
+    assert len(descendants) >= 8, names  # four leaders, gunicorn workers, the prefork pool
+    product.proc.kill()
+    product.proc.wait()
+    waited = wait_for(lambda: all(gone(proc) for proc in descendants), 30, "every descendant's end")
+    print(f"every descendant gone {waited:.1f} s after runall's SIGKILL")
+
+
+@pytest.fixture
+def slow_definition(transactional_db: Any) -> Iterator[LoadTestDefinition]:
+    with target_server() as base_url:
+        definition = LoadTestDefinition.objects.create(
+            name="long", target_base_url=base_url, load_model="closed", users=2, duration_s=120
+        )
+        LoadTestStep.objects.create(definition=definition, name="ok", path="/ok")
+        yield definition
+
+
+@pytest.mark.slow
+@pytest.mark.django_db(transaction=True)
+def test_a_killed_worker_is_restarted_and_interrupts_the_run_it_left(
+    product: Product, slow_definition: LoadTestDefinition
+) -> None:
+    from loadtests import services
+
+    run = services.create_run(slow_definition)
+    send_task(product.broker_url, "loadtests.tasks.execute_run", run.pk)
+    wait_for(lambda: run.intervals.count() >= 3, 60, "three recorded seconds")
+    worker = product.child("worker")
+    family = [worker, *worker.children(recursive=True)]
+    assert len(family) >= 2  # the main process and its prefork pool
+    node = LoadTestRun.objects.get(pk=run.pk).worker_node
+    assert node == f"worker@{socket.gethostname()}"
+
+    worker.kill()
+    interrupted_after = wait_for(
+        lambda: LoadTestRun.objects.get(pk=run.pk).status != "running", 45, "the reap"
+    )
+    restarted_after = wait_for(
+        lambda: product.child("worker") is not None and product.child("worker").pid != worker.pid,
+        60,
+        "the worker's restart",
+    )
+    print(
+        f"run interrupted {interrupted_after:.1f} s after the worker's SIGKILL; "
+        f"worker back {restarted_after:.1f} s after that"
+    )
+    assert all(gone(proc) for proc in family), "the dead worker's pool lives on"
+    run.refresh_from_db()
+    assert run.status == "interrupted", run.status_reason
+    assert run.intervals.count() >= 3
+    assert run.requests == sum(run.intervals.values_list("requests", flat=True)) > 0
+    assert "worker was killed by SIGKILL; restarting it in 1 s" in product.output()
+    assert product.proc.poll() is None
