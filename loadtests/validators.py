@@ -51,6 +51,16 @@ def user_field(engine_field: str) -> str:
     return USER_FIELD_NAMES.get(engine_field, engine_field)
 
 
+def ascii_number(text: str, *, maximum: int = 2**31 - 1) -> int | None:
+    """`text` as a whole number when it is 1-10 ASCII digits up to `maximum`, else None.
+
+    `int()` also takes '٣', ' 3', '+3' and '3_0', which would let two spellings name one run.
+    """
+    if not (text.isascii() and text.isdigit()) or len(text) > 10 or int(text) > maximum:
+        return None
+    return int(text)
+
+
 def host_is_allowed(url: str) -> bool:
     host = (urlsplit(url).hostname or "").lower()
     return host in {h.lower() for h in settings.LOADTEST_ALLOWED_HOSTS}

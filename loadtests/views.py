@@ -21,6 +21,7 @@ from loadtests.models import (
     RunStatus,
     RunTrigger,
 )
+from loadtests.validators import ascii_number
 
 NAV = {"nav": "loadtests"}
 
@@ -150,11 +151,13 @@ def run_detail(request: HttpRequest, run_id: int) -> HttpResponse:
 @never_cache
 @require_GET
 def run_live(request: HttpRequest, run_id: int) -> JsonResponse:
-    try:
-        after = int(request.GET.get("after", "-1"))
-    except ValueError:
+    # -1: nothing shown yet (what the page sends before the first second arrives).
+    after_text = request.GET.get("after", "-1")
+    after = -1 if after_text == "-1" else ascii_number(after_text)
+    if after is None:
         return JsonResponse(
-            {"error": "after: give the last second already shown, e.g. 12."}, status=400
+            {"error": "after: give the last second already shown as digits, e.g. 12."},
+            status=400,
         )
     run = _run_or_none(run_id)
     if run is None:

@@ -23,6 +23,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from loadtests import services, waiting
 from loadtests.engine import IntervalSnapshot
 from loadtests.models import LoadTestDefinition, LoadTestRun, RunStatus, RunTrigger
+from loadtests.validators import ascii_number
 from loadtests.waiting import QueueWorkers
 
 JSON_KEYS = (
@@ -141,8 +142,9 @@ class Command(BaseCommand):
 
     def _find_definition(self, key: str) -> LoadTestDefinition:
         found = LoadTestDefinition.objects.filter(name=key).first()
-        if found is None and key.isdigit():
-            found = LoadTestDefinition.objects.filter(pk=int(key)).first()
+        number = ascii_number(key)
+        if found is None and number is not None:
+            found = LoadTestDefinition.objects.filter(pk=number).first()
         if found is None:
             raise _fail(f"no load-test definition named or numbered {key!r}")
         return found
