@@ -187,6 +187,8 @@ def batch_calculate(request: HttpRequest, ref: str) -> HttpResponse:
         started = services.start_calculation(existing)
     except services.BatchBusy:
         return error(409, {"status": "the batch is already being calculated"})
+    except services.QueueUnavailable:
+        return error(503, {"status": "the task queue is unreachable; nothing was queued, retry"})
     return JsonResponse(
         {"id": started.pk, "status": started.status, "status_url": f"/api/batches/{started.pk}/"},
         status=202,

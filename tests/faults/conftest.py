@@ -38,6 +38,7 @@ START_TIMEOUT_S = 120
 PROBE_EVERY_S = 0.1
 PROBE_TIMEOUT_S = 2.0
 ADMIN_PASSWORD = "pw-faults-123"
+API_TOKEN = "faults-api-token-0123456789"
 REPORT_KEY = pytest.StashKey[list[str]]()
 
 
@@ -261,6 +262,7 @@ def product(
         OFFGRIDPERF_LOCAL="1",
         PYTHONUNBUFFERED="1",
         LOG_LEVEL="INFO",
+        EMISSIONS_API_TOKEN=API_TOKEN,
         # Its own var/ (secrets, collected static files): the web runs as in production, with
         # DEBUG off and hashed static names, and leaves the checkout's var/ alone.
         OFFGRIDPERF_VAR_DIR=str(tmp_path_factory.mktemp("faults-var")),
@@ -326,6 +328,21 @@ def open_model_definition(
     )
     LoadTestStep.objects.create(definition=definition, name="batches", path="/api/batches/")
     return definition
+
+
+def post_to_target(product: Product, path: str) -> int:
+    """POST to the target's write API with its token; the status it answered."""
+    request = urllib.request.Request(
+        f"{product.target_url}{path}",
+        data=b"",
+        method="POST",
+        headers={"Authorization": f"Bearer {API_TOKEN}"},
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return response.status
+    except urllib.error.HTTPError as exc:
+        return exc.code
 
 
 def recorded_indexes(run: LoadTestRun) -> list[int]:

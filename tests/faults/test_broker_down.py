@@ -28,7 +28,8 @@ def test_it_ends_a_run_as_error_naming_the_broker_when_the_broker_does_not_answe
     # Redis is down. (Celery reads CELERY_BROKER_URL from the environment before its config.)
     dead_url = f"redis://127.0.0.1:{closed_port()}/0"
     monkeypatch.setenv("CELERY_BROKER_URL", dead_url)
-    dead = Celery("dead-broker", broker=dead_url)
+    # Not the current app: shared tasks of later tests must not end up on this one.
+    dead = Celery("dead-broker", broker=dead_url, set_as_current=False)
 
     @dead.task(name="loadtests.tasks.execute_run")
     def execute_run(run_id: int) -> None:

@@ -13,12 +13,15 @@ from collections.abc import Callable
 
 import pytest
 
+from emissions import seeding
+from emissions.models import ActivityBatch
 from loadtests.models import LoadTestRun
 from tests.faults.conftest import (
     Prober,
     Product,
     WebSession,
     open_model_definition,
+    post_to_target,
     recorded_indexes,
     wait_for,
 )
@@ -62,7 +65,8 @@ def test_it_rides_out_the_loss_of_the_cache_and_broker_redis_mid_run(
 ) -> None:
     product = ready_product
     definition = open_model_definition(product, name="redis-loss", duration_s=20)
-    worker = product.child("worker")
+    batch = ActivityBatch.objects.get(pk=seeding.seed(100)[0].pk)
+    pids = {name: product.child(name).pid for name in ("web", "worker", "beat", "target")}
     with Prober(product.web_probe_url) as web_probe, Prober(product.target_probe_url) as target:
         run = web.run_now(definition)
         wait_for_intervals(run, 3)
@@ -73,16 +77,21 @@ def test_it_rides_out_the_loss_of_the_cache_and_broker_redis_mid_run(
         # "Run now" while the broker is down: a clear refusal and the run row kept, no 500.
         refused = web.run_now(definition)
         refused.refresh_from_db()
+        # The target's one write that needs the broker: refused, with the batch as it was.
+        calculate_status = post_to_target(product, f"/api/batches/{batch.pk}/calculate/")
         time.sleep(max(0.0, killed_at + OUTAGE_S - time.monotonic()))
         product.redis.start()  # same port, empty: whatever the broker held is gone
 
         run = wait_for_end(run)
         settled_after = time.monotonic() - killed_at
-    # The same worker process rode it out: it neither crashed nor needed runall's restart.
-    assert product.child("worker").pid == worker.pid
+    # The same processes rode it out: none crashed or needed runall's restart.
+    assert {name: product.child(name).pid for name in pids} == pids
     assert "Unrecoverable error" not in product.output()
 
     assert refused.status == "error" and "broker" in refused.status_reason, refused.status_reason
+    assert calculate_status == 503
+    assert batch.status == "done"
+    assert ActivityBatch.objects.get(pk=batch.pk).status == "done"
     indexes = assert_intervals_kept(run, before)
     planned = definition.duration_s
     assert planned <= len(indexes) <= planned + 1  # one per second of the schedule, none lost
