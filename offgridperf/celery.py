@@ -13,9 +13,9 @@ the consumer reconnects with back-off as it does for any other connection error.
 `RedisResultBackend` is Celery's Redis result backend without the subscription it opens at
 every publish (to the result's pub/sub channel, on the chance that the caller waits for it).
 The web and the target publish tasks but never wait for their results (the database holds
-every outcome), and that subscription made "Run now" need Redis even when the broker did not:
-with Redis away it retried for 20 s and then failed the request. A caller that does call
-`.get()` still subscribes then, after checking the stored result first.
+every outcome), yet with Redis away that subscription held each "Run now" for 20 s of retries
+and then failed it with a RuntimeError, before the broker's own error could be handled. A
+caller that does call `.get()` still subscribes then, after checking the stored result first.
 """
 
 from __future__ import annotations
