@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import ctypes.util
+import functools
 import os
 import signal
 import subprocess
@@ -101,13 +102,18 @@ class Backoff:
         return delay
 
 
+@functools.cache
+def _libc() -> ctypes.CDLL:
+    return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+
+
 def _parent_death_signal(sig: int) -> Callable[[], None]:
     """A preexec_fn asking the kernel to send `sig` to the child when runall dies.
 
-    libc is looked up here, in the parent: between fork and exec the child may only make
-    async-signal-safe calls, and the prctl call itself is one.
+    libc is loaded here, in the parent: between fork and exec, with our output threads
+    running, the child must not import or take locks; it only makes the prctl call.
     """
-    libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+    libc = _libc()
     parent = os.getpid()
 
     def preexec() -> None:
