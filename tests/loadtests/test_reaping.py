@@ -229,9 +229,8 @@ def test_a_frozen_worker_is_reaped_by_another_processs_housekeeping(
             "the reap",
         )
         reaped = LoadTestRun.objects.get(pk=run.pk)
-        print(
-            f"interrupted {waited:.1f} s after SIGSTOP, {reaped.finished_at - last_beat} after its last heartbeat"
-        )
+        silent = (reaped.finished_at - last_beat).total_seconds()
+        print(f"interrupted {waited:.1f} s after SIGSTOP, {silent:.1f} s after its last heartbeat")
         assert reaped.status == "interrupted"
         assert reaped.worker_node.startswith("frozen@")
         assert reaped.intervals.count() >= 3
