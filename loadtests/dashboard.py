@@ -21,6 +21,7 @@ from django.db.models.functions import RowNumber
 from django.utils import dateformat, timezone
 
 from loadtests import charts, secrets, services, waiting
+from loadtests.engine.histograms import Histogram
 from loadtests.models import (
     ACTIVE_STATUSES,
     LoadTestDefinition,
@@ -28,7 +29,6 @@ from loadtests.models import (
     RunInterval,
     RunStatus,
 )
-from offgridperf.histograms import Histogram
 
 RUNS_PER_PAGE = 25
 TREND_RUNS = 20

@@ -25,6 +25,7 @@ from kombu.exceptions import OperationalError as KombuOperationalError
 from loadtests import secrets, waiting
 from loadtests.engine import EngineConfig, IntervalSnapshot, RunResult, Stage, Step
 from loadtests.engine import run as run_engine
+from loadtests.engine.histograms import Histogram, write_interval_log
 from loadtests.models import (
     LoadModel,
     LoadTestDefinition,
@@ -42,7 +43,6 @@ from loadtests.validators import (
     user_field,
     validate_target_url,
 )
-from offgridperf.histograms import Histogram, write_interval_log
 
 log = logging.getLogger(__name__)
 

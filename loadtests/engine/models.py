@@ -18,6 +18,13 @@ from typing import Any
 
 from loadtests.engine import errors
 from loadtests.engine.config import EngineConfig
+from loadtests.engine.histograms import (
+    BUCKET_SHIFT,
+    HIGHEST_TRACKABLE_US,
+    SUB_BUCKET_MASK,
+    Histogram,
+)
+from loadtests.engine.histograms import SUB_BUCKET_HALF_COUNT_MAGNITUDE as HALF_MAGNITUDE
 from loadtests.engine.http import (
     Connection,
     InvalidRequestTarget,
@@ -29,8 +36,6 @@ from loadtests.engine.http import (
 )
 from loadtests.engine.pool import Pool
 from loadtests.engine.scheduler import ArrivalSchedule, Ramp
-from offgridperf.histograms import BUCKET_SHIFT, HIGHEST_TRACKABLE_US, SUB_BUCKET_MASK, Histogram
-from offgridperf.histograms import SUB_BUCKET_HALF_COUNT_MAGNITUDE as HALF_MAGNITUDE
 
 LATE_START_S = 0.010
 # The loop's timers have millisecond granularity, so a pacing timer fires up to a millisecond

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from offgridperf.histograms import Histogram
+from loadtests.engine.histograms import Histogram
 
 SUMMARY_PERCENTILES = (50.0, 90.0, 95.0, 99.0, 99.9)
 # Generator health limits; see RunResult.health.

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from loadtests.engine.config import EngineConfig
+from loadtests.engine.histograms import Histogram
 from loadtests.engine.http import clock
 from loadtests.engine.models import Interval, LoadModel, OpenModel, make_model
 from loadtests.engine.report import (
@@ -31,7 +32,6 @@ from loadtests.engine.report import (
     ms,
     summary_ms,
 )
-from offgridperf.histograms import Histogram
 
 log = logging.getLogger(__name__)
 

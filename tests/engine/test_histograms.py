@@ -5,7 +5,7 @@ import random
 import pytest
 from hdrh.histogram import HdrHistogram
 
-from offgridperf.histograms import (
+from loadtests.engine.histograms import (
     HIGHEST_TRACKABLE_US,
     Histogram,
     histogram_of,
