@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from django.utils import timezone
 
-from loadtests import services
+from loadtests import adhoc, services
 from loadtests.engine import RunResult
 from loadtests.engine import run as run_engine
 from loadtests.engine.histograms import Histogram
@@ -22,8 +22,8 @@ pytestmark = pytest.mark.django_db
 
 def adhoc_run(url: str, *, users: int = 2, duration_s: int = 1) -> LoadTestRun:
     """A run as a worker holds it while the engine runs: claimed, so `running`."""
-    frozen = services.adhoc_config(url, rate=None, users=users, duration_s=duration_s)
-    run = services.create_adhoc_run(frozen)
+    frozen = adhoc.adhoc_config(url, rate=None, users=users, duration_s=duration_s)
+    run = adhoc.create_adhoc_run(frozen)
     LoadTestRun.objects.filter(pk=run.pk).update(status="running", started_at=timezone.now())
     return run
 

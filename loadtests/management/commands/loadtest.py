@@ -20,7 +20,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from loadtests import services, waiting
+from loadtests import adhoc, services, waiting
 from loadtests.engine import IntervalSnapshot
 from loadtests.models import LoadTestDefinition, LoadTestRun, RunStatus, RunTrigger
 from loadtests.validators import ascii_number
@@ -122,7 +122,7 @@ class Command(BaseCommand):
             raise _fail("--timeout must be above 0 seconds")
         if options["rate"] is not None and options["think"]:
             raise _fail("--think applies to --users (closed model) only")
-        frozen = services.adhoc_config(
+        frozen = adhoc.adhoc_config(
             options["url"],
             rate=options["rate"],
             users=options["users"],
@@ -133,7 +133,7 @@ class Command(BaseCommand):
             verify_tls=not options["insecure"],
         )
         try:
-            run = services.create_adhoc_run(frozen, trigger=RunTrigger.CLI)
+            run = adhoc.create_adhoc_run(frozen, trigger=RunTrigger.CLI)
         except services.RunRefused as exc:
             raise _fail(_problems_text(exc)) from None
         return self._execute_here(run)
