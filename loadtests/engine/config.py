@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 import re
 from dataclasses import asdict, dataclass, field, fields
@@ -114,36 +115,124 @@ class EngineConfig:
         return self.model == OPEN
 
     def to_dict(self) -> dict[str, Any]:
-        """A JSON-serialisable dict; `from_dict` turns it back into an equal config."""
-        data = asdict(self)
+        """The config in the load-test document's names (`rate_rps`, not `rate`; see
+        DOCUMENT_NAMES), JSON-serialisable; `from_dict` turns it back into an equal config.
+        The engine-only settings a document does not carry appear only when not the default."""
+        data: dict[str, Any] = {}
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if f.name in ENGINE_ONLY and value == f.default:
+                continue
+            data[DOCUMENT_NAMES.get(f.name, f.name)] = value
         data["steps"] = [_step_to_dict(step) for step in self.steps]
         data["stages"] = [asdict(stage) for stage in self.stages]
         return data
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> EngineConfig:
-        known = {f.name for f in fields(cls)}
-        values = {key: value for key, value in data.items() if key in known}
-        values["steps"] = tuple(_step_from_dict(step) for step in data.get("steps", ()))
+        """A config from a dict in the document's names (a load-test document, or `to_dict`'s
+        output); keys the engine does not use (name, thresholds, tags, ...) are ignored."""
+        values = {
+            f.name: data[DOCUMENT_NAMES.get(f.name, f.name)]
+            for f in fields(cls)
+            if DOCUMENT_NAMES.get(f.name, f.name) in data
+        }
+        values["steps"] = tuple(_step_from_dict(step) for step in data.get("steps") or ())
         values["stages"] = tuple(
-            Stage(duration_s=float(s["duration_s"]), target=float(s["target"]))
-            for s in data.get("stages", ())
+            Stage(duration_s=s["duration_s"], target=s["target"]) for s in data.get("stages") or ()
         )
         return cls(**values)
 
 
+# The load-test document names some settings as its users know them; everything else is
+# called the same on both sides. `validate()` names the engine's fields: `document_field`
+# turns those names into the document's, so an error reads `rate_rps`, never `rate`.
+DOCUMENT_NAMES = {
+    "base_url": "target_base_url",
+    "model": "load_model",
+    "rate": "rate_rps",
+    "think_min_s": "think_time_min_s",
+    "think_max_s": "think_time_max_s",
+}
+STEP_DOCUMENT_NAMES = {
+    "expect_status": "expected_statuses",
+    "check_contains": "check_value",
+    "check_json_field": "check_path",
+    "check_json_value": "check_value",
+}
+# Tuning a document does not carry (the engine's own CLI and tests set them).
+ENGINE_ONLY = frozenset(
+    {"start_target", "max_backlog", "abort_window_s", "abort_min_requests", "tick_s"}
+)
+CHECK_CONTAINS = "contains"
+CHECK_JSON_EQUALS = "json_equals"
+_STEP_FIELD = re.compile(r"(steps\[\d+\])\.(\w+)")
+
+
+def document_field(engine_field: str) -> str:
+    """The document's name for a field `validate()` names, e.g. rate -> rate_rps."""
+    step_field = _STEP_FIELD.fullmatch(engine_field)
+    if step_field:
+        prefix, name = step_field.groups()
+        return f"{prefix}.{STEP_DOCUMENT_NAMES.get(name, name)}"
+    return DOCUMENT_NAMES.get(engine_field, engine_field)
+
+
+def check_value_of(text: str) -> object:
+    """The value a json_equals check compares with: `text` read as JSON, else `text` itself
+    (so `ok` and `"ok"` both mean the string ok)."""
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text
+
+
+def _check_text(value: object) -> str:
+    if isinstance(value, str) and check_value_of(value) == value:
+        return value
+    return json.dumps(value)
+
+
 def _step_to_dict(step: Step) -> dict[str, Any]:
-    data = asdict(step)
-    data["expect_status"] = list(step.expect_status)
-    return data
+    check: dict[str, Any] = {"check_type": "", "check_path": "", "check_value": ""}
+    if step.check_contains is not None:
+        check = {**check, "check_type": CHECK_CONTAINS, "check_value": step.check_contains}
+    elif step.check_json_field is not None:
+        check = {
+            "check_type": CHECK_JSON_EQUALS,
+            "check_path": step.check_json_field,
+            "check_value": _check_text(step.check_json_value),
+        }
+    return {
+        "name": step.name,
+        "method": step.method,
+        "path": step.path,
+        "headers": dict(step.headers),
+        "body": step.body,
+        "weight": step.weight,
+        "expected_statuses": list(step.expect_status),
+        **check,
+    }
 
 
 def _step_from_dict(data: dict[str, Any]) -> Step:
-    known = {f.name for f in fields(Step)}
-    values = {key: value for key, value in data.items() if key in known}
-    values["headers"] = dict(values.get("headers") or {})
-    values["expect_status"] = tuple(values.get("expect_status") or (200,))
-    return Step(**values)
+    check_type = data.get("check_type") or ""
+    return Step(
+        name=data["name"],
+        method=data["method"],
+        path=data["path"],
+        headers=dict(data.get("headers") or {}),
+        body=data.get("body") or None,
+        weight=data.get("weight", 1),
+        expect_status=tuple(data.get("expected_statuses") or (200,)),
+        check_contains=data.get("check_value") if check_type == CHECK_CONTAINS else None,
+        check_json_field=data.get("check_path") if check_type == CHECK_JSON_EQUALS else None,
+        check_json_value=(
+            check_value_of(data.get("check_value") or "")
+            if check_type == CHECK_JSON_EQUALS
+            else None
+        ),
+    )
 
 
 # -- validation rules ----------------------------------------------------------------------

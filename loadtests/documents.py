@@ -1,0 +1,558 @@
+"""Load-test documents: the one vocabulary of a load test, and its one translation to and
+from the models.
+
+A document (version 1, schema in loadtests/schema/loadtest-v1.schema.json) describes a
+definition completely. Its load part is the engine's own dict (`EngineConfig.to_dict`, in the
+names users know: `rate_rps`, not `rate`); around it sit the name, description, thresholds
+and tags. The same document is what `loadtest export` writes and `loadtest import` reads,
+what a definition page downloads, and, with its secrets, a run's frozen config.
+
+Runs frozen before documents existed have no `version`; `upgrade` turns them into version 1
+wherever a run's config is read.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from django.core.exceptions import ValidationError
+from django.db import transaction
+
+from loadtests import secrets
+from loadtests.engine.config import EngineConfig, document_field
+from loadtests.models import LoadTestDefinition, LoadTestStage, LoadTestStep, Tag
+from loadtests.validators import parse_status_codes, validate_target_url
+
+VERSION = 1
+SCHEMA_PATH = Path(__file__).resolve().parent / "schema" / "loadtest-v1.schema.json"
+
+# Definition fields a document carries under the same name (the load part, as the engine
+# names it in its document dict).
+LOAD_FIELDS = (
+    "target_base_url", "verify_tls", "load_model", "users", "think_time_min_s",
+    "think_time_max_s", "rate_rps", "duration_s", "timeout_s", "max_connections",
+    "follow_redirects", "abort_error_rate_pct",
+)  # fmt: skip
+# Document threshold -> definition field.
+THRESHOLD_FIELDS = {
+    "p95_ms": "threshold_p95_ms",
+    "p99_ms": "threshold_p99_ms",
+    "error_rate_pct": "threshold_error_rate_pct",
+    "min_throughput_rps": "threshold_min_throughput_rps",
+}
+STEP_FIELDS = (
+    "name", "method", "path", "headers", "secret_headers", "body", "weight",
+    "expected_statuses", "check_type", "check_path", "check_value",
+)  # fmt: skip
+STAGE_FIELDS = ("duration_s", "target")
+TOP_FIELDS = frozenset(
+    {"version", "name", "description", "steps", "stages", "thresholds", "tags", *LOAD_FIELDS}
+)
+# k6 style: a header value "${API_TOKEN}" is read from the environment at import.
+PLACEHOLDER = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+
+
+class RunRefused(ValidationError):
+    """A run that may not start: the message names the field and the rule."""
+
+
+class DocumentInvalid(ValidationError):
+    """A document that cannot become a definition: messages by field path (`steps[2].path`)."""
+
+
+def problems_text(exc: ValidationError) -> str:
+    """One line per bad field, `field: message`: how the admin, the pages and the CLI show a
+    refused run or an invalid document."""
+    if not hasattr(exc, "error_dict"):
+        return " ".join(exc.messages)
+    return "; ".join(f"{name}: {' '.join(messages)}" for name, messages in exc.message_dict.items())
+
+
+# -- models -> document -----------------------------------------------------------------
+
+
+def _step_dict(step: LoadTestStep) -> dict[str, Any]:
+    return {
+        "name": step.name,
+        "method": step.method,
+        "path": step.path,
+        "headers": dict(step.headers or {}),
+        "secret_headers": list(step.secret_headers or []),
+        "body": step.body or None,
+        "weight": step.weight,
+        "expected_statuses": list(parse_status_codes(step.expected_statuses)),
+        "check_type": step.check_type,
+        "check_path": step.check_path,
+        "check_value": step.check_value,
+    }
+
+
+def _document(
+    definition: LoadTestDefinition,
+    steps: Iterable[LoadTestStep],
+    stages: Iterable[LoadTestStage],
+    tags: Iterable[str],
+) -> dict[str, Any]:
+    document: dict[str, Any] = {
+        "version": VERSION,
+        "name": definition.name,
+        "description": definition.description,
+    }
+    document.update({name: getattr(definition, name) for name in LOAD_FIELDS})
+    document["target_base_url"] = definition.target_base_url.rstrip("/")
+    document["steps"] = [_step_dict(step) for step in steps]
+    document["stages"] = [{"duration_s": s.duration_s, "target": s.target} for s in stages]
+    document["thresholds"] = {
+        name: getattr(definition, field_name) for name, field_name in THRESHOLD_FIELDS.items()
+    }
+    document["tags"] = sorted(tags)
+    return document
+
+
+def _tags_of(definition: LoadTestDefinition) -> list[str]:
+    return [tag.name for tag in definition.tags.all()] if definition.pk else []
+
+
+def freeze_definition(
+    definition: LoadTestDefinition,
+    steps: Iterable[LoadTestStep] | None = None,
+    stages: Iterable[LoadTestStage] | None = None,
+) -> dict[str, Any]:
+    """The definition's document with its secrets: what a run keeps, so that later edits never
+    rewrite history, and what the engine runs.
+
+    `steps` and `stages` (in order) stand in for the stored ones when given: the admin
+    checks a definition as a run would freeze it before anything is saved.
+    """
+    steps = definition.steps.all() if steps is None else steps
+    stages = definition.stages.all() if stages is None else stages
+    return _document(definition, steps, stages, _tags_of(definition))
+
+
+def env_name(header: str) -> str:
+    """The environment variable an exported secret header is read from: X-Api-Key -> X_API_KEY."""
+    return re.sub(r"[^A-Za-z0-9]", "_", header).upper()
+
+
+def without_secrets(document: Mapping[str, Any]) -> dict[str, Any]:
+    """`document` fit to leave the server: every secret header's value becomes a `${NAME}`
+    placeholder (kept as it is when it is one already), so the file can go into git and the
+    value comes from the environment at import, as k6 users pass secrets."""
+    shown = json.loads(json.dumps(document))
+    for step in shown.get("steps") or []:
+        names = secrets.secret_names(step.get("secret_headers") or ())
+        step["headers"] = {
+            name: _placeholder(name, value) if name.lower() in names else value
+            for name, value in (step.get("headers") or {}).items()
+        }
+    return shown
+
+
+def _placeholder(name: str, value: Any) -> str:
+    if isinstance(value, str) and PLACEHOLDER.fullmatch(value):
+        return value
+    return f"${{{env_name(name)}}}"
+
+
+def document_of(definition: LoadTestDefinition) -> dict[str, Any]:
+    """The definition's document as exported and downloaded: secrets as placeholders."""
+    return without_secrets(freeze_definition(definition))
+
+
+# -- old frozen configs ----------------------------------------------------------------------
+
+
+def upgrade(config: Mapping[str, Any] | None) -> dict[str, Any]:
+    """A run's frozen config as a version-1 document. Configs frozen before documents existed
+    (no `version`) had the same names, no description, and settings added since missing:
+    those take the value they had then (certificates verified, no secret headers)."""
+    config = dict(config or {})
+    if config.get("version") == VERSION:
+        return config
+    document: dict[str, Any] = {"version": VERSION, "name": config.get("name", "")}
+    document["description"] = config.get("description", "")
+    defaults = {"verify_tls": True, "follow_redirects": False, "abort_error_rate_pct": None}
+    for name in LOAD_FIELDS:
+        document[name] = config.get(name, defaults.get(name, 0))
+    document["steps"] = [_upgraded_step(step) for step in config.get("steps") or []]
+    document["stages"] = [
+        {"duration_s": s["duration_s"], "target": s["target"]} for s in config.get("stages") or []
+    ]
+    thresholds = config.get("thresholds") or {}
+    document["thresholds"] = {name: thresholds.get(name) for name in THRESHOLD_FIELDS}
+    document["tags"] = list(config.get("tags") or [])
+    return document
+
+
+def _upgraded_step(step: Mapping[str, Any]) -> dict[str, Any]:
+    defaults: dict[str, Any] = {
+        "headers": {}, "secret_headers": [], "body": None, "weight": 1,
+        "expected_statuses": [200], "check_type": "", "check_path": "", "check_value": "",
+    }  # fmt: skip
+    return {name: step.get(name, defaults.get(name)) for name in STEP_FIELDS}
+
+
+# -- document -> engine ------------------------------------------------------------------------
+
+
+def engine_config_from(document: Mapping[str, Any]) -> EngineConfig:
+    """The engine's config for a run's document (or an old frozen config)."""
+    return EngineConfig.from_dict(upgrade(document))
+
+
+def config_problems(document: Mapping[str, Any]) -> dict[str, list[str]]:
+    """Everything wrong with a document by the engine's rules, by field in the document's
+    names (`rate_rps`, `steps[2].path`); empty when it can run. The allow-list is the one
+    rule only Django knows."""
+    document = upgrade(document)
+    problems: dict[str, list[str]] = {}
+    try:
+        validate_target_url(document["target_base_url"])
+    except ValidationError as exc:
+        problems["target_base_url"] = list(exc.messages)
+    for name, message in engine_config_from(document).validate():
+        _add(problems, document_field(name), [message])
+    return problems
+
+
+def refuse_if_problems(document: Mapping[str, Any]) -> None:
+    problems = config_problems(document)
+    if problems:
+        raise RunRefused(problems)
+
+
+def _add(problems: dict[str, list[str]], path: str, messages: Iterable[str]) -> None:
+    known = problems.setdefault(path, [])
+    known.extend(message for message in messages if message not in known)
+
+
+# -- document -> models ----------------------------------------------------------------------
+
+
+@dataclass
+class Change:
+    """What applying a document did (or, in a dry run, would do) to its definition."""
+
+    name: str
+    action: str  # created | updated | unchanged | kept (exists; not overwritten)
+    fields: list[str] = field(default_factory=list)
+    definition: LoadTestDefinition | None = None
+
+    def __str__(self) -> str:
+        if self.action == "updated":
+            return f"updated {self.name}: {', '.join(self.fields)}"
+        if self.action == "kept":
+            return f"kept {self.name} (it exists; --if-missing never overwrites)"
+        return f"{self.action} {self.name}"
+
+
+@dataclass
+class _Built:
+    definition: LoadTestDefinition
+    steps: list[LoadTestStep]
+    stages: list[LoadTestStage]
+    tags: list[str]
+
+
+def apply_document(
+    document: Any,
+    definition: LoadTestDefinition | None = None,
+    *,
+    dry_run: bool = False,
+    if_missing: bool = False,
+    environ: Mapping[str, str] | None = None,
+) -> Change:
+    """Create or update (by name, or `definition` when given) the definition `document`
+    describes, atomically. Raises DocumentInvalid naming every bad field by its path in the
+    document. `dry_run` changes nothing; `if_missing` leaves an existing definition as it is.
+    `${NAME}` in a header value comes from `environ` (the process environment by default); a
+    secret left out that way keeps its stored value when the definition already has it."""
+    problems = shape_problems(document)
+    if problems:
+        raise DocumentInvalid(problems)
+    if definition is None:
+        definition = LoadTestDefinition.objects.filter(name=document["name"]).first()
+    before = freeze_definition(definition) if definition is not None else None
+    document = _with_environment(document, before, os.environ if environ is None else environ)
+    built = _build(document, definition)
+    after = _document(built.definition, built.steps, built.stages, built.tags)
+    if before is None:
+        change = Change(after["name"], "created")
+    elif if_missing:
+        return Change(after["name"], "kept", definition=definition)
+    else:
+        changed = differences(before, after)
+        change = Change(after["name"], "updated" if changed else "unchanged", changed)
+    if not dry_run and change.action != "unchanged":
+        _save(built)
+    change.definition = built.definition if not dry_run else definition
+    return change
+
+
+def shape_problems(document: Any) -> dict[str, list[str]]:
+    """What makes `document` no version-1 document at all (kinds of values, unknown names)."""
+    if not isinstance(document, Mapping):
+        return {"(document)": ["A load-test document is a JSON object."]}
+    problems: dict[str, list[str]] = {}
+    if document.get("version") != VERSION:
+        _add(problems, "version", [f"Give the document's version: {VERSION}."])
+    if not isinstance(document.get("name"), str) or not document["name"].strip():
+        _add(problems, "name", ["Give the load test a name."])
+    for name in sorted(set(document) - TOP_FIELDS):
+        _add(problems, name, ["Not a field of a load-test document."])
+    _list_problems(problems, document, "steps", STEP_FIELDS)
+    _list_problems(problems, document, "stages", STAGE_FIELDS)
+    thresholds = document.get("thresholds", {})
+    if not isinstance(thresholds, Mapping):
+        _add(problems, "thresholds", ['Thresholds are an object, e.g. {"p95_ms": 200}.'])
+    else:
+        for name in sorted(set(thresholds) - set(THRESHOLD_FIELDS)):
+            _add(problems, f"thresholds.{name}", [f"Use {', '.join(THRESHOLD_FIELDS)}."])
+    tags = document.get("tags", [])
+    if not isinstance(tags, list) or not all(isinstance(tag, str) for tag in tags):
+        _add(problems, "tags", ['Tags are a list of names, e.g. ["smoke"].'])
+    return problems
+
+
+def _list_problems(
+    problems: dict[str, list[str]], document: Mapping[str, Any], key: str, known: Sequence[str]
+) -> None:
+    items = document.get(key, [])
+    if not isinstance(items, list):
+        _add(problems, key, [f"{key} is a list of objects."])
+        return
+    for index, item in enumerate(items):
+        if not isinstance(item, Mapping):
+            _add(problems, f"{key}[{index}]", ["Each item is an object."])
+            continue
+        for name in sorted(set(item) - set(known)):
+            _add(problems, f"{key}[{index}].{name}", ["Not a field of a load-test document."])
+    if key == "steps":
+        for index, item in enumerate(items):
+            statuses = item.get("expected_statuses", [200]) if isinstance(item, Mapping) else []
+            whole = all(isinstance(c, int) and not isinstance(c, bool) for c in statuses or [0.5])
+            if not isinstance(statuses, list) or not whole:
+                _add(
+                    problems,
+                    f"steps[{index}].expected_statuses",
+                    ["Give a list of status codes, e.g. [200, 201]."],
+                )
+
+
+def _with_environment(
+    document: Mapping[str, Any], before: Mapping[str, Any] | None, environ: Mapping[str, str]
+) -> dict[str, Any]:
+    document = json.loads(json.dumps(document))
+    stored = {step["name"]: step for step in (before or {}).get("steps", [])}
+    problems: dict[str, list[str]] = {}
+    for index, step in enumerate(document.get("steps") or []):
+        headers = step.get("headers")
+        if not isinstance(headers, dict):
+            continue
+        for name, value in headers.items():
+            if not isinstance(value, str) or not PLACEHOLDER.search(value):
+                continue
+            resolved, missing = _resolve(value, environ)
+            if missing:
+                kept = _stored_secret(stored.get(step.get("name")), name)
+                if kept is None:
+                    variables = ", ".join(missing)
+                    _add(
+                        problems,
+                        f"steps[{index}].headers.{name}",
+                        [f"Set the environment variable {variables}: the document leaves "
+                         "this value out."],
+                    )  # fmt: skip
+                    continue
+                resolved = kept
+            headers[name] = resolved
+    if problems:
+        raise DocumentInvalid(problems)
+    return document
+
+
+def _resolve(value: str, environ: Mapping[str, str]) -> tuple[str, list[str]]:
+    missing = [name for name in PLACEHOLDER.findall(value) if name not in environ]
+    return PLACEHOLDER.sub(lambda m: environ.get(m.group(1), m.group(0)), value), missing
+
+
+def _stored_secret(step: Mapping[str, Any] | None, header: str) -> str | None:
+    if not step:
+        return None
+    names = secrets.secret_names(step.get("secret_headers") or ())
+    for name, value in (step.get("headers") or {}).items():
+        if name.lower() == header.lower() and name.lower() in names:
+            return value
+    return None
+
+
+def _model_default(model: type, name: str) -> Any:
+    return model._meta.get_field(name).get_default()
+
+
+def _build(document: Mapping[str, Any], existing: LoadTestDefinition | None) -> _Built:
+    """Unsaved model instances for `document`, checked by the models' and the engine's rules."""
+    # A fresh copy: a dry run or a refused document must leave the caller's instance as it was.
+    definition = (
+        LoadTestDefinition.objects.get(pk=existing.pk) if existing else LoadTestDefinition()
+    )
+    definition.name = document["name"]
+    definition.description = document.get("description") or ""
+    for name in LOAD_FIELDS:
+        definition_value = document.get(name, _model_default(LoadTestDefinition, name))
+        setattr(definition, name, definition_value)
+    thresholds = document.get("thresholds") or {}
+    for name, field_name in THRESHOLD_FIELDS.items():
+        setattr(definition, field_name, thresholds.get(name))
+    problems: dict[str, list[str]] = {}
+    _clean(definition, problems, "", exclude=())
+    steps = [_step(definition, index, item, problems) for index, item in _items(document, "steps")]
+    stages = [
+        LoadTestStage(order=index, duration_s=item.get("duration_s"), target=item.get("target"))
+        for index, item in _items(document, "stages")
+    ]
+    for index, stage in enumerate(stages):
+        _clean(stage, problems, f"stages[{index}].", exclude=("definition",))
+    tags = list(dict.fromkeys(document.get("tags") or []))
+    for index, tag in enumerate(tags):
+        try:
+            Tag._meta.get_field("name").clean(tag, None)
+        except ValidationError as exc:
+            _add(problems, f"tags[{index}]", exc.messages)
+    if not problems:
+        built = _document(definition, steps, stages, tags)
+        for path, messages in config_problems(built).items():
+            _add(problems, path, messages)
+    if problems:
+        raise DocumentInvalid(problems)
+    return _Built(definition, steps, stages, tags)
+
+
+def _items(document: Mapping[str, Any], key: str) -> list[tuple[int, Mapping[str, Any]]]:
+    return list(enumerate(document.get(key) or []))
+
+
+def _step(
+    definition: LoadTestDefinition, index: int, item: Mapping[str, Any], problems: dict
+) -> LoadTestStep:
+    values = {
+        name: item[name] for name in STEP_FIELDS if name in item and name != "expected_statuses"
+    }
+    values["body"] = values.get("body") or ""
+    for name in ("check_type", "check_path", "check_value"):
+        values[name] = values.get(name) or ""
+    statuses = item.get("expected_statuses", [200])
+    values["expected_statuses"] = ",".join(str(code) for code in statuses)
+    step = LoadTestStep(order=index, **values)
+    _clean(step, problems, f"steps[{index}].", exclude=("definition",))
+    return step
+
+
+def _clean(instance: Any, problems: dict, prefix: str, *, exclude: Sequence[str]) -> None:
+    # Fields first: a model's clean() compares values and needs them of the right kind.
+    try:
+        instance.clean_fields(exclude=list(exclude))
+        instance.full_clean(exclude=list(exclude), validate_unique=not exclude)
+    except ValidationError as exc:
+        for name, messages in exc.message_dict.items():
+            whole = prefix.rstrip(".") or "name"
+            _add(problems, whole if name == "__all__" else prefix + _document_path(name), messages)
+
+
+def _document_path(field_name: str) -> str:
+    for name, threshold_field in THRESHOLD_FIELDS.items():
+        if field_name == threshold_field:
+            return f"thresholds.{name}"
+    return field_name
+
+
+def _save(built: _Built) -> None:
+    with transaction.atomic():
+        definition = built.definition
+        definition.save()
+        definition.steps.all().delete()
+        definition.stages.all().delete()
+        for step in built.steps:
+            step.definition = definition
+        for stage in built.stages:
+            stage.definition = definition
+        LoadTestStep.objects.bulk_create(built.steps)
+        LoadTestStage.objects.bulk_create(built.stages)
+        definition.tags.set([Tag.objects.get_or_create(name=name)[0] for name in built.tags])
+
+
+def differences(before: Any, after: Any, path: str = "") -> list[str]:
+    """The paths at which two documents differ (`rate_rps`, `steps[1].path`, `steps`)."""
+    if isinstance(before, dict) and isinstance(after, dict):
+        changed: list[str] = []
+        for key in list(dict.fromkeys([*before, *after])):
+            changed += differences(
+                before.get(key), after.get(key), f"{path}.{key}" if path else key
+            )
+        return changed
+    if isinstance(before, list) and isinstance(after, list) and len(before) == len(after):
+        changed = []
+        for index, (old, new) in enumerate(zip(before, after, strict=True)):
+            changed += differences(old, new, f"{path}[{index}]")
+        return changed
+    return [] if before == after else [path]
+
+
+# -- files ---------------------------------------------------------------------------------------
+
+
+@dataclass
+class FileResult:
+    path: str
+    changes: list[Change] = field(default_factory=list)
+    error: str = ""
+
+
+class _RollBack(Exception):
+    pass
+
+
+def read_documents(path: Path) -> list[Any]:
+    """The documents in a file: one JSON document, or a JSON list of them."""
+    data = json.loads(path.read_text(encoding="utf-8"))
+    return data if isinstance(data, list) else [data]
+
+
+def import_file(
+    path: Path,
+    *,
+    dry_run: bool = False,
+    if_missing: bool = False,
+    environ: Mapping[str, str] | None = None,
+) -> FileResult:
+    """Apply every document in one file, all or none: one bad document leaves every
+    definition as it was before this file (files imported earlier stay imported)."""
+    result = FileResult(str(path))
+    try:
+        documents = read_documents(path)
+    except (OSError, ValueError) as exc:
+        result.error = f"cannot read it as JSON: {exc}"
+        return result
+    try:
+        with transaction.atomic():
+            for index, document in enumerate(documents):
+                try:
+                    change = apply_document(
+                        document, dry_run=dry_run, if_missing=if_missing, environ=environ
+                    )
+                except DocumentInvalid as exc:
+                    where = f"document {index + 1}" if len(documents) > 1 else "document"
+                    name = document.get("name") if isinstance(document, Mapping) else None
+                    label = f"{where} ({name})" if isinstance(name, str) else where
+                    result.error = f"{label}: {problems_text(exc)}"
+                    raise _RollBack from exc
+                result.changes.append(change)
+    except _RollBack:
+        result.changes = []
+    return result
