@@ -1,3 +1,12 @@
+"""Fixtures and checks shared by the whole suite.
+
+Nothing here imports Django at module level: the engine's tests (tests/engine) run without it,
+and without PostgreSQL or Redis, so `pytest tests/engine` works on any machine with the
+dependencies installed. Every other test directory uses Django, and runs against the real
+PostgreSQL and Redis only: the check below refuses a run that collected one of their tests
+while the settings point at SQLite or the local-memory cache.
+"""
+
 from __future__ import annotations
 
 import os
@@ -10,18 +19,31 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from django.conf import settings
 
 from tests.tls import HttpsTarget, https_target_server
 
 ROOT = Path(__file__).resolve().parent.parent
 
+# Test directories that need neither Django's database nor Redis (keep them free of Django).
+STANDALONE_DIRS = (ROOT / "tests" / "engine",)
 
-def pytest_configure(config: pytest.Config) -> None:
+
+def needs_services(item: pytest.Item) -> bool:
+    return not any(item.path.is_relative_to(directory) for directory in STANDALONE_DIRS)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    # At collection rather than configure time, so that a run of standalone tests alone is
+    # never refused, and a run with a single Django test always is.
+    if not any(needs_services(item) for item in items):
+        return
+    from django.conf import settings
+
     if not settings.DATABASE_IS_POSTGRES or not settings.REDIS_URL:
         raise pytest.UsageError(
             "the suite runs against the real PostgreSQL and Redis: use `make test` "
-            "(or set DATABASE_URL=postgres://... and REDIS_URL=redis://...)"
+            "(or set DATABASE_URL=postgres://... and REDIS_URL=redis://...); only "
+            "`pytest tests/engine` runs without them"
         )
 
 
@@ -57,6 +79,8 @@ def viewer_client(client: Any, viewer: Any) -> Any:
 
 def worker_env(database_name: str) -> dict[str, str]:
     """Environment for a subprocess that must see the test database."""
+    from django.conf import settings
+
     env = dict(os.environ)
     db = settings.DATABASES["default"]
     port = f":{db['PORT']}" if db["PORT"] else ""
