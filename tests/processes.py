@@ -19,6 +19,13 @@ def wait_for(predicate: Callable[[], Any], timeout_s: float, what: str) -> float
     return time.monotonic() - started
 
 
+def restarted(product: Any, name: str, old_pid: int) -> bool:
+    """Whether runall's `name` process runs again under a new pid (asked once: it may die
+    between two looks)."""
+    proc = product.child(name)
+    return proc is not None and proc.pid != old_pid
+
+
 def send_task(broker_url: str, name: str, *args: Any) -> AsyncResult:
     """Send task `name` as the product does (its queues, routes, result backend), to the
     processes started with their own Redis at `broker_url`."""

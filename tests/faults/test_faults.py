@@ -25,6 +25,7 @@ from tests.faults.conftest import (
     recorded_indexes,
     wait_for,
 )
+from tests.processes import restarted
 
 OUTAGE_S = 3.0
 RUN_END_GRACE_S = 90
@@ -134,7 +135,7 @@ def test_a_worker_killed_mid_run_leaves_its_run_interrupted_with_every_second_ke
     assert target.longest_gap_s < 5.0
     assert web_probe.longest_gap_s < 10.0
     wait_for(
-        lambda: product.child("worker") is not None and product.child("worker").pid != worker.pid,
+        lambda: restarted(product, "worker", worker.pid),
         60,
         "the worker's restart",
     )
@@ -161,7 +162,7 @@ def test_a_run_completes_while_the_web_server_is_killed_and_restarted(
         server.send_signal(signal.SIGTERM)
         killed_at = time.monotonic()
         wait_for(
-            lambda: product.child("web") is not None and product.child("web").pid != server.pid,
+            lambda: restarted(product, "web", server.pid),
             30,
             "the web server's restart",
         )
