@@ -20,7 +20,7 @@ from django.db.models import F, OuterRef, Q, QuerySet, Subquery, Window
 from django.db.models.functions import RowNumber
 from django.utils import dateformat, timezone
 
-from loadtests import charts, secrets, services, waiting
+from loadtests import charts, compare, secrets, services, waiting
 from loadtests.engine.histograms import Histogram
 from loadtests.models import (
     ACTIVE_STATUSES,
@@ -446,7 +446,7 @@ def live_state(run: LoadTestRun, *, after: int = -1, limit: int = charts.MAX_POI
 
 
 def summary_values(run: LoadTestRun) -> dict[str, float | None]:
-    return {metric.key: getattr(run, metric.key) for metric in charts.COMPARED_METRICS}
+    return {metric.key: getattr(run, metric.key) for metric in compare.COMPARED_METRICS}
 
 
 def noise_history(run: LoadTestRun, exclude: Sequence[int]) -> list[float | None]:
@@ -458,7 +458,7 @@ def noise_history(run: LoadTestRun, exclude: Sequence[int]) -> list[float | None
         .exclude(pk__in=exclude)
         .exclude(latency_p95_ms=None)
         .order_by("-created_at", "-id")
-        .values_list("latency_p95_ms", flat=True)[: charts.NOISE_RUNS]
+        .values_list("latency_p95_ms", flat=True)[: compare.NOISE_RUNS]
     )
 
 
@@ -481,16 +481,16 @@ def p95_series(run_ids: Sequence[int]) -> dict[int, dict[str, Any]]:
 def comparison(a: LoadTestRun, b: LoadTestRun) -> dict[str, Any]:
     values_a, values_b = summary_values(a), summary_values(b)
     history = noise_history(a, exclude=[b.pk])
-    run_noise = charts.noise(history)
-    verdict = charts.verdict(values_a, values_b, run_noise)
+    run_noise = compare.noise(history)
+    verdict = compare.verdict(values_a, values_b, run_noise)
     series = p95_series([a.pk, b.pk])
     return {
-        "deltas": charts.deltas(values_a, values_b),
+        "deltas": compare.deltas(values_a, values_b),
         "verdict": verdict,
         "noise": run_noise,
         "noise_runs": len([v for v in history if v is not None]),
-        "rule": charts.VERDICT_RULE,
-        "margin_pct": charts.REGRESSION_PCT,
+        "rule": compare.VERDICT_RULE,
+        "margin_pct": compare.REGRESSION_PCT,
         "chart": {
             "a": {"id": a.pk, "spectrum": histogram_charts(a.latency_histogram)["spectrum"]},
             "b": {"id": b.pk, "spectrum": histogram_charts(b.latency_histogram)["spectrum"]},

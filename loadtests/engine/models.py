@@ -77,8 +77,12 @@ class Interval:
         return sum(self.step_errors)
 
 
-class LoadModel:
-    """What both models share: connections, the backlog of waiting requests and recording."""
+class LoadDriver:
+    """What both load models share: connections, the backlog of waiting requests and recording.
+
+    Drives the requests of an open or closed model (its subclasses); not the Django
+    `loadtests.models.LoadModel` choices, which only name the model.
+    """
 
     def __init__(self, loop: asyncio.AbstractEventLoop, config: EngineConfig) -> None:
         self.loop = loop
@@ -350,7 +354,7 @@ def _redirect_request(target: Target, method: str, path: str, headers: dict[str,
     return _redirect_request_cached(target, method, path, tuple(sorted(headers.items())))
 
 
-class OpenModel(LoadModel):
+class OpenModel(LoadDriver):
     """Requests start on a schedule (wrk2 style), whatever the target's latency.
 
     Latency counts from each request's intended start, so a stalled target shows up in it
@@ -426,7 +430,7 @@ class User:
         self.resume: Any = None
 
 
-class ClosedModel(LoadModel):
+class ClosedModel(LoadDriver):
     """Virtual users loop: pick a weighted step, wait for its response, think, repeat.
 
     Latency equals service time (plus any wait for a free connection when users outnumber
@@ -517,5 +521,5 @@ class ClosedModel(LoadModel):
         user.handle = None
 
 
-def make_model(loop: asyncio.AbstractEventLoop, config: EngineConfig) -> LoadModel:
+def make_model(loop: asyncio.AbstractEventLoop, config: EngineConfig) -> LoadDriver:
     return OpenModel(loop, config) if config.is_open else ClosedModel(loop, config)

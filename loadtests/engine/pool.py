@@ -11,7 +11,7 @@ from loadtests.engine import errors
 from loadtests.engine.http import Connection, Target
 
 if TYPE_CHECKING:
-    from loadtests.engine.models import LoadModel
+    from loadtests.engine.models import LoadDriver
 
 
 class Pool:
@@ -26,7 +26,7 @@ class Pool:
     def __init__(
         self,
         loop: asyncio.AbstractEventLoop,
-        model: LoadModel,
+        model: LoadDriver,
         target: Target,
         *,
         max_connections: int,

@@ -24,7 +24,7 @@ from typing import Any
 from loadtests.engine.config import EngineConfig
 from loadtests.engine.histograms import Histogram
 from loadtests.engine.http import clock
-from loadtests.engine.models import Interval, LoadModel, OpenModel, make_model
+from loadtests.engine.models import Interval, LoadDriver, OpenModel, make_model
 from loadtests.engine.report import (
     IntervalSnapshot,
     RunResult,
@@ -221,7 +221,7 @@ class Runner:
         self.loop = loop
         self.config = config
         self.cancel = cancel
-        self.model: LoadModel = make_model(loop, config)
+        self.model: LoadDriver = make_model(loop, config)
         self.publisher = Publisher(sink, [step.name for step in config.steps])
         self.lag = Histogram()  # event-loop lag samples, µs
         self.window: deque[tuple[int, int]] = deque(

@@ -1,0 +1,109 @@
+"""Comparing two runs: the metric deltas, the run-to-run noise and the verdict (no Django).
+
+The verdict states its rule in `VERDICT_RULE` so that the compare page can print exactly what
+it applied. Not to be confused with a run's threshold verdict, which judges one run against
+its own limits.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from statistics import pstdev
+from typing import Any
+
+REGRESSION_PCT = 10.0
+NOISE_SIGMAS = 2.0
+NOISE_MIN_RUNS = 3
+NOISE_RUNS = 10
+ERROR_RATE_POINTS = 1.0
+
+VERDICT_RULE = (
+    f"Regression: p95 worse by more than {REGRESSION_PCT:g}% and by more than "
+    f"{NOISE_SIGMAS:g}× the run-to-run noise (standard deviation of p95 over the last "
+    f"{NOISE_RUNS} finished runs of the baseline's definition, needing at least "
+    f"{NOISE_MIN_RUNS}), or error rate up by more than {ERROR_RATE_POINTS:g} percentage point. "
+    "Improvement: p95 better by the same margins with the error rate not up by more than "
+    f"{ERROR_RATE_POINTS:g} point. Otherwise: no significant change."
+)
+
+
+@dataclass(frozen=True)
+class Metric:
+    key: str
+    label: str
+    lower_is_better: bool
+
+
+COMPARED_METRICS = (
+    Metric("latency_p50_ms", "p50 (ms)", True),
+    Metric("latency_p95_ms", "p95 (ms)", True),
+    Metric("latency_p99_ms", "p99 (ms)", True),
+    Metric("throughput_rps", "throughput (req/s)", False),
+    Metric("error_rate_pct", "error rate (%)", True),
+)
+
+
+def deltas(a: Mapping[str, float | None], b: Mapping[str, float | None]) -> list[dict[str, Any]]:
+    """One row per compared metric: a, b, change and relative change (b against a)."""
+    rows = []
+    for metric in COMPARED_METRICS:
+        va, vb = a.get(metric.key), b.get(metric.key)
+        change = None if va is None or vb is None else round(vb - va, 3)
+        pct = None if change is None or not va else round(100.0 * change / va, 1)
+        better = None
+        if change:
+            better = (change < 0) == metric.lower_is_better
+        rows.append(
+            {
+                "key": metric.key,
+                "label": metric.label,
+                "a": va,
+                "b": vb,
+                "change": change,
+                "change_pct": pct,
+                "better": better,
+            }
+        )
+    return rows
+
+
+def noise(p95_history: Sequence[float | None]) -> float | None:
+    """Run-to-run noise of p95: the population standard deviation, None with too few runs."""
+    values = [v for v in p95_history if v is not None]
+    if len(values) < NOISE_MIN_RUNS:
+        return None
+    return round(pstdev(values), 3)
+
+
+@dataclass(frozen=True)
+class Verdict:
+    outcome: str  # "regression", "improvement", "no significant change", "not comparable"
+    reasons: tuple[str, ...]
+
+
+def verdict(
+    a: Mapping[str, float | None], b: Mapping[str, float | None], run_noise: float | None
+) -> Verdict:
+    """Judge run b against baseline a by `VERDICT_RULE`."""
+    pa, pb = a.get("latency_p95_ms"), b.get("latency_p95_ms")
+    if pa is None or pb is None or pa <= 0:
+        return Verdict("not comparable", ("One of the runs has no p95 latency.",))
+    margin = max(pa * REGRESSION_PCT / 100.0, NOISE_SIGMAS * (run_noise or 0.0))
+    change = pb - pa
+    error_change = (b.get("error_rate_pct") or 0.0) - (a.get("error_rate_pct") or 0.0)
+    reasons: list[str] = []
+    if change > margin:
+        reasons.append(f"p95 worse by {change:.1f} ms (margin {margin:.1f} ms).")
+    if error_change > ERROR_RATE_POINTS:
+        reasons.append(f"Error rate up by {error_change:.2f} percentage points.")
+    if reasons:
+        return Verdict("regression", tuple(reasons))
+    if -change > margin:
+        return Verdict(
+            "improvement", (f"p95 better by {-change:.1f} ms (margin {margin:.1f} ms).",)
+        )
+    return Verdict(
+        "no significant change",
+        (f"p95 changed by {change:+.1f} ms, within the margin of {margin:.1f} ms.",),
+    )
