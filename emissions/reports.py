@@ -1,4 +1,4 @@
-"""Read side of the emissions API: JSON-ready answers, cached by the cache layer's strategies.
+"""Read side of the emissions API: JSON-ready answers, cached by the strategies in cache.py.
 
 batch status/detail -> BATCH, a batch's activity results -> ACTIVITY, totals -> EMISSIONS,
 activity listings -> QUERY. Two reads are deliberately left uncached and slow, as tuning
@@ -15,6 +15,7 @@ from typing import Any
 from django.db.models import Count, F, QuerySet, Sum
 from django.db.models.functions import TruncMonth
 
+from emissions.cache import ACTIVITY, BATCH, EMISSIONS, QUERY
 from emissions.models import Activity, ActivityBatch, validate_reference
 from emissions.rows import is_id
 from emissions.services import (
@@ -24,7 +25,6 @@ from emissions.services import (
     reference_key,
     totals_key,
 )
-from offgridperf import cache
 
 ACTIVITY_COLUMNS = (
     "id",
@@ -64,11 +64,11 @@ def resolve_batch(ref: str) -> int:
             raise NotFound(ref)
         return batch_id
 
-    return cache.BATCH.get_or_compute(reference_key(ref), lookup)
+    return BATCH.get_or_compute(reference_key(ref), lookup)
 
 
 def batch_detail(batch_id: int) -> dict[str, Any]:
-    return cache.BATCH.get_or_compute(batch_key(batch_id), lambda: _batch_detail(batch_id))
+    return BATCH.get_or_compute(batch_key(batch_id), lambda: _batch_detail(batch_id))
 
 
 def _batch_detail(batch_id: int) -> dict[str, Any]:
@@ -142,7 +142,7 @@ def batch_activities(batch_id: int, page: int, page_size: int) -> dict[str, Any]
             "results": activity_dicts(rows),
         }
 
-    return cache.ACTIVITY.get_or_compute(activity_page_key(batch_id, page, page_size), compute)
+    return ACTIVITY.get_or_compute(activity_page_key(batch_id, page, page_size), compute)
 
 
 def totals(group_by: str, batch_id: int | None) -> dict[str, Any]:
@@ -173,7 +173,7 @@ def totals(group_by: str, batch_id: int | None) -> dict[str, Any]:
             "totals": groups,
         }
 
-    return cache.EMISSIONS.get_or_compute(totals_key(group_by, batch_id), compute)
+    return EMISSIONS.get_or_compute(totals_key(group_by, batch_id), compute)
 
 
 def _group_key(value: Any) -> Any:
@@ -204,7 +204,7 @@ def activity_listing(filters: dict[str, Any]) -> dict[str, Any]:
             "results": activity_dicts(rows[start : start + page_size]),
         }
 
-    return cache.QUERY.get_or_compute(listing_key(filters), compute)
+    return QUERY.get_or_compute(listing_key(filters), compute)
 
 
 def activities_by_site(site: str, page: int, page_size: int) -> dict[str, Any]:

@@ -13,6 +13,7 @@ from django.db.models import QuerySet, Sum
 from django.utils import timezone
 from kombu.exceptions import OperationalError as KombuOperationalError
 
+from emissions.cache import ACTIVITY, BATCH, EMISSIONS, QUERY
 from emissions.models import Activity, ActivityBatch, BatchStatus
 from emissions.rows import MAX_REPORTED_ERRORS, ActivityRow, CsvUpload, NumericColumn, ParsedRows
 from offgridperf import cache
@@ -173,7 +174,7 @@ def start_calculation(batch: ActivityBatch) -> ActivityBatch:
         )
         raise QueueUnavailable(str(exc)) from exc
     finally:
-        cache.BATCH.delete(batch_key(batch.pk))
+        BATCH.delete(batch_key(batch.pk))
     return batch
 
 
@@ -305,10 +306,10 @@ def listing_key(filters: dict[str, cache.KeyValue]) -> str:
 
 def invalidate_batch(batch_id: int) -> None:
     """Everything cached that a change of this batch can make wrong."""
-    cache.BATCH.delete(batch_key(batch_id))
-    cache.BATCH.invalidate_prefix(cache.key("list"))
-    cache.ACTIVITY.invalidate_prefix(cache.key(batch_id))
-    cache.EMISSIONS.invalidate_prefix(cache.key(batch_id))
-    cache.EMISSIONS.invalidate_prefix(cache.key("all"))
+    BATCH.delete(batch_key(batch_id))
+    BATCH.invalidate_prefix(cache.key("list"))
+    ACTIVITY.invalidate_prefix(cache.key(batch_id))
+    EMISSIONS.invalidate_prefix(cache.key(batch_id))
+    EMISSIONS.invalidate_prefix(cache.key("all"))
     # Any listing may include this batch's rows: drop them all (SCAN, immediate everywhere).
-    cache.QUERY.invalidate_prefix(cache.key("activities"))
+    QUERY.invalidate_prefix(cache.key("activities"))

@@ -1,6 +1,9 @@
-"""The cache layer: four strategies on Django's cache (django-redis, or local memory).
+"""The cache layer: named strategies on Django's cache (django-redis, or local memory).
 
-Each strategy has its own key prefix and TTL (settings CACHE_TTL_*). A value is stored as
+The layer defines no strategy of its own: an app declares its strategies with `register()`
+(the emissions demo does so in emissions/cache.py, imported when the app is ready), and the
+Cache page lists whatever is registered. Each strategy has its own key prefix and TTL (a fixed
+number of seconds, or the name of a setting read at every use). A value is stored as
 `<strategy>:<generation>:<key>`; bumping a strategy's generation invalidates all of its keys
 at once in O(1) (the old ones expire by TTL). Values are stored with the time they stop being
 fresh and kept a little longer (a grace period), so that get_or_compute can serve a stale
@@ -25,6 +28,7 @@ import atexit
 import contextlib
 import hashlib
 import logging
+import re
 import threading
 import time
 import uuid
@@ -229,19 +233,37 @@ def _call(strategy: str, operation: Callable[[], T], *, timed: bool = True) -> T
 
 
 class Strategy:
-    """One caching strategy: a key prefix with its own TTL, generation and metrics."""
+    """One caching strategy: a key prefix with its own TTL, generation and metrics.
 
-    def __init__(self, name: str, ttl_setting: str) -> None:
+    Create them with `register()`, so that the Cache page, key counts and `clear_all` see them.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        *,
+        ttl_setting: str | None = None,
+        ttl: int | None = None,
+        description: str = "",
+    ) -> None:
         self.name = name
         self.prefix = name
         self.ttl_setting = ttl_setting
+        self.fixed_ttl = ttl
+        self.description = description
 
     def __repr__(self) -> str:
         return f"Strategy({self.name!r})"
 
     @property
     def ttl(self) -> int:
-        return int(getattr(settings, self.ttl_setting))
+        # Read at every use, so that a changed setting (override_settings) applies at once.
+        if self.ttl_setting is not None:
+            return int(getattr(settings, self.ttl_setting))
+        return int(self.fixed_ttl or 0)
+
+    def _declaration(self) -> tuple[str | None, int | None, str]:
+        return (self.ttl_setting, self.fixed_ttl, self.description)
 
     @property
     def generation_key(self) -> str:
@@ -490,11 +512,54 @@ def _delete_prefix(base: str) -> int:
     return len(doomed)
 
 
-BATCH = Strategy("batch", "CACHE_TTL_BATCH")
-ACTIVITY = Strategy("activity", "CACHE_TTL_ACTIVITY")
-EMISSIONS = Strategy("emissions", "CACHE_TTL_EMISSIONS")
-QUERY = Strategy("query", "CACHE_TTL_QUERY")
-STRATEGIES: dict[str, Strategy] = {s.name: s for s in (BATCH, ACTIVITY, EMISSIONS, QUERY)}
+# --- the registry ------------------------------------------------------------------------
+
+# Every registered strategy by name, in registration order (the Cache page's order).
+STRATEGIES: dict[str, Strategy] = {}
+
+# A name is the strategy's key prefix: no ':' (key counts split stored keys on it), no glob
+# characters (prefix deletion matches on it), short enough to read on the Cache page.
+STRATEGY_NAME = re.compile(r"[a-z][a-z0-9_-]{0,31}")
+
+
+def register(
+    name: str,
+    *,
+    ttl_setting: str | None = None,
+    ttl: int | None = None,
+    description: str = "",
+) -> Strategy:
+    """Declare a strategy (its name is its key prefix) and return it.
+
+    Exactly one of `ttl_setting` (the name of a setting holding seconds, read at every use)
+    and `ttl` (seconds) gives its TTL. Registering the same declaration again returns the
+    strategy already registered; a different one under a taken name is refused.
+    """
+    errors = strategy_errors(name, ttl_setting=ttl_setting, ttl=ttl)
+    if errors:
+        raise ValueError("; ".join(errors))
+    strategy = Strategy(name, ttl_setting=ttl_setting, ttl=ttl, description=description)
+    existing = STRATEGIES.get(name)
+    if existing is not None:
+        if existing._declaration() != strategy._declaration():
+            raise ValueError(f"cache strategy {name!r} is already registered, differently")
+        return existing
+    STRATEGIES[name] = strategy
+    return strategy
+
+
+def strategy_errors(name: str, *, ttl_setting: str | None, ttl: int | None) -> list[str]:
+    errors = []
+    if not STRATEGY_NAME.fullmatch(name):
+        errors.append(
+            f"name: {name!r} must be 1 to 32 lowercase letters, digits, '_' or '-', "
+            "starting with a letter"
+        )
+    if (ttl_setting is None) == (ttl is None):
+        errors.append("ttl: give exactly one of ttl_setting and ttl")
+    elif ttl is not None and (isinstance(ttl, bool) or not isinstance(ttl, int) or ttl < 1):
+        errors.append(f"ttl: {ttl!r} must be a whole number of seconds, at least 1")
+    return errors
 
 
 # --- metrics -------------------------------------------------------------------------------

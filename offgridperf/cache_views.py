@@ -28,6 +28,7 @@ def _ms(value: float | None) -> str:
 
 
 def strategy_rows() -> list[dict[str, Any]]:
+    """One row per registered strategy, whichever app declared it."""
     figures = cache.figures()
     keys = cache.key_counts()
     rows = []
@@ -36,6 +37,7 @@ def strategy_rows() -> list[dict[str, Any]]:
         rows.append(
             {
                 "name": name,
+                "description": strategy.description,
                 "prefix": f"{strategy.prefix}:*",
                 "ttl_s": strategy.ttl,
                 "hit_rate": None if figure.hit_rate is None else 100 * figure.hit_rate,

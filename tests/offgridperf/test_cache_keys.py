@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from emissions.cache import ACTIVITY, QUERY
 from offgridperf import cache
 
 # Values chosen to collide under any hand-made join: separators of every kind, the layer's own
@@ -149,21 +150,21 @@ def clean_cache() -> Iterator[None]:
 @pytest.mark.usefixtures("clean_cache")
 def test_it_invalidates_exactly_one_batch_by_its_prefix() -> None:
     for batch_id in (1, 12, 2):
-        cache.ACTIVITY.set_many(
+        ACTIVITY.set_many(
             {cache.key(batch_id, page=page, page_size=50): batch_id for page in range(1, 31)}
         )
-    assert cache.ACTIVITY.invalidate_prefix(cache.key(1)) == 30
-    assert cache.ACTIVITY.get(cache.key(1, page=1, page_size=50)) is None
-    assert cache.ACTIVITY.get(cache.key(12, page=1, page_size=50)) == 12
-    assert cache.ACTIVITY.get(cache.key(2, page=30, page_size=50)) == 2
+    assert ACTIVITY.invalidate_prefix(cache.key(1)) == 30
+    assert ACTIVITY.get(cache.key(1, page=1, page_size=50)) is None
+    assert ACTIVITY.get(cache.key(12, page=1, page_size=50)) == 12
+    assert ACTIVITY.get(cache.key(2, page=30, page_size=50)) == 2
     # The prefix spelled by hand, as before keys were encoded, names the same keys.
-    assert cache.ACTIVITY.invalidate_prefix("12:") == 30
+    assert ACTIVITY.invalidate_prefix("12:") == 30
     assert cache.key_counts()["activity"] == 30
 
 
 @pytest.mark.usefixtures("clean_cache")
 def test_it_stores_and_finds_values_under_awkward_keys() -> None:
     values = {cache.key("q", v=value): n for n, value in enumerate(AWKWARD_VALUES)}
-    assert cache.QUERY.set_many(values)
-    assert cache.QUERY.get_many(values) == values
-    assert cache.QUERY.invalidate_prefix(cache.key("q")) == len(values)
+    assert QUERY.set_many(values)
+    assert QUERY.get_many(values) == values
+    assert QUERY.invalidate_prefix(cache.key("q")) == len(values)

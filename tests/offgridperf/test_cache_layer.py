@@ -14,6 +14,7 @@ import time_machine
 from django.test import override_settings
 from django_redis import get_redis_connection
 
+from emissions.cache import ACTIVITY, BATCH, EMISSIONS, QUERY
 from offgridperf import cache
 from offgridperf.cache_metrics import percentile_ms
 from tests.cache_redis import PrivateRedis, private_redis_server
@@ -42,9 +43,9 @@ def redis_ttl_ms(strategy: cache.Strategy, key: str) -> int:
 
 
 def test_it_misses_then_hits() -> None:
-    assert cache.BATCH.get("detail:1") is None
-    assert cache.BATCH.set("detail:1", {"status": "done"})
-    assert cache.BATCH.get("detail:1") == {"status": "done"}
+    assert BATCH.get("detail:1") is None
+    assert BATCH.set("detail:1", {"status": "done"})
+    assert BATCH.get("detail:1") == {"status": "done"}
     figures = cache.figures()["batch"]
     assert (figures.counters["hits"], figures.counters["misses"]) == (1, 1)
     assert figures.hit_rate == 0.5
@@ -53,78 +54,78 @@ def test_it_misses_then_hits() -> None:
 def test_it_caches_none_as_a_value() -> None:
     calls = []
     for _ in range(3):
-        cache.QUERY.get_or_compute("empty", lambda: calls.append(1))
+        QUERY.get_or_compute("empty", lambda: calls.append(1))
     assert len(calls) == 1
 
 
 def test_it_keeps_strategies_apart() -> None:
-    cache.BATCH.set("same", "batch value")
-    cache.QUERY.set("same", "query value")
-    assert cache.BATCH.get("same") == "batch value"
-    assert cache.QUERY.get("same") == "query value"
+    BATCH.set("same", "batch value")
+    QUERY.set("same", "query value")
+    assert BATCH.get("same") == "batch value"
+    assert QUERY.get("same") == "query value"
 
 
 def test_it_expires_a_value_after_its_ttl() -> None:
     with time_machine.travel(1_900_000_000, tick=False) as traveller:
-        cache.QUERY.set("short", "v", ttl=2)
-        assert cache.QUERY.get("short") == "v"
+        QUERY.set("short", "v", ttl=2)
+        assert QUERY.get("short") == "v"
         traveller.shift(2.5)
-        assert cache.QUERY.get("short") is None
+        assert QUERY.get("short") is None
     # Redis keeps it for a grace period (to serve it stale during a recompute), then drops it.
-    assert 0 < redis_ttl_ms(cache.QUERY, "short") <= 4000
+    assert 0 < redis_ttl_ms(QUERY, "short") <= 4000
 
 
 @override_settings(CACHE_TTL_BATCH=3600, CACHE_TTL_QUERY=7)
 def test_it_gives_each_strategy_its_ttl_from_settings() -> None:
-    cache.BATCH.set("k", 1)
-    cache.QUERY.set("k", 1)
-    assert 3600_000 < redis_ttl_ms(cache.BATCH, "k") <= (3600 + 60) * 1000
-    assert 7_000 < redis_ttl_ms(cache.QUERY, "k") <= 14_000
+    BATCH.set("k", 1)
+    QUERY.set("k", 1)
+    assert 3600_000 < redis_ttl_ms(BATCH, "k") <= (3600 + 60) * 1000
+    assert 7_000 < redis_ttl_ms(QUERY, "k") <= 14_000
 
 
 def test_it_invalidates_by_key() -> None:
-    cache.ACTIVITY.set("1:1:50", "page")
-    assert cache.ACTIVITY.delete("1:1:50")
-    assert cache.ACTIVITY.get("1:1:50") is None
+    ACTIVITY.set("1:1:50", "page")
+    assert ACTIVITY.delete("1:1:50")
+    assert ACTIVITY.get("1:1:50") is None
 
 
 def test_it_invalidates_by_prefix_and_spares_other_keys() -> None:
-    cache.ACTIVITY.set_many({f"7:{page}:50": page for page in range(1, 2001)})
-    cache.ACTIVITY.set("70:1:50", "other batch")
-    cache.EMISSIONS.set("7:scope", "other strategy")
-    assert cache.ACTIVITY.invalidate_prefix("7:") == 2000
-    assert cache.ACTIVITY.get("7:1:50") is None
-    assert cache.ACTIVITY.get("70:1:50") == "other batch"
-    assert cache.EMISSIONS.get("7:scope") == "other strategy"
+    ACTIVITY.set_many({f"7:{page}:50": page for page in range(1, 2001)})
+    ACTIVITY.set("70:1:50", "other batch")
+    EMISSIONS.set("7:scope", "other strategy")
+    assert ACTIVITY.invalidate_prefix("7:") == 2000
+    assert ACTIVITY.get("7:1:50") is None
+    assert ACTIVITY.get("70:1:50") == "other batch"
+    assert EMISSIONS.get("7:scope") == "other strategy"
 
 
 def test_it_escapes_glob_characters_in_a_prefix() -> None:
-    cache.QUERY.set("a*b", 1)
-    cache.QUERY.set("aXb", 2)
-    assert cache.QUERY.invalidate_prefix("a*") == 1
-    assert cache.QUERY.get("aXb") == 2
+    QUERY.set("a*b", 1)
+    QUERY.set("aXb", 2)
+    assert QUERY.invalidate_prefix("a*") == 1
+    assert QUERY.get("aXb") == 2
 
 
 def test_it_invalidates_a_whole_strategy_by_version_bump() -> None:
-    cache.EMISSIONS.set("all:scope", "old")
-    cache.BATCH.set("detail:1", "kept")
-    before = cache.EMISSIONS.generation()
-    assert cache.EMISSIONS.invalidate_all() == before + 1
-    assert cache.EMISSIONS.get("all:scope") is None
-    assert cache.BATCH.get("detail:1") == "kept"
-    cache.EMISSIONS.set("all:scope", "new")
+    EMISSIONS.set("all:scope", "old")
+    BATCH.set("detail:1", "kept")
+    before = EMISSIONS.generation()
+    assert EMISSIONS.invalidate_all() == before + 1
+    assert EMISSIONS.get("all:scope") is None
+    assert BATCH.get("detail:1") == "kept"
+    EMISSIONS.set("all:scope", "new")
     cache.reset_process_state()  # another process: it reads the generation from Redis
-    assert cache.EMISSIONS.get("all:scope") == "new"
+    assert EMISSIONS.get("all:scope") == "new"
 
 
 def test_it_gets_and_sets_many_in_one_round_trip(private_redis: PrivateRedis) -> None:
     values = {f"k{n}": n for n in range(100)}
-    cache.QUERY.generation()  # memoised from here on
+    QUERY.generation()  # memoised from here on
     sets_before = private_redis.command_calls("set")
-    assert cache.QUERY.set_many(values)
+    assert QUERY.set_many(values)
     mgets_before = private_redis.command_calls("mget")
     gets_before = private_redis.command_calls("get")
-    found = cache.QUERY.get_many([*values, "absent"])
+    found = QUERY.get_many([*values, "absent"])
     assert found == values
     assert private_redis.command_calls("mget") == mgets_before + 1
     assert private_redis.command_calls("get") == gets_before
@@ -145,7 +146,7 @@ def test_it_computes_once_for_concurrent_callers() -> None:
 
     def caller() -> None:
         start.wait()
-        results.append(cache.EMISSIONS.get_or_compute("all:scope", compute))
+        results.append(EMISSIONS.get_or_compute("all:scope", compute))
 
     threads = [threading.Thread(target=caller) for _ in range(8)]
     for thread in threads:
@@ -159,7 +160,7 @@ def test_it_computes_once_for_concurrent_callers() -> None:
 
 def test_it_serves_the_stale_value_while_one_caller_recomputes() -> None:
     with time_machine.travel(1_900_000_000, tick=False) as traveller:
-        cache.EMISSIONS.set("all:site", "old", ttl=10)
+        EMISSIONS.set("all:site", "old", ttl=10)
         traveller.shift(11)  # stale, still within the grace period
         refreshing = threading.Event()
         release = threading.Event()
@@ -170,32 +171,33 @@ def test_it_serves_the_stale_value_while_one_caller_recomputes() -> None:
             return "new"
 
         refresher = threading.Thread(
-            target=lambda: cache.EMISSIONS.get_or_compute("all:site", slow_compute)
+            target=lambda: EMISSIONS.get_or_compute("all:site", slow_compute)
         )
         refresher.start()
         assert refreshing.wait(5)
-        assert cache.EMISSIONS.get_or_compute("all:site", lambda: "not me") == "old"
+        assert EMISSIONS.get_or_compute("all:site", lambda: "not me") == "old"
         release.set()
         refresher.join()
-        assert cache.EMISSIONS.get_or_compute("all:site", lambda: "not me") == "new"
+        assert EMISSIONS.get_or_compute("all:site", lambda: "not me") == "new"
     assert cache.figures()["emissions"].counters["stale"] == 1
 
 
 def test_it_computes_itself_when_the_computing_caller_takes_too_long() -> None:
-    cache.BATCH._lock(cache.BATCH._key("detail:9", cache.BATCH.generation()))  # held elsewhere
+    BATCH._lock(BATCH._key("detail:9", BATCH.generation()))  # held elsewhere
     started = time.monotonic()
-    assert cache.BATCH.get_or_compute("detail:9", lambda: "mine", wait_s=0.2) == "mine"
+    assert BATCH.get_or_compute("detail:9", lambda: "mine", wait_s=0.2) == "mine"
     assert time.monotonic() - started < 2
 
 
 COUNTING_SCRIPT = """
 import django
 django.setup()
+from emissions.cache import QUERY
 from offgridperf import cache
-cache.QUERY.set("shared", 1)
+QUERY.set("shared", 1)
 for _ in range(50):
-    cache.QUERY.get("shared")
-cache.QUERY.get("absent")
+    QUERY.get("shared")
+QUERY.get("absent")
 cache.flush_metrics()
 """
 
@@ -216,17 +218,17 @@ def test_metrics_add_up_across_two_processes() -> None:
 
 
 def test_it_resets_metrics_on_demand() -> None:
-    cache.BATCH.get("x")
+    BATCH.get("x")
     cache.reset_metrics()
     assert cache.figures()["batch"].lookups == 0
 
 
 def test_it_counts_live_keys_per_strategy() -> None:
-    cache.BATCH.set_many({"a": 1, "b": 2})
-    cache.QUERY.set("q", 1)
+    BATCH.set_many({"a": 1, "b": 2})
+    QUERY.set("q", 1)
     counts = cache.key_counts()
     assert counts == {"batch": 2, "activity": 0, "emissions": 0, "query": 1}
-    cache.BATCH.invalidate_all()
+    BATCH.invalidate_all()
     assert cache.key_counts()["batch"] == 0
 
 
@@ -246,13 +248,13 @@ def test_percentiles_come_from_log_buckets() -> None:
 def test_it_works_on_local_memory() -> None:
     cache.reset_process_state()
     assert not cache.uses_redis()
-    cache.BATCH.set_many({"detail:1": "a", "detail:2": "b", "ref:x": 1})
-    assert cache.BATCH.get_many(["detail:1", "detail:2"]) == {"detail:1": "a", "detail:2": "b"}
-    assert cache.BATCH.invalidate_prefix("detail:") == 2
-    assert cache.BATCH.get("ref:x") == 1
-    cache.BATCH.invalidate_all()
-    assert cache.BATCH.get("ref:x") is None
-    assert cache.BATCH.get_or_compute("k", lambda: 5) == 5
+    BATCH.set_many({"detail:1": "a", "detail:2": "b", "ref:x": 1})
+    assert BATCH.get_many(["detail:1", "detail:2"]) == {"detail:1": "a", "detail:2": "b"}
+    assert BATCH.invalidate_prefix("detail:") == 2
+    assert BATCH.get("ref:x") == 1
+    BATCH.invalidate_all()
+    assert BATCH.get("ref:x") is None
+    assert BATCH.get_or_compute("k", lambda: 5) == 5
     figures = cache.figures()["batch"]
     assert figures.counters["hits"] == 3
     assert cache.key_counts()["batch"] == 1
@@ -262,30 +264,30 @@ def test_it_works_on_local_memory() -> None:
 def test_it_goes_straight_to_the_source_when_disabled() -> None:
     calls = []
     for _ in range(3):
-        cache.ACTIVITY.get_or_compute("k", lambda: calls.append(1))
+        ACTIVITY.get_or_compute("k", lambda: calls.append(1))
     assert len(calls) == 3
-    assert not cache.ACTIVITY.set("k", 1)
+    assert not ACTIVITY.set("k", 1)
 
 
 def test_it_serves_from_the_source_while_redis_is_down_and_recovers(
     private_redis: PrivateRedis, monkeypatch: pytest.MonkeyPatch, caplog: Any
 ) -> None:
     monkeypatch.setattr(cache, "BACKOFF_S", 0.2)
-    cache.QUERY.set("k", "cached")
+    QUERY.set("k", "cached")
     private_redis.stop()
     with caplog.at_level("WARNING", logger="offgridperf.cache"):
         for _ in range(3):
-            assert cache.QUERY.get("k") is None
-            assert cache.QUERY.get_or_compute("k", lambda: "source") == "source"
-            assert not cache.QUERY.set("k", "x")
+            assert QUERY.get("k") is None
+            assert QUERY.get_or_compute("k", lambda: "source") == "source"
+            assert not QUERY.set("k", "x")
             time.sleep(0.25)  # past the back-off: every round really tries Redis again
     unreachable = [r for r in caplog.records if "unreachable" in r.getMessage()]
     assert len(unreachable) == 1  # logged at most once a minute
     assert not cache.state().reachable
     private_redis.start()
     time.sleep(0.25)
-    assert cache.QUERY.get_or_compute("k", lambda: "fresh") == "fresh"
-    assert cache.QUERY.get("k") == "fresh"
+    assert QUERY.get_or_compute("k", lambda: "fresh") == "fresh"
+    assert QUERY.get("k") == "fresh"
     assert cache.state().reachable
     figures = cache.figures()["query"]
     assert figures.counters["errors"] >= 3  # counted in-process, flushed once Redis was back
@@ -296,11 +298,11 @@ def test_an_invalidation_missed_during_an_outage_is_made_good_on_return(
     private_redis: PrivateRedis, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(cache, "BACKOFF_S", 0.1)
-    cache.BATCH.set("detail:1", "before the write")
-    cache.BATCH.set("ref:r", 1)
+    BATCH.set("detail:1", "before the write")
+    BATCH.set("ref:r", 1)
     private_redis.pause(1.0)  # unresponsive, but keeps its data
-    assert not cache.BATCH.delete("detail:1")  # times out: missed
+    assert not BATCH.delete("detail:1")  # times out: missed
     time.sleep(1.1)
-    assert cache.BATCH.get("detail:1") is None  # the whole strategy was bumped on return
-    assert cache.BATCH.get("ref:r") is None
-    assert cache.BATCH.get_or_compute("detail:1", lambda: "after") == "after"
+    assert BATCH.get("detail:1") is None  # the whole strategy was bumped on return
+    assert BATCH.get("ref:r") is None
+    assert BATCH.get_or_compute("detail:1", lambda: "after") == "after"

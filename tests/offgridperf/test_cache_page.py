@@ -6,6 +6,7 @@ from typing import Any
 import pytest
 from django.contrib.auth.models import Permission
 
+from emissions.cache import ACTIVITY, BATCH, QUERY
 from offgridperf import cache
 
 
@@ -26,9 +27,9 @@ def operator_client(client: Any, django_user_model: Any) -> Any:
 
 
 def test_it_shows_every_strategy_with_its_figures(viewer_client: Any) -> None:
-    cache.BATCH.set("detail:1", "x")
-    cache.BATCH.get("detail:1")
-    cache.BATCH.get("detail:2")
+    BATCH.set("detail:1", "x")
+    BATCH.get("detail:1")
+    BATCH.get("detail:2")
     response = viewer_client.get("/cache/")
     assert response.status_code == 200
     body = response.content.decode()
@@ -49,31 +50,31 @@ def test_it_needs_a_login(client: Any) -> None:
 
 
 def test_it_refuses_invalidation_without_the_permission(viewer_client: Any) -> None:
-    cache.QUERY.set("k", 1)
+    QUERY.set("k", 1)
     assert viewer_client.get("/cache/query/invalidate/").status_code == 403
     assert viewer_client.post("/cache/query/invalidate/", {"confirm": "on"}).status_code == 403
-    assert cache.QUERY.get("k") == 1
+    assert QUERY.get("k") == 1
 
 
 def test_it_asks_for_confirmation_before_invalidating(operator_client: Any) -> None:
-    cache.QUERY.set("k", 1)
+    QUERY.set("k", 1)
     page = operator_client.get("/cache/query/invalidate/")
     assert page.status_code == 200
     assert "Invalidate every key of the query strategy" in page.content.decode()
     unconfirmed = operator_client.post("/cache/query/invalidate/", {})
     assert unconfirmed.status_code == 400
     assert "Tick the box to confirm." in unconfirmed.content.decode()
-    assert cache.QUERY.get("k") == 1
+    assert QUERY.get("k") == 1
 
 
 def test_it_invalidates_a_strategy_when_confirmed(operator_client: Any) -> None:
-    cache.QUERY.set("k", 1)
-    cache.BATCH.set("k", 2)
+    QUERY.set("k", 1)
+    BATCH.set("k", 2)
     response = operator_client.post("/cache/query/invalidate/", {"confirm": "on"}, follow=True)
     assert response.redirect_chain[-1][0] == "/cache/"
     assert "Strategy query invalidated" in response.content.decode()
-    assert cache.QUERY.get("k") is None
-    assert cache.BATCH.get("k") == 2
+    assert QUERY.get("k") is None
+    assert BATCH.get("k") == 2
 
 
 def test_it_answers_404_for_an_unknown_strategy(operator_client: Any) -> None:
@@ -81,7 +82,7 @@ def test_it_answers_404_for_an_unknown_strategy(operator_client: Any) -> None:
 
 
 def test_it_resets_the_metrics_when_confirmed(admin_client: Any) -> None:
-    cache.ACTIVITY.get("missing")
+    ACTIVITY.get("missing")
     response = admin_client.post("/cache/metrics/reset/", {"confirm": "on"})
     assert response.status_code == 302
     assert cache.figures()["activity"].lookups == 0
