@@ -225,34 +225,18 @@ def stop_target(proc: subprocess.Popen[bytes]) -> None:
 
 def engine_config(port: int, duration_s: float) -> Any:
     import json
+    from pathlib import Path
 
-    from emissions.loadtest_profiles import reference_definitions
-    from loadtests.engine import EngineConfig, Step
+    from loadtests.engine import EngineConfig
 
-    steady = next(d for d in reference_definitions(port) if d["name"] == "emissions-steady")
-    steps = tuple(
-        Step(
-            name=step["name"],
-            method=step["method"],
-            path=step["path"],
-            headers=step["headers"],
-            weight=step["weight"],
-            expect_status=tuple(int(s) for s in step["expected_statuses"].split(",")),
-            check_json_field=step["check_path"] or None,
-            check_json_value=json.loads(step["check_value"]) if step["check_value"] else None,
-        )
-        for step in steady["steps"]
+    # The reference document is the engine's own dict (plus name, thresholds, tags).
+    document = Path(__file__).resolve().parent.parent / "emissions/loadtests/emissions-steady.json"
+    steady = json.loads(document.read_text())
+    steady["target_base_url"] = f"http://127.0.0.1:{port}"
+    config = EngineConfig.from_dict(
+        {**steady, "duration_s": duration_s, "abort_error_rate_pct": None}
     )
-    config = EngineConfig(
-        base_url=steady["target_base_url"],
-        steps=steps,
-        model="open",
-        rate=steady["rate_rps"],
-        duration_s=duration_s,
-        timeout_s=steady["timeout_s"],
-        max_connections=steady["max_connections"],
-        abort_error_rate_pct=None,
-    )
+    steady = {**steady, **{f"threshold_{k}": v for k, v in steady["thresholds"].items()}}
     return config, steady
 
 

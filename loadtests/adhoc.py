@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import urlsplit
 
-from loadtests import services
+from loadtests import documents
 from loadtests.models import LoadModel, LoadTestRun, RunTrigger
 
 
@@ -66,9 +66,9 @@ def adhoc_config(
 
 def create_adhoc_run(frozen: dict[str, Any], *, trigger: str = RunTrigger.CLI) -> LoadTestRun:
     """A queued run of an ad hoc config; raises RunRefused when it may not start."""
-    problems = services.config_problems(frozen)
+    problems = documents.config_problems(frozen)
     if problems:
-        raise services.RunRefused(problems)
+        raise documents.RunRefused(problems)
     return LoadTestRun.objects.create(
         name=frozen["name"],
         config=frozen,

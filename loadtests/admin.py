@@ -13,7 +13,7 @@ from django.http import HttpRequest
 from django.urls import reverse
 from django.utils.html import format_html
 
-from loadtests import secrets, services
+from loadtests import documents, execution, secrets, tasks
 from loadtests.models import (
     LoadTestDefinition,
     LoadTestRun,
@@ -30,7 +30,7 @@ class SubmittedDefinition:
 
     Each part is first validated on its own (field validators, the models' clean()). Once all
     are valid, the definition is frozen from the submitted forms as a run would freeze it and
-    checked by the engine's rules (`services.config_problems`), so that what the admin saves,
+    checked by the engine's rules (`documents.config_problems`), so that what the admin saves,
     Run now starts. Each problem is reported on the form and field it concerns.
     """
 
@@ -49,12 +49,12 @@ class SubmittedDefinition:
         steps, stages = self.kept("steps"), self.kept("stages")
         if self.form is None or steps is None or stages is None:
             return {}  # a part has problems of its own; they come first
-        frozen = services.freeze_definition(
+        frozen = documents.freeze_definition(
             self.definition,
             steps=[form.instance for form in steps],
             stages=[form.instance for form in stages],
         )
-        return services.config_problems(frozen)
+        return documents.config_problems(frozen)
 
     def kept(self, prefix: str) -> list[forms.ModelForm] | None:
         """The forms of the `prefix` inline that a save keeps, in the order a run takes them
@@ -288,9 +288,9 @@ class LoadTestDefinitionAdmin(admin.ModelAdmin):
     def run_now(self, request: HttpRequest, queryset: QuerySet[LoadTestDefinition]) -> None:
         for definition in queryset:
             try:
-                run = services.queue_run(definition, trigger=RunTrigger.MANUAL, user=request.user)
-            except services.RunRefused as exc:
-                problems = "; ".join(f"{k}: {' '.join(v)}" for k, v in exc.message_dict.items())
+                run = tasks.queue_run(definition, trigger=RunTrigger.MANUAL, user=request.user)
+            except documents.RunRefused as exc:
+                problems = documents.problems_text(exc)
                 self.message_user(request, f"{definition}: not started: {problems}", messages.ERROR)
                 continue
             url = reverse("loadtests:run", args=[run.pk])
@@ -369,7 +369,9 @@ class LoadTestRunAdmin(admin.ModelAdmin):
         # The frozen config with secret header values masked: only the engine sees them.
         return format_html(
             "<pre>{}</pre>",
-            json.dumps(secrets.masked_config(obj.config), indent=2, ensure_ascii=False),
+            json.dumps(
+                secrets.masked_config(documents.upgrade(obj.config)), indent=2, ensure_ascii=False
+            ),
         )
 
     @admin.display(description="run page")
@@ -378,7 +380,7 @@ class LoadTestRunAdmin(admin.ModelAdmin):
 
     @admin.action(description="Cancel", permissions=["cancel"])
     def cancel(self, request: HttpRequest, queryset: QuerySet[LoadTestRun]) -> None:
-        cancelled = sum(services.request_cancel(run) for run in queryset)
+        cancelled = sum(execution.request_cancel(run) for run in queryset)
         self.message_user(request, f"Cancellation requested for {cancelled} run(s).")
 
     @admin.action(description="Run again (same definition)", permissions=["run"])
@@ -388,8 +390,9 @@ class LoadTestRunAdmin(admin.ModelAdmin):
             if run.definition is None:
                 continue
             try:
-                services.queue_run(run.definition, trigger=RunTrigger.MANUAL, user=request.user)
+                tasks.queue_run(run.definition, trigger=RunTrigger.MANUAL, user=request.user)
                 started += 1
-            except services.RunRefused as exc:
-                self.message_user(request, f"{run}: {exc.messages[0]}", messages.ERROR)
+            except documents.RunRefused as exc:
+                problems = documents.problems_text(exc)
+                self.message_user(request, f"{run}: not started: {problems}", messages.ERROR)
         self.message_user(request, f"{started} run(s) queued.")

@@ -20,7 +20,7 @@ from django.db.models import F, OuterRef, Q, QuerySet, Subquery, Window
 from django.db.models.functions import RowNumber
 from django.utils import dateformat, timezone
 
-from loadtests import charts, compare, secrets, services, waiting
+from loadtests import charts, compare, documents, execution, reports, secrets, waiting
 from loadtests.engine.histograms import Histogram
 from loadtests.models import (
     ACTIVE_STATUSES,
@@ -117,7 +117,7 @@ def with_waiting(runs: list[LoadTestRun]) -> list[LoadTestRun]:
     workers = waiting.queue_workers() if queued else None
     shown = []
     for run in runs:
-        if workers is not None and services.expire_queued_run(run, workers=workers):
+        if workers is not None and execution.expire_queued_run(run, workers=workers):
             continue
         run.waiting = waiting.waiting_state(run, workers) if workers is not None else None
         shown.append(run)
@@ -373,7 +373,7 @@ def run_chart_data(run: LoadTestRun, columns: dict[str, list[Any]]) -> dict[str,
         "id": run.pk,
         "status": run.status,
         "active": run.is_active,
-        "load_model": (run.config or {}).get("load_model", "closed"),
+        "load_model": documents.upgrade(run.config)["load_model"],
         "last_index": columns["index"][-1] if columns["index"] else -1,
         "timeline": timeline(columns),
         "latency": histogram_charts(run.latency_histogram),
@@ -404,7 +404,7 @@ def summary_context(run: LoadTestRun) -> dict[str, Any]:
         "step_columns": columns,
         "step_rows": rows,
         "health": {k: v for k, v in (run.health or {}).items() if k != "valid"},
-        "default_error_rate_pct": services.DEFAULT_ERROR_RATE_LIMIT_PCT,
+        "default_error_rate_pct": reports.DEFAULT_ERROR_RATE_LIMIT_PCT,
     }
 
 

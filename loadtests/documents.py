@@ -54,8 +54,9 @@ STAGE_FIELDS = ("duration_s", "target")
 TOP_FIELDS = frozenset(
     {"version", "name", "description", "steps", "stages", "thresholds", "tags", *LOAD_FIELDS}
 )
-# k6 style: a header value "${API_TOKEN}" is read from the environment at import.
-PLACEHOLDER = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+# k6 style: "${API_TOKEN}" in a header value or the target's URL is read from the environment
+# at import; "${TARGET_PORT:-8001}" gives a default for an unset variable, as shells do.
+PLACEHOLDER = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
 
 class RunRefused(ValidationError):
@@ -351,6 +352,13 @@ def _with_environment(
     document = json.loads(json.dumps(document))
     stored = {step["name"]: step for step in (before or {}).get("steps", [])}
     problems: dict[str, list[str]] = {}
+    url = document.get("target_base_url")
+    if isinstance(url, str) and PLACEHOLDER.search(url):
+        document["target_base_url"], missing = _resolve(url, environ)
+        if missing:
+            _add(
+                problems, "target_base_url", [f"Set the environment variable {', '.join(missing)}."]
+            )
     for index, step in enumerate(document.get("steps") or []):
         headers = step.get("headers")
         if not isinstance(headers, dict):
@@ -378,8 +386,18 @@ def _with_environment(
 
 
 def _resolve(value: str, environ: Mapping[str, str]) -> tuple[str, list[str]]:
-    missing = [name for name in PLACEHOLDER.findall(value) if name not in environ]
-    return PLACEHOLDER.sub(lambda m: environ.get(m.group(1), m.group(0)), value), missing
+    missing: list[str] = []
+
+    def substitute(match: re.Match[str]) -> str:
+        name, default = match.groups()
+        if name in environ:
+            return environ[name]
+        if default is not None:
+            return default
+        missing.append(name)
+        return match.group(0)
+
+    return PLACEHOLDER.sub(substitute, value), missing
 
 
 def _stored_secret(step: Mapping[str, Any] | None, header: str) -> str | None:

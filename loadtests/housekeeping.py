@@ -14,15 +14,15 @@ from django.db import close_old_connections
 
 log = logging.getLogger(__name__)
 
-# With services.HEARTBEAT_STALE_S (10 s), a run is interrupted at most 14 s after its last
+# With execution.HEARTBEAT_STALE_S (10 s), a run is interrupted at most 14 s after its last
 # heartbeat: the 15 s the product promises.
 HOUSEKEEPING_INTERVAL_S = 4.0
 
 
 def jobs() -> list[Callable[[], object]]:
-    from loadtests import services
+    from loadtests import execution
 
-    return [services.reap_stale_runs, services.expire_queued_runs]
+    return [execution.reap_stale_runs, execution.expire_queued_runs]
 
 
 def run_once() -> dict[str, object]:

@@ -9,7 +9,7 @@ from typing import Any
 from celery.signals import beat_init, worker_ready, worker_shutdown
 from django.utils import timezone
 
-from loadtests import housekeeping, services, workers
+from loadtests import execution, housekeeping, workers
 
 log = logging.getLogger(__name__)
 
@@ -23,7 +23,7 @@ def on_worker_ready(sender: Any = None, **kwargs: Any) -> None:
     started_at = timezone.now()
     # Whatever ran under this node name before is gone (a crash, a kill -9, a restart by
     # runall): its runs cannot be going on, so do not wait for them to go stale.
-    reaped = services.reap_node_runs(node)
+    reaped = execution.reap_node_runs(node)
     if reaped:
         log.warning("%s: marked the runs it left running as interrupted: %s", node, reaped)
     workers.record_heartbeat(node, queues, started_at)

@@ -1,9 +1,77 @@
+"""The Celery tasks of load tests, and the queueing that hands runs to them: views, the admin,
+the API and the CLI call create_run/queue_run here, never the execution modules directly."""
+
 from __future__ import annotations
 
-from celery import shared_task
+import logging
+from typing import Any
 
-from loadtests import services
-from loadtests.models import LoadTestDefinition, RunTrigger
+from celery import shared_task
+from django.db import transaction
+from django.utils import timezone
+from kombu.exceptions import OperationalError as KombuOperationalError
+
+from loadtests import documents, execution
+from loadtests.models import LoadTestDefinition, LoadTestRun, RunStatus, RunTrigger
+
+log = logging.getLogger(__name__)
+
+
+def create_run(
+    definition: LoadTestDefinition,
+    *,
+    trigger: str = RunTrigger.MANUAL,
+    user: Any = None,
+    overrides: dict[str, Any] | None = None,
+) -> LoadTestRun:
+    """A queued run whose config is the definition's document, with `overrides` (document
+    fields, e.g. duration_s, from the API) in place; raises documents.RunRefused when it may
+    not start."""
+    frozen = {**documents.freeze_definition(definition), **(overrides or {})}
+    documents.refuse_if_problems(frozen)
+    return LoadTestRun.objects.create(
+        definition=definition,
+        name=definition.name,
+        config=frozen,
+        trigger=trigger,
+        started_by=user if getattr(user, "is_authenticated", False) else None,
+        planned_duration_s=int(frozen["duration_s"]),
+    )
+
+
+def queue_run(
+    definition: LoadTestDefinition,
+    *,
+    trigger: str = RunTrigger.MANUAL,
+    user: Any = None,
+    overrides: dict[str, Any] | None = None,
+) -> LoadTestRun:
+    """Create a run and hand it to the `loadgen` queue once the transaction commits."""
+    with transaction.atomic():
+        run = create_run(definition, trigger=trigger, user=user, overrides=overrides)
+        transaction.on_commit(lambda: dispatch(run, execute_run))
+    return run
+
+
+def dispatch(run: LoadTestRun, task: Any) -> None:
+    # Limits follow the run's own length, not the worker-wide default.
+    soft = run.planned_duration_s + 120
+    try:
+        result = task.apply_async(args=[run.pk], soft_time_limit=soft, time_limit=soft + 60)
+    except KombuOperationalError as exc:
+        # The broker is down (Celery already retried): end the run now with the reason, rather
+        # than fail the request or leave a run queued that no worker will ever see.
+        reason = (
+            f"Not started: the broker (CELERY_BROKER_URL) did not answer ({exc}). "
+            "Start it again once the broker is back."
+        )
+        log.warning("run %s: %s", run.pk, reason)
+        ended = {"status": RunStatus.ERROR, "status_reason": reason, "finished_at": timezone.now()}
+        LoadTestRun.objects.filter(pk=run.pk, status=RunStatus.QUEUED).update(**ended)
+        for name, value in ended.items():
+            setattr(run, name, value)
+        return
+    LoadTestRun.objects.filter(pk=run.pk).update(celery_task_id=result.id or "")
 
 
 @shared_task
@@ -14,7 +82,7 @@ def execute_run(run_id: int) -> dict[str, object] | None:
     the run twice; the reaper marks such a run interrupted, keeping what it recorded.
     """
     # The node name (e.g. worker@host) survives a restart: the restarted worker reaps by it.
-    run = services.execute(run_id, worker_node=execute_run.request.hostname or "")
+    run = execution.execute(run_id, worker_node=execute_run.request.hostname or "")
     if run is None:
         return None
     return {"id": run.pk, "status": run.status, "requests": run.requests}
@@ -24,11 +92,11 @@ def execute_run(run_id: int) -> dict[str, object] | None:
 def run_definition(definition_id: int) -> int:
     """Queue a run of a definition; point a django-celery-beat periodic task at this."""
     definition = LoadTestDefinition.objects.get(pk=definition_id)
-    return services.queue_run(definition, trigger=RunTrigger.SCHEDULE).pk
+    return queue_run(definition, trigger=RunTrigger.SCHEDULE).pk
 
 
 @shared_task
 def reap_stale_runs() -> list[int]:
     """A backstop on beat's schedule: every worker's and beat's housekeeping thread already
     reaps every few seconds, without the broker (loadtests/housekeeping.py)."""
-    return services.reap_stale_runs()
+    return execution.reap_stale_runs()

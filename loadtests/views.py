@@ -12,7 +12,7 @@ from django.utils.http import urlencode
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_POST
 
-from loadtests import dashboard, services
+from loadtests import dashboard, documents, execution, reports, tasks
 from loadtests.forms import BaselineForm, CompareForm, RunFilterForm
 from loadtests.models import (
     ACTIVE_STATUSES,
@@ -97,10 +97,9 @@ def definition_detail(request: HttpRequest, definition_id: int) -> HttpResponse:
 def definition_run(request: HttpRequest, definition_id: int) -> HttpResponse:
     definition = get_object_or_404(LoadTestDefinition, pk=definition_id)
     try:
-        run = services.queue_run(definition, trigger=RunTrigger.MANUAL, user=request.user)
-    except services.RunRefused as exc:
-        for field, problems in exc.message_dict.items():
-            messages.error(request, f"Not started: {field}: {' '.join(problems)}")
+        run = tasks.queue_run(definition, trigger=RunTrigger.MANUAL, user=request.user)
+    except documents.RunRefused as exc:
+        messages.error(request, f"Not started: {documents.problems_text(exc)}")
         return redirect(definition)
     if run.status == RunStatus.ERROR:  # the broker was down: the run page keeps the reason
         messages.error(request, run.status_reason)
@@ -176,7 +175,7 @@ def run_live(request: HttpRequest, run_id: int) -> JsonResponse:
 @permission_required("loadtests.change_loadtestrun", raise_exception=True)
 def run_cancel(request: HttpRequest, run_id: int) -> HttpResponse:
     run = get_object_or_404(LoadTestRun, pk=run_id)
-    if services.request_cancel(run):
+    if execution.request_cancel(run):
         messages.success(request, f"Cancellation of run #{run.pk} requested.")
     else:
         messages.info(request, f"Run #{run.pk} had already ended.")
@@ -225,17 +224,17 @@ def _download(content: str, content_type: str, filename: str) -> HttpResponse:
 @require_GET
 def run_summary_json(request: HttpRequest, run_id: int) -> HttpResponse:
     run = get_object_or_404(LoadTestRun, pk=run_id)
-    body = json.dumps(services.summary_dict(run), indent=2)
+    body = json.dumps(reports.summary_dict(run), indent=2)
     return _download(body, "application/json", f"run-{run.pk}-summary.json")
 
 
 @require_GET
 def run_intervals_csv(request: HttpRequest, run_id: int) -> HttpResponse:
     run = get_object_or_404(LoadTestRun, pk=run_id)
-    return _download(services.intervals_csv(run), "text/csv", f"run-{run.pk}-intervals.csv")
+    return _download(reports.intervals_csv(run), "text/csv", f"run-{run.pk}-intervals.csv")
 
 
 @require_GET
 def run_histogram_log(request: HttpRequest, run_id: int) -> HttpResponse:
     run = get_object_or_404(LoadTestRun, pk=run_id)
-    return _download(services.histogram_log(run), "text/plain", f"run-{run.pk}-latency.hlog")
+    return _download(reports.histogram_log(run), "text/plain", f"run-{run.pk}-latency.hlog")

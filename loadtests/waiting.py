@@ -1,7 +1,7 @@
 """Runs waiting for a worker: who consumes the run queue (from the workers' own heartbeats), what
 the pages and the CLI say while a run waits, and the reason given when it waits too long
 (LOADTEST_QUEUE_TIMEOUT_S). One wording, used by the run page, the overview, their live JSON,
-the CLI and the expiry in services."""
+the CLI and the expiry in execution."""
 
 from __future__ import annotations
 

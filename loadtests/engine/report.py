@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from loadtests.engine.histograms import Histogram
 
-SUMMARY_PERCENTILES = (50.0, 90.0, 95.0, 99.0, 99.9)
+SUMMARY_PERCENTILES = (50.0, 75.0, 90.0, 95.0, 99.0, 99.9)
 # Generator health limits; see RunResult.health.
 CPU_SATURATED_PCT = 90.0
 BEHIND_RATE_PCT = 5.0
@@ -109,6 +110,20 @@ class RunResult:
 
 def ms(value_us: float) -> float:
     return round(value_us / 1000.0, 3)
+
+
+def merge_errors(
+    totals: dict[str, dict[str, Any]],
+    counts: Mapping[str, int],
+    samples: Mapping[str, str] | None = None,
+) -> None:
+    """Add one interval's errors by class to a run's (`{class: {"count": n, "sample": text}}`),
+    keeping the first sample message of each class."""
+    for error_class, count in counts.items():
+        entry = totals.setdefault(error_class, {"count": 0, "sample": ""})
+        entry["count"] += count
+        if not entry["sample"] and samples:
+            entry["sample"] = samples.get(error_class, "")
 
 
 def summary_ms(histogram: Histogram) -> dict[str, float | int]:

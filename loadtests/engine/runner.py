@@ -29,6 +29,7 @@ from loadtests.engine.report import (
     IntervalSnapshot,
     RunResult,
     judge_health,
+    merge_errors,
     ms,
     summary_ms,
 )
@@ -201,11 +202,7 @@ class Publisher:
         for i in range(len(self.step_names)):
             self.step_requests[i] += counts.step_requests[i]
             self.step_errors[i] += counts.step_errors[i]
-        for error_class, count in counts.errors_by_class.items():
-            entry = self.errors_by_class.setdefault(error_class, {"count": 0, "sample": ""})
-            entry["count"] += count
-            if not entry["sample"]:
-                entry["sample"] = counts.error_samples.get(error_class, "")
+        merge_errors(self.errors_by_class, counts.errors_by_class, counts.error_samples)
 
 
 class Runner:

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 from celery import Celery
 
-from loadtests import services
+from loadtests import tasks
 from loadtests.models import LoadTestDefinition, LoadTestRun, LoadTestStep
 from tests.conftest import closed_port
 
@@ -35,9 +35,9 @@ def test_it_ends_a_run_as_error_naming_the_broker_when_the_broker_does_not_answe
     def execute_run(run_id: int) -> None:
         raise AssertionError("never delivered")
 
-    run = services.create_run(definition)
+    run = tasks.create_run(definition)
 
-    services.dispatch(run, execute_run)
+    tasks.dispatch(run, execute_run)
 
     stored = LoadTestRun.objects.get(pk=run.pk)
     assert stored.status == run.status == "error"

@@ -5,7 +5,7 @@ from typing import Any
 import pytest
 from django.core.exceptions import ValidationError
 
-from loadtests import services
+from loadtests import tasks
 from loadtests.models import LoadTestDefinition, LoadTestRun, LoadTestStage, LoadTestStep
 
 pytestmark = pytest.mark.django_db
@@ -102,13 +102,13 @@ def test_it_refuses_bad_definitions_naming_the_rule(
 def test_a_run_aimed_outside_the_allow_list_is_refused(definition: Any, settings: Any) -> None:
     settings.LOADTEST_ALLOWED_HOSTS = ["localhost"]
     with pytest.raises(ValidationError) as caught:
-        services.create_run(definition)
+        tasks.create_run(definition)
     assert "LOADTEST_ALLOWED_HOSTS" in str(caught.value)
     assert not LoadTestRun.objects.exists()
 
 
 def test_a_run_freezes_the_definition(definition: Any) -> None:
-    run = services.create_run(definition)
+    run = tasks.create_run(definition)
     definition.users = 99
     definition.save()
     LoadTestStep.objects.filter(definition=definition).update(path="/changed")
@@ -121,5 +121,5 @@ def test_a_run_freezes_the_definition(definition: Any) -> None:
 def test_stages_must_add_up_to_the_duration(definition: Any) -> None:
     LoadTestStage.objects.create(definition=definition, duration_s=1, target=2)
     with pytest.raises(ValidationError) as caught:
-        services.create_run(definition)
+        tasks.create_run(definition)
     assert "stages" in caught.value.message_dict

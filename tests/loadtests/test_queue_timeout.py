@@ -19,7 +19,7 @@ from django.core.management import call_command
 from django.test import override_settings
 from django.utils import timezone
 
-from loadtests import housekeeping, services
+from loadtests import execution, housekeeping, reports, tasks
 from loadtests.models import (
     LoadTestDefinition,
     LoadTestRun,
@@ -38,7 +38,7 @@ START_ONE = "start one with `celery -A offgridperf worker -Q default,loadgen`"
 
 def queued_run(definition: LoadTestDefinition, waited_s: float = 0) -> LoadTestRun:
     """A run queued `waited_s` seconds ago (no message: nobody will take it)."""
-    run = services.create_run(definition, trigger=RunTrigger.CLI)
+    run = tasks.create_run(definition, trigger=RunTrigger.CLI)
     created = timezone.now() - timedelta(seconds=waited_s)
     LoadTestRun.objects.filter(pk=run.pk).update(created_at=created)
     run.refresh_from_db()
@@ -46,7 +46,7 @@ def queued_run(definition: LoadTestDefinition, waited_s: float = 0) -> LoadTestR
 
 
 def running_run(definition: LoadTestDefinition, node: str = "") -> LoadTestRun:
-    run = services.create_run(definition, trigger=RunTrigger.CLI)
+    run = tasks.create_run(definition, trigger=RunTrigger.CLI)
     now = timezone.now()
     LoadTestRun.objects.filter(pk=run.pk).update(
         status=RunStatus.RUNNING,
@@ -93,8 +93,8 @@ def test_it_ends_a_run_queued_longer_than_the_timeout_as_error(
         clock.shift(timedelta(seconds=2))
         young = queued_run(definition)
         clock.shift(timedelta(seconds=119))  # old: 121 s, young: 119 s
-        assert services.expire_queued_runs() == [old.pk]
-        assert services.expire_queued_runs() == []
+        assert execution.expire_queued_runs() == [old.pk]
+        assert execution.expire_queued_runs() == []
 
     old.refresh_from_db()
     assert old.status == RunStatus.ERROR
@@ -103,7 +103,7 @@ def test_it_ends_a_run_queued_longer_than_the_timeout_as_error(
         "No worker took this run within 120 s (LOADTEST_QUEUE_TIMEOUT_S): "
         f"no worker was consuming the loadgen queue — {START_ONE}."
     )
-    assert services.exit_code(old) == 2
+    assert reports.exit_code(old) == 2
     young.refresh_from_db()
     assert young.status == RunStatus.QUEUED and young.finished_at is None
     running.refresh_from_db()
@@ -119,7 +119,7 @@ def test_the_reason_says_whether_a_worker_was_alive_on_the_queue(
     heartbeat("stale@host", ["default", "loadgen"], seen_s_ago=60)  # dead: not counted
     heartbeat("other@host", ["default"])  # alive, but not on loadgen
     run = queued_run(definition, waited_s=121)
-    assert services.expire_queued_runs() == [run.pk]
+    assert execution.expire_queued_runs() == [run.pk]
     run.refresh_from_db()
     assert run.status == RunStatus.ERROR
     assert run.status_reason == (
@@ -129,7 +129,7 @@ def test_the_reason_says_whether_a_worker_was_alive_on_the_queue(
 
     heartbeat("idle@host", ["loadgen"])
     run = queued_run(definition, waited_s=121)
-    services.expire_queued_runs()
+    execution.expire_queued_runs()
     run.refresh_from_db()
     assert run.status_reason.endswith(
         ": 2 workers were alive on loadgen (1 busy); an idle worker that did not take the run "
@@ -141,7 +141,7 @@ def test_the_reason_says_whether_a_worker_was_alive_on_the_queue(
 @override_settings(LOADTEST_QUEUE_TIMEOUT_S=30)
 def test_the_timeout_is_the_setting(definition: LoadTestDefinition) -> None:
     expired, kept = queued_run(definition, waited_s=31), queued_run(definition, waited_s=29)
-    assert services.expire_queued_runs() == [expired.pk]
+    assert execution.expire_queued_runs() == [expired.pk]
     expired.refresh_from_db()
     assert expired.status_reason.startswith("No worker took this run within 30 s")
     assert LoadTestRun.objects.get(pk=kept.pk).status == RunStatus.QUEUED
@@ -179,7 +179,7 @@ def test_a_message_delivered_after_expiry_does_not_start_the_run(
     definition: LoadTestDefinition,
 ) -> None:
     run = queued_run(definition, waited_s=121)
-    services.expire_queued_runs()
+    execution.expire_queued_runs()
     assert execute_run(run.pk) is None  # the task body, as a late delivery runs it
     run.refresh_from_db()
     assert run.status == RunStatus.ERROR and run.started_at is None

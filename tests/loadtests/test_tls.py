@@ -5,7 +5,7 @@ from typing import Any
 
 import pytest
 
-from loadtests import services
+from loadtests import documents, execution, tasks
 from loadtests.models import LoadTestDefinition
 from tests.loadtests.test_runs import run_cli
 from tests.tls import HttpsTarget
@@ -27,16 +27,16 @@ def test_a_definition_verifies_certificates_unless_told_not_to(
     definition.abort_error_rate_pct = None
     definition.save()
     assert definition.verify_tls is True
-    verified = services.execute(services.create_run(definition).pk)
+    verified = execution.execute(tasks.create_run(definition).pk)
     assert verified.status == "failed"
     assert verified.errors == verified.requests > 0
     assert set(verified.errors_by_class) == {"tls"}
 
     definition.verify_tls = False
     definition.save()
-    run = services.create_run(definition)
+    run = tasks.create_run(definition)
     assert run.config["verify_tls"] is False
-    done = services.execute(run.pk)
+    done = execution.execute(run.pk)
     assert done.status == "passed", done.status_reason
     assert done.requests > 0 and done.errors == 0
     assert {step for step in done.steps_summary} == {"ok", "json"}
@@ -45,9 +45,9 @@ def test_a_definition_verifies_certificates_unless_told_not_to(
 def test_a_run_frozen_before_the_setting_existed_verifies_certificates(
     definition: LoadTestDefinition,
 ) -> None:
-    frozen = services.freeze_definition(definition)
+    frozen = documents.freeze_definition(definition)
     del frozen["verify_tls"]
-    assert services.engine_config_from(frozen).verify_tls is True
+    assert documents.engine_config_from(frozen).verify_tls is True
 
 
 def test_the_cli_skips_verification_with_insecure(untrusted_target: str) -> None:

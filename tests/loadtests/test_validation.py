@@ -12,7 +12,7 @@ import pytest
 from django.core.management import call_command
 from django.utils.html import escape
 
-from loadtests import services
+from loadtests import documents, tasks
 from loadtests.engine import EngineConfig, Stage
 from loadtests.engine import config as engine_config
 from loadtests.models import LoadTestDefinition, LoadTestStage, LoadTestStep
@@ -204,7 +204,7 @@ def test_it_saves_what_a_run_accepts_and_the_run_starts(admin_client: Any, targe
         **stages_data((engine_config.MAX_DURATION_S, engine_config.MAX_USERS)),
     )
     definition = saved(admin_client, data)
-    run = services.create_run(definition)
+    run = tasks.create_run(definition)
     assert run.config["steps"][0]["path"] == "/a%20b?q=%C3%A9"
 
 
@@ -306,7 +306,7 @@ def test_it_refuses_in_the_admin_exactly_what_the_engine_refuses(
     )
     if not case.bad:
         # What the admin saved, a run accepts: nothing is first refused at Run now.
-        assert services.create_run(LoadTestDefinition.objects.get())
+        assert tasks.create_run(LoadTestDefinition.objects.get())
 
 
 def test_it_names_the_fields_of_a_refused_run_in_the_users_terms(definition: Any) -> None:
@@ -315,11 +315,11 @@ def test_it_names_the_fields_of_a_refused_run_in_the_users_terms(definition: Any
     definition.save()
     LoadTestStage.objects.create(definition=definition, duration_s=1, target=2)
     LoadTestStep.objects.filter(name="ok").update(path="/a b", expected_statuses="200")
-    problems = services.config_problems(services.freeze_definition(definition))
+    problems = documents.config_problems(documents.freeze_definition(definition))
     assert {"stages", "steps[0].path"} <= set(problems), problems
     assert not {"rate", "base_url", "steps[0].expect_status"} & set(problems)
     definition.stages.all().delete()
-    problems = services.config_problems(services.freeze_definition(definition))
+    problems = documents.config_problems(documents.freeze_definition(definition))
     assert "rate_rps" in problems and "rate" not in problems
 
 

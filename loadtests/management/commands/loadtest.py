@@ -1,12 +1,13 @@
 """Load tests from the command line, for CI pipelines and scripts.
 
+  loadtest export NAME [-o FILE]   /   loadtest import FILE... [--dry-run] [--if-missing]
   loadtest run NAME_OR_ID [--wait] [--local] [--json]
   loadtest url URL (--rate R | --users U) --duration S [--think MIN[,MAX]] [--timeout T]
       [--insecure] [--json]
 
 Progress goes to stderr so that stdout stays clean for --json. With --wait or --local (and for
 `url`) the exit status is 0 when the run passed, 1 when it failed (a threshold, or a built-in
-rule: no request succeeded, or an error rate above services.DEFAULT_ERROR_RATE_LIMIT_PCT when
+rule: no request succeeded, or an error rate above reports.DEFAULT_ERROR_RATE_LIMIT_PCT when
 no error-rate threshold is set) or was aborted, 2 on error. The output names the rules that
 decided.
 """
@@ -20,7 +21,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from loadtests import adhoc, services, waiting
+from loadtests import adhoc, document_commands, documents, execution, reports, tasks, waiting
 from loadtests.engine import IntervalSnapshot
 from loadtests.models import LoadTestDefinition, LoadTestRun, RunStatus, RunTrigger
 from loadtests.validators import ascii_number
@@ -53,6 +54,7 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser: CommandParser) -> None:
         sub = parser.add_subparsers(dest="action", required=True)
+        document_commands.add_subcommands(sub)
         run = sub.add_parser("run", help="run a stored definition")
         run.add_argument("definition", metavar="NAME_OR_ID")
         run.add_argument("--wait", action="store_true", help="follow the queued run to its end")
@@ -78,6 +80,9 @@ class Command(BaseCommand):
         url.add_argument("--json", action="store_true", help="print the summary as JSON")
 
     def handle(self, *args: Any, **options: Any) -> None:
+        if options["action"] in document_commands.ACTIONS:
+            document_commands.handle(self, options)
+            return
         if options["action"] == "run":
             run = self._run_definition(options)
         else:
@@ -85,7 +90,7 @@ class Command(BaseCommand):
         if run is None:
             return
         self._report(run, as_json=options["json"])
-        code = services.exit_code(run)
+        code = reports.exit_code(run)
         if code:
             sys.stdout.flush()
             raise SystemExit(code)
@@ -96,11 +101,11 @@ class Command(BaseCommand):
         definition = self._find_definition(options["definition"])
         try:
             if options["local"]:
-                run = services.create_run(definition, trigger=RunTrigger.CLI)
+                run = tasks.create_run(definition, trigger=RunTrigger.CLI)
                 return self._execute_here(run)
-            run = services.queue_run(definition, trigger=RunTrigger.CLI)
-        except services.RunRefused as exc:
-            raise _fail(_problems_text(exc)) from None
+            run = tasks.queue_run(definition, trigger=RunTrigger.CLI)
+        except documents.RunRefused as exc:
+            raise _fail(documents.problems_text(exc)) from None
         self._progress(f"run #{run.pk} of {definition.name!r} queued for the workers")
         if not options["wait"]:
             if options["json"]:
@@ -134,8 +139,8 @@ class Command(BaseCommand):
         )
         try:
             run = adhoc.create_adhoc_run(frozen, trigger=RunTrigger.CLI)
-        except services.RunRefused as exc:
-            raise _fail(_problems_text(exc)) from None
+        except documents.RunRefused as exc:
+            raise _fail(documents.problems_text(exc)) from None
         return self._execute_here(run)
 
     # -- helpers -------------------------------------------------------------------
@@ -158,7 +163,7 @@ class Command(BaseCommand):
                 f"p95 {snapshot.p95_ms:8.2f} ms  {snapshot.achieved_rps:9.1f} req/s"
             )
 
-        result = services.execute(run.pk, progress=progress)
+        result = execution.execute(run.pk, progress=progress)
         if result is None:
             raise _fail(f"run #{run.pk} was taken by another process")
         return result
@@ -174,7 +179,7 @@ class Command(BaseCommand):
                 workers_said = self._wait_for_worker(run, workers_said)
             if not run.is_active:
                 if run.status == RunStatus.ERROR:
-                    reason = services.summary_dict(run)["status_reason"]
+                    reason = reports.summary_dict(run)["status_reason"]
                     self._progress(f"run #{run.pk} ended as error: {reason}")
                 return run
             if run.status == RunStatus.QUEUED:
@@ -195,7 +200,7 @@ class Command(BaseCommand):
         """Say what the queued run waits for, again only when that changes; end it as error
         once it has waited LOADTEST_QUEUE_TIMEOUT_S."""
         workers = waiting.queue_workers()
-        if services.expire_queued_run(run, workers=workers):
+        if execution.expire_queued_run(run, workers=workers):
             return workers
         if said is None or (said.alive, said.busy) != (workers.alive, workers.busy):
             self._progress(f"run #{run.pk}: {waiting.waiting_state(run, workers)['message']}")
@@ -207,7 +212,7 @@ class Command(BaseCommand):
         self._progress(f"run #{run.pk}: a worker took it after {queued_s:.1f} s ({worker})")
 
     def _report(self, run: LoadTestRun, *, as_json: bool) -> None:
-        summary = services.summary_dict(run)
+        summary = reports.summary_dict(run)
         if as_json:
             self.stdout.write(json.dumps({key: summary[key] for key in JSON_KEYS}))
             return
@@ -222,7 +227,3 @@ class Command(BaseCommand):
 
     def _progress(self, text: str) -> None:
         self.stderr.write(text)
-
-
-def _problems_text(exc: services.RunRefused) -> str:
-    return "; ".join(f"{field}: {' '.join(msgs)}" for field, msgs in exc.message_dict.items())

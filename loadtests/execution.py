@@ -1,0 +1,395 @@
+"""A run on a worker: execution, live persistence of each second, the end of a run,
+cancellation, queue expiry and reaping."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import queue
+import socket
+import threading
+import time
+from collections.abc import Callable
+from datetime import timedelta
+from typing import Any
+
+from django.db import transaction
+from django.db.models import F
+from django.utils import timezone
+
+from loadtests import documents, reports, secrets, waiting
+from loadtests.engine import EngineConfig, IntervalSnapshot, RunResult
+from loadtests.engine import run as run_engine
+from loadtests.engine.histograms import Histogram
+from loadtests.engine.report import ms
+from loadtests.models import LoadTestRun, RunInterval, RunStatus
+from loadtests.validators import host_is_allowed
+
+log = logging.getLogger(__name__)
+
+# A running run writes a heartbeat each second; ten missed ones and it is taken for dead (the
+# housekeeping thread looks every few seconds: interrupted within 15 s of the last heartbeat).
+HEARTBEAT_S = 1.0
+HEARTBEAT_STALE_S = 10
+CANCEL_POLL_S = 0.5
+
+ProgressCallback = Callable[[LoadTestRun, IntervalSnapshot], None]
+
+
+def execute(
+    run_id: int, *, progress: ProgressCallback | None = None, worker_node: str = ""
+) -> LoadTestRun | None:
+    """Run a queued run in this process; None when it was not queued (already taken).
+
+    `worker_node` is the Celery node name of the worker running it (blank outside a worker):
+    when that worker restarts under the same name, it interrupts the run at once.
+    """
+    now = timezone.now()
+    claimed = LoadTestRun.objects.filter(pk=run_id, status=RunStatus.QUEUED).update(
+        status=RunStatus.RUNNING,
+        started_at=now,
+        heartbeat_at=now,
+        worker_host=socket.gethostname(),
+        worker_pid=os.getpid(),
+        worker_node=worker_node,
+    )
+    if not claimed:
+        log.info("run %s is not queued; not starting it again", run_id)
+        return None
+    run = LoadTestRun.objects.get(pk=run_id)
+    document = documents.upgrade(run.config)
+    if not host_is_allowed(document["target_base_url"]):
+        return _finish_error(run, "The target host is not in LOADTEST_ALLOWED_HOSTS.")
+    problems = documents.config_problems(document)
+    if problems:
+        return _finish_error(run, documents.problems_text(documents.RunRefused(problems)))
+    try:
+        result = _drive_engine(run, documents.engine_config_from(document), progress)
+    except Exception as exc:
+        log.exception("run %s failed", run_id)
+        return _finish_error(run, f"{type(exc).__name__}: {exc}")
+    return finalise(run, result)
+
+
+def _drive_engine(
+    run: LoadTestRun, config: EngineConfig, progress: ProgressCallback | None
+) -> RunResult:
+    """Run the engine on its own thread; persist each second here, where the ORM may be used."""
+    from celery.exceptions import SoftTimeLimitExceeded
+
+    snapshots: queue.Queue[IntervalSnapshot] = queue.Queue()
+    cancel = threading.Event()
+    outcome: dict[str, Any] = {}
+
+    def engine_thread() -> None:
+        try:
+            outcome["result"] = run_engine(config, sink=snapshots.put, cancel=cancel)
+        except BaseException as exc:  # noqa: BLE001 - re-raised on the caller's thread
+            outcome["error"] = exc
+
+    thread = threading.Thread(target=engine_thread, name=f"loadtest-run-{run.pk}", daemon=True)
+    thread.start()
+    started = timezone.now()
+    next_poll = next_beat = time.monotonic()
+    reaped = False
+    try:
+        while thread.is_alive() or not snapshots.empty():
+            try:
+                snapshot = snapshots.get(timeout=0.2)
+            except queue.Empty:
+                snapshot = None
+            if snapshot is not None and not reaped:
+                if store_interval(run, snapshot, started) is None:
+                    reaped = _stop_reaped(run.pk, cancel)
+                else:
+                    next_beat = time.monotonic() + HEARTBEAT_S  # storing it was a heartbeat
+                    if progress:
+                        progress(run, snapshot)
+            if time.monotonic() >= next_poll and not reaped:
+                next_poll = time.monotonic() + CANCEL_POLL_S
+                beat = time.monotonic() >= next_beat
+                if beat:
+                    next_beat = time.monotonic() + HEARTBEAT_S
+                stop = _stop_requested(run.pk, heartbeat=beat)
+                if stop == "reaped":
+                    reaped = _stop_reaped(run.pk, cancel)
+                elif stop:
+                    cancel.set()
+    except SoftTimeLimitExceeded:
+        cancel.set()
+        thread.join(timeout=5)
+        raise
+    thread.join()
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome["result"]
+
+
+def _stop_requested(run_id: int, *, heartbeat: bool) -> str:
+    """Why the run should stop: "cancel" (asked for), "reaped" (no longer `running`: taken for
+    dead while this worker was paused, or reaped under its node name), or "" to go on. Writes
+    the heartbeat when `heartbeat` is set."""
+    running = LoadTestRun.objects.filter(pk=run_id, status=RunStatus.RUNNING)
+    if heartbeat and not running.update(heartbeat_at=timezone.now()):
+        return "reaped"
+    flag = running.values_list("cancel_requested", flat=True).first()
+    if flag is None:
+        return "reaped"
+    return "cancel" if flag else ""
+
+
+def _stop_reaped(run_id: int, cancel: threading.Event) -> bool:
+    # Its summary was made from the intervals stored so far: writing more would contradict it.
+    log.warning("run %s was marked interrupted while this worker ran it; stopping", run_id)
+    cancel.set()
+    return True
+
+
+def store_interval(
+    run: LoadTestRun, snapshot: IntervalSnapshot, run_started: Any
+) -> RunInterval | None:
+    """Store one second of a running run; None, storing nothing, when it is no longer running."""
+    service = Histogram.decode(snapshot.service_hist) if snapshot.requests else None
+    with transaction.atomic():
+        # The UPDATE locks the run's row first: the reaper (which locks it too) either sees
+        # this interval in its summary, or this sees the run is no longer running.
+        if not LoadTestRun.objects.filter(pk=run.pk, status=RunStatus.RUNNING).update(
+            requests=F("requests") + snapshot.requests,
+            errors=F("errors") + snapshot.errors,
+            heartbeat_at=timezone.now(),
+        ):
+            return None
+        return _create_interval(run, snapshot, run_started, service)
+
+
+def _create_interval(
+    run: LoadTestRun, snapshot: IntervalSnapshot, run_started: Any, service: Histogram | None
+) -> RunInterval:
+    return RunInterval.objects.create(
+        run=run,
+        index=snapshot.index,
+        started_at=run_started + timedelta(seconds=snapshot.start_offset_s),
+        length_s=snapshot.length_s,
+        requests=snapshot.requests,
+        errors=snapshot.errors,
+        achieved_rps=snapshot.achieved_rps,
+        target=snapshot.target,
+        active_users=snapshot.active_users,
+        in_flight=snapshot.in_flight,
+        late_starts=snapshot.late_starts,
+        latency_p50_ms=snapshot.p50_ms if snapshot.requests else None,
+        latency_p95_ms=snapshot.p95_ms if snapshot.requests else None,
+        latency_p99_ms=snapshot.p99_ms if snapshot.requests else None,
+        latency_max_ms=snapshot.max_ms if snapshot.requests else None,
+        service_p50_ms=ms(service.value_at_percentile(50)) if service else None,
+        service_p95_ms=ms(service.value_at_percentile(95)) if service else None,
+        service_p99_ms=ms(service.value_at_percentile(99)) if service else None,
+        latency_histogram=snapshot.latency_hist if snapshot.requests else "",
+        service_histogram=snapshot.service_hist if snapshot.requests else "",
+        errors_by_class=dict(snapshot.errors_by_class),
+        cpu_pct=snapshot.cpu_pct,
+        loop_lag_ms=snapshot.loop_lag_ms,
+    )
+
+
+def _apply_summary(
+    run: LoadTestRun,
+    *,
+    latency: Histogram,
+    service: Histogram,
+    requests: int,
+    errors: int,
+    duration_s: float,
+) -> None:
+    run.requests = requests
+    run.errors = errors
+    run.duration_s = round(duration_s, 3)
+    run.throughput_rps = round(requests / duration_s, 3) if duration_s > 0 else 0.0
+    run.error_rate_pct = round(100.0 * errors / requests, 4) if requests else 0.0
+    for field, value in {
+        **reports.histogram_summary(latency, "latency"),
+        **reports.histogram_summary(service, "service"),
+    }.items():
+        setattr(run, field, value)
+    run.latency_histogram = latency.encode() if latency.total_count else ""
+    run.service_histogram = service.encode() if service.total_count else ""
+
+
+def finalise(run: LoadTestRun, result: RunResult) -> LoadTestRun:
+    run.refresh_from_db()
+    if run.status != RunStatus.RUNNING:
+        return run  # reaped while it ran: the recorded seconds' summary stands
+    _apply_summary(
+        run,
+        latency=result.latency,
+        service=result.service,
+        requests=result.requests,
+        errors=result.errors,
+        duration_s=result.duration_s,
+    )
+    # A target may echo a secret header into an error message: keep only the mask.
+    secrets_shown = secrets.secret_values(run.config)
+    run.errors_by_class = secrets.redacted_errors(_jsonable(result.errors_by_class), secrets_shown)
+    run.steps_summary = _jsonable(result.per_step)
+    run.health = _jsonable(result.health)
+    run.valid = bool(result.health.get("valid", True))
+    summary = {
+        "requests": run.requests,
+        "errors": run.errors,
+        "latency_p95_ms": run.latency_p95_ms,
+        "latency_p99_ms": run.latency_p99_ms,
+        "error_rate_pct": run.error_rate_pct,
+        "throughput_rps": run.throughput_rps,
+    }
+    thresholds = documents.upgrade(run.config)["thresholds"]
+    run.threshold_results = reports.evaluate_thresholds(thresholds, summary)
+    thresholds_pass = all(item["passed"] for item in run.threshold_results)
+    if result.status == "cancelled":
+        run.status, run.passed = RunStatus.CANCELLED, None
+        run.status_reason = result.reason or "Cancelled by request."
+    elif result.status == "aborted":
+        run.status, run.passed = RunStatus.ABORTED, False
+        run.status_reason = result.reason
+    else:
+        run.passed = thresholds_pass
+        run.status = RunStatus.PASSED if thresholds_pass else RunStatus.FAILED
+        run.status_reason = reports.verdict_reason(run.threshold_results, run.requests)
+    run.status_reason = secrets.redact(run.status_reason, secrets_shown)
+    run.finished_at = timezone.now()
+    return _save_if_running(run)
+
+
+def _save_if_running(run: LoadTestRun) -> LoadTestRun:
+    """Save a run's end unless it was reaped meanwhile (a late finalise must not overwrite
+    `interrupted` and its summary of the recorded seconds)."""
+    running = LoadTestRun.objects.select_for_update().filter(pk=run.pk, status=RunStatus.RUNNING)
+    with transaction.atomic():
+        if running.exists():
+            run.save()
+            return run
+    run.refresh_from_db()
+    return run
+
+
+def _jsonable(value: Any) -> Any:
+    return json.loads(json.dumps(value, default=str))
+
+
+def _finish_error(run: LoadTestRun, reason: str) -> LoadTestRun:
+    LoadTestRun.objects.filter(pk=run.pk, status=RunStatus.RUNNING).update(
+        status=RunStatus.ERROR, status_reason=reason[:2000], finished_at=timezone.now()
+    )
+    run.refresh_from_db()
+    return run
+
+
+# -- cancellation and reaping ------------------------------------------------------------
+
+
+def request_cancel(run: LoadTestRun) -> bool:
+    """Cancel a queued run at once, or ask a running one to stop; False when it had ended."""
+    now = timezone.now()
+    if LoadTestRun.objects.filter(pk=run.pk, status=RunStatus.QUEUED).update(
+        status=RunStatus.CANCELLED,
+        cancel_requested=True,
+        finished_at=now,
+        status_reason="Cancelled before it started.",
+    ):
+        return True
+    return bool(
+        LoadTestRun.objects.filter(pk=run.pk, status=RunStatus.RUNNING).update(
+            cancel_requested=True
+        )
+    )
+
+
+def expire_queued_run(run: LoadTestRun, *, workers: waiting.QueueWorkers | None = None) -> bool:
+    """End `run` as error when it has waited LOADTEST_QUEUE_TIMEOUT_S for a worker; the reason
+    says whether any worker was alive on the queue. `run` is updated in place. Pass `workers`
+    when the caller has already looked them up."""
+    if not waiting.overdue(run):
+        return False
+    reason = waiting.timeout_reason(workers or waiting.queue_workers())
+    now = timezone.now()
+    # Conditional, like execute's claim: of a worker taking the run and this, exactly one wins.
+    if not LoadTestRun.objects.filter(pk=run.pk, status=RunStatus.QUEUED).update(
+        status=RunStatus.ERROR, status_reason=reason, finished_at=now
+    ):
+        run.refresh_from_db()
+        return False
+    run.status, run.status_reason, run.finished_at = RunStatus.ERROR, reason, now
+    return True
+
+
+def expire_queued_runs() -> list[int]:
+    """End every run that waited LOADTEST_QUEUE_TIMEOUT_S for a worker as error (housekeeping);
+    one query when none has."""
+    cutoff = timezone.now() - timedelta(seconds=waiting.queue_timeout_s())
+    overdue = list(
+        LoadTestRun.objects.filter(status=RunStatus.QUEUED, created_at__lte=cutoff).only(
+            "pk", "status", "created_at"
+        )
+    )
+    if not overdue:
+        return []
+    workers = waiting.queue_workers()
+    return [run.pk for run in overdue if expire_queued_run(run, workers=workers)]
+
+
+def reap_stale_runs(*, stale_after_s: float = HEARTBEAT_STALE_S) -> list[int]:
+    """Mark running runs whose worker stopped reporting as interrupted, keeping their data."""
+    cutoff = timezone.now() - timedelta(seconds=stale_after_s)
+    candidates = LoadTestRun.objects.filter(status=RunStatus.RUNNING, heartbeat_at__lt=cutoff)
+    return [
+        run_id
+        for run_id in candidates.values_list("pk", flat=True)
+        if _interrupt(run_id, stale_before=cutoff)
+    ]
+
+
+def reap_node_runs(node: str) -> list[int]:
+    """Interrupt at once the runs worker `node` left `running`: called as that worker starts,
+    when whatever ran them under this name is gone (Celery node names are unique)."""
+    if not node:
+        return []
+    candidates = LoadTestRun.objects.filter(status=RunStatus.RUNNING, worker_node=node)
+    return [run_id for run_id in candidates.values_list("pk", flat=True) if _interrupt(run_id)]
+
+
+def _interrupt(run_id: int, *, stale_before: Any = None) -> bool:
+    """Mark one running run interrupted, its summary made of the seconds it recorded. With
+    `stale_before`, only if its heartbeat is still older than that: under the row lock, so a
+    run that has just reported is never reaped."""
+    with transaction.atomic():
+        run = LoadTestRun.objects.select_for_update().get(pk=run_id)
+        if run.status != RunStatus.RUNNING:
+            return False
+        if stale_before is not None and run.heartbeat_at and run.heartbeat_at >= stale_before:
+            return False
+        recorded = _summarise_recorded(run)
+        if stale_before is None:
+            cause = f"The worker {run.worker_node} restarted and found the run still running"
+        else:
+            cause = f"The worker ({run.worker_host} pid {run.worker_pid}) stopped reporting"
+        run.status = RunStatus.INTERRUPTED
+        run.status_reason = f"{cause}; the summary covers the {recorded} seconds recorded."
+        run.finished_at = timezone.now()
+        run.save()
+    return True
+
+
+def _summarise_recorded(run: LoadTestRun) -> int:
+    """Set a run's summary from its stored intervals; returns how many there are."""
+    intervals = list(run.intervals.all())
+    latency, service = reports.merged_histograms(intervals)
+    _apply_summary(
+        run,
+        latency=latency,
+        service=service,
+        requests=sum(i.requests for i in intervals),
+        errors=sum(i.errors for i in intervals),
+        duration_s=sum(i.length_s for i in intervals),
+    )
+    run.errors_by_class = reports.merged_errors(intervals)
+    return len(intervals)
