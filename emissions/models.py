@@ -69,10 +69,6 @@ class ActivityBatch(models.Model):
     class Meta:
         ordering = ["-created_at", "-id"]
         verbose_name_plural = "activity batches"
-        permissions = [
-            # Lives here for want of a model in offgridperf itself; guards the Cache page.
-            ("invalidate_cache", "Can invalidate cache strategies and reset cache metrics"),
-        ]
 
     def __str__(self) -> str:
         return f"{self.reference} ({self.organisation}, {self.period})"

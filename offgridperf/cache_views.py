@@ -12,9 +12,9 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_http_methods
 
 from offgridperf import cache
+from offgridperf.models import INVALIDATE_CACHE
 
-# Defined on emissions.ActivityBatch (Meta.permissions): offgridperf has no model of its own.
-INVALIDATE_PERMISSION = "emissions.invalidate_cache"
+INVALIDATE_PERMISSION = f"offgridperf.{INVALIDATE_CACHE}"
 
 
 class ConfirmForm(forms.Form):
