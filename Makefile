@@ -53,6 +53,7 @@ test: $(INSTALLED) system-packages services
 lint: $(INSTALLED)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/lint-imports --no-cache --no-logo
 
 bench: $(INSTALLED) services
 	@bash bench/setup.sh

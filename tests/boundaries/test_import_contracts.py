@@ -1,0 +1,69 @@
+"""The import boundaries `make lint` checks: they hold today, and each one fails when a
+forbidden import is added (on a copy of the packages, checked with the same contracts)."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import ROOT
+
+PACKAGES = ("offgridperf", "loadtests", "emissions", "profiling", "queryopt")
+LINT_IMPORTS = str(Path(sys.executable).parent / "lint-imports")
+
+
+def lint_imports(root: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [LINT_IMPORTS, "--no-cache", "--no-logo"],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def copy_of_the_project(tmp_path: Path) -> Path:
+    for package in PACKAGES:
+        shutil.copytree(
+            ROOT / package, tmp_path / package, ignore=shutil.ignore_patterns("__pycache__")
+        )
+    shutil.copy(ROOT / "pyproject.toml", tmp_path / "pyproject.toml")
+    return tmp_path
+
+
+def test_it_keeps_every_import_contract() -> None:
+    result = lint_imports(ROOT)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "0 broken" in result.stdout
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("module", "forbidden_import", "contract"),
+    [
+        ("loadtests/engine/histograms.py", "import django", "loadtests.engine imports no Django"),
+        ("loadtests/engine/config.py", "import offgridperf.env", "loadtests.engine imports no"),
+        ("loadtests/engine/runner.py", "import loadtests.models", "loadtests.engine imports no"),
+        ("loadtests/engine/report.py", "import queryopt.models", "loadtests.engine imports no"),
+        ("emissions/models.py", "import loadtests.models", "emissions imports no tool app"),
+        ("emissions/views.py", "import profiling", "emissions imports no tool app"),
+        ("offgridperf/cache.py", "import emissions.models", "offgridperf imports no emissions"),
+    ],
+)
+def test_it_breaks_a_contract_when_a_forbidden_import_is_added(
+    tmp_path: Path, module: str, forbidden_import: str, contract: str
+) -> None:
+    root = copy_of_the_project(tmp_path)
+    path = root / module
+    path.write_text(path.read_text() + f"\n{forbidden_import}  # added by the test\n")
+
+    result = lint_imports(root)
+
+    assert result.returncode == 1, result.stdout + result.stderr
+    broken = [line for line in result.stdout.splitlines() if line.endswith(" BROKEN")]
+    assert len(broken) == 1, result.stdout
+    assert broken[0].startswith(contract)
