@@ -443,10 +443,14 @@ def _build(document: Mapping[str, Any], existing: LoadTestDefinition | None) -> 
             Tag._meta.get_field("name").clean(tag, None)
         except ValidationError as exc:
             _add(problems, f"tags[{index}]", exc.messages)
-    if not problems:
-        built = _document(definition, steps, stages, tags)
-        for path, messages in config_problems(built).items():
-            _add(problems, path, messages)
+    # The engine's rules too, even when a field broke a model rule: a file's every problem at
+    # once. A value of the wrong kind may stop them; its model error says so already.
+    try:
+        engine_problems = config_problems(_document(definition, steps, stages, tags))
+    except (ValidationError, TypeError, ValueError, AttributeError):
+        engine_problems = {}
+    for path, messages in engine_problems.items():
+        _add(problems, path, messages)
     if problems:
         raise DocumentInvalid(problems)
     return _Built(definition, steps, stages, tags)

@@ -7,6 +7,11 @@ from loadtests import views
 app_name = "loadtests"
 urlpatterns = [
     path("definitions/<int:definition_id>/", views.definition_detail, name="definition"),
+    path(
+        "definitions/<int:definition_id>/document.json",
+        views.definition_document,
+        name="definition_document",
+    ),
     path("definitions/<int:definition_id>/run/", views.definition_run, name="definition_run"),
     path(
         "definitions/<int:definition_id>/baseline/",

@@ -9,6 +9,7 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.template.loader import render_to_string
 from django.utils.http import urlencode
+from django.utils.text import slugify
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_POST
 
@@ -90,6 +91,15 @@ def definition_detail(request: HttpRequest, definition_id: int) -> HttpResponse:
         **NAV,
     }
     return render(request, "loadtests/definition.html", context)
+
+
+@require_GET
+def definition_document(request: HttpRequest, definition_id: int) -> HttpResponse:
+    """The definition as a load-test document, for `loadtest import` elsewhere or for git:
+    secret header values are `${NAME}` placeholders, never the values."""
+    definition = get_object_or_404(LoadTestDefinition, pk=definition_id)
+    body = json.dumps(documents.document_of(definition), indent=2, ensure_ascii=False) + "\n"
+    return _download(body, "application/json", f"{slugify(definition.name) or 'loadtest'}.json")
 
 
 @require_POST
