@@ -11,7 +11,6 @@ from itertools import islice
 from django.db import connection, transaction
 from django.db.models import QuerySet, Sum
 from django.utils import timezone
-from kombu.exceptions import OperationalError as KombuOperationalError
 
 from emissions.cache import ACTIVITY, BATCH, EMISSIONS, QUERY
 from emissions.models import Activity, ActivityBatch, BatchStatus
@@ -41,10 +40,6 @@ Upload = ParsedRows | CsvUpload
 
 class BatchBusy(Exception):
     """The batch is being calculated; it cannot change until that ends."""
-
-
-class QueueUnavailable(Exception):
-    """The task broker did not answer: nothing was queued, and the batch is as it was."""
 
 
 @dataclass(frozen=True)
@@ -150,32 +145,6 @@ def _store_rows(batch: ActivityBatch, upload: Upload) -> None:
 
 
 # --- calculation -----------------------------------------------------------------------------
-
-
-def start_calculation(batch: ActivityBatch) -> ActivityBatch:
-    """Mark the batch `calculating` and queue the task once that is committed; raises
-    QueueUnavailable, with the batch as it was, when the broker does not take the task."""
-    from emissions.tasks import calculate_batch
-
-    previous = batch.status
-    try:
-        with transaction.atomic():
-            batch = ActivityBatch.objects.select_for_update().get(pk=batch.pk)
-            if batch.status == BatchStatus.CALCULATING:
-                raise BatchBusy
-            previous, batch.status = batch.status, BatchStatus.CALCULATING
-            batch.save(update_fields=["status", "updated_at"])
-            calculate_batch.delay_on_commit(batch.pk)
-    except KombuOperationalError as exc:
-        # Left `calculating`, the batch would refuse every retry (BatchBusy) with no task to
-        # ever finish it.
-        ActivityBatch.objects.filter(pk=batch.pk, status=BatchStatus.CALCULATING).update(
-            status=previous
-        )
-        raise QueueUnavailable(str(exc)) from exc
-    finally:
-        BATCH.delete(batch_key(batch.pk))
-    return batch
 
 
 # The result column's precision, read from the model: a product that does not fit it (a huge

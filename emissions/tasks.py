@@ -1,11 +1,20 @@
+"""The emissions workload's Celery tasks, and their queueing.
+
+Imports run one way: views -> tasks -> services -> models. Queueing lives here, beside the
+task it queues, so that services never import the tasks.
+"""
+
 from __future__ import annotations
 
 import logging
 
 from celery import shared_task
+from django.db import transaction
+from kombu.exceptions import OperationalError as KombuOperationalError
 
 from emissions import services
-from emissions.models import ActivityBatch
+from emissions.cache import BATCH
+from emissions.models import ActivityBatch, BatchStatus
 
 log = logging.getLogger(__name__)
 REASON_MAX_CHARS = 500
@@ -23,3 +32,31 @@ def calculate_batch(batch_id: int) -> dict[str, object]:
         reason = f"the calculation failed ({type(exc).__name__}: {exc})"
         services.mark_failed(batch_id, reason[:REASON_MAX_CHARS])
         raise
+
+
+class QueueUnavailable(Exception):
+    """The task broker did not answer: nothing was queued, and the batch is as it was."""
+
+
+def start_calculation(batch: ActivityBatch) -> ActivityBatch:
+    """Mark the batch `calculating` and queue the task once that is committed; raises
+    QueueUnavailable, with the batch as it was, when the broker does not take the task."""
+    previous = batch.status
+    try:
+        with transaction.atomic():
+            batch = ActivityBatch.objects.select_for_update().get(pk=batch.pk)
+            if batch.status == BatchStatus.CALCULATING:
+                raise services.BatchBusy
+            previous, batch.status = batch.status, BatchStatus.CALCULATING
+            batch.save(update_fields=["status", "updated_at"])
+            calculate_batch.delay_on_commit(batch.pk)
+    except KombuOperationalError as exc:
+        # Left `calculating`, the batch would refuse every retry (BatchBusy) with no task to
+        # ever finish it.
+        ActivityBatch.objects.filter(pk=batch.pk, status=BatchStatus.CALCULATING).update(
+            status=previous
+        )
+        raise QueueUnavailable(str(exc)) from exc
+    finally:
+        BATCH.delete(services.batch_key(batch.pk))
+    return batch

@@ -20,7 +20,7 @@ from django.core.handlers.wsgi import LimitedStream
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 
-from emissions import reports, rows, services
+from emissions import reports, rows, services, tasks
 from emissions.forms import (
     ActivityFilterForm,
     BatchMetaForm,
@@ -184,10 +184,10 @@ def batch_calculate(request: HttpRequest, ref: str) -> HttpResponse:
     if not existing.row_count:
         return error(409, {"status": "the batch has no rows to calculate"})
     try:
-        started = services.start_calculation(existing)
+        started = tasks.start_calculation(existing)
     except services.BatchBusy:
         return error(409, {"status": "the batch is already being calculated"})
-    except services.QueueUnavailable:
+    except tasks.QueueUnavailable:
         return error(503, {"status": "the task queue is unreachable; nothing was queued, retry"})
     return JsonResponse(
         {"id": started.pk, "status": started.status, "status_url": f"/api/batches/{started.pk}/"},

@@ -52,6 +52,8 @@ def test_it_keeps_every_import_contract() -> None:
         ("emissions/models.py", "import loadtests.models", "emissions imports no tool app"),
         ("emissions/views.py", "import profiling", "emissions imports no tool app"),
         ("offgridperf/cache.py", "import emissions.models", "offgridperf imports no emissions"),
+        ("emissions/services.py", "import emissions.tasks", "emissions imports run one way"),
+        ("emissions/models.py", "import emissions.services", "emissions imports run one way"),
     ],
 )
 def test_it_breaks_a_contract_when_a_forbidden_import_is_added(
