@@ -15,6 +15,7 @@ from django.utils.html import format_html
 
 from loadtests import documents, execution, secrets, tasks
 from loadtests.models import (
+    ApiToken,
     LoadTestDefinition,
     LoadTestRun,
     LoadTestStage,
@@ -396,3 +397,43 @@ class LoadTestRunAdmin(admin.ModelAdmin):
                 problems = documents.problems_text(exc)
                 self.message_user(request, f"{run}: not started: {problems}", messages.ERROR)
         self.message_user(request, f"{started} run(s) queued.")
+
+
+@admin.register(ApiToken)
+class ApiTokenAdmin(admin.ModelAdmin):
+    """Tokens are made here: the token is shown once, in a message after the save, and only
+    its digest is kept. Users other than superusers see and make only their own."""
+
+    list_display = ("name", "user", "prefix", "created_at", "last_used_at", "revoked")
+    list_filter = ("revoked",)
+    readonly_fields = ("prefix", "created_at", "last_used_at")
+    actions = ("revoke",)
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[ApiToken]:
+        tokens = super().get_queryset(request).select_related("user")
+        return tokens if request.user.is_superuser else tokens.filter(user=request.user)
+
+    def get_fields(self, request: HttpRequest, obj: ApiToken | None = None) -> list[str]:
+        who = ["user"] if request.user.is_superuser else []
+        return [*who, "name", "revoked", "prefix", "created_at", "last_used_at"]
+
+    def get_changeform_initial_data(self, request: HttpRequest) -> dict[str, Any]:
+        return {"user": request.user.pk}
+
+    def save_model(self, request: HttpRequest, obj: ApiToken, form: Any, change: bool) -> None:
+        if not request.user.is_superuser:
+            obj.user = request.user
+        token = None if change else obj.set_new_token()
+        super().save_model(request, obj, form, change)
+        if token is not None:
+            self.message_user(
+                request,
+                f"The new API token {obj.name!r}: {token} — copy it now: it is stored hashed "
+                "and never shown again. Send it as `Authorization: Bearer <token>`.",
+                messages.WARNING,
+            )
+
+    @admin.action(description="Revoke the selected tokens")
+    def revoke(self, request: HttpRequest, queryset: QuerySet[ApiToken]) -> None:
+        revoked = queryset.update(revoked=True)
+        self.message_user(request, f"{revoked} token(s) revoked.")

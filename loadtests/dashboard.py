@@ -351,7 +351,8 @@ BANDED = ("rps", "p99", "in_flight")
 
 
 def timeline(columns: dict[str, list[Any]], max_points: int = charts.MAX_POINTS) -> dict[str, Any]:
-    """The per-second charts' series, downsampled with min/max kept where drawn."""
+    """The per-second charts' series, downsampled with min/max kept where drawn: one shape for
+    the run page's first draw and for each live update (which appends it)."""
     series = series_of(columns)
     del series["max"]
     return charts.downsample(columns["index"], series, max_points, banded=BANDED)
@@ -376,6 +377,8 @@ def run_chart_data(run: LoadTestRun, columns: dict[str, list[Any]]) -> dict[str,
         "load_model": documents.upgrade(run.config)["load_model"],
         "last_index": columns["index"][-1] if columns["index"] else -1,
         "timeline": timeline(columns),
+        # The live endpoint sends at most this many seconds at a time: a full page means more.
+        "max_points": charts.MAX_POINTS,
         "latency": histogram_charts(run.latency_histogram),
         "service": histogram_charts(run.service_histogram),
     }
@@ -423,8 +426,6 @@ def live_state(run: LoadTestRun, *, after: int = -1, limit: int = charts.MAX_POI
     waiting_now = queue_wait(run)
     elapsed = elapsed_s(run)
     columns = interval_columns(run, after=after, limit=limit)
-    series = {"i": columns["index"], **series_of(columns)}
-    names = list(series)
     return {
         "id": run.pk,
         "status": run.status,
@@ -436,9 +437,8 @@ def live_state(run: LoadTestRun, *, after: int = -1, limit: int = charts.MAX_POI
         "requests": run.requests,
         "errors": run.errors,
         "waiting": waiting_now,
-        "intervals": [
-            dict(zip(names, values, strict=True)) for values in zip(*series.values(), strict=True)
-        ],
+        "last_index": columns["index"][-1] if columns["index"] else after,
+        "timeline": timeline(columns, max_points=limit),
     }
 
 

@@ -8,6 +8,7 @@ from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.urls import reverse
 
+from loadtests import tokens
 from loadtests.engine.config import (
     MAX_CONNECTIONS,
     MAX_DURATION_S,
@@ -395,3 +396,37 @@ class WorkerHeartbeat(models.Model):
 
     def __str__(self) -> str:
         return self.node
+
+
+class ApiToken(models.Model):
+    """A user's token for the HTTP API (`Authorization: Bearer <token>`), acting with that
+    user's permissions. Only its SHA-256 is stored: the token is shown once, as it is created
+    in the admin, and never again (loadtests/tokens.py)."""
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="api_tokens"
+    )
+    name = models.CharField(max_length=100, help_text="What it is for, e.g. 'CI of billing'.")
+    prefix = models.CharField(
+        max_length=tokens.PREFIX_CHARS,
+        unique=True,
+        editable=False,
+        help_text="The token's first characters, to tell tokens apart.",
+    )
+    token_hash = models.CharField(max_length=64, editable=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+    last_used_at = models.DateTimeField(null=True, blank=True, editable=False)
+    revoked = models.BooleanField(default=False, help_text="A revoked token is refused.")
+
+    class Meta:
+        ordering = ["user", "name"]
+        verbose_name = "API token"
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.prefix}…)"
+
+    def set_new_token(self) -> str:
+        """Give the row a new token; returns it: the one time it is ever seen."""
+        token = tokens.new_token()
+        self.prefix, self.token_hash = tokens.prefix_of(token), tokens.digest_of(token)
+        return token

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from django.urls import path
 
-from loadtests import views
+from loadtests import api, views
 
 app_name = "loadtests"
 urlpatterns = [
@@ -27,4 +27,9 @@ urlpatterns = [
     path("runs/<int:run_id>/summary.json", views.run_summary_json, name="run_summary_json"),
     path("runs/<int:run_id>/intervals.csv", views.run_intervals_csv, name="run_intervals_csv"),
     path("runs/<int:run_id>/latency.hlog", views.run_histogram_log, name="run_histogram_log"),
+    # The HTTP API (loadtests/api.py).
+    path("api/v1/runs/", api.runs, name="api_runs"),
+    path("api/v1/runs/<int:run_id>/", api.run_detail, name="api_run"),
+    path("api/v1/runs/<int:run_id>/cancel/", api.run_cancel, name="api_run_cancel"),
+    path("api/v1/definitions/<str:name>/", api.definition, name="api_definition"),
 ]

@@ -304,6 +304,12 @@ CELERY_REDIS_SOCKET_TIMEOUT = 30
 
 # Load tests may only aim at these hosts.
 LOADTEST_ALLOWED_HOSTS = env_list("LOADTEST_ALLOWED_HOSTS", ["localhost", "127.0.0.1"])
+# Where the dashboard is reached, for the absolute run-page URLs the CLI prints (the API uses
+# the request's own host). `make run` serves on $PORT.
+OFFGRIDPERF_BASE_URL = env_str(
+    "OFFGRIDPERF_BASE_URL",
+    f"http://127.0.0.1:{env_int('PORT', 8000, minimum=1, maximum=65535)}",
+)
 # A queued run that no worker takes within this many seconds ends as `error`.
 LOADTEST_QUEUE_TIMEOUT_S = env_int("LOADTEST_QUEUE_TIMEOUT_S", 120, minimum=1, maximum=7 * 86400)
 

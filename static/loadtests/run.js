@@ -136,14 +136,18 @@
   let lastIndex = data.last_index;
   const liveCharts = [throughput, latency, load];
 
-  function append(intervals) {
-    intervals.forEach(function (row) {
-      liveCharts.forEach(function (chart) {
-        chart.data.datasets.forEach(function (ds) { ds.data.push({ x: row.i, y: row[ds.series] }); });
+  // New seconds come in the page's own timeline shape; a band follows its line when not
+  // downsampled (its min and max are the values themselves).
+  function append(timeline, last) {
+    liveCharts.forEach(function (chart) {
+      chart.data.datasets.forEach(function (ds) {
+        const values = timeline.series[ds.series];
+        const ys = values[ds.bandKey || "mean"] || values.mean;
+        timeline.x.forEach(function (x, i) { ds.data.push({ x: x, y: ys[i] }); });
       });
-      lastIndex = Math.max(lastIndex, row.i);
     });
-    if (intervals.length) liveCharts.forEach((chart) => chart.update("none"));
+    lastIndex = Math.max(lastIndex, last);
+    if (timeline.x.length) liveCharts.forEach((chart) => chart.update("none"));
   }
 
   function showState(state) {
@@ -198,10 +202,10 @@
       schedule(5000);
       return;
     }
-    append(state.intervals);
+    append(state.timeline, state.last_index);
     showState(state);
-    // A long catch-up arrives in pages: ask again at once until it is complete.
-    if (state.intervals.length >= 600) return schedule(0);
+    // A long catch-up arrives in pages of max_points seconds: ask again at once until complete.
+    if (state.timeline.x.length >= data.max_points) return schedule(0);
     if (state.active) return schedule(delay());
     finish(state);
   }

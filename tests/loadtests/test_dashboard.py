@@ -386,8 +386,9 @@ def test_the_live_endpoint_sends_only_new_seconds_and_the_summary_at_the_end(
     with django_assert_num_queries(AUTH_QUERIES + 2):
         state = admin_client.get(f"/runs/{run.pk}/live/?after=2").json()
     assert state["active"] is True and state["status"] == "running"
-    assert [row["i"] for row in state["intervals"]] == [3, 4]
-    assert state["intervals"][0]["rps"] == 100.0 and state["intervals"][0]["p95"] == 20.0
+    assert state["timeline"]["x"] == [3, 4] and state["last_index"] == 4
+    assert state["timeline"]["series"]["rps"]["mean"][0] == 100.0
+    assert state["timeline"]["series"]["p95"]["mean"][0] == 20.0
     assert 0 < state["progress_pct"] <= 100
     assert "summary_html" not in state
 
@@ -395,7 +396,7 @@ def test_the_live_endpoint_sends_only_new_seconds_and_the_summary_at_the_end(
         status=RunStatus.PASSED, finished_at=timezone.now()
     )
     state = admin_client.get(f"/runs/{run.pk}/live/?after=4").json()
-    assert state["active"] is False and state["intervals"] == []
+    assert state["active"] is False and state["timeline"]["x"] == []
     assert 'id="percentiles"' in state["summary_html"]
     assert state["latency"]["spectrum"]
 
@@ -413,10 +414,10 @@ def test_shards_add_up_to_one_row_per_second(
         run=run, shard=1, index=1, started_at=timezone.now(), requests=50, latency_p95_ms=70.0
     )
     state = admin_client.get(f"/runs/{run.pk}/live/").json()
-    assert [(row["i"], row["rps"], row["p95"]) for row in state["intervals"]] == [
-        (0, 100.0, 20.0),
-        (1, 150.0, 70.0),
-    ]
+    timeline = state["timeline"]
+    assert timeline["x"] == [0, 1]
+    assert timeline["series"]["rps"]["mean"] == [100.0, 150.0]
+    assert timeline["series"]["p95"]["mean"] == [20.0, 70.0]
 
 
 # -- compare ------------------------------------------------------------------------------
