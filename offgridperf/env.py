@@ -8,8 +8,9 @@ Secrets are never echoed back in those messages.
 from __future__ import annotations
 
 import os
+import re
 import zoneinfo
-from collections.abc import Mapping
+from collections.abc import Mapping, MutableMapping
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import parse_qs, unquote, urlsplit
@@ -231,3 +232,53 @@ def redact_url(url: str) -> str:
         return url
     netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
     return parts._replace(netloc=netloc).geturl()
+
+
+# -- .env files --------------------------------------------------------------------------------
+
+ENV_FILE_VARIABLE = "OFFGRIDPERF_ENV_FILE"
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+def env_file_path(base_dir: Path, environ: Mapping[str, str] | None = None) -> Path | None:
+    """The .env file to read: OFFGRIDPERF_ENV_FILE when set (empty: none), else base_dir/.env."""
+    source = os.environ if environ is None else environ
+    chosen = source.get(ENV_FILE_VARIABLE)
+    if chosen is None:
+        return base_dir / ".env"
+    return Path(chosen) if chosen.strip() else None
+
+
+def read_env_file(path: Path) -> dict[str, str]:
+    """NAME=value lines of a .env file (12-factor, as docker compose and python-dotenv read
+    them): blank lines and # comments are skipped, `export ` is allowed, a value may be quoted
+    with ' or ". A malformed line raises ImproperlyConfigured naming the file and the line;
+    values are never echoed (they are often secrets)."""
+    values: dict[str, str] = {}
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        text = line.strip()
+        if not text or text.startswith("#"):
+            continue
+        name, sep, value = text.removeprefix("export ").partition("=")
+        name, value = name.strip(), value.strip()
+        if not sep or not _ENV_NAME.fullmatch(name):
+            raise ImproperlyConfigured(
+                f"{path}, line {number}: not NAME=value (a name is letters, digits and _, "
+                "not starting with a digit)"
+            )
+        if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
+            value = value[1:-1]
+        elif value[:1] in ("'", '"'):
+            raise ImproperlyConfigured(f"{path}, line {number}: {name}'s quote is not closed")
+        values[name] = value
+    return values
+
+
+def load_env_file(path: Path | None, environ: MutableMapping[str, str] | None = None) -> None:
+    """Set the variables of `path` (when it exists) that the environment does not set already:
+    the real environment always wins."""
+    if path is None or not path.is_file():
+        return
+    target = os.environ if environ is None else environ
+    for name, value in read_env_file(path).items():
+        target.setdefault(name, value)

@@ -1,4 +1,6 @@
-"""offgridperf settings: read from the environment only.
+"""offgridperf settings: read from the environment only, and from a .env file at the project
+root for what the environment does not set (OFFGRIDPERF_ENV_FILE names another file; empty:
+none), so that a CLI in another shell talks to the same database and broker as the server.
 
 With nothing set, the product runs on embedded defaults (SQLite and a file-system Celery
 broker under var/, local-memory cache). DATABASE_URL, REDIS_URL and CELERY_BROKER_URL move it
@@ -17,6 +19,7 @@ from offgridperf.env import (
     LOG_LEVELS,
     env_bool,
     env_choice,
+    env_file_path,
     env_float,
     env_int,
     env_list,
@@ -24,10 +27,13 @@ from offgridperf.env import (
     env_service_url,
     env_str,
     env_timezone,
+    load_env_file,
     parse_database_url,
 )
 
 BASE_DIR = Path(__file__).resolve().parent.parent
+# First, before any variable is read: manage.py, make run, the workers and beat all get here.
+load_env_file(env_file_path(BASE_DIR))
 VAR_DIR = Path(env_str("OFFGRIDPERF_VAR_DIR", str(BASE_DIR / "var")))
 VAR_DIR.mkdir(parents=True, exist_ok=True)
 
