@@ -232,3 +232,17 @@ def test_the_admin_shows_a_new_token_once_and_keeps_only_its_digest(admin_client
     page = admin_client.get(f"/admin/loadtests/apitoken/{stored.pk}/change/").content.decode()
     assert token not in page and stored.prefix in page
     assert api("GET", "/api/v1/runs/1/", token)[0] == 404  # it works: no such run
+
+
+def test_following_a_run_costs_a_fixed_number_of_queries(
+    runner: Any, django_assert_num_queries: Any
+) -> None:
+    token = token_for(runner)
+    run = LoadTestRun.objects.create(
+        name="r", config={}, status=RunStatus.RUNNING, started_at=timezone.now()
+    )
+    api("GET", f"/api/v1/runs/{run.pk}/", token)  # records the token's use
+    # The token with its user, the run, its latest second.
+    with django_assert_num_queries(3):
+        status, body = api("GET", f"/api/v1/runs/{run.pk}/", token)
+    assert status == 200 and body["progress"]["planned_s"] == 0

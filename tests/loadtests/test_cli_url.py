@@ -223,3 +223,32 @@ def test_a_signal_cancels_the_run_prints_the_partial_summary_and_exits_128_plus_
     assert 0 < run.requests == summary["requests"]
     assert run.finished_at is not None
     assert b"interrupted" in err
+
+
+@pytest.mark.slow
+@pytest.mark.django_db(transaction=True)
+def test_ctrl_c_during_run_wait_cancels_the_workers_run_and_exits_130(
+    celery_worker_process: Any, definition: Any
+) -> None:
+    from django.db import connection
+
+    type(definition).objects.filter(pk=definition.pk).update(duration_s=120)
+    proc = subprocess.Popen(
+        [sys.executable, "manage.py", "loadtest", "run", "smoke", "--wait", "--json"],
+        cwd=ROOT,
+        env=worker_env(connection.settings_dict["NAME"]),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        said = read_until(proc, b"[", timeout_s=60)  # a worker runs it
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 130, said + err
+    assert b"Traceback" not in err
+    run = LoadTestRun.objects.get(pk=json.loads(out)["id"])
+    assert run.status == RunStatus.CANCELLED and run.requests > 0
