@@ -163,8 +163,9 @@ def adhoc_config(
     request = request or Request()
     base, path = split_url(url)
     return {
+        "version": documents.VERSION,
         "name": f"ad hoc: {request.method} {url}",
-        "definition_id": None,
+        "description": "",
         "target_base_url": base,
         "load_model": LoadModel.OPEN if rate else LoadModel.CLOSED,
         "users": users or 0,

@@ -6,7 +6,6 @@ Django, so that the admin, the CLI and the engine cannot disagree about what may
 
 from __future__ import annotations
 
-import re
 from urllib.parse import urlsplit
 
 from django.conf import settings
@@ -24,31 +23,6 @@ from loadtests.engine.config import (
 # The engine's methods, in the order the admin has always offered them (a migration holds
 # the choices): GET and HEAD first, then the rest as the engine lists them.
 HTTP_METHODS = ("GET", "HEAD", *(method for method in METHODS if method not in ("GET", "HEAD")))
-
-# The engine's names for a config's fields -> the names users see in the admin, the CLI and
-# a run's frozen config. Fields not listed are called the same on both sides.
-USER_FIELD_NAMES = {
-    "base_url": "target_base_url",
-    "model": "load_model",
-    "rate": "rate_rps",
-    "think_min_s": "think_time_min_s",
-    "think_max_s": "think_time_max_s",
-}
-USER_STEP_FIELD_NAMES = {
-    "expect_status": "expected_statuses",
-    "check_contains": "check_value",
-    "check_json_field": "check_path",
-}
-_STEP_FIELD = re.compile(r"(steps\[\d+\])\.(\w+)")
-
-
-def user_field(engine_field: str) -> str:
-    """The user's name for a field the engine's validate() names, e.g. rate -> rate_rps."""
-    step_field = _STEP_FIELD.fullmatch(engine_field)
-    if step_field:
-        prefix, name = step_field.groups()
-        return f"{prefix}.{USER_STEP_FIELD_NAMES.get(name, name)}"
-    return USER_FIELD_NAMES.get(engine_field, engine_field)
 
 
 def ascii_number(text: str, *, maximum: int = 2**31 - 1) -> int | None:

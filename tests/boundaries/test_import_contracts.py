@@ -54,6 +54,8 @@ def test_it_keeps_every_import_contract() -> None:
         ("offgridperf/cache.py", "import emissions.models", "offgridperf imports no emissions"),
         ("emissions/services.py", "import emissions.tasks", "emissions imports run one way"),
         ("emissions/models.py", "import emissions.services", "emissions imports run one way"),
+        ("loadtests/documents.py", "import loadtests.tasks", "loadtests imports run one way"),
+        ("loadtests/execution.py", "import loadtests.views", "loadtests imports run one way"),
     ],
 )
 def test_it_breaks_a_contract_when_a_forbidden_import_is_added(

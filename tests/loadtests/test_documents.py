@@ -262,3 +262,18 @@ def test_the_readme_example_is_a_valid_document() -> None:
     change = documents.apply_document(document, dry_run=True, environ={"API_TOKEN": "t0ken"})
     assert change.action == "created"
     assert set(document) <= set(json.loads(documents.SCHEMA_PATH.read_text())["properties"])
+
+
+def test_every_run_freezes_a_version_1_document(
+    definition: LoadTestDefinition, target_url: str
+) -> None:
+    from loadtests import adhoc, tasks
+
+    for frozen in (
+        tasks.create_run(definition).config,
+        adhoc.adhoc_config(f"{target_url}/ok", rate=None, users=2, duration_s=1),
+    ):
+        assert frozen["version"] == documents.VERSION
+        assert set(frozen) == documents.TOP_FIELDS
+        assert documents.upgrade(frozen) == frozen
+        assert documents.config_problems(frozen) == {}
