@@ -63,7 +63,6 @@ def import_files(
     command: BaseCommand, files: list[str], *, dry_run: bool, if_missing: bool
 ) -> None:
     refused = 0
-    prefix = "would be " if dry_run else ""
     for name in files:
         result = documents.import_file(Path(name), dry_run=dry_run, if_missing=if_missing)
         if result.error:
@@ -71,6 +70,7 @@ def import_files(
             command.stderr.write(f"{name}: not imported: {result.error}")
             continue
         for change in result.changes:
-            command.stdout.write(f"{name}: {prefix}{change}")
+            would = dry_run and change.action in ("created", "updated")
+            command.stdout.write(f"{name}: {'would be ' if would else ''}{change}")
     if refused:
         raise CommandError(f"{refused} of {len(files)} file(s) not imported.", returncode=1)
