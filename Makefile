@@ -45,9 +45,10 @@ services:
 system-packages:
 	@bash .ci/system-packages $(SYSTEM_PACKAGES)
 
+# OFFGRIDPERF_ENV_FILE empty: a developer's own .env never leaks into the tests.
 test: $(INSTALLED) system-packages services
 	DATABASE_URL=$(TEST_DATABASE_URL) REDIS_URL=$(TEST_REDIS_URL) \
-	CELERY_BROKER_URL=$(TEST_BROKER_URL) OFFGRIDPERF_LOCAL=1 DEBUG=0 \
+	CELERY_BROKER_URL=$(TEST_BROKER_URL) OFFGRIDPERF_LOCAL=1 DEBUG=0 OFFGRIDPERF_ENV_FILE= \
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 lint: $(INSTALLED)
