@@ -10,6 +10,8 @@ from django.urls import reverse
 
 from loadtests import tokens
 from loadtests.engine.config import (
+    CONNECTIONS_RULE,
+    DURATION_RULE,
     MAX_CONNECTIONS,
     MAX_DURATION_S,
     MAX_RATE,
@@ -17,6 +19,10 @@ from loadtests.engine.config import (
     MAX_USERS,
     MAX_WEIGHT,
     MIN_TIMEOUT_S,
+    RATE_RULE,
+    TIMEOUT_RULE,
+    USERS_RULE,
+    WEIGHT_RULE,
 )
 from loadtests.secrets import secret_header_problems
 from loadtests.validators import (
@@ -67,7 +73,7 @@ class LoadTestDefinition(models.Model):
     users = models.PositiveIntegerField(
         "virtual users",
         default=10,
-        validators=[MaxValueValidator(MAX_USERS)],
+        validators=[MaxValueValidator(MAX_USERS, USERS_RULE)],
         help_text="Closed model: concurrent users (the hold level when no stages are given).",
     )
     think_time_min_s = models.FloatField("think time min (s)", default=0, validators=[positive])
@@ -75,24 +81,33 @@ class LoadTestDefinition(models.Model):
     rate_rps = models.FloatField(
         "arrival rate (req/s)",
         default=0,
-        validators=[positive, MaxValueValidator(MAX_RATE)],
+        validators=[MinValueValidator(0, RATE_RULE), MaxValueValidator(MAX_RATE, RATE_RULE)],
         help_text="Open model: requests per second (the hold level when no stages are given).",
     )
     duration_s = models.PositiveIntegerField(
         "duration (s)",
         default=30,
-        validators=[MinValueValidator(1), MaxValueValidator(MAX_DURATION_S)],
+        validators=[
+            MinValueValidator(1, DURATION_RULE),
+            MaxValueValidator(MAX_DURATION_S, DURATION_RULE),
+        ],
         help_text="Total duration; when stages are given, their durations must add up to it.",
     )
     timeout_s = models.FloatField(
         "request timeout (s)",
         default=10,
-        validators=[MinValueValidator(MIN_TIMEOUT_S), MaxValueValidator(MAX_TIMEOUT_S)],
+        validators=[
+            MinValueValidator(MIN_TIMEOUT_S, TIMEOUT_RULE),
+            MaxValueValidator(MAX_TIMEOUT_S, TIMEOUT_RULE),
+        ],
     )
     max_connections = models.PositiveIntegerField(
         "connection cap",
         default=100,
-        validators=[MinValueValidator(1), MaxValueValidator(MAX_CONNECTIONS)],
+        validators=[
+            MinValueValidator(1, CONNECTIONS_RULE),
+            MaxValueValidator(MAX_CONNECTIONS, CONNECTIONS_RULE),
+        ],
     )
     follow_redirects = models.BooleanField(default=False)
     verify_tls = models.BooleanField(
@@ -185,7 +200,8 @@ class LoadTestStep(models.Model):
     )
     body = models.TextField(blank=True)
     weight = models.PositiveIntegerField(
-        default=1, validators=[MinValueValidator(1), MaxValueValidator(MAX_WEIGHT)]
+        default=1,
+        validators=[MinValueValidator(1, WEIGHT_RULE), MaxValueValidator(MAX_WEIGHT, WEIGHT_RULE)],
     )
     expected_statuses = models.CharField(
         max_length=100,

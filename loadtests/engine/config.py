@@ -28,6 +28,14 @@ MAX_TICK_S = 60.0
 STATUS_CODES = range(100, 600)
 # Stage durations may be fractions; their sum is compared with the duration to within this.
 STAGE_SUM_TOLERANCE_S = 1e-6
+# The messages of the range rules, spoken alike by the engine, the model fields' validators
+# (the admin), `loadtest import` and the API: one rule, one message.
+USERS_RULE = f"The closed model needs 1 to {MAX_USERS} users."
+RATE_RULE = f"The open model needs a rate above 0, at most {MAX_RATE:.0f} requests/s."
+DURATION_RULE = f"The duration must be above 0 and at most {MAX_DURATION_S:g} s."
+TIMEOUT_RULE = f"The timeout must be {MIN_TIMEOUT_S:g} to {MAX_TIMEOUT_S:g} s."
+CONNECTIONS_RULE = f"Allow 1 to {MAX_CONNECTIONS} connections."
+WEIGHT_RULE = f"The weight must be a whole number, 1 to {MAX_WEIGHT}."
 
 # RFC 9110 §5.6.2: a field name is a token.
 _TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
@@ -350,12 +358,10 @@ def _model_problems(config: EngineConfig) -> list[tuple[str, str]]:
         if not _is_whole(config.users):
             problems.append(("users", "Users must be a whole number."))
         elif not 1 <= config.users <= MAX_USERS:
-            problems.append(("users", f"The closed model needs 1 to {MAX_USERS} users."))
+            problems.append(("users", USERS_RULE))
     bad_rate = not _is_number(config.rate) or not 0 < config.rate <= MAX_RATE
     if config.model == OPEN and not config.stages and bad_rate:
-        problems.append(
-            ("rate", f"The open model needs a rate above 0, at most {MAX_RATE:.0f} requests/s.")
-        )
+        problems.append(("rate", RATE_RULE))
     if not _is_number(config.think_min_s) or config.think_min_s < 0:
         problems.append(("think_min_s", "Think time must be 0 or more seconds."))
     if not _is_number(config.think_max_s) or config.think_max_s < 0:
@@ -389,9 +395,7 @@ def _steps_problems(steps: tuple[Step, ...]) -> list[tuple[str, str]]:
         if step.body is not None and not isinstance(step.body, str):
             problems.append((f"{prefix}.body", "The body must be text."))
         if not _is_whole(step.weight) or not 1 <= step.weight <= MAX_WEIGHT:
-            problems.append(
-                (f"{prefix}.weight", f"The weight must be a whole number, 1 to {MAX_WEIGHT}.")
-            )
+            problems.append((f"{prefix}.weight", WEIGHT_RULE))
         if not step.expect_status or not all(
             _is_whole(code) and code in STATUS_CODES for code in step.expect_status
         ):
@@ -417,9 +421,7 @@ def _header_problems(prefix: str, headers: dict[str, str]) -> list[tuple[str, st
 def _stage_problems(config: EngineConfig) -> list[tuple[str, str]]:
     problems = []
     if not _is_number(config.duration_s) or not 0 < config.duration_s <= MAX_DURATION_S:
-        problems.append(
-            ("duration_s", f"The duration must be above 0 and at most {MAX_DURATION_S:g} s.")
-        )
+        problems.append(("duration_s", DURATION_RULE))
     if not config.stages:
         return problems
     limit = stage_target_limit(config.model)
@@ -456,11 +458,9 @@ def _stage_problems(config: EngineConfig) -> list[tuple[str, str]]:
 def _limit_problems(config: EngineConfig) -> list[tuple[str, str]]:
     problems = []
     if not _is_number(config.timeout_s) or not MIN_TIMEOUT_S <= config.timeout_s <= MAX_TIMEOUT_S:
-        problems.append(
-            ("timeout_s", f"The timeout must be {MIN_TIMEOUT_S:g} to {MAX_TIMEOUT_S:g} s.")
-        )
+        problems.append(("timeout_s", TIMEOUT_RULE))
     if not _is_whole(config.max_connections) or not 1 <= config.max_connections <= MAX_CONNECTIONS:
-        problems.append(("max_connections", f"Allow 1 to {MAX_CONNECTIONS} connections."))
+        problems.append(("max_connections", CONNECTIONS_RULE))
     if not _is_whole(config.max_backlog) or not 0 <= config.max_backlog <= MAX_BACKLOG:
         problems.append(("max_backlog", "The backlog bound is a whole number (0 = automatic)."))
     rate = config.abort_error_rate_pct

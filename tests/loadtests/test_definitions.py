@@ -75,7 +75,7 @@ def test_it_creates_a_definition_with_steps_and_stages_in_the_admin(
     [
         ({"target_base_url": "http://example.com"}, "not in LOADTEST_ALLOWED_HOSTS"),
         ({"load_model": "open", "rate_rps": "0"}, "needs an arrival rate above 0"),
-        ({"rate_rps": "-5"}, "greater than or equal to 0"),
+        ({"rate_rps": "-5"}, "needs a rate above 0, at most"),
         ({"steps-0-method": "BREW"}, "BREW is not one of the available choices"),
         ({"steps-0-path": "no-slash"}, "must start with"),
         ({"steps-0-expected_statuses": "200,abc"}, "is not an HTTP status code"),
