@@ -2,10 +2,18 @@
 
 from __future__ import annotations
 
+import contextlib
+import signal
+import subprocess
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
+import psutil
 from celery.result import AsyncResult
 
 
@@ -17,6 +25,74 @@ def wait_for(predicate: Callable[[], Any], timeout_s: float, what: str) -> float
             raise AssertionError(f"{what} did not happen within {timeout_s} s")
         time.sleep(0.1)
     return time.monotonic() - started
+
+
+def answers(url: str, timeout_s: float = 2.0) -> bool:
+    """The server answered with anything but a server error."""
+    try:
+        with urllib.request.urlopen(url, timeout=timeout_s) as response:
+            return response.status < 500
+    except urllib.error.HTTPError as exc:
+        return exc.code < 500
+    except OSError:
+        return False
+
+
+@dataclass
+class Runall:
+    """`manage.py runall` running in a subprocess, and the processes it started."""
+
+    proc: subprocess.Popen[bytes]
+    port: int
+    target_port: int
+    log: Path
+    seen: set[psutil.Process] = field(default_factory=set)
+
+    def child(self, name: str) -> psutil.Process | None:
+        """The live process runall started for `name` (web, worker, beat, target)."""
+        for proc in psutil.Process(self.proc.pid).children():
+            try:
+                argv = " ".join(proc.cmdline())
+                alive = proc.status() != psutil.STATUS_ZOMBIE
+            except psutil.Error:
+                continue
+            if alive and self._is(name, argv):
+                self.seen.add(proc)
+                return proc
+        return None
+
+    def _is(self, name: str, argv: str) -> bool:
+        return {
+            "web": f"127.0.0.1:{self.port}" in argv,
+            "target": f"127.0.0.1:{self.target_port}" in argv,
+            "worker": " worker " in argv,
+            "beat": " beat " in argv,
+        }[name]
+
+    def descendants(self) -> list[psutil.Process]:
+        """Every process below runall now, remembered so that `stop` can make sure of them."""
+        found: list[psutil.Process] = []
+        with contextlib.suppress(psutil.Error):
+            found = psutil.Process(self.proc.pid).children(recursive=True)
+        self.seen.update(found)
+        return found
+
+    def output(self) -> str:
+        return self.log.read_text(errors="replace")
+
+    def stop(self) -> None:
+        """SIGTERM to runall, as Ctrl-C would; then nothing it started may be left."""
+        if self.proc.poll() is None:
+            self.descendants()
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=40)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        for proc in self.seen:
+            with contextlib.suppress(psutil.Error):
+                proc.kill()
 
 
 def restarted(product: Any, name: str, old_pid: int) -> bool:

@@ -10,10 +10,8 @@ in pytest's terminal summary and written to <basetemp>/faults-report.txt.
 
 from __future__ import annotations
 
-import contextlib
 import http.cookiejar
 import re
-import signal
 import socket
 import subprocess
 import sys
@@ -23,16 +21,15 @@ import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
-from pathlib import Path
+from dataclasses import dataclass
 from typing import Any
 
-import psutil
 import pytest
 
 from loadtests.models import LoadTestDefinition, LoadTestRun, LoadTestStep, WorkerHeartbeat
 from tests.cache_redis import PrivateRedis
 from tests.conftest import ROOT, closed_port, worker_env
+from tests.processes import Runall, answers, wait_for
 
 START_TIMEOUT_S = 120
 PROBE_EVERY_S = 0.1
@@ -40,27 +37,6 @@ PROBE_TIMEOUT_S = 2.0
 ADMIN_PASSWORD = "pw-faults-123"
 API_TOKEN = "faults-api-token-0123456789"
 REPORT_KEY = pytest.StashKey[list[str]]()
-
-
-def wait_for(predicate: Callable[[], Any], timeout_s: float, what: str) -> float:
-    """Seconds until `predicate()` was true; fails after `timeout_s`."""
-    started = time.monotonic()
-    while not predicate():
-        if time.monotonic() - started > timeout_s:
-            raise AssertionError(f"{what} did not happen within {timeout_s} s")
-        time.sleep(0.1)
-    return time.monotonic() - started
-
-
-def answers(url: str) -> bool:
-    """The server answered with anything but a server error."""
-    try:
-        with urllib.request.urlopen(url, timeout=PROBE_TIMEOUT_S) as response:
-            return response.status < 500
-    except urllib.error.HTTPError as exc:
-        return exc.code < 500
-    except OSError:
-        return False
 
 
 class Prober:
@@ -87,7 +63,7 @@ class Prober:
     def _loop(self) -> None:
         while not self._stop.is_set():
             asked = time.monotonic()
-            if answers(self.url):
+            if answers(self.url, PROBE_TIMEOUT_S):
                 self.answered.append(time.monotonic())
             else:
                 self.failures += 1
@@ -150,15 +126,10 @@ class _NoRedirect(urllib.request.HTTPRedirectHandler):
 
 
 @dataclass
-class Product:
-    """`manage.py runall` in a subprocess, on a private Redis and the test database."""
+class Product(Runall):
+    """The product under runall, on a private Redis (cache and broker) and the test database."""
 
-    proc: subprocess.Popen[bytes]
-    redis: PrivateRedis
-    port: int
-    target_port: int
-    log: Path
-    seen: set[psutil.Process] = field(default_factory=set)
+    redis: PrivateRedis | None = None
 
     @property
     def web_url(self) -> str:
@@ -182,31 +153,6 @@ class Product:
     def worker_node(self) -> str:
         return f"worker@{socket.gethostname()}"
 
-    def child(self, name: str) -> psutil.Process | None:
-        """The live process runall started for `name` (web, worker, beat, target)."""
-        for proc in psutil.Process(self.proc.pid).children():
-            try:
-                argv = " ".join(proc.cmdline())
-                alive = proc.status() != psutil.STATUS_ZOMBIE
-            except psutil.Error:
-                continue
-            if alive and self._is(name, argv):
-                self.seen.add(proc)
-                return proc
-        return None
-
-    def _is(self, name: str, argv: str) -> bool:
-        return {
-            "web": f"127.0.0.1:{self.port}" in argv,
-            "target": f"127.0.0.1:{self.target_port}" in argv,
-            "worker": " worker " in argv,
-            "beat": " beat " in argv,
-        }[name]
-
-    def remember_descendants(self) -> None:
-        with contextlib.suppress(psutil.Error):
-            self.seen.update(psutil.Process(self.proc.pid).children(recursive=True))
-
     def ready(self) -> bool:
         worker = self.child("worker")
         return (
@@ -223,24 +169,7 @@ class Product:
             wait_for(self.ready, timeout_s, "every product process answering")
         except AssertionError as exc:
             raise AssertionError(f"{exc}\n--- runall output ---\n{self.output()[-6000:]}") from None
-        self.remember_descendants()
-
-    def output(self) -> str:
-        return self.log.read_text(errors="replace")
-
-
-def _stop(product: Product) -> None:
-    product.remember_descendants()
-    if product.proc.poll() is None:
-        product.proc.send_signal(signal.SIGTERM)
-        try:
-            product.proc.wait(timeout=40)
-        except subprocess.TimeoutExpired:
-            product.proc.kill()
-            product.proc.wait()
-    for proc in product.seen:
-        with contextlib.suppress(psutil.Error):
-            proc.kill()
+        self.descendants()
 
 
 @pytest.fixture(scope="module")
@@ -283,11 +212,11 @@ def product(
             stdout=out,
             stderr=subprocess.STDOUT,
         )
-    running = Product(proc, redis, int(env["PORT"]), int(env["TARGET_PORT"]), log)
+    running = Product(proc, int(env["PORT"]), int(env["TARGET_PORT"]), log, redis=redis)
     try:
         yield running
     finally:
-        _stop(running)
+        running.stop()
         redis.stop()
 
 

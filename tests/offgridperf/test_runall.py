@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import contextlib
 import signal
 import socket
 import subprocess
 import sys
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -21,20 +18,10 @@ from loadtests.models import LoadTestDefinition, LoadTestRun, LoadTestStep, Work
 from offgridperf.management.commands.runall import Backoff
 from tests.cache_redis import private_redis_server
 from tests.conftest import ROOT, closed_port, worker_env
-from tests.processes import restarted, send_task, wait_for
+from tests.processes import Runall, answers, restarted, send_task, wait_for
 from tests.targets import target_server
 
 START_TIMEOUT_S = 90
-
-
-def answers(url: str) -> bool:
-    try:
-        with urllib.request.urlopen(url, timeout=2):
-            return True
-    except urllib.error.HTTPError:
-        return True  # an error status is still an answer
-    except OSError:
-        return False
 
 
 def gone(proc: psutil.Process) -> bool:
@@ -45,15 +32,10 @@ def gone(proc: psutil.Process) -> bool:
 
 
 @dataclass
-class Product:
-    """`manage.py runall` in a subprocess, against the test database and a private Redis."""
+class Product(Runall):
+    """runall against the test database and a private Redis."""
 
-    proc: subprocess.Popen[bytes]
-    port: int
-    target_port: int
-    broker_url: str
-    log: Path
-    seen: set[psutil.Process] = field(default_factory=set)
+    broker_url: str = ""
 
     @property
     def web_url(self) -> str:
@@ -62,34 +44,6 @@ class Product:
     @property
     def target_url(self) -> str:
         return f"http://127.0.0.1:{self.target_port}/healthz"
-
-    def descendants(self) -> list[psutil.Process]:
-        found = psutil.Process(self.proc.pid).children(recursive=True)
-        self.seen.update(found)
-        return found
-
-    def child(self, name: str) -> psutil.Process | None:
-        """The live process runall started for `name` (web, worker, beat, target)."""
-        for proc in psutil.Process(self.proc.pid).children():
-            try:
-                argv = " ".join(proc.cmdline())
-            except psutil.Error:
-                continue
-            if proc.status() != psutil.STATUS_ZOMBIE and self._is(name, argv):
-                self.seen.add(proc)
-                return proc
-        return None
-
-    def _is(self, name: str, argv: str) -> bool:
-        return {
-            "web": f"127.0.0.1:{self.port}" in argv,
-            "target": f"127.0.0.1:{self.target_port}" in argv,
-            "worker": " worker " in argv,
-            "beat": " beat " in argv,
-        }[name]
-
-    def output(self) -> str:
-        return self.log.read_text(errors="replace")
 
 
 def worker_alive() -> bool:
@@ -120,7 +74,9 @@ def product(transactional_db: Any, tmp_path: Path) -> Iterator[Product]:
                 stdout=out,
                 stderr=subprocess.STDOUT,
             )
-        product = Product(proc, int(env["PORT"]), int(env["TARGET_PORT"]), broker_url, log)
+        product = Product(
+            proc, int(env["PORT"]), int(env["TARGET_PORT"]), log, broker_url=broker_url
+        )
         try:
             wait_for(
                 lambda: (
@@ -135,21 +91,7 @@ def product(transactional_db: Any, tmp_path: Path) -> Iterator[Product]:
             product.descendants()
             yield product
         finally:
-            _tear_down(product)
-
-
-def _tear_down(product: Product) -> None:
-    if product.proc.poll() is None:
-        product.descendants()
-        product.proc.send_signal(signal.SIGTERM)
-        try:
-            product.proc.wait(timeout=40)
-        except subprocess.TimeoutExpired:
-            product.proc.kill()
-            product.proc.wait()
-    for proc in product.seen:
-        with contextlib.suppress(psutil.Error):
-            proc.kill()
+            product.stop()
 
 
 def test_it_backs_off_exponentially_up_to_thirty_seconds_and_forgives_a_long_uptime() -> None:
