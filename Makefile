@@ -13,7 +13,7 @@ PYTEST_ARGS ?=
 # Debian packages the tests need (installed by make test when missing).
 SYSTEM_PACKAGES := chromium
 
-.PHONY: run test lint bench venv services system-packages
+.PHONY: run test lint bench venv services system-packages postgres-extensions
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -45,8 +45,11 @@ services:
 system-packages:
 	@bash .ci/system-packages $(SYSTEM_PACKAGES)
 
+postgres-extensions: services
+	@bash .ci/postgres-extensions
+
 # OFFGRIDPERF_ENV_FILE empty: a developer's own .env never leaks into the tests.
-test: $(INSTALLED) system-packages services
+test: $(INSTALLED) system-packages services postgres-extensions
 	DATABASE_URL=$(TEST_DATABASE_URL) REDIS_URL=$(TEST_REDIS_URL) \
 	CELERY_BROKER_URL=$(TEST_BROKER_URL) OFFGRIDPERF_LOCAL=1 DEBUG=0 OFFGRIDPERF_ENV_FILE= \
 	$(PY) -m pytest $(PYTEST_ARGS)
