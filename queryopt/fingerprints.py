@@ -1,0 +1,228 @@
+"""Fingerprints, normalised text and index candidate columns of SQL statements.
+
+Pure: no Django and no database. PostgreSQL SQL goes through pglast (libpg_query, the parser of
+PostgreSQL itself), so `fingerprint` groups queries the way pg_stat_statements does: constants,
+parameters and the length of IN lists do not count. SQL that pglast cannot parse (SQLite dialect,
+a truncated statement) falls back to a regex normaliser; its fingerprints start with "r", a
+letter the hexadecimal pglast fingerprints never contain, so the two never collide.
+
+    >>> fingerprint("SELECT * FROM t WHERE a = 1") == fingerprint("select * from t where a = $1")
+    True
+    >>> normalize("SELECT * FROM t WHERE a = 1 AND b = 'x'")
+    'SELECT * FROM t WHERE a = $1 AND b = $2'
+    >>> candidate_columns("SELECT * FROM t x WHERE x.a = $1 ORDER BY x.b DESC")
+    {'t': ['a', 'b']}
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from pglast import ast
+from pglast.enums import A_Expr_Kind
+from pglast.parser import ParseError, parse_sql, scan
+from pglast.parser import fingerprint as pglast_fingerprint
+
+# Scanner tokens that are literals, replaced by placeholders as pg_stat_statements does.
+CONSTANT_TOKENS = frozenset({"ICONST", "FCONST", "SCONST", "BCONST", "XCONST", "USCONST"})
+RANGE_OPERATORS = frozenset({"=", "<", ">", "<=", ">="})
+FALLBACK_PREFIX = "r"
+
+_STRING_LITERAL = re.compile(r"'(?:[^']|'')*'")
+_NUMBER_LITERAL = re.compile(r"(?<![\w$.])-?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?\b")
+_IN_LIST = re.compile(r"\bIN\s*\(\s*\?(?:\s*,\s*\?)*\s*\)", re.IGNORECASE)
+_WHITESPACE = re.compile(r"\s+")
+
+
+@dataclass(frozen=True)
+class NormalizedQuery:
+    text: str
+    fingerprint: str
+    # "pglast" when PostgreSQL's parser understood the SQL, "regex" for the fallback.
+    method: str
+
+
+def normalize_query(sql: str) -> NormalizedQuery:
+    """The normalised text and fingerprint of `sql`, saying which method produced them."""
+    try:
+        return NormalizedQuery(_pglast_normalize(sql), pglast_fingerprint(sql), "pglast")
+    except ParseError:
+        text = regex_normalize(sql)
+        digest = hashlib.sha1(text.encode(), usedforsecurity=False).hexdigest()
+        return NormalizedQuery(text, FALLBACK_PREFIX + digest[:15], "regex")
+
+
+def normalize(sql: str) -> str:
+    """`sql` with its literals replaced by $n placeholders (a regex fallback if unparsable)."""
+    return normalize_query(sql).text
+
+
+def fingerprint(sql: str) -> str:
+    """A 16-character fingerprint equal for queries that differ only by their constants."""
+    return normalize_query(sql).fingerprint
+
+
+def _pglast_normalize(sql: str) -> str:
+    parse_sql(sql)  # scan() accepts nonsense; only parsable SQL takes this path
+    raw = sql  # the scanner's offsets count characters
+    tokens = scan(sql)
+    numbers = [int(raw[t.start + 1 : t.end + 1]) for t in tokens if t.name == "PARAM"]
+    next_number = max(numbers, default=0) + 1
+    pieces: list[str] = []
+    position = 0
+    for token in tokens:
+        if token.name not in CONSTANT_TOKENS:
+            continue
+        start = token.start
+        # A minus sign directly before a number belongs to the literal.
+        if token.name in {"ICONST", "FCONST"} and start > 0 and raw[start - 1 : start] == "-":
+            start -= 1
+        pieces.append(raw[position:start])
+        pieces.append(f"${next_number}")
+        next_number += 1
+        position = token.end + 1
+    pieces.append(raw[position:])
+    return "".join(pieces)
+
+
+def regex_normalize(sql: str) -> str:
+    """Fallback normaliser for SQL pglast cannot parse: literals become ?, IN lists (...)."""
+    text = _STRING_LITERAL.sub("?", sql)
+    text = _NUMBER_LITERAL.sub("?", text)
+    text = _IN_LIST.sub("IN (...)", text)
+    return _WHITESPACE.sub(" ", text).strip()
+
+
+# -- candidate columns -------------------------------------------------------------------------
+
+
+def candidate_columns(sql: str) -> dict[str, list[str]]:
+    """Per table, the columns an index could serve, in order of appearance.
+
+    The columns of JOIN conditions, of WHERE equality, range, IN and BETWEEN predicates, and of
+    ORDER BY, with aliases resolved to table names (schema-qualified when the SQL qualifies
+    them). An unqualified column is attributed only when its query level reads a single table.
+    Unparsable SQL has no candidates.
+    """
+    try:
+        statements = parse_sql(sql)
+    except ParseError:
+        return {}
+    found: dict[str, list[str]] = {}
+    ctes: set[str] = set()
+    for raw in statements:
+        for node in _walk(raw.stmt):
+            if isinstance(node, ast.CommonTableExpr):
+                ctes.add(node.ctename)
+    for raw in statements:
+        for node in _walk(raw.stmt):
+            if isinstance(node, ast.SelectStmt | ast.UpdateStmt | ast.DeleteStmt):
+                for table, column in _level_columns(node, ctes):
+                    columns = found.setdefault(table, [])
+                    if column not in columns:
+                        columns.append(column)
+    return found
+
+
+def _walk(node: Any) -> Iterator[Any]:
+    """Every AST node under `node`, depth first, in source order."""
+    if isinstance(node, tuple | list):
+        for item in node:
+            yield from _walk(item)
+    elif isinstance(node, ast.Node):
+        yield node
+        for name in node:
+            yield from _walk(getattr(node, name))
+
+
+def _walk_level(node: Any) -> Iterator[Any]:
+    """Like `_walk`, without descending into subqueries (they are levels of their own)."""
+    if isinstance(node, tuple | list):
+        for item in node:
+            yield from _walk_level(item)
+    elif isinstance(node, ast.Node):
+        if isinstance(node, ast.SubLink | ast.RangeSubselect | ast.SelectStmt):
+            return
+        yield node
+        for name in node:
+            yield from _walk_level(getattr(node, name))
+
+
+def _table_name(rangevar: ast.RangeVar) -> str:
+    return f"{rangevar.schemaname}.{rangevar.relname}" if rangevar.schemaname else rangevar.relname
+
+
+def _scope(from_items: Any, ctes: set[str]) -> tuple[dict[str, str], list[Any]]:
+    """Aliases to table names of one FROM list, and the JOIN conditions in it."""
+    aliases: dict[str, str] = {}
+    joins: list[Any] = []
+    for item in _walk_level(from_items or ()):
+        if isinstance(item, ast.RangeVar):
+            if item.relname in ctes and not item.schemaname:
+                continue
+            table = _table_name(item)
+            aliases[item.alias.aliasname if item.alias else item.relname] = table
+        elif isinstance(item, ast.JoinExpr) and item.quals is not None:
+            joins.append(item.quals)
+    return aliases, joins
+
+
+def _level_columns(stmt: Any, ctes: set[str]) -> Iterator[tuple[str, str]]:
+    if isinstance(stmt, ast.SelectStmt):
+        aliases, joins = _scope(stmt.fromClause, ctes)
+        sort = stmt.sortClause or ()
+    elif isinstance(stmt, ast.UpdateStmt):
+        aliases, joins = _scope((stmt.relation, *(stmt.fromClause or ())), ctes)
+        sort = ()
+    else:
+        aliases, joins = _scope((stmt.relation, *(stmt.usingClause or ())), ctes)
+        sort = ()
+    if not aliases:
+        return
+    for quals in joins:
+        yield from _predicate_columns(quals, aliases)
+    if stmt.whereClause is not None:
+        yield from _predicate_columns(stmt.whereClause, aliases)
+    for sortby in sort:
+        resolved = _resolve(sortby.node, aliases)
+        if resolved:
+            yield resolved
+
+
+def _predicate_columns(expr: Any, aliases: dict[str, str]) -> Iterator[tuple[str, str]]:
+    for node in _walk_level(expr):
+        if not isinstance(node, ast.A_Expr) or not _is_indexable(node):
+            continue
+        for side in (node.lexpr, node.rexpr):
+            resolved = _resolve(side, aliases)
+            if resolved:
+                yield resolved
+
+
+def _is_indexable(expr: ast.A_Expr) -> bool:
+    kind = expr.kind
+    if kind == A_Expr_Kind.AEXPR_OP:
+        return bool(expr.name) and expr.name[-1].sval in RANGE_OPERATORS
+    if kind == A_Expr_Kind.AEXPR_IN:
+        return expr.name[-1].sval == "="  # IN, not NOT IN
+    return kind in {A_Expr_Kind.AEXPR_BETWEEN, A_Expr_Kind.AEXPR_BETWEEN_SYM}
+
+
+def _resolve(node: Any, aliases: dict[str, str]) -> tuple[str, str] | None:
+    if not isinstance(node, ast.ColumnRef):
+        return None
+    names = [field.sval for field in node.fields if isinstance(field, ast.String)]
+    if len(names) != len(node.fields):  # t.* and the like
+        return None
+    if len(names) == 1:
+        tables = set(aliases.values())
+        return (tables.pop(), names[0]) if len(tables) == 1 else None
+    qualifier = ".".join(names[:-1])
+    table = aliases.get(qualifier) or aliases.get(names[-2])
+    if table is None and qualifier in aliases.values():
+        table = qualifier
+    return (table, names[-1]) if table else None
