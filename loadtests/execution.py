@@ -18,7 +18,7 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
-from loadtests import documents, reports, secrets, waiting
+from loadtests import documents, events, reports, secrets, waiting
 from loadtests.engine import EngineConfig, IntervalSnapshot, RunResult
 from loadtests.engine import run as run_engine
 from loadtests.engine.histograms import Histogram
@@ -57,7 +57,14 @@ def execute(
     if not claimed:
         log.info("run %s is not queued; not starting it again", run_id)
         return None
-    run = LoadTestRun.objects.get(pk=run_id)
+    events.send(events.run_started, run_id)
+    try:
+        return _execute_claimed(LoadTestRun.objects.get(pk=run_id), progress)
+    finally:
+        events.send(events.run_finished, run_id)
+
+
+def _execute_claimed(run: LoadTestRun, progress: ProgressCallback | None) -> LoadTestRun:
     document = documents.upgrade(run.config)
     if not host_is_allowed(document["target_base_url"]):
         return _finish_error(run, "The target host is not in LOADTEST_ALLOWED_HOSTS.")
@@ -67,7 +74,7 @@ def execute(
     try:
         result = _drive_engine(run, documents.engine_config_from(document), progress)
     except Exception as exc:
-        log.exception("run %s failed", run_id)
+        log.exception("run %s failed", run.pk)
         return _finish_error(run, f"{type(exc).__name__}: {exc}")
     return finalise(run, result)
 

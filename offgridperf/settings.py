@@ -290,6 +290,11 @@ CELERY_BEAT_SCHEDULE = {
     # Only a backstop: the housekeeping thread of every worker and of beat reaps every 4 s
     # without the broker (loadtests/housekeeping.py), so a silent run ends within 15 s.
     "reap-stale-load-test-runs": {"task": "loadtests.tasks.reap_stale_runs", "schedule": 30.0},
+    # Each target keeps its own polling interval; this only looks which ones are due.
+    "snapshot-due-query-targets": {
+        "task": "queryopt.tasks.snapshot_due_targets",
+        "schedule": 30.0,
+    },
 }
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True

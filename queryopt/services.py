@@ -1,1 +1,91 @@
+"""Coordination for pages, the admin and the CLI: registering targets, checking them, taking
+snapshots. Connections live in targets.py, the deltas in snapshots.py."""
+
 from __future__ import annotations
+
+from django.conf import settings
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
+
+from queryopt import snapshots, targets
+from queryopt.dsn import redact
+from queryopt.models import QueryTarget, SnapshotReason, StatementSnapshot
+
+__all__ = ["QueryTarget", "TargetProblem", "add_target", "check_target", "take_snapshot"]
+
+
+class TargetProblem(ValueError):
+    """A target that may not be registered; the message names the field and the rule."""
+
+
+def dsn_problem(dsn: str) -> str | None:
+    """Why `dsn` is no PostgreSQL DSN (redacted), or None."""
+    if not dsn.strip():
+        return "dsn: give a PostgreSQL DSN, e.g. postgresql://user:password@host:5432/dbname"
+    try:
+        conninfo_to_dict(dsn)
+    except Exception as exc:  # noqa: BLE001 - psycopg's parser raises ProgrammingError
+        return redact(f"dsn: not a PostgreSQL DSN: {' '.join(str(exc).split())}", dsn)
+    return None
+
+
+def add_target(
+    name: str,
+    dsn: str,
+    *,
+    slow_threshold_ms: int = 100,
+    polling_interval_s: int = 60,
+    if_missing: bool = False,
+) -> tuple[QueryTarget, bool]:
+    """The target and whether it was created; an existing one is kept with `if_missing`."""
+    existing = QueryTarget.objects.filter(name=name).first()
+    if existing is not None:
+        if if_missing:
+            return existing, False
+        raise TargetProblem(f"name: a query target named {name!r} exists (--if-missing keeps it)")
+    problem = dsn_problem(dsn)
+    if problem:
+        raise TargetProblem(problem)
+    if not name.strip():
+        raise TargetProblem("name: give the target a name")
+    if slow_threshold_ms < 0 or polling_interval_s < 1:
+        raise TargetProblem("slow-ms must be >= 0 and the polling interval >= 1 s")
+    target = QueryTarget.objects.create(
+        name=name,
+        dsn=dsn,
+        slow_threshold_ms=slow_threshold_ms,
+        polling_interval_s=polling_interval_s,
+    )
+    return target, True
+
+
+def check_target(target: QueryTarget) -> str | None:
+    """None when the target answers and has pg_stat_statements (created here when the role
+    may), else what to do, redacted; stored in the target's last_error."""
+    try:
+        with targets.connect(target.dsn) as conn:
+            problem = targets.ensure_extension(conn, "pg_stat_statements")
+    except targets.TargetError as exc:
+        problem = str(exc)
+    message = redact(problem or "", target.dsn)
+    QueryTarget.objects.filter(pk=target.pk).update(last_error=message)
+    return message or None
+
+
+def take_snapshot(
+    target: QueryTarget, reason: str = SnapshotReason.MANUAL, run_id: int | None = None
+) -> StatementSnapshot:
+    return snapshots.take_snapshot(target, reason, run_id)
+
+
+def own_database_dsn() -> str:
+    """This app's own PostgreSQL database as a DSN (DATABASE_URL's libpq options kept)."""
+    database = settings.DATABASES["default"]
+    params = {
+        "host": database["HOST"],
+        "port": database["PORT"] or None,
+        "dbname": database["NAME"],
+        "user": database["USER"],
+        "password": database["PASSWORD"] or None,
+    }
+    options = {k: v for k, v in database.get("OPTIONS", {}).items() if isinstance(v, str)}
+    return make_conninfo("", **params, **options)

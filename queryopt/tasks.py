@@ -1,1 +1,36 @@
+"""Celery tasks of the query optimizer: snapshots of the targets' pg_stat_statements."""
+
 from __future__ import annotations
+
+import logging
+
+from celery import shared_task
+from django.utils import timezone
+
+from queryopt import snapshots, targets
+from queryopt.models import QueryTarget, SnapshotReason
+
+log = logging.getLogger(__name__)
+
+
+@shared_task
+def snapshot_target(target_id: int, reason: str, run_id: int | None = None) -> int | None:
+    """The new snapshot's id, or None when the target is gone or failed (see its last_error)."""
+    target = QueryTarget.objects.filter(pk=target_id).first()
+    if target is None:
+        return None
+    try:
+        return snapshots.take_snapshot(target, reason, run_id).pk
+    except targets.TargetError:
+        return None  # already logged and stored in last_error, redacted
+
+
+@shared_task
+def snapshot_due_targets() -> list[int]:
+    """Snapshot each enabled target whose polling interval has passed; the snapshot ids."""
+    taken = []
+    for target in snapshots.due_targets(timezone.now()):
+        snapshot_id = snapshot_target(target.pk, SnapshotReason.SCHEDULED)
+        if snapshot_id is not None:
+            taken.append(snapshot_id)
+    return taken
