@@ -17,8 +17,10 @@ from loadtests.engine import config as engine_config
 from loadtests.engine.config import document_field
 from loadtests.models import LoadTestDefinition
 from tests.engine.helpers import closed, step
+from tests.loadtests.admin_forms import ADD
+from tests.loadtests.admin_forms import admin_form as form_data
 from tests.loadtests.test_api import api, token_for
-from tests.loadtests.test_validation import ADD, admin_errors, form_data, headers_data
+from tests.loadtests.test_validation import admin_errors, headers_data
 
 pytestmark = pytest.mark.django_db
 

@@ -15,7 +15,7 @@ from django.core.exceptions import ValidationError
 from loadtests import execution, tasks
 from loadtests.models import LoadTestDefinition, LoadTestRun, LoadTestStep
 from loadtests.secrets import MASK, masked_config, masked_headers, redact, secret_values
-from tests.loadtests.test_definitions import admin_form
+from tests.loadtests.admin_forms import admin_form
 from tests.loadtests.test_runs import run_cli
 
 pytestmark = pytest.mark.django_db
