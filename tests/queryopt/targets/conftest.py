@@ -22,14 +22,13 @@ PASSWORD = "s3cret-Pa55word"
 def server_dsn(dbname: str = "postgres", **extra: Any) -> str:
     """A DSN on the test PostgreSQL server (the one Django's test database is on)."""
     database = settings.DATABASES["default"]
-    return make_conninfo(
-        "",
-        host=database["HOST"] or "127.0.0.1",
-        port=database["PORT"] or 5432,
-        user=database["USER"] or "postgres",
-        dbname=dbname,
-        **extra,
-    )
+    params = {
+        "host": database["HOST"] or "127.0.0.1",
+        "port": database["PORT"] or 5432,
+        "user": database["USER"] or "postgres",
+        "dbname": dbname,
+    }
+    return make_conninfo("", **{**params, **extra})
 
 
 def run_sql(statement: Any, dbname: str = "postgres") -> None:
