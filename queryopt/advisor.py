@@ -1,0 +1,409 @@
+"""Index advice for any PostgreSQL database, proven by the planner with HypoPG.
+
+No Django: `advise` takes a psycopg 3 connection to the target and plain (fingerprint, sql,
+total_time_ms) tuples, wherever they came from. For each table the queries filter, join or sort
+on, it tries hypothetical btree indexes (HypoPG: the planner sees them, nothing is built):
+every candidate column alone, then every pair of columns one query uses together, in both
+orders. An index is kept for a query when the planner's total cost falls by at least
+`min_saving_pct`; each query takes its cheapest index, and a wider index must beat the narrower
+one by `WIDER_INDEX_MIN_GAIN` to be worth its writes. Recommendations are ranked by the total
+time of the queries they help. Nothing an existing index already covers as a leading prefix is
+tried (the primary key included), nor what the caller rejects.
+
+Without HypoPG the advice is a heuristic (the first candidate column of each query's table not
+covered yet), marked `validated: False`.
+
+`unused_indexes` and `duplicate_indexes` list what could be dropped.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, dataclass, field
+from itertools import permutations
+from typing import Any
+
+import psycopg
+
+from queryopt.explain import ExplainRefused, explain
+from queryopt.fingerprints import candidate_columns
+
+DEFAULT_MIN_SAVING_PCT = 50.0
+# A two-column index must lower the cost this much more than the best single-column one.
+WIDER_INDEX_MIN_GAIN = 0.10
+# Bounds the hypothetical indexes tried per table (n singles and n*(n-1) pairs).
+MAX_COLUMNS_PER_TABLE = 8
+HYPOPG_SETUP = (
+    "HypoPG is not available: install the package (e.g. apt-get install postgresql-15-hypopg) "
+    "and run CREATE EXTENSION hypopg in the target database as a role allowed to"
+)
+
+Query = tuple[str, str, float]  # fingerprint, sql, total time (ms)
+
+
+@dataclass
+class Recommendation:
+    table: str
+    columns: list[str]
+    statement: str
+    cost_before: float  # summed over the queries helped
+    cost_after: float | None  # None when not validated by the planner
+    fingerprints: list[str]
+    total_time_ms: float  # of the queries helped: the ranking key
+    validated: bool
+
+    @property
+    def saving_pct(self) -> float | None:
+        if self.cost_after is None or not self.cost_before:
+            return None
+        return 100.0 * (1 - self.cost_after / self.cost_before)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "saving_pct": self.saving_pct}
+
+
+@dataclass
+class Advice:
+    recommendations: list[Recommendation]
+    validated: bool  # False: HypoPG missing, the advice is a heuristic
+    notes: list[str] = field(default_factory=list)  # queries that could not be planned, setup
+
+
+@dataclass(frozen=True)
+class Table:
+    oid: int
+    schema: str
+    name: str
+    columns: frozenset[str]
+
+    @property
+    def qualified(self) -> str:
+        return f"{quote_ident(self.schema)}.{quote_ident(self.name)}"
+
+
+@dataclass
+class _Planned:
+    fingerprint: str
+    sql: str
+    total_time_ms: float
+    cost: float
+    tables: dict[int, list[str]]  # table oid -> candidate columns, in order of appearance
+
+
+def quote_ident(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def create_index_statement(table: Table, columns: Sequence[str]) -> str:
+    cols = ", ".join(quote_ident(column) for column in columns)
+    return f"CREATE INDEX CONCURRENTLY ON {table.qualified} ({cols})"
+
+
+def drop_index_statement(schema: str, index: str) -> str:
+    return f"DROP INDEX CONCURRENTLY {quote_ident(schema)}.{quote_ident(index)}"
+
+
+def advise(
+    conn: psycopg.Connection[Any],
+    queries: Iterable[Query],
+    min_saving_pct: float = DEFAULT_MIN_SAVING_PCT,
+    rejected: Iterable[tuple[str, Sequence[str]]] = (),
+) -> Advice:
+    """Index recommendations for `queries` on the database of `conn`, best first.
+
+    `rejected` holds (table, columns) pairs never to recommend (the table as in the SQL or
+    schema-qualified). The connection should be in autocommit mode.
+    """
+    notes: list[str] = []
+    tables: dict[int, Table] = {}
+    planned = [
+        p for query in queries if (p := _plan(conn, query, tables, notes)) is not None and p.tables
+    ]
+    covered = existing_key_columns(conn)
+    refused = _rejected_keys(conn, rejected)
+    hypopg = hypopg_available(conn)
+    if not hypopg:
+        notes.append(HYPOPG_SETUP)
+        recommendations = _heuristic(planned, tables, covered, refused)
+    else:
+        recommendations = _validated(conn, planned, tables, covered, refused, min_saving_pct)
+    recommendations.sort(key=lambda r: (-r.total_time_ms, r.table, r.columns))
+    return Advice(recommendations, validated=hypopg, notes=notes)
+
+
+def hypopg_available(conn: psycopg.Connection[Any]) -> bool:
+    """Whether HypoPG is usable, creating the extension where the role may."""
+    try:
+        with conn.transaction():
+            conn.execute("CREATE EXTENSION IF NOT EXISTS hypopg")
+    except psycopg.Error:
+        return False
+    return True
+
+
+def _plan(
+    conn: psycopg.Connection[Any], query: Query, tables: dict[int, Table], notes: list[str]
+) -> _Planned | None:
+    fingerprint, sql, total_time_ms = query
+    try:
+        cost = _cost(conn, sql)
+    except (ExplainRefused, psycopg.Error) as exc:
+        notes.append(f"{fingerprint}: not planned ({str(exc).strip().splitlines()[0]})")
+        return None
+    by_table: dict[int, list[str]] = {}
+    for name, columns in candidate_columns(sql).items():
+        table = _table(conn, name, tables)
+        if table is not None:
+            known = [column for column in columns if column in table.columns]
+            if known:
+                by_table.setdefault(table.oid, []).extend(known)
+    return _Planned(fingerprint, sql, total_time_ms, cost, by_table)
+
+
+def _cost(conn: psycopg.Connection[Any], sql: str) -> float:
+    return float(explain(conn, sql)["plan"]["Plan"]["Total Cost"])
+
+
+def _table(conn: psycopg.Connection[Any], name: str, cache: dict[int, Table]) -> Table | None:
+    # pglast gives names already case-folded: quote each part so to_regclass keeps them.
+    quoted = ".".join(quote_ident(part) for part in name.split("."))
+    row = conn.execute(
+        "SELECT c.oid, n.nspname, c.relname, array_agg(a.attname::text) "
+        "FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+        "JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped "
+        "WHERE c.oid = to_regclass(%s) AND c.relkind IN ('r', 'p', 'm') "
+        "GROUP BY c.oid, n.nspname, c.relname",
+        (quoted,),
+    ).fetchone()
+    if row is None:
+        return None
+    return cache.setdefault(row[0], Table(row[0], row[1], row[2], frozenset(row[3])))
+
+
+def existing_key_columns(conn: psycopg.Connection[Any]) -> dict[int, list[tuple[str, ...]]]:
+    """Per table oid, the key columns of its valid, non-partial btree indexes."""
+    rows = conn.execute(
+        "SELECT i.indrelid, array_agg(a.attname::text ORDER BY k.ord) "
+        "FROM pg_index i JOIN pg_class ic ON ic.oid = i.indexrelid "
+        "JOIN pg_am am ON am.oid = ic.relam AND am.amname = 'btree' "
+        "CROSS JOIN LATERAL unnest(i.indkey::int2[]) WITH ORDINALITY AS k(attnum, ord) "
+        "LEFT JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum "
+        "WHERE i.indisvalid AND i.indpred IS NULL AND k.ord <= i.indnkeyatts "
+        "GROUP BY i.indexrelid, i.indrelid"
+    ).fetchall()
+    covered: dict[int, list[tuple[str, ...]]] = {}
+    for table_oid, columns in rows:
+        # An expression column (attnum 0, no name) ends what the index covers.
+        key = tuple(columns[: columns.index(None)] if None in columns else columns)
+        covered.setdefault(table_oid, []).append(key)
+    return covered
+
+
+def is_covered(columns: Sequence[str], keys: Iterable[tuple[str, ...]]) -> bool:
+    """Whether an index with `keys` as its key columns already leads with `columns`."""
+    wanted = tuple(columns)
+    return any(key[: len(wanted)] == wanted for key in keys)
+
+
+def _rejected_keys(
+    conn: psycopg.Connection[Any], rejected: Iterable[tuple[str, Sequence[str]]]
+) -> set[tuple[int, tuple[str, ...]]]:
+    keys: set[tuple[int, tuple[str, ...]]] = set()
+    cache: dict[int, Table] = {}
+    for name, columns in rejected:
+        table = _table(conn, name, cache)
+        if table is not None:
+            keys.add((table.oid, tuple(columns)))
+    return keys
+
+
+def _candidates(planned: list[_Planned], oid: int) -> list[tuple[str, ...]]:
+    """Single columns first, then the pairs some query uses together, in both orders."""
+    singles: list[str] = []
+    pairs: list[tuple[str, ...]] = []
+    for query in planned:
+        columns = list(dict.fromkeys(query.tables.get(oid, ())))[:MAX_COLUMNS_PER_TABLE]
+        singles.extend(column for column in columns if column not in singles)
+        pairs.extend(pair for pair in permutations(columns, 2) if pair not in pairs)
+    return [(column,) for column in singles[:MAX_COLUMNS_PER_TABLE]] + pairs
+
+
+def _validated(
+    conn: psycopg.Connection[Any],
+    planned: list[_Planned],
+    tables: dict[int, Table],
+    covered: dict[int, list[tuple[str, ...]]],
+    refused: set[tuple[int, tuple[str, ...]]],
+    min_saving_pct: float,
+) -> list[Recommendation]:
+    # Per query: the cost with each hypothetical index that meets the saving.
+    costs: dict[tuple[int, tuple[str, ...]], dict[int, float]] = {}
+    for oid in {oid for query in planned for oid in query.tables}:
+        for columns in _candidates(planned, oid):
+            if is_covered(columns, covered.get(oid, ())) or (oid, columns) in refused:
+                continue
+            helped = _try_index(conn, tables[oid], columns, planned, oid, min_saving_pct)
+            if helped:
+                costs[(oid, columns)] = helped
+    return _choose(planned, tables, costs)
+
+
+def _try_index(
+    conn: psycopg.Connection[Any],
+    table: Table,
+    columns: tuple[str, ...],
+    planned: list[_Planned],
+    oid: int,
+    min_saving_pct: float,
+) -> dict[int, float]:
+    cols = ", ".join(quote_ident(column) for column in columns)
+    helped: dict[int, float] = {}
+    try:
+        conn.execute(
+            "SELECT * FROM hypopg_create_index(%s)",
+            (f"CREATE INDEX ON {table.qualified} USING btree ({cols})",),
+        )
+        for position, query in enumerate(planned):
+            if oid not in query.tables:
+                continue
+            cost = _cost(conn, query.sql)
+            if cost <= query.cost * (1 - min_saving_pct / 100.0):
+                helped[position] = cost
+    finally:
+        conn.execute("SELECT hypopg_reset()")
+    return helped
+
+
+def _choose(
+    planned: list[_Planned],
+    tables: dict[int, Table],
+    costs: dict[tuple[int, tuple[str, ...]], dict[int, float]],
+) -> list[Recommendation]:
+    chosen: dict[tuple[int, tuple[str, ...]], None] = {}
+    for position in range(len(planned)):
+        options = [(key, helped[position]) for key, helped in costs.items() if position in helped]
+        # Narrow first: a wider index must earn its place by a clearly lower cost.
+        options.sort(key=lambda option: (len(option[0][1]), option[1]))
+        best: tuple[tuple[int, tuple[str, ...]], float] | None = None
+        for key, cost in options:
+            if best is None or cost < best[1] * (1 - WIDER_INDEX_MIN_GAIN):
+                best = (key, cost)
+        if best is not None:
+            chosen[best[0]] = None
+    recommendations = []
+    for oid, columns in chosen:
+        helped = costs[(oid, columns)]
+        queries = [planned[position] for position in helped]
+        recommendations.append(
+            Recommendation(
+                table=_display_name(tables[oid]),
+                columns=list(columns),
+                statement=create_index_statement(tables[oid], columns),
+                cost_before=sum(query.cost for query in queries),
+                cost_after=sum(helped.values()),
+                fingerprints=[query.fingerprint for query in queries],
+                total_time_ms=sum(query.total_time_ms for query in queries),
+                validated=True,
+            )
+        )
+    return recommendations
+
+
+def _heuristic(
+    planned: list[_Planned],
+    tables: dict[int, Table],
+    covered: dict[int, list[tuple[str, ...]]],
+    refused: set[tuple[int, tuple[str, ...]]],
+) -> list[Recommendation]:
+    by_key: dict[tuple[int, tuple[str, ...]], list[_Planned]] = {}
+    for query in planned:
+        for oid, columns in query.tables.items():
+            for column in columns:
+                key = (oid, (column,))
+                if not is_covered(key[1], covered.get(oid, ())) and key not in refused:
+                    by_key.setdefault(key, []).append(query)
+                    break
+    return [
+        Recommendation(
+            table=_display_name(tables[oid]),
+            columns=list(columns),
+            statement=create_index_statement(tables[oid], columns),
+            cost_before=sum(query.cost for query in queries),
+            cost_after=None,
+            fingerprints=[query.fingerprint for query in queries],
+            total_time_ms=sum(query.total_time_ms for query in queries),
+            validated=False,
+        )
+        for (oid, columns), queries in by_key.items()
+    ]
+
+
+def _display_name(table: Table) -> str:
+    return table.name if table.schema == "public" else f"{table.schema}.{table.name}"
+
+
+def unused_indexes(conn: psycopg.Connection[Any]) -> list[dict[str, Any]]:
+    """Indexes never scanned since the statistics were last reset, except unique and primary.
+
+    Unique indexes enforce a rule even when no query reads them, so they are never listed.
+    """
+    rows = conn.execute(
+        "SELECT s.schemaname, s.relname, s.indexrelname, pg_relation_size(s.indexrelid), "
+        "pg_get_indexdef(s.indexrelid) "
+        "FROM pg_stat_user_indexes s JOIN pg_index i ON i.indexrelid = s.indexrelid "
+        "WHERE s.idx_scan = 0 AND NOT i.indisunique AND NOT i.indisprimary "
+        "AND NOT i.indisexclusion "
+        "ORDER BY pg_relation_size(s.indexrelid) DESC, s.indexrelname"
+    ).fetchall()
+    return [
+        {
+            "schema": schema,
+            "table": table,
+            "index": index,
+            "size_bytes": size,
+            "definition": definition,
+            "statement": drop_index_statement(schema, index),
+        }
+        for schema, table, index, size, definition in rows
+    ]
+
+
+def duplicate_indexes(conn: psycopg.Connection[Any]) -> list[dict[str, Any]]:
+    """Btree indexes whose key columns lead another index of the same table.
+
+    A unique index is never reported as redundant (its rule does not follow from a wider one),
+    nor are partial and expression indexes. Of two identical indexes, the later name is listed.
+    """
+    rows = conn.execute(
+        "SELECT n.nspname, t.relname, ic.relname, i.indisunique, "
+        "i.indkey::int2[], i.indclass::oid[], i.indcollation::oid[], i.indnkeyatts "
+        "FROM pg_index i JOIN pg_class ic ON ic.oid = i.indexrelid "
+        "JOIN pg_class t ON t.oid = i.indrelid JOIN pg_namespace n ON n.oid = t.relnamespace "
+        "JOIN pg_am am ON am.oid = ic.relam AND am.amname = 'btree' "
+        "WHERE i.indisvalid AND i.indpred IS NULL AND i.indexprs IS NULL "
+        "AND n.nspname NOT IN ('pg_catalog', 'information_schema') "
+        "AND n.nspname NOT LIKE 'pg_toast%%' "
+        "ORDER BY n.nspname, t.relname, ic.relname"
+    ).fetchall()
+    indexes = [
+        (schema, table, name, unique, tuple(zip(keys, classes, collations, strict=False))[:nkeys])
+        for schema, table, name, unique, keys, classes, collations, nkeys in rows
+    ]
+    found = []
+    for schema, table, name, unique, key in indexes:
+        for other_schema, other_table, other, _, other_key in indexes:
+            if (schema, table) != (other_schema, other_table) or name == other or unique:
+                continue
+            if other_key[: len(key)] != key or (other_key == key and name < other):
+                continue
+            found.append(
+                {
+                    "schema": schema,
+                    "table": table,
+                    "index": name,
+                    "covered_by": other,
+                    "statement": drop_index_statement(schema, name),
+                }
+            )
+            break
+    return found
