@@ -29,6 +29,7 @@ run: $(INSTALLED)
 	@OFFGRIDPERF_LOCAL=1 $(PY) manage.py bootstrap
 	@OFFGRIDPERF_LOCAL=1 $(PY) manage.py seed_emissions --if-empty
 	@OFFGRIDPERF_LOCAL=1 $(PY) manage.py loadtest import --if-missing emissions/loadtests/*.json
+	@OFFGRIDPERF_LOCAL=1 $(PY) manage.py queryopt target add emissions --from-database-url --if-missing
 	@echo ""
 	@echo "offgridperf is starting: http://$${HOST:-127.0.0.1}:$${PORT:-8000}/  (log in as 'admin';"
 	@echo "  password: OFFGRIDPERF_ADMIN_PASSWORD, or the one printed at first start;"
