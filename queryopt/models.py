@@ -41,12 +41,18 @@ class QueryFingerprint(models.Model):
     last_seen_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
+        # Two conditional constraints rather than nulls_distinct=False, which SQLite lacks.
         constraints = [
             models.UniqueConstraint(
                 fields=["target", "fingerprint"],
-                nulls_distinct=False,
+                condition=models.Q(target__isnull=False),
                 name="queryopt_fingerprint_unique_per_target",
-            )
+            ),
+            models.UniqueConstraint(
+                fields=["fingerprint"],
+                condition=models.Q(target__isnull=True),
+                name="queryopt_fingerprint_unique_in_own_database",
+            ),
         ]
 
     def __str__(self) -> str:

@@ -99,6 +99,9 @@ class Command(BaseCommand):
             chosen = services.QueryTarget.objects.filter(name=name)
             if not chosen:
                 raise _fail(f"--target {name!r}: no such query target")
+        if not chosen:
+            self.stdout.write("no enabled query targets: add one with `queryopt target add`")
+            return
         problems = []
         for target in chosen:
             try:
