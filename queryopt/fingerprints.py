@@ -36,6 +36,7 @@ _STRING_LITERAL = re.compile(r"'(?:[^']|'')*'")
 _NUMBER_LITERAL = re.compile(r"(?<![\w$.])-?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?\b")
 _IN_LIST = re.compile(r"\bIN\s*\(\s*\?(?:\s*,\s*\?)*\s*\)", re.IGNORECASE)
 _WHITESPACE = re.compile(r"\s+")
+_PSYCOPG_PLACEHOLDER = re.compile(r"%%|%s|%\((\w+)\)s")
 
 
 @dataclass(frozen=True)
@@ -47,13 +48,28 @@ class NormalizedQuery:
 
 
 def normalize_query(sql: str) -> NormalizedQuery:
-    """The normalised text and fingerprint of `sql`, saying which method produced them."""
-    try:
-        return NormalizedQuery(_pglast_normalize(sql), pglast_fingerprint(sql), "pglast")
-    except ParseError:
-        text = regex_normalize(sql)
-        digest = hashlib.sha1(text.encode(), usedforsecurity=False).hexdigest()
-        return NormalizedQuery(text, FALLBACK_PREFIX + digest[:15], "regex")
+    """The normalised text and fingerprint of `sql`, saying which method produced them.
+
+    SQL with psycopg placeholders (%s, %(name)s: what Django's cursor wrappers see) is read
+    with $n in their place, so it meets the same query as pg_stat_statements shows it.
+    """
+    parsable = postgres_text(sql)
+    if parsable is not None:
+        return NormalizedQuery(_pglast_normalize(parsable), pglast_fingerprint(parsable), "pglast")
+    text = regex_normalize(sql)
+    digest = hashlib.sha1(text.encode(), usedforsecurity=False).hexdigest()
+    return NormalizedQuery(text, FALLBACK_PREFIX + digest[:15], "regex")
+
+
+def postgres_text(sql: str) -> str | None:
+    """`sql` as PostgreSQL parses it (psycopg placeholders made $n), or None if it does not."""
+    for text in dict.fromkeys((sql, dollar_placeholders(sql))):
+        try:
+            parse_sql(text)
+        except ParseError:
+            continue
+        return text
+    return None
 
 
 def normalize(sql: str) -> str:
@@ -66,8 +82,20 @@ def fingerprint(sql: str) -> str:
     return normalize_query(sql).fingerprint
 
 
+def dollar_placeholders(sql: str) -> str:
+    """`sql` with psycopg's %s and %(name)s placeholders as $n, and %% as %."""
+    numbers: dict[str, int] = {}
+
+    def replace(match: re.Match[str]) -> str:
+        if match.group(0) == "%%":
+            return "%"
+        key = match.group(1) or f"#{len(numbers)}"
+        return f"${numbers.setdefault(key, len(numbers) + 1)}"
+
+    return _PSYCOPG_PLACEHOLDER.sub(replace, sql)
+
+
 def _pglast_normalize(sql: str) -> str:
-    parse_sql(sql)  # scan() accepts nonsense; only parsable SQL takes this path
     raw = sql  # the scanner's offsets count characters
     tokens = scan(sql)
     numbers = [int(raw[t.start + 1 : t.end + 1]) for t in tokens if t.name == "PARAM"]
@@ -108,10 +136,10 @@ def candidate_columns(sql: str) -> dict[str, list[str]]:
     them). An unqualified column is attributed only when its query level reads a single table.
     Unparsable SQL has no candidates.
     """
-    try:
-        statements = parse_sql(sql)
-    except ParseError:
+    parsable = postgres_text(sql)
+    if parsable is None:
         return {}
+    statements = parse_sql(parsable)
     found: dict[str, list[str]] = {}
     ctes: set[str] = set()
     for raw in statements:

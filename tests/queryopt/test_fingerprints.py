@@ -73,3 +73,15 @@ def test_it_keeps_schema_qualified_names_and_reads_update_and_delete() -> None:
 
 def test_it_has_no_candidates_for_unparsable_sql() -> None:
     assert candidate_columns("SELECT * FROM t WHERE a = ?") == {}
+
+
+def test_it_reads_psycopg_placeholders_as_the_dollar_ones_pg_stat_statements_shows() -> None:
+    django_sql = 'SELECT "t"."id" FROM "t" WHERE "t"."a" = %s AND "t"."b" LIKE %s'
+    assert normalize_query(django_sql).method == "pglast"
+    assert fingerprint(django_sql) == fingerprint(
+        'SELECT "t"."id" FROM "t" WHERE "t"."a" = $1 AND "t"."b" LIKE $2'
+    )
+    assert normalize("SELECT * FROM t WHERE a = %(a)s AND b = %(a)s AND c = 'x%%'") == (
+        "SELECT * FROM t WHERE a = $1 AND b = $1 AND c = $2"
+    )
+    assert candidate_columns('SELECT * FROM "t" WHERE "t"."a" = %s') == {"t": ["a"]}
