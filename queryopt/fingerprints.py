@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from pglast import ast
-from pglast.enums import A_Expr_Kind
+from pglast.enums import A_Expr_Kind, SortByDir, SortByNulls
 from pglast.parser import ParseError, parse_sql, scan
 from pglast.parser import fingerprint as pglast_fingerprint
 
@@ -154,6 +154,41 @@ def candidate_columns(sql: str) -> dict[str, list[str]]:
                     if column not in columns:
                         columns.append(column)
     return found
+
+
+def sort_orders(sql: str) -> dict[str, dict[str, str]]:
+    """Per table, the ORDER BY columns no plain btree index can give in either scan direction.
+
+    Each maps to the order its index key needs ("DESC NULLS LAST" or "NULLS FIRST"): a plain
+    index read forwards gives ASC NULLS LAST, read backwards DESC NULLS FIRST, nothing else.
+    """
+    parsable = postgres_text(sql)
+    if parsable is None:
+        return {}
+    ctes = {n.ctename for n in _walk(parse_sql(parsable)) if isinstance(n, ast.CommonTableExpr)}
+    found: dict[str, dict[str, str]] = {}
+    for node in _walk(parse_sql(parsable)):
+        if not isinstance(node, ast.SelectStmt) or not node.sortClause:
+            continue
+        aliases, _ = _scope(node.fromClause, ctes)
+        for sortby in node.sortClause:
+            resolved = _resolve(sortby.node, aliases)
+            order = _index_order(sortby)
+            if resolved and order:
+                found.setdefault(resolved[0], {}).setdefault(resolved[1], order)
+    return found
+
+
+def _index_order(sortby: ast.SortBy) -> str:
+    descending = sortby.sortby_dir == SortByDir.SORTBY_DESC
+    if sortby.sortby_nulls == SortByNulls.SORTBY_NULLS_DEFAULT:
+        return ""
+    nulls_first = sortby.sortby_nulls == SortByNulls.SORTBY_NULLS_FIRST
+    if descending and not nulls_first:
+        return "DESC NULLS LAST"
+    if not descending and nulls_first:
+        return "NULLS FIRST"
+    return ""
 
 
 def _walk(node: Any) -> Iterator[Any]:

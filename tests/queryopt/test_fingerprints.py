@@ -1,6 +1,12 @@
 from __future__ import annotations
 
-from queryopt.fingerprints import candidate_columns, fingerprint, normalize, normalize_query
+from queryopt.fingerprints import (
+    candidate_columns,
+    fingerprint,
+    normalize,
+    normalize_query,
+    sort_orders,
+)
 
 
 def test_it_gives_queries_that_differ_by_constants_one_fingerprint() -> None:
@@ -85,3 +91,14 @@ def test_it_reads_psycopg_placeholders_as_the_dollar_ones_pg_stat_statements_sho
         "SELECT * FROM t WHERE a = $1 AND b = $1 AND c = $2"
     )
     assert candidate_columns('SELECT * FROM "t" WHERE "t"."a" = %s') == {"t": ["a"]}
+
+
+def test_it_notes_the_sort_orders_a_plain_index_cannot_give() -> None:
+    sql = (
+        "SELECT * FROM emissions_activity a WHERE a.site = $1 "
+        "ORDER BY a.kg_co2e DESC NULLS LAST, a.id DESC, a.day NULLS FIRST, a.x ASC"
+    )
+    assert sort_orders(sql) == {
+        "emissions_activity": {"kg_co2e": "DESC NULLS LAST", "day": "NULLS FIRST"}
+    }
+    assert sort_orders("SELECT * FROM t ORDER BY a DESC NULLS FIRST") == {}
