@@ -4,11 +4,13 @@ No Django: `advise` takes a psycopg 3 connection to the target and plain (finger
 total_time_ms) tuples, wherever they came from. For each table the queries filter, join or sort
 on, it tries hypothetical btree indexes (HypoPG: the planner sees them, nothing is built):
 every candidate column alone, then every pair of columns one query uses together, in both
-orders. An index is kept for a query when the planner's total cost falls by at least
-`min_saving_pct`; each query takes its cheapest index, and a wider index must beat the narrower
-one by `WIDER_INDEX_MIN_GAIN` to be worth its writes. Recommendations are ranked by the total
-time of the queries they help. Nothing an existing index already covers as a leading prefix is
-tried (the primary key included), nor what the caller rejects.
+orders; a column the query sorts DESC NULLS LAST (or NULLS FIRST) is also tried in that order,
+which no plain key gives in either scan direction. An index is kept for a query when the
+planner's total cost falls by at least `min_saving_pct`; each query takes its cheapest index,
+and a wider index must beat the narrower one by `WIDER_INDEX_MIN_GAIN` to be worth its writes.
+Recommendations are ranked by the total time of the queries they help. Nothing an existing
+index already covers as a leading prefix is tried (the primary key included), nor what the
+caller rejects.
 
 Without HypoPG the advice is a heuristic (the first candidate column of each query's table not
 covered yet), marked `validated: False`.
@@ -26,7 +28,7 @@ from typing import Any
 import psycopg
 
 from queryopt.explain import ExplainRefused, explain
-from queryopt.fingerprints import candidate_columns
+from queryopt.fingerprints import candidate_columns, sort_orders
 
 DEFAULT_MIN_SAVING_PCT = 50.0
 # A two-column index must lower the cost this much more than the best single-column one.
@@ -39,6 +41,11 @@ HYPOPG_SETUP = (
 )
 
 Query = tuple[str, str, float]  # fingerprint, sql, total time (ms)
+# An index key column: its name, and the order it needs ("", "DESC NULLS LAST", "NULLS FIRST").
+Key = tuple[str, str]
+# indoption bits of pg_index.
+INDOPTION_DESC = 1
+INDOPTION_NULLS_FIRST = 2
 
 
 @dataclass
@@ -88,15 +95,24 @@ class _Planned:
     total_time_ms: float
     cost: float
     tables: dict[int, list[str]]  # table oid -> candidate columns, in order of appearance
+    orders: dict[int, dict[str, str]]  # table oid -> ORDER BY columns a plain key cannot give
 
 
 def quote_ident(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
-def create_index_statement(table: Table, columns: Sequence[str]) -> str:
-    cols = ", ".join(quote_ident(column) for column in columns)
-    return f"CREATE INDEX CONCURRENTLY ON {table.qualified} ({cols})"
+def as_keys(columns: Sequence[str] | Sequence[Key]) -> tuple[Key, ...]:
+    return tuple(column if isinstance(column, tuple) else (column, "") for column in columns)
+
+
+def key_list(columns: Sequence[str] | Sequence[Key]) -> str:
+    """The key columns as in CREATE INDEX: quoted names, each with its order if any."""
+    return ", ".join(f"{quote_ident(name)} {order}".rstrip() for name, order in as_keys(columns))
+
+
+def create_index_statement(table: Table, columns: Sequence[str] | Sequence[Key]) -> str:
+    return f"CREATE INDEX CONCURRENTLY ON {table.qualified} ({key_list(columns)})"
 
 
 def drop_index_statement(schema: str, index: str) -> str:
@@ -151,13 +167,16 @@ def _plan(
         notes.append(f"{fingerprint}: not planned ({str(exc).strip().splitlines()[0]})")
         return None
     by_table: dict[int, list[str]] = {}
+    orders: dict[int, dict[str, str]] = {}
+    sorts = sort_orders(sql)
     for name, columns in candidate_columns(sql).items():
         table = _table(conn, name, tables)
         if table is not None:
             known = [column for column in columns if column in table.columns]
             if known:
                 by_table.setdefault(table.oid, []).extend(known)
-    return _Planned(fingerprint, sql, total_time_ms, cost, by_table)
+                orders.setdefault(table.oid, {}).update(sorts.get(name, {}))
+    return _Planned(fingerprint, sql, total_time_ms, cost, by_table, orders)
 
 
 def _cost(conn: psycopg.Connection[Any], sql: str) -> float:
@@ -180,10 +199,11 @@ def _table(conn: psycopg.Connection[Any], name: str, cache: dict[int, Table]) ->
     return cache.setdefault(row[0], Table(row[0], row[1], row[2], frozenset(row[3])))
 
 
-def existing_key_columns(conn: psycopg.Connection[Any]) -> dict[int, list[tuple[str, ...]]]:
+def existing_key_columns(conn: psycopg.Connection[Any]) -> dict[int, list[tuple[Key, ...]]]:
     """Per table oid, the key columns of its valid, non-partial btree indexes."""
     rows = conn.execute(
-        "SELECT i.indrelid, array_agg(a.attname::text ORDER BY k.ord) "
+        "SELECT i.indrelid, array_agg(a.attname::text ORDER BY k.ord), "
+        "array_agg((i.indoption::int2[])[k.ord - 1] ORDER BY k.ord) "
         "FROM pg_index i JOIN pg_class ic ON ic.oid = i.indexrelid "
         "JOIN pg_am am ON am.oid = ic.relam AND am.amname = 'btree' "
         "CROSS JOIN LATERAL unnest(i.indkey::int2[]) WITH ORDINALITY AS k(attnum, ord) "
@@ -191,18 +211,30 @@ def existing_key_columns(conn: psycopg.Connection[Any]) -> dict[int, list[tuple[
         "WHERE i.indisvalid AND i.indpred IS NULL AND k.ord <= i.indnkeyatts "
         "GROUP BY i.indexrelid, i.indrelid"
     ).fetchall()
-    covered: dict[int, list[tuple[str, ...]]] = {}
-    for table_oid, columns in rows:
+    covered: dict[int, list[tuple[Key, ...]]] = {}
+    for table_oid, columns, options in rows:
         # An expression column (attnum 0, no name) ends what the index covers.
-        key = tuple(columns[: columns.index(None)] if None in columns else columns)
+        end = columns.index(None) if None in columns else len(columns)
+        key = tuple(
+            (name, _order(option)) for name, option in zip(columns[:end], options, strict=False)
+        )
         covered.setdefault(table_oid, []).append(key)
     return covered
 
 
-def is_covered(columns: Sequence[str], keys: Iterable[tuple[str, ...]]) -> bool:
+def _order(option: int) -> str:
+    descending, nulls_first = bool(option & INDOPTION_DESC), bool(option & INDOPTION_NULLS_FIRST)
+    if descending and not nulls_first:
+        return "DESC NULLS LAST"
+    return "NULLS FIRST" if nulls_first and not descending else ""
+
+
+def is_covered(
+    columns: Sequence[str] | Sequence[Key], keys: Iterable[Sequence[str] | Sequence[Key]]
+) -> bool:
     """Whether an index with `keys` as its key columns already leads with `columns`."""
-    wanted = tuple(columns)
-    return any(key[: len(wanted)] == wanted for key in keys)
+    wanted = as_keys(columns)
+    return any(as_keys(key)[: len(wanted)] == wanted for key in keys)
 
 
 def _rejected_keys(
@@ -217,30 +249,39 @@ def _rejected_keys(
     return keys
 
 
-def _candidates(planned: list[_Planned], oid: int) -> list[tuple[str, ...]]:
-    """Single columns first, then the pairs some query uses together, in both orders."""
-    singles: list[str] = []
-    pairs: list[tuple[str, ...]] = []
+def _candidates(planned: list[_Planned], oid: int) -> list[tuple[Key, ...]]:
+    """Single columns first, then the pairs some query uses together, in both orders.
+
+    A column sorted in an order a plain key cannot give is also tried with that order.
+    """
+    singles: list[tuple[Key, ...]] = []
+    pairs: list[tuple[Key, ...]] = []
     for query in planned:
-        columns = list(dict.fromkeys(query.tables.get(oid, ())))[:MAX_COLUMNS_PER_TABLE]
-        singles.extend(column for column in columns if column not in singles)
-        pairs.extend(pair for pair in permutations(columns, 2) if pair not in pairs)
-    return [(column,) for column in singles[:MAX_COLUMNS_PER_TABLE]] + pairs
+        names = list(dict.fromkeys(query.tables.get(oid, ())))[:MAX_COLUMNS_PER_TABLE]
+        orders = query.orders.get(oid, {})
+        keys = [(name, "") for name in names]
+        keys += [(name, orders[name]) for name in names if orders.get(name)]
+        singles.extend((key,) for key in keys if (key,) not in singles)
+        pairs.extend(
+            pair for pair in permutations(keys, 2) if pair[0][0] != pair[1][0] and pair not in pairs
+        )
+    return singles + pairs
 
 
 def _validated(
     conn: psycopg.Connection[Any],
     planned: list[_Planned],
     tables: dict[int, Table],
-    covered: dict[int, list[tuple[str, ...]]],
+    covered: dict[int, list[tuple[Key, ...]]],
     refused: set[tuple[int, tuple[str, ...]]],
     min_saving_pct: float,
 ) -> list[Recommendation]:
     # Per query: the cost with each hypothetical index that meets the saving.
-    costs: dict[tuple[int, tuple[str, ...]], dict[int, float]] = {}
+    costs: dict[tuple[int, tuple[Key, ...]], dict[int, float]] = {}
     for oid in {oid for query in planned for oid in query.tables}:
         for columns in _candidates(planned, oid):
-            if is_covered(columns, covered.get(oid, ())) or (oid, columns) in refused:
+            names = tuple(name for name, _ in columns)
+            if is_covered(columns, covered.get(oid, ())) or (oid, names) in refused:
                 continue
             helped = _try_index(conn, tables[oid], columns, planned, oid, min_saving_pct)
             if helped:
@@ -251,12 +292,12 @@ def _validated(
 def _try_index(
     conn: psycopg.Connection[Any],
     table: Table,
-    columns: tuple[str, ...],
+    columns: tuple[Key, ...],
     planned: list[_Planned],
     oid: int,
     min_saving_pct: float,
 ) -> dict[int, float]:
-    cols = ", ".join(quote_ident(column) for column in columns)
+    cols = key_list(columns)
     helped: dict[int, float] = {}
     try:
         conn.execute(
@@ -277,14 +318,14 @@ def _try_index(
 def _choose(
     planned: list[_Planned],
     tables: dict[int, Table],
-    costs: dict[tuple[int, tuple[str, ...]], dict[int, float]],
+    costs: dict[tuple[int, tuple[Key, ...]], dict[int, float]],
 ) -> list[Recommendation]:
-    chosen: dict[tuple[int, tuple[str, ...]], None] = {}
+    chosen: dict[tuple[int, tuple[Key, ...]], None] = {}
     for position in range(len(planned)):
         options = [(key, helped[position]) for key, helped in costs.items() if position in helped]
         # Narrow first: a wider index must earn its place by a clearly lower cost.
         options.sort(key=lambda option: (len(option[0][1]), option[1]))
-        best: tuple[tuple[int, tuple[str, ...]], float] | None = None
+        best: tuple[tuple[int, tuple[Key, ...]], float] | None = None
         for key, cost in options:
             if best is None or cost < best[1] * (1 - WIDER_INDEX_MIN_GAIN):
                 best = (key, cost)
@@ -297,7 +338,7 @@ def _choose(
         recommendations.append(
             Recommendation(
                 table=_display_name(tables[oid]),
-                columns=list(columns),
+                columns=[name for name, _ in columns],
                 statement=create_index_statement(tables[oid], columns),
                 cost_before=sum(query.cost for query in queries),
                 cost_after=sum(helped.values()),
@@ -312,7 +353,7 @@ def _choose(
 def _heuristic(
     planned: list[_Planned],
     tables: dict[int, Table],
-    covered: dict[int, list[tuple[str, ...]]],
+    covered: dict[int, list[tuple[Key, ...]]],
     refused: set[tuple[int, tuple[str, ...]]],
 ) -> list[Recommendation]:
     by_key: dict[tuple[int, tuple[str, ...]], list[_Planned]] = {}
