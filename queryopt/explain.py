@@ -3,6 +3,8 @@
 No Django: the caller opens the connection (to a target, or to our own database). Every plan
 is taken inside a transaction that is rolled back, so nothing the statement might do stays.
 
+- SQL may use $n placeholders (as pg_stat_statements shows it) or psycopg's %s (as Django's
+  cursor sees it).
 - `explain` plans without running. SQL with $n placeholders and no values gets PostgreSQL's
   generic plan (PREPARE, then EXPLAIN EXECUTE with NULLs under force_generic_plan), the plan a
   prepared statement would use for any value.
@@ -24,6 +26,8 @@ import psycopg
 from pglast import ast
 from pglast.parser import ParseError, parse_sql, scan
 from psycopg import sql as pgsql
+
+from queryopt.fingerprints import postgres_text
 
 DEFAULT_TIMEOUT_S = 5.0
 # A plan waiting on a lock is not what the user asked to measure: give up quickly.
@@ -65,6 +69,8 @@ def explain(
     Returns {"plan": the EXPLAIN document (its "Plan" key is the root node), "plan_hash",
     "generic": True when placeholders were planned without values, "analyzed": False}.
     """
+    if params is None:
+        sql = postgres_text(sql) or sql  # psycopg's %s placeholders become $n
     single_statement(sql)
     return _run(conn, sql, params, "FORMAT JSON", timeout_s, read_only=False)
 
@@ -81,6 +87,8 @@ def explain_analyze(
     data-modifying CTE, and for placeholders without values; psycopg.errors.QueryCanceled when
     the statement timeout stops it.
     """
+    if params is None:
+        sql = postgres_text(sql) or sql
     check_analyzable(sql)
     if params is None and placeholder_count(sql):
         raise ExplainRefused("values", "EXPLAIN ANALYZE needs a value for every $n placeholder")
@@ -90,7 +98,8 @@ def explain_analyze(
 def single_statement(sql: str) -> Any:
     """The one parsed statement of `sql`; ExplainRefused when it is not exactly one."""
     try:
-        statements = parse_sql(sql)
+        # SQL with psycopg placeholders (and values passed along) parses in its $n form.
+        statements = parse_sql(postgres_text(sql) or sql)
     except ParseError as exc:
         raise ExplainRefused("syntax", f"PostgreSQL cannot parse the statement ({exc})") from exc
     if len(statements) != 1:

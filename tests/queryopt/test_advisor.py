@@ -217,3 +217,12 @@ def test_it_lists_unused_and_duplicate_indexes_but_not_unique_ones(
         assert 'DROP INDEX CONCURRENTLY "public"."ledger_a"' in statements
     finally:
         pg.execute("DROP TABLE ledger")
+
+
+def test_it_advises_queries_as_django_captures_them_with_psycopg_placeholders(
+    hypopg: psycopg.Connection[Any], big_table: str
+) -> None:
+    sql = 'SELECT "readings"."id" FROM "readings" WHERE "readings"."sensor" = %s'
+    [recommendation] = advise(hypopg, [query(sql)]).recommendations
+    assert recommendation.columns == ["sensor"]
+    assert recommendation.fingerprints == [fingerprint(sql)]

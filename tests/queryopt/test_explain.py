@@ -140,3 +140,13 @@ def test_it_refuses_a_connection_already_inside_a_transaction(
         with pytest.raises(ExplainRefused) as refused:
             explain_analyze(conn, "SELECT 1")
     assert refused.value.rule == "own transaction"
+
+
+def test_it_plans_sql_with_psycopg_placeholders_as_django_captures_it(
+    pg: psycopg.Connection[Any], accounts: str
+) -> None:
+    sql = 'SELECT * FROM "accounts" WHERE "accounts"."id" = %s'
+    assert explain(pg, sql)["generic"] is True
+    assert explain(pg, sql, [7])["plan"]["Plan"]["Node Type"] == "Index Scan"
+    analyzed = explain_analyze(pg, sql, [7])
+    assert analyzed["plan"]["Plan"]["Actual Rows"] == 1
