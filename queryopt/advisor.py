@@ -332,7 +332,7 @@ def _choose(
         if best is not None:
             chosen[best[0]] = None
     recommendations = []
-    for oid, columns in chosen:
+    for oid, columns in _without_prefixes(list(chosen), costs):
         helped = costs[(oid, columns)]
         queries = [planned[position] for position in helped]
         recommendations.append(
@@ -348,6 +348,24 @@ def _choose(
             )
         )
     return recommendations
+
+
+def _without_prefixes(
+    chosen: list[tuple[int, tuple[Key, ...]]],
+    costs: dict[tuple[int, tuple[Key, ...]], dict[int, float]],
+) -> list[tuple[int, tuple[Key, ...]]]:
+    """The chosen indexes, less those a wider chosen one leads with and helps as much."""
+    return [
+        (oid, columns)
+        for oid, columns in chosen
+        if not any(
+            other_oid == oid
+            and len(other) > len(columns)
+            and other[: len(columns)] == columns
+            and costs[(oid, columns)].keys() <= costs[(oid, other)].keys()
+            for other_oid, other in chosen
+        )
+    ]
 
 
 def _heuristic(

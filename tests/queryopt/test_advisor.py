@@ -226,3 +226,13 @@ def test_it_advises_queries_as_django_captures_them_with_psycopg_placeholders(
     [recommendation] = advise(hypopg, [query(sql)]).recommendations
     assert recommendation.columns == ["sensor"]
     assert recommendation.fingerprints == [fingerprint(sql)]
+
+
+def test_it_drops_an_index_that_a_wider_recommended_one_leads_with(
+    hypopg: psycopg.Connection[Any], big_table: str
+) -> None:
+    narrow = query("SELECT * FROM readings WHERE site = $1")
+    wide = query("SELECT * FROM readings WHERE site = $1 AND value = $2")
+    [recommendation] = advise(hypopg, [narrow, wide]).recommendations
+    assert recommendation.columns == ["site", "value"]
+    assert sorted(recommendation.fingerprints) == sorted([narrow[0], wide[0]])
