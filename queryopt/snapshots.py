@@ -42,8 +42,9 @@ COUNTERS = (
 # The counters are a fixed tuple of column names, never input.
 STATEMENTS_SQL = f"""
 SELECT userid, dbid, queryid, query, {", ".join(COUNTERS)},
-       min_exec_time, max_exec_time, stddev_exec_time
-FROM pg_stat_statements
+       min_exec_time, max_exec_time, stddev_exec_time,
+       to_jsonb(s) ->> 'toplevel' AS toplevel
+FROM pg_stat_statements s
 WHERE queryid IS NOT NULL
   AND dbid = (SELECT oid FROM pg_database WHERE datname = current_database())
 """  # noqa: S608
@@ -114,7 +115,10 @@ def _store(
 
 
 def _key(row: dict[str, Any]) -> str:
-    return f"{row['userid']}:{row['dbid']}:{row['queryid']}"
+    # With pg_stat_statements.track = all (PostgreSQL 14+), a queryid has a row as a top-level
+    # statement and one nested in functions: `toplevel` tells them apart (null before 14).
+    key = f"{row['userid']}:{row['dbid']}:{row['queryid']}"
+    return key if row.get("toplevel") in (None, "true") else f"{key}:nested"
 
 
 def window_counts(now: list[float], before: list[float] | None) -> list[float]:

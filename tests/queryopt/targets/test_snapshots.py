@@ -81,3 +81,33 @@ def test_it_snapshots_only_the_enabled_targets_that_are_due(
     )
     assert len(tasks.snapshot_due_targets()) == 1
     assert not resting.snapshots.exists()
+
+
+def test_it_adds_up_a_statement_run_both_at_top_level_and_nested(target: QueryTarget) -> None:
+    # track = all keeps a row per level for one queryid: both rows count, neither hides the other.
+    with psycopg.connect(target.dsn, autocommit=True) as conn:
+        conn.execute(
+            "CREATE OR REPLACE FUNCTION qo_nested(n int) RETURNS void LANGUAGE plpgsql AS "
+            "$$ BEGIN FOR i IN 1..n LOOP EXECUTE 'SELECT 41 + 1 AS qo_level_marker'; "
+            "END LOOP; END $$"
+        )
+    snapshots.take_snapshot(target, SnapshotReason.MANUAL)
+    with psycopg.connect(target.dsn, autocommit=True) as conn:
+        conn.execute("SET pg_stat_statements.track = 'all'")
+        conn.execute("SELECT qo_nested(5)")
+        for _ in range(2):
+            conn.execute("SELECT 41 + 1 AS qo_level_marker")
+        levels = conn.execute(
+            "SELECT toplevel, calls FROM pg_stat_statements WHERE query LIKE %s",
+            ["SELECT%qo_level_marker"],
+        ).fetchall()
+    after = snapshots.take_snapshot(target, SnapshotReason.MANUAL)
+    assert sorted(levels) == [(False, 5), (True, 2)]
+    assert marker_delta(after, "qo_level_marker").calls == 7
+    with psycopg.connect(target.dsn, autocommit=True) as conn:
+        conn.execute("SET pg_stat_statements.track = 'all'")
+        conn.execute("SELECT qo_nested(3)")
+        conn.execute("SELECT 41 + 1 AS qo_level_marker")
+    # Each level against its own counters of the last snapshot.
+    again = snapshots.take_snapshot(target, SnapshotReason.MANUAL)
+    assert marker_delta(again, "qo_level_marker").calls == 4
