@@ -323,6 +323,10 @@ OFFGRIDPERF_BASE_URL = env_str(
 )
 # A queued run that no worker takes within this many seconds ends as `error`.
 LOADTEST_QUEUE_TIMEOUT_S = env_int("LOADTEST_QUEUE_TIMEOUT_S", 120, minimum=1, maximum=7 * 86400)
+# The index advisor keeps a hypothetical index only when the planner's cost falls this much (%).
+QUERYOPT_MIN_COST_SAVING_PCT = env_float(
+    "QUERYOPT_MIN_COST_SAVING_PCT", 50.0, minimum=1, maximum=100
+)
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},

@@ -5,6 +5,8 @@
       nothing to do, exit 0, when DATABASE_URL is SQLite: `make run` calls it every start)
   queryopt target list
   queryopt snapshot [--target NAME]
+  queryopt recommend [--target NAME] [--json]
+  queryopt explain --target NAME "SQL" [--analyze] [--json]
 
 Exit 0 on success, 2 on error with one line naming the cause. No output ever shows a DSN's
 password: DSNs are printed masked, errors redacted.
@@ -12,13 +14,16 @@ password: DSNs are printed masked, errors redacted.
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from queryopt import services, targets
+from queryopt import recommend, services, targets
 from queryopt.dsn import mask_dsn, redact
+from queryopt.explain import ExplainRefused
+from queryopt.plans import PlanRow, plan_problems, plan_rows
 
 
 def _fail(message: str) -> CommandError:
@@ -47,10 +52,24 @@ class Command(BaseCommand):
         target_commands.add_parser("list", help="List the targets (DSNs masked).")
         snapshot = commands.add_parser("snapshot", help="Snapshot pg_stat_statements now.")
         snapshot.add_argument("--target", help="Only this target (default: every enabled one).")
+        advise = commands.add_parser("recommend", help="Index recommendations, proven by HypoPG.")
+        advise.add_argument("--target", help="Only this target (default: every enabled one).")
+        advise.add_argument("--json", action="store_true", help="A JSON list of recommendations.")
+        plan = commands.add_parser("explain", help="The plan of one statement on a target.")
+        plan.add_argument("--target", required=True, help="The target to plan it on.")
+        plan.add_argument("sql", help="One SQL statement.")
+        plan.add_argument(
+            "--analyze", action="store_true", help="Run it (one SELECT only, rolled back)."
+        )
+        plan.add_argument("--json", action="store_true", help="The plan JSON, hash and problems.")
 
     def handle(self, *args: Any, **options: Any) -> None:
         if options["command"] == "snapshot":
             self._snapshot(options["target"])
+        elif options["command"] == "recommend":
+            self._recommend(options["target"], options["json"])
+        elif options["command"] == "explain":
+            self._explain(options["target"], options["sql"], options["analyze"], options["json"])
         elif options["target_command"] == "add":
             self._add(options)
         else:
@@ -93,12 +112,16 @@ class Command(BaseCommand):
                 f"\tevery {target.polling_interval_s}s\tlast snapshot {last}{error}"
             )
 
-    def _snapshot(self, name: str | None) -> None:
+    def _chosen(self, name: str | None) -> list[services.QueryTarget]:
         chosen = services.QueryTarget.objects.filter(enabled=True)
         if name:
             chosen = services.QueryTarget.objects.filter(name=name)
             if not chosen:
                 raise _fail(f"--target {name!r}: no such query target")
+        return list(chosen)
+
+    def _snapshot(self, name: str | None) -> None:
+        chosen = self._chosen(name)
         if not chosen:
             self.stdout.write("no enabled query targets: add one with `queryopt target add`")
             return
@@ -114,3 +137,95 @@ class Command(BaseCommand):
             )
         if problems:
             raise _fail("; ".join(problems))
+
+    def _recommend(self, name: str | None, as_json: bool) -> None:
+        chosen = self._chosen(name)
+        if not chosen and not as_json:
+            self.stdout.write("no enabled query targets: add one with `queryopt target add`")
+        advices = []
+        for target in chosen:
+            try:
+                advices.append(recommend.recommend(target))
+            except targets.TargetError as exc:
+                raise _fail(str(exc)) from None
+        if as_json:
+            self.stdout.write(json.dumps([_as_json(a, r) for a in advices for r in _recs(a)]))
+            return
+        for advice in advices:
+            self._write_advice(advice)
+
+    def _write_advice(self, advice: recommend.TargetAdvice) -> None:
+        name = advice.target.name
+        if not advice.advice.validated:
+            problem = advice.hypopg_problem or "HypoPG is not usable"
+            self.stdout.write(f"{name}: not validated by the planner ({problem})")
+        if not advice.advice.recommendations:
+            self.stdout.write(f"{name}: nothing to recommend")
+        for rec in advice.advice.recommendations:
+            after = f"{rec.cost_after:,.1f}" if rec.cost_after is not None else "not validated"
+            saving = f"{rec.saving_pct:.0f}%" if rec.saving_pct is not None else "-"
+            self.stdout.write(
+                f"\n{name}: {rec.table} ({', '.join(rec.columns)})\n"
+                f"  {rec.statement};\n"
+                f"  cost {rec.cost_before:,.1f} -> {after}, saving {saving}, "
+                f"{rec.total_time_ms:,.1f} ms spent in the queries helped\n"
+                f"  fingerprints helped: {', '.join(rec.fingerprints)}"
+            )
+
+    def _explain(self, name: str, sql: str, analyze: bool, as_json: bool) -> None:
+        (target,) = self._chosen(name)
+        try:
+            result = recommend.explain_statement(target, sql, analyze=analyze)
+        except ExplainRefused as exc:
+            raise _fail(f"refused: {exc}") from None
+        except targets.TargetError as exc:
+            raise _fail(str(exc)) from None
+        problems = [problem.message for problem in plan_problems(result["plan"])]
+        if as_json:
+            payload = {
+                "target": target.name,
+                "plan": result["plan"],
+                "plan_hash": result["plan_hash"],
+                "generic": result["generic"],
+                "analyzed": result["analyzed"],
+                "problems": problems,
+            }
+            self.stdout.write(json.dumps(payload))
+            return
+        self.stdout.write(f"plan {result['plan_hash']} on {target.name}")
+        for row in plan_rows(result["plan"]):
+            self.stdout.write(_plan_line(row))
+        for problem in problems:
+            self.stdout.write(f"problem: {problem}")
+
+
+def _recs(advice: recommend.TargetAdvice) -> list[Any]:
+    return advice.advice.recommendations
+
+
+def _as_json(advice: recommend.TargetAdvice, rec: Any) -> dict[str, Any]:
+    return {
+        "target": advice.target.name,
+        "table": rec.table,
+        "columns": rec.columns,
+        "statement": rec.statement,
+        "cost_before": rec.cost_before,
+        "cost_after": rec.cost_after,
+        "saving_pct": rec.saving_pct,
+        "total_time_ms": rec.total_time_ms,
+        "fingerprints": rec.fingerprints,
+        "validated": rec.validated,
+    }
+
+
+def _plan_line(row: PlanRow) -> str:
+    where = f" on {row.relation}" if row.relation else ""
+    where += f" using {row.index}" if row.index else ""
+    rows = f"rows {row.estimated_rows:,.0f} estimated"
+    if row.actual_rows is not None:
+        rows += f", {row.actual_rows:,.0f} actual x {row.loops} loops"
+    share = f", {row.time_share:.0%} of the time" if row.time_share is not None else ""
+    return (
+        f"{'  ' * row.depth}-> {row.node_type}{where}  "
+        f"(cost {row.startup_cost:,.2f}..{row.total_cost:,.2f}, {rows}{share})"
+    )
