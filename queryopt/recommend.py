@@ -48,7 +48,7 @@ def recommend(target: QueryTarget) -> TargetAdvice:
             )
         except psycopg.Error as exc:
             raise targets.TargetError(
-                targets.describe_error(exc, target.dsn, f"{target.name}: advice failed")
+                targets.describe_error(exc, target.dsn, "advice failed")
             ) from None
     return TargetAdvice(target, advice, problem)
 
@@ -62,6 +62,6 @@ def explain_statement(target: QueryTarget, sql: str, *, analyze: bool) -> dict[s
             result = run(conn, sql)
         except psycopg.Error as exc:
             raise targets.TargetError(
-                targets.describe_error(exc, target.dsn, f"{target.name}: EXPLAIN failed")
+                targets.describe_error(exc, target.dsn, "EXPLAIN failed")
             ) from None
     return result

@@ -3,16 +3,27 @@
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Iterator
 from typing import Any
 
 import psycopg
 import pytest
+from django.utils import timezone
+from psycopg import sql
 
 from queryopt import snapshots
-from queryopt.models import QueryTarget, SnapshotReason
+from queryopt.models import (
+    QueryFingerprint,
+    QueryTarget,
+    SnapshotReason,
+    StatementDelta,
+    StatementSnapshot,
+)
+from tests.conftest import closed_port
 from tests.queryopt.targets.conftest import (  # noqa: F401 - fixtures
     PASSWORD,
+    run_sql,
     server_dsn,
     target,
     target_database,
@@ -158,3 +169,68 @@ def test_it_exits_2_for_an_unknown_target(db: Any) -> None:
 
 def test_it_exits_0_with_an_empty_list_when_there_is_nothing_to_recommend(db: Any) -> None:
     assert queryopt("recommend", "--json") == (0, "[]\n")
+
+
+@pytest.fixture
+def no_hypopg_target(db: Any, target_database: str) -> Iterator[QueryTarget]:  # noqa: F811
+    """A target whose role may not create HypoPG, on a database without it, with one costly
+    fingerprint stored as if a snapshot had seen it."""
+    name, role = f"{target_database}_nohypo", f"offgridperf_qo_cli_{os.getpid()}"
+    run_sql(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    run_sql(sql.SQL("CREATE ROLE {} LOGIN").format(sql.Identifier(role)))
+    run_sql("CREATE TABLE meters (id bigint PRIMARY KEY, site text NOT NULL)", name)
+    run_sql(sql.SQL("GRANT SELECT ON meters TO {}").format(sql.Identifier(role)), name)
+    try:
+        target = QueryTarget.objects.create(
+            name="nohypo", dsn=server_dsn(name, user=role, password=PASSWORD)
+        )
+        snapshot = StatementSnapshot.objects.create(
+            target=target, taken_at=timezone.now(), reason=SnapshotReason.MANUAL
+        )
+        fingerprint = QueryFingerprint.objects.create(
+            target=target, fingerprint="42", query_text="SELECT id FROM meters WHERE site = $1"
+        )
+        StatementDelta.objects.create(
+            snapshot=snapshot,
+            fingerprint=fingerprint,
+            calls=10,
+            total_exec_time_ms=500.0,
+            mean_exec_time_ms=50.0,
+            min_exec_time_ms=40.0,
+            max_exec_time_ms=60.0,
+            stddev_exec_time_ms=5.0,
+            rows=10,
+            shared_blks_hit=0,
+            shared_blks_read=0,
+            temp_blks_read=0,
+            temp_blks_written=0,
+        )
+        yield target
+    finally:
+        run_sql(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+        run_sql(sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(role)))
+
+
+def test_it_marks_advice_without_hypopg_not_validated_and_says_what_to_run(
+    no_hypopg_target: QueryTarget,
+) -> None:
+    (recommendation,) = recommended("nohypo")
+    assert recommendation["columns"] == ["site"] and recommendation["table"] == "meters"
+    assert (recommendation["validated"], recommendation["cost_after"]) == (False, None)
+    assert recommendation["fingerprints"] == ["42"]
+    code, output = queryopt("recommend", "--target", "nohypo")
+    assert code == 0, output
+    assert "nohypo: not validated by the planner (hypopg is not created" in output
+    assert "CREATE EXTENSION IF NOT EXISTS hypopg;" in output
+    assert "meters (site)" in output and "-> not validated" in output
+    assert PASSWORD not in output
+
+
+def test_it_names_the_unreachable_target_in_one_line_without_its_password(db: Any) -> None:
+    dsn = f"postgresql://postgres:{PASSWORD}@127.0.0.1:{closed_port()}/postgres"
+    QueryTarget.objects.create(name="down", dsn=dsn)
+    for args in (("recommend",), ("explain", "--target", "down", "SELECT 1")):
+        code, output = queryopt(*args)
+        assert code == 2
+        assert output.startswith("down: cannot connect to postgresql://postgres:********@"), output
+        assert "\n" not in output and PASSWORD not in output

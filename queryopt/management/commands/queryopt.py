@@ -147,7 +147,7 @@ class Command(BaseCommand):
             try:
                 advices.append(recommend.recommend(target))
             except targets.TargetError as exc:
-                raise _fail(str(exc)) from None
+                raise _fail(f"{target.name}: {exc}") from None
         if as_json:
             self.stdout.write(json.dumps([_as_json(a, r) for a in advices for r in _recs(a)]))
             return
@@ -179,7 +179,7 @@ class Command(BaseCommand):
         except ExplainRefused as exc:
             raise _fail(f"refused: {exc}") from None
         except targets.TargetError as exc:
-            raise _fail(str(exc)) from None
+            raise _fail(f"{target.name}: {exc}") from None
         problems = [problem.message for problem in plan_problems(result["plan"])]
         if as_json:
             payload = {
