@@ -61,13 +61,20 @@ def plan_problems(document: dict[str, Any]) -> list[Problem]:
     return [problem for row in plan_rows(document) for problem in row.problems]
 
 
-def _collect(node: dict[str, Any], depth: int, total_ms: float | None, rows: list[PlanRow]) -> None:
+def _collect(
+    node: dict[str, Any],
+    depth: int,
+    total_ms: float | None,
+    rows: list[PlanRow],
+    processes: int = 1,
+) -> None:
     children = node.get("Plans", [])
-    own_ms = _node_time(node)
+    # Below a Gather, its workers and the leader run the same nodes at the same time.
+    below = _processes_below(node, processes)
+    own_ms = _node_time(node, processes)
     self_ms = None
     if own_ms is not None:
-        # Children of a Gather run in parallel workers: never report a negative self time.
-        self_ms = max(own_ms - sum(_node_time(child) or 0.0 for child in children), 0.0)
+        self_ms = max(own_ms - sum(_node_time(child, below) or 0.0 for child in children), 0.0)
     rows.append(
         PlanRow(
             node_type=node["Node Type"],
@@ -86,13 +93,23 @@ def _collect(node: dict[str, Any], depth: int, total_ms: float | None, rows: lis
         )
     )
     for child in children:
-        _collect(child, depth + 1, total_ms, rows)
+        _collect(child, depth + 1, total_ms, rows, below)
 
 
-def _node_time(node: dict[str, Any]) -> float | None:
+def _processes_below(node: dict[str, Any], processes: int) -> int:
+    if node["Node Type"] not in ("Gather", "Gather Merge"):
+        return processes
+    # The leader takes part too (parallel_leader_participation, on by default).
+    return max(1, int(node.get("Workers Launched", node.get("Workers Planned", 0))) + 1)
+
+
+def _node_time(node: dict[str, Any], processes: int = 1) -> float | None:
+    """Wall-clock time of a node over its loops. EXPLAIN gives a parallel node's time as the
+    average per process and its loops summed over the processes, which run at once."""
     if "Actual Total Time" not in node:
         return None
-    return node["Actual Total Time"] * node.get("Actual Loops", 1)
+    loops = node.get("Actual Loops", 1)
+    return node["Actual Total Time"] * max(loops / processes, 1)
 
 
 def node_problems(node: dict[str, Any]) -> list[Problem]:
