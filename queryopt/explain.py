@@ -27,7 +27,7 @@ from pglast import ast
 from pglast.parser import ParseError, parse_sql, scan
 from psycopg import sql as pgsql
 
-from queryopt.fingerprints import postgres_text
+from queryopt.fingerprints import postgres_text, walk
 
 DEFAULT_TIMEOUT_S = 5.0
 # A plan waiting on a lock is not what the user asked to measure: give up quickly.
@@ -113,7 +113,7 @@ def check_analyzable(sql: str) -> None:
     if not isinstance(stmt, ast.SelectStmt):
         kind = type(stmt).__name__.removesuffix("Stmt").upper()
         raise ExplainRefused("select only", f"EXPLAIN ANALYZE runs only a SELECT, not {kind}")
-    for node in _nodes(stmt):
+    for node in walk(stmt):
         if isinstance(node, MODIFYING_STATEMENTS):
             raise ExplainRefused("no data-modifying CTE", "a WITH clause changes data")
         if isinstance(node, ast.SelectStmt) and node.lockingClause:
@@ -138,16 +138,6 @@ def plan_hash(document: dict[str, Any]) -> str:
 def _shape(node: dict[str, Any]) -> list[Any]:
     own = {key: node[key] for key in SHAPE_KEYS if key in node}
     return [own, [_shape(child) for child in node.get("Plans", ())]]
-
-
-def _nodes(node: Any) -> Any:
-    if isinstance(node, tuple | list):
-        for item in node:
-            yield from _nodes(item)
-    elif isinstance(node, ast.Node):
-        yield node
-        for name in node:
-            yield from _nodes(getattr(node, name))
 
 
 def _run(

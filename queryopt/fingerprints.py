@@ -152,11 +152,11 @@ def candidate_columns(sql: str) -> dict[str, list[str]]:
     found: dict[str, list[str]] = {}
     ctes: set[str] = set()
     for raw in statements:
-        for node in _walk(raw.stmt):
+        for node in walk(raw.stmt):
             if isinstance(node, ast.CommonTableExpr):
                 ctes.add(node.ctename)
     for raw in statements:
-        for node in _walk(raw.stmt):
+        for node in walk(raw.stmt):
             if isinstance(node, ast.SelectStmt | ast.UpdateStmt | ast.DeleteStmt):
                 for table, column in _level_columns(node, ctes):
                     columns = found.setdefault(table, [])
@@ -174,9 +174,10 @@ def sort_orders(sql: str) -> dict[str, dict[str, str]]:
     parsable = postgres_text(sql)
     if parsable is None:
         return {}
-    ctes = {n.ctename for n in _walk(parse_sql(parsable)) if isinstance(n, ast.CommonTableExpr)}
+    nodes = list(walk(parse_sql(parsable)))
+    ctes = {n.ctename for n in nodes if isinstance(n, ast.CommonTableExpr)}
     found: dict[str, dict[str, str]] = {}
-    for node in _walk(parse_sql(parsable)):
+    for node in nodes:
         if not isinstance(node, ast.SelectStmt) or not node.sortClause:
             continue
         aliases, _ = _scope(node.fromClause, ctes)
@@ -200,19 +201,19 @@ def _index_order(sortby: ast.SortBy) -> str:
     return ""
 
 
-def _walk(node: Any) -> Iterator[Any]:
+def walk(node: Any) -> Iterator[Any]:
     """Every AST node under `node`, depth first, in source order."""
     if isinstance(node, tuple | list):
         for item in node:
-            yield from _walk(item)
+            yield from walk(item)
     elif isinstance(node, ast.Node):
         yield node
         for name in node:
-            yield from _walk(getattr(node, name))
+            yield from walk(getattr(node, name))
 
 
 def _walk_level(node: Any) -> Iterator[Any]:
-    """Like `_walk`, without descending into subqueries (they are levels of their own)."""
+    """Like `walk`, without descending into subqueries (they are levels of their own)."""
     if isinstance(node, tuple | list):
         for item in node:
             yield from _walk_level(item)
