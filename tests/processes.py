@@ -48,6 +48,14 @@ class Runall:
     log: Path
     seen: set[psutil.Process] = field(default_factory=set)
 
+    @property
+    def web_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def target_url(self) -> str:
+        return f"http://127.0.0.1:{self.target_port}"
+
     def child(self, name: str) -> psutil.Process | None:
         """The live process runall started for `name` (web, worker, beat, target)."""
         for proc in psutil.Process(self.proc.pid).children():

@@ -132,17 +132,9 @@ class Product(Runall):
     redis: PrivateRedis | None = None
 
     @property
-    def web_url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    @property
     def web_probe_url(self) -> str:
         # The login page: what a user sees first, and it needs neither the cache nor the broker.
         return f"{self.web_url}/accounts/login/"
-
-    @property
-    def target_url(self) -> str:
-        return f"http://127.0.0.1:{self.target_port}"
 
     @property
     def target_probe_url(self) -> str:

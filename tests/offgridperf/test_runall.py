@@ -38,12 +38,12 @@ class Product(Runall):
     broker_url: str = ""
 
     @property
-    def web_url(self) -> str:
-        return f"http://127.0.0.1:{self.port}/healthz"
+    def web_health(self) -> str:
+        return f"{self.web_url}/healthz"
 
     @property
-    def target_url(self) -> str:
-        return f"http://127.0.0.1:{self.target_port}/healthz"
+    def target_health(self) -> str:
+        return f"{self.target_url}/healthz"
 
 
 def worker_alive() -> bool:
@@ -80,8 +80,8 @@ def product(transactional_db: Any, tmp_path: Path) -> Iterator[Product]:
         try:
             wait_for(
                 lambda: (
-                    answers(product.web_url)
-                    and answers(product.target_url)
+                    answers(product.web_health)
+                    and answers(product.target_health)
                     and worker_alive()
                     and product.child("beat") is not None
                 ),
@@ -111,9 +111,9 @@ def test_it_restarts_the_web_server_alone_when_it_exits_and_stops_all_on_sigterm
     others = {name: product.child(name).pid for name in ("worker", "beat", "target")}
     web = product.child("web")
     web.send_signal(signal.SIGTERM)
-    gone_after = wait_for(lambda: not answers(product.web_url), 30, "the web server's exit")
+    gone_after = wait_for(lambda: not answers(product.web_health), 30, "the web server's exit")
     back_after = wait_for(
-        lambda: answers(product.web_url) and restarted(product, "web", web.pid),
+        lambda: answers(product.web_health) and restarted(product, "web", web.pid),
         60,
         "the web server's restart",
     )
