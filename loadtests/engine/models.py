@@ -264,10 +264,7 @@ class LoadDriver:
         """A virtual user's request is over (closed model only)."""
 
     def on_failure(self, conn: Connection, error_class: str, message: str) -> None:
-        self.in_flight -= 1
-        step: PreparedStep = conn.step  # type: ignore[assignment]
-        self.count_request(step)
-        self.record_error(step, error_class, message)
+        self.end_failed(conn, error_class, message)
         user = conn.user
         conn.user = None
         if user is not None:
@@ -307,15 +304,19 @@ class LoadDriver:
 
     def reject_redirect(self, conn: Connection, message: str) -> None:
         """End the request with a `protocol` error; its connection stays (the answer was whole)."""
-        self.in_flight -= 1
-        step: PreparedStep = conn.step  # type: ignore[assignment]
-        self.count_request(step)
-        self.record_error(step, errors.PROTOCOL, message)
+        self.end_failed(conn, errors.PROTOCOL, message)
         user = conn.user
         if user is None:
             self.release(conn)
         else:
             self.next_iteration(conn, user, clock())
+
+    def end_failed(self, conn: Connection, error_class: str, message: str) -> None:
+        """Count the connection's request as over, with an error of `error_class`."""
+        self.in_flight -= 1
+        step: PreparedStep = conn.step  # type: ignore[assignment]
+        self.count_request(step)
+        self.record_error(step, error_class, message)
 
     def count_request(self, step: PreparedStep) -> None:
         self.interval.step_requests[step.index] += 1
