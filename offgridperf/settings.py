@@ -327,6 +327,16 @@ LOADTEST_QUEUE_TIMEOUT_S = env_int("LOADTEST_QUEUE_TIMEOUT_S", 120, minimum=1, m
 QUERYOPT_MIN_COST_SAVING_PCT = env_float(
     "QUERYOPT_MIN_COST_SAVING_PCT", 50.0, minimum=1, maximum=100
 )
+# The app's own queries: timed by queryopt.capture in every request and Celery task.
+QUERYOPT_CAPTURE = env_bool("QUERYOPT_CAPTURE", True)
+# An app query at least this slow (ms) is stored as a SlowQuery row.
+QUERYOPT_SLOW_MS = env_float("QUERYOPT_SLOW_MS", 100.0, minimum=0, maximum=3_600_000)
+# Keep the parameters of slow queries (they may hold personal data); redacted by default.
+QUERYOPT_KEEP_PARAMS = env_bool("QUERYOPT_KEEP_PARAMS", False)
+# One fingerprint run this many times within one request or task is flagged as an N+1.
+QUERYOPT_N_PLUS_ONE_MIN = env_int("QUERYOPT_N_PLUS_ONE_MIN", 5, minimum=2, maximum=100_000)
+# EXPLAIN ANALYZE's statement timeout (s).
+QUERYOPT_EXPLAIN_TIMEOUT_S = env_float("QUERYOPT_EXPLAIN_TIMEOUT_S", 5.0, minimum=0.1, maximum=600)
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},

@@ -20,6 +20,11 @@ class QueryTarget(models.Model):
     updated_at = models.DateTimeField(auto_now=True)
     last_snapshot_at = models.DateTimeField(null=True, blank=True)
     last_error = models.TextField(blank=True)
+    own_database = models.BooleanField(
+        default=False,
+        help_text="This is the app's own database: the statistics its capture middleware "
+        "takes of the app's queries are filed under this target's fingerprints.",
+    )
 
     class Meta:
         ordering = ["name"]
@@ -29,12 +34,21 @@ class QueryTarget(models.Model):
 
 
 class QueryFingerprint(models.Model):
-    # Null for the app's own database (the capture middleware, later in issue 10).
+    """One query shape on one database. App-side capture statistics (QueryStatWindow) and
+    pg_stat_statements deltas (StatementDelta) of the same query meet here: both are keyed by
+    pglast's fingerprint of the SQL (queryopt.fingerprints), which ignores constants."""
+
+    # Null for the app's own database when no target is marked own_database (e.g. SQLite).
     target = models.ForeignKey(
         QueryTarget, null=True, blank=True, on_delete=models.CASCADE, related_name="fingerprints"
     )
     fingerprint = models.CharField(
-        max_length=64, help_text="pglast fingerprint, or pg_stat_statements queryid as text."
+        max_length=64,
+        help_text="queryopt.fingerprints.fingerprint of the SQL (pglast, or 'r...' for the "
+        "regex fallback).",
+    )
+    queryid = models.BigIntegerField(
+        null=True, blank=True, help_text="The latest pg_stat_statements queryid seen for it."
     )
     query_text = models.TextField(help_text="The normalised query ($1 for each constant).")
     first_seen_at = models.DateTimeField(auto_now_add=True)
@@ -119,3 +133,228 @@ class StatementDelta(models.Model):
 
     def __str__(self) -> str:
         return f"{self.calls} calls, {self.total_exec_time_ms:.1f} ms"
+
+
+class QueryStatWindow(models.Model):
+    """App-side statistics of one fingerprint from one origin over one flush window (about a
+    second) of one process: what the capture middleware and Celery handlers measured."""
+
+    fingerprint = models.ForeignKey(
+        QueryFingerprint, on_delete=models.CASCADE, related_name="stat_windows"
+    )
+    window_start = models.DateTimeField(db_index=True)
+    window_end = models.DateTimeField()
+    origin = models.CharField(
+        max_length=200, help_text="The view (e.g. 'GET emissions.views.batches') or task name."
+    )
+    run = models.ForeignKey(
+        "loadtests.LoadTestRun",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="query_stat_windows",
+    )
+    calls = models.PositiveIntegerField()
+    errors = models.PositiveIntegerField(default=0)
+    total_ms = models.FloatField()
+    min_ms = models.FloatField()
+    max_ms = models.FloatField()
+    p95_ms = models.FloatField()
+    p99_ms = models.FloatField()
+    histogram = models.TextField(
+        blank=True, help_text="The window's latency histogram (HdrHistogram encoding), to merge."
+    )
+
+    class Meta:
+        ordering = ["-window_start", "-pk"]
+        indexes = [models.Index(fields=["fingerprint", "window_start"])]
+
+    def __str__(self) -> str:
+        return f"{self.origin}: {self.calls} calls, {self.total_ms:.1f} ms"
+
+    @property
+    def mean_ms(self) -> float:
+        return self.total_ms / self.calls if self.calls else 0.0
+
+
+class SlowQuery(models.Model):
+    """One execution of an app query above the slow threshold."""
+
+    fingerprint = models.ForeignKey(
+        QueryFingerprint, on_delete=models.CASCADE, related_name="slow_queries"
+    )
+    captured_at = models.DateTimeField(db_index=True)
+    duration_ms = models.FloatField()
+    sql = models.TextField(help_text="The statement, its parameters redacted unless kept.")
+    params = models.JSONField(
+        null=True, blank=True, help_text="The parameters, only when QUERYOPT_KEEP_PARAMS is on."
+    )
+    origin = models.CharField(max_length=200)
+    run = models.ForeignKey(
+        "loadtests.LoadTestRun",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="slow_queries",
+    )
+    code_frame = models.CharField(
+        max_length=300, blank=True, help_text="The first frame of our own code: file:line function."
+    )
+    error = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["-captured_at", "-pk"]
+        verbose_name_plural = "slow queries"
+
+    def __str__(self) -> str:
+        return f"{self.duration_ms:.1f} ms in {self.origin}"
+
+
+class NPlusOne(models.Model):
+    """A fingerprint run at least QUERYOPT_N_PLUS_ONE_MIN times within one request or task."""
+
+    fingerprint = models.ForeignKey(
+        QueryFingerprint, on_delete=models.CASCADE, related_name="n_plus_ones"
+    )
+    origin = models.CharField(max_length=200)
+    occurrences = models.PositiveIntegerField(
+        default=0, help_text="Requests or tasks in which it happened."
+    )
+    last_count = models.PositiveIntegerField(default=0, help_text="Executions in the latest one.")
+    max_count = models.PositiveIntegerField(default=0)
+    total_ms = models.FloatField(default=0.0, help_text="Time of its executions, all together.")
+    last_run = models.ForeignKey(
+        "loadtests.LoadTestRun",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="n_plus_ones",
+    )
+    first_seen_at = models.DateTimeField()
+    last_seen_at = models.DateTimeField()
+    code_frame = models.CharField(max_length=300, blank=True)
+
+    class Meta:
+        ordering = ["-last_seen_at"]
+        verbose_name = "N+1 group"
+        constraints = [
+            models.UniqueConstraint(
+                fields=["fingerprint", "origin"], name="queryopt_n_plus_one_unique"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"N+1 in {self.origin}: {self.max_count} executions"
+
+
+class PlanSource(models.TextChoices):
+    ON_DEMAND = "on_demand", "On demand"
+    SLOW = "slow", "New slow fingerprint"
+    ADVISOR = "advisor", "Advisor"
+
+
+class QueryPlan(models.Model):
+    """An EXPLAIN of a fingerprint; a new plan_hash for one fingerprint is a plan change."""
+
+    fingerprint = models.ForeignKey(
+        QueryFingerprint, on_delete=models.CASCADE, related_name="plans"
+    )
+    captured_at = models.DateTimeField(db_index=True)
+    plan_hash = models.CharField(max_length=64, db_index=True)
+    plan = models.JSONField(help_text="EXPLAIN (FORMAT JSON)'s document.")
+    generic = models.BooleanField(default=False)
+    analyzed = models.BooleanField(default=False)
+    problems = models.JSONField(default=list, blank=True)
+    total_cost = models.FloatField(null=True, blank=True)
+    source = models.CharField(max_length=16, choices=PlanSource.choices)
+    run = models.ForeignKey(
+        "loadtests.LoadTestRun",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="query_plans",
+    )
+
+    class Meta:
+        ordering = ["-captured_at", "-pk"]
+
+    def __str__(self) -> str:
+        return f"plan {self.plan_hash[:12]} at {self.captured_at:%Y-%m-%d %H:%M:%S}"
+
+
+class HintKind(models.TextChoices):
+    PREFERRED = "preferred", "Preferred"
+    REJECTED = "rejected", "Rejected"
+
+
+class IndexHint(models.Model):
+    """An engineer's word on an index: preferred ones are shown beside the advice, rejected
+    ones are never recommended."""
+
+    target = models.ForeignKey(
+        QueryTarget,
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="index_hints",
+        help_text="Empty: the hint holds for every target.",
+    )
+    table = models.CharField(max_length=200)
+    columns = models.JSONField(help_text="Column names, in index order.")
+    kind = models.CharField(max_length=16, choices=HintKind.choices)
+    note = models.TextField(blank=True)
+    created_by = models.CharField(max_length=150, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["table", "pk"]
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.table}({', '.join(self.columns)})"
+
+
+class RecommendationStatus(models.TextChoices):
+    OPEN = "open", "Open"
+    APPLIED = "applied", "Applied"
+    DISMISSED = "dismissed", "Dismissed"
+
+
+class IndexRecommendation(models.Model):
+    """One recommendation of the advisor, kept so that the snapshot after its index appears
+    can measure the before/after mean time of the queries it was meant for."""
+
+    target = models.ForeignKey(
+        QueryTarget, on_delete=models.CASCADE, related_name="recommendations"
+    )
+    table = models.CharField(max_length=200)
+    columns = models.JSONField()
+    statement = models.TextField()
+    cost_before = models.FloatField()
+    cost_after = models.FloatField()
+    validated = models.BooleanField(
+        default=True, help_text="Checked with HypoPG; False for heuristic advice."
+    )
+    fingerprints = models.ManyToManyField(QueryFingerprint, related_name="recommendations")
+    created_at = models.DateTimeField()
+    updated_at = models.DateTimeField()
+    status = models.CharField(
+        max_length=16, choices=RecommendationStatus.choices, default=RecommendationStatus.OPEN
+    )
+    applied_at = models.DateTimeField(
+        null=True, blank=True, help_text="When a snapshot first found the index in place."
+    )
+    applied_index = models.CharField(max_length=200, blank=True)
+    before_mean_ms = models.FloatField(null=True, blank=True)
+    before_calls = models.BigIntegerField(null=True, blank=True)
+    after_mean_ms = models.FloatField(null=True, blank=True)
+    after_calls = models.BigIntegerField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-pk"]
+
+    def __str__(self) -> str:
+        return self.statement
+
+    @property
+    def saving_pct(self) -> float:
+        return 100.0 * (1 - self.cost_after / self.cost_before) if self.cost_before else 0.0

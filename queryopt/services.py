@@ -35,6 +35,7 @@ def add_target(
     slow_threshold_ms: int = 100,
     polling_interval_s: int = 60,
     if_missing: bool = False,
+    own_database: bool = False,
 ) -> tuple[QueryTarget, bool]:
     """The target and whether it was created; an existing one is kept with `if_missing`."""
     existing = QueryTarget.objects.filter(name=name).first()
@@ -54,6 +55,7 @@ def add_target(
         dsn=dsn,
         slow_threshold_ms=slow_threshold_ms,
         polling_interval_s=polling_interval_s,
+        own_database=own_database,
     )
     return target, True
 

@@ -19,6 +19,7 @@ from psycopg.rows import dict_row
 
 from queryopt import targets
 from queryopt.dsn import redact
+from queryopt.fingerprints import normalize_query
 from queryopt.models import (
     QueryFingerprint,
     QueryTarget,
@@ -134,28 +135,37 @@ def _store_deltas(
     before: dict[str, list[float]],
     now: datetime,
 ) -> None:
-    # One queryid may have a row per user: add them up per fingerprint.
+    # One query may have a row per user, and several queryids (IN lists of other lengths): add
+    # them up per fingerprint, the key the app-side capture files the same query under.
     windows: dict[str, dict[str, Any]] = {}
     for row in rows:
         counts = window_counts([row[name] for name in COUNTERS], before.get(_key(row)))
         if counts[0] <= 0:
             continue
-        window = windows.setdefault(str(row["queryid"]), {"query": row["query"], "rows": []})
+        normalized = normalize_query(row["query"])
+        window = windows.setdefault(
+            normalized.fingerprint, {"query": normalized.text, "rows": [], "queryid": None}
+        )
         window["rows"].append((counts, row))
-    for queryid, window in windows.items():
-        fingerprint = _fingerprint(snapshot.target, queryid, window["query"], now)
+        window["queryid"] = row["queryid"]
+    for digest, window in windows.items():
+        fingerprint = _fingerprint(snapshot.target, digest, window, now)
         StatementDelta.objects.create(
             snapshot=snapshot, fingerprint=fingerprint, **_delta_fields(window["rows"])
         )
 
 
-def _fingerprint(target: QueryTarget, queryid: str, query: str, now: datetime) -> QueryFingerprint:
+def _fingerprint(
+    target: QueryTarget, digest: str, window: dict[str, Any], now: datetime
+) -> QueryFingerprint:
     fingerprint, created = QueryFingerprint.objects.get_or_create(
-        target=target, fingerprint=queryid, defaults={"query_text": query}
+        target=target,
+        fingerprint=digest,
+        defaults={"query_text": window["query"], "queryid": window["queryid"]},
     )
     if not created:
         QueryFingerprint.objects.filter(pk=fingerprint.pk).update(
-            last_seen_at=now, query_text=query
+            last_seen_at=now, queryid=window["queryid"]
         )
     return fingerprint
 

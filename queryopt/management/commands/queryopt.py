@@ -89,6 +89,7 @@ class Command(BaseCommand):
                 slow_threshold_ms=options["slow_ms"],
                 polling_interval_s=options["interval"],
                 if_missing=options["if_missing"],
+                own_database=options["from_database_url"],
             )
         except services.TargetProblem as exc:
             raise _fail(str(exc)) from None
