@@ -11,7 +11,14 @@ import importlib
 import sys
 import time
 
-BENCHMARKS = ("loadgen", "cache", "dashboard")
+BENCHMARKS = (
+    "loadgen",
+    "cache",
+    "dashboard",
+    "queryopt_capture",
+    "queryopt_batch",
+    "queryopt_tuning",
+)
 
 
 def main(argv: list[str]) -> int:
