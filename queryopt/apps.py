@@ -11,9 +11,13 @@ class QueryoptConfig(AppConfig):
 
     def ready(self) -> None:
         from loadtests import events
+        from queryopt import capture, panels, pool
 
         events.run_started.connect(on_run_started, dispatch_uid="queryopt-run-started")
         events.run_finished.connect(on_run_finished, dispatch_uid="queryopt-run-finished")
+        capture.install()
+        pool.install()
+        panels.register()
 
 
 # On the worker, synchronously: the start snapshot must be taken before the run's first
