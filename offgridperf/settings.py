@@ -338,6 +338,21 @@ QUERYOPT_N_PLUS_ONE_MIN = env_int("QUERYOPT_N_PLUS_ONE_MIN", 5, minimum=2, maxim
 # EXPLAIN ANALYZE's statement timeout (s).
 QUERYOPT_EXPLAIN_TIMEOUT_S = env_float("QUERYOPT_EXPLAIN_TIMEOUT_S", 5.0, minimum=0.1, maximum=600)
 
+# Profiles: artefacts (speedscope, collapsed stacks, traces, dumps) live under the media
+# directory, served only through the login-protected capture pages, never as public media.
+MEDIA_ROOT = Path(env_str("MEDIA_ROOT", str(VAR_DIR / "media")))
+PROFILING_ARTEFACT_DIR = MEDIA_ROOT / "profiles"
+# py-spy's executable; empty: the one installed beside this Python, else the PATH's.
+PROFILING_PYSPY = env_str("PROFILING_PYSPY", "")
+# A capture lasts at most this long (s), so none ever holds a worker for long.
+PROFILING_MAX_DURATION_S = env_int("PROFILING_MAX_DURATION_S", 600, minimum=1, maximum=86400)
+# Memory trends: the first share of the window is warm-up; a slope whose lower bound is above
+# the threshold (MB/min) is a leak, one whose upper bound is below it is stable.
+PROFILING_WARMUP_FRACTION = env_float("PROFILING_WARMUP_FRACTION", 0.1, minimum=0, maximum=0.9)
+PROFILING_LEAK_MB_PER_MIN = env_float(
+    "PROFILING_LEAK_MB_PER_MIN", 1.0, minimum=0.001, maximum=100_000
+)
+
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
