@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from array import array
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from decimal import Decimal
+from functools import lru_cache
 from itertools import islice
+from typing import Any
 
+from django.conf import settings
 from django.db import connection, transaction
 from django.db.models import QuerySet, Sum
 from django.utils import timezone
+from django.utils.module_loading import import_string
 
 from emissions.cache import ACTIVITY, BATCH, EMISSIONS, QUERY
 from emissions.models import Activity, ActivityBatch, BatchStatus
@@ -120,7 +125,13 @@ def create_batch(info: BatchInfo, upload: Upload) -> ActivityBatch:
 
 
 def replace_batch(batch: ActivityBatch, upload: Upload) -> ActivityBatch:
-    """Re-upload: the batch's rows are replaced and its results cleared."""
+    """Re-upload: the batch's rows are replaced and its results cleared.
+
+    On PostgreSQL the rows go through the writer that EMISSIONS_ROW_WRITER names (see
+    `_write_rows`): a store batch that fails is rolled back alone, reported in the batch's
+    error report with its lines, and the other store batches are kept.
+    """
+    writer = row_writer()
     with transaction.atomic():
         batch = ActivityBatch.objects.select_for_update().get(pk=batch.pk)
         if batch.status == BatchStatus.CALCULATING:
@@ -129,7 +140,10 @@ def replace_batch(batch: ActivityBatch, upload: Upload) -> ActivityBatch:
         batch.total_kg_co2e = None
         batch.calculated_at = None
         batch.uncalculated_count = 0
-        _store_rows(batch, upload)
+        if writer is None:
+            _store_rows(batch, upload)
+        else:
+            _write_rows(batch, upload, writer)
     # After the commit (these services run outermost): no reader can re-cache the old rows.
     invalidate_batch(batch.pk)
     return batch
@@ -142,6 +156,69 @@ def _store_rows(batch: ActivityBatch, upload: Upload) -> None:
     batch.error_report = report.errors
     batch.status = BatchStatus.UPLOADED if batch.row_count else BatchStatus.FAILED
     batch.save()
+
+
+# --- re-upload through a configured row writer -------------------------------------------------
+
+STORE_STAGE = "store"
+RowWriter = Callable[..., Any]
+
+
+def row_writer() -> RowWriter | None:
+    """The function EMISSIONS_ROW_WRITER names, or None: the demo's own insert path.
+
+    Resolved by name, never imported statically, so that the demo depends on whatever the
+    deployment configures (the tool's queryopt.batch.copy_rows by default on PostgreSQL).
+    """
+    path = getattr(settings, "EMISSIONS_ROW_WRITER", "")
+    if not path or connection.vendor != "postgresql":
+        return None
+    return _import_writer(path)
+
+
+@lru_cache(maxsize=8)
+def _import_writer(path: str) -> RowWriter:
+    return import_string(path)
+
+
+def _write_rows(batch: ActivityBatch, upload: Upload, writer: RowWriter) -> None:
+    """Store the good rows with `writer(conn, table, columns, rows)`, which returns a report
+    with `ok_rows`, `failed_rows` and `failed_batches` (each `first`, `last`, `row`, `error`:
+    0-based indexes into the rows it was given), as queryopt.batch's BatchReport has.
+
+    Inside this transaction each writer batch is a savepoint: a failed one loses its rows
+    only, and its lines join the error report (stage "store") and the error count.
+    """
+    rows = upload.rows() if isinstance(upload, CsvUpload) else upload.rows
+    lines = array("q")  # index -> line number, to report a failed batch by its lines
+    connection.ensure_connection()
+    report = writer(
+        connection.connection,
+        Activity._meta.db_table,
+        COPY_COLUMNS,
+        _numbered(batch.pk, rows, lines),
+    )
+    parsed = upload.report if isinstance(upload, CsvUpload) else upload
+    store_errors = [_store_error(failed, lines) for failed in report.failed_batches]
+    batch.row_count = report.ok_rows
+    batch.error_count = parsed.error_count + report.failed_rows
+    batch.error_report = parsed.errors + store_errors
+    batch.status = BatchStatus.UPLOADED if batch.row_count else BatchStatus.FAILED
+    batch.save()
+
+
+def _numbered(batch_id: int, rows: Iterable[ActivityRow], lines: array[int]) -> Iterator[tuple]:
+    for row in rows:
+        lines.append(row.line)
+        yield (batch_id, *row)
+
+
+def _store_error(failed: Any, lines: array[int]) -> dict[str, object]:
+    first, last = lines[failed.first], lines[failed.last]
+    at = f"; first failing line {lines[failed.row]}" if failed.row is not None else ""
+    reason = f"lines {first}-{last} were not stored ({failed.error}{at})"
+    line = lines[failed.row] if failed.row is not None else first
+    return {"line": line, "reason": reason, "fields": {"rows": reason}, "stage": STORE_STAGE}
 
 
 # --- calculation -----------------------------------------------------------------------------

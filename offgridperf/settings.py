@@ -103,6 +103,8 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # Outermost: times every query of the request, the session and auth ones included.
+    "queryopt.capture.CaptureMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -239,6 +241,36 @@ EMISSIONS_API_TOKEN = _local_secret(
 )
 EMISSIONS_UPLOAD_MAX_MB = env_int("EMISSIONS_UPLOAD_MAX_MB", 64, minimum=1, maximum=4096)
 
+
+def _row_writer(name: str, default: str) -> str:
+    """A dotted path to a callable, or "" (the variable set empty) for the demo's own COPY."""
+    import importlib
+    import os
+
+    path = os.environ.get(name, default).strip()
+    if not path:
+        return ""
+    module_name, _, attribute = path.rpartition(".")
+    try:
+        module = importlib.import_module(module_name) if module_name else None
+    except ImportError as exc:
+        raise ImproperlyConfigured(f"{name}={path!r} cannot be imported ({exc})") from None
+    except Exception:  # noqa: BLE001 - a module that needs the app registry: checked at use
+        return path
+    if module is None or not callable(getattr(module, attribute, None)):
+        raise ImproperlyConfigured(
+            f"{name}={path!r} names no function; expected a dotted path like "
+            "queryopt.batch.copy_rows, or an empty value for the demo's own insert"
+        )
+    return path
+
+
+# The emissions re-upload stores its rows through this function (the demo resolves it by
+# name: it imports no tool app). PostgreSQL only; SQLite keeps the demo's own insert.
+EMISSIONS_ROW_WRITER = _row_writer(
+    "EMISSIONS_ROW_WRITER", "queryopt.batch.copy_rows" if DATABASE_IS_POSTGRES else ""
+)
+
 # Celery: a broker that needs no server by default (kombu's file-system transport).
 CELERY_BROKER_URL = env_service_url("CELERY_BROKER_URL", ("redis", "rediss", "amqp", "pyamqp"))
 _broker_dir = VAR_DIR / "broker"
@@ -295,6 +327,8 @@ CELERY_BEAT_SCHEDULE = {
         "task": "queryopt.tasks.snapshot_due_targets",
         "schedule": 30.0,
     },
+    # Plans each new slow fingerprint once (a failing one at most three times).
+    "explain-slow-queries": {"task": "queryopt.tasks.explain_slow_queries", "schedule": 30.0},
 }
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
