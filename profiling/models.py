@@ -1,1 +1,155 @@
+"""Processes to profile, the captures taken of them, and what each capture found: the top
+functions of a CPU profile, the memory samples of a monitor window."""
+
 from __future__ import annotations
+
+from django.core.exceptions import ValidationError
+from django.db import models
+
+
+class ProfileTarget(models.Model):
+    """How to find a live process: exactly one of a PID, a PID file or a command-line match."""
+
+    name = models.CharField(max_length=100, unique=True)
+    pid = models.PositiveIntegerField("PID", null=True, blank=True)
+    pid_file = models.CharField(
+        "PID file", max_length=500, blank=True, help_text="A file holding the process' PID."
+    )
+    cmdline_match = models.CharField(
+        "command-line match",
+        max_length=500,
+        blank=True,
+        help_text="Text the process' command line contains, e.g. 'manage.py runserver 8001'. "
+        "The oldest matching process is taken.",
+    )
+    include_children = models.BooleanField(
+        default=False,
+        help_text="Profile its child processes too (gunicorn or Celery prefork workers).",
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def clean(self) -> None:
+        given = [bool(self.pid), bool(self.pid_file.strip()), bool(self.cmdline_match.strip())]
+        if sum(given) != 1:
+            message = "give exactly one of PID, PID file or command-line match"
+            raise ValidationError({"pid": message, "pid_file": message, "cmdline_match": message})
+
+
+class CaptureKind(models.TextChoices):
+    CPU = "cpu", "CPU profile"
+    MEMORY = "memory", "Memory trend"
+    THREADS = "threads", "Thread dump"
+    TRACE = "trace", "Trace timeline"
+
+
+class CaptureStatus(models.TextChoices):
+    QUEUED = "queued", "Queued"
+    RUNNING = "running", "Running"
+    DONE = "done", "Done"
+    ERROR = "error", "Error"
+
+
+class Verdict(models.TextChoices):
+    LEAK = "leak", "Leak"
+    STABLE = "stable", "Stable"
+    INCONCLUSIVE = "inconclusive", "Inconclusive"
+
+
+class ProfileCapture(models.Model):
+    kind = models.CharField(max_length=16, choices=CaptureKind.choices)
+    target = models.ForeignKey(
+        ProfileTarget, null=True, blank=True, on_delete=models.SET_NULL, related_name="captures"
+    )
+    pid = models.PositiveIntegerField(
+        "PID", null=True, blank=True, help_text="The process profiled (resolved from the target)."
+    )
+    include_children = models.BooleanField(default=False)
+    duration_s = models.FloatField(default=10.0)
+    rate_hz = models.PositiveIntegerField(
+        default=100, help_text="CPU and trace sampling rate (samples per second)."
+    )
+    interval_ms = models.PositiveIntegerField(
+        default=100, help_text="Memory sampling interval (milliseconds)."
+    )
+    idle = models.BooleanField(default=False, help_text="Keep idle frames (off by default).")
+    status = models.CharField(
+        max_length=16, choices=CaptureStatus.choices, default=CaptureStatus.QUEUED
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    error = models.TextField(blank=True)
+    run = models.ForeignKey(
+        "loadtests.LoadTestRun",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="profile_captures",
+    )
+    tool = models.CharField(max_length=100, blank=True)
+    tool_version = models.CharField(max_length=100, blank=True)
+    overhead_pct = models.FloatField(
+        null=True, blank=True, help_text="The capture's measured cost on the target, when known."
+    )
+    python_version = models.CharField(max_length=32, blank=True)
+    artefacts = models.JSONField(
+        default=dict, blank=True, help_text="Artefact name -> path under PROFILING_ARTEFACT_DIR."
+    )
+    summary = models.JSONField(default=dict, blank=True)
+    verdict = models.CharField(max_length=16, choices=Verdict.choices, blank=True)
+    created_by = models.CharField(max_length=150, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-pk"]
+        indexes = [models.Index(fields=["run", "kind"])]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} #{self.pk} of PID {self.pid or '?'}"
+
+
+class FunctionStat(models.Model):
+    """One function of a CPU capture: samples with it on top (self) and anywhere (total)."""
+
+    capture = models.ForeignKey(
+        ProfileCapture, on_delete=models.CASCADE, related_name="function_stats"
+    )
+    function = models.CharField(max_length=500)
+    file = models.CharField(max_length=1000)
+    line = models.PositiveIntegerField(default=0)
+    self_samples = models.PositiveIntegerField()
+    total_samples = models.PositiveIntegerField()
+    self_pct = models.FloatField()
+    total_pct = models.FloatField()
+
+    class Meta:
+        ordering = ["-self_samples", "-total_samples", "pk"]
+        indexes = [models.Index(fields=["function", "file"])]
+
+    def __str__(self) -> str:
+        return f"{self.function} ({self.file}:{self.line}) {self.self_pct:.1f}%"
+
+
+class MemorySample(models.Model):
+    capture = models.ForeignKey(
+        ProfileCapture, on_delete=models.CASCADE, related_name="memory_samples"
+    )
+    at = models.DateTimeField()
+    elapsed_s = models.FloatField()
+    rss_bytes = models.BigIntegerField()
+    uss_bytes = models.BigIntegerField(null=True, blank=True)
+    vms_bytes = models.BigIntegerField()
+    cpu_pct = models.FloatField()
+    threads = models.PositiveIntegerField()
+    open_files = models.PositiveIntegerField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["capture", "elapsed_s"]
+
+    def __str__(self) -> str:
+        return f"{self.elapsed_s:.1f}s: {self.rss_bytes / 1e6:.1f} MB RSS"

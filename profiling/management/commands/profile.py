@@ -1,0 +1,119 @@
+"""Profile a live Python process from the command line, synchronously:
+
+  profile cpu --pid PID --duration S [--rate HZ] [--children] [--idle] [--json]
+  profile memory --pid PID --duration S [--interval MS] [--children] [--json]
+  profile threads --pid PID [--json]
+  profile trace --pid PID --duration S [--rate HZ] [--json]
+
+Each capture is stored like one taken from the dashboard (tied to the load-test run going on, if
+any). Exit 0 on success, 2 on error with one line naming the cause.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+
+from profiling import services
+from profiling.models import CaptureStatus, ProfileCapture
+
+
+def _fail(message: str) -> CommandError:
+    return CommandError(message, returncode=2)
+
+
+class Command(BaseCommand):
+    help = "Take a CPU, memory, thread or trace capture of a live Python process."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        kinds = parser.add_subparsers(dest="kind", required=True)
+        for kind in ("cpu", "memory", "threads", "trace"):
+            sub = kinds.add_parser(kind)
+            sub.add_argument("--pid", type=int, required=True)
+            sub.add_argument("--json", action="store_true", help="Print the result as JSON.")
+            if kind != "threads":
+                sub.add_argument("--duration", type=float, required=True, help="Seconds.")
+                sub.add_argument("--children", action="store_true", help="With child processes.")
+            if kind in ("cpu", "trace"):
+                sub.add_argument("--rate", type=int, default=100, help="Samples per second.")
+                sub.add_argument("--idle", action="store_true", help="Keep idle frames.")
+            if kind == "memory":
+                sub.add_argument("--interval", type=int, default=100, help="Milliseconds.")
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        try:
+            capture = services.create_capture(
+                options["kind"],
+                pid=options["pid"],
+                duration_s=options.get("duration") or 0.0,
+                rate_hz=options.get("rate") or 100,
+                interval_ms=options.get("interval") or 100,
+                include_children=options.get("children", False),
+                idle=options.get("idle", False),
+                created_by="cli",
+            )
+        except services.CaptureProblem as exc:
+            raise _fail(str(exc)) from None
+        services.execute(capture.pk)
+        capture.refresh_from_db()
+        if capture.status != CaptureStatus.DONE:
+            raise _fail(f"capture {capture.pk}: {capture.error}")
+        result = cli_result(capture)
+        if options["json"]:
+            self.stdout.write(json.dumps(result, indent=2))
+        else:
+            self._print(capture, result)
+
+    def _print(self, capture: ProfileCapture, result: dict[str, Any]) -> None:
+        self.stdout.write(f"{capture} ({capture.tool} {capture.tool_version})")
+        for function in result.get("top_functions", [])[:20]:
+            self.stdout.write(
+                f"{function['self_pct']:6.1f}% self {function['total_pct']:6.1f}% total  "
+                f"{function['function']} ({function['file']}:{function['line']})"
+            )
+        if "verdict" in result:
+            self.stdout.write(
+                f"{result['samples']} samples, slope {result['slope_mb_per_min']} MB/min, "
+                f"R² {result['r2']}: {result['verdict']}"
+            )
+        for thread in result.get("threads", []):
+            self.stdout.write(f"Thread {thread['id']} {thread['name']!r}")
+            for frame in thread["stack"]:
+                self.stdout.write(f"    {frame['function']} ({frame['file']}:{frame['line']})")
+        for name in capture.artefacts:
+            self.stdout.write(f"{name}: {services.artefact_path(capture, name)}")
+
+
+def cli_result(capture: ProfileCapture) -> dict[str, Any]:
+    """The capture as the CLI's --json prints it."""
+    result: dict[str, Any] = {"capture": capture.pk, "kind": capture.kind, "pid": capture.pid}
+    if capture.kind == "cpu":
+        result["samples"] = capture.summary.get("samples", 0)
+        result["top_functions"] = [
+            {
+                "function": f.function,
+                "file": f.file,
+                "line": f.line,
+                "self_pct": round(f.self_pct, 2),
+                "total_pct": round(f.total_pct, 2),
+            }
+            for f in capture.function_stats.all()
+        ]
+    elif capture.kind == "memory":
+        summary = capture.summary
+        result.update(
+            samples=summary.get("samples", 0),
+            slope_mb_per_min=summary.get("slope_mb_per_min"),
+            r2=summary.get("r2"),
+            verdict=capture.verdict,
+            lower_mb_per_min=summary.get("lower_mb_per_min"),
+            upper_mb_per_min=summary.get("upper_mb_per_min"),
+        )
+    elif capture.kind == "threads":
+        result["threads"] = capture.summary.get("threads", [])
+    else:
+        result.update(capture.summary)
+    result["artefacts"] = sorted(capture.artefacts)
+    return result

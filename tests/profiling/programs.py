@@ -1,0 +1,54 @@
+"""Small Python programs to profile, run as real child processes by the tests:
+
+python -m tests.profiling.programs spin | leak | steady | threads
+"""
+
+from __future__ import annotations
+
+import sys
+import threading
+import time
+
+LEAK_BYTES_PER_S = 1_000_000
+NAMED_THREAD = "ledger-flusher"
+
+
+def burn_cpu_here() -> int:
+    total = 0
+    for i in range(200_000):
+        total += i * i
+    return total
+
+
+def spin() -> None:
+    while True:
+        burn_cpu_here()
+        time.sleep(0.001)
+
+
+def leak() -> None:
+    kept = []
+    while True:
+        kept.append(bytearray(LEAK_BYTES_PER_S // 10))  # the leaking line
+        time.sleep(0.1)
+
+
+def steady() -> None:
+    while True:
+        scratch = [bytearray(100_000) for _ in range(5)]
+        del scratch
+        time.sleep(0.05)
+
+
+def threads() -> None:
+    def wait_forever() -> None:
+        threading.Event().wait()
+
+    threading.Thread(target=wait_forever, name=NAMED_THREAD, daemon=True).start()
+    while True:
+        time.sleep(0.1)
+
+
+if __name__ == "__main__":
+    print("ready", flush=True)
+    {"spin": spin, "leak": leak, "steady": steady, "threads": threads}[sys.argv[1]]()
