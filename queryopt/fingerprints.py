@@ -109,10 +109,12 @@ def _pglast_normalize(sql: str) -> str:
     tokens = scan(sql)
     numbers = [int(raw[t.start + 1 : t.end + 1]) for t in tokens if t.name == "PARAM"]
     next_number = max(numbers, default=0) + 1
+    # ORDER BY 2 and GROUP BY 1 name columns, not values: pg_stat_statements keeps them too.
+    ordinals = _ordinal_locations(tokens)
     pieces: list[str] = []
     position = 0
     for token in tokens:
-        if token.name not in CONSTANT_TOKENS:
+        if token.name not in CONSTANT_TOKENS or token.start in ordinals:
             continue
         start = token.start
         # A minus sign directly before a number belongs to the literal.
@@ -124,6 +126,37 @@ def _pglast_normalize(sql: str) -> str:
         position = token.end + 1
     pieces.append(raw[position:])
     return "".join(pieces)
+
+
+_LIST_ENDS = frozenset(
+    {"LIMIT", "OFFSET", "HAVING", "FETCH", "FOR", "WINDOW", "UNION", "EXCEPT", "INTERSECT"}
+    | {"ORDER", "ASCII_59"}
+)
+_ORDINAL_FOLLOWERS = frozenset({"ASCII_44", "ASC", "DESC", "NULLS_P", "ASCII_41"}) | _LIST_ENDS
+
+
+def _ordinal_locations(tokens: list[Any]) -> set[int]:
+    """Where the integer positions of ORDER BY and GROUP BY lists (`ORDER BY 2 DESC, 1`)
+    start: a lone integer right after BY or a comma of such a list."""
+    locations: set[int] = set()
+    depth, list_depth = 0, None
+    for i, token in enumerate(tokens):
+        name = token.name
+        if name == "ASCII_40":
+            depth += 1
+        elif name == "ASCII_41":
+            depth -= 1
+            if list_depth is not None and depth < list_depth:
+                list_depth = None
+        elif name == "BY" and i and tokens[i - 1].name in {"ORDER", "GROUP_P"}:
+            list_depth = depth
+        elif list_depth == depth and name in _LIST_ENDS:
+            list_depth = None
+        elif name == "ICONST" and list_depth == depth and i:
+            follower = tokens[i + 1].name if i + 1 < len(tokens) else "ASCII_59"
+            if tokens[i - 1].name in {"BY", "ASCII_44"} and follower in _ORDINAL_FOLLOWERS:
+                locations.add(token.start)
+    return locations
 
 
 def regex_normalize(sql: str) -> str:
@@ -182,7 +215,7 @@ def sort_orders(sql: str) -> dict[str, dict[str, str]]:
             continue
         aliases, _ = _scope(node.fromClause, ctes)
         for sortby in node.sortClause:
-            resolved = _resolve(sortby.node, aliases)
+            resolved = _resolve(_sort_expression(sortby, node), aliases)
             order = _index_order(sortby)
             if resolved and order:
                 found.setdefault(resolved[0], {}).setdefault(resolved[1], order)
@@ -261,9 +294,20 @@ def _level_columns(stmt: Any, ctes: set[str]) -> Iterator[tuple[str, str]]:
     if stmt.whereClause is not None:
         yield from _predicate_columns(stmt.whereClause, aliases)
     for sortby in sort:
-        resolved = _resolve(sortby.node, aliases)
+        resolved = _resolve(_sort_expression(sortby, stmt), aliases)
         if resolved:
             yield resolved
+
+
+def _sort_expression(sortby: ast.SortBy, stmt: ast.SelectStmt) -> Any:
+    """What a SortBy sorts on: for `ORDER BY 2`, the second expression of the select list."""
+    node = sortby.node
+    if isinstance(node, ast.A_Const) and isinstance(node.val, ast.Integer):
+        targets = stmt.targetList or ()
+        position = node.val.ival
+        if 1 <= position <= len(targets) and isinstance(targets[position - 1], ast.ResTarget):
+            return targets[position - 1].val
+    return node
 
 
 def _predicate_columns(expr: Any, aliases: dict[str, str]) -> Iterator[tuple[str, str]]:

@@ -102,3 +102,17 @@ def test_it_notes_the_sort_orders_a_plain_index_cannot_give() -> None:
         "emissions_activity": {"kg_co2e": "DESC NULLS LAST", "day": "NULLS FIRST"}
     }
     assert sort_orders("SELECT * FROM t ORDER BY a DESC NULLS FIRST") == {}
+
+
+def test_it_keeps_order_by_and_group_by_positions_as_pg_stat_statements_does() -> None:
+    sql = "SELECT a, b FROM t WHERE s = 5 GROUP BY 1, 2 ORDER BY 2 DESC NULLS LAST, 1 LIMIT 21"
+    assert normalize(sql) == (
+        "SELECT a, b FROM t WHERE s = $1 GROUP BY 1, 2 ORDER BY 2 DESC NULLS LAST, 1 LIMIT $2"
+    )
+    assert normalize("SELECT a FROM t ORDER BY a + 1") == "SELECT a FROM t ORDER BY a + $1"
+
+
+def test_it_resolves_order_by_positions_to_the_columns_they_name() -> None:
+    sql = 'SELECT "t"."id", "t"."kg" FROM "t" WHERE "t"."site" = $1 ORDER BY 2 DESC NULLS LAST, 1'
+    assert candidate_columns(sql) == {"t": ["site", "kg", "id"]}
+    assert sort_orders(sql) == {"t": {"kg": "DESC NULLS LAST"}}
