@@ -1,4 +1,5 @@
-"""Celery tasks of the query optimizer: snapshots of the targets' pg_stat_statements."""
+"""Celery tasks of the query optimizer: snapshots of the targets' pg_stat_statements, and the
+plans of new slow fingerprints."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import logging
 from celery import shared_task
 from django.utils import timezone
 
-from queryopt import snapshots, targets
+from queryopt import planstore, snapshots, targets
 from queryopt.models import QueryTarget, SnapshotReason
 
 log = logging.getLogger(__name__)
@@ -34,3 +35,10 @@ def snapshot_due_targets() -> list[int]:
         if snapshot_id is not None:
             taken.append(snapshot_id)
     return taken
+
+
+@shared_task
+def explain_slow_queries() -> list[int]:
+    """EXPLAIN the fingerprints with slow executions and no plan yet; the new plans' ids.
+    Failures are logged (redacted) and tried at most planstore.MAX_EXPLAIN_ATTEMPTS times."""
+    return planstore.explain_slow_queries()

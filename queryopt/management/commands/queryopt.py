@@ -6,7 +6,8 @@
   queryopt target list
   queryopt snapshot [--target NAME]
   queryopt recommend [--target NAME] [--json]
-  queryopt explain --target NAME "SQL" [--analyze] [--json]
+  queryopt explain --target NAME "SQL" [--analyze] [--json]   (the plan is stored on the
+      query's fingerprint, saying whether it changed since the last stored one)
 
 Exit 0 on success, 2 on error with one line naming the cause. No output ever shows a DSN's
 password: DSNs are printed masked, errors redacted.
@@ -20,9 +21,10 @@ from typing import Any
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from queryopt import recommend, services, targets
+from queryopt import planstore, recommend, services, targets
 from queryopt.dsn import mask_dsn, redact
 from queryopt.explain import ExplainRefused
+from queryopt.models import PlanSource
 from queryopt.plans import PlanRow, plan_problems, plan_rows
 
 
@@ -150,7 +152,8 @@ class Command(BaseCommand):
             except targets.TargetError as exc:
                 raise _fail(f"{target.name}: {exc}") from None
         if as_json:
-            self.stdout.write(json.dumps([_as_json(a, r) for a in advices for r in _recs(a)]))
+            rows = [_as_json(a, r, i) for a in advices for i, r in enumerate(_recs(a))]
+            self.stdout.write(json.dumps(rows))
             return
         for advice in advices:
             self._write_advice(advice)
@@ -172,6 +175,13 @@ class Command(BaseCommand):
                 f"{rec.total_time_ms:,.1f} ms spent in the queries helped\n"
                 f"  fingerprints helped: {', '.join(rec.fingerprints)}"
             )
+            hint = advice.preferred_hint(rec)
+            if hint is not None:
+                self.stdout.write(f"  matches a preferred hint{_note(hint)}")
+        for hint in advice.preferred:
+            self.stdout.write(
+                f"{name}: preferred hint: {hint.table} ({', '.join(hint.columns)}){_note(hint)}"
+            )
 
     def _explain(self, name: str, sql: str, analyze: bool, as_json: bool) -> None:
         (target,) = self._chosen(name)
@@ -182,6 +192,9 @@ class Command(BaseCommand):
         except targets.TargetError as exc:
             raise _fail(f"{target.name}: {exc}") from None
         problems = [problem.message for problem in plan_problems(result["plan"])]
+        fingerprint = planstore.statement_fingerprint(target, sql)
+        stored = planstore.store_plan(fingerprint, result, PlanSource.ON_DEMAND)
+        previous = planstore.previous_plan(stored)
         if as_json:
             payload = {
                 "target": target.name,
@@ -190,10 +203,14 @@ class Command(BaseCommand):
                 "generic": result["generic"],
                 "analyzed": result["analyzed"],
                 "problems": problems,
+                "plan_id": stored.pk,
+                "previous_plan_hash": previous.plan_hash if previous else None,
+                "changed": previous.plan_hash != stored.plan_hash if previous else None,
             }
             self.stdout.write(json.dumps(payload))
             return
         self.stdout.write(f"plan {result['plan_hash']} on {target.name}")
+        self.stdout.write(_change_line(previous, stored.plan_hash))
         for row in plan_rows(result["plan"]):
             self.stdout.write(_plan_line(row))
         for problem in problems:
@@ -204,7 +221,13 @@ def _recs(advice: recommend.TargetAdvice) -> list[Any]:
     return advice.advice.recommendations
 
 
-def _as_json(advice: recommend.TargetAdvice, rec: Any) -> dict[str, Any]:
+def _note(hint: Any) -> str:
+    return f": {hint.note}" if hint.note else ""
+
+
+def _as_json(advice: recommend.TargetAdvice, rec: Any, position: int) -> dict[str, Any]:
+    hint = advice.preferred_hint(rec)
+    stored = advice.stored[position] if position < len(advice.stored) else None
     return {
         "target": advice.target.name,
         "table": rec.table,
@@ -216,7 +239,18 @@ def _as_json(advice: recommend.TargetAdvice, rec: Any) -> dict[str, Any]:
         "total_time_ms": rec.total_time_ms,
         "fingerprints": rec.fingerprints,
         "validated": rec.validated,
+        "recommendation_id": stored.pk if stored else None,
+        "status": stored.status if stored else None,
+        "preferred_hint": {"columns": hint.columns, "note": hint.note} if hint else None,
     }
+
+
+def _change_line(previous: Any, plan_hash: str) -> str:
+    if previous is None:
+        return "first plan stored for this query"
+    if previous.plan_hash == plan_hash:
+        return f"plan unchanged since {previous.captured_at:%Y-%m-%d %H:%M:%S}"
+    return f"plan changed: was {previous.plan_hash} at {previous.captured_at:%Y-%m-%d %H:%M:%S}"
 
 
 def _plan_line(row: PlanRow) -> str:
