@@ -3,11 +3,24 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib import admin
+from django.db.models import QuerySet
+from django.forms import ModelForm
 from django.http import HttpRequest
 
 from queryopt.dsn import mask_dsn, redact
-from queryopt.forms import QueryTargetForm
-from queryopt.models import QueryTarget, StatementDelta, StatementSnapshot
+from queryopt.forms import IndexHintForm, QueryTargetForm
+from queryopt.models import (
+    IndexHint,
+    IndexRecommendation,
+    NPlusOne,
+    QueryPlan,
+    QueryStatWindow,
+    QueryTarget,
+    RecommendationStatus,
+    SlowQuery,
+    StatementDelta,
+    StatementSnapshot,
+)
 
 
 @admin.register(QueryTarget)
@@ -64,3 +77,95 @@ class StatementDeltaAdmin(ReadOnlyAdmin):
     list_display = ["fingerprint", "snapshot", "calls", "total_exec_time_ms", "mean_exec_time_ms"]
     list_filter = ["snapshot__target"]
     list_select_related = ["fingerprint", "snapshot__target"]
+
+
+# Below, a target shows by its name only (QueryTarget.__str__): never its DSN.
+
+
+@admin.register(IndexHint)
+class IndexHintAdmin(admin.ModelAdmin):
+    form = IndexHintForm
+    list_display = ["table", "shown_columns", "kind", "target", "note", "created_by", "created_at"]
+    list_filter = ["kind", "target"]
+    search_fields = ["table", "note"]
+    readonly_fields = ["created_by", "created_at"]
+
+    @admin.display(description="Columns")
+    def shown_columns(self, hint: IndexHint) -> str:
+        return ", ".join(hint.columns)
+
+    def save_model(
+        self, request: HttpRequest, obj: IndexHint, form: ModelForm, change: bool
+    ) -> None:
+        if not change:
+            obj.created_by = request.user.get_username()
+        super().save_model(request, obj, form, change)
+
+
+@admin.register(IndexRecommendation)
+class IndexRecommendationAdmin(ReadOnlyAdmin):
+    """Written by the advisor and the snapshots; an engineer may only dismiss one."""
+
+    list_display = [
+        "table",
+        "shown_columns",
+        "target",
+        "status",
+        "validated",
+        "cost_before",
+        "cost_after",
+        "before_mean_ms",
+        "after_mean_ms",
+        "updated_at",
+    ]
+    list_filter = ["status", "validated", "target"]
+    list_select_related = ["target"]
+    search_fields = ["table", "statement"]
+    filter_horizontal = ["fingerprints"]
+    actions = ["dismiss"]
+
+    @admin.display(description="Columns")
+    def shown_columns(self, recommendation: IndexRecommendation) -> str:
+        return ", ".join(recommendation.columns)
+
+    @admin.action(description="Dismiss the selected open recommendations")
+    def dismiss(self, request: HttpRequest, queryset: QuerySet[IndexRecommendation]) -> None:
+        count = queryset.filter(status=RecommendationStatus.OPEN).update(
+            status=RecommendationStatus.DISMISSED
+        )
+        self.message_user(request, f"{count} recommendation(s) dismissed.")
+
+
+@admin.register(QueryPlan)
+class QueryPlanAdmin(ReadOnlyAdmin):
+    list_display = ["fingerprint", "plan_hash", "captured_at", "source", "total_cost", "generic"]
+    list_filter = ["source", "analyzed", "fingerprint__target"]
+    list_select_related = ["fingerprint"]
+    search_fields = ["plan_hash", "fingerprint__query_text"]
+    raw_id_fields = ["fingerprint", "run"]
+
+
+@admin.register(SlowQuery)
+class SlowQueryAdmin(ReadOnlyAdmin):
+    list_display = ["fingerprint", "duration_ms", "origin", "captured_at", "run"]
+    list_filter = ["fingerprint__target"]
+    list_select_related = ["fingerprint", "run"]
+    search_fields = ["origin", "sql"]
+    raw_id_fields = ["fingerprint", "run"]
+
+
+@admin.register(NPlusOne)
+class NPlusOneAdmin(ReadOnlyAdmin):
+    list_display = ["fingerprint", "origin", "occurrences", "max_count", "total_ms", "last_seen_at"]
+    list_select_related = ["fingerprint"]
+    search_fields = ["origin"]
+    raw_id_fields = ["fingerprint", "last_run"]
+
+
+@admin.register(QueryStatWindow)
+class QueryStatWindowAdmin(ReadOnlyAdmin):
+    list_display = ["fingerprint", "origin", "window_start", "calls", "total_ms", "p95_ms"]
+    list_select_related = ["fingerprint"]
+    search_fields = ["origin"]
+    raw_id_fields = ["fingerprint", "run"]
+    exclude = ["histogram"]

@@ -1,11 +1,12 @@
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from django import forms
 
 from queryopt.dsn import mask_dsn, with_password_of
-from queryopt.models import QueryTarget
+from queryopt.models import IndexHint, QueryTarget
 from queryopt.services import dsn_problem
 
 
@@ -31,3 +32,52 @@ class QueryTargetForm(forms.ModelForm):
         if problem:
             raise forms.ValidationError(problem)
         return dsn
+
+
+# An unquoted SQL identifier, as PostgreSQL reads one (no quoting needed in a hint).
+IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_$]*$")
+IDENTIFIER_RULE = "letters, digits, _ or $, not starting with a digit"
+
+
+def parse_identifiers(text: str) -> list[str]:
+    """Comma-separated column names as a list; ValidationError naming the field and rule."""
+    columns = [part.strip() for part in text.split(",")]
+    if not text.strip() or not all(columns):
+        raise forms.ValidationError(
+            "columns: give one or more column names separated by commas, e.g. site_id, taken_at"
+        )
+    bad = [column for column in columns if not IDENTIFIER.match(column)]
+    if bad:
+        raise forms.ValidationError(f"columns: {bad[0]!r} is not a column name ({IDENTIFIER_RULE})")
+    if len(set(columns)) != len(columns):
+        raise forms.ValidationError("columns: a column may appear only once")
+    return columns
+
+
+class IndexHintForm(forms.ModelForm):
+    """Columns are typed as a comma-separated list and stored as a list of identifiers."""
+
+    columns = forms.CharField(
+        help_text="Column names in index order, separated by commas, e.g. site_id, taken_at.",
+        widget=forms.TextInput(attrs={"size": 60}),
+    )
+
+    class Meta:
+        model = IndexHint
+        fields = ["target", "table", "columns", "kind", "note"]
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if self.instance.pk:
+            self.initial["columns"] = ", ".join(self.instance.columns)
+
+    def clean_table(self) -> str:
+        table = self.cleaned_data["table"].strip()
+        if not all(IDENTIFIER.match(part) for part in table.split(".")) or table.count(".") > 1:
+            raise forms.ValidationError(
+                f"table: give a table name or schema.table ({IDENTIFIER_RULE} in each part)"
+            )
+        return table
+
+    def clean_columns(self) -> list[str]:
+        return parse_identifiers(self.cleaned_data["columns"])
