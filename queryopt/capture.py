@@ -477,6 +477,7 @@ def flush() -> bool:
         with transaction.atomic():
             _write(window, timezone.now())
     except Exception as exc:  # noqa: BLE001 - never break the request; the counts are dropped
+        _own_target[1] = -math.inf  # a deleted own target must not fail the next flush too
         if not _failure_logged[0]:
             log.warning("queryopt capture: flush failed, counts dropped: %s", exc)
             _failure_logged[0] = True
