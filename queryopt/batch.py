@@ -33,6 +33,7 @@ from itertools import islice
 from typing import Any
 
 import psycopg
+from psycopg import pq
 from psycopg import sql as pgsql
 
 DEFAULT_BATCH_SIZE = 1000
@@ -117,21 +118,56 @@ def copy_rows(
     *,
     batch_size: int = DEFAULT_BATCH_SIZE,
     stop_on_error: bool = False,
+    binary: bool = True,
 ) -> BatchReport:
     """Insert rows with COPY FROM STDIN, `batch_size` rows per transaction.
 
     `table` is a name, or a sequence of names for a qualified one (("schema", "table")); it
     and the columns are quoted as identifiers, never pasted into the SQL.
+
+    Binary COPY by default, typed from the table's own columns: values must be of their
+    column's Python type (int for integers, Decimal or float for numeric, date, str...).
+    `binary=False`, or a column type without a binary dumper, sends text the server parses.
     """
     _check_batch_size(batch_size)
     statement = copy_statement(table, columns)
+    types = _binary_types(conn, table, columns) if binary else None
+    if types is not None:
+        statement = pgsql.SQL("{} (FORMAT BINARY)").format(statement)
 
     def run(chunk: list[Row]) -> None:
         with conn.transaction(), conn.cursor() as cursor, cursor.copy(statement) as copy:
+            if types is not None:
+                copy.set_types(types)
             for row in chunk:
                 copy.write_row(row)
 
     return _run_batches(rows, batch_size, stop_on_error, run)
+
+
+def _binary_types(
+    conn: psycopg.Connection[Any], table: str | Sequence[str], columns: Sequence[str]
+) -> list[int] | None:
+    """The columns' type OIDs when psycopg can dump every one in binary, else None (text).
+
+    Binary COPY spares the server parsing every value (about twice the rows/s for numbers and
+    timestamps), but an enum or other custom type has no binary dumper.
+    """
+    names = [table] if isinstance(table, str) else list(table)
+    probe = pgsql.SQL("SELECT {} FROM {} WHERE false").format(
+        pgsql.SQL(", ").join(map(pgsql.Identifier, columns)), pgsql.Identifier(*names)
+    )
+    # In a transaction block of its own: on an idle connection the probe must not leave a
+    # transaction open, or every batch after it would become a savepoint nobody commits.
+    with conn.transaction(), conn.cursor() as cursor:
+        cursor.execute(probe)
+        oids = [column.type_code for column in cursor.description or ()]
+    try:
+        for oid in oids:
+            conn.adapters.get_dumper_by_oid(oid, pq.Format.BINARY)
+    except psycopg.ProgrammingError:
+        return None
+    return oids
 
 
 def copy_statement(table: str | Sequence[str], columns: Sequence[str]) -> pgsql.Composed:

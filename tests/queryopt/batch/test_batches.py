@@ -123,3 +123,33 @@ def test_it_refuses_bad_arguments_naming_them(items: Any, call: Any, message: st
     with pytest.raises(ValueError, match=message):
         call(items)
     assert count(items) == 0
+
+
+def test_it_falls_back_to_text_copy_for_a_type_without_a_binary_dumper(items: Any) -> None:
+    items.execute("DROP TYPE IF EXISTS batch_mood CASCADE")
+    items.execute("CREATE TYPE batch_mood AS ENUM ('calm', 'busy')")
+    items.execute("CREATE TABLE batch_moods (id int, mood batch_mood)")
+    try:
+        report = copy_rows(items, "batch_moods", ["id", "mood"], [(1, "calm"), (2, "busy")])
+        assert report.ok_rows == 2
+        assert items.execute("SELECT count(*) FROM batch_moods").fetchone() == (2,)
+    finally:
+        items.execute("DROP TABLE batch_moods")
+        items.execute("DROP TYPE batch_mood")
+
+
+def test_it_lets_the_server_parse_text_when_binary_is_off(items: Any) -> None:
+    report = copy_rows(items, "batch_items", COLUMNS, [("1", "one", "7")], binary=False)
+
+    assert report.ok_rows == 1
+    assert items.execute("SELECT qty FROM batch_items").fetchone() == (7,)
+
+
+def test_it_commits_each_batch_on_an_idle_connection_out_of_autocommit(
+    scratch_dsn: str, items: Any
+) -> None:
+    with psycopg.connect(scratch_dsn) as conn:
+        report = copy_rows(conn, "batch_items", COLUMNS, rows(2000, bad=1500), batch_size=1000)
+        assert report.ok_rows == 1000
+        conn.rollback()  # nothing left open to roll back: the good batch is committed
+    assert count(items) == 1000
