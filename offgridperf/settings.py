@@ -386,6 +386,9 @@ PROFILING_WARMUP_FRACTION = env_float("PROFILING_WARMUP_FRACTION", 0.1, minimum=
 PROFILING_LEAK_MB_PER_MIN = env_float(
     "PROFILING_LEAK_MB_PER_MIN", 1.0, minimum=0.001, maximum=100_000
 )
+# The in-process agent (profiling.agent): GC statistics each second and tracemalloc on request,
+# through Redis. Off by default, and then it costs nothing; `make run` turns it on.
+PROFILING_AGENT = env_bool("PROFILING_AGENT", False)
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
