@@ -63,16 +63,6 @@ def on_site(recommendations: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [r for r in recommendations if r["columns"][0] == "site"]
 
 
-# Known failure, strict so that the fix turns it into an error until this mark goes. Django
-# orders values_list() by select-list position (ORDER BY 11 DESC NULLS LAST, 1 ASC), which
-# pg_stat_statements keeps; queryopt.fingerprints' normaliser turns those ordinals into $3, $4
-# (a sort by a constant: the generic plan has no sort, an index on site saves 28%), and its
-# candidate_columns/sort_orders do not resolve ordinals to kg_co2e and id either (site alone
-# saves 36%). With the columns named, the advisor proves (site, kg_co2e DESC NULLS LAST): 88%.
-@pytest.mark.xfail(
-    strict=True,
-    reason="queryopt.fingerprints: ORDER BY ordinals normalised to $n and not resolved to columns",
-)
 @pytest.mark.slow
 @pytest.mark.urls("emissions.api_urls")
 def test_it_advises_the_by_site_index_and_not_again_once_it_exists(
