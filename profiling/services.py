@@ -16,7 +16,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from loadtests.models import LoadTestRun, RunStatus
-from profiling import monitor, preflight, pyspy, speedscope, trend
+from profiling import agentclient, monitor, preflight, pyspy, speedscope, trend
 from profiling.models import (
     CaptureKind,
     CaptureStatus,
@@ -279,6 +279,8 @@ def _trace(capture: ProfileCapture) -> None:
 
 def _memory(capture: ProfileCapture, should_stop: Callable[[], bool]) -> None:
     capture.tool, capture.tool_version = "psutil", psutil.__version__
+    # With the agent in the process, tracemalloc's growth and GC figures over the same window.
+    traced = _agent_request(capture, "tracemalloc_start")
     started = timezone.now()
     readings: list[monitor.Reading] = []
     monitor.watch(
@@ -301,6 +303,39 @@ def _memory(capture: ProfileCapture, should_stop: Callable[[], bool]) -> None:
     fitted = memory_trend(readings)
     capture.verdict = fitted.verdict
     capture.summary = {"samples": len(readings), **fitted.as_dict()}
+    if traced is not None:
+        capture.tool += " + tracemalloc (agent)"
+        capture.summary.update(_agent_growth(capture, traced))
+
+
+def _agent_request(capture: ProfileCapture, op: str) -> dict[str, Any] | None:
+    if agentclient.figures(capture.pid) is None:
+        return None
+    try:
+        return agentclient.request(capture.pid, capture.pk, op)
+    except (agentclient.AgentUnavailable, OSError) as exc:
+        capture.summary = {**capture.summary, "agent_error": str(exc)}
+        return None
+
+
+def _agent_growth(capture: ProfileCapture, started: dict[str, Any]) -> dict[str, Any]:
+    stopped = _agent_request(capture, "tracemalloc_stop")
+    if stopped is None or "error" in stopped:
+        return {"agent_error": (stopped or {}).get("error", "the agent did not answer")}
+    before, after = started["gc"], stopped["gc"]
+    gc_window = {
+        "collections": _minus(after["collections"], before["collections"]),
+        "collected": _minus(after["collected"], before["collected"]),
+        "pause_ms": _minus(after["pause_ms"], before["pause_ms"]),
+    }
+    return {
+        "tracemalloc": {"by_line": stopped["by_line"], "by_traceback": stopped["by_traceback"]},
+        "gc": gc_window,
+    }
+
+
+def _minus(after: list[float], before: list[float]) -> list[float]:
+    return [a - b for a, b in zip(after, before, strict=True)]
 
 
 def memory_trend(readings: list[monitor.Reading]) -> trend.Trend:

@@ -11,14 +11,15 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture
-def program() -> Iterator[Callable[[str], subprocess.Popen[str]]]:
+def program() -> Iterator[Callable[..., subprocess.Popen[str]]]:
     """Start `python -m tests.profiling.programs MODE`; every one is killed at the end."""
     started: list[subprocess.Popen[str]] = []
 
-    def start(mode: str) -> subprocess.Popen[str]:
+    def start(mode: str, *args: str) -> subprocess.Popen[str]:
         process = subprocess.Popen(
-            [sys.executable, "-m", "tests.profiling.programs", mode],
+            [sys.executable, "-m", "tests.profiling.programs", mode, *args],
             cwd=ROOT,
+            stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             text=True,
         )

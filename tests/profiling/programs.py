@@ -49,6 +49,33 @@ def threads() -> None:
         time.sleep(0.1)
 
 
+def leak_with_agent() -> None:
+    from profiling import agent
+
+    agent.start(sys.argv[2], role="test-leaker")
+    leak()
+
+
+def collect_on_demand() -> None:
+    """Run the agent and force a full collection for every line read from stdin."""
+    import gc
+
+    from profiling import agent
+
+    agent.start(sys.argv[2], role="test-collector")
+    for _ in sys.stdin:
+        gc.collect()
+        print("collected", flush=True)
+
+
 if __name__ == "__main__":
     print("ready", flush=True)
-    {"spin": spin, "leak": leak, "steady": steady, "threads": threads}[sys.argv[1]]()
+    modes = {
+        "spin": spin,
+        "leak": leak,
+        "steady": steady,
+        "threads": threads,
+        "leak-agent": leak_with_agent,
+        "collect": collect_on_demand,
+    }
+    modes[sys.argv[1]]()
