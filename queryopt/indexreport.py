@@ -115,7 +115,8 @@ def index_report(target: QueryTarget) -> dict[str, Any]:
     """What the Indexes page of `target` shows.
 
     {"recommended": stored recommendations, newest first (dicts, see `_recommendation_row`),
-     "unused": indexes.unused_indexes rows, "duplicate": indexes.duplicate_indexes rows,
+     "unused": indexes.unused_indexes rows, "duplicate": indexes.duplicate_indexes rows
+     (each also with "name", the index's name),
      "hints": the target's and the global hints (dicts), "problem": why the target could not
      be asked for its indexes (redacted), or None}.
     Reads the stored recommendations, never runs the advisor (that is `queryopt recommend`).
@@ -137,8 +138,9 @@ def index_report(target: QueryTarget) -> dict[str, Any]:
         problem = targets.describe_error(exc, target.dsn, "cannot read the indexes")
     return {
         "recommended": recommended,
-        "unused": unused,
-        "duplicate": duplicate,
+        # "name" as well as "index": the page's templates call an index's name that.
+        "unused": [{**row, "name": row["index"]} for row in unused],
+        "duplicate": [{**row, "name": row["index"]} for row in duplicate],
         "hints": [_hint_row(hint) for hint in hints],
         "problem": redact(problem, target.dsn) if problem else None,
     }

@@ -145,6 +145,18 @@ def _explain_on(dsn: str, fingerprints: list[QueryFingerprint]) -> list[int]:
 def _explain_one(
     conn: psycopg.Connection[Any], dsn: str, fingerprint: QueryFingerprint
 ) -> QueryPlan | None:
+    try:
+        return _plan(conn, fingerprint, PlanSource.SLOW)
+    except explain.ExplainRefused as exc:
+        _failed(fingerprint, str(exc), final=True)
+    except psycopg.Error as exc:
+        _failed(fingerprint, targets.describe_error(exc, dsn, "EXPLAIN failed"), final=False)
+    return None
+
+
+def _plan(conn: psycopg.Connection[Any], fingerprint: QueryFingerprint, source: str) -> QueryPlan:
+    """EXPLAIN `fingerprint` with the kept parameters of its latest slow execution that has
+    them, else its generic plan, and store it."""
     example = (
         SlowQuery.objects.filter(fingerprint=fingerprint, params__isnull=False)
         .order_by("-captured_at", "-pk")
@@ -152,18 +164,27 @@ def _explain_one(
     )
     latest = example or fingerprint.slow_queries.order_by("-captured_at", "-pk").first()
     timeout_s = settings.QUERYOPT_EXPLAIN_TIMEOUT_S
-    try:
-        if example is not None and isinstance(example.params, list):
-            result = explain.explain(conn, example.sql, example.params, timeout_s=timeout_s)
-        else:
-            result = explain.explain(conn, fingerprint.query_text, timeout_s=timeout_s)
-    except explain.ExplainRefused as exc:
-        _failed(fingerprint, str(exc), final=True)
-        return None
-    except psycopg.Error as exc:
-        _failed(fingerprint, targets.describe_error(exc, dsn, "EXPLAIN failed"), final=False)
-        return None
-    return store_plan(fingerprint, result, PlanSource.SLOW, run=latest.run if latest else None)
+    if example is not None and isinstance(example.params, list):
+        result = explain.explain(conn, example.sql, example.params, timeout_s=timeout_s)
+    else:
+        result = explain.explain(conn, fingerprint.query_text, timeout_s=timeout_s)
+    return store_plan(fingerprint, result, source, run=latest.run if latest else None)
+
+
+def explain_fingerprint(fingerprint: QueryFingerprint) -> QueryPlan:
+    """Plan `fingerprint` now, on demand (as the slow-query beat does), and store the plan.
+
+    Raises targets.TargetError (redacted) when its database cannot be reached or planning
+    fails, explain.ExplainRefused when a rule forbids it.
+    """
+    dsn = _dsn_of(fingerprint.target)
+    if dsn is None:
+        raise targets.TargetError("this app's own database is not PostgreSQL: nothing to plan")
+    with targets.connect(dsn) as conn:
+        try:
+            return _plan(conn, fingerprint, PlanSource.ON_DEMAND)
+        except psycopg.Error as exc:
+            raise targets.TargetError(targets.describe_error(exc, dsn, "EXPLAIN failed")) from None
 
 
 def _attempts_key(fingerprint: QueryFingerprint) -> str:

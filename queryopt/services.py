@@ -3,14 +3,23 @@ snapshots. Connections live in targets.py, the deltas in snapshots.py."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.conf import settings
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
-from queryopt import snapshots, targets
+from queryopt import indexreport, snapshots, targets
 from queryopt.dsn import redact
 from queryopt.models import QueryTarget, SnapshotReason, StatementSnapshot
 
-__all__ = ["QueryTarget", "TargetProblem", "add_target", "check_target", "take_snapshot"]
+__all__ = [
+    "QueryTarget",
+    "TargetProblem",
+    "add_target",
+    "check_target",
+    "index_report",
+    "take_snapshot",
+]
 
 
 class TargetProblem(ValueError):
@@ -91,3 +100,8 @@ def own_database_dsn() -> str:
     }
     options = {k: v for k, v in database.get("OPTIONS", {}).items() if isinstance(v, str)}
     return make_conninfo("", **params, **options)
+
+
+def index_report(target: QueryTarget) -> dict[str, Any]:
+    """The Indexes page of `target`: see indexreport.index_report for its shape."""
+    return indexreport.index_report(target)

@@ -116,3 +116,19 @@ def test_it_gives_up_on_a_fingerprint_that_cannot_be_planned(
     assert sum(f"fingerprint {unparsable.pk} " in f for f in failures) == 1
     assert not any(PASSWORD in f for f in failures)
     assert not QueryPlan.objects.exists()
+
+
+def test_it_plans_a_fingerprint_on_demand_with_its_kept_parameters(
+    target: QueryTarget, plan_table: str
+) -> None:
+    fingerprint = planstore.statement_fingerprint(target, SQL)
+    slow(fingerprint, "SELECT id, value FROM plan_readings WHERE sensor = %s", [9])
+    plan = planstore.explain_fingerprint(fingerprint)
+    assert (plan.source, plan.generic, plan.fingerprint) == (
+        PlanSource.ON_DEMAND,
+        False,
+        fingerprint,
+    )
+    assert "'9'" in plan.plan["Plan"]["Filter"]
+    assert planstore.plan_changed(plan) is None  # its first plan
+    assert planstore.plan_changed(planstore.explain_fingerprint(fingerprint)) is False
