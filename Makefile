@@ -30,12 +30,14 @@ run: $(INSTALLED)
 	@OFFGRIDPERF_LOCAL=1 $(PY) manage.py seed_emissions --if-empty
 	@OFFGRIDPERF_LOCAL=1 $(PY) manage.py loadtest import --if-missing emissions/loadtests/*.json
 	@OFFGRIDPERF_LOCAL=1 $(PY) manage.py queryopt target add emissions --from-database-url --if-missing
+	@OFFGRIDPERF_LOCAL=1 $(PY) manage.py profile target add emissions --if-missing --children \
+		--cmdline "offgridperf.wsgi:application --env OFFGRIDPERF_ROLE=target"
 	@echo ""
 	@echo "offgridperf is starting: http://$${HOST:-127.0.0.1}:$${PORT:-8000}/  (log in as 'admin';"
 	@echo "  password: OFFGRIDPERF_ADMIN_PASSWORD, or the one printed at first start;"
 	@echo "  'make admin-password' sets a new one)   Ctrl-C stops everything."
 	@echo ""
-	@OFFGRIDPERF_LOCAL=1 $(PY) manage.py runall
+	@OFFGRIDPERF_LOCAL=1 PROFILING_AGENT=$${PROFILING_AGENT:-1} $(PY) manage.py runall
 
 admin-password: $(INSTALLED)
 	@OFFGRIDPERF_LOCAL=1 $(PY) manage.py bootstrap --no-static --reset-admin-password

@@ -205,7 +205,7 @@ def install() -> None:
     if not settings.PROFILING_AGENT:
         return
     if not settings.REDIS_URL:
-        log.warning("PROFILING_AGENT is on but REDIS_URL is not set: the agent stays off")
+        log.info("PROFILING_AGENT is on but REDIS_URL is not set: the agent stays off")
         return
     role = os.environ.get("OFFGRIDPERF_ROLE", "")
     start(settings.REDIS_URL, role)

@@ -3,9 +3,13 @@ worker's `loadgen` slot is never held by a profile)."""
 
 from __future__ import annotations
 
+import logging
+
 from celery import shared_task
 
 from profiling import services
+
+log = logging.getLogger(__name__)
 
 
 @shared_task(acks_late=True)
@@ -16,3 +20,19 @@ def take_capture(capture_id: int) -> str:
 
 def queue_capture(capture_id: int) -> None:
     take_capture.delay_on_commit(capture_id)
+
+
+@shared_task
+def capture_target(target: str, kind: str = "cpu", duration_s: float = 10.0) -> int | None:
+    """Periodic captures: a django-celery-beat periodic task (set in the admin) names this task
+    with e.g. {"target": "emissions", "kind": "memory", "duration_s": 60}. The capture's id, or
+    None when the target is unknown (logged)."""
+    found = services.ProfileTarget.objects.filter(name=target).first()
+    if found is None:
+        log.warning("scheduled capture: no profile target named %r", target)
+        return None
+    capture = services.create_capture(
+        kind, target=found, duration_s=duration_s, created_by="schedule"
+    )
+    services.execute(capture.pk)
+    return capture.pk

@@ -4,6 +4,9 @@
   profile memory --pid PID --duration S [--interval MS] [--children] [--json]
   profile threads --pid PID [--json]
   profile trace --pid PID --duration S [--rate HZ] [--json]
+  profile target add NAME (--pid PID | --pid-file PATH | --cmdline TEXT) [--children]
+                          [--if-missing]
+  profile target list
 
 Each capture is stored like one taken from the dashboard (tied to the load-test run going on, if
 any). Exit 0 on success, 2 on error with one line naming the cause.
@@ -14,10 +17,11 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from profiling import services
-from profiling.models import CaptureStatus, ProfileCapture
+from profiling.models import CaptureStatus, ProfileCapture, ProfileTarget
 
 
 def _fail(message: str) -> CommandError:
@@ -29,6 +33,16 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser: CommandParser) -> None:
         kinds = parser.add_subparsers(dest="kind", required=True)
+        target = kinds.add_parser("target").add_subparsers(dest="target_command", required=True)
+        add = target.add_parser("add")
+        add.add_argument("name")
+        how = add.add_mutually_exclusive_group(required=True)
+        how.add_argument("--pid", type=int)
+        how.add_argument("--pid-file", default="")
+        how.add_argument("--cmdline", default="", help="Text the command line contains.")
+        add.add_argument("--children", action="store_true", help="With child processes.")
+        add.add_argument("--if-missing", action="store_true", help="Keep an existing target.")
+        target.add_parser("list")
         for kind in ("cpu", "memory", "threads", "trace"):
             sub = kinds.add_parser(kind)
             sub.add_argument("--pid", type=int, required=True)
@@ -43,6 +57,9 @@ class Command(BaseCommand):
                 sub.add_argument("--interval", type=int, default=100, help="Milliseconds.")
 
     def handle(self, *args: Any, **options: Any) -> None:
+        if options["kind"] == "target":
+            self._target(options)
+            return
         try:
             capture = services.create_capture(
                 options["kind"],
@@ -65,6 +82,34 @@ class Command(BaseCommand):
             self.stdout.write(json.dumps(result, indent=2))
         else:
             self._print(capture, result)
+
+    def _target(self, options: dict[str, Any]) -> None:
+        if options["target_command"] == "list":
+            for target in ProfileTarget.objects.all():
+                how = target.pid or target.pid_file or repr(target.cmdline_match)
+                children = " with children" if target.include_children else ""
+                self.stdout.write(f"{target.name}: {how}{children}")
+            return
+        name = options["name"]
+        if ProfileTarget.objects.filter(name=name).exists():
+            if options["if_missing"]:
+                self.stdout.write(f"profile target {name!r} exists: left as it is")
+                return
+            raise _fail(f"name: a profile target named {name!r} exists (--if-missing keeps it)")
+        target = ProfileTarget(
+            name=name,
+            pid=options["pid"],
+            pid_file=options["pid_file"],
+            cmdline_match=options["cmdline"],
+            include_children=options["children"],
+        )
+        try:
+            target.full_clean()
+        except ValidationError as exc:
+            field, messages = next(iter(exc.message_dict.items()))
+            raise _fail(f"{field}: {messages[0]}") from None
+        target.save()
+        self.stdout.write(f"added profile target {name!r}")
 
     def _print(self, capture: ProfileCapture, result: dict[str, Any]) -> None:
         self.stdout.write(f"{capture} ({capture.tool} {capture.tool_version})")
