@@ -14,6 +14,7 @@ from profiling.models import FunctionStat, ProfileCapture, ProfileTarget
 class ProfileTargetAdmin(admin.ModelAdmin):
     list_display = ["name", "pid", "pid_file", "cmdline_match", "include_children"]
     search_fields = ["name", "cmdline_match"]
+    filter_horizontal = ["load_tests"]
 
 
 class FunctionStatInline(admin.TabularInline):

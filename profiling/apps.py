@@ -8,6 +8,8 @@ class ProfilingConfig(AppConfig):
     verbose_name = "Profiles"
 
     def ready(self) -> None:
-        from profiling import agent
+        from loadtests import events
+        from profiling import agent, tasks
 
+        events.run_started.connect(tasks.on_run_started, dispatch_uid="profiling-run-started")
         agent.install()

@@ -26,6 +26,15 @@ class ProfileTarget(models.Model):
         default=False,
         help_text="Profile its child processes too (gunicorn or Celery prefork workers).",
     )
+    # Declared here, not on the definition: loadtests knows nothing of the profiler, which
+    # listens to its run_started signal instead.
+    load_tests = models.ManyToManyField(
+        "loadtests.LoadTestDefinition",
+        blank=True,
+        related_name="profile_targets",
+        help_text="Runs of these load tests record this process' memory throughout and take a "
+        "CPU profile over their steady state.",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

@@ -7,7 +7,7 @@ import logging
 
 from celery import shared_task
 
-from profiling import services
+from profiling import runs, services
 
 log = logging.getLogger(__name__)
 
@@ -36,3 +36,18 @@ def capture_target(target: str, kind: str = "cpu", duration_s: float = 10.0) -> 
     )
     services.execute(capture.pk)
     return capture.pk
+
+
+@shared_task
+def profile_run(run_id: int, target_id: int) -> list[int]:
+    """Memory throughout and a CPU profile of the steady state of one run, for one target."""
+    return runs.profile_run(run_id, target_id)
+
+
+def on_run_started(sender: object = None, run_id: int | None = None, **kwargs: object) -> None:
+    """loadtests.events.run_started: queue the profiles of the run's definition's targets."""
+    run = runs.LoadTestRun.objects.filter(pk=run_id).first()
+    if run is None:
+        return
+    for target in runs.targets_of(run):
+        profile_run.delay(run.pk, target.pk)

@@ -1,0 +1,82 @@
+"""Profiles tied to load-test runs: memory throughout, CPU over the steady state."""
+
+from __future__ import annotations
+
+import subprocess
+import threading
+import time
+from collections.abc import Callable
+
+import pytest
+
+from loadtests.models import LoadTestDefinition, LoadTestRun, RunStatus
+from profiling import runs, tasks
+from profiling.models import CaptureKind, CaptureStatus, ProfileTarget
+
+
+def make_run(
+    definition: LoadTestDefinition | None, planned_s: int, **config: object
+) -> LoadTestRun:
+    return LoadTestRun.objects.create(
+        definition=definition,
+        name="profiled",
+        config={"duration_s": planned_s, **config},
+        status=RunStatus.RUNNING,
+        planned_duration_s=planned_s,
+    )
+
+
+@pytest.mark.django_db
+def test_the_steady_window_skips_the_ramp_and_the_last_tenth() -> None:
+    plain = LoadTestRun(config={"duration_s": 100}, planned_duration_s=100)
+    assert runs.steady_window(plain) == runs.Window(start_s=10.0, duration_s=80.0)
+    staged = LoadTestRun(
+        config={"stages": [{"duration_s": 30, "target": 10}, {"duration_s": 70, "target": 10}]},
+        planned_duration_s=100,
+    )
+    assert runs.steady_window(staged) == runs.Window(start_s=30.0, duration_s=60.0)
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.slow
+def test_a_run_records_its_targets_memory_throughout_and_cpu_in_its_steady_state(
+    program: Callable[..., subprocess.Popen[str]],
+) -> None:
+    spinner = program("spin")
+    definition = LoadTestDefinition.objects.create(
+        name="profiled", target_base_url="http://127.0.0.1:8001", duration_s=4, users=1
+    )
+    target = ProfileTarget.objects.create(name="spinner", pid=spinner.pid)
+    target.load_tests.add(definition)
+    run = make_run(definition, planned_s=4)
+    assert runs.targets_of(run) == [target]
+
+    def finish_run() -> None:
+        time.sleep(5)
+        LoadTestRun.objects.filter(pk=run.pk).update(status=RunStatus.PASSED)
+
+    finisher = threading.Thread(target=finish_run)
+    finisher.start()
+    memory_id, cpu_id = tasks.profile_run.apply(args=[run.pk, target.pk]).get()
+    finisher.join()
+    captures = {c.kind: c for c in run.profile_captures.all()}
+    memory, cpu = captures[CaptureKind.MEMORY], captures[CaptureKind.CPU]
+    assert (memory.pk, cpu.pk) == (memory_id, cpu_id)
+    assert memory.status == CaptureStatus.DONE, memory.error
+    assert cpu.status == CaptureStatus.DONE, cpu.error
+    # Sampled until the run ended, not for the planned duration plus the grace period.
+    assert 30 <= memory.memory_samples.count() <= 80
+    assert memory.verdict in {"leak", "stable", "inconclusive"}
+    assert cpu.function_stats.first().function == "burn_cpu_here"
+    assert cpu.duration_s == pytest.approx(3.2)
+
+
+@pytest.mark.django_db
+def test_a_definition_without_profile_targets_queues_nothing() -> None:
+    definition = LoadTestDefinition.objects.create(
+        name="plain", target_base_url="http://127.0.0.1:8001", duration_s=4, users=1
+    )
+    run = make_run(definition, planned_s=4)
+    assert runs.targets_of(run) == []
+    tasks.on_run_started(run_id=run.pk)
+    assert not run.profile_captures.exists()
