@@ -34,7 +34,8 @@ class QueryTargetForm(forms.ModelForm):
         return dsn
 
 
-# An unquoted SQL identifier, as PostgreSQL reads one (no quoting needed in a hint).
+# An unquoted SQL identifier; PostgreSQL folds it to lower case, and so does the hint, so that
+# it names the column the catalog (and the advisor) knows.
 IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_$]*$")
 IDENTIFIER_RULE = "letters, digits, _ or $, not starting with a digit"
 
@@ -49,6 +50,7 @@ def parse_identifiers(text: str) -> list[str]:
     bad = [column for column in columns if not IDENTIFIER.match(column)]
     if bad:
         raise forms.ValidationError(f"columns: {bad[0]!r} is not a column name ({IDENTIFIER_RULE})")
+    columns = [column.lower() for column in columns]
     if len(set(columns)) != len(columns):
         raise forms.ValidationError("columns: a column may appear only once")
     return columns
@@ -77,7 +79,7 @@ class IndexHintForm(forms.ModelForm):
             raise forms.ValidationError(
                 f"table: give a table name or schema.table ({IDENTIFIER_RULE} in each part)"
             )
-        return table
+        return table.lower()
 
     def clean_columns(self) -> list[str]:
         return parse_identifiers(self.cleaned_data["columns"])

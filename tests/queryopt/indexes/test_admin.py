@@ -104,7 +104,7 @@ def test_it_loads_every_page_for_a_superuser_without_the_dsn(
 def test_it_saves_a_hint_with_its_columns_as_a_list_and_its_author(
     admin_client: Any, admin_user: Any, rows: dict[str, Any]
 ) -> None:
-    data = {"table": "public.orders", "columns": " placed_at,customer_id ", "kind": "rejected"}
+    data = {"table": "public.Orders", "columns": " placed_at,Customer_ID ", "kind": "rejected"}
     response = admin_client.post(reverse("admin:queryopt_indexhint_add"), data)
     assert response.status_code == 302
     hint = IndexHint.objects.get(table="public.orders")
