@@ -99,13 +99,16 @@ def seed_demo() -> None:
     print(f"seeded {ACTIVITIES:,} activities in {time.monotonic() - started:.0f}s")
 
 
-def target_dsn() -> str:
+def fresh_target() -> Any:
+    """The database as a target with no history: a previous run's fingerprints, deltas and
+    recommendations would be ranked with this run's (and keep the query text they were
+    first stored with)."""
     from queryopt import services
+    from queryopt.models import QueryTarget
 
-    target, _ = services.add_target(
-        TARGET_NAME, services.own_database_dsn(), own_database=True, if_missing=True
-    )
-    return target.dsn
+    QueryTarget.objects.filter(name=TARGET_NAME).delete()
+    target, _ = services.add_target(TARGET_NAME, services.own_database_dsn(), own_database=True)
+    return target
 
 
 def sql(dsn: str, *statements: str) -> list[tuple[Any, ...]]:
@@ -239,11 +242,9 @@ def ratio(numerator: float | None, denominator: float | None) -> str:
 
 def run_bench() -> int:
     setup_django()
-    from queryopt.models import QueryTarget
-
     seed_demo()
-    dsn = target_dsn()
-    target = QueryTarget.objects.get(name=TARGET_NAME)
+    target = fresh_target()
+    dsn = target.dsn
     if dropped := drop_loop_indexes(dsn):
         print(f"dropped a previous run's index(es): {', '.join(dropped)}")
     sql(dsn, f"ANALYZE {TABLE}")
