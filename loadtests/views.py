@@ -23,6 +23,7 @@ from loadtests.models import (
     RunTrigger,
 )
 from loadtests.validators import ascii_number
+from offgridperf.panels import run_panels
 
 NAV = {"nav": "loadtests"}
 
@@ -152,6 +153,8 @@ def run_detail(request: HttpRequest, run_id: int) -> HttpResponse:
         **dashboard.summary_context(run),
         "waiting": waiting,
         "chart_data": dashboard.run_chart_data(run, dashboard.interval_columns(run)),
+        # What other apps show of this run (queries, profiles): they register, we only render.
+        "panels": run_panels(run, request),
         **NAV,
     }
     return render(request, "loadtests/run.html", context)

@@ -7,4 +7,8 @@ from queryopt import views
 app_name = "queryopt"
 urlpatterns = [
     path("", views.index, name="index"),
+    path("indexes/", views.indexes, name="indexes"),
+    path("pool/", views.pool, name="pool"),
+    path("<int:fingerprint_id>/", views.detail, name="detail"),
+    path("<int:fingerprint_id>/explain/", views.explain_now, name="explain"),
 ]

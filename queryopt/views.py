@@ -1,8 +1,559 @@
+"""The query optimizer's pages: queries, one query, indexes per target, the connection pool.
+
+Like loadtests' dashboard, each page aggregates on the server in a fixed number of queries
+whatever the number of windows, deltas and plans (lists are limited, never paginated row by
+row), and hands chart data to one JS file through json_script. A target's DSN is never shown:
+pages print the target's name, and any text from a target goes through queryopt.dsn.redact.
+"""
+
 from __future__ import annotations
 
+import logging
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import datetime, time, timedelta
+from typing import Any
+
+from django import forms
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required, permission_required
+from django.db.models import Max, Q, QuerySet, Sum
 from django.http import HttpRequest, HttpResponse
-from django.shortcuts import render
+from django.shortcuts import get_object_or_404, redirect, render
+from django.utils import timezone
+from django.utils.http import urlencode
+from django.views.decorators.http import require_GET, require_POST
+
+from loadtests.engine.histograms import Histogram, merge_all
+from loadtests.models import LoadTestRun
+from queryopt import plans
+from queryopt.dsn import redact
+from queryopt.models import (
+    IndexHint,
+    IndexRecommendation,
+    NPlusOne,
+    QueryFingerprint,
+    QueryPlan,
+    QueryStatWindow,
+    QueryTarget,
+    SlowQuery,
+    SnapshotReason,
+    StatementDelta,
+)
+
+log = logging.getLogger(__name__)
+
+NAV = {"nav": "queries"}
+QUERIES_SHOWN = 100
+N_PLUS_ONE_SHOWN = 50
+SLOW_SHOWN = 20
+# The detail chart reads at most this many of the latest windows and snapshots.
+CHART_WINDOWS = 5000
+CHART_SNAPSHOTS = 500
+PLAN_HISTORY = 200
+DATE_HELP = "YYYY-MM-DD"
+# The list's sort orders, largest first; p95 is the app side's (pg_stat_statements has none).
+SORTS = {
+    "total": "total time",
+    "mean": "mean time",
+    "calls": "calls",
+    "p95": "p95",
+}
 
 
+# -- shared read side ---------------------------------------------------------------------
+
+
+def merged_p95_ms(encoded: Iterable[str]) -> float | None:
+    """The 95th percentile (ms) of the union of encoded microsecond histograms, or None."""
+    histograms = [Histogram.decode(text) for text in encoded if text]
+    if not histograms:
+        return None
+    merged = merge_all(histograms)
+    return merged.value_at_percentile(95.0) / 1000.0 if merged.total_count else None
+
+
+def run_window(run: LoadTestRun) -> Q:
+    """The StatementDelta rows of a run's window, on every target: the deltas of its run_end
+    snapshot, and those of snapshots taken between its start and end for other reasons (a
+    scheduled snapshot splits the window in two). A run_start snapshot's deltas are what came
+    before the run, so they are left out."""
+    window = Q(snapshot__run=run, snapshot__reason=SnapshotReason.RUN_END)
+    if run.started_at is None:
+        return window
+    end = run.finished_at or timezone.now()
+    during = Q(snapshot__taken_at__gte=run.started_at, snapshot__taken_at__lte=end) & ~Q(
+        snapshot__reason=SnapshotReason.RUN_START
+    )
+    return window | during
+
+
+# -- queries list ---------------------------------------------------------------------------
+
+
+class QueryFilterForm(forms.Form):
+    """The list's filters and sort; an invalid field is reported and left out."""
+
+    target = forms.IntegerField(required=False, min_value=1)
+    origin = forms.CharField(required=False, max_length=200)
+    run = forms.IntegerField(required=False, min_value=1)
+    since = forms.DateField(
+        required=False,
+        input_formats=["%Y-%m-%d"],
+        error_messages={"invalid": f"Enter a date as {DATE_HELP}."},
+    )
+    until = forms.DateField(
+        required=False,
+        input_formats=["%Y-%m-%d"],
+        error_messages={"invalid": f"Enter a date as {DATE_HELP}."},
+    )
+    sort = forms.ChoiceField(
+        required=False,
+        choices=list(SORTS.items()),
+        error_messages={"invalid_choice": f"Sort by one of {', '.join(SORTS)}."},
+    )
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean()
+        since, until = cleaned.get("since"), cleaned.get("until")
+        if since and until and since > until:
+            self.add_error("until", "Must be on or after the 'since' date.")
+        return cleaned
+
+    def valid_filters(self) -> dict[str, Any]:
+        """The fields that cleaned, whatever happened to the others."""
+        self.is_valid()
+        return {
+            name: value
+            for name, value in self.cleaned_data.items()
+            if name not in self.errors and value not in (None, "")
+        }
+
+    def problems(self) -> list[str]:
+        return [f"{name}: {' '.join(errors)}" for name, errors in self.errors.items()]
+
+
+@dataclass
+class QueryRow:
+    """One fingerprint on the list. Figures come from the app side when it captured the query
+    in the filtered range (it knows origins, runs and percentiles), else from the target's
+    pg_stat_statements deltas: adding both would count the same executions twice."""
+
+    fingerprint_id: int
+    app_calls: int = 0
+    app_total_ms: float = 0.0
+    app_p95_bound_ms: float = 0.0  # the worst window's p95: a bound, for ranking only
+    origins: set[str] = field(default_factory=set)
+    target_calls: int = 0
+    target_total_ms: float = 0.0
+    p95_ms: float | None = None
+    fingerprint: QueryFingerprint | None = None
+
+    @property
+    def origin_list(self) -> list[str]:
+        return sorted(self.origins)
+
+    @property
+    def source(self) -> str:
+        if self.app_calls and self.target_calls:
+            return "app + target"
+        return "app" if self.app_calls else "target"
+
+    @property
+    def calls(self) -> int:
+        return self.app_calls or self.target_calls
+
+    @property
+    def total_ms(self) -> float:
+        return self.app_total_ms if self.app_calls else self.target_total_ms
+
+    @property
+    def mean_ms(self) -> float:
+        return self.total_ms / self.calls if self.calls else 0.0
+
+
+def _day_start(day: Any) -> datetime:
+    return timezone.make_aware(datetime.combine(day, time.min))
+
+
+def _dated(queryset: QuerySet, column: str, filters: dict[str, Any]) -> QuerySet:
+    if "since" in filters:
+        queryset = queryset.filter(**{f"{column}__gte": _day_start(filters["since"])})
+    if "until" in filters:
+        end = _day_start(filters["until"]) + timedelta(days=1)
+        queryset = queryset.filter(**{f"{column}__lt": end})
+    return queryset
+
+
+def filtered_windows(filters: dict[str, Any]) -> QuerySet[QueryStatWindow]:
+    windows = QueryStatWindow.objects.all()
+    if "target" in filters:
+        windows = windows.filter(fingerprint__target_id=filters["target"])
+    if "origin" in filters:
+        windows = windows.filter(origin=filters["origin"])
+    if "run" in filters:
+        windows = windows.filter(run_id=filters["run"].pk)
+    return _dated(windows, "window_start", filters)
+
+
+def filtered_deltas(filters: dict[str, Any]) -> QuerySet[StatementDelta]:
+    deltas = StatementDelta.objects.all()
+    if "origin" in filters:
+        return deltas.none()  # pg_stat_statements does not know which view ran a query
+    if "target" in filters:
+        deltas = deltas.filter(fingerprint__target_id=filters["target"])
+    if "run" in filters:
+        deltas = deltas.filter(run_window(filters["run"]))
+    return _dated(deltas, "snapshot__taken_at", filters)
+
+
+def query_rows(filters: dict[str, Any]) -> dict[int, QueryRow]:
+    """Every fingerprint with statistics under the filters (two grouped queries)."""
+    rows: dict[int, QueryRow] = {}
+    app = (
+        filtered_windows(filters)
+        .values("fingerprint_id", "origin")
+        .annotate(calls=Sum("calls"), total=Sum("total_ms"), p95=Max("p95_ms"))
+        .order_by()
+    )
+    for entry in app:
+        row = rows.setdefault(entry["fingerprint_id"], QueryRow(entry["fingerprint_id"]))
+        row.app_calls += entry["calls"] or 0
+        row.app_total_ms += entry["total"] or 0.0
+        row.app_p95_bound_ms = max(row.app_p95_bound_ms, entry["p95"] or 0.0)
+        row.origins.add(entry["origin"])
+    target = (
+        filtered_deltas(filters)
+        .values("fingerprint_id")
+        .annotate(calls=Sum("calls"), total=Sum("total_exec_time_ms"))
+        .order_by()
+    )
+    for entry in target:
+        row = rows.setdefault(entry["fingerprint_id"], QueryRow(entry["fingerprint_id"]))
+        row.target_calls += entry["calls"] or 0
+        row.target_total_ms += entry["total"] or 0.0
+    return rows
+
+
+SORT_KEYS: dict[str, Callable[[QueryRow], float]] = {
+    "total": lambda row: row.total_ms,
+    "mean": lambda row: row.mean_ms,
+    "calls": lambda row: row.calls,
+    "p95": lambda row: row.p95_ms if row.p95_ms is not None else -1.0,
+}
+
+
+def top_rows(filters: dict[str, Any], sort: str, limit: int = QUERIES_SHOWN) -> list[QueryRow]:
+    """The `limit` first rows by `sort`, with their fingerprints and merged p95 (two more
+    queries). For the p95 order, rows are first ranked by their worst window's p95, an upper
+    bound of the merged one, so that only the shown rows' histograms are read."""
+    rows = list(query_rows(filters).values())
+    rank = (lambda row: row.app_p95_bound_ms) if sort == "p95" else SORT_KEYS[sort]
+    rows.sort(key=lambda row: (-rank(row), row.fingerprint_id))
+    shown = rows[:limit]
+    ids = [row.fingerprint_id for row in shown]
+    fingerprints = QueryFingerprint.objects.select_related("target").in_bulk(ids)
+    histograms: dict[int, list[str]] = {}
+    app_ids = [row.fingerprint_id for row in shown if row.app_calls]
+    windows = filtered_windows(filters).filter(fingerprint_id__in=app_ids)
+    for fingerprint_id, encoded in windows.values_list("fingerprint_id", "histogram"):
+        histograms.setdefault(fingerprint_id, []).append(encoded)
+    for row in shown:
+        row.fingerprint = fingerprints.get(row.fingerprint_id)
+        if row.app_calls:
+            row.p95_ms = merged_p95_ms(histograms.get(row.fingerprint_id, []))
+            if row.p95_ms is None:  # windows stored without histograms
+                row.p95_ms = row.app_p95_bound_ms
+    shown.sort(key=lambda row: (-SORT_KEYS[sort](row), row.fingerprint_id))
+    return shown
+
+
+def n_plus_one_groups(filters: dict[str, Any], limit: int = N_PLUS_ONE_SHOWN) -> list[NPlusOne]:
+    groups = NPlusOne.objects.select_related("fingerprint")
+    if "target" in filters:
+        groups = groups.filter(fingerprint__target_id=filters["target"])
+    if "origin" in filters:
+        groups = groups.filter(origin=filters["origin"])
+    if "run" in filters:
+        groups = groups.filter(last_run_id=filters["run"].pk)
+    return list(_dated(groups, "last_seen_at", filters).order_by("-total_ms", "pk")[:limit])
+
+
+def slow_queries(filters: dict[str, Any], limit: int = SLOW_SHOWN) -> list[SlowQuery]:
+    slow = SlowQuery.objects.select_related("fingerprint").defer("params")
+    if "target" in filters:
+        slow = slow.filter(fingerprint__target_id=filters["target"])
+    if "origin" in filters:
+        slow = slow.filter(origin=filters["origin"])
+    if "run" in filters:
+        slow = slow.filter(run_id=filters["run"].pk)
+    return list(_dated(slow, "captured_at", filters)[:limit])
+
+
+def _resolve_filters(
+    form: QueryFilterForm, targets: list[QueryTarget]
+) -> tuple[dict[str, Any], list[str]]:
+    """The valid filters with the run as a row; problems for a target or run that is not
+    there (one query when a run is asked for)."""
+    filters = form.valid_filters()
+    problems = form.problems()
+    if "target" in filters and filters["target"] not in {t.pk for t in targets}:
+        problems.append(f"target: there is no query target #{filters.pop('target')}.")
+    if "run" in filters:
+        run_id = filters.pop("run")
+        run = LoadTestRun.objects.only("id", "started_at", "finished_at").filter(pk=run_id).first()
+        if run is None:
+            problems.append(f"run: there is no load-test run #{run_id}.")
+        else:
+            filters["run"] = run
+    return filters, problems
+
+
+def _sort_columns(request: HttpRequest, sort: str) -> list[dict[str, Any]]:
+    """The sortable columns' headers, each a link keeping the other filters."""
+    kept = {k: v for k, v in request.GET.items() if k != "sort" and v}
+    return [
+        {
+            "key": key,
+            "label": label,
+            "url": "?" + urlencode({**kept, "sort": key}),
+            "active": key == sort,
+        }
+        for key, label in SORTS.items()
+    ]
+
+
+@login_required
+@require_GET
 def index(request: HttpRequest) -> HttpResponse:
-    return render(request, "queryopt/index.html")
+    form = QueryFilterForm(request.GET)
+    targets = list(QueryTarget.objects.only("id", "name"))
+    filters, problems = _resolve_filters(form, targets)
+    sort = filters.get("sort") or "total"
+    context = {
+        "form": form,
+        "problems": problems,
+        "targets": targets,
+        "filters": filters,
+        "sort": sort,
+        "sort_label": SORTS[sort],
+        "sort_columns": _sort_columns(request, sort),
+        "rows": top_rows(filters, sort),
+        "shown_limit": QUERIES_SHOWN,
+        "n_plus_ones": n_plus_one_groups(filters),
+        "slow_queries": slow_queries(filters),
+        **NAV,
+    }
+    return render(request, "queryopt/index.html", context, status=400 if problems else 200)
+
+
+# -- one query ----------------------------------------------------------------------------
+
+
+def _epoch_ms(moment: datetime) -> int:
+    return int(moment.timestamp() * 1000)
+
+
+def app_minutes(fingerprint: QueryFingerprint, limit: int = CHART_WINDOWS) -> list[dict]:
+    """Calls, mean and p95 (merged histograms) per minute of the latest `limit` windows."""
+    windows = fingerprint.stat_windows.order_by("-window_start").values_list(
+        "window_start", "calls", "total_ms", "p95_ms", "histogram"
+    )[:limit]
+    minutes: dict[datetime, list[Any]] = {}
+    for start, calls, total_ms, p95_ms, encoded in windows:
+        minute = start.replace(second=0, microsecond=0)
+        entry = minutes.setdefault(minute, [0, 0.0, 0.0, []])
+        entry[0] += calls
+        entry[1] += total_ms
+        entry[2] = max(entry[2], p95_ms)
+        entry[3].append(encoded)
+    points = []
+    for minute in sorted(minutes):
+        calls, total_ms, worst_p95, encoded = minutes[minute]
+        p95 = merged_p95_ms(encoded)
+        points.append(
+            {
+                "t": _epoch_ms(minute),
+                "calls": calls,
+                "mean": round(total_ms / calls, 3) if calls else None,
+                "p95": round(p95 if p95 is not None else worst_p95, 3),
+            }
+        )
+    return points
+
+
+def target_snapshots(fingerprint: QueryFingerprint, limit: int = CHART_SNAPSHOTS) -> list[dict]:
+    """Calls and mean per snapshot window of the target, oldest first."""
+    deltas = fingerprint.deltas.order_by("-snapshot__taken_at").values_list(
+        "snapshot__taken_at", "calls", "mean_exec_time_ms", "total_exec_time_ms"
+    )[:limit]
+    return [
+        {"t": _epoch_ms(taken), "calls": calls, "mean": round(mean, 3), "total": round(total, 3)}
+        for taken, calls, mean, total in reversed(list(deltas))
+    ]
+
+
+@dataclass
+class PlanEpoch:
+    """A stretch of consecutive plans with one hash; `changed` when the one before differed."""
+
+    plan_hash: str
+    first_seen: datetime
+    last_seen: datetime
+    count: int
+    changed: bool
+
+
+def plan_history(fingerprint: QueryFingerprint, limit: int = PLAN_HISTORY) -> list[PlanEpoch]:
+    """The latest plans' hashes as epochs, newest first (one query, no plan documents)."""
+    captured = list(
+        fingerprint.plans.order_by("-captured_at", "-pk").values_list("plan_hash", "captured_at")[
+            :limit
+        ]
+    )
+    epochs: list[PlanEpoch] = []
+    for plan_hash, at in reversed(captured):
+        if epochs and epochs[-1].plan_hash == plan_hash:
+            epochs[-1].last_seen, epochs[-1].count = at, epochs[-1].count + 1
+        else:
+            epochs.append(PlanEpoch(plan_hash, at, at, 1, changed=bool(epochs)))
+    return list(reversed(epochs))
+
+
+def plan_view(plan: QueryPlan | None) -> list[dict[str, Any]]:
+    """The plan's nodes for the tree view, with problems from queryopt.plans."""
+    if plan is None:
+        return []
+    try:
+        rows = plans.plan_rows(plan.plan)
+    except (KeyError, TypeError):
+        log.warning("plan %s has no readable tree", plan.pk)
+        return []
+    return [
+        {
+            "row": row,
+            "indent": row.depth * 1.25,
+            "share_pct": round(row.time_share * 100, 1) if row.time_share is not None else None,
+        }
+        for row in rows
+    ]
+
+
+def explain_now_available() -> Callable[..., Any] | None:
+    """The function that plans a fingerprint on demand, once another part provides it."""
+    try:
+        from queryopt import planstore  # noqa: PLC0415 - written in parallel, may be absent
+    except ImportError:
+        return None
+    return getattr(planstore, "explain_fingerprint", None)
+
+
+@login_required
+@require_GET
+def detail(request: HttpRequest, fingerprint_id: int) -> HttpResponse:
+    fingerprint = get_object_or_404(
+        QueryFingerprint.objects.select_related("target"), pk=fingerprint_id
+    )
+    latest_plan = fingerprint.plans.order_by("-captured_at", "-pk").first()
+    context = {
+        "fingerprint": fingerprint,
+        "chart": {"app": app_minutes(fingerprint), "target": target_snapshots(fingerprint)},
+        "plan": latest_plan,
+        "plan_rows": plan_view(latest_plan),
+        "plan_epochs": plan_history(fingerprint),
+        "recommendations": list(fingerprint.recommendations.select_related("target")),
+        "slow_queries": list(fingerprint.slow_queries.defer("params")[:SLOW_SHOWN]),
+        "n_plus_ones": list(fingerprint.n_plus_ones.order_by("-total_ms", "pk")),
+        "can_explain": explain_now_available() is not None,
+        **NAV,
+    }
+    return render(request, "queryopt/detail.html", context)
+
+
+@login_required
+@require_POST
+@permission_required("queryopt.add_queryplan", raise_exception=True)
+def explain_now(request: HttpRequest, fingerprint_id: int) -> HttpResponse:
+    fingerprint = get_object_or_404(
+        QueryFingerprint.objects.select_related("target"), pk=fingerprint_id
+    )
+    explain_fingerprint = explain_now_available()
+    if explain_fingerprint is None:
+        messages.error(request, "Explain now is not available yet on this installation.")
+        return redirect("queryopt:detail", fingerprint.pk)
+    try:
+        explain_fingerprint(fingerprint)
+    except Exception as exc:  # noqa: BLE001 - one redacted line on the page for any cause
+        dsn = fingerprint.target.dsn if fingerprint.target else ""
+        messages.error(request, redact(f"EXPLAIN failed: {exc}", dsn) if dsn else str(exc))
+    else:
+        messages.success(request, "Planned: the plan view below shows the new plan.")
+    return redirect("queryopt:detail", fingerprint.pk)
+
+
+# -- indexes ------------------------------------------------------------------------------
+
+
+def live_index_report(target: QueryTarget) -> dict[str, Any] | None:
+    """Unused and duplicate indexes read from the target now, through the service that
+    gathers them; None while that service is not there. Errors come back redacted."""
+    from queryopt import services  # noqa: PLC0415 - the function may land after this page
+
+    index_report = getattr(services, "index_report", None)
+    if index_report is None:
+        return None
+    try:
+        return {"report": index_report(target), "error": None}
+    except Exception as exc:  # noqa: BLE001 - a target that is down must not break the page
+        return {"report": None, "error": redact(str(exc), target.dsn)}
+
+
+@login_required
+@require_GET
+def indexes(request: HttpRequest) -> HttpResponse:
+    targets = list(QueryTarget.objects.all())
+    problems = []
+    chosen = targets[0] if targets else None
+    wanted = request.GET.get("target", "")
+    if wanted:
+        chosen = next((t for t in targets if str(t.pk) == wanted), None)
+        if chosen is None:
+            problems.append(f"target: there is no query target {wanted!r}; pick one below.")
+    recommendations: list[IndexRecommendation] = []
+    hints: list[IndexHint] = []
+    if chosen is not None:
+        recommendations = list(
+            chosen.recommendations.prefetch_related("fingerprints").order_by(
+                "status", "-created_at", "-pk"
+            )
+        )
+        hints = list(IndexHint.objects.filter(Q(target=chosen) | Q(target__isnull=True)))
+    context = {
+        "targets": targets,
+        "chosen": chosen,
+        "problems": problems,
+        "recommendations": recommendations,
+        "hints": hints,
+        # Stored redacted already; redacted again, as a page must never depend on the writer.
+        "last_error": redact(chosen.last_error, chosen.dsn) if chosen is not None else "",
+        "live": live_index_report(chosen) if chosen is not None else None,
+        **NAV,
+    }
+    return render(request, "queryopt/indexes.html", context, status=400 if problems else 200)
+
+
+# -- pool ---------------------------------------------------------------------------------
+
+
+def pool_figures() -> Any:
+    """queryopt.pool.figures(), or None while it is not there."""
+    from queryopt import pool  # noqa: PLC0415 - the function may land after this page
+
+    figures = getattr(pool, "figures", None)
+    return figures() if figures is not None else None
+
+
+@login_required
+@require_GET
+def pool(request: HttpRequest) -> HttpResponse:
+    return render(request, "queryopt/pool.html", {"figures": pool_figures(), **NAV})

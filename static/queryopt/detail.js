@@ -1,0 +1,56 @@
+// Query detail: one chart of the query's statistics over time, from the server's aggregates
+// (app side per minute, target per snapshot window), both on one time axis.
+(function () {
+  "use strict";
+
+  const data = JSON.parse(document.getElementById("query-data").textContent);
+  const COLORS = { calls: "#1f6feb", mean: "#1a7f37", p95: "#9a6700", targetCalls: "#8c959f", targetMean: "#8250df" };
+
+  Chart.defaults.animation = false;
+  Chart.defaults.maintainAspectRatio = false;
+  Chart.defaults.font.size = 11;
+
+  function points(rows, key) {
+    return rows.map((row) => ({ x: row.t, y: row[key] }));
+  }
+
+  function line(label, rows, key, color, extra) {
+    return Object.assign({
+      type: "line", label: label, data: points(rows, key), borderColor: color,
+      backgroundColor: color, borderWidth: 1.5, pointRadius: rows.length > 60 ? 0 : 2,
+    }, extra || {});
+  }
+
+  // The axis is plain epoch milliseconds: no date adapter is vendored, and labels only need
+  // the local time of day (with the date when the points span several days).
+  const times = data.app.concat(data.target).map((row) => row.t);
+  const manyDays = times.length > 1 && Math.max(...times) - Math.min(...times) > 86400000;
+  function timeLabel(value) {
+    const moment = new Date(value);
+    const clock = moment.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
+    return manyDays ? moment.toLocaleDateString() + " " + clock : clock;
+  }
+
+  new Chart(document.getElementById("chart-query-stats"), {
+    data: {
+      datasets: [
+        line("app calls/min", data.app, "calls", COLORS.calls, { yAxisID: "calls" }),
+        line("app mean ms", data.app, "mean", COLORS.mean),
+        line("app p95 ms", data.app, "p95", COLORS.p95),
+        line("target calls/snapshot", data.target, "calls", COLORS.targetCalls, { yAxisID: "calls", borderDash: [4, 4] }),
+        line("target mean ms", data.target, "mean", COLORS.targetMean, { borderDash: [4, 4] }),
+      ],
+    },
+    options: {
+      interaction: { mode: "nearest", intersect: false },
+      plugins: {
+        tooltip: { callbacks: { title: (items) => items.length ? new Date(items[0].parsed.x).toLocaleString() : "" } },
+      },
+      scales: {
+        x: { type: "linear", ticks: { callback: timeLabel, maxTicksLimit: 8 } },
+        y: { beginAtZero: true, title: { display: true, text: "ms" } },
+        calls: { beginAtZero: true, position: "right", grid: { drawOnChartArea: false }, title: { display: true, text: "calls" } },
+      },
+    },
+  });
+})();

@@ -1,0 +1,164 @@
+"""Indexes per target, the pool page, the run page's queries panel, and the DSN's password,
+which no page may print."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from django.utils import timezone
+
+from loadtests.models import RunStatus
+from offgridperf import panels
+from queryopt.models import (
+    IndexHint,
+    IndexRecommendation,
+    QueryPlan,
+    QueryTarget,
+    SnapshotReason,
+)
+from tests.queryopt.pages.conftest import PASSWORD, Seen, delta, make_run, snapshot
+
+pytestmark = pytest.mark.django_db
+
+AUTH_QUERIES = 2
+
+
+def recommend(target: QueryTarget, statement: str, fingerprints: list[Any]) -> None:
+    now = timezone.now()
+    rec = IndexRecommendation.objects.create(
+        target=target,
+        table="rows",
+        columns=["site_id"],
+        statement=statement,
+        cost_before=1000.0,
+        cost_after=10.0,
+        created_at=now,
+        updated_at=now,
+    )
+    rec.fingerprints.set(fingerprints)
+
+
+@pytest.mark.parametrize("url", ["/queries/indexes/", "/queries/pool/"])
+def test_it_sends_a_stranger_to_the_login_page(client: Any, url: str) -> None:
+    response = client.get(url)
+    assert response.status_code == 302 and "login" in response["Location"]
+
+
+def test_the_indexes_page_shows_recommendations_and_hints_of_the_chosen_target(
+    viewer_client: Any, seen: Seen
+) -> None:
+    other = QueryTarget.objects.create(name="billing", dsn="postgresql://b@h/b")
+    recommend(seen.target, "CREATE INDEX CONCURRENTLY ON rows (site_id)", [seen.by_site])
+    recommend(other, "CREATE INDEX CONCURRENTLY ON invoices (due)", [])
+    IndexHint.objects.create(table="rows", columns=["site_id"], kind="preferred", note="ours")
+    IndexHint.objects.create(
+        target=other, table="invoices", columns=["due"], kind="rejected", note="write-heavy"
+    )
+    body = viewer_client.get(f"/queries/indexes/?target={seen.target.pk}").content.decode()
+    assert "ON rows (site_id)" in body and "ON invoices" not in body
+    assert f'href="/queries/{seen.by_site.pk}/"' in body
+    hints = body.split('id="hints"', 1)[1]
+    assert "ours" in hints and "every target" in hints and "write-heavy" not in hints
+    body = viewer_client.get(f"/queries/indexes/?target={other.pk}").content.decode()
+    assert "ON invoices (due)" in body and "write-heavy" in body
+
+
+def test_the_indexes_page_names_a_target_that_is_not_there(viewer_client: Any, seen: Seen) -> None:
+    response = viewer_client.get("/queries/indexes/?target=nope")
+    assert response.status_code == 400
+    assert "target: there is no query target &#x27;nope&#x27;" in response.content.decode()
+
+
+def test_the_pool_page_answers(viewer_client: Any, db: Any) -> None:
+    response = viewer_client.get("/queries/pool/")
+    assert response.status_code == 200
+    assert "Connection pool" in response.content.decode()
+
+
+def test_no_page_prints_the_dsn_password(viewer_client: Any, seen: Seen) -> None:
+    seen.target.last_error = f"cannot connect to postgresql://shop:{PASSWORD}@db/shop"
+    seen.target.save()
+    QueryPlan.objects.create(
+        fingerprint=seen.by_site,
+        captured_at=timezone.now(),
+        plan_hash="x" * 16,
+        plan={"Plan": {"Node Type": "Result", "Total Cost": 0.01, "Plan Rows": 1}},
+        source="on_demand",
+    )
+    pages = [
+        "/queries/",
+        f"/queries/?target={seen.target.pk}",
+        f"/queries/{seen.by_site.pk}/",
+        f"/queries/{seen.report.pk}/",
+        f"/queries/indexes/?target={seen.target.pk}",
+        "/queries/pool/",
+        f"/runs/{seen.run.pk}/",
+    ]
+    for url in pages:
+        response = viewer_client.get(url)
+        assert response.status_code == 200, url
+        assert PASSWORD not in response.content.decode(), url
+
+
+def test_the_run_page_lists_the_queries_of_the_run_window(viewer_client: Any, seen: Seen) -> None:
+    response = viewer_client.get(f"/runs/{seen.run.pk}/")
+    body = response.content.decode()
+    assert 'id="panel-queries"' in body
+    deltas = body.split('id="run-query-deltas"', 1)[1].split("</table>", 1)[0]
+    # by_site's 40 calls came between run_start and run_end; report's 5 came before the run.
+    assert f'href="/queries/{seen.by_site.pk}/"' in deltas
+    assert '<td class="num">40</td>' in deltas
+    assert f'href="/queries/{seen.report.pk}/"' not in deltas
+    windows = body.split('id="run-query-windows"', 1)[1].split("</table>", 1)[0]
+    assert "GET emissions.views.batches" in windows and "task emissions.recompute" not in windows
+    assert "emissions/views.py:88 batches" in body.split('id="run-n-plus-one"', 1)[1]
+
+
+def test_a_scheduled_snapshot_within_the_run_counts_towards_its_window(
+    viewer_client: Any, seen: Seen
+) -> None:
+    middle = snapshot(seen.target, seen.start + timedelta(seconds=30), SnapshotReason.SCHEDULED)
+    delta(middle, seen.report, calls=7, total_ms=70.0)
+    later = make_run(seen.start + timedelta(hours=1))
+    delta(
+        snapshot(seen.target, later.finished_at, SnapshotReason.RUN_END, later),
+        seen.report, calls=9, total_ms=90.0,
+    )  # fmt: skip
+    context = panels.registered_panels()[0].context(seen.run)
+    calls = {row["fingerprint_id"]: row["calls"] for row in context["deltas"]}
+    assert calls == {seen.by_site.pk: 40, seen.report.pk: 7}
+
+
+def test_a_queued_run_has_no_queries_panel_and_costs_no_query(
+    admin_client: Any, seen: Seen, django_assert_num_queries: Any
+) -> None:
+    queued = make_run(seen.start, status=RunStatus.QUEUED)
+    queued.started_at = queued.finished_at = None
+    queued.save()
+    context = [p for p in panels.registered_panels() if p.name == "queries"][0].context
+    with django_assert_num_queries(0):
+        assert context(queued) is None
+
+
+def test_the_run_page_adds_three_queries_for_the_panel(
+    admin_client: Any, seen: Seen, django_assert_num_queries: Any
+) -> None:
+    # run, intervals (the run page's own), then deltas, windows and N+1 groups
+    with django_assert_num_queries(AUTH_QUERIES + 5):
+        admin_client.get(f"/runs/{seen.run.pk}/")
+
+
+def test_a_failing_panel_leaves_the_run_page_standing(admin_client: Any, seen: Seen) -> None:
+    def broken(run: Any) -> dict[str, Any]:
+        raise RuntimeError("boom")
+
+    panels.register_run_panel("broken", "Broken", "queryopt/run_panel.html", broken)
+    try:
+        response = admin_client.get(f"/runs/{seen.run.pk}/")
+    finally:
+        panels.unregister_run_panel("broken")
+    assert response.status_code == 200
+    body = response.content.decode()
+    assert "The Broken panel could not be drawn" in body and 'id="panel-queries"' in body
