@@ -6,6 +6,7 @@ which wraps the tool's queryopt.batch.copy_rows and records what it was given an
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from typing import Any
 
@@ -112,3 +113,35 @@ def test_it_keeps_the_demos_own_insert_when_the_writer_is_empty(
     assert reupload(api, auth, "e", many_rows(3)).json()["row_count"] == 3
     assert recorded == []
     assert Activity.objects.filter(batch_id=batch_id).count() == 3
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ("no_such_module.write", "EMISSIONS_ROW_WRITER='no_such_module.write' cannot be imported"),
+        ("queryopt.batch.no_such_writer", "EMISSIONS_ROW_WRITER='queryopt.batch.no_such_writer'"),
+    ],
+)
+def test_it_refuses_a_row_writer_that_names_no_function(
+    monkeypatch: pytest.MonkeyPatch, value: str, message: str
+) -> None:
+    from django.core.exceptions import ImproperlyConfigured
+
+    from offgridperf.settings import _row_writer
+
+    monkeypatch.setenv("EMISSIONS_ROW_WRITER", value)
+    with pytest.raises(ImproperlyConfigured, match=re.escape(message)):
+        _row_writer("EMISSIONS_ROW_WRITER", "queryopt.batch.copy_rows")
+
+
+def test_it_reads_an_empty_row_writer_as_the_demos_own_path(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from offgridperf.settings import _row_writer
+
+    monkeypatch.setenv("EMISSIONS_ROW_WRITER", "")
+    assert _row_writer("EMISSIONS_ROW_WRITER", "queryopt.batch.copy_rows") == ""
+    monkeypatch.delenv("EMISSIONS_ROW_WRITER")
+    assert _row_writer("EMISSIONS_ROW_WRITER", "queryopt.batch.copy_rows") == (
+        "queryopt.batch.copy_rows"
+    )

@@ -16,13 +16,16 @@ from django.db import connection
 from queryopt import pool
 from tests.conftest import ROOT
 
-# The other process: publishes its pool once, with a short TTL, and exits.
+# The other process: publishes its pool once, with a short TTL, says so, and waits to be told
+# to exit (a closed stdin), so the test reads the figures while it is alive.
 CHILD = """
+import sys
 import django
 django.setup()
 from queryopt import pool
+assert pool.publish(ttl_s=3.0)
 print(pool.process_id(), flush=True)
-assert pool.publish(ttl_s=1.0)
+sys.stdin.read()
 """
 
 
@@ -86,18 +89,21 @@ def test_it_publishes_after_a_request(client: Any) -> None:
 
 
 def test_it_adds_up_another_process_until_its_entry_expires() -> None:
-    child = subprocess.run(
+    child = subprocess.Popen(
         [sys.executable, "-c", CHILD],
         cwd=ROOT,
         env={**os.environ, "DJANGO_SETTINGS_MODULE": "offgridperf.settings"},
-        capture_output=True,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
         text=True,
-        timeout=60,
-        check=True,
     )
-    other = child.stdout.strip()
+    try:
+        other = child.stdout.readline().strip()
+        figures = pool.figures()
+    finally:
+        child.communicate(timeout=60)
+    assert child.returncode == 0
 
-    figures = pool.figures()
     assert {row["process"] for row in figures["processes"]} == {other, pool.process_id()}
     assert figures["totals"]["default"]["pool_max"] == 2 * settings.DB_POOL_MAX
 
