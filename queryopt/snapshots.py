@@ -167,7 +167,10 @@ def _fingerprint(
     )
     if not created:
         QueryFingerprint.objects.filter(pk=fingerprint.pk).update(
-            last_seen_at=now, queryid=window["queryid"]
+            # The text too: a better normaliser must not leave old rows planning old text.
+            last_seen_at=now,
+            queryid=window["queryid"],
+            query_text=window["query"],
         )
     return fingerprint
 

@@ -111,3 +111,23 @@ def test_it_adds_up_a_statement_run_both_at_top_level_and_nested(target: QueryTa
     # Each level against its own counters of the last snapshot.
     again = snapshots.take_snapshot(target, SnapshotReason.MANUAL)
     assert marker_delta(again, "qo_level_marker").calls == 4
+
+
+def test_it_refreshes_a_fingerprints_stored_text(target: QueryTarget) -> None:
+    def run_own_shape(times: int) -> None:
+        # A shape of its own: fingerprints ignore constants and aliases, not operators.
+        with psycopg.connect(target.dsn, autocommit=True) as conn:
+            for value in range(times):
+                conn.execute("SELECT %s::bigint - 1 AS qo_text_marker", [value])
+
+    snapshots.take_snapshot(target, SnapshotReason.MANUAL)
+    run_own_shape(2)
+    delta = marker_delta(snapshots.take_snapshot(target, SnapshotReason.MANUAL), "qo_text_marker")
+    fingerprint = delta.fingerprint
+    good_text = fingerprint.query_text
+    # As an older normaliser might have stored it.
+    type(fingerprint).objects.filter(pk=fingerprint.pk).update(query_text="SELECT $1 qo_old")
+    run_own_shape(1)
+    snapshots.take_snapshot(target, SnapshotReason.MANUAL)
+    fingerprint.refresh_from_db()
+    assert fingerprint.query_text == good_text
