@@ -26,11 +26,11 @@ from django.views.decorators.http import require_GET, require_POST
 
 from loadtests.engine.histograms import Histogram, merge_all
 from loadtests.models import LoadTestRun
-from queryopt import plans
+from queryopt import plans, planstore, services
+from queryopt import pool as pool_stats
 from queryopt.dsn import redact
+from queryopt.explain import ExplainRefused
 from queryopt.models import (
-    IndexHint,
-    IndexRecommendation,
     NPlusOne,
     QueryFingerprint,
     QueryPlan,
@@ -40,6 +40,7 @@ from queryopt.models import (
     SnapshotReason,
     StatementDelta,
 )
+from queryopt.targets import TargetError
 
 log = logging.getLogger(__name__)
 
@@ -439,15 +440,6 @@ def plan_view(plan: QueryPlan | None) -> list[dict[str, Any]]:
     ]
 
 
-def explain_now_available() -> Callable[..., Any] | None:
-    """The function that plans a fingerprint on demand, once another part provides it."""
-    try:
-        from queryopt import planstore  # noqa: PLC0415 - written in parallel, may be absent
-    except ImportError:
-        return None
-    return getattr(planstore, "explain_fingerprint", None)
-
-
 @login_required
 @require_GET
 def detail(request: HttpRequest, fingerprint_id: int) -> HttpResponse:
@@ -464,7 +456,6 @@ def detail(request: HttpRequest, fingerprint_id: int) -> HttpResponse:
         "recommendations": list(fingerprint.recommendations.select_related("target")),
         "slow_queries": list(fingerprint.slow_queries.defer("params")[:SLOW_SHOWN]),
         "n_plus_ones": list(fingerprint.n_plus_ones.order_by("-total_ms", "pk")),
-        "can_explain": explain_now_available() is not None,
         **NAV,
     }
     return render(request, "queryopt/detail.html", context)
@@ -474,69 +465,46 @@ def detail(request: HttpRequest, fingerprint_id: int) -> HttpResponse:
 @require_POST
 @permission_required("queryopt.add_queryplan", raise_exception=True)
 def explain_now(request: HttpRequest, fingerprint_id: int) -> HttpResponse:
+    """Plan the query now (EXPLAIN without ANALYZE: nothing runs, bounded by the statement
+    timeout), so the page shows a fresh plan, and a plan change if there is one."""
     fingerprint = get_object_or_404(
         QueryFingerprint.objects.select_related("target"), pk=fingerprint_id
     )
-    explain_fingerprint = explain_now_available()
-    if explain_fingerprint is None:
-        messages.error(request, "Explain now is not available yet on this installation.")
-        return redirect("queryopt:detail", fingerprint.pk)
     try:
-        explain_fingerprint(fingerprint)
-    except Exception as exc:  # noqa: BLE001 - one redacted line on the page for any cause
+        plan = planstore.explain_fingerprint(fingerprint)
+    except (TargetError, ExplainRefused) as exc:
+        # TargetError is redacted by its raiser; redacted again all the same.
         dsn = fingerprint.target.dsn if fingerprint.target else ""
-        messages.error(request, redact(f"EXPLAIN failed: {exc}", dsn) if dsn else str(exc))
+        messages.error(request, f"Not planned: {redact(str(exc), dsn) if dsn else exc}")
     else:
-        messages.success(request, "Planned: the plan view below shows the new plan.")
+        messages.success(request, f"Planned: plan {plan.plan_hash} is shown below.")
     return redirect("queryopt:detail", fingerprint.pk)
 
 
 # -- indexes ------------------------------------------------------------------------------
 
 
-def live_index_report(target: QueryTarget) -> dict[str, Any] | None:
-    """Unused and duplicate indexes read from the target now, through the service that
-    gathers them; None while that service is not there. Errors come back redacted."""
-    from queryopt import services  # noqa: PLC0415 - the function may land after this page
-
-    index_report = getattr(services, "index_report", None)
-    if index_report is None:
-        return None
-    try:
-        return {"report": index_report(target), "error": None}
-    except Exception as exc:  # noqa: BLE001 - a target that is down must not break the page
-        return {"report": None, "error": redact(str(exc), target.dsn)}
-
-
 @login_required
 @require_GET
 def indexes(request: HttpRequest) -> HttpResponse:
-    targets = list(QueryTarget.objects.all())
+    """One target's recommended, unused and duplicate indexes and its hints. The unused and
+    duplicate ones are read from the target now (bounded by its connect and statement
+    timeouts); a target that cannot answer leaves the stored part standing, with the reason."""
+    target_list = list(QueryTarget.objects.all())
     problems = []
-    chosen = targets[0] if targets else None
+    chosen = target_list[0] if target_list else None
     wanted = request.GET.get("target", "")
     if wanted:
-        chosen = next((t for t in targets if str(t.pk) == wanted), None)
+        chosen = next((t for t in target_list if str(t.pk) == wanted), None)
         if chosen is None:
             problems.append(f"target: there is no query target {wanted!r}; pick one below.")
-    recommendations: list[IndexRecommendation] = []
-    hints: list[IndexHint] = []
-    if chosen is not None:
-        recommendations = list(
-            chosen.recommendations.prefetch_related("fingerprints").order_by(
-                "status", "-created_at", "-pk"
-            )
-        )
-        hints = list(IndexHint.objects.filter(Q(target=chosen) | Q(target__isnull=True)))
     context = {
-        "targets": targets,
+        "targets": target_list,
         "chosen": chosen,
         "problems": problems,
-        "recommendations": recommendations,
-        "hints": hints,
         # Stored redacted already; redacted again, as a page must never depend on the writer.
         "last_error": redact(chosen.last_error, chosen.dsn) if chosen is not None else "",
-        "live": live_index_report(chosen) if chosen is not None else None,
+        "report": services.index_report(chosen) if chosen is not None else None,
         **NAV,
     }
     return render(request, "queryopt/indexes.html", context, status=400 if problems else 200)
@@ -545,15 +513,7 @@ def indexes(request: HttpRequest) -> HttpResponse:
 # -- pool ---------------------------------------------------------------------------------
 
 
-def pool_figures() -> Any:
-    """queryopt.pool.figures(), or None while it is not there."""
-    from queryopt import pool  # noqa: PLC0415 - the function may land after this page
-
-    figures = getattr(pool, "figures", None)
-    return figures() if figures is not None else None
-
-
 @login_required
 @require_GET
 def pool(request: HttpRequest) -> HttpResponse:
-    return render(request, "queryopt/pool.html", {"figures": pool_figures(), **NAV})
+    return render(request, "queryopt/pool.html", {"figures": pool_stats.figures(), **NAV})

@@ -25,7 +25,8 @@ from queryopt.models import (
 )
 
 PASSWORD = "s3cret-pw"
-DSN = f"postgresql://shop:{PASSWORD}@db.example.com:5432/shop"
+# Port 1 refuses at once: pages that ask the target show the (redacted) failure quickly.
+DSN = f"postgresql://shop:{PASSWORD}@127.0.0.1:1/shop"
 
 
 @dataclass

@@ -11,8 +11,14 @@ from typing import Any
 import pytest
 from django.utils import timezone
 
-from queryopt.models import IndexRecommendation, PlanSource, QueryPlan
-from tests.queryopt.pages.conftest import Seen
+from queryopt.models import (
+    IndexRecommendation,
+    PlanSource,
+    QueryFingerprint,
+    QueryPlan,
+    QueryTarget,
+)
+from tests.queryopt.pages.conftest import PASSWORD, Seen
 
 pytestmark = pytest.mark.django_db
 
@@ -162,3 +168,42 @@ def test_it_reads_the_page_in_a_fixed_number_of_queries(
         plan(planned, INDEX_PLAN, f"cccc{minutes:012d}", minutes)
     with django_assert_num_queries(AUTH_QUERIES + 8):
         admin_client.get(f"/queries/{planned.by_site.pk}/")
+
+
+# -- Explain now -----------------------------------------------------------------------------
+
+
+def test_explain_now_needs_the_permission(viewer_client: Any, seen: Seen) -> None:
+    body = viewer_client.get(f"/queries/{seen.by_site.pk}/").content.decode()
+    assert 'id="explain-now"' not in body
+    assert viewer_client.post(f"/queries/{seen.by_site.pk}/explain/").status_code == 403
+    assert not QueryPlan.objects.exists()
+
+
+def test_explain_now_plans_the_query_on_its_target_and_shows_the_plan(
+    admin_client: Any, db: Any, pg: Any, scratch_dsn: str
+) -> None:
+    pg.execute("DROP TABLE IF EXISTS readouts")
+    pg.execute("CREATE TABLE readouts (id bigint PRIMARY KEY, site int NOT NULL, value float)")
+    target = QueryTarget.objects.create(name="scratch", dsn=scratch_dsn)
+    fingerprint = QueryFingerprint.objects.create(
+        target=target, fingerprint="f-readouts", query_text="SELECT * FROM readouts WHERE site = $1"
+    )
+    assert 'id="explain-now"' in admin_client.get(f"/queries/{fingerprint.pk}/").content.decode()
+    response = admin_client.post(f"/queries/{fingerprint.pk}/explain/", follow=True)
+    stored = QueryPlan.objects.get(fingerprint=fingerprint)
+    assert stored.source == PlanSource.ON_DEMAND and stored.generic is True
+    body = response.content.decode()
+    assert f"Planned: plan {stored.plan_hash}" in body
+    tree = body.split('id="plan"', 1)[1].split("</section>", 1)[0]
+    assert "readouts" in tree and stored.plan_hash in tree
+
+
+def test_explain_now_reports_an_unreachable_target_without_its_password(
+    admin_client: Any, seen: Seen
+) -> None:
+    response = admin_client.post(f"/queries/{seen.report.pk}/explain/", follow=True)
+    body = response.content.decode()
+    assert "Not planned: cannot connect" in body
+    assert PASSWORD not in body
+    assert not QueryPlan.objects.exists()

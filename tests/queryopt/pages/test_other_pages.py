@@ -49,7 +49,7 @@ def test_it_sends_a_stranger_to_the_login_page(client: Any, url: str) -> None:
 def test_the_indexes_page_shows_recommendations_and_hints_of_the_chosen_target(
     viewer_client: Any, seen: Seen
 ) -> None:
-    other = QueryTarget.objects.create(name="billing", dsn="postgresql://b@h/b")
+    other = QueryTarget.objects.create(name="billing", dsn="postgresql://b@127.0.0.1:1/b")
     recommend(seen.target, "CREATE INDEX CONCURRENTLY ON rows (site_id)", [seen.by_site])
     recommend(other, "CREATE INDEX CONCURRENTLY ON invoices (due)", [])
     IndexHint.objects.create(table="rows", columns=["site_id"], kind="preferred", note="ours")
@@ -58,11 +58,30 @@ def test_the_indexes_page_shows_recommendations_and_hints_of_the_chosen_target(
     )
     body = viewer_client.get(f"/queries/indexes/?target={seen.target.pk}").content.decode()
     assert "ON rows (site_id)" in body and "ON invoices" not in body
+    assert "preferred by a hint" in body
     assert f'href="/queries/{seen.by_site.pk}/"' in body
     hints = body.split('id="hints"', 1)[1]
     assert "ours" in hints and "every target" in hints and "write-heavy" not in hints
+    # The target refuses connections: the stored part stands, the reason is given.
+    assert 'id="index-problem"' in body and "cannot connect" in body
     body = viewer_client.get(f"/queries/indexes/?target={other.pk}").content.decode()
     assert "ON invoices (due)" in body and "write-heavy" in body
+
+
+def test_the_indexes_page_lists_unused_and_duplicate_indexes_of_a_live_target(
+    viewer_client: Any, db: Any, pg: Any, scratch_dsn: str
+) -> None:
+    pg.execute("DROP TABLE IF EXISTS meters")
+    pg.execute("CREATE TABLE meters (id bigint PRIMARY KEY, site int, kind text)")
+    pg.execute("CREATE INDEX meters_site ON meters (site)")
+    pg.execute("CREATE INDEX meters_site_kind ON meters (site, kind)")
+    target = QueryTarget.objects.create(name="scratch", dsn=scratch_dsn)
+    body = viewer_client.get(f"/queries/indexes/?target={target.pk}").content.decode()
+    assert 'id="index-problem"' not in body
+    unused = body.split('id="unused-indexes"', 1)[1].split("</table>", 1)[0]
+    assert "meters_site_kind" in unused and "meters_pkey" not in unused
+    duplicate = body.split('id="duplicate-indexes"', 1)[1].split("</table>", 1)[0]
+    assert "meters_site" in duplicate and "meters_site_kind" in duplicate  # covered by
 
 
 def test_the_indexes_page_names_a_target_that_is_not_there(viewer_client: Any, seen: Seen) -> None:
@@ -71,10 +90,15 @@ def test_the_indexes_page_names_a_target_that_is_not_there(viewer_client: Any, s
     assert "target: there is no query target &#x27;nope&#x27;" in response.content.decode()
 
 
-def test_the_pool_page_answers(viewer_client: Any, db: Any) -> None:
+def test_the_pool_page_shows_the_settings_and_this_process(viewer_client: Any, db: Any) -> None:
     response = viewer_client.get("/queries/pool/")
     assert response.status_code == 200
-    assert "Connection pool" in response.content.decode()
+    body = response.content.decode()
+    assert "DB_POOL_MAX" in body and 'id="pool-processes"' in body
+    figures = response.context["figures"]
+    assert figures["settings"]["max_size"] >= 1
+    # Whether this test database is pooled or not, the page says which.
+    assert figures["processes"] or figures["problems"]
 
 
 def test_no_page_prints_the_dsn_password(viewer_client: Any, seen: Seen) -> None:
