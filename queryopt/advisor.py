@@ -115,10 +115,6 @@ def create_index_statement(table: Table, columns: Sequence[str] | Sequence[Key])
     return f"CREATE INDEX CONCURRENTLY ON {table.qualified} ({key_list(columns)})"
 
 
-def drop_index_statement(schema: str, index: str) -> str:
-    return f"DROP INDEX CONCURRENTLY {quote_ident(schema)}.{quote_ident(index)}"
-
-
 def advise(
     conn: psycopg.Connection[Any],
     queries: Iterable[Query],
@@ -399,70 +395,3 @@ def _heuristic(
 
 def _display_name(table: Table) -> str:
     return table.name if table.schema == "public" else f"{table.schema}.{table.name}"
-
-
-def unused_indexes(conn: psycopg.Connection[Any]) -> list[dict[str, Any]]:
-    """Indexes never scanned since the statistics were last reset, except unique and primary.
-
-    Unique indexes enforce a rule even when no query reads them, so they are never listed.
-    """
-    rows = conn.execute(
-        "SELECT s.schemaname, s.relname, s.indexrelname, pg_relation_size(s.indexrelid), "
-        "pg_get_indexdef(s.indexrelid) "
-        "FROM pg_stat_user_indexes s JOIN pg_index i ON i.indexrelid = s.indexrelid "
-        "WHERE s.idx_scan = 0 AND NOT i.indisunique AND NOT i.indisprimary "
-        "AND NOT i.indisexclusion "
-        "ORDER BY pg_relation_size(s.indexrelid) DESC, s.indexrelname"
-    ).fetchall()
-    return [
-        {
-            "schema": schema,
-            "table": table,
-            "index": index,
-            "size_bytes": size,
-            "definition": definition,
-            "statement": drop_index_statement(schema, index),
-        }
-        for schema, table, index, size, definition in rows
-    ]
-
-
-def duplicate_indexes(conn: psycopg.Connection[Any]) -> list[dict[str, Any]]:
-    """Btree indexes whose key columns lead another index of the same table.
-
-    A unique index is never reported as redundant (its rule does not follow from a wider one),
-    nor are partial and expression indexes. Of two identical indexes, the later name is listed.
-    """
-    rows = conn.execute(
-        "SELECT n.nspname, t.relname, ic.relname, i.indisunique, "
-        "i.indkey::int2[], i.indclass::oid[], i.indcollation::oid[], i.indnkeyatts "
-        "FROM pg_index i JOIN pg_class ic ON ic.oid = i.indexrelid "
-        "JOIN pg_class t ON t.oid = i.indrelid JOIN pg_namespace n ON n.oid = t.relnamespace "
-        "JOIN pg_am am ON am.oid = ic.relam AND am.amname = 'btree' "
-        "WHERE i.indisvalid AND i.indpred IS NULL AND i.indexprs IS NULL "
-        "AND n.nspname NOT IN ('pg_catalog', 'information_schema') "
-        "AND n.nspname NOT LIKE 'pg_toast%%' "
-        "ORDER BY n.nspname, t.relname, ic.relname"
-    ).fetchall()
-    indexes = [
-        (schema, table, name, unique, tuple(zip(keys, classes, collations, strict=False))[:nkeys])
-        for schema, table, name, unique, keys, classes, collations, nkeys in rows
-    ]
-    found = []
-    for schema, table, name, unique, key in indexes:
-        for other_schema, other_table, other, _, other_key in indexes:
-            if (schema, table) != (other_schema, other_table) or name == other or unique:
-                continue
-            if other_key[: len(key)] != key or (other_key == key and name < other):
-                continue
-            found.append(
-                {
-                    "schema": schema,
-                    "table": table,
-                    "index": name,
-                    "covered_by": other,
-                    "statement": drop_index_statement(schema, name),
-                }
-            )
-            break
-    return found

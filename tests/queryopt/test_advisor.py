@@ -7,8 +7,9 @@ from typing import Any
 import psycopg
 import pytest
 
-from queryopt.advisor import advise, duplicate_indexes, is_covered, unused_indexes
+from queryopt.advisor import advise, is_covered
 from queryopt.fingerprints import fingerprint
+from queryopt.indexes import duplicate_indexes, unused_indexes
 
 BY_SITE = (
     "SELECT id, site, kg_co2e FROM emissions_activity WHERE site = $1 "
