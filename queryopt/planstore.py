@@ -2,8 +2,10 @@
 plan change between runs shows as a new hash; and the plan of every new slow fingerprint, taken
 by a beat task (tasks.explain_slow_queries).
 
-A slow fingerprint is explained with the parameters of one of its SlowQuery rows when they were
-kept, else as PostgreSQL's generic plan of its normalised text. A fingerprint that cannot be
+Slow means a SlowQuery row of the app's own capture, or a snapshot window whose mean time
+reached the target's slow threshold. A slow fingerprint is explained with the parameters of one
+of its SlowQuery rows when they were kept, else as PostgreSQL's generic plan of its normalised
+text. A fingerprint that cannot be
 explained is logged (redacted) and tried again on the next beats, at most MAX_EXPLAIN_ATTEMPTS
 times in all (a rule's refusal, e.g. SQL PostgreSQL cannot parse, at once counts as the last).
 """
@@ -17,7 +19,7 @@ from typing import Any
 import psycopg
 from django.conf import settings
 from django.core.cache import cache
-from django.db.models import Count, Max, Min, QuerySet
+from django.db.models import Count, F, Max, Min, Q, QuerySet
 from django.utils import timezone
 
 from queryopt import explain, services, targets
@@ -91,9 +93,15 @@ def statement_fingerprint(target: QueryTarget, sql: str) -> QueryFingerprint:
 
 
 def unplanned_slow_fingerprints() -> QuerySet[QueryFingerprint]:
-    """Fingerprints with slow executions and no stored plan, oldest first."""
+    """Fingerprints with no stored plan that were slow, oldest first: an app query stored as
+    a SlowQuery, or a target's query whose mean time in a snapshot window reached the
+    target's slow threshold."""
+    slow_on_target = Q(
+        target__isnull=False, deltas__mean_exec_time_ms__gte=F("target__slow_threshold_ms")
+    )
     return (
-        QueryFingerprint.objects.filter(slow_queries__isnull=False, plans__isnull=True)
+        QueryFingerprint.objects.filter(Q(slow_queries__isnull=False) | slow_on_target)
+        .filter(plans__isnull=True)
         .distinct()
         .select_related("target")
         .order_by("pk")

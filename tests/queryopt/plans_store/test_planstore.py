@@ -132,3 +132,31 @@ def test_it_plans_a_fingerprint_on_demand_with_its_kept_parameters(
     assert "'9'" in plan.plan["Plan"]["Filter"]
     assert planstore.plan_changed(plan) is None  # its first plan
     assert planstore.plan_changed(planstore.explain_fingerprint(fingerprint)) is False
+
+
+def test_it_plans_a_target_query_whose_mean_time_reached_the_targets_threshold(
+    target: QueryTarget, plan_table: str
+) -> None:
+    from queryopt.models import SnapshotReason, StatementDelta, StatementSnapshot
+
+    snapshot = StatementSnapshot.objects.create(
+        target=target, taken_at=timezone.now(), reason=SnapshotReason.MANUAL
+    )
+
+    def window(sql: str, mean_ms: float) -> QueryFingerprint:
+        fingerprint = planstore.statement_fingerprint(target, sql)
+        StatementDelta.objects.create(
+            snapshot=snapshot, fingerprint=fingerprint, calls=2, total_exec_time_ms=2 * mean_ms,
+            mean_exec_time_ms=mean_ms, min_exec_time_ms=mean_ms, max_exec_time_ms=mean_ms,
+            stddev_exec_time_ms=0, rows=2, shared_blks_hit=0, shared_blks_read=0,
+            temp_blks_read=0, temp_blks_written=0,
+        )  # fmt: skip
+        return fingerprint
+
+    target.slow_threshold_ms = 100
+    target.save()
+    slow_one = window("SELECT value FROM plan_readings WHERE sensor = $1", 150.0)
+    fast_one = window("SELECT value FROM plan_readings WHERE id = $1", 3.0)
+    plan_ids = tasks.explain_slow_queries()
+    assert [p.fingerprint_id for p in QueryPlan.objects.filter(pk__in=plan_ids)] == [slow_one.pk]
+    assert not fast_one.plans.exists()
