@@ -7,7 +7,8 @@ Pure psycopg 3 (no Django), so it works on any PostgreSQL connection.
 - `copy_rows(conn, table, columns, rows)` inserts with `COPY table (columns) FROM STDIN`.
 
 Each batch is its own transaction (`conn.transaction()`): on an idle connection that is
-BEGIN ... COMMIT, so a later failure never undoes an earlier batch; when the caller already
+BEGIN ... COMMIT (or, for a COPY on an autocommit connection, the statement's own implicit
+transaction), so a later failure never undoes an earlier batch; when the caller already
 holds a transaction (Django's `atomic`), it is a SAVEPOINT, so a failing batch rolls back
 alone and the caller decides what the whole becomes.
 
@@ -28,6 +29,7 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Iterable, Iterator, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from itertools import islice
 from typing import Any
@@ -136,13 +138,22 @@ def copy_rows(
         statement = pgsql.SQL("{} (FORMAT BINARY)").format(statement)
 
     def run(chunk: list[Row]) -> None:
-        with conn.transaction(), conn.cursor() as cursor, cursor.copy(statement) as copy:
+        with _own_transaction(conn), conn.cursor() as cursor, cursor.copy(statement) as copy:
             if types is not None:
                 copy.set_types(types)
             for row in chunk:
                 copy.write_row(row)
 
     return _run_batches(rows, batch_size, stop_on_error, run)
+
+
+def _own_transaction(conn: psycopg.Connection[Any]) -> AbstractContextManager[Any]:
+    """A transaction block for one statement-long batch; none on an idle autocommit
+    connection, where the single COPY is already its own transaction (two round trips,
+    BEGIN and COMMIT, fewer per batch)."""
+    if conn.autocommit and conn.info.transaction_status == pq.TransactionStatus.IDLE:
+        return nullcontext()
+    return conn.transaction()
 
 
 def _binary_types(
