@@ -1,0 +1,97 @@
+"""A real browser (Debian's headless Chromium driven by Playwright) on a CPU capture's page:
+the flame graph is drawn on its canvas, hovering names a frame, clicking one zooms into it and
+clicking the root resets."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.browser.test_live_run import CHROMIUM, CHROMIUM_ARGS, SCREENSHOTS
+from tests.profiling.pages.conftest import cpu_capture
+
+PASSWORD = "pw-browser-789"
+ROW = 18  # px, flamegraph.js' row height
+ROOT_PATH = "all"
+HOT_PATH = "all;MainThread;main (app.py:1);handle (app.py:10);work_hot (app.py:20)"
+
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.skipif(not shutil.which(CHROMIUM), reason="needs Debian's chromium package"),
+]
+
+# Pixels of the canvas that something was painted on.
+PAINTED = """() => {
+    const canvas = document.getElementById("flamegraph");
+    const pixels = canvas.getContext("2d").getImageData(0, 0, canvas.width, canvas.height).data;
+    let painted = 0;
+    for (let i = 3; i < pixels.length; i += 4) if (pixels[i] > 0) painted++;
+    return painted;
+}"""
+
+
+def test_an_engineer_zooms_into_a_flame_graph_in_a_real_browser(
+    live_server: Any, django_user_model: Any, settings: Any, tmp_path: Path
+) -> None:
+    from playwright.sync_api import sync_playwright
+
+    settings.PROFILING_ARTEFACT_DIR = tmp_path / "profiles"
+    django_user_model.objects.create_superuser("engineer", "e@example.com", PASSWORD)
+    capture = cpu_capture()  # 10 samples: work_hot (60%) and parse (30%) under handle
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    base = live_server.url
+    # No ORM below until the browser is closed: Playwright's sync API runs an event loop.
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS
+        )
+        try:
+            page = browser.new_page(viewport={"width": 1200, "height": 900})
+            page.set_default_timeout(30_000)
+            page.goto(f"{base}/accounts/login/")
+            page.fill("input[name=username]", "engineer")
+            page.fill("input[name=password]", PASSWORD)
+            page.click("button[type=submit]")
+            page.wait_for_url(f"{base}/")
+
+            page.goto(f"{base}/profiles/{capture.pk}/")
+            page.wait_for_selector("#flamegraph[data-focus]")
+            drawn_before = int(page.get_attribute("#flamegraph", "data-drawn"))
+            focus_before = page.get_attribute("#flamegraph", "data-focus")
+            painted = page.evaluate(PAINTED)
+            box = page.locator("#flamegraph").bounding_box()
+
+            # work_hot: depth 4 (all, thread, main, handle, it), the left 60% of the width.
+            hot = (box["x"] + box["width"] * 0.3, box["y"] + box["height"] - 4.5 * ROW)
+            page.mouse.move(*hot)
+            page.wait_for_selector("#flame-tip:not([hidden])")
+            tip = page.text_content("#flame-tip")
+            page.mouse.click(*hot)
+            page.wait_for_function(
+                "(path) => document.getElementById('flamegraph').dataset.focus === path",
+                arg=HOT_PATH,
+            )
+            drawn_zoomed = int(page.get_attribute("#flamegraph", "data-drawn"))
+            page.screenshot(path=str(SCREENSHOTS / "profile-flamegraph-zoomed.png"), full_page=True)
+
+            page.mouse.click(box["x"] + 10, box["y"] + box["height"] - ROW / 2)  # the root
+            page.wait_for_function(
+                "(path) => document.getElementById('flamegraph').dataset.focus === path",
+                arg=ROOT_PATH,
+            )
+            drawn_reset = int(page.get_attribute("#flamegraph", "data-drawn"))
+            page.screenshot(path=str(SCREENSHOTS / "profile-flamegraph.png"), full_page=True)
+        finally:
+            browser.close()
+
+    # all, thread, main, handle, work_hot, parse: every frame of the pruned tree.
+    assert (focus_before, drawn_before) == (ROOT_PATH, 6)
+    assert painted > 1000
+    assert "work_hot (app.py:20)" in tip and "6 samples" in tip and "60.00% of all" in tip
+    # Zoomed: its four ancestors and itself; parse, beside it, is gone.
+    assert drawn_zoomed == 5
+    assert drawn_reset == drawn_before
