@@ -186,3 +186,17 @@ def test_a_failing_panel_leaves_the_run_page_standing(admin_client: Any, seen: S
     assert response.status_code == 200
     body = response.content.decode()
     assert "The Broken panel could not be drawn" in body and 'id="panel-queries"' in body
+
+
+def test_the_indexes_and_pool_pages_read_a_fixed_number_of_rows_queries(
+    admin_client: Any, seen: Seen, django_assert_num_queries: Any
+) -> None:
+    for n in range(5):
+        recommend(seen.target, f"CREATE INDEX CONCURRENTLY ON rows (c{n})", [seen.by_site])
+        IndexHint.objects.create(table="rows", columns=[f"c{n}"], kind="preferred")
+    # targets, hints, recommendations, their fingerprints
+    with django_assert_num_queries(AUTH_QUERIES + 4):
+        admin_client.get(f"/queries/indexes/?target={seen.target.pk}")
+    # the pool's figures come from Redis and the process, not the database
+    with django_assert_num_queries(AUTH_QUERIES):
+        admin_client.get("/queries/pool/")

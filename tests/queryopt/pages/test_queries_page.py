@@ -132,3 +132,10 @@ def test_it_reads_the_list_in_a_fixed_number_of_queries(
     # and the run asked for
     with django_assert_num_queries(AUTH_QUERIES + 8):
         admin_client.get(f"/queries/?run={seen.run.pk}")
+
+
+def test_it_shows_only_the_first_rows_of_the_order(seen: Seen) -> None:
+    from queryopt.views import top_rows
+
+    rows = top_rows({}, "calls", limit=2)
+    assert [row.fingerprint_id for row in rows] == [seen.by_site.pk, seen.batches.pk]
