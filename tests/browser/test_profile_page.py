@@ -1,6 +1,6 @@
 """A real browser (Debian's headless Chromium driven by Playwright) on a CPU capture's page:
 the flame graph is drawn on its canvas, hovering names a frame, clicking one zooms into it and
-clicking the root resets."""
+clicking the root resets. The memory and trace pages draw their charts without a script error."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from tests.browser.test_live_run import CHROMIUM, CHROMIUM_ARGS, SCREENSHOTS
-from tests.profiling.pages.conftest import cpu_capture
+from tests.profiling.pages.conftest import cpu_capture, memory_capture, trace_capture
 
 PASSWORD = "pw-browser-789"
 ROW = 18  # px, flamegraph.js' row height
@@ -42,6 +42,7 @@ def test_an_engineer_zooms_into_a_flame_graph_in_a_real_browser(
     settings.PROFILING_ARTEFACT_DIR = tmp_path / "profiles"
     django_user_model.objects.create_superuser("engineer", "e@example.com", PASSWORD)
     capture = cpu_capture()  # 10 samples: work_hot (60%) and parse (30%) under handle
+    memory, trace = memory_capture(), trace_capture()
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     base = live_server.url
     # No ORM below until the browser is closed: Playwright's sync API runs an event loop.
@@ -52,6 +53,8 @@ def test_an_engineer_zooms_into_a_flame_graph_in_a_real_browser(
         try:
             page = browser.new_page(viewport={"width": 1200, "height": 900})
             page.set_default_timeout(30_000)
+            errors: list[str] = []
+            page.on("pageerror", lambda error: errors.append(str(error)))
             page.goto(f"{base}/accounts/login/")
             page.fill("input[name=username]", "engineer")
             page.fill("input[name=password]", PASSWORD)
@@ -85,6 +88,15 @@ def test_an_engineer_zooms_into_a_flame_graph_in_a_real_browser(
             )
             drawn_reset = int(page.get_attribute("#flamegraph", "data-drawn"))
             page.screenshot(path=str(SCREENSHOTS / "profile-flamegraph.png"), full_page=True)
+
+            page.goto(f"{base}/profiles/{memory.pk}/")
+            memory_lines = page.evaluate(
+                "() => Chart.getChart('chart-memory').data.datasets.map((d) => d.data.length)"
+            )
+            page.screenshot(path=str(SCREENSHOTS / "profile-memory.png"), full_page=True)
+            page.goto(f"{base}/profiles/{trace.pk}/")
+            trace_bars = int(page.get_attribute("#trace-timeline", "data-drawn"))
+            page.screenshot(path=str(SCREENSHOTS / "profile-trace.png"), full_page=True)
         finally:
             browser.close()
 
@@ -95,3 +107,6 @@ def test_an_engineer_zooms_into_a_flame_graph_in_a_real_browser(
     # Zoomed: its four ancestors and itself; parse, beside it, is gone.
     assert drawn_zoomed == 5
     assert drawn_reset == drawn_before
+    assert memory_lines == [60, 60, 2]  # RSS, USS, the trend line's two ends
+    assert trace_bars == 12  # 2 threads x 3 windows x (outer, inner)
+    assert errors == []
