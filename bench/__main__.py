@@ -18,6 +18,7 @@ BENCHMARKS = (
     "queryopt_capture",
     "queryopt_batch",
     "queryopt_tuning",
+    "profiling_overhead",
 )
 
 

@@ -1,0 +1,418 @@
+"""The profiler's overhead on the target: its throughput with and without each capture.
+
+The target (bench/profiling_target.py: a WSGI view that builds and JSON-encodes 200 dicts,
+no database) is served by gunicorn, one sync worker, pinned to CPU 0. The engine CLI
+(closed model, 8 users: enough to keep the one worker busy) and the capture tools run on
+CPU 1. Variants:
+
+  py-spy 100 Hz           py-spy record --rate 100 (speedscope, --function, --subprocesses on
+                          the gunicorn master, as for a target registered with its children)
+  py-spy 100 Hz nonblock  the same with --nonblocking: no ptrace stop per sample
+  memory monitor          profiling.monitor.watch, 100 ms interval, master + children
+  agent on                a second target process with profiling.agent.start(REDIS_URL)
+  pyinstrument            a third target process whose view runs inside a pyinstrument
+                          Profiler per request (one session in 100 rendered to text)
+
+Slices alternate baseline (the plain target, nothing attached) and variant:
+B V1 B V2 ... B V5 B, ROUNDS times, each SECONDS long; only one target is under load at a
+time. Each variant slice is compared with the mean of the baseline slices just before and
+just after it, and the overhead is 1 - the median of those ratios over the rounds, so drift
+on the shared machine cancels. PASS/FAIL against the seed's claims: py-spy at 100 Hz < 1%,
+the memory monitor < 2%; the agent and pyinstrument have no claim and are reported.
+
+    python -m bench profiling_overhead
+    BENCH_PROFILING_SECONDS=5 BENCH_PROFILING_ROUNDS=6 python -m bench profiling_overhead
+
+Environment: BENCH_PROFILING_SECONDS (3), BENCH_PROFILING_ROUNDS (4), BENCH_PROFILING_USERS
+(8), REDIS_URL (the agent variant; skipped without it). About 2.5 minutes by default.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+SECONDS = float(os.environ.get("BENCH_PROFILING_SECONDS", "3"))
+ROUNDS = int(os.environ.get("BENCH_PROFILING_ROUNDS", "4"))
+USERS = int(os.environ.get("BENCH_PROFILING_USERS", "8"))
+TARGET_CPU, TOOL_CPU = 0, 1
+RATE_HZ = 100
+MONITOR_INTERVAL_S = 0.1
+WARM_UP_S = 1.0
+START_TIMEOUT_S = 30.0
+PYSPY_GOAL_PCT = 1.0
+MONITOR_GOAL_PCT = 2.0
+
+# A slice: the target to load, and what to attach to it while the load runs.
+Attach = Callable[["Target", list[str]], contextlib.AbstractContextManager[None]]
+
+
+@dataclass
+class Target:
+    name: str
+    proc: subprocess.Popen[bytes]
+    port: int
+    worker_pid: int = 0
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def stats(self) -> dict[str, Any]:
+        with urllib.request.urlopen(self.url + "/stats", timeout=5) as response:
+            return json.loads(response.read())
+
+
+@dataclass
+class Variant:
+    label: str
+    target: str  # which target process: plain, agent, pyinstrument
+    attach: Attach | None = None
+    goal_pct: float | None = None
+    rps: list[float] = field(default_factory=list)
+    ratios: list[float] = field(default_factory=list)  # vs the adjacent baselines
+    cpu_ratios: list[float] = field(default_factory=list)  # worker CPU per request, the same
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def overhead_pct(self) -> float:
+        return overhead_pct(self.ratios)
+
+    @property
+    def cpu_overhead_pct(self) -> float:
+        return -overhead_pct(self.cpu_ratios)  # more CPU per request is the cost
+
+
+@dataclass(frozen=True)
+class Slice:
+    rps: float
+    # The worker's own CPU time per request (/proc/PID/schedstat): what in-process work (the
+    # agent, pyinstrument) adds, whoever else shares CPU 0. Blind to py-spy's ptrace stops,
+    # which cost wall time, not CPU: req/s is the measure, this column explains it.
+    cpu_us_per_request: float
+
+
+def overhead_pct(ratios: list[float]) -> float:
+    return (1 - statistics.median(ratios)) * 100 if ratios else float("nan")
+
+
+# -- processes ----------------------------------------------------------------------------------
+
+
+def pinned(cpu: int, command: list[str]) -> list[str]:
+    if shutil.which("taskset") and len(os.sched_getaffinity(0)) > max(TARGET_CPU, TOOL_CPU):
+        return ["taskset", "-c", str(cpu), *command]
+    return command
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def start_target(targets: dict[str, Target], name: str, env_switch: str | None) -> None:
+    """Start the `name` target into `targets` (there at once, so a failed start is stopped)."""
+    port = free_port()
+    env = {**os.environ, "BENCH_TARGET_AGENT": "0", "BENCH_TARGET_PYINSTRUMENT": "0"}
+    if env_switch:
+        env[env_switch] = "1"
+    command = [
+        sys.executable, "-m", "gunicorn", "--workers", "1", "--worker-class", "sync",
+        "--bind", f"127.0.0.1:{port}", "--log-level", "warning", "bench.profiling_target:app",
+    ]  # fmt: skip
+    proc = subprocess.Popen(pinned(TARGET_CPU, command), cwd=ROOT, env=env)
+    target = targets[name] = Target(name, proc, port)
+    deadline = time.monotonic() + START_TIMEOUT_S
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"the {name} target exited during start-up")
+        with contextlib.suppress(OSError):
+            target.worker_pid = int(target.stats()["pid"])
+            return
+        time.sleep(0.2)
+    raise RuntimeError(f"the {name} target did not answer within {START_TIMEOUT_S:.0f} s")
+
+
+def stop(proc: subprocess.Popen[Any]) -> None:
+    if proc.poll() is None:
+        proc.terminate()
+    try:
+        proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+def cpu_s(pid: int) -> float:
+    """Seconds `pid` has run on a CPU (0 where /proc/PID/schedstat is absent)."""
+    try:
+        return int(Path(f"/proc/{pid}/schedstat").read_text().split()[0]) / 1e9
+    except (OSError, IndexError, ValueError):
+        return 0.0
+
+
+def load(target: Target, seconds: float) -> Slice:
+    """The engine CLI (closed model, USERS users) against `target` for `seconds`."""
+    cpu_before = cpu_s(target.worker_pid)
+    command = [
+        sys.executable, "-m", "loadtests.engine", target.url + "/", "--users", str(USERS),
+        "--duration", f"{seconds:g}", "--json", "--no-abort",
+    ]  # fmt: skip
+    done = subprocess.run(
+        pinned(TOOL_CPU, command),
+        capture_output=True,
+        text=True,
+        timeout=seconds + 60,
+        cwd=ROOT,
+        check=False,
+    )
+    if done.returncode != 0:
+        raise RuntimeError(f"the engine exited {done.returncode}: {done.stderr[-800:]}")
+    summary = json.loads(done.stdout)
+    if summary["errors"]:
+        raise RuntimeError(f"the engine saw errors: {summary['errors_by_class']}")
+    # The worker waits only while it has work, i.e. during the load, not the engine's start.
+    used = cpu_s(target.worker_pid) - cpu_before
+    return Slice(float(summary["throughput_rps"]), used * 1e6 / max(summary["requests"], 1))
+
+
+# -- what a variant attaches while the load runs -------------------------------------------------
+
+
+def pyspy_attach(nonblocking: bool) -> Attach:
+    @contextlib.contextmanager
+    def attach(target: Target, notes: list[str]) -> Iterator[None]:
+        from profiling import pyspy, speedscope
+
+        with tempfile.TemporaryDirectory(prefix="bench-pyspy-") as tmp:
+            output, log = Path(tmp, "profile.json"), Path(tmp, "py-spy.log")
+            # The same arguments as profiling.pyspy.record builds; run here by hand so that
+            # the load starts only once py-spy says it is sampling, and stops when it ends.
+            command = [
+                pyspy.executable(), "record", "--pid", str(target.proc.pid), "--duration",
+                str(round(SECONDS) + 30), "--rate", str(RATE_HZ), "--format", "speedscope",
+                "--output", str(output), "--function", "--subprocesses",
+            ]  # fmt: skip
+            if nonblocking:
+                command.append("--nonblocking")
+            with log.open("w") as sink:
+                proc = subprocess.Popen(pinned(TOOL_CPU, command), stdout=sink, stderr=sink)
+            try:
+                wait_for(lambda: "Sampling process" in log.read_text(), proc, "py-spy")
+                yield
+            finally:
+                proc.send_signal(signal.SIGINT)  # py-spy writes its profile on Ctrl-C
+                try:
+                    proc.wait(timeout=30)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.wait()
+            if not output.exists():
+                raise RuntimeError(f"py-spy wrote no profile: {log.read_text()[-400:]}")
+            samples = speedscope.sample_count(json.loads(output.read_text()))
+        notes.append(f"{samples} samples")
+
+    return attach
+
+
+@contextlib.contextmanager
+def monitor_attach(target: Target, notes: list[str]) -> Iterator[None]:
+    from profiling import monitor
+
+    readings: list[Any] = []
+    stopped = threading.Event()
+    thread = threading.Thread(
+        target=monitor.watch,
+        args=(target.proc.pid,),
+        kwargs={
+            "duration_s": SECONDS + 60,
+            "interval_s": MONITOR_INTERVAL_S,
+            "on_reading": readings.append,
+            "include_children": True,
+            "should_stop": stopped.is_set,
+        },
+        daemon=True,
+    )
+    thread.start()
+    try:
+        wait_for(lambda: bool(readings), None, "the memory monitor")
+        yield
+    finally:
+        stopped.set()
+        thread.join(timeout=10)
+    notes.append(f"{len(readings)} readings")
+
+
+def wait_for(ready: Callable[[], bool], proc: subprocess.Popen[Any] | None, what: str) -> None:
+    deadline = time.monotonic() + START_TIMEOUT_S
+    while time.monotonic() < deadline:
+        if ready():
+            return
+        if proc is not None and proc.poll() is not None:
+            raise RuntimeError(f"{what} exited before it started sampling")
+        time.sleep(0.05)
+    raise RuntimeError(f"{what} did not start within {START_TIMEOUT_S:.0f} s")
+
+
+# -- the measurement -----------------------------------------------------------------------------
+
+
+def variants(with_agent: bool) -> list[Variant]:
+    found = [
+        Variant("py-spy 100 Hz", "plain", pyspy_attach(False), PYSPY_GOAL_PCT),
+        Variant("py-spy 100 Hz nonblocking", "plain", pyspy_attach(True), PYSPY_GOAL_PCT),
+        Variant("memory monitor 100 ms", "plain", monitor_attach, MONITOR_GOAL_PCT),
+        Variant("agent on", "agent"),
+        Variant("pyinstrument per request", "pyinstrument"),
+    ]
+    return [v for v in found if with_agent or v.target != "agent"]
+
+
+def measure_slice(target: Target, variant: Variant | None) -> Slice:
+    if variant is None or variant.attach is None:
+        return load(target, SECONDS)
+    with variant.attach(target, variant.notes):
+        return load(target, SECONDS)
+
+
+def run(targets: dict[str, Target], measured: list[Variant]) -> list[Slice]:
+    """B V1 B V2 ... B Vn B per round; fills each variant's rps and ratios, returns the Bs."""
+    baselines = [measure_slice(targets["plain"], None)]
+    for _ in range(ROUNDS):
+        for variant in measured:
+            got = measure_slice(targets[variant.target], variant)
+            after = measure_slice(targets["plain"], None)
+            before = baselines[-1]
+            variant.rps.append(got.rps)
+            variant.ratios.append(got.rps / ((before.rps + after.rps) / 2))
+            variant.cpu_ratios.append(
+                got.cpu_us_per_request
+                / ((before.cpu_us_per_request + after.cpu_us_per_request) / 2)
+            )
+            baselines.append(after)
+    return baselines
+
+
+def check_variants(targets: dict[str, Target]) -> None:
+    """Each special target really runs what it claims, and every target is warm."""
+    for target in targets.values():
+        load(target, WARM_UP_S)
+    if "agent" in targets:
+        import redis
+
+        from profiling import agent
+
+        pid = targets["agent"].stats()["pid"]
+        client = redis.Redis.from_url(os.environ["REDIS_URL"])
+        if not client.exists(agent.process_key(pid)):
+            raise RuntimeError(f"the agent of worker {pid} publishes nothing to Redis")
+    if not targets["pyinstrument"].stats()["profiled"]:
+        raise RuntimeError("the pyinstrument target profiled no request")
+
+
+def verdict(overhead: float, goal_pct: float | None) -> str:
+    if goal_pct is None:
+        return "(no claim)"
+    return f"{'PASS' if overhead < goal_pct else 'FAIL'} (< {goal_pct:g}%)"
+
+
+def steps_pct(values: list[float]) -> list[float]:
+    """How much each baseline slice differs from the one before it, in %."""
+    return [abs(b / a - 1) * 100 for a, b in zip(values, values[1:], strict=False)]
+
+
+def noise_floor(values: list[float]) -> str:
+    steps = steps_pct(values)
+    return f"{statistics.median(steps):.1f}% (max {max(steps):.1f}%)"
+
+
+def report(baselines: list[Slice], measured: list[Variant], targets: dict[str, Target]) -> int:
+    raw = [b.rps for b in baselines]
+    cpu = [b.cpu_us_per_request for b in baselines]
+    print(
+        f"baseline (plain target, nothing attached), {len(baselines)} slices: median "
+        f"{statistics.median(raw):,.1f} req/s, {statistics.median(cpu):,.0f} us CPU per request"
+        f"\nnoise floor, adjacent baselines differ by a median {noise_floor(raw)} in req/s, "
+        f"{noise_floor(cpu)} in CPU per request"
+    )
+    print(
+        f"\n{'variant':<27}{'req/s':>8}{'overhead':>10}  {'per round %':<26}{'verdict':<14}"
+        f"{'CPU/request':>12}"
+    )
+    for variant in measured:
+        rounds = " ".join(f"{(1 - r) * 100:+.1f}" for r in variant.ratios)
+        print(
+            f"{variant.label:<27}{statistics.median(variant.rps):>8,.1f}"
+            f"{variant.overhead_pct:>9.1f}%  {rounds:<26}"
+            f"{verdict(variant.overhead_pct, variant.goal_pct):<14}"
+            f"{variant.cpu_overhead_pct:>+11.1f}%"
+        )
+    print(
+        "overhead: 1 - the median over rounds of the variant's req/s / the mean of the\n"
+        "baseline slices just before and after it (the verdict's figure). CPU/request: the\n"
+        "target worker's CPU time per request against the same baselines (in-process cost)"
+    )
+    for variant in measured:
+        if variant.notes:
+            print(f"  {variant.label}, per slice: {', '.join(variant.notes)}")
+    stats = targets["pyinstrument"].stats()
+    print(f"  pyinstrument: {stats['profiled']:,} requests profiled, {stats['rendered']} rendered")
+    floor = statistics.median(steps_pct(raw))
+    if floor > MONITOR_GOAL_PCT:
+        print(
+            f"  note: the noise floor ({floor:.1f}%) is above the 1% and 2% being judged; more\n"
+            "  rounds (BENCH_PROFILING_ROUNDS) narrow the medians, a quiet machine does better"
+        )
+    # The seed's claims are about the defaults: blocking py-spy and the monitor.
+    judged = [v for v in measured if v.goal_pct is not None and "nonblocking" not in v.label]
+    return 0 if all(v.overhead_pct < (v.goal_pct or 0) for v in judged) else 1
+
+
+def main() -> int:
+    with_agent = bool(os.environ.get("REDIS_URL"))
+    measured = variants(with_agent)
+    print(
+        f"\n-- profiler overhead: gunicorn 1 sync worker on CPU {TARGET_CPU}, engine "
+        f"({USERS} users, closed model) and tools on CPU {TOOL_CPU}; {ROUNDS} rounds of "
+        f"baseline/variant slices of {SECONDS:g} s"
+    )
+    if not with_agent:
+        print("REDIS_URL is not set: the agent variant is skipped")
+    affinity = os.sched_getaffinity(0)
+    if len(affinity) > TOOL_CPU:
+        os.sched_setaffinity(0, {TOOL_CPU})  # the monitor thread runs in this process
+    targets: dict[str, Target] = {}
+    try:
+        start_target(targets, "plain", None)
+        if with_agent:
+            start_target(targets, "agent", "BENCH_TARGET_AGENT")
+        start_target(targets, "pyinstrument", "BENCH_TARGET_PYINSTRUMENT")
+        check_variants(targets)
+        baselines = run(targets, measured)
+        return report(baselines, measured, targets)
+    finally:
+        for target in targets.values():
+            stop(target.proc)
+        os.sched_setaffinity(0, affinity)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
