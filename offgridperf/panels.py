@@ -5,7 +5,7 @@ for the rendered panels, in registration order. The import contract that keeps l
 of queryopt and profiling holds because the dependency points the other way: the apps import
 this registry, loadtests only calls it.
 
-    register_run_panel("queries", "Queries", "queryopt/run_panel.html", queries_of_run)
+    register_run_panel("queries", "Queries", "queryopt/run_panel.html", run_queries)
 
 A panel's context function returns the template's context, or None when it has nothing to
 show for this run (e.g. a queued run), which leaves the panel out without rendering it.

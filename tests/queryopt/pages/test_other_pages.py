@@ -200,3 +200,18 @@ def test_the_indexes_and_pool_pages_read_a_fixed_number_of_rows_queries(
     # the pool's figures come from Redis and the process, not the database
     with django_assert_num_queries(AUTH_QUERIES):
         admin_client.get("/queries/pool/")
+
+
+def test_panels_render_in_registration_order_and_a_none_context_leaves_one_out(
+    seen: Seen,
+) -> None:
+    panels.register_run_panel("empty", "Empty", "queryopt/run_panel.html", lambda run: None)
+    panels.register_run_panel("queries-again", "Again", "queryopt/run_panel.html", lambda run: {})
+    try:
+        shown = panels.run_panels(seen.run)
+    finally:
+        panels.unregister_run_panel("empty")
+        panels.unregister_run_panel("queries-again")
+    names = [panel["name"] for panel in shown]  # other apps may have panels of their own
+    assert "empty" not in names and names.index("queries") < names.index("queries-again")
+    assert 'id="run-query-deltas"' in shown[0]["html"]
