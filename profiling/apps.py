@@ -9,7 +9,8 @@ class ProfilingConfig(AppConfig):
 
     def ready(self) -> None:
         from loadtests import events
-        from profiling import agent, tasks
+        from profiling import agent, panels, tasks
 
         events.run_started.connect(tasks.on_run_started, dispatch_uid="profiling-run-started")
+        panels.register()
         agent.install()
