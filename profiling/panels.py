@@ -3,7 +3,8 @@ trend (drawn as an inline SVG, no script) with the verdict in MB/min and per 1,0
 and a link to each flame graph.
 
 At most two queries per run: its captures (with their targets), and the memory samples of its
-memory captures (none when it has none). A run with no capture shows no panel.
+memory captures (none when it has none). A queued run costs no query; a run with no capture
+shows no panel.
 """
 
 from __future__ import annotations
@@ -26,6 +27,8 @@ def register() -> None:
 
 
 def run_profiles(run: Any) -> dict[str, Any] | None:
+    if run.started_at is None:
+        return None  # a queued run: nothing can have been captured during it yet
     captures = list(
         ProfileCapture.objects.filter(run=run).select_related("target").order_by("kind", "pk")
     )
