@@ -23,7 +23,7 @@ from loadtests.models import (
     RunTrigger,
 )
 from loadtests.validators import ascii_number
-from offgridperf.panels import run_panels
+from offgridperf.panels import compare_panels, run_panels
 
 NAV = {"nav": "loadtests"}
 
@@ -225,6 +225,7 @@ def compare(request: HttpRequest) -> HttpResponse:
         a, b = baseline, run
         context["defaulted"] = True
     context.update({"a": a, "b": b, **dashboard.comparison(a, b)})
+    context["panels"] = compare_panels(a, b, request)
     return render(request, "loadtests/compare.html", context)
 
 

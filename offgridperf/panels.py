@@ -1,4 +1,5 @@
-"""Panels that tool apps add to the load-test run page, without loadtests importing them.
+"""Panels that tool apps add to the load-test run and compare pages, without loadtests
+importing them.
 
 An app registers a panel once (from its AppConfig.ready()); the run page asks `run_panels(run)`
 for the rendered panels, in registration order. The import contract that keeps loadtests free
@@ -9,6 +10,7 @@ this registry, loadtests only calls it.
 
 A panel's context function returns the template's context, or None when it has nothing to
 show for this run (e.g. a queued run), which leaves the panel out without rendering it.
+Compare panels work alike, with a context function of the two runs compared (a, b).
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from django.utils.html import format_html
 
 log = logging.getLogger(__name__)
 
-PanelContext = Callable[[Any], dict[str, Any] | None]
+PanelContext = Callable[..., dict[str, Any] | None]
 
 
 @dataclass(frozen=True)
@@ -36,6 +38,7 @@ class RunPanel:
 
 
 _panels: dict[str, RunPanel] = {}
+_compare_panels: dict[str, RunPanel] = {}
 
 
 def register_run_panel(name: str, title: str, template: str, context: PanelContext) -> None:
@@ -51,25 +54,46 @@ def registered_panels() -> list[RunPanel]:
     return list(_panels.values())
 
 
+def register_compare_panel(name: str, title: str, template: str, context: PanelContext) -> None:
+    """Add (or replace) the compare-page panel `name`; `context(a, b)` gets the two runs."""
+    _compare_panels[name] = RunPanel(name, title, template, context)
+
+
+def unregister_compare_panel(name: str) -> None:
+    _compare_panels.pop(name, None)
+
+
 def run_panels(run: Any, request: HttpRequest | None = None) -> list[dict[str, Any]]:
     """Each panel with something to show for `run`: {"name", "title", "html"}."""
+    return _rendered(_panels.values(), (run,), request)
+
+
+def compare_panels(a: Any, b: Any, request: HttpRequest | None = None) -> list[dict[str, Any]]:
+    """Each compare panel with something to show for runs `a` and `b`."""
+    return _rendered(_compare_panels.values(), (a, b), request)
+
+
+def _rendered(
+    panels: Any, runs: tuple[Any, ...], request: HttpRequest | None
+) -> list[dict[str, Any]]:
     shown = []
-    for panel in _panels.values():
-        html = _render(panel, run, request)
+    for panel in panels:
+        html = _render(panel, runs, request)
         if html is not None:
             shown.append({"name": panel.name, "title": panel.title, "html": html})
     return shown
 
 
-def _render(panel: RunPanel, run: Any, request: HttpRequest | None) -> str | None:
+def _render(panel: RunPanel, runs: tuple[Any, ...], request: HttpRequest | None) -> str | None:
     # One app's broken panel must not take the run page, which shows the load test itself, down.
     try:
-        context = panel.context(run)
+        context = panel.context(*runs)
         if context is None:
             return None
         return render_to_string(panel.template, context, request=request)
     except Exception:
-        log.exception("run page panel %s failed for run %s", panel.name, getattr(run, "pk", run))
+        ids = ", ".join(str(getattr(run, "pk", run)) for run in runs)
+        log.exception("panel %s failed for run(s) %s", panel.name, ids)
         return format_html(
             '<p class="error">The {} panel could not be drawn; see the log.</p>', panel.title
         )

@@ -13,4 +13,5 @@ class ProfilingConfig(AppConfig):
 
         events.run_started.connect(tasks.on_run_started, dispatch_uid="profiling-run-started")
         panels.register()
+        panels.register_compare()
         agent.install()

@@ -11,14 +11,22 @@ from __future__ import annotations
 
 from typing import Any
 
-from offgridperf.panels import register_run_panel
-from profiling import trend
-from profiling.models import CaptureKind, MemorySample, ProfileCapture
+from offgridperf.panels import register_compare_panel, register_run_panel
+from profiling import diff, trend
+from profiling.models import (
+    CaptureKind,
+    CaptureStatus,
+    FunctionStat,
+    MemorySample,
+    ProfileCapture,
+)
 
 SPARK_WIDTH = 320
 SPARK_HEIGHT = 60
 # Enough points for a 320 px wide line; longer windows are thinned evenly.
 SPARK_POINTS = 160
+# Functions shown on the compare page, those whose CPU share moved most.
+COMPARE_ROWS = 15
 
 
 def register() -> None:
@@ -95,3 +103,59 @@ def sparkline(points: list[tuple[float, int]], summary: dict[str, Any]) -> dict[
         "low_mb": low,
         "high_mb": high,
     }
+
+
+def register_compare() -> None:
+    """Called once from ProfilingConfig.ready()."""
+    register_compare_panel("profiles", "Profiles", "profiling/compare_panel.html", compare_profiles)
+
+
+def compare_profiles(a: Any, b: Any) -> dict[str, Any] | None:
+    """Both runs' memory verdicts, and the functions whose CPU share changed most between
+    their latest CPU profiles. Two queries (their captures; the two CPU profiles' functions)."""
+    captures = list(
+        ProfileCapture.objects.filter(run__in=[a.pk, b.pk], status=CaptureStatus.DONE)
+        .select_related("target")
+        .order_by("-pk")
+    )
+    if not captures:
+        return None
+    memory = {run.pk: [] for run in (a, b)}
+    cpu: dict[int, ProfileCapture] = {}
+    for capture in captures:
+        if capture.kind == CaptureKind.MEMORY:
+            memory[capture.run_id].append(capture)
+        elif capture.kind == CaptureKind.CPU:
+            cpu.setdefault(capture.run_id, capture)
+    rows: list[dict[str, Any]] = []
+    if a.pk in cpu and b.pk in cpu:
+        rows = cpu_shift(cpu[a.pk], cpu[b.pk], a.requests, b.requests)
+    return {
+        "a": a,
+        "b": b,
+        "memory_a": memory[a.pk],
+        "memory_b": memory[b.pk],
+        "cpu_a": cpu.get(a.pk),
+        "cpu_b": cpu.get(b.pk),
+        "rows": rows,
+        "per_request": bool(a.requests and b.requests),
+    }
+
+
+def cpu_shift(
+    a: ProfileCapture, b: ProfileCapture, a_requests: int | None, b_requests: int | None
+) -> list[dict[str, Any]]:
+    stats: dict[int, list[dict[str, Any]]] = {a.pk: [], b.pk: []}
+    for stat in FunctionStat.objects.filter(capture_id__in=[a.pk, b.pk]).values(
+        "capture_id", "function", "file", "line", "self_samples", "total_samples"
+    ):
+        stats[stat.pop("capture_id")].append(stat)
+    return diff.diff(
+        stats[a.pk],
+        stats[b.pk],
+        int((a.summary or {}).get("samples") or 0),
+        int((b.summary or {}).get("samples") or 0),
+        a_requests=a_requests,
+        b_requests=b_requests,
+        limit=COMPARE_ROWS,
+    )
