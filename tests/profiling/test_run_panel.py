@@ -68,7 +68,7 @@ def test_the_run_page_shows_the_targets_memory_trend_and_links_the_flame_graph(
     page = admin_client.get(reverse("loadtests:run", args=[run.pk])).content.decode()
     assert 'id="panel-profiles"' in page
     assert "emissions-api" in page
-    assert 'class="verdict verdict-leak">Leak<' in page
+    assert 'class="badge verdict-leak">Leak<' in page
     assert "60.00 MB/min" in page
     # 60 MB/min at 100 req/s: 60 / 6,000 requests * 1,000.
     assert "10.000 MB" in page
