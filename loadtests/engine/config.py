@@ -9,9 +9,29 @@ from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 from urllib.parse import urlsplit
 
+from loadtests.engine.extract import parse_json_path, regex_problem
+from loadtests.engine.templates import (
+    RESERVED_NAMES,
+    TemplateError,
+    compile_template,
+    has_template,
+    render_placeholder,
+)
+
 OPEN = "open"
 CLOSED = "closed"
 MODELS = (OPEN, CLOSED)
+REQUESTS = "requests"
+FLOW = "flow"
+MODES = (REQUESTS, FLOW)
+SEQUENTIAL, RANDOM, UNIQUE = "sequential", "random", "unique"
+DATA_ORDERS = (SEQUENTIAL, RANDOM, UNIQUE)
+EXTRACT_SOURCES = ("json", "header", "regex", "cookie")
+MAX_POLL_ATTEMPTS = 1000
+MAX_POLL_INTERVAL_S = 60.0
+POLL_RULE = f"A poll makes 1 to {MAX_POLL_ATTEMPTS} attempts, 0 to {MAX_POLL_INTERVAL_S:g} s apart."
+# An empty expect_status accepts what k6 and Locust count as success.
+DEFAULT_SUCCESS = range(200, 400)
 METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS")
 # The limits of a run, wherever it is defined (admin, CLI, API, the engine's own CLI): the
 # Django side imports these, so that no two places can disagree.
@@ -48,8 +68,37 @@ _RESERVED_HEADERS = frozenset({"host", "content-length", "transfer-encoding", "c
 
 
 @dataclass(frozen=True)
+class Extraction:
+    """After a flow step: take a value from its response into a variable.
+
+    `source` is json (a path such as $.items[0].id), header (a name, any case), regex (one
+    group, searched in the body) or cookie (a name, from Set-Cookie or the user's jar).
+    """
+
+    variable: str
+    source: str
+    expression: str
+
+
+@dataclass(frozen=True)
+class Poll:
+    """Repeat a flow step until the JSON at `until_path` equals `until_value` (JSON or text,
+    like check_value), at most `max_attempts` times, `interval_s` apart."""
+
+    until_path: str
+    until_value: object
+    max_attempts: int = 20
+    interval_s: float = 0.5
+
+
+@dataclass(frozen=True)
 class Step:
-    """One kind of request. A run picks steps at random in proportion to their weights."""
+    """One kind of request. A run picks steps at random in proportion to their weights
+    (requests mode) or runs them top to bottom once per iteration (flow mode).
+
+    `path`, header values and `body` may hold {{ ... }} templates (see templates.py);
+    an empty `expect_status` accepts 200-399.
+    """
 
     name: str
     method: str
@@ -61,6 +110,8 @@ class Step:
     check_contains: str | None = None
     check_json_field: str | None = None  # dotted path, e.g. "data.items.0.id"
     check_json_value: object = None
+    extract: tuple[Extraction, ...] = ()
+    poll: Poll | None = None
 
     def __hash__(self) -> int:
         return hash((self.name, self.method, self.path))
@@ -107,6 +158,12 @@ class EngineConfig:
     follow_redirects: bool = False
     verify_tls: bool = True
     tick_s: float = 1.0
+    mode: str = REQUESTS
+    # The data set's rows for {{ row.* }}, filled by whoever loads the data set (the Django
+    # side); only the columns are needed to validate templates.
+    data_rows: tuple[dict[str, str], ...] = ()
+    data_columns: tuple[str, ...] = ()
+    data_order: str = SEQUENTIAL
 
     def validate(self) -> list[tuple[str, str]]:
         """(field, message) for every bad field; empty when the config can run."""
@@ -116,11 +173,16 @@ class EngineConfig:
         problems += _steps_problems(self.steps)
         problems += _stage_problems(self)
         problems += _limit_problems(self)
+        problems += _flow_problems(self)
         return problems
 
     @property
     def is_open(self) -> bool:
         return self.model == OPEN
+
+    @property
+    def is_flow(self) -> bool:
+        return self.mode == FLOW
 
     def to_dict(self) -> dict[str, Any]:
         """The config in the load-test document's names (`rate_rps`, not `rate`; see
@@ -145,7 +207,11 @@ class EngineConfig:
             for f in fields(cls)
             if DOCUMENT_NAMES.get(f.name, f.name) in data
         }
-        values["steps"] = tuple(_step_from_dict(step) for step in data.get("steps") or ())
+        mode = data.get("mode") or REQUESTS
+        values["steps"] = tuple(_step_from_dict(step, mode) for step in data.get("steps") or ())
+        for name in ("data_rows", "data_columns"):
+            if name in values:
+                values[name] = tuple(values[name])
         values["stages"] = tuple(
             Stage(duration_s=s["duration_s"], target=s["target"]) for s in data.get("stages") or ()
         )
@@ -170,8 +236,11 @@ STEP_DOCUMENT_NAMES = {
 }
 # Tuning a document does not carry (the engine's own CLI and tests set them).
 ENGINE_ONLY = frozenset(
-    {"start_target", "max_backlog", "abort_window_s", "abort_min_requests", "tick_s"}
-)
+    {
+        "start_target", "max_backlog", "abort_window_s", "abort_min_requests", "tick_s",
+        "data_rows", "data_columns", "data_order",
+    }
+)  # fmt: skip
 CHECK_CONTAINS = "contains"
 CHECK_JSON_EQUALS = "json_equals"
 _STEP_FIELD = re.compile(r"(steps\[\d+\])\.(\w+)")
@@ -220,11 +289,22 @@ def _step_to_dict(step: Step) -> dict[str, Any]:
         "weight": step.weight,
         "expected_statuses": list(step.expect_status),
         **check,
+        "extract": [
+            {"variable": e.variable, "from": e.source, "expression": e.expression}
+            for e in step.extract
+        ],
+        "poll": asdict(step.poll) if step.poll is not None else None,
     }
 
 
-def _step_from_dict(data: dict[str, Any]) -> Step:
+def _step_from_dict(data: dict[str, Any], mode: str = REQUESTS) -> Step:
     check_type = data.get("check_type") or ""
+    # Documents written before flows always carry expected_statuses ([200] by default);
+    # a flow step without them accepts 200-399.
+    statuses = data.get("expected_statuses")
+    if statuses is None:
+        statuses = () if mode == FLOW else (200,)
+    poll = data.get("poll")
     return Step(
         name=data["name"],
         method=data["method"],
@@ -232,7 +312,7 @@ def _step_from_dict(data: dict[str, Any]) -> Step:
         headers=dict(data.get("headers") or {}),
         body=data.get("body") or None,
         weight=data.get("weight", 1),
-        expect_status=tuple(data.get("expected_statuses") or (200,)),
+        expect_status=tuple(statuses),
         check_contains=data.get("check_value") if check_type == CHECK_CONTAINS else None,
         check_json_field=data.get("check_path") if check_type == CHECK_JSON_EQUALS else None,
         check_json_value=(
@@ -240,6 +320,11 @@ def _step_from_dict(data: dict[str, Any]) -> Step:
             if check_type == CHECK_JSON_EQUALS
             else None
         ),
+        extract=tuple(
+            Extraction(variable=e["variable"], source=e["from"], expression=e["expression"])
+            for e in data.get("extract") or ()
+        ),
+        poll=Poll(**poll) if poll else None,
     )
 
 
@@ -388,7 +473,7 @@ def _steps_problems(steps: tuple[Step, ...]) -> list[tuple[str, str]]:
             problems.append(
                 (f"{prefix}.method", f"The method must be one of {', '.join(METHODS)}.")
             )
-        problem = path_problem(step.path)
+        problem = path_problem(_static_text(step.path))
         if problem:
             problems.append((f"{prefix}.path", problem))
         problems += _header_problems(prefix, step.headers)
@@ -396,10 +481,10 @@ def _steps_problems(steps: tuple[Step, ...]) -> list[tuple[str, str]]:
             problems.append((f"{prefix}.body", "The body must be text."))
         if not _is_whole(step.weight) or not 1 <= step.weight <= MAX_WEIGHT:
             problems.append((f"{prefix}.weight", WEIGHT_RULE))
-        if not step.expect_status or not all(
-            _is_whole(code) and code in STATUS_CODES for code in step.expect_status
-        ):
-            problems.append((f"{prefix}.expect_status", "Expect one or more codes 100..599."))
+        if not all(_is_whole(code) and code in STATUS_CODES for code in step.expect_status):
+            problems.append(
+                (f"{prefix}.expect_status", "Expect codes 100..599 (none means 200-399).")
+            )
         if step.check_contains is not None and not step.check_contains:
             problems.append((f"{prefix}.check_contains", "The text to look for is empty."))
         if step.check_json_field is not None and not step.check_json_field.strip("."):
@@ -412,7 +497,7 @@ def _header_problems(prefix: str, headers: dict[str, str]) -> list[tuple[str, st
         return [(f"{prefix}.headers", "Headers must be a mapping of name to value.")]
     problems = []
     for name, value in headers.items():
-        problem = header_name_problem(name) or header_value_problem(name, value)
+        problem = header_name_problem(name) or header_value_problem(name, _static_text(value))
         if problem:
             problems.append((f"{prefix}.headers", problem))
     return problems
@@ -472,4 +557,129 @@ def _limit_problems(config: EngineConfig) -> list[tuple[str, str]]:
         problems.append(("abort_min_requests", "The abort minimum is a whole number, 1 or more."))
     if not _is_number(config.tick_s) or not MIN_TICK_S <= config.tick_s <= MAX_TICK_S:
         problems.append(("tick_s", f"The tick must be {MIN_TICK_S:g} to {MAX_TICK_S:g} s."))
+    return problems
+
+
+def _static_text(text: object) -> object:
+    """What static checks see of a templated text: each {{ ... }} as `x`."""
+    return render_placeholder(text) if isinstance(text, str) and has_template(text) else text
+
+
+_VARIABLE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+def _flow_problems(config: EngineConfig) -> list[tuple[str, str]]:
+    """Mode, data set, extraction and poll rules, and every template compiled."""
+    if config.mode not in MODES:
+        return [("mode", "The mode must be 'requests' (independent steps) or 'flow'.")]
+    problems: list[tuple[str, str]] = []
+    if config.data_order not in DATA_ORDERS:
+        problems.append(("data_order", f"The data order must be one of {', '.join(DATA_ORDERS)}."))
+    columns = tuple(config.data_columns) if config.data_columns or config.data_rows else None
+    if columns is None and config.data_rows:
+        columns = tuple(config.data_rows[0])
+    defined: list[str] = []
+    for index, step in enumerate(config.steps):
+        prefix = f"steps[{index}]"
+        # Names this step or a later one extracts: a template here cannot use them yet (the
+        # request goes out before its own extraction).
+        later = _extracted_by(config.steps[index:]) if config.is_flow else {}
+        if not config.is_flow and (step.extract or step.poll is not None):
+            problems.append(
+                (f"{prefix}.extract" if step.extract else f"{prefix}.poll",
+                 "Extraction and polling need the flow mode (steps run in order).")
+            )  # fmt: skip
+        variables = tuple(defined) if config.is_flow else None
+        problems += _template_problems(prefix, step, variables, columns, later)
+        problems += _extraction_problems(prefix, step.extract)
+        problems += _poll_problems(prefix, step.poll)
+        for extraction in step.extract:
+            if extraction.variable not in defined:
+                defined.append(extraction.variable)
+    return problems
+
+
+def _extracted_by(steps: tuple[Step, ...]) -> dict[str, str]:
+    names: dict[str, str] = {}
+    for step in steps:
+        for extraction in step.extract:
+            names.setdefault(extraction.variable, step.name)
+    return names
+
+
+def _template_problems(
+    prefix: str,
+    step: Step,
+    variables: tuple[str, ...] | None,
+    columns: tuple[str, ...] | None,
+    later: dict[str, str],
+) -> list[tuple[str, str]]:
+    texts: list[tuple[str, object]] = [("path", step.path), ("body", step.body)]
+    if isinstance(step.headers, dict):
+        texts += [("headers", value) for value in step.headers.values()]
+    problems = []
+    for name, text in texts:
+        if not isinstance(text, str) or not has_template(text):
+            continue
+        try:
+            compile_template(text, variables=variables, columns=columns, later=later)
+        except TemplateError as exc:
+            problems.append((f"{prefix}.{name}", str(exc)))
+    return problems
+
+
+def _extraction_problems(prefix: str, extract: tuple[Extraction, ...]) -> list[tuple[str, str]]:
+    problems = []
+    field_name = f"{prefix}.extract"
+    for position, extraction in enumerate(extract):
+        where = f"Extraction {position + 1}"
+        variable = extraction.variable
+        if not isinstance(variable, str) or not _VARIABLE.fullmatch(variable):
+            problems.append(
+                (field_name, f"{where}: the variable {variable!r} must be a name of letters, "
+                 "digits and _ that does not start with a digit.")
+            )  # fmt: skip
+        elif variable in RESERVED_NAMES:
+            problems.append((field_name, f"{where}: {variable!r} is a built-in name."))
+        if extraction.source not in EXTRACT_SOURCES:
+            problems.append(
+                (field_name, f"{where}: 'from' must be one of {', '.join(EXTRACT_SOURCES)}.")
+            )
+            continue
+        problem = _expression_problem(extraction.source, extraction.expression)
+        if problem:
+            problems.append((field_name, f"{where} ({variable}): {problem}"))
+    return problems
+
+
+def _expression_problem(source: str, expression: object) -> str | None:
+    if not isinstance(expression, str) or not expression.strip():
+        return "Give an expression (a JSON path, header, regex or cookie name)."
+    if source == "json":
+        try:
+            parse_json_path(expression)
+        except ValueError as exc:
+            return f"Not a JSON path: {exc}."
+        return None
+    if source == "regex":
+        return regex_problem(expression)
+    if source == "header":
+        return None if _TOKEN.fullmatch(expression.strip()) else "Not a header name."
+    if not _TOKEN.fullmatch(expression.strip()):
+        return "Not a cookie name."
+    return None
+
+
+def _poll_problems(prefix: str, poll: Poll | None) -> list[tuple[str, str]]:
+    if poll is None:
+        return []
+    problems = []
+    try:
+        parse_json_path(poll.until_path if isinstance(poll.until_path, str) else "")
+    except ValueError as exc:
+        problems.append((f"{prefix}.poll", f"The poll's path is not a JSON path: {exc}."))
+    attempts_ok = _is_whole(poll.max_attempts) and 1 <= poll.max_attempts <= MAX_POLL_ATTEMPTS
+    interval_ok = _is_number(poll.interval_s) and 0 <= poll.interval_s <= MAX_POLL_INTERVAL_S
+    if not attempts_ok or not interval_ok:
+        problems.append((f"{prefix}.poll", POLL_RULE))
     return problems
