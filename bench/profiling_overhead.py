@@ -370,13 +370,13 @@ def report(baselines: list[Slice], measured: list[Variant], targets: dict[str, T
     print(
         f"baseline (plain target, nothing attached), {len(baselines)} slices: median "
         f"{statistics.median(raw):,.1f} req/s, {statistics.median(cpu):,.0f} us CPU per request"
-        f", worker busy {busy:.0f}%"
+        f", worker busy {busy:.1f}%"
         f"\nnoise floor, adjacent baselines differ by a median {noise_floor(raw)} in req/s, "
         f"{noise_floor(cpu)} in CPU per request"
     )
     print(
         f"\n{'variant':<27}{'req/s':>8}{'overhead':>10}  {'per round %':<26}{'verdict':<14}"
-        f"{'CPU/request':>12}{'busy':>6}"
+        f"{'CPU/request':>12}{'busy':>7}"
     )
     for variant in measured:
         rounds = " ".join(f"{(1 - r) * 100:+.1f}" for r in variant.ratios)
@@ -384,7 +384,7 @@ def report(baselines: list[Slice], measured: list[Variant], targets: dict[str, T
             f"{variant.label:<27}{statistics.median(variant.rps):>8,.1f}"
             f"{variant.overhead_pct:>9.1f}%  {rounds:<26}"
             f"{verdict(variant.overhead_pct, variant.goal_pct):<14}"
-            f"{variant.cpu_overhead_pct:>+11.1f}%{statistics.median(variant.busy_pct):>5.0f}%"
+            f"{variant.cpu_overhead_pct:>+11.1f}%{statistics.median(variant.busy_pct):>6.1f}%"
         )
     print(
         "overhead: 1 - the median over rounds of the variant's req/s / the mean of the\n"
