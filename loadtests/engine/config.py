@@ -67,6 +67,14 @@ _VALUE_CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
 _RESERVED_HEADERS = frozenset({"host", "content-length", "transfer-encoding", "connection"})
 
 
+class ConfigError(ValueError):
+    """The config does not validate; `problems` holds (field, message) pairs."""
+
+    def __init__(self, problems: list[tuple[str, str]]) -> None:
+        super().__init__("; ".join(f"{name}: {message}" for name, message in problems))
+        self.problems = problems
+
+
 @dataclass(frozen=True)
 class Extraction:
     """After a flow step: take a value from its response into a variable.

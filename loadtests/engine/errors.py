@@ -14,10 +14,12 @@ TLS = "tls"
 PROTOCOL = "protocol"
 CHECK_FAILED = "check_failed"
 DROPPED = "dropped"
+POLL_EXHAUSTED = "poll_exhausted"  # flow mode: a polled step ran out of attempts
 STATUS_PREFIX = "status_"
 
 ERROR_CLASSES = (
     TIMEOUT, CONNECT_REFUSED, CONNECT_ERROR, RESET, TLS, PROTOCOL, CHECK_FAILED, DROPPED,
+    POLL_EXHAUSTED,
 )  # fmt: skip
 SAMPLE_MAX_CHARS = 300
 

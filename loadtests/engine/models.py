@@ -54,9 +54,10 @@ class Interval:
     __slots__ = (
         "latency", "service", "latency_counts", "service_counts", "step_requests",
         "step_errors", "errors_by_class", "error_samples", "late_starts", "lag_max_s",
+        "iteration", "iterations", "iterations_failed", "step_polls_exhausted",
     )  # fmt: skip
 
-    def __init__(self, step_count: int) -> None:
+    def __init__(self, step_count: int, flow: bool = False) -> None:
         self.latency = Histogram()
         self.service = Histogram()
         self.latency_counts = self.latency.counts
@@ -67,6 +68,11 @@ class Interval:
         self.error_samples: dict[str, str] = {}
         self.late_starts = 0
         self.lag_max_s = 0.0
+        # Flow mode only: whole iterations (journeys) and exhausted polls.
+        self.iteration = Histogram() if flow else None
+        self.iterations = 0
+        self.iterations_failed = 0
+        self.step_polls_exhausted = [0] * step_count if flow else None
 
     @property
     def requests(self) -> int:
@@ -83,6 +89,9 @@ class LoadDriver:
     Drives the requests of an open or closed model (its subclasses); not the Django
     `loadtests.models.LoadModel` choices, which only name the model.
     """
+
+    # Why the load ended early and cleanly (a flow's data set running out); "" otherwise.
+    end_reason = ""
 
     def __init__(self, loop: asyncio.AbstractEventLoop, config: EngineConfig) -> None:
         self.loop = loop
@@ -338,6 +347,10 @@ class LoadDriver:
 
     def after(self, user: Any) -> None:
         """What a virtual user does once its request is over (closed model only)."""
+
+    async def shutdown(self) -> None:
+        """Close every connection once the run is over."""
+        self.pool.close_all()
 
     def retire(self, user: Any) -> None:
         """A virtual user stops (closed model only)."""

@@ -42,6 +42,10 @@ class IntervalSnapshot:
     loop_lag_ms: float  # the largest event-loop lag seen in the interval
     per_step: dict[str, dict[str, int]]
     backlog: int = 0  # of in_flight: requests waiting for a connection (open model)
+    # Flow mode: whole iterations (journeys) that ended in this interval; "" otherwise.
+    iteration_hist: str = ""  # encoded HdrHistogram, iteration duration (µs)
+    iterations: int = 0
+    iterations_failed: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -79,6 +83,10 @@ class RunResult:
     connections_opened: int = 0
     planned_requests: float | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    # Flow mode: the whole journey's duration from its intended start, and how many ended.
+    iteration: Histogram | None = None
+    iterations: int = 0
+    iterations_failed: int = 0
 
     @property
     def error_rate_pct(self) -> float:
@@ -104,7 +112,18 @@ class RunResult:
             "intervals": self.intervals,
             "connections_opened": self.connections_opened,
             "planned_requests": self.planned_requests,
+            **self._iteration_dict(),
             **self.extra,
+        }
+
+    def _iteration_dict(self) -> dict[str, Any]:
+        if self.iteration is None:
+            return {}
+        return {
+            "iterations": self.iterations,
+            "iterations_failed": self.iterations_failed,
+            "iteration_ms": summary_ms(self.iteration),
+            "iteration_hist": self.iteration.encode(),
         }
 
 

@@ -21,7 +21,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from loadtests.engine.config import EngineConfig
+from loadtests.engine.config import ConfigError, EngineConfig
+from loadtests.engine.flow import make_flow_driver
 from loadtests.engine.histograms import Histogram
 from loadtests.engine.http import clock
 from loadtests.engine.models import Interval, LoadDriver, OpenModel, make_model
@@ -35,6 +36,7 @@ from loadtests.engine.report import (
 )
 
 log = logging.getLogger(__name__)
+__all__ = ["ConfigError", "Runner", "Sink", "run"]
 
 Sink = Callable[[IntervalSnapshot], None]
 
@@ -43,14 +45,6 @@ DRAIN_S = 1.0  # how long requests in flight at the end may still finish
 CANCEL_DRAIN_S = 0.25  # shorter after a cancel or abort: the caller wants the run to end
 GIL_SWITCH_INTERVAL_S = 0.0005  # see run()
 COMPLETED, CANCELLED, ABORTED = "completed", "cancelled", "aborted"
-
-
-class ConfigError(ValueError):
-    """The config does not validate; `problems` holds (field, message) pairs."""
-
-    def __init__(self, problems: list[tuple[str, str]]) -> None:
-        super().__init__("; ".join(f"{name}: {message}" for name, message in problems))
-        self.problems = problems
 
 
 def new_event_loop() -> asyncio.AbstractEventLoop:
@@ -116,9 +110,15 @@ class RawInterval:
 class Publisher:
     """The engine-owned thread that turns raw intervals into snapshots and feeds the sink."""
 
-    def __init__(self, sink: Sink | None, step_names: list[str]) -> None:
+    def __init__(self, sink: Sink | None, step_names: list[str], flow: bool = False) -> None:
         self.sink = sink
         self.step_names = step_names
+        self.flow = flow
+        # Flow mode: whole iterations, and polls that ran out of attempts, per step.
+        self.iteration = Histogram()
+        self.iterations = 0
+        self.iterations_failed = 0
+        self.step_polls_exhausted = [0] * len(step_names)
         self.queue: queue.SimpleQueue[RawInterval | None] = queue.SimpleQueue()
         self.latency = Histogram()
         self.service = Histogram()
@@ -182,12 +182,24 @@ class Publisher:
             late_starts=counts.late_starts,
             cpu_pct=round(raw.cpu_pct, 1),
             loop_lag_ms=round(counts.lag_max_s * 1000.0, 3),
-            per_step={
-                name: {"requests": counts.step_requests[i], "errors": counts.step_errors[i]}
-                for i, name in enumerate(self.step_names)
-            },
+            per_step=self._per_step(counts),
             backlog=raw.backlog,
+            iteration_hist=counts.iteration.encode() if counts.iteration is not None else "",
+            iterations=counts.iterations,
+            iterations_failed=counts.iterations_failed,
         )
+
+    def _per_step(self, counts: Interval) -> dict[str, dict[str, int]]:
+        per_step = {
+            name: {"requests": counts.step_requests[i], "errors": counts.step_errors[i]}
+            for i, name in enumerate(self.step_names)
+        }
+        polls = counts.step_polls_exhausted
+        if polls is not None:
+            for i, name in enumerate(self.step_names):
+                per_step[name]["attempts"] = counts.step_requests[i]
+                per_step[name]["polls_exhausted"] = polls[i]
+        return per_step
 
     def _accumulate(self, raw: RawInterval, requests: int, errors: int) -> None:
         counts = raw.counts
@@ -203,6 +215,12 @@ class Publisher:
             self.step_requests[i] += counts.step_requests[i]
             self.step_errors[i] += counts.step_errors[i]
         merge_errors(self.errors_by_class, counts.errors_by_class, counts.error_samples)
+        if counts.iteration is not None:
+            self.iteration.merge(counts.iteration)
+            self.iterations += counts.iterations
+            self.iterations_failed += counts.iterations_failed
+            for i, exhausted in enumerate(counts.step_polls_exhausted or ()):
+                self.step_polls_exhausted[i] += exhausted
 
 
 class Runner:
@@ -218,8 +236,8 @@ class Runner:
         self.loop = loop
         self.config = config
         self.cancel = cancel
-        self.model: LoadDriver = make_model(loop, config)
-        self.publisher = Publisher(sink, [step.name for step in config.steps])
+        self.model: LoadDriver = (make_flow_driver if config.is_flow else make_model)(loop, config)
+        self.publisher = Publisher(sink, [step.name for step in config.steps], config.is_flow)
         self.lag = Histogram()  # event-loop lag samples, µs
         self.window: deque[tuple[int, int]] = deque(
             maxlen=max(1, math.ceil(config.abort_window_s / config.tick_s))
@@ -250,7 +268,7 @@ class Runner:
             self.tick_handle = self.loop.call_later(self._next_tick_delay(), self.tick)
         await self.finished
         await self._drain()
-        self.model.pool.close_all()
+        await self.model.shutdown()
         await asyncio.sleep(0)  # let cancelled connects and aborted transports wind down
         self.emit(clock())
         self.publisher.close()
@@ -291,6 +309,9 @@ class Runner:
             return
         if self.internal_error is not None:
             self.finish(ABORTED, f"Engine error: {self.internal_error}"[:500])
+            return
+        if self.model.end_reason:
+            self.finish(COMPLETED, self.model.end_reason)
             return
         self.model.sweep_timeouts(now)
         self.model.adjust(now - self.t0)
@@ -401,13 +422,20 @@ class Runner:
             health=self._health(duration, achieved),
             intervals=pub.intervals,
             connections_opened=self.model.pool.connects,
-            planned_requests=self._planned(duration),
+            planned_requests=None if self.config.is_flow else self._planned(duration),
+            iteration=pub.iteration if self.config.is_flow else None,
+            iterations=pub.iterations,
+            iterations_failed=pub.iterations_failed,
         )
 
     def _planned(self, duration: float) -> float | None:
-        if not isinstance(self.model, OpenModel):
+        """Requests (flow mode: iterations) the open model planned to start so far."""
+        if not self.config.is_open:
             return None
-        return round(self.model.planned_requests(min(duration, self.config.duration_s)), 3)
+        offset = min(duration, self.config.duration_s)
+        if isinstance(self.model, OpenModel):
+            return round(self.model.planned_requests(offset), 3)
+        return round(self.model.ramp.integral(0.0, offset), 3)
 
     def _per_step(self) -> dict[str, dict[str, Any]]:
         pub = self.publisher
@@ -423,6 +451,9 @@ class Runner:
                 "max_ms": summary["max"],
                 "mean_ms": summary["mean"],
             }
+            if self.config.is_flow:
+                per_step[step.name]["attempts"] = pub.step_requests[i]
+                per_step[step.name]["polls_exhausted"] = pub.step_polls_exhausted[i]
         return per_step
 
     def _health(self, duration: float, achieved: float) -> dict[str, Any]:
@@ -433,6 +464,9 @@ class Runner:
         lag = self.lag.percentiles((99.0,))[99.0] / 1000.0
         planned = self._planned(duration)
         target_rate = planned / duration if planned is not None and duration > 0 else None
+        if self.config.is_flow and duration > 0:
+            # The open model plans iterations: compare like with like.
+            achieved = pub.iterations / duration
         late_pct = 100.0 * pub.late_starts / pub.requests if pub.requests else 0.0
         valid, why = judge_health(
             is_open=self.config.is_open,
