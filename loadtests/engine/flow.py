@@ -717,9 +717,13 @@ class FlowDriver(LoadDriver):
     def trace_request(
         self, entry: dict[str, Any], step: FlowStep, request: bytes, hops: int
     ) -> dict[str, Any]:
-        if hops:  # a redirect: an entry of its own, same step and attempt
-            entry = {**entry, "extracted": {}, "error": None}
-            self.trace.append(entry)  # type: ignore[union-attr]
+        if hops:
+            # A redirect: the answer that sent it keeps an entry of its own, before this one
+            # (which goes on to collect the final answer, extractions and errors).
+            trace = self.trace or []
+            position = next(i for i, seen in enumerate(trace) if seen is entry)
+            trace.insert(position, {**entry, "extracted": {}})
+            entry.update(status=None, response_headers={}, body="", elapsed_ms=None)
         head, _, body = request.partition(b"\r\n\r\n")
         request_line, *lines = head.decode("latin-1").split("\r\n")
         method, target, _ = request_line.split(" ", 2)

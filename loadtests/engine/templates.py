@@ -141,6 +141,7 @@ class _Parser:
         later: Mapping[str, str],
     ) -> None:
         self.later = later
+        self.opening = start - 2  # where the '{{' is
         self.text = text
         self.pos = start
         self.end = end
@@ -165,7 +166,7 @@ class _Parser:
     def expression(self) -> Part:
         self.skip_space()
         if self.pos >= self.end:
-            raise self.error("empty '{{ }}'", self.pos - 2)
+            raise self.error("empty '{{ }}'", self.opening)
         begin = self.pos
         name = self.match(_IDENTIFIER)
         if name is None:
