@@ -583,9 +583,7 @@ def _flow_problems(config: EngineConfig) -> list[tuple[str, str]]:
     problems: list[tuple[str, str]] = []
     if config.data_order not in DATA_ORDERS:
         problems.append(("data_order", f"The data order must be one of {', '.join(DATA_ORDERS)}."))
-    columns = tuple(config.data_columns) if config.data_columns or config.data_rows else None
-    if columns is None and config.data_rows:
-        columns = tuple(config.data_rows[0])
+    columns = data_columns_of(config)
     defined: list[str] = []
     for index, step in enumerate(config.steps):
         prefix = f"steps[{index}]"
@@ -605,6 +603,13 @@ def _flow_problems(config: EngineConfig) -> list[tuple[str, str]]:
             if extraction.variable not in defined:
                 defined.append(extraction.variable)
     return problems
+
+
+def data_columns_of(config: EngineConfig) -> tuple[str, ...] | None:
+    """The data set's columns (from the rows when not given), or None without a data set."""
+    if config.data_columns:
+        return tuple(config.data_columns)
+    return tuple(config.data_rows[0]) if config.data_rows else None
 
 
 def _extracted_by(steps: tuple[Step, ...]) -> dict[str, str]:

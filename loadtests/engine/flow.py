@@ -32,6 +32,7 @@ from loadtests.engine.config import (
     EngineConfig,
     Step,
     check_value_of,
+    data_columns_of,
     is_visible_ascii,
 )
 from loadtests.engine.extract import (
@@ -112,9 +113,7 @@ class FlowStep:
     """A step compiled once: templates, checks, extractors and its own histogram."""
 
     def __init__(self, index: int, step: Step, config: EngineConfig, target: Target) -> None:
-        columns = tuple(config.data_columns) or (
-            tuple(config.data_rows[0]) if config.data_rows else ()
-        )
+        columns = data_columns_of(config)
         known = _variables_before(config.steps, index) if config.is_flow else None
         self.index = index
         self.name = step.name
