@@ -5,21 +5,28 @@ import re
 from typing import Any
 
 from django import forms
+from django.conf import settings
 from django.contrib import admin, messages
-from django.core.exceptions import ValidationError
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.db.models import QuerySet
 from django.forms.models import BaseInlineFormSet
-from django.http import HttpRequest
-from django.urls import reverse
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, render
+from django.urls import URLPattern, path, reverse
+from django.utils import timezone
 from django.utils.html import format_html
+from django.views.decorators.http import require_POST
 
-from loadtests import documents, execution, secrets, tasks
+from loadtests import datasets, documents, execution, flowcheck, secrets, tasks
 from loadtests.models import (
     ApiToken,
+    DataOrder,
+    DataSet,
     LoadTestDefinition,
     LoadTestRun,
     LoadTestStage,
     LoadTestStep,
+    Mode,
     RunStatus,
     RunTrigger,
     Tag,
@@ -80,13 +87,16 @@ class SubmittedDefinition:
         forms_in_order = self.kept(prefix) or []
         whole: list[str] = []
         for field, texts in self.problems().items():
+            field = _FORM_FIELDS.get(field, field)
             part = _INLINE_FIELD.fullmatch(field)
             if part and part["inline"] == prefix:
                 form = forms_in_order[int(part["index"])]
-                if part["field"] in form.fields:
-                    form.add_error(part["field"], texts)
+                name = _STEP_FORM_FIELDS.get(part["field"], part["field"])
+                if name in form.fields:
+                    form.add_error(name, texts)
                 else:
-                    whole += [f"{part['field']}: {text}" for text in texts]
+                    step = form.cleaned_data.get("name") or part["index"]
+                    whole += [f"step {step!r}: {part['field']}: {text}" for text in texts]
             elif field == prefix:
                 whole += texts
             elif prefix == "stages" and not part and field != "steps":
@@ -103,6 +113,15 @@ class SubmittedDefinition:
 
 
 _INLINE_FIELD = re.compile(r"(?P<inline>steps|stages)\[(?P<index>\d+)\]\.(?P<field>\w+)")
+# Document paths of the definition's flow settings -> its form's fields.
+_FORM_FIELDS = {
+    "data_set.name": "data_set",
+    "data_set": "data_set",
+    "data_set.order": "data_order",
+    "thresholds.iteration_p95_ms": "threshold_iteration_p95_ms",
+}
+# A step's document names -> its form's fields.
+_STEP_FORM_FIELDS = {"poll": "poll_until_path"}
 
 
 def submitted_definition(
@@ -146,16 +165,59 @@ class StageFormSet(DefinitionInlineFormSet):
     pass
 
 
+class ExtractionsField(forms.CharField):
+    """A step's extractions edited as text, one per line: `variable from expression`, e.g.
+    `batch_id json $.id` or `token regex name="csrf" value="([^"]+)"`."""
+
+    widget = forms.Textarea(attrs={"rows": 2, "cols": 80, "class": "vLargeTextField"})
+
+    def prepare_value(self, value: Any) -> Any:
+        if isinstance(value, list):
+            return "\n".join(
+                f"{item.get('variable')} {item.get('from')} {item.get('expression')}"
+                for item in value
+                if isinstance(item, dict)
+            )
+        return value
+
+    def to_python(self, value: Any) -> list[dict[str, str]]:
+        text = super().to_python(value) or ""
+        extractions, problems = [], []
+        for number, line in enumerate(text.splitlines(), start=1):
+            if not line.strip():
+                continue
+            parts = line.strip().split(None, 2)
+            if len(parts) < 3:
+                problems.append(
+                    f"Line {number}: write `variable from expression`, e.g. `batch_id json $.id` "
+                    "(from: json, header, regex or cookie)."
+                )
+                continue
+            variable, source, expression = parts
+            extractions.append({"variable": variable, "from": source, "expression": expression})
+        if problems:
+            raise ValidationError(problems)
+        return extractions
+
+
 class StepForm(forms.ModelForm):
     """A step whose secret header values are never sent back to the browser: the form shows
     the mask, and a mask left as it was keeps the stored value (so editing a step's path does
     not wipe its token), while a value typed over it replaces it."""
 
+    extract = ExtractionsField(
+        required=False,
+        label="extract",
+        help_text="Flow mode, one per line: variable from expression — from is json ($.id, "
+        "$.items[0].id), header (a name), regex (one group) or cookie (a name).",
+    )
+
     class Meta:
         model = LoadTestStep
         fields = [
             "order", "name", "method", "path", "weight", "expected_statuses", "check_type",
-            "check_path", "check_value", "headers", "secret_headers", "body",
+            "check_path", "check_value", "headers", "secret_headers", "body", "extract",
+            "poll_until_path", "poll_until_value", "poll_max_attempts", "poll_interval_s",
         ]  # fmt: skip
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -188,6 +250,9 @@ class StepForm(forms.ModelForm):
 
 
 class StepInline(admin.StackedInline):
+    """Steps in their order (a flow runs them top to bottom): static/loadtests/step_order.js
+    adds up/down buttons that move a step and renumber the order fields."""
+
     model = LoadTestStep
     form = StepForm
     formset = StepFormSet
@@ -199,7 +264,12 @@ class StepInline(admin.StackedInline):
         "headers",
         "secret_headers",
         "body",
+        "extract",
+        ("poll_until_path", "poll_until_value", "poll_max_attempts", "poll_interval_s"),
     ]
+
+    class Media:
+        js = ["loadtests/step_order.js"]
 
 
 class StageInline(admin.TabularInline):
@@ -214,9 +284,85 @@ class TagAdmin(admin.ModelAdmin):
     search_fields = ["name"]
 
 
+class DefinitionForm(forms.ModelForm):
+    """The definition's own form: a post that leaves out the flow settings (an older page, a
+    script) keeps their defaults, as a document without them does."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        for name in ("mode", "data_order"):
+            if name in self.fields:
+                self.fields[name].required = False
+
+    def clean_mode(self) -> str:
+        return self.cleaned_data.get("mode") or Mode.REQUESTS
+
+    def clean_data_order(self) -> str:
+        return self.cleaned_data.get("data_order") or DataOrder.SEQUENTIAL
+
+
+class DataSetForm(forms.ModelForm):
+    """A data set's upload: the file is checked (loadtests/datasets.py) and kept as text in
+    the row. Changing an existing data set without a file keeps its rows."""
+
+    file = forms.FileField(
+        required=False,
+        help_text="A UTF-8 CSV with a header row; at most LOADTEST_DATASET_MAX_MB MB.",
+    )
+
+    class Meta:
+        model = DataSet
+        fields = ["name", "description"]
+
+    def clean_file(self) -> datasets.ParsedDataSet | None:
+        upload = self.cleaned_data.get("file")
+        if upload is None:
+            if not self.instance.pk:
+                raise ValidationError("Choose the CSV file to upload.")
+            return None
+        limit = settings.LOADTEST_DATASET_MAX_MB
+        if upload.size > limit * 1024 * 1024:
+            # Refused before it is read into memory.
+            raise ValidationError(
+                f"The file is {upload.size / 1024 / 1024:.1f} MB; data sets may be at most "
+                f"{limit} MB (LOADTEST_DATASET_MAX_MB)."
+            )
+        try:
+            return datasets.parse(upload.read(), max_mb=limit)
+        except datasets.DataSetInvalid as exc:
+            raise ValidationError(str(exc)) from exc
+
+
+@admin.register(DataSet)
+class DataSetAdmin(admin.ModelAdmin):
+    form = DataSetForm
+    list_display = ["name", "row_count", "column_list", "size_bytes", "uploaded_at", "short_sha"]
+    search_fields = ["name", "description"]
+    readonly_fields = [
+        "column_list", "row_count", "size_bytes", "sha256", "uploaded_by", "uploaded_at",
+    ]  # fmt: skip
+
+    @admin.display(description="columns")
+    def column_list(self, obj: DataSet) -> str:
+        return ", ".join(obj.columns or [])
+
+    @admin.display(description="sha256")
+    def short_sha(self, obj: DataSet) -> str:
+        return obj.sha256[:12]
+
+    def save_model(self, request: HttpRequest, obj: DataSet, form: Any, change: bool) -> None:
+        parsed = form.cleaned_data.get("file")
+        if parsed is not None:
+            obj.set_file(parsed)
+            obj.uploaded_by, obj.uploaded_at = request.user, timezone.now()
+        super().save_model(request, obj, form, change)
+
+
 @admin.register(LoadTestDefinition)
 class LoadTestDefinitionAdmin(admin.ModelAdmin):
+    form = DefinitionForm
     inlines = [StepInline, StageInline]
+    change_form_template = "loadtests/admin/definition_change_form.html"
     list_display = ["name", "load_model", "level", "duration_s", "target_base_url", "tag_list"]
     list_filter = ["load_model", "tags"]
     search_fields = ["name", "description", "target_base_url"]
@@ -226,6 +372,7 @@ class LoadTestDefinitionAdmin(admin.ModelAdmin):
     actions = ["run_now"]
     fieldsets = [
         (None, {"fields": ["name", "description", "target_base_url", "tags"]}),
+        ("Mode", {"fields": ["mode", ("data_set", "data_order")]}),
         (
             "Load",
             {
@@ -242,7 +389,7 @@ class LoadTestDefinitionAdmin(admin.ModelAdmin):
             "Pass/fail",
             {
                 "fields": [
-                    ("threshold_p95_ms", "threshold_p99_ms"),
+                    ("threshold_p95_ms", "threshold_p99_ms", "threshold_iteration_p95_ms"),
                     ("threshold_error_rate_pct", "threshold_min_throughput_rps"),
                     "abort_error_rate_pct",
                     "baseline_run",
@@ -254,6 +401,62 @@ class LoadTestDefinitionAdmin(admin.ModelAdmin):
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[LoadTestDefinition]:
         return super().get_queryset(request).prefetch_related("tags")
+
+    def get_urls(self) -> list[URLPattern]:
+        own = [
+            path(
+                "<int:definition_id>/validate/",
+                self.admin_site.admin_view(self.validate_view),
+                name="loadtests_loadtestdefinition_validate",
+            ),
+            path(
+                "<int:definition_id>/try-once/",
+                self.admin_site.admin_view(self.try_once_view),
+                name="loadtests_loadtestdefinition_try_once",
+            ),
+        ]
+        return own + super().get_urls()
+
+    def _checked_page(
+        self, request: HttpRequest, definition: LoadTestDefinition, title: str, **context: Any
+    ) -> HttpResponse:
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.model._meta,
+            "original": definition,
+            "definition": definition,
+            "title": f"{title}: {definition.name}",
+            "change_url": reverse(
+                "admin:loadtests_loadtestdefinition_change", args=[definition.pk]
+            ),
+            **context,
+        }
+        return render(request, "loadtests/admin/definition_check.html", context)
+
+    def validate_view(self, request: HttpRequest, definition_id: int) -> HttpResponse:
+        """Compile every template of the saved definition and list the problems by step."""
+        return require_POST(self._validate)(request, definition_id)
+
+    def _validate(self, request: HttpRequest, definition_id: int) -> HttpResponse:
+        if not request.user.has_perm("loadtests.change_loadtestdefinition"):
+            raise PermissionDenied
+        definition = get_object_or_404(LoadTestDefinition, pk=definition_id)
+        report = flowcheck.validation_report(definition)
+        return self._checked_page(request, definition, "Validate", validated=True, report=report)
+
+    def try_once_view(self, request: HttpRequest, definition_id: int) -> HttpResponse:
+        """Run one iteration against the target and show every request and response."""
+        return require_POST(self._try_once)(request, definition_id)
+
+    def _try_once(self, request: HttpRequest, definition_id: int) -> HttpResponse:
+        if not request.user.has_perm("loadtests.add_loadtestrun"):
+            raise PermissionDenied
+        definition = get_object_or_404(LoadTestDefinition, pk=definition_id)
+        try:
+            exchanges = flowcheck.try_once(definition)
+        except flowcheck.TryRefused as exc:
+            return self._checked_page(request, definition, "Try once", refused=str(exc))
+        return self._checked_page(request, definition, "Try once", exchanges=exchanges)
 
     @admin.display(description="users / rate")
     def level(self, obj: LoadTestDefinition) -> str:

@@ -97,7 +97,8 @@ def distribution_points(
 
 
 STEP_COLUMN_ORDER = (
-    "step", "requests", "errors", "p50_ms", "p90_ms", "p95_ms", "p99_ms", "max_ms", "mean_ms",
+    "step", "requests", "attempts", "polls_exhausted", "errors", "p50_ms", "p90_ms", "p95_ms",
+    "p99_ms", "max_ms", "mean_ms",
 )  # fmt: skip
 
 

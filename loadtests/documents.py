@@ -13,6 +13,7 @@ wherever a run's config is read.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import re
@@ -21,12 +22,20 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import transaction
 
-from loadtests import secrets
+from loadtests import datasets, secrets
 from loadtests.engine.config import EngineConfig, document_field
-from loadtests.models import LoadTestDefinition, LoadTestStage, LoadTestStep, Tag
+from loadtests.models import (
+    DataSet,
+    LoadTestDefinition,
+    LoadTestStage,
+    LoadTestStep,
+    Mode,
+    Tag,
+)
 from loadtests.validators import parse_status_codes, validate_target_url
 
 VERSION = 1
@@ -45,15 +54,29 @@ THRESHOLD_FIELDS = {
     "p99_ms": "threshold_p99_ms",
     "error_rate_pct": "threshold_error_rate_pct",
     "min_throughput_rps": "threshold_min_throughput_rps",
+    "iteration_p95_ms": "threshold_iteration_p95_ms",
 }
 STEP_FIELDS = (
     "name", "method", "path", "headers", "secret_headers", "body", "weight",
-    "expected_statuses", "check_type", "check_path", "check_value",
+    "expected_statuses", "check_type", "check_path", "check_value", "extract", "poll",
 )  # fmt: skip
 STAGE_FIELDS = ("duration_s", "target")
+DATA_SET_FIELDS = ("name", "sha256", "order")
+POLL_FIELDS = ("until_path", "until_value", "max_attempts", "interval_s")
+# Document poll key -> step field.
+POLL_STEP_FIELDS = {
+    "until_path": "poll_until_path",
+    "until_value": "poll_until_value",
+    "max_attempts": "poll_max_attempts",
+    "interval_s": "poll_interval_s",
+}
 TOP_FIELDS = frozenset(
-    {"version", "name", "description", "steps", "stages", "thresholds", "tags", *LOAD_FIELDS}
-)
+    {"version", "name", "description", "mode", "data_set", "steps", "stages", "thresholds",
+     "tags", *LOAD_FIELDS}
+)  # fmt: skip
+# Expected statuses of a step that names none: requests mode keeps what documents always
+# meant ([200]); a flow step takes any of 200-399 ([]), as k6 and Locust count success.
+DEFAULT_STATUSES = {Mode.REQUESTS: [200], Mode.FLOW: []}
 # k6 style: "${API_TOKEN}" in a header value or the target's URL is read from the environment
 # at import; "${TARGET_PORT:-8001}" gives a default for an unset variable, as shells do.
 PLACEHOLDER = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
@@ -87,11 +110,25 @@ def _step_dict(step: LoadTestStep) -> dict[str, Any]:
         "secret_headers": list(step.secret_headers or []),
         "body": step.body or None,
         "weight": step.weight,
-        "expected_statuses": list(parse_status_codes(step.expected_statuses)),
+        "expected_statuses": _statuses(step.expected_statuses),
         "check_type": step.check_type,
         "check_path": step.check_path,
         "check_value": step.check_value,
+        "extract": list(step.extract or []),
+        "poll": step.poll,
     }
+
+
+def _statuses(text: str) -> list[int]:
+    # Empty: any of 200-399.
+    return list(parse_status_codes(text)) if text.strip() else []
+
+
+def _data_set_dict(definition: LoadTestDefinition) -> dict[str, Any] | None:
+    data_set = definition.data_set if definition.data_set_id else None
+    if data_set is None:
+        return None
+    return {"name": data_set.name, "sha256": data_set.sha256, "order": definition.data_order}
 
 
 def _document(
@@ -104,6 +141,8 @@ def _document(
         "version": VERSION,
         "name": definition.name,
         "description": definition.description,
+        "mode": definition.mode,
+        "data_set": _data_set_dict(definition),
     }
     document.update({name: getattr(definition, name) for name in LOAD_FIELDS})
     document["target_base_url"] = definition.target_base_url.rstrip("/")
@@ -178,6 +217,7 @@ def upgrade(config: Mapping[str, Any] | None) -> dict[str, Any]:
         return config
     document: dict[str, Any] = {"version": VERSION, "name": config.get("name", "")}
     document["description"] = config.get("description", "")
+    document["mode"], document["data_set"] = Mode.REQUESTS, None
     defaults = {"verify_tls": True, "follow_redirects": False, "abort_error_rate_pct": None}
     for name in LOAD_FIELDS:
         document[name] = config.get(name, defaults.get(name, 0))
@@ -195,6 +235,7 @@ def _upgraded_step(step: Mapping[str, Any]) -> dict[str, Any]:
     defaults: dict[str, Any] = {
         "headers": {}, "secret_headers": [], "body": None, "weight": 1,
         "expected_statuses": [200], "check_type": "", "check_path": "", "check_value": "",
+        "extract": [], "poll": None,
     }  # fmt: skip
     return {name: step.get(name, defaults.get(name)) for name in STEP_FIELDS}
 
@@ -202,22 +243,68 @@ def _upgraded_step(step: Mapping[str, Any]) -> dict[str, Any]:
 # -- document -> engine ------------------------------------------------------------------------
 
 
-def engine_config_from(document: Mapping[str, Any]) -> EngineConfig:
-    """The engine's config for a run's document (or an old frozen config)."""
-    return EngineConfig.from_dict(upgrade(document))
+def engine_config_from(
+    document: Mapping[str, Any], data_set: DataSet | None = None, *, rows: bool = False
+) -> EngineConfig:
+    """The engine's config for a run's document (or an old frozen config). With `data_set`,
+    its columns (for checking `{{ row.x }}`) and, with `rows`, its rows and order."""
+    document = upgrade(document)
+    config = EngineConfig.from_dict(document)
+    if data_set is None or not hasattr(config, "data_columns"):
+        return config
+    data: dict[str, Any] = {"data_columns": tuple(data_set.columns)}
+    if rows:
+        data["data_rows"] = data_set.rows()
+        data["data_order"] = (document.get("data_set") or {}).get("order") or "sequential"
+    return dataclasses.replace(config, **data)
+
+
+def data_set_of(document: Mapping[str, Any]) -> DataSet | None:
+    """The data set a document names, None when it names none; raises RunRefused when it
+    names one that does not exist."""
+    named = upgrade(document).get("data_set")
+    if not isinstance(named, Mapping):
+        return None
+    data_set = DataSet.objects.filter(name=named.get("name")).first()
+    if data_set is None:
+        raise RunRefused({"data_set.name": [_unknown_data_set(named.get("name"))]})
+    return data_set
+
+
+def _unknown_data_set(name: Any) -> str:
+    return f"There is no data set {name!r}; upload it in the admin (Load tests › Data sets)."
+
+
+def run_engine_config(document: Mapping[str, Any]) -> EngineConfig:
+    """What a worker runs: the engine config with the data set's rows, once its file is
+    checked to be the one the run was frozen with; raises RunRefused naming the data set."""
+    data_set = data_set_of(document)
+    frozen = (upgrade(document).get("data_set") or {}).get("sha256")
+    if data_set is not None and frozen and data_set.sha256 != frozen:
+        raise RunRefused(
+            {"data_set": [f"The data set {data_set.name!r} changed since this run was "
+                          f"queued (sha256 {frozen[:12]}… then, {data_set.sha256[:12]}… now); "
+                          "start a new run to use the new file."]}
+        )  # fmt: skip
+    return engine_config_from(document, data_set, rows=True)
 
 
 def config_problems(document: Mapping[str, Any]) -> dict[str, list[str]]:
     """Everything wrong with a document by the engine's rules, by field in the document's
-    names (`rate_rps`, `steps[2].path`); empty when it can run. The allow-list is the one
-    rule only Django knows."""
+    names (`rate_rps`, `steps[2].path`); empty when it can run. The allow-list and the data
+    sets are the rules only Django knows."""
     document = upgrade(document)
     problems: dict[str, list[str]] = {}
     try:
         validate_target_url(document["target_base_url"])
     except ValidationError as exc:
         problems["target_base_url"] = list(exc.messages)
-    for name, message in engine_config_from(document).validate():
+    try:
+        data_set = data_set_of(document)
+    except RunRefused as exc:
+        problems.update(exc.message_dict)
+        data_set = None
+    for name, message in engine_config_from(document, data_set).validate():
         _add(problems, document_field(name), [message])
     return problems
 
@@ -280,7 +367,7 @@ def apply_document(
     if definition is None:
         definition = LoadTestDefinition.objects.filter(name=document["name"]).first()
     before = freeze_definition(definition) if definition is not None else None
-    document = _with_environment(document, before, os.environ if environ is None else environ)
+    document = _with_environment(document, before, _environment() if environ is None else environ)
     built = _build(document, definition)
     after = _document(built.definition, built.steps, built.stages, built.tags)
     if before is None:
@@ -309,6 +396,7 @@ def shape_problems(document: Any) -> dict[str, list[str]]:
         _add(problems, name, ["Not a field of a load-test document."])
     _list_problems(problems, document, "steps", STEP_FIELDS)
     _list_problems(problems, document, "stages", STAGE_FIELDS)
+    _data_set_shape(problems, document.get("data_set"))
     thresholds = document.get("thresholds", {})
     if not isinstance(thresholds, Mapping):
         _add(problems, "thresholds", ['Thresholds are an object, e.g. {"p95_ms": 200}.'])
@@ -337,13 +425,46 @@ def _list_problems(
     if key == "steps":
         for index, item in enumerate(items):
             statuses = item.get("expected_statuses", [200]) if isinstance(item, Mapping) else []
-            whole = all(isinstance(c, int) and not isinstance(c, bool) for c in statuses or [0.5])
+            whole = all(isinstance(c, int) and not isinstance(c, bool) for c in statuses)
             if not isinstance(statuses, list) or not whole:
                 _add(
                     problems,
                     f"steps[{index}].expected_statuses",
-                    ["Give a list of status codes, e.g. [200, 201]."],
+                    ["Give a list of status codes, e.g. [200, 201], or [] for any of 200-399."],
                 )
+            if isinstance(item, Mapping):
+                _poll_shape(problems, index, item.get("poll"))
+
+
+def _poll_shape(problems: dict[str, list[str]], index: int, poll: Any) -> None:
+    if poll is None:
+        return
+    where = f"steps[{index}].poll"
+    if not isinstance(poll, Mapping):
+        _add(problems, where, ['A poll is null or {"until_path": "$.status", "until_value": '
+                               '"done", "max_attempts": 20, "interval_s": 0.5}.'])  # fmt: skip
+        return
+    for name in sorted(set(poll) - set(POLL_FIELDS)):
+        _add(problems, f"{where}.{name}", [f"Use {', '.join(POLL_FIELDS)}."])
+    if not isinstance(poll.get("until_path"), str) or not poll["until_path"].strip():
+        _add(problems, f"{where}.until_path", ["Give the JSON path to poll, e.g. $.status."])
+    if not isinstance(poll.get("until_value", ""), str):
+        _add(problems, f"{where}.until_value", ['Give the value as text, e.g. "done".'])
+
+
+def _data_set_shape(problems: dict[str, list[str]], data_set: Any) -> None:
+    if data_set is None:
+        return
+    if not isinstance(data_set, Mapping):
+        _add(problems, "data_set", ['A data set is null or {"name": "...", "order": '
+                                    '"sequential"}.'])  # fmt: skip
+        return
+    for name in sorted(set(data_set) - set(DATA_SET_FIELDS)):
+        _add(problems, f"data_set.{name}", [f"Use {', '.join(DATA_SET_FIELDS)}."])
+    if not isinstance(data_set.get("name"), str) or not data_set["name"]:
+        _add(problems, "data_set.name", ["Give the data set's name."])
+    if data_set.get("order", "sequential") not in datasets.ORDERS:
+        _add(problems, "data_set.order", [f"Use one of {', '.join(datasets.ORDERS)}."])
 
 
 def _with_environment(
@@ -385,6 +506,18 @@ def _with_environment(
     return document
 
 
+def _environment() -> dict[str, str]:
+    """The process environment over the settings a placeholder may read
+    (LOADTEST_PLACEHOLDER_SETTINGS), so `${EMISSIONS_API_TOKEN}` finds the token `make run`
+    generated into var/ without it ever being printed or exported."""
+    values = {
+        name: value
+        for name in settings.LOADTEST_PLACEHOLDER_SETTINGS
+        if isinstance(value := getattr(settings, name, None), str) and value
+    }
+    return {**values, **os.environ}
+
+
 def _resolve(value: str, environ: Mapping[str, str]) -> tuple[str, list[str]]:
     missing: list[str] = []
 
@@ -422,13 +555,15 @@ def _build(document: Mapping[str, Any], existing: LoadTestDefinition | None) -> 
     )
     definition.name = document["name"]
     definition.description = document.get("description") or ""
+    definition.mode = document.get("mode") or Mode.REQUESTS
+    problems: dict[str, list[str]] = {}
+    _set_data_set(definition, document.get("data_set"), problems)
     for name in LOAD_FIELDS:
         definition_value = document.get(name, _model_default(LoadTestDefinition, name))
         setattr(definition, name, definition_value)
     thresholds = document.get("thresholds") or {}
     for name, field_name in THRESHOLD_FIELDS.items():
         setattr(definition, field_name, thresholds.get(name))
-    problems: dict[str, list[str]] = {}
     _clean(definition, problems, "", exclude=())
     steps = [_step(definition, index, item, problems) for index, item in _items(document, "steps")]
     stages = [
@@ -456,6 +591,20 @@ def _build(document: Mapping[str, Any], existing: LoadTestDefinition | None) -> 
     return _Built(definition, steps, stages, tags)
 
 
+def _set_data_set(
+    definition: LoadTestDefinition, named: Any, problems: dict[str, list[str]]
+) -> None:
+    definition.data_set = None
+    definition.data_order = "sequential"
+    if not isinstance(named, Mapping):
+        return
+    definition.data_order = named.get("order") or "sequential"
+    data_set = DataSet.objects.filter(name=named.get("name")).first()
+    if data_set is None:
+        _add(problems, "data_set.name", [_unknown_data_set(named.get("name"))])
+    definition.data_set = data_set
+
+
 def _items(document: Mapping[str, Any], key: str) -> list[tuple[int, Mapping[str, Any]]]:
     return list(enumerate(document.get(key) or []))
 
@@ -463,14 +612,19 @@ def _items(document: Mapping[str, Any], key: str) -> list[tuple[int, Mapping[str
 def _step(
     definition: LoadTestDefinition, index: int, item: Mapping[str, Any], problems: dict
 ) -> LoadTestStep:
-    values = {
-        name: item[name] for name in STEP_FIELDS if name in item and name != "expected_statuses"
-    }
+    special = ("expected_statuses", "poll")
+    values = {name: item[name] for name in STEP_FIELDS if name in item and name not in special}
     values["body"] = values.get("body") or ""
+    values["extract"] = values.get("extract") or []
     for name in ("check_type", "check_path", "check_value"):
         values[name] = values.get(name) or ""
-    statuses = item.get("expected_statuses", [200])
+    statuses = item.get("expected_statuses", DEFAULT_STATUSES.get(definition.mode, [200]))
     values["expected_statuses"] = ",".join(str(code) for code in statuses)
+    poll = item.get("poll") if isinstance(item.get("poll"), Mapping) else {}
+    for name, field_name in POLL_STEP_FIELDS.items():
+        if name in poll:
+            values[field_name] = poll[name]
+    values["poll_until_value"] = str(values.get("poll_until_value") or "")
     step = LoadTestStep(order=index, **values)
     _clean(step, problems, f"steps[{index}].", exclude=("definition",))
     return step
@@ -491,7 +645,10 @@ def _document_path(field_name: str) -> str:
     for name, threshold_field in THRESHOLD_FIELDS.items():
         if field_name == threshold_field:
             return f"thresholds.{name}"
-    return field_name
+    for name, step_field in POLL_STEP_FIELDS.items():
+        if field_name == step_field:
+            return f"poll.{name}"
+    return {"data_set": "data_set.name", "data_order": "data_set.order"}.get(field_name, field_name)
 
 
 def _save(built: _Built) -> None:

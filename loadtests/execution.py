@@ -72,7 +72,11 @@ def _execute_claimed(run: LoadTestRun, progress: ProgressCallback | None) -> Loa
     if problems:
         return _finish_error(run, documents.problems_text(documents.RunRefused(problems)))
     try:
-        result = _drive_engine(run, documents.engine_config_from(document), progress)
+        config = documents.run_engine_config(document)
+    except documents.RunRefused as exc:
+        return _finish_error(run, documents.problems_text(exc))
+    try:
+        result = _drive_engine(run, config, progress)
     except Exception as exc:
         log.exception("run %s failed", run.pk)
         return _finish_error(run, f"{type(exc).__name__}: {exc}")
@@ -164,10 +168,21 @@ def store_interval(
         if not LoadTestRun.objects.filter(pk=run.pk, status=RunStatus.RUNNING).update(
             requests=F("requests") + snapshot.requests,
             errors=F("errors") + snapshot.errors,
+            iterations=F("iterations") + _iterations(snapshot)[0],
+            iterations_failed=F("iterations_failed") + _iterations(snapshot)[1],
             heartbeat_at=timezone.now(),
         ):
             return None
         return _create_interval(run, snapshot, run_started, service)
+
+
+def _iterations(snapshot: IntervalSnapshot) -> tuple[int, int, str]:
+    # Requests-mode snapshots (and engines before flow mode) carry no iteration figures.
+    return (
+        getattr(snapshot, "iterations", 0) or 0,
+        getattr(snapshot, "iterations_failed", 0) or 0,
+        getattr(snapshot, "iteration_hist", "") or "",
+    )
 
 
 def _create_interval(
@@ -195,6 +210,9 @@ def _create_interval(
         latency_histogram=snapshot.latency_hist if snapshot.requests else "",
         service_histogram=snapshot.service_hist if snapshot.requests else "",
         errors_by_class=dict(snapshot.errors_by_class),
+        iterations=_iterations(snapshot)[0],
+        iterations_failed=_iterations(snapshot)[1],
+        iteration_histogram=_iterations(snapshot)[2],
         cpu_pct=snapshot.cpu_pct,
         loop_lag_ms=snapshot.loop_lag_ms,
     )
@@ -223,6 +241,16 @@ def _apply_summary(
     run.service_histogram = service.encode() if service.total_count else ""
 
 
+def _apply_iterations(
+    run: LoadTestRun, iteration: Histogram | None, iterations: int, failed: int
+) -> None:
+    run.iterations, run.iterations_failed = iterations, failed
+    figures = reports.iteration_summary(iteration)
+    for name in ("p50", "p95", "p99"):
+        setattr(run, f"iteration_{name}_ms", figures.get(f"{name}_ms"))
+    run.iteration_histogram = iteration.encode() if iteration and iteration.total_count else ""
+
+
 def finalise(run: LoadTestRun, result: RunResult) -> LoadTestRun:
     run.refresh_from_db()
     if run.status != RunStatus.RUNNING:
@@ -234,6 +262,12 @@ def finalise(run: LoadTestRun, result: RunResult) -> LoadTestRun:
         requests=result.requests,
         errors=result.errors,
         duration_s=result.duration_s,
+    )
+    _apply_iterations(
+        run,
+        getattr(result, "iteration", None),
+        getattr(result, "iterations", 0) or 0,
+        getattr(result, "iterations_failed", 0) or 0,
     )
     # A target may echo a secret header into an error message: keep only the mask.
     secrets_shown = secrets.secret_values(run.config)
@@ -248,6 +282,7 @@ def finalise(run: LoadTestRun, result: RunResult) -> LoadTestRun:
         "latency_p99_ms": run.latency_p99_ms,
         "error_rate_pct": run.error_rate_pct,
         "throughput_rps": run.throughput_rps,
+        "iteration_p95_ms": run.iteration_p95_ms,
     }
     thresholds = documents.upgrade(run.config)["thresholds"]
     run.threshold_results = reports.evaluate_thresholds(thresholds, summary)
@@ -397,6 +432,12 @@ def _summarise_recorded(run: LoadTestRun) -> int:
         requests=sum(i.requests for i in intervals),
         errors=sum(i.errors for i in intervals),
         duration_s=sum(i.length_s for i in intervals),
+    )
+    _apply_iterations(
+        run,
+        reports.merged_iterations(intervals),
+        sum(i.iterations for i in intervals),
+        sum(i.iterations_failed for i in intervals),
     )
     run.errors_by_class = reports.merged_errors(intervals)
     return len(intervals)

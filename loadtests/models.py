@@ -8,17 +8,20 @@ from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.urls import reverse
 
-from loadtests import tokens
+from loadtests import datasets, tokens
 from loadtests.engine.config import (
     CONNECTIONS_RULE,
     DURATION_RULE,
     MAX_CONNECTIONS,
     MAX_DURATION_S,
+    MAX_POLL_ATTEMPTS,
+    MAX_POLL_INTERVAL_S,
     MAX_RATE,
     MAX_TIMEOUT_S,
     MAX_USERS,
     MAX_WEIGHT,
     MIN_TIMEOUT_S,
+    POLL_RULE,
     RATE_RULE,
     TIMEOUT_RULE,
     USERS_RULE,
@@ -27,6 +30,7 @@ from loadtests.engine.config import (
 from loadtests.secrets import secret_header_problems
 from loadtests.validators import (
     HTTP_METHODS,
+    validate_extractions,
     validate_headers,
     validate_status_codes,
     validate_step_path,
@@ -58,6 +62,62 @@ class LoadModel(models.TextChoices):
     OPEN = "open", "open (arrival rate)"
 
 
+class Mode(models.TextChoices):
+    REQUESTS = "requests", "requests (weighted independent steps)"
+    FLOW = "flow", "flow (steps top to bottom, once per iteration)"
+
+
+class DataOrder(models.TextChoices):
+    SEQUENTIAL = "sequential", "sequential (shared, wrapping around)"
+    RANDOM = "random", "random"
+    UNIQUE = "unique", "unique (each row once; the run ends when they run out)"
+
+
+# What a polled step does when its attempts or interval are left empty (the engine's Poll).
+DEFAULT_POLL_ATTEMPTS = 20
+DEFAULT_POLL_INTERVAL_S = 0.5
+
+
+class DataSet(models.Model):
+    """A CSV file whose rows feed a flow's `{{ row.column }}`. The text lives in the row, not
+    on a disk, so that a worker on any host reads it; `sha256` is of the file as uploaded,
+    and a run's frozen config records it (loadtests/datasets.py checks uploads)."""
+
+    name = models.SlugField(max_length=100, unique=True)
+    description = models.TextField(blank=True)
+    csv_text = models.TextField(editable=False)
+    columns = models.JSONField(default=list, editable=False)
+    row_count = models.PositiveIntegerField(default=0, editable=False)
+    size_bytes = models.PositiveIntegerField(default=0, editable=False)
+    sha256 = models.CharField(max_length=64, editable=False)
+    uploaded_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        editable=False,
+    )
+    uploaded_at = models.DateTimeField(null=True, blank=True, editable=False)
+
+    class Meta:
+        ordering = ["name"]
+        verbose_name = "data set"
+
+    def __str__(self) -> str:
+        return self.name
+
+    def set_file(self, parsed: datasets.ParsedDataSet) -> None:
+        self.csv_text = parsed.text
+        self.columns = list(parsed.columns)
+        self.row_count = parsed.row_count
+        self.size_bytes = parsed.size_bytes
+        self.sha256 = parsed.sha256
+
+    def rows(self) -> tuple[dict[str, str], ...]:
+        return datasets.rows_of(self.csv_text)
+
+
 class LoadTestDefinition(models.Model):
     name = models.CharField(max_length=100, unique=True)
     description = models.TextField(blank=True)
@@ -66,6 +126,24 @@ class LoadTestDefinition(models.Model):
         max_length=300,
         validators=[validate_target_url],
         help_text="Scheme and host (and port), e.g. http://127.0.0.1:8001. Must be allow-listed.",
+    )
+    mode = models.CharField(
+        max_length=10,
+        choices=Mode.choices,
+        default=Mode.REQUESTS,
+        help_text="requests: weighted independent steps (the fast path); flow: the steps in "
+        "order, once per iteration, with extraction, polling and a cookie jar per user.",
+    )
+    data_set = models.ForeignKey(
+        DataSet,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="definitions",
+        help_text="Its rows feed {{ row.column }} in the steps.",
+    )
+    data_order = models.CharField(
+        max_length=10, choices=DataOrder.choices, default=DataOrder.SEQUENTIAL
     )
     load_model = models.CharField(
         max_length=10, choices=LoadModel.choices, default=LoadModel.CLOSED
@@ -121,6 +199,13 @@ class LoadTestDefinition(models.Model):
     )
     threshold_p99_ms = models.FloatField(
         "p99 limit (ms)", null=True, blank=True, validators=[positive]
+    )
+    threshold_iteration_p95_ms = models.FloatField(
+        "iteration p95 limit (ms)",
+        null=True,
+        blank=True,
+        validators=[positive],
+        help_text="Flow mode: the whole journey's p95.",
     )
     threshold_error_rate_pct = models.FloatField(
         "error rate limit (%)",
@@ -206,14 +291,49 @@ class LoadTestStep(models.Model):
     expected_statuses = models.CharField(
         max_length=100,
         default="200",
+        blank=True,
         validators=[validate_status_codes],
-        help_text="Comma-separated, e.g. 200,201.",
+        help_text="Comma-separated, e.g. 200,201; empty: any of 200-399.",
     )
     check_type = models.CharField(max_length=12, choices=Check.choices, blank=True, default="")
     check_path = models.CharField(
         "JSON field", max_length=200, blank=True, help_text="Dotted path, e.g. data.status"
     )
     check_value = models.CharField(max_length=500, blank=True)
+    extract = models.JSONField(
+        default=list,
+        blank=True,
+        validators=[validate_extractions],
+        help_text="Flow mode: variables taken from the response, for later steps.",
+    )
+    poll_until_path = models.CharField(
+        "poll until JSON path",
+        max_length=200,
+        blank=True,
+        help_text="Flow mode: repeat the step until this JSON path (e.g. $.status) has the "
+        "value below. Empty: no polling.",
+    )
+    poll_until_value = models.CharField("poll until value", max_length=500, blank=True)
+    poll_max_attempts = models.PositiveIntegerField(
+        "poll attempts",
+        null=True,
+        blank=True,
+        validators=[
+            MinValueValidator(1, POLL_RULE),
+            MaxValueValidator(MAX_POLL_ATTEMPTS, POLL_RULE),
+        ],
+        help_text=f"Default {DEFAULT_POLL_ATTEMPTS}.",
+    )
+    poll_interval_s = models.FloatField(
+        "poll interval (s)",
+        null=True,
+        blank=True,
+        validators=[
+            MinValueValidator(0, POLL_RULE),
+            MaxValueValidator(MAX_POLL_INTERVAL_S, POLL_RULE),
+        ],
+        help_text=f"Default {DEFAULT_POLL_INTERVAL_S:g}.",
+    )
 
     class Meta:
         ordering = ["order", "id"]
@@ -234,6 +354,25 @@ class LoadTestStep(models.Model):
         secret_problems = secret_header_problems(self.secret_headers, self.headers)
         if secret_problems:
             raise ValidationError({"secret_headers": secret_problems})
+        polled = self.poll_max_attempts is not None or self.poll_interval_s is not None
+        if (polled or self.poll_until_value) and not self.poll_until_path.strip():
+            raise ValidationError(
+                {"poll_until_path": "Give the JSON path to poll, e.g. $.status (or clear the "
+                 "other poll fields)."}
+            )  # fmt: skip
+
+    @property
+    def poll(self) -> dict[str, Any] | None:
+        """The step's poll in the document's shape, None when it does not poll."""
+        if not self.poll_until_path.strip():
+            return None
+        attempts, interval = self.poll_max_attempts, self.poll_interval_s
+        return {
+            "until_path": self.poll_until_path.strip(),
+            "until_value": self.poll_until_value,
+            "max_attempts": DEFAULT_POLL_ATTEMPTS if attempts is None else attempts,
+            "interval_s": DEFAULT_POLL_INTERVAL_S if interval is None else interval,
+        }
 
 
 class LoadTestStage(models.Model):
@@ -329,6 +468,12 @@ class LoadTestRun(models.Model):
     service_p999_ms = models.FloatField("service time p999 (ms)", null=True, blank=True)
     latency_histogram = models.TextField(blank=True, help_text="HdrHistogram V2, compressed base64")
     service_histogram = models.TextField(blank=True)
+    iterations = models.BigIntegerField(default=0, help_text="Flow mode: iterations completed.")
+    iterations_failed = models.BigIntegerField(default=0)
+    iteration_p50_ms = models.FloatField("iteration p50 (ms)", null=True, blank=True)
+    iteration_p95_ms = models.FloatField("iteration p95 (ms)", null=True, blank=True)
+    iteration_p99_ms = models.FloatField("iteration p99 (ms)", null=True, blank=True)
+    iteration_histogram = models.TextField(blank=True)
     errors_by_class = models.JSONField(default=dict, blank=True)
     steps_summary = models.JSONField(default=dict, blank=True)
     health = models.JSONField(default=dict, blank=True)
@@ -383,6 +528,9 @@ class RunInterval(models.Model):
     latency_histogram = models.TextField(blank=True)
     service_histogram = models.TextField(blank=True)
     errors_by_class = models.JSONField(default=dict, blank=True)
+    iterations = models.PositiveIntegerField(default=0)
+    iterations_failed = models.PositiveIntegerField(default=0)
+    iteration_histogram = models.TextField(blank=True, help_text="Flow mode: whole journeys.")
     cpu_pct = models.FloatField(null=True)
     loop_lag_ms = models.FloatField(null=True)
 

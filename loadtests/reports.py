@@ -46,6 +46,25 @@ def merged_errors(intervals: Iterable[RunInterval]) -> dict[str, dict[str, Any]]
     return totals
 
 
+def merged_iterations(intervals: Iterable[RunInterval]) -> Histogram | None:
+    """The whole journeys of stored seconds (flow mode); None when none recorded any."""
+    encoded = [i.iteration_histogram for i in intervals if i.iteration_histogram]
+    if not encoded:
+        return None
+    merged = Histogram()
+    for text in encoded:
+        merged.merge(Histogram.decode(text))
+    return merged
+
+
+def iteration_summary(histogram: Histogram | None) -> dict[str, float]:
+    """p50/p95/p99 (ms) of the whole journeys; empty without any."""
+    if histogram is None or histogram.total_count == 0:
+        return {}
+    figures = summary_ms(histogram)
+    return {f"{name}_ms": figures[name] for name in ("p50", "p95", "p99")}
+
+
 # Without an explicit error-rate threshold, a run with more errors than this fails: a run
 # that mostly failed must never read as passed.
 DEFAULT_ERROR_RATE_LIMIT_PCT = 5.0
@@ -56,6 +75,7 @@ THRESHOLD_CHECKS = (
     ("p99_ms", "p99 latency (ms)", "latency_p99_ms", "max"),
     ("error_rate_pct", "error rate (%)", "error_rate_pct", "max"),
     ("min_throughput_rps", "throughput (req/s)", "throughput_rps", "min"),
+    ("iteration_p95_ms", "iteration p95 (ms)", "iteration_p95_ms", "max"),
 )
 
 
@@ -157,6 +177,13 @@ def summary_dict(run: LoadTestRun) -> dict[str, Any]:
         "throughput_rps": run.throughput_rps,
         "latency_ms": run.percentiles("latency"),
         "service_time_ms": run.percentiles("service"),
+        "iterations": {
+            "count": run.iterations,
+            "failed": run.iterations_failed,
+            "p50_ms": run.iteration_p50_ms,
+            "p95_ms": run.iteration_p95_ms,
+            "p99_ms": run.iteration_p99_ms,
+        },
         "errors_by_class": run.errors_by_class,
         "steps": run.steps_summary,
         "thresholds": run.threshold_results,
@@ -176,7 +203,7 @@ INTERVAL_COLUMNS = (
     "index", "started_at", "length_s", "requests", "errors", "achieved_rps", "target",
     "active_users", "in_flight", "late_starts", "latency_p50_ms", "latency_p95_ms",
     "latency_p99_ms", "latency_max_ms", "service_p50_ms", "service_p95_ms", "service_p99_ms",
-    "cpu_pct", "loop_lag_ms",
+    "cpu_pct", "loop_lag_ms", "iterations", "iterations_failed",
 )  # fmt: skip
 
 

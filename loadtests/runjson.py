@@ -16,7 +16,8 @@ from loadtests.models import LoadTestRun, RunStatus
 JSON_KEYS = (
     "id", "name", "status", "status_reason", "trigger", "passed", "started_at", "finished_at",
     "duration_s", "requests", "errors", "error_rate_pct", "throughput_rps", "latency_ms",
-    "service_time_ms", "errors_by_class", "steps", "thresholds", "health", "valid",
+    "service_time_ms", "iterations", "errors_by_class", "steps", "thresholds", "health",
+    "valid",
 )  # fmt: skip
 
 

@@ -19,6 +19,7 @@ from loadtests.engine.config import (
     path_problem,
     url_problem,
 )
+from loadtests.engine.templates import has_template, render_placeholder
 
 # The engine's methods, in the order the admin has always offered them (a migration holds
 # the choices): GET and HEAD first, then the rest as the engine lists them.
@@ -53,6 +54,10 @@ def validate_target_url(url: str) -> None:
 
 
 def validate_step_path(path: str) -> None:
+    # A `{{ ... }}` template is the engine's to compile (EngineConfig.validate); the rest of
+    # the path must be a request target as before.
+    if isinstance(path, str) and has_template(path):
+        path = render_placeholder(path)
     problem = path_problem(path)
     if problem:
         raise ValidationError(problem, code="invalid_path")
@@ -88,3 +93,24 @@ def validate_headers(value: object) -> None:
     ]
     if problems:
         raise ValidationError(problems, code="invalid_header")
+
+
+def extraction_problems(value: object) -> list[str]:
+    """Why `value` cannot be stored as a step's extractions: a list of {"variable", "from",
+    "expression"} texts. What each may say is the engine's rule (EngineConfig.validate)."""
+    if not isinstance(value, list):
+        return ['Give a list of extractions, e.g. [{"variable": "id", "from": "json", '
+                '"expression": "$.id"}].']  # fmt: skip
+    return [
+        f"Extraction {index}: give exactly variable, from and expression, each as text."
+        for index, item in enumerate(value, start=1)
+        if not isinstance(item, dict)
+        or set(item) != {"variable", "from", "expression"}
+        or not all(isinstance(text, str) for text in item.values())
+    ]
+
+
+def validate_extractions(value: object) -> None:
+    problems = extraction_problems(value)
+    if problems:
+        raise ValidationError(problems, code="invalid_extraction")

@@ -357,6 +357,11 @@ OFFGRIDPERF_BASE_URL = env_str(
 )
 # A queued run that no worker takes within this many seconds ends as `error`.
 LOADTEST_QUEUE_TIMEOUT_S = env_int("LOADTEST_QUEUE_TIMEOUT_S", 120, minimum=1, maximum=7 * 86400)
+# Flow mode: the largest CSV data set the admin accepts (MB); the rows live in the database.
+LOADTEST_DATASET_MAX_MB = env_int("LOADTEST_DATASET_MAX_MB", 10, minimum=1, maximum=1024)
+# Settings a document's `${NAME}` placeholder may read when the environment has no NAME, so
+# that `make run` imports the reference flow with the emissions token it generated.
+LOADTEST_PLACEHOLDER_SETTINGS = env_list("LOADTEST_PLACEHOLDER_SETTINGS", ["EMISSIONS_API_TOKEN"])
 # The index advisor keeps a hypothetical index only when the planner's cost falls this much (%).
 QUERYOPT_MIN_COST_SAVING_PCT = env_float(
     "QUERYOPT_MIN_COST_SAVING_PCT", 50.0, minimum=1, maximum=100

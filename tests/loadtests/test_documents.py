@@ -84,6 +84,7 @@ def shapes(target_url: str) -> dict[str, dict[str, Any]]:
                 "p99_ms": 500,
                 "error_rate_pct": 1,
                 "min_throughput_rps": 10,
+                "iteration_p95_ms": 2000,
             },
             abort_error_rate_pct=None,
             follow_redirects=True,
