@@ -62,7 +62,7 @@ PYSPY_GOAL_PCT = 1.0
 MONITOR_GOAL_PCT = 2.0
 
 # A slice: the target to load, and what to attach to it while the load runs.
-Attach = Callable[["Target", list[str]], contextlib.AbstractContextManager[None]]
+Attach = Callable[["Target", list[int]], contextlib.AbstractContextManager[None]]
 
 
 @dataclass
@@ -87,11 +87,12 @@ class Variant:
     target: str  # which target process: plain, agent, pyinstrument
     attach: Attach | None = None
     goal_pct: float | None = None
+    unit: str = ""  # what the attached tool takes: samples, readings
     rps: list[float] = field(default_factory=list)
     ratios: list[float] = field(default_factory=list)  # vs the adjacent baselines
     cpu_ratios: list[float] = field(default_factory=list)  # worker CPU per request, the same
-    busy_pct: list[float] = field(default_factory=list)
-    notes: list[str] = field(default_factory=list)
+    busy_deltas: list[float] = field(default_factory=list)  # points vs the adjacent baselines
+    taken: list[int] = field(default_factory=list)  # how many, per slice
 
     @property
     def overhead_pct(self) -> float:
@@ -216,7 +217,7 @@ def load(target: Target, seconds: float) -> Slice:
 
 def pyspy_attach(nonblocking: bool) -> Attach:
     @contextlib.contextmanager
-    def attach(target: Target, notes: list[str]) -> Iterator[None]:
+    def attach(target: Target, taken: list[int]) -> Iterator[None]:
         from profiling import pyspy, speedscope
 
         with tempfile.TemporaryDirectory(prefix="bench-pyspy-") as tmp:
@@ -245,13 +246,13 @@ def pyspy_attach(nonblocking: bool) -> Attach:
             if not output.exists():
                 raise RuntimeError(f"py-spy wrote no profile: {log.read_text()[-400:]}")
             samples = speedscope.sample_count(json.loads(output.read_text()))
-        notes.append(f"{samples} samples")
+        taken.append(samples)
 
     return attach
 
 
 @contextlib.contextmanager
-def monitor_attach(target: Target, notes: list[str]) -> Iterator[None]:
+def monitor_attach(target: Target, taken: list[int]) -> Iterator[None]:
     from profiling import monitor
 
     readings: list[Any] = []
@@ -275,7 +276,7 @@ def monitor_attach(target: Target, notes: list[str]) -> Iterator[None]:
     finally:
         stopped.set()
         thread.join(timeout=10)
-    notes.append(f"{len(readings)} readings")
+    taken.append(len(readings))
 
 
 def wait_for(ready: Callable[[], bool], proc: subprocess.Popen[Any] | None, what: str) -> None:
@@ -294,9 +295,11 @@ def wait_for(ready: Callable[[], bool], proc: subprocess.Popen[Any] | None, what
 
 def variants(with_agent: bool) -> list[Variant]:
     found = [
-        Variant("py-spy 100 Hz", "plain", pyspy_attach(False), PYSPY_GOAL_PCT),
-        Variant("py-spy 100 Hz nonblocking", "plain", pyspy_attach(True), PYSPY_GOAL_PCT),
-        Variant("memory monitor 100 ms", "plain", monitor_attach, MONITOR_GOAL_PCT),
+        Variant("py-spy 100 Hz", "plain", pyspy_attach(False), PYSPY_GOAL_PCT, "samples"),
+        Variant(
+            "py-spy 100 Hz nonblocking", "plain", pyspy_attach(True), PYSPY_GOAL_PCT, "samples"
+        ),
+        Variant("memory monitor 100 ms", "plain", monitor_attach, MONITOR_GOAL_PCT, "readings"),
         Variant("second plain target (A/A)", "control"),
         Variant("agent on", "agent"),
         Variant("pyinstrument per request", "pyinstrument"),
@@ -307,7 +310,7 @@ def variants(with_agent: bool) -> list[Variant]:
 def measure_slice(target: Target, variant: Variant | None) -> Slice:
     if variant is None or variant.attach is None:
         return load(target, SECONDS)
-    with variant.attach(target, variant.notes):
+    with variant.attach(target, variant.taken):
         return load(target, SECONDS)
 
 
@@ -320,7 +323,7 @@ def run(targets: dict[str, Target], measured: list[Variant]) -> list[Slice]:
             after = measure_slice(targets["plain"], None)
             before = baselines[-1]
             variant.rps.append(got.rps)
-            variant.busy_pct.append(got.busy_pct)
+            variant.busy_deltas.append(got.busy_pct - (before.busy_pct + after.busy_pct) / 2)
             variant.ratios.append(got.rps / ((before.rps + after.rps) / 2))
             variant.cpu_ratios.append(
                 got.cpu_us_per_request
@@ -366,36 +369,43 @@ def noise_floor(values: list[float]) -> str:
 def report(baselines: list[Slice], measured: list[Variant], targets: dict[str, Target]) -> int:
     raw = [b.rps for b in baselines]
     cpu = [b.cpu_us_per_request for b in baselines]
-    busy = statistics.median(b.busy_pct for b in baselines)
+    busy = [b.busy_pct for b in baselines]
+    busy_steps = [abs(b - a) for a, b in zip(busy, busy[1:], strict=False)]
     print(
         f"baseline (plain target, nothing attached), {len(baselines)} slices: median "
         f"{statistics.median(raw):,.1f} req/s, {statistics.median(cpu):,.0f} us CPU per request"
-        f", worker busy {busy:.1f}%"
-        f"\nnoise floor, adjacent baselines differ by a median {noise_floor(raw)} in req/s, "
-        f"{noise_floor(cpu)} in CPU per request"
+        f", worker busy {statistics.median(busy):.1f}%\nnoise floor, adjacent baselines "
+        f"differ by a median {noise_floor(raw)} in req/s, {noise_floor(cpu)} in CPU per "
+        f"request, {statistics.median(busy_steps):.1f} points (max {max(busy_steps):.1f}) in busy"
     )
+    rounds = {v.label: " ".join(f"{(1 - r) * 100:+.1f}" for r in v.ratios) for v in measured}
+    width = max(13, *(len(text) + 2 for text in rounds.values()))
     print(
-        f"\n{'variant':<27}{'req/s':>8}{'overhead':>10}  {'per round %':<26}{'verdict':<14}"
-        f"{'CPU/request':>12}{'busy':>7}"
+        f"\n{'variant':<27}{'req/s':>8}{'overhead':>10}  {'per round %':<{width}}"
+        f"{'verdict':<14}{'CPU/request':>12}{'busy':>8}"
     )
     for variant in measured:
-        rounds = " ".join(f"{(1 - r) * 100:+.1f}" for r in variant.ratios)
         print(
             f"{variant.label:<27}{statistics.median(variant.rps):>8,.1f}"
-            f"{variant.overhead_pct:>9.1f}%  {rounds:<26}"
+            f"{variant.overhead_pct:>9.1f}%  {rounds[variant.label]:<{width}}"
             f"{verdict(variant.overhead_pct, variant.goal_pct):<14}"
-            f"{variant.cpu_overhead_pct:>+11.1f}%{statistics.median(variant.busy_pct):>6.1f}%"
+            f"{variant.cpu_overhead_pct:>+11.1f}%"
+            f"{statistics.median(variant.busy_deltas):>+6.1f} pt"
         )
     print(
         "overhead: 1 - the median over rounds of the variant's req/s / the mean of the\n"
         "baseline slices just before and after it (the verdict's figure). CPU/request: the\n"
         "target worker's CPU time per request against the same baselines (in-process cost).\n"
-        "busy: the share of the load the worker was running or runnable (median; below 100%\n"
-        "it was stopped by ptrace or waiting for requests)"
+        "busy: the change, in points, of the share of the load during which the worker was\n"
+        "running or runnable (median of the same pairs): a ptrace stop, or a generator that\n"
+        "no longer keeps it fed, lowers it; the least noisy column here"
     )
     for variant in measured:
-        if variant.notes:
-            print(f"  {variant.label}, per slice: {', '.join(variant.notes)}")
+        if variant.taken:
+            print(
+                f"  {variant.label}: {min(variant.taken)}-{max(variant.taken)} {variant.unit} "
+                f"per slice (median {statistics.median(variant.taken):g})"
+            )
     stats = targets["pyinstrument"].stats()
     print(f"  pyinstrument: {stats['profiled']:,} requests profiled, {stats['rendered']} rendered")
     floor = statistics.median(steps_pct(raw))
