@@ -13,6 +13,7 @@ import time
 
 BENCHMARKS = (
     "loadgen",
+    "flow",
     "cache",
     "dashboard",
     "queryopt_capture",

@@ -81,7 +81,9 @@ def json_lookup(document: Any, keys: tuple[str | int, ...]) -> Any:
 
 def as_text(value: Any) -> str:
     """A JSON value as a variable holds it: strings as they are, anything else as JSON."""
-    return value if isinstance(value, str) else json.dumps(value)
+    if type(value) is str:
+        return value
+    return str(value) if type(value) is int else json.dumps(value)
 
 
 def regex_problem(expression: str) -> str | None:
@@ -106,7 +108,8 @@ def make_extractor(source: str, expression: str) -> Extractor:
 
         def from_json(headers: Headers, body: bytes, jar: dict[str, str]) -> str:
             try:
-                document = json.loads(body)
+                # str, not bytes: json.loads would detect the encoding of bytes first.
+                document = json.loads(body.decode("utf-8"))
             except ValueError as exc:
                 raise ExtractionFailed(f"the body is not JSON (wanted {expression})") from exc
             value = json_lookup(document, keys)

@@ -1,8 +1,12 @@
 """Flow mode: each iteration runs the steps top to bottom, carrying variables and cookies.
 
-Built on the requests mode's connections and pool, with one asyncio future per request
-instead of the callback hot path: a flow waits for each answer before its next step, which
-coroutines say plainly. The requests mode (models.py) is untouched by any of this.
+Built on the requests mode's connections and pool. An iteration is a plain generator that
+yields what it needs: a request to send (`Send`) or a pause (seconds). The driver sends the
+request and, from the connection's response callback, hands the answer straight back to the
+generator, which yields its next request while still inside that callback. So the next
+request is written from the read callback, as the requests mode does: asyncio tasks and
+futures would write from a task step instead, which costs several times more per request
+(measured by bench/flow.py). The requests mode (models.py) is untouched by any of this.
 
 Closed model: each virtual user loops iterations, thinking between steps and between
 iterations; stages ramp users. Open model: each arrival starts one iteration (a new user,
@@ -18,9 +22,12 @@ import json
 import random
 import re
 from collections import deque
+from collections.abc import Callable, Generator
 from dataclasses import replace
 from typing import Any
 from urllib.parse import quote
+
+import httptools
 
 from loadtests.engine import errors
 from loadtests.engine.config import (
@@ -46,7 +53,13 @@ from loadtests.engine.extract import (
     parse_json_path,
     update_jar,
 )
-from loadtests.engine.histograms import Histogram
+from loadtests.engine.histograms import (
+    BUCKET_SHIFT,
+    HIGHEST_TRACKABLE_US,
+    SUB_BUCKET_MASK,
+    Histogram,
+)
+from loadtests.engine.histograms import SUB_BUCKET_HALF_COUNT_MAGNITUDE as HALF_MAGNITUDE
 from loadtests.engine.http import (
     IDEMPOTENT_METHODS,
     USER_AGENT,
@@ -85,28 +98,95 @@ class RequestFailed(Exception):
         self.message = message
 
 
-class _Stale(Exception):
-    """A reused connection lost the request before any answer: send it again."""
-
-
 class _Abandoned(Exception):
     """The run stopped: the iteration ends unrecorded."""
 
 
+class Send:
+    """What a flow generator yields to have a request sent; answered with
+    (sent at, status, raw head, body) or a RequestFailed thrown in."""
+
+    __slots__ = ("step", "request", "intended", "sent")
+
+    def __init__(self, step: FlowStep, request: bytes, intended: float) -> None:
+        self.step = step
+        self.request = request
+        self.intended = intended
+        self.sent = 0.0
+
+
+FlowGenerator = Generator["Send | float", Any, Any]
+
+
+class FlowState:
+    """One running generator (a closed-model user's life, or one open-model iteration)."""
+
+    __slots__ = ("gen", "command", "handle", "done", "alive")
+
+    def __init__(self, gen: FlowGenerator, done: Callable[[], None] | None = None) -> None:
+        self.gen = gen
+        self.command: Send | None = None
+        self.handle: asyncio.TimerHandle | None = None
+        self.done = done
+        self.alive = True
+
+
 class FlowConnection(FullConnection):
-    """Keeps every response's headers and body: extractions and the cookie jar need them."""
+    """Keeps every response's body and its raw head (status line and headers): extractions,
+    redirects and the cookie jar read the head when they need it.
 
-    __slots__ = ("headers",)
+    httptools would call on_header once per header, a Python call each; a flow keeps the
+    head's bytes instead (one find per response) and parses them only when asked.
+    """
 
-    def on_message_begin(self) -> None:
-        self.location = None
-        self.body = []
-        self.headers: list[tuple[bytes, bytes]] = []
+    __slots__ = ("head", "head_start")
 
-    def on_header(self, name: bytes, value: bytes) -> None:
-        self.headers.append((name, value))
-        if len(name) == 8 and name.lower() == b"location":
-            self.location = value
+    on_header = None  # type: ignore[assignment]
+
+    def __init__(self, pool: Pool) -> None:
+        super().__init__(pool)
+        self.head: bytes | None = b""
+        self.head_start = b""
+
+    # The driver resets the body when it sends; only HEAD requests need headers_complete.
+    on_message_begin = None  # type: ignore[assignment]
+    on_headers_complete = None  # type: ignore[assignment]
+
+    def data_received(self, data: bytes) -> None:
+        if self.head is None:
+            buffered = self.head_start + data if self.head_start else data
+            end = buffered.find(b"\r\n\r\n")
+            if end == -1:
+                self.head_start = buffered
+            else:
+                self.head = buffered[:end]
+                self.head_start = b""
+        self.received = True
+        try:
+            self.parser.feed_data(data)
+        except httptools.HttpParserError as exc:
+            self.fail(errors.PROTOCOL, errors.truncate(f"invalid HTTP response: {exc}"))
+
+
+class FlowHeadConnection(FlowConnection):
+    """For flows with a HEAD step: a response to HEAD has no body (see FullConnection)."""
+
+    __slots__ = ()
+
+    on_headers_complete = FullConnection.on_headers_complete
+    data_received_flow = FlowConnection.data_received
+
+    def data_received(self, data: bytes) -> None:
+        self.data_received_flow(data)
+        if self.head_pending:
+            self.head_pending = False
+            parser = self.parser
+            status = parser.get_status_code()
+            if not parser.should_keep_alive():
+                self.reusable = False
+            self.parser = httptools.HttpResponseParser(self)
+            self.busy = False
+            self.on_response(self, status)
 
 
 class FlowStep:
@@ -125,6 +205,7 @@ class FlowStep:
         self.expect = frozenset(step.expect_status) or frozenset(DEFAULT_SUCCESS)
         self.check = make_check(step)
         self.latency = Histogram()
+        self.latency_counts = self.latency.counts
         self.path = compile_template(step.path, variables=known, columns=columns)
         self.headers: list[tuple[str, Template]] = [
             (name, compile_template(value, variables=known, columns=columns))
@@ -148,13 +229,34 @@ class FlowStep:
             wanted = step.poll.until_value
             self.poll_value = check_value_of(wanted) if isinstance(wanted, str) else wanted
 
+        # Built once when only the path varies (or nothing does) and no cookie is due.
+        self.fixed_tail: bytes | None = None
+        self.fixed_request: bytes | None = None
+        fixed = self.body is None or self.body.static
+        if fixed and all(t.static and n.lower() != "cookie" for n, t in self.headers):
+            self.fixed_tail = self.tail(Context(), {})
+            if self.path.static:
+                self.fixed_request = self.start_line(Context()) + self.fixed_tail
+
     def build(self, context: Context, jar: dict[str, str]) -> bytes:
         """The request's bytes for this iteration. Raises InvalidRequestTarget when a
         rendered header value may not be sent."""
+        if self.fixed_tail is not None and not jar:
+            if self.fixed_request is not None:
+                return self.fixed_request
+            return self.start_line(context) + self.fixed_tail
+        return self.start_line(context) + self.tail(context, jar)
+
+    def start_line(self, context: Context) -> bytes:
+        """`METHOD /path` (the rest of the request line is in the tail)."""
         path = self.path.render(context)
-        if not is_visible_ascii(path):
+        if not self.path.static and not is_visible_ascii(path):
             path = quote(path, safe=_PATH_SAFE)
-        lines = [self.method, " ", self.prefix, path, " HTTP/1.1\r\n", self.common]
+        return f"{self.method} {self.prefix}{path}".encode("latin-1")
+
+    def tail(self, context: Context, jar: dict[str, str]) -> bytes:
+        """Everything after the path: ` HTTP/1.1`, the headers and the body."""
+        lines = [" HTTP/1.1\r\n", self.common]
         user_cookie = ""
         for name, template in self.headers:
             value = template.render(context)
@@ -261,12 +363,14 @@ class FlowDriver(LoadDriver):
             self.target,
             max_connections=config.max_connections,
             connect_timeout_s=config.timeout_s,
-            connection_class=FlowConnection,
+            connection_class=(
+                FlowHeadConnection if any(s.is_head for s in self.steps) else FlowConnection
+            ),
             verify_tls=config.verify_tls,
         )
         self.follow_redirects = config.follow_redirects
         self.interval = Interval(len(self.steps), flow=True)
-        self.waiting: deque[asyncio.Future[FlowConnection]] = deque()  # type: ignore[assignment]
+        self.waiting: deque[FlowState] = deque()  # type: ignore[assignment]
         self.in_flight = 0
         self.stale_retries = 0
         self.running = False
@@ -275,7 +379,8 @@ class FlowDriver(LoadDriver):
         self.exhausted = False
         self.end_reason = ""
         self.active_iterations = 0
-        self.tasks: set[asyncio.Task[None]] = set()
+        self.states: set[FlowState] = set()
+        self.sends = 0
         self.users: list[FlowUser] = []
         self.user_count = 0
         self.think_min_s = config.think_min_s
@@ -309,11 +414,17 @@ class FlowDriver(LoadDriver):
             user.stopping = True
 
     async def shutdown(self) -> None:
-        tasks = list(self.tasks)
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        for state in list(self.states):
+            self.close_state(state)
+        self.waiting.clear()
         self.pool.close_all()
+
+    def close_state(self, state: FlowState) -> None:
+        state.alive = False
+        self.states.discard(state)
+        if state.handle is not None:
+            state.handle.cancel()
+        state.gen.close()  # runs the generator's `finally` blocks
 
     @property
     def active_users(self) -> int:
@@ -327,18 +438,73 @@ class FlowDriver(LoadDriver):
     def planned_iterations(self, offset_s: float) -> float:
         return self.ramp.integral(0.0, offset_s)
 
-    def spawn(self, coroutine: Any) -> asyncio.Task[None]:
-        task = self.loop.create_task(coroutine)
-        self.tasks.add(task)
-        task.add_done_callback(self._task_done)
-        return task
+    # -- driving generators ------------------------------------------------------------------
 
-    def _task_done(self, task: asyncio.Task[None]) -> None:
-        self.tasks.discard(task)
-        if not task.cancelled() and task.exception() is not None:
+    def begin(self, gen: FlowGenerator, done: Callable[[], None] | None = None) -> FlowState:
+        state = FlowState(gen, done)
+        self.states.add(state)
+        self.advance(state)
+        return state
+
+    def advance(self, state: FlowState, value: Any = None, error: Exception | None = None) -> None:
+        """Resume a generator with an answer (or an error) and act on what it yields next."""
+        state.handle = None
+        if not state.alive:
+            return
+        try:
+            command = state.gen.send(value) if error is None else state.gen.throw(error)
+        except StopIteration:
+            self.finished(state)
+            return
+        except Exception as exc:  # noqa: BLE001 - a bug: stop the run and say so
+            self.finished(state)
             self.loop.call_exception_handler(
-                {"message": "a flow iteration failed", "exception": task.exception()}
+                {"message": "a flow iteration failed", "exception": exc}
             )
+            return
+        if type(command) is Send:
+            state.command = command
+            self.dispatch(state)
+        else:
+            state.handle = self.loop.call_later(command, self.advance, state)
+
+    def finished(self, state: FlowState) -> None:
+        state.alive = False
+        self.states.discard(state)
+        if state.done is not None:
+            state.done()
+
+    def dispatch(self, state: FlowState) -> None:
+        """Send the state's request on an idle connection, or queue it until one is free."""
+        idle = self.pool.idle
+        while idle:
+            conn = idle.pop()
+            if conn.transport is not None and conn.reusable:
+                self.send(conn, state)  # type: ignore[arg-type]
+                return
+        self.waiting.append(state)
+        self.refill()
+
+    def send(self, conn: FlowConnection, state: FlowState) -> None:
+        command: Send = state.command  # type: ignore[assignment]
+        step = command.step
+        now = clock()
+        if step.index == 0 and now - command.intended > LATE_START_S:
+            self.interval.late_starts += 1
+        command.sent = now
+        conn.user = state
+        conn.step = step  # type: ignore[assignment]
+        conn.intended = command.intended
+        conn.sent_at = now
+        conn.busy = True
+        conn.received = False
+        conn.hops = 0
+        conn.uses += 1
+        conn.head = None
+        conn.head_start = b""
+        conn.body = []
+        self.in_flight += 1
+        conn.transport.write(command.request)  # type: ignore[union-attr]
 
     # -- closed model ------------------------------------------------------------------------
 
@@ -350,19 +516,24 @@ class FlowDriver(LoadDriver):
             self.user_count += 1
             user = FlowUser(self.user_count)
             self.users.append(user)
-            user.task = self.spawn(self.user_loop(user))
+            self.begin(self.user_loop(user))
         while len(self.users) > wanted:
             # The newest users stop after their current iteration.
             self.users.pop().stopping = True
 
-    async def user_loop(self, user: FlowUser) -> None:
+    def user_loop(self, user: FlowUser) -> FlowGenerator:
         number = 0
         while self.running and not user.stopping:
             number += 1
-            if not await self.iteration(user, number, clock()):
+            sent_before = self.sends
+            if not (yield from self.iteration(user, number, clock())):
                 return
             if self.thinks and self.running and not user.stopping:
-                await asyncio.sleep(self.think())
+                yield self.think()
+            elif self.sends == sent_before:
+                # Nothing went out (the request could not even be built): let the loop
+                # breathe rather than spin through failing iterations.
+                yield 0.0
 
     def think(self) -> float:
         return self.think_min_s + random.random() * self.think_span_s  # noqa: S311
@@ -376,11 +547,11 @@ class FlowDriver(LoadDriver):
         t0 = self.t0
         horizon = clock() - t0 + LOOKAHEAD_S
         due = self.next_due
-        while due is not None and due <= horizon and self.running:
+        while due is not None and due <= horizon and self.running and not self.exhausted:
             self.arrive(t0 + due)
             due = self.schedule.next()
         self.next_due = due
-        if due is not None and self.running:
+        if due is not None and self.running and not self.exhausted:
             delay = t0 + due - LOOKAHEAD_S - clock()
             self.pump_handle = self.loop.call_later(max(delay, 0.0), self.pump)
 
@@ -397,11 +568,11 @@ class FlowDriver(LoadDriver):
             self.interval.iterations_failed += 1
             return
         self.user_count += 1
-        self.spawn(self.iteration(FlowUser(self.user_count), 1, intended))
+        self.begin(self.iteration(FlowUser(self.user_count), 1, intended))
 
     # -- iterations --------------------------------------------------------------------------
 
-    async def iteration(self, user: FlowUser, number: int, intended: float) -> bool:
+    def iteration(self, user: FlowUser, number: int, intended: float) -> FlowGenerator:
         """Run the steps once; False when the data set has run out (nothing was sent)."""
         row = self.data.take()
         if row is None:
@@ -410,7 +581,7 @@ class FlowDriver(LoadDriver):
         context = Context(variables={}, row=row, iteration=number, user=user.number)
         self.active_iterations += 1
         try:
-            ok = await self.run_steps(user, context, intended)
+            ok = yield from self.run_steps(user, context, intended)
         except _Abandoned:
             return True
         finally:
@@ -418,20 +589,21 @@ class FlowDriver(LoadDriver):
             if self.exhausted:
                 self.run_out()
         interval = self.interval
-        interval.iteration.record(int((clock() - intended) * 1_000_000.0))  # type: ignore[union-attr]
+        value = int((clock() - intended) * 1_000_000.0)
+        interval.iteration.record(value)  # type: ignore[union-attr]
         interval.iterations += 1
         if not ok:
             interval.iterations_failed += 1
         return True
 
-    async def run_steps(self, user: FlowUser, context: Context, intended: float) -> bool:
+    def run_steps(self, user: FlowUser, context: Context, intended: float) -> FlowGenerator:
         for step in self.steps:
             if step.index and self.thinks:
-                await asyncio.sleep(self.think())
+                yield self.think()
             if not self.running:
                 raise _Abandoned
             step_intended = intended if step.index == 0 else clock()
-            if not await self.run_step(user, step, context, step_intended):
+            if not (yield from self.run_step(user, step, context, step_intended)):
                 return False
         return True
 
@@ -443,16 +615,16 @@ class FlowDriver(LoadDriver):
         if self.active_iterations == 0 and not self.end_reason:
             self.end_reason = DATA_EXHAUSTED
 
-    async def run_step(
+    def run_step(
         self, user: FlowUser, step: FlowStep, context: Context, intended: float
-    ) -> bool:
+    ) -> FlowGenerator:
         """One step with its polls; False (after recording the error) when it failed."""
         attempt = 0
         while True:
             attempt += 1
             entry = self.trace_entry(step, attempt)
             try:
-                status, headers, body = await self.request(user, step, context, intended, entry)
+                status, head, body = yield from self.request(user, step, context, intended, entry)
             except RequestFailed as exc:
                 self.count_request(step)
                 self.fail(step, exc.error_class, f"{step.name}: {exc.message}", entry)
@@ -472,19 +644,19 @@ class FlowDriver(LoadDriver):
                         )
                         self.fail(step, errors.POLL_EXHAUSTED, message, entry)
                         return False
-                    await asyncio.sleep(step.poll.interval_s)
+                    yield step.poll.interval_s
                     if not self.running:
                         raise _Abandoned
                     intended = clock()
                     continue
-            return self.after_response(user, step, context, headers, body, entry)
+            return self.after_response(user, step, context, head, body, entry)
 
     def after_response(
         self,
         user: FlowUser,
         step: FlowStep,
         context: Context,
-        headers: list[tuple[bytes, bytes]],
+        headers: bytes,
         body: bytes,
         entry: dict[str, Any] | None,
     ) -> bool:
@@ -495,11 +667,7 @@ class FlowDriver(LoadDriver):
                 return False
         if not step.extractors:
             return True
-        text_headers: Headers = (
-            [(n.decode("latin-1"), v.decode("latin-1")) for n, v in headers]
-            if step.needs_headers
-            else []
-        )
+        text_headers: Headers = parse_head(headers) if step.needs_headers else []
         variables = context.variables
         for variable, extractor in step.extractors:
             try:
@@ -528,16 +696,16 @@ class FlowDriver(LoadDriver):
 
     # -- requests ----------------------------------------------------------------------------
 
-    async def request(
+    def request(
         self,
         user: FlowUser,
         step: FlowStep,
         context: Context,
         intended: float,
         entry: dict[str, Any] | None,
-    ) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
+    ) -> FlowGenerator:
         """Send the step's request (following same-origin redirects when asked), record its
-        latency and cookies; (status, headers, body) of the final response."""
+        latency and cookies; returns (status, raw head, body) of the final response."""
         try:
             request = step.build(context, user.jar)
         except InvalidRequestTarget as exc:
@@ -548,32 +716,37 @@ class FlowDriver(LoadDriver):
                 raise _Abandoned
             if entry is not None:
                 entry = self.trace_request(entry, step, request, hops)
-            sent, status, headers, body, location = await self.exchange(step, request, intended)
+            self.sends += 1
+            sent, status, head, body = yield Send(step, request, intended)
             now = clock()
-            update_jar_bytes(user.jar, headers)
+            if b"set-cookie" in head.lower():
+                update_jar(user.jar, parse_head(head))
             if entry is not None:
-                self.trace_response(entry, status, headers, body, now - sent)
-            redirect = self.redirect(step, status, location, hops, user, context)
+                self.trace_response(entry, status, head, body, now - sent)
+            redirect = self.redirect(step, status, head, hops, user, context)
             if redirect is None:
                 break
             request, hops = redirect, hops + 1
         self.record(step, intended, sent, now)
-        return status, headers, body
+        return status, head, body
 
     def redirect(
         self,
         step: FlowStep,
         status: int,
-        location: bytes | None,
+        head: bytes,
         hops: int,
         user: FlowUser,
         context: Context,
     ) -> bytes | None:
         """The request for a same-origin redirect to follow, or None."""
-        if not self.follow_redirects or not 300 <= status < 400 or not location or hops >= 5:
+        if not self.follow_redirects or not 300 <= status < 400 or hops >= 5:
+            return None
+        location = next((v for n, v in parse_head(head) if n.lower() == "location"), None)
+        if not location:
             return None
         try:
-            path = self.target.same_origin_path(location.decode("latin-1"))
+            path = self.target.same_origin_path(location)
         except InvalidRequestTarget as exc:
             raise RequestFailed(errors.PROTOCOL, str(exc)) from exc
         if path is None:
@@ -590,56 +763,24 @@ class FlowDriver(LoadDriver):
         except UnicodeEncodeError as exc:
             raise RequestFailed(errors.PROTOCOL, f"a header is not Latin-1 text: {exc}") from exc
 
-    async def exchange(
-        self, step: FlowStep, request: bytes, intended: float
-    ) -> tuple[float, int, list[tuple[bytes, bytes]], bytes, bytes | None]:
-        """One request/response on a pooled connection: (sent at, status, headers, body,
-        Location). Raises RequestFailed."""
-        while True:
-            conn = await self.acquire()
-            future: asyncio.Future[tuple[int, list[tuple[bytes, bytes]], bytes, bytes | None]]
-            future = self.loop.create_future()
-            now = clock()
-            if now - intended > LATE_START_S and step.index == 0:
-                self.interval.late_starts += 1
-            conn.user = future
-            conn.step = step  # type: ignore[assignment]
-            conn.intended = intended
-            conn.sent_at = now
-            conn.busy = True
-            conn.received = False
-            conn.hops = 0
-            conn.uses += 1
-            self.in_flight += 1
-            conn.transport.write(request)  # type: ignore[union-attr]
-            try:
-                status, headers, body, location = await future
-            except _Stale:
-                self.stale_retries += 1
-                continue
-            return now, status, headers, body, location
-
-    async def acquire(self) -> FlowConnection:
-        idle = self.pool.idle
-        while idle:
-            conn = idle.pop()
-            if conn.transport is not None and conn.reusable:
-                return conn  # type: ignore[return-value]
-        while True:
-            waiter: asyncio.Future[FlowConnection] = self.loop.create_future()
-            self.waiting.append(waiter)
-            self.refill()
-            conn = await waiter
-            if conn.transport is not None and conn.reusable:
-                return conn
-
     def record(self, step: FlowStep, intended: float, sent: float, now: float) -> None:
+        # Histogram.record inlined, as in LoadDriver.on_response: a call per value shows.
         interval = self.interval
-        start = min(intended, sent)
-        latency = int((now - start) * 1_000_000.0)
-        interval.latency.record(latency)
-        step.latency.record(latency)
-        interval.service.record(int((now - sent) * 1_000_000.0))
+        value = int((now - (intended if intended < sent else sent)) * 1_000_000.0)
+        if value <= HIGHEST_TRACKABLE_US:
+            bucket = (value | SUB_BUCKET_MASK).bit_length() - BUCKET_SHIFT
+            index = (bucket << HALF_MAGNITUDE) + (value >> bucket)
+            interval.latency_counts[index] += 1
+            step.latency_counts[index] += 1
+        else:
+            interval.latency.record(value)
+            step.latency.record(value)
+        value = int((now - sent) * 1_000_000.0)
+        if value <= HIGHEST_TRACKABLE_US:
+            bucket = (value | SUB_BUCKET_MASK).bit_length() - BUCKET_SHIFT
+            interval.service_counts[(bucket << HALF_MAGNITUDE) + (value >> bucket)] += 1
+        else:
+            interval.service.record(value)
         interval.step_requests[step.index] += 1
 
     # -- pool and connection callbacks -------------------------------------------------------
@@ -655,9 +796,9 @@ class FlowDriver(LoadDriver):
             return
         waiting = self.waiting
         while waiting:
-            waiter = waiting.popleft()
-            if not waiter.done():
-                waiter.set_result(conn)
+            state = waiting.popleft()
+            if state.alive:
+                self.send(conn, state)
                 return
         self.pool.idle.append(conn)
 
@@ -667,34 +808,37 @@ class FlowDriver(LoadDriver):
     def connect_failed(self, error_class: str, message: str) -> None:
         waiting = self.waiting
         while waiting:
-            waiter = waiting.popleft()
-            if not waiter.done():
-                waiter.set_exception(RequestFailed(error_class, message))
+            state = waiting.popleft()
+            if state.alive:
+                self.advance(state, error=RequestFailed(error_class, message))
                 break
         self.refill()
 
     def on_response(self, conn: FlowConnection, status: int) -> None:  # type: ignore[override]
+        # Hand the connection back first: the generator's next request (written from this
+        # read callback) most likely takes it straight from the idle stack.
         self.in_flight -= 1
-        future = conn.user
+        state: FlowState = conn.user
         conn.user = None
-        result = (status, conn.headers, conn.take_body(), conn.location)
+        answer = (state.command.sent, status, conn.head or b"", conn.take_body())  # type: ignore[union-attr]
         self.release(conn)
-        if future is not None and not future.done():
-            future.set_result(result)
+        self.advance(state, answer)
 
     def on_failure(self, conn: FlowConnection, error_class: str, message: str) -> None:  # type: ignore[override]
         self.in_flight -= 1
-        future = conn.user
+        state = conn.user
         conn.user = None
-        if future is not None and not future.done():
-            future.set_exception(RequestFailed(error_class, message))
+        if state is not None:
+            self.advance(state, error=RequestFailed(error_class, message))
 
     def on_stale(self, conn: FlowConnection) -> None:  # type: ignore[override]
+        """A reused connection lost the request before any answer: send it again elsewhere."""
         self.in_flight -= 1
-        future = conn.user
+        self.stale_retries += 1
+        state = conn.user
         conn.user = None
-        if future is not None and not future.done():
-            future.set_exception(_Stale())
+        if state is not None and state.alive:
+            self.dispatch(state)
 
     def reject_redirect(self, conn: FlowConnection, message: str) -> None:  # type: ignore[override]
         self.on_failure(conn, errors.PROTOCOL, message)
@@ -740,13 +884,12 @@ class FlowDriver(LoadDriver):
         self,
         entry: dict[str, Any],
         status: int,
-        headers: list[tuple[bytes, bytes]],
+        head: bytes,
         body: bytes,
         elapsed_s: float,
     ) -> None:
         shown: dict[str, str] = {}
-        for name, value in headers:
-            key, text = name.decode("latin-1"), value.decode("latin-1")
+        for key, text in parse_head(head):
             shown[key] = f"{shown[key]}, {text}" if key in shown else text
         entry.update(
             status=status,
@@ -759,8 +902,12 @@ class FlowDriver(LoadDriver):
         self.running = True
         self.t0 = clock()
         sweeper = self.loop.create_task(self._sweep())
+        over: asyncio.Future[None] = self.loop.create_future()
+        self.begin(
+            self.iteration(FlowUser(1), 1, clock()), lambda: over.done() or over.set_result(None)
+        )
         try:
-            await asyncio.wait_for(self.iteration(FlowUser(1), 1, clock()), timeout_s)
+            await asyncio.wait_for(over, timeout_s)
         except TimeoutError:
             self.trace.append(  # type: ignore[union-attr]
                 {**_empty_entry(), "error": f"the iteration took longer than {timeout_s:g} s"}
@@ -775,15 +922,14 @@ class FlowDriver(LoadDriver):
             self.sweep_timeouts(clock())
 
 
-def update_jar_bytes(jar: dict[str, str], headers: list[tuple[bytes, bytes]]) -> None:
-    """update_jar for raw header pairs, decoding only Set-Cookie ones."""
-    cookies = [
-        (name.decode("latin-1"), value.decode("latin-1"))
-        for name, value in headers
-        if len(name) == 10 and name.lower() == b"set-cookie"
-    ]
-    if cookies:
-        update_jar(jar, cookies)
+def parse_head(head: bytes) -> Headers:
+    """The (name, value) pairs of a response's raw head (its status line skipped)."""
+    pairs = []
+    for line in head.decode("latin-1").split("\r\n")[1:]:
+        name, sep, value = line.partition(":")
+        if sep:
+            pairs.append((name.strip(), value.strip()))
+    return pairs
 
 
 def _empty_entry() -> dict[str, Any]:
