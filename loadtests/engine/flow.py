@@ -580,8 +580,19 @@ class FlowDriver(LoadDriver):
             return False
         context = Context(variables={}, row=row, iteration=number, user=user.number)
         self.active_iterations += 1
+        ok = True
         try:
-            ok = yield from self.run_steps(user, context, intended)
+            # The steps, inline rather than in a generator of their own: each level of
+            # `yield from` is passed through on every answer.
+            for step in self.steps:
+                if step.index and self.thinks:
+                    yield self.think()
+                if not self.running:
+                    raise _Abandoned
+                step_intended = intended if step.index == 0 else clock()
+                if not (yield from self.run_step(user, step, context, step_intended)):
+                    ok = False
+                    break
         except _Abandoned:
             return True
         finally:
@@ -594,17 +605,6 @@ class FlowDriver(LoadDriver):
         interval.iterations += 1
         if not ok:
             interval.iterations_failed += 1
-        return True
-
-    def run_steps(self, user: FlowUser, context: Context, intended: float) -> FlowGenerator:
-        for step in self.steps:
-            if step.index and self.thinks:
-                yield self.think()
-            if not self.running:
-                raise _Abandoned
-            step_intended = intended if step.index == 0 else clock()
-            if not (yield from self.run_step(user, step, context, step_intended)):
-                return False
         return True
 
     def run_out(self) -> None:
@@ -723,6 +723,8 @@ class FlowDriver(LoadDriver):
                 update_jar(user.jar, parse_head(head))
             if entry is not None:
                 self.trace_response(entry, status, head, body, now - sent)
+            if not 300 <= status < 400 or not self.follow_redirects:
+                break
             redirect = self.redirect(step, status, head, hops, user, context)
             if redirect is None:
                 break

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import threading
+import time
 from collections import Counter
 from typing import Any
 
-from loadtests.engine import EngineConfig, Extraction, IntervalSnapshot, Step, run
+from loadtests.engine import EngineConfig, Extraction, IntervalSnapshot, Poll, Stage, Step, run
 from loadtests.engine.histograms import Histogram
 from tests.engine.flow_server import FlowServer
 
@@ -170,3 +172,58 @@ def test_open_model_iterations_count_from_their_intended_start(freezing_target: 
     assert iteration["max"] >= 700
     first = result.per_step["first"]
     assert first["p99_ms"] >= 500  # corrected from the arrival, like the requests mode
+
+
+def test_a_timeout_is_an_error_of_its_step_and_fails_the_iteration(target: str) -> None:
+    config = flow(
+        target,
+        Step("fine", "GET", "/ok"),
+        Step("stuck", "GET", "/hang"),
+        Step("never", "GET", "/ok"),
+        duration_s=1.0,
+        timeout_s=0.2,
+    )
+    result = run(config)
+    assert result.iterations >= 2 and result.iterations_failed == result.iterations
+    timeout = result.errors_by_class["timeout"]
+    assert timeout["sample"] == "stuck: no response within 0.2 s"
+    assert result.per_step["never"]["requests"] == 0
+
+
+def test_a_cancel_ends_a_polling_flow_within_a_second(flow_target: FlowServer) -> None:
+    cancel = threading.Event()
+    timer = threading.Timer(1.0, cancel.set)
+    config = flow(
+        flow_target.base_url,
+        Step("create", "POST", "/jobs?ready_after=1000", expect_status=(201,),
+             extract=(Extraction("job_id", "json", "$.id"),)),
+        Step("wait", "GET", "/jobs/{{ job_id }}",
+             poll=Poll("$.status", "done", max_attempts=1000, interval_s=0.3)),
+        users=2,
+        duration_s=60,
+    )  # fmt: skip
+    started = time.monotonic()
+    timer.start()
+    result = run(config, cancel=cancel)
+    timer.join()
+    assert result.status == "cancelled"
+    assert time.monotonic() - started < 1.0 + 3.0  # of the 60 s asked for
+    assert result.per_step["wait"]["attempts"] >= 4
+    assert result.iterations == 0  # none finished; the unfinished ones are not counted
+
+
+def test_stages_ramp_flow_users_up_and_down(flow_target: FlowServer) -> None:
+    snapshots: list[IntervalSnapshot] = []
+    config = flow(
+        flow_target.base_url,
+        Step("use", "GET", "/seen?u={{ user }}"),
+        users=0,
+        stages=(Stage(1.0, 3), Stage(1.0, 3), Stage(1.0, 1)),
+        duration_s=3.0,
+        think_min_s=0.01,
+        think_max_s=0.02,
+    )
+    run(config, sink=snapshots.append)
+    assert [s.active_users for s in snapshots][1] == 3
+    assert snapshots[-1].active_users <= 2
+    assert {query for query in flow_target.seen} == {"u=1", "u=2", "u=3"}
