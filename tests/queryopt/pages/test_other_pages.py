@@ -76,7 +76,10 @@ def test_the_indexes_page_lists_unused_and_duplicate_indexes_of_a_live_target(
     pg.execute("CREATE INDEX meters_site ON meters (site)")
     pg.execute("CREATE INDEX meters_site_kind ON meters (site, kind)")
     target = QueryTarget.objects.create(name="scratch", dsn=scratch_dsn)
-    body = viewer_client.get(f"/queries/indexes/?target={target.pk}").content.decode()
+    try:
+        body = viewer_client.get(f"/queries/indexes/?target={target.pk}").content.decode()
+    finally:
+        pg.execute("DROP TABLE meters")  # the scratch database is shared by other modules
     assert 'id="index-problem"' not in body
     unused = body.split('id="unused-indexes"', 1)[1].split("</table>", 1)[0]
     assert "meters_site_kind" in unused and "meters_pkey" not in unused
