@@ -3,6 +3,11 @@
   python -m loadtests.engine URL (--users N | --rate R) --duration S
       [--connections C] [--timeout T] [--think MIN[,MAX]] [--method M] [--insecure]
       [--json [--histograms]]
+  python -m loadtests.engine --document FILE [--try-once] [--json [--histograms]]
+
+--document runs a load-test document (JSON, e.g. from `loadtest export`; a flow's data-set
+rows go in its "data_rows"); --try-once runs one iteration of it and prints each request
+and response as JSON instead.
 
 Prints a summary (JSON with --json, including the process's peak RSS) and exits 0 when the
 run completed, 1 when it was aborted, 2 on a bad command line.
@@ -19,18 +24,23 @@ import threading
 from typing import Any
 from urllib.parse import urlsplit
 
-from loadtests.engine.config import CLOSED, OPEN, EngineConfig, Step
+from loadtests.engine.config import CLOSED, OPEN, EngineConfig, Step, document_field
+from loadtests.engine.flow import try_once
 from loadtests.engine.report import IntervalSnapshot
 from loadtests.engine.runner import run
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m loadtests.engine", description=__doc__)
-    parser.add_argument("url", help="the URL to request, e.g. http://127.0.0.1:8080/")
-    load = parser.add_mutually_exclusive_group(required=True)
+    parser.add_argument("url", nargs="?", help="the URL to request, e.g. http://127.0.0.1:8080/")
+    parser.add_argument("--document", help="a load-test document (JSON file) to run instead")
+    parser.add_argument(
+        "--try-once", action="store_true", help="with --document: one iteration, shown"
+    )
+    load = parser.add_mutually_exclusive_group()
     load.add_argument("--users", type=int, help="closed model: this many virtual users")
     load.add_argument("--rate", type=float, help="open model: this many requests per second")
-    parser.add_argument("--duration", type=float, required=True, help="seconds")
+    parser.add_argument("--duration", type=float, help="seconds")
     parser.add_argument("--connections", type=int, default=None, help="connection cap")
     parser.add_argument("--timeout", type=float, default=10.0, help="request timeout, seconds")
     parser.add_argument("--think", default="", help="closed model think time MIN[,MAX] seconds")
@@ -46,7 +56,18 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--histograms", action="store_true", help="keep the encoded histograms in the JSON"
     )
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    if args.document is None and (
+        args.url is None or (args.users is None and args.rate is None) or args.duration is None
+    ):
+        parser.error("give URL, --users or --rate, and --duration (or --document FILE)")
+    return args
+
+
+def document_config(path: str) -> EngineConfig:
+    """The engine config of a load-test document file."""
+    with open(path, encoding="utf-8") as handle:
+        return EngineConfig.from_dict(json.load(handle))
 
 
 def config_from(args: argparse.Namespace) -> EngineConfig:
@@ -82,12 +103,15 @@ def progress(snapshot: IntervalSnapshot) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    config = config_from(args)
+    config = document_config(args.document) if args.document else config_from(args)
     problems = config.validate()
     if problems:
         for field, message in problems:
-            print(f"{field}: {message}", file=sys.stderr)
+            print(f"{document_field(field)}: {message}", file=sys.stderr)
         return 2
+    if args.try_once:
+        print(json.dumps(try_once(config, timeout_s=max(30.0, config.timeout_s * 10)), indent=2))
+        return 0
     cancel = threading.Event()
     signal.signal(signal.SIGINT, lambda *_: cancel.set())
     signal.signal(signal.SIGTERM, lambda *_: cancel.set())

@@ -464,8 +464,8 @@ class Runner:
         lag = self.lag.percentiles((99.0,))[99.0] / 1000.0
         planned = self._planned(duration)
         target_rate = planned / duration if planned is not None and duration > 0 else None
-        if self.config.is_flow and duration > 0:
-            # The open model plans iterations: compare like with like.
+        if self.config.is_flow and self.config.is_open and duration > 0:
+            # A flow's open model plans iterations: compare like with like.
             achieved = pub.iterations / duration
         late_pct = 100.0 * pub.late_starts / pub.requests if pub.requests else 0.0
         valid, why = judge_health(

@@ -230,3 +230,19 @@ def test_try_once_reports_an_unreachable_target() -> None:
     (entry,) = try_once(config)
     assert entry["status"] is None
     assert entry["error"].startswith("home: connection refused")
+
+
+def test_a_head_step_ends_without_a_body_and_the_flow_goes_on(target: str) -> None:
+    config = flow(
+        target,
+        Step("probe", "HEAD", "/json", expect_status=(200,)),
+        Step("read", "GET", "/json", extract=(Extraction("id", "json", "$.data.id"),)),
+    )
+    trace = try_once(config)
+    assert [(entry["step"], entry["status"], entry["body"]) for entry in trace] == [
+        ("probe", 200, ""),
+        ("read", 200, '{"status": "ok", "data": {"id": 1}}'),
+    ]
+    assert trace[1]["extracted"] == {"id": "1"}
+    result = run(config)
+    assert result.errors == 0 and result.iterations > 0
