@@ -11,7 +11,7 @@ with the generator pinned to CPU 1, closed model, 50 users and connections, no t
             /index.txt?id={{ id }}&r={{ random_int(1, 1000) }}) against the static requests
             mode, per core: requests per generator CPU-second. Goal: flow >= 0.40 x static.
 
-Environment: BENCH_FLOW_SECONDS (10), BENCH_FLOW_ROUNDS (3), BENCH_FLOW_USERS (50),
+Environment: BENCH_FLOW_SECONDS (10), BENCH_FLOW_ROUNDS (5), BENCH_FLOW_USERS (50),
 BENCH_FLOW_BASE (the commit before flows, 80902dd).
 """
 
@@ -27,7 +27,7 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 SECONDS = int(os.environ.get("BENCH_FLOW_SECONDS", "10"))
-ROUNDS = int(os.environ.get("BENCH_FLOW_ROUNDS", "3"))
+ROUNDS = int(os.environ.get("BENCH_FLOW_ROUNDS", "5"))
 USERS = int(os.environ.get("BENCH_FLOW_USERS", "50"))
 BASE = os.environ.get("BENCH_FLOW_BASE", "80902dd")
 REQUESTS_GOAL = 0.95
