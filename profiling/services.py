@@ -208,6 +208,7 @@ def _cpu(capture: ProfileCapture) -> None:
         rate_hz=capture.rate_hz,
         subprocesses=capture.include_children,
         idle=capture.idle,
+        nonblocking=settings.PROFILING_PYSPY_NONBLOCKING,
     )
     doc = json.loads(output.read_text())
     stacks = artefact_dir(capture) / "profile.collapsed.txt"
@@ -223,6 +224,7 @@ def _cpu(capture: ProfileCapture) -> None:
     capture.summary = {
         "samples": speedscope.sample_count(doc),
         "threads": len(doc.get("profiles", [])),
+        "nonblocking": settings.PROFILING_PYSPY_NONBLOCKING,
     }
 
 
@@ -266,6 +268,7 @@ def _trace(capture: ProfileCapture) -> None:
         fmt="chrometrace",
         subprocesses=capture.include_children,
         idle=capture.idle,
+        nonblocking=settings.PROFILING_PYSPY_NONBLOCKING,
     )
     _keep(capture, "chrometrace", output)
     events = json.loads(output.read_text())

@@ -39,9 +39,19 @@ def test_it_finds_the_function_that_burns_the_cpu(program: Program) -> None:
     assert top.file.endswith("programs.py")
     assert capture.summary["samples"] > 0
     assert capture.tool == "py-spy" and capture.tool_version
+    assert capture.summary["nonblocking"] is True  # the default: it barely touches the target
     assert services.artefact_path(capture, "speedscope") is not None
     collapsed = services.artefact_path(capture, "collapsed").read_text()
     assert "burn_cpu_here" in collapsed
+
+
+def test_it_can_pause_the_target_for_each_sample(program: Program, settings: object) -> None:
+    settings.PROFILING_PYSPY_NONBLOCKING = False
+    spinner = program("spin")
+    capture = take("cpu", spinner.pid, duration_s=2, rate_hz=100)
+    assert capture.status == CaptureStatus.DONE, capture.error
+    assert capture.summary["nonblocking"] is False
+    assert capture.function_stats.first().function == "burn_cpu_here"
 
 
 def test_it_lists_every_thread_by_name(program: Program) -> None:
