@@ -541,6 +541,8 @@ class LoadTestRunAdmin(admin.ModelAdmin):
                      "latency_p999_ms", "latency_max_ms"),
                     ("service_p50_ms", "service_p90_ms", "service_p95_ms", "service_p99_ms",
                      "service_p999_ms", "service_max_ms"),
+                    ("iterations", "iterations_failed", "iteration_p50_ms", "iteration_p95_ms",
+                     "iteration_p99_ms"),
                     "threshold_results", "errors_by_class", "steps_summary", "health", "valid",
                 ]
             },
