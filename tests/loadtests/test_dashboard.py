@@ -432,8 +432,8 @@ def test_compare_defaults_to_the_baseline_and_states_a_verdict_and_its_rule(
     baseline = LoadTestRun.objects.filter(definition=definition).latest("id")
     slower = make_run(definition, p95=40.0, status=RunStatus.FAILED)
     add_intervals(slower, 30, spike_at=5)
-    # runs, baseline, noise history, per-second series
-    with django_assert_num_queries(AUTH_QUERIES + 4):
+    # runs, baseline, noise history, per-second series; the profiles panel's captures
+    with django_assert_num_queries(AUTH_QUERIES + 5):
         response = admin_client.get(f"/runs/compare/?b={slower.pk}")
     assert response.status_code == 200
     assert response.context["a"] == baseline and response.context["b"] == slower
