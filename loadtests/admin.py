@@ -224,6 +224,9 @@ class StepForm(forms.ModelForm):
         super().__init__(*args, **kwargs)
         self.stored_headers = dict(self.instance.headers or {})
         self.stored_secret = list(self.instance.secret_headers or [])
+        if self.instance.pk is None:
+            # A new step counts 200-399 as success, as k6 and Locust do; typing codes narrows it.
+            self.initial["expected_statuses"] = ""
         if self.instance.pk and "headers" in self.fields:
             self.initial["headers"] = secrets.masked_headers(
                 self.stored_headers, self.stored_secret

@@ -143,3 +143,16 @@ def test_try_once_refuses_a_target_off_the_allow_list(
     response = admin_client.post(url)
     assert "not in LOADTEST_ALLOWED_HOSTS" in response.context["refused"]
     assert response.context.get("exchanges") is None
+
+
+def test_a_new_step_counts_200_to_399_as_success_until_narrowed(admin_client: Any) -> None:
+    response = admin_client.get(ADD)
+    step_form = response.context["inline_admin_formsets"][0].formset.forms[0]
+    assert step_form.initial["expected_statuses"] == ""
+    existing = LoadTestDefinition.objects.create(
+        name="kept", target_base_url="http://127.0.0.1:8001", duration_s=5, users=1
+    )
+    LoadTestStep.objects.create(definition=existing, name="ok", path="/ok", expected_statuses="200")
+    change = admin_client.get(f"/admin/loadtests/loadtestdefinition/{existing.pk}/change/")
+    stored = change.context["inline_admin_formsets"][0].formset.forms[0]
+    assert stored.initial["expected_statuses"] == "200"  # a stored step keeps its codes
