@@ -250,6 +250,7 @@ def test_the_definition_page_shows_config_history_and_default_baseline(
         response = admin_client.get(f"/definitions/{definition.pk}/")
     body = response.content.decode()
     assert 'id="run-now"' in body and "GET /json" in body
+    assert "requests (weighted independent steps)" in body  # the mode
     assert response.context["baseline"].run == passing
     assert response.context["baseline"].chosen is False
     history = page_json(response, "history-data")
