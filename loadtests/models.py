@@ -118,6 +118,19 @@ class DataSet(models.Model):
         return datasets.rows_of(self.csv_text)
 
 
+MAX_SHARDS = 64
+
+
+class ScheduleKind(models.TextChoices):
+    INTERVAL = "interval", "every N seconds"
+    CRONTAB = "crontab", "crontab"
+
+
+class OverlapPolicy(models.TextChoices):
+    SKIP = "skip", "skip it (recorded with its reason)"
+    QUEUE = "queue", "queue it"
+
+
 class LoadTestDefinition(models.Model):
     name = models.CharField(max_length=100, unique=True)
     description = models.TextField(blank=True)
@@ -224,6 +237,57 @@ class LoadTestDefinition(models.Model):
         validators=[positive, MaxValueValidator(100)],
         help_text="Stop the run early when the error rate over the last 10 s exceeds this. "
         "Empty: never abort.",
+    )
+    shards = models.PositiveSmallIntegerField(
+        default=1,
+        validators=[MinValueValidator(1), MaxValueValidator(MAX_SHARDS)],
+        help_text="Split the load over this many Celery workers (queue loadgen): the rate (open "
+        "model) or the users and unique data rows (closed model), 1/N each.",
+    )
+    schedule_kind = models.CharField(
+        max_length=10,
+        choices=ScheduleKind.choices,
+        blank=True,
+        default="",
+        help_text="Run on a schedule: every N seconds, or a crontab.",
+    )
+    schedule_every_s = models.PositiveIntegerField(
+        "every (s)", null=True, blank=True, help_text="Interval schedules: seconds between runs."
+    )
+    schedule_crontab = models.CharField(
+        "crontab",
+        max_length=100,
+        blank=True,
+        help_text="Crontab schedules: minute hour day-of-month month day-of-week, e.g. "
+        "'0 3 * * *'.",
+    )
+    schedule_timezone = models.CharField(
+        "time zone", max_length=64, blank=True, help_text="Crontab schedules: an IANA name."
+    )
+    schedule_enabled = models.BooleanField(default=True)
+    overlap_policy = models.CharField(
+        max_length=8,
+        choices=OverlapPolicy.choices,
+        default=OverlapPolicy.SKIP,
+        help_text="What a scheduled run does while the previous run of this test still goes.",
+    )
+    periodic_task = models.OneToOneField(
+        "django_celery_beat.PeriodicTask",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="load_test",
+        editable=False,
+        help_text="The beat entry kept in sync with the schedule above (never edited by hand).",
+    )
+    alert_emails = models.TextField(
+        blank=True, help_text="Comma-separated addresses told of regressions and failed thresholds."
+    )
+    alert_webhook_url = models.URLField(
+        "alert webhook",
+        max_length=500,
+        blank=True,
+        help_text="A JSON POST on each alert; its host must be in ALERT_WEBHOOK_ALLOWED_HOSTS.",
     )
     tags = models.ManyToManyField(Tag, blank=True, related_name="definitions")
     baseline_run = models.ForeignKey(
@@ -404,6 +468,7 @@ class RunStatus(models.TextChoices):
     ABORTED = "aborted"
     INTERRUPTED = "interrupted"
     ERROR = "error"
+    SKIPPED = "skipped"
 
 
 ACTIVE_STATUSES = (RunStatus.QUEUED, RunStatus.RUNNING)
@@ -440,6 +505,14 @@ class LoadTestRun(models.Model):
         max_length=200, blank=True, help_text="The Celery node name of the worker that ran it."
     )
     celery_task_id = models.CharField(max_length=64, blank=True)
+    shards = models.PositiveSmallIntegerField(
+        default=1, help_text="Shard tasks that generate the load together."
+    )
+    start_at = models.DateTimeField(
+        null=True,
+        blank=True,
+        help_text="Sharded runs: the common start every shard waits for, set once all are ready.",
+    )
 
     requests = models.BigIntegerField(default=0)
     errors = models.BigIntegerField(default=0)
@@ -594,3 +667,113 @@ class ApiToken(models.Model):
         token = tokens.new_token()
         self.prefix, self.token_hash = tokens.prefix_of(token), tokens.digest_of(token)
         return token
+
+
+class ShardStatus(models.TextChoices):
+    QUEUED = "queued"
+    READY = "ready"
+    RUNNING = "running"
+    DONE = "done"
+    FAILED = "failed"
+    INTERRUPTED = "interrupted"
+
+
+class RunShard(models.Model):
+    """One of a sharded run's generators: a Celery task on some worker, generating 1/N of the
+    load and recording its own intervals (RunInterval.shard)."""
+
+    run = models.ForeignKey(LoadTestRun, on_delete=models.CASCADE, related_name="shard_rows")
+    index = models.PositiveSmallIntegerField()
+    status = models.CharField(
+        max_length=12, choices=ShardStatus.choices, default=ShardStatus.QUEUED
+    )
+    worker_node = models.CharField(max_length=200, blank=True)
+    worker_host = models.CharField(max_length=200, blank=True)
+    worker_pid = models.PositiveIntegerField(null=True, blank=True)
+    celery_task_id = models.CharField(max_length=64, blank=True)
+    ready_at = models.DateTimeField(null=True, blank=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+    clock_offset_ms = models.FloatField(
+        null=True,
+        blank=True,
+        help_text="This worker's clock minus the database server's now(), when it got ready.",
+    )
+    requests = models.BigIntegerField(default=0)
+    errors = models.BigIntegerField(default=0)
+    achieved_rps = models.FloatField(null=True, blank=True)
+    health = models.JSONField(default=dict, blank=True)
+    latency_histogram = models.TextField(blank=True)
+    service_histogram = models.TextField(blank=True)
+    error = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["run", "index"]
+        constraints = [
+            models.UniqueConstraint(fields=["run", "index"], name="loadtests_one_shard_per_index")
+        ]
+
+    def __str__(self) -> str:
+        return f"run {self.run_id} shard {self.index}"
+
+
+class AlertKind(models.TextChoices):
+    REGRESSION = "regression", "Regression against the baseline"
+    THRESHOLD = "threshold", "Threshold failed (scheduled run)"
+
+
+class Alert(models.Model):
+    """A run that regressed against its baseline, or a scheduled run that failed a threshold;
+    shown on the overview until someone acknowledges it."""
+
+    definition = models.ForeignKey(
+        LoadTestDefinition, null=True, on_delete=models.SET_NULL, related_name="alerts"
+    )
+    run = models.ForeignKey(LoadTestRun, on_delete=models.CASCADE, related_name="alerts")
+    kind = models.CharField(max_length=12, choices=AlertKind.choices)
+    message = models.TextField()
+    details = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    acknowledged_at = models.DateTimeField(null=True, blank=True)
+    acknowledged_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
+    class Meta:
+        ordering = ["-created_at", "-pk"]
+        constraints = [
+            models.UniqueConstraint(fields=["run", "kind"], name="loadtests_one_alert_per_kind")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()}: run {self.run_id}"
+
+
+class DeliveryStatus(models.TextChoices):
+    PENDING = "pending"
+    SENT = "sent"
+    FAILED = "failed"
+
+
+class AlertDelivery(models.Model):
+    """One channel of one alert (an email, a webhook POST) with its attempts."""
+
+    alert = models.ForeignKey(Alert, on_delete=models.CASCADE, related_name="deliveries")
+    channel = models.CharField(max_length=8, choices=[("email", "email"), ("webhook", "webhook")])
+    destination = models.CharField(
+        max_length=500, help_text="The addresses, or the webhook URL without its credentials."
+    )
+    status = models.CharField(
+        max_length=8, choices=DeliveryStatus.choices, default=DeliveryStatus.PENDING
+    )
+    attempts = models.PositiveSmallIntegerField(default=0)
+    next_attempt_at = models.DateTimeField(null=True, blank=True)
+    sent_at = models.DateTimeField(null=True, blank=True)
+    last_error = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["alert", "channel"]
+
+    def __str__(self) -> str:
+        return f"{self.channel} for alert {self.alert_id}: {self.status}"

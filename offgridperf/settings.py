@@ -357,6 +357,17 @@ OFFGRIDPERF_BASE_URL = env_str(
 )
 # A queued run that no worker takes within this many seconds ends as `error`.
 LOADTEST_QUEUE_TIMEOUT_S = env_int("LOADTEST_QUEUE_TIMEOUT_S", 120, minimum=1, maximum=7 * 86400)
+# Sharded runs: a shard that is not ready this long after the run was queued fails the run;
+# a shard whose clock is off the database server's by more than this is warned about.
+LOADTEST_SHARD_READY_TIMEOUT_S = env_int(
+    "LOADTEST_SHARD_READY_TIMEOUT_S", 60, minimum=1, maximum=3600
+)
+LOADTEST_CLOCK_OFFSET_WARN_MS = env_float(
+    "LOADTEST_CLOCK_OFFSET_WARN_MS", 50.0, minimum=0, maximum=60_000
+)
+# Regression alerts: webhook hosts allowed, and how often a failing delivery is tried.
+ALERT_WEBHOOK_ALLOWED_HOSTS = env_list("ALERT_WEBHOOK_ALLOWED_HOSTS", ["localhost", "127.0.0.1"])
+ALERT_MAX_ATTEMPTS = env_int("ALERT_MAX_ATTEMPTS", 5, minimum=1, maximum=50)
 # Flow mode: the largest CSV data set the admin accepts (MB); the rows live in the database.
 LOADTEST_DATASET_MAX_MB = env_int("LOADTEST_DATASET_MAX_MB", 10, minimum=1, maximum=1024)
 # Settings a document's `${NAME}` placeholder may read when the environment has no NAME, so
