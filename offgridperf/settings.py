@@ -329,6 +329,8 @@ CELERY_BEAT_SCHEDULE = {
     },
     # Plans each new slow fingerprint once (a failing one at most three times).
     "explain-slow-queries": {"task": "queryopt.tasks.explain_slow_queries", "schedule": 30.0},
+    # Alert deliveries are queued when made; this sends the due retries and any the broker lost.
+    "deliver-due-alerts": {"task": "loadtests.alerts.deliver_alerts", "schedule": 30.0},
 }
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
