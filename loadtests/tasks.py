@@ -11,8 +11,14 @@ from django.db import transaction
 from django.utils import timezone
 from kombu.exceptions import OperationalError as KombuOperationalError
 
-from loadtests import documents, execution
-from loadtests.models import LoadTestDefinition, LoadTestRun, RunStatus, RunTrigger
+from loadtests import documents, execution, schedules
+from loadtests.models import (
+    LoadTestDefinition,
+    LoadTestRun,
+    OverlapPolicy,
+    RunStatus,
+    RunTrigger,
+)
 
 log = logging.getLogger(__name__)
 
@@ -93,6 +99,27 @@ def run_definition(definition_id: int) -> int:
     """Queue a run of a definition; point a django-celery-beat periodic task at this."""
     definition = LoadTestDefinition.objects.get(pk=definition_id)
     return queue_run(definition, trigger=RunTrigger.SCHEDULE).pk
+
+
+@shared_task
+def run_scheduled(definition_id: int) -> int | None:
+    """What beat starts for a definition's schedule (loadtests/schedules.py keeps the entry):
+    with overlap policy `skip`, a run of it still going makes this one a recorded skip."""
+    with transaction.atomic():
+        # Locked so that two firings at once cannot both see no run going.
+        locked = LoadTestDefinition.objects.select_for_update()
+        definition = locked.filter(pk=definition_id).first()
+        if definition is None or not definition.schedule_kind or not definition.schedule_enabled:
+            return None  # deleted or switched off after beat loaded the entry
+        going = schedules.overlapping_run(definition)
+        if going is not None and definition.overlap_policy == OverlapPolicy.SKIP:
+            config = documents.freeze_definition(definition)
+            return schedules.record_skipped(definition, going, config).pk
+        try:
+            return queue_run(definition, trigger=RunTrigger.SCHEDULE).pk
+        except documents.RunRefused as exc:
+            log.warning("%s: scheduled run refused: %s", definition, documents.problems_text(exc))
+            return None
 
 
 @shared_task
