@@ -17,8 +17,10 @@ from django.utils import timezone
 from django.utils.html import format_html
 from django.views.decorators.http import require_POST
 
-from loadtests import datasets, documents, execution, flowcheck, secrets, tasks
+from loadtests import alerts, datasets, documents, execution, flowcheck, secrets, tasks
 from loadtests.models import (
+    Alert,
+    AlertDelivery,
     ApiToken,
     DataOrder,
     DataSet,
@@ -303,6 +305,13 @@ class DefinitionForm(forms.ModelForm):
     def clean_data_order(self) -> str:
         return self.cleaned_data.get("data_order") or DataOrder.SEQUENTIAL
 
+    def clean_alert_emails(self) -> str:
+        addresses = alerts.validate_alert_emails(self.cleaned_data.get("alert_emails") or "")
+        return ", ".join(addresses)
+
+    def clean_alert_webhook_url(self) -> str:
+        return alerts.validate_alert_webhook_url(self.cleaned_data.get("alert_webhook_url") or "")
+
 
 class DataSetForm(forms.ModelForm):
     """A data set's upload: the file is checked (loadtests/datasets.py) and kept as text in
@@ -399,6 +408,7 @@ class LoadTestDefinitionAdmin(admin.ModelAdmin):
                 ]
             },
         ),
+        ("Alerts", {"fields": ["alert_emails", "alert_webhook_url"]}),
         ("History", {"fields": ["created_by", "created_at", "updated_at"]}),
     ]
 
@@ -645,3 +655,40 @@ class ApiTokenAdmin(admin.ModelAdmin):
     def revoke(self, request: HttpRequest, queryset: QuerySet[ApiToken]) -> None:
         revoked = queryset.update(revoked=True)
         self.message_user(request, f"{revoked} token(s) revoked.")
+
+
+class AlertDeliveryInline(admin.TabularInline):
+    model = AlertDelivery
+    extra = 0
+    can_delete = False
+    fields = [
+        "channel", "destination", "status", "attempts", "next_attempt_at", "sent_at", "last_error",
+    ]  # fmt: skip
+    readonly_fields = fields
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+@admin.register(Alert)
+class AlertAdmin(admin.ModelAdmin):
+    """Alerts are made by runs, never by hand; here they are read and acknowledged."""
+
+    list_display = ["created_at", "kind", "definition", "run", "acknowledged_at", "acknowledged_by"]
+    list_filter = ["kind", ("acknowledged_at", admin.EmptyFieldListFilter)]
+    search_fields = ["message", "definition__name"]
+    list_select_related = ["definition", "run", "acknowledged_by"]
+    readonly_fields = [
+        "definition", "run", "kind", "message", "details", "created_at",
+        "acknowledged_at", "acknowledged_by",
+    ]  # fmt: skip
+    inlines = [AlertDeliveryInline]
+    actions = ["acknowledge"]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    @admin.action(description="Acknowledge the selected alerts", permissions=["change"])
+    def acknowledge(self, request: HttpRequest, queryset: QuerySet[Alert]) -> None:
+        done = sum(alerts.acknowledge(alert.pk, request.user) for alert in queryset)
+        self.message_user(request, f"{done} alert(s) acknowledged.")
