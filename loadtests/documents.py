@@ -46,7 +46,7 @@ SCHEMA_PATH = Path(__file__).resolve().parent / "schema" / "loadtest-v1.schema.j
 LOAD_FIELDS = (
     "target_base_url", "verify_tls", "load_model", "users", "think_time_min_s",
     "think_time_max_s", "rate_rps", "duration_s", "timeout_s", "max_connections",
-    "follow_redirects", "abort_error_rate_pct",
+    "follow_redirects", "abort_error_rate_pct", "shards",
 )  # fmt: skip
 # Document threshold -> definition field.
 THRESHOLD_FIELDS = {
@@ -218,7 +218,9 @@ def upgrade(config: Mapping[str, Any] | None) -> dict[str, Any]:
     document: dict[str, Any] = {"version": VERSION, "name": config.get("name", "")}
     document["description"] = config.get("description", "")
     document["mode"], document["data_set"] = Mode.REQUESTS, None
-    defaults = {"verify_tls": True, "follow_redirects": False, "abort_error_rate_pct": None}
+    defaults = {
+        "verify_tls": True, "follow_redirects": False, "abort_error_rate_pct": None, "shards": 1,
+    }  # fmt: skip
     for name in LOAD_FIELDS:
         document[name] = config.get(name, defaults.get(name, 0))
     document["steps"] = [_upgraded_step(step) for step in config.get("steps") or []]

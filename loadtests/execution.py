@@ -158,9 +158,10 @@ def _stop_reaped(run_id: int, cancel: threading.Event) -> bool:
 
 
 def store_interval(
-    run: LoadTestRun, snapshot: IntervalSnapshot, run_started: Any
+    run: LoadTestRun, snapshot: IntervalSnapshot, run_started: Any, *, shard: int = 0
 ) -> RunInterval | None:
-    """Store one second of a running run; None, storing nothing, when it is no longer running."""
+    """Store one second of a running run (of its shard `shard`, for sharded runs); None,
+    storing nothing, when it is no longer running."""
     service = Histogram.decode(snapshot.service_hist) if snapshot.requests else None
     with transaction.atomic():
         # The UPDATE locks the run's row first: the reaper (which locks it too) either sees
@@ -173,7 +174,7 @@ def store_interval(
             heartbeat_at=timezone.now(),
         ):
             return None
-        return _create_interval(run, snapshot, run_started, service)
+        return _create_interval(run, snapshot, run_started, service, shard)
 
 
 def _iterations(snapshot: IntervalSnapshot) -> tuple[int, int, str]:
@@ -186,10 +187,15 @@ def _iterations(snapshot: IntervalSnapshot) -> tuple[int, int, str]:
 
 
 def _create_interval(
-    run: LoadTestRun, snapshot: IntervalSnapshot, run_started: Any, service: Histogram | None
+    run: LoadTestRun,
+    snapshot: IntervalSnapshot,
+    run_started: Any,
+    service: Histogram | None,
+    shard: int = 0,
 ) -> RunInterval:
     return RunInterval.objects.create(
         run=run,
+        shard=shard,
         index=snapshot.index,
         started_at=run_started + timedelta(seconds=snapshot.start_offset_s),
         length_s=snapshot.length_s,

@@ -20,9 +20,9 @@ HOUSEKEEPING_INTERVAL_S = 4.0
 
 
 def jobs() -> list[Callable[[], object]]:
-    from loadtests import execution
+    from loadtests import execution, shards
 
-    return [execution.reap_stale_runs, execution.expire_queued_runs]
+    return [execution.reap_stale_runs, shards.reap_stale_shards, execution.expire_queued_runs]
 
 
 def run_once() -> dict[str, object]:

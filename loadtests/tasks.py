@@ -11,7 +11,7 @@ from django.db import transaction
 from django.utils import timezone
 from kombu.exceptions import OperationalError as KombuOperationalError
 
-from loadtests import documents, execution, schedules
+from loadtests import documents, execution, schedules, shards
 from loadtests.models import (
     LoadTestDefinition,
     LoadTestRun,
@@ -35,14 +35,20 @@ def create_run(
     not start."""
     frozen = {**documents.freeze_definition(definition), **(overrides or {})}
     documents.refuse_if_problems(frozen)
-    return LoadTestRun.objects.create(
+    if problems := shards.shard_problems(frozen):
+        raise documents.RunRefused(problems)
+    run = LoadTestRun.objects.create(
         definition=definition,
         name=definition.name,
         config=frozen,
         trigger=trigger,
         started_by=user if getattr(user, "is_authenticated", False) else None,
         planned_duration_s=int(frozen["duration_s"]),
+        shards=int(frozen.get("shards") or 1),
     )
+    if run.shards > 1:
+        shards.create_shards(run)
+    return run
 
 
 def queue_run(
@@ -63,6 +69,9 @@ def dispatch(run: LoadTestRun, task: Any) -> None:
     # Limits follow the run's own length, not the worker-wide default.
     soft = run.planned_duration_s + 120
     try:
+        if run.shards > 1:  # a Celery group of execute_shard tasks (loadtests/shards.py)
+            shards.dispatch(run, execute_shard)
+            return
         result = task.apply_async(args=[run.pk], soft_time_limit=soft, time_limit=soft + 60)
     except KombuOperationalError as exc:
         # The broker is down (Celery already retried): end the run now with the reason, rather
@@ -92,6 +101,16 @@ def execute_run(run_id: int) -> dict[str, object] | None:
     if run is None:
         return None
     return {"id": run.pk, "status": run.status, "requests": run.requests}
+
+
+@shared_task
+def execute_shard(run_id: int, index: int) -> dict[str, object] | None:
+    """Generate shard `index` of a sharded run on this worker (queue `loadgen`); a no-op when
+    the run ended or the shard was taken (a late or re-delivered message)."""
+    shard = shards.execute_shard(run_id, index, worker_node=execute_shard.request.hostname or "")
+    if shard is None:
+        return None
+    return {"run": run_id, "shard": index, "status": shard.status, "requests": shard.requests}
 
 
 @shared_task
