@@ -13,3 +13,5 @@ class LoadtestsConfig(AppConfig):
 
         # Also registers the alerts' Celery task (deliver_alerts) wherever Django starts.
         events.run_finished.connect(alerts.on_run_finished, dispatch_uid="loadtests.alerts")
+        # Keeps each definition's beat entry in sync as it is saved and deleted.
+        from loadtests import schedules  # noqa: F401

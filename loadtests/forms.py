@@ -4,7 +4,8 @@ from typing import Any
 
 from django import forms
 
-from loadtests.models import RunStatus
+from loadtests import schedules
+from loadtests.models import LoadTestDefinition, RunStatus
 
 DATE_HELP = "YYYY-MM-DD"
 
@@ -74,3 +75,42 @@ class BaselineForm(forms.Form):
     """Empty run: go back to the default (the last passing run)."""
 
     run = forms.IntegerField(required=False, min_value=1)
+
+
+SCHEDULE_FIELDS = [
+    "schedule_kind",
+    "schedule_every_s",
+    "schedule_crontab",
+    "schedule_timezone",
+    "schedule_enabled",
+    "overlap_policy",
+]
+
+
+def add_schedule_problems(form: forms.BaseForm, cleaned: dict[str, Any]) -> None:
+    """The schedule rules of loadtests/schedules.py, on the definition page and in the admin."""
+    found = schedules.problems(
+        cleaned.get("schedule_kind") or "",
+        cleaned.get("schedule_every_s"),
+        cleaned.get("schedule_crontab") or "",
+        cleaned.get("schedule_timezone") or "",
+    )
+    for name, message in found.items():
+        if name not in form.errors:
+            form.add_error(name, message)
+
+
+class ScheduleForm(forms.ModelForm):
+    """The definition page's schedule: saving it syncs the beat entry (schedules.sync)."""
+
+    class Meta:
+        model = LoadTestDefinition
+        fields = SCHEDULE_FIELDS
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean()
+        add_schedule_problems(self, cleaned)
+        return cleaned
+
+    def problems(self) -> list[str]:
+        return [f"{name}: {' '.join(messages)}" for name, messages in self.errors.items()]

@@ -14,6 +14,11 @@ urlpatterns = [
     ),
     path("definitions/<int:definition_id>/run/", views.definition_run, name="definition_run"),
     path(
+        "definitions/<int:definition_id>/schedule/",
+        views.definition_schedule,
+        name="definition_schedule",
+    ),
+    path(
         "definitions/<int:definition_id>/baseline/",
         views.definition_baseline,
         name="definition_baseline",

@@ -5,6 +5,7 @@ from typing import Any
 
 from django.contrib import messages
 from django.contrib.auth.decorators import permission_required
+from django.db import transaction
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.template.loader import render_to_string
@@ -13,8 +14,8 @@ from django.utils.text import slugify
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_POST
 
-from loadtests import dashboard, documents, execution, reports, tasks
-from loadtests.forms import BaselineForm, CompareForm, RunFilterForm
+from loadtests import dashboard, documents, execution, reports, schedules, tasks
+from loadtests.forms import BaselineForm, CompareForm, RunFilterForm, ScheduleForm
 from loadtests.models import (
     ACTIVE_STATUSES,
     LoadTestDefinition,
@@ -79,6 +80,15 @@ def definition_detail(request: HttpRequest, definition_id: int) -> HttpResponse:
     )
     if definition is None:
         return _not_found(request, f"There is no load-test definition #{definition_id}.")
+    return _definition_page(request, definition, ScheduleForm(instance=definition))
+
+
+def _definition_page(
+    request: HttpRequest,
+    definition: LoadTestDefinition,
+    schedule_form: ScheduleForm,
+    status: int = 200,
+) -> HttpResponse:
     runs = dashboard.definition_history(definition)
     context = {
         "definition": definition,
@@ -89,9 +99,27 @@ def definition_detail(request: HttpRequest, definition_id: int) -> HttpResponse:
             run for run in runs if run.status not in ACTIVE_STATUSES and run.finished_at
         ][:50],
         "history": dashboard.history_chart(runs),
+        "schedule_form": schedule_form,
+        "next_times": schedules.next_times(definition),
+        "scheduled_runs": schedules.scheduled_runs(definition),
         **NAV,
     }
-    return render(request, "loadtests/definition.html", context)
+    return render(request, "loadtests/definition.html", context, status=status)
+
+
+@require_POST
+@permission_required("loadtests.change_loadtestdefinition", raise_exception=True)
+def definition_schedule(request: HttpRequest, definition_id: int) -> HttpResponse:
+    definition = get_object_or_404(LoadTestDefinition, pk=definition_id)
+    form = ScheduleForm(request.POST, instance=definition)
+    if not form.is_valid():
+        # The form is shown again with what was typed; nothing is stored.
+        stored = LoadTestDefinition.objects.get(pk=definition_id)
+        return _definition_page(request, stored, form, status=400)
+    with transaction.atomic():
+        form.save()  # post_save syncs the beat entry (loadtests/schedules.py)
+    messages.success(request, "Schedule saved.")
+    return redirect(definition)
 
 
 @require_GET
