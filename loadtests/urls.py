@@ -32,6 +32,11 @@ urlpatterns = [
     path("runs/<int:run_id>/summary.json", views.run_summary_json, name="run_summary_json"),
     path("runs/<int:run_id>/intervals.csv", views.run_intervals_csv, name="run_intervals_csv"),
     path("runs/<int:run_id>/latency.hlog", views.run_histogram_log, name="run_histogram_log"),
+    path(
+        "alerts/<int:alert_id>/acknowledge/",
+        views.alert_acknowledge,
+        name="alert_acknowledge",
+    ),
     # The HTTP API (loadtests/api.py).
     path("api/v1/runs/", api.runs, name="api_runs"),
     path("api/v1/runs/<int:run_id>/", api.run_detail, name="api_run"),

@@ -14,7 +14,7 @@ from django.utils.text import slugify
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_POST
 
-from loadtests import dashboard, documents, execution, reports, schedules, tasks
+from loadtests import alerts, dashboard, documents, execution, reports, schedules, tasks
 from loadtests.forms import BaselineForm, CompareForm, RunFilterForm, ScheduleForm
 from loadtests.models import (
     ACTIVE_STATUSES,
@@ -59,9 +59,20 @@ def overview(request: HttpRequest) -> HttpResponse:
         "running": dashboard.running_now(),
         "page_query": urlencode({k: v for k, v in request.GET.items() if k != "page" and v}),
         "trends": {d.pk: d.trend for d in definitions},
+        "alerts": alerts.open_alerts(),
         **NAV,
     }
     return render(request, "loadtests/overview.html", context, status=400 if form.errors else 200)
+
+
+@require_POST
+@permission_required("loadtests.change_alert", raise_exception=True)
+def alert_acknowledge(request: HttpRequest, alert_id: int) -> HttpResponse:
+    if alerts.acknowledge(alert_id, request.user):
+        messages.success(request, f"Alert #{alert_id} acknowledged.")
+    else:
+        messages.info(request, f"Alert #{alert_id} was already acknowledged (or is gone).")
+    return redirect("home")
 
 
 @never_cache
