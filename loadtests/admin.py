@@ -18,6 +18,7 @@ from django.utils.html import format_html
 from django.views.decorators.http import require_POST
 
 from loadtests import alerts, datasets, documents, execution, flowcheck, secrets, tasks
+from loadtests.forms import add_schedule_problems
 from loadtests.models import (
     Alert,
     AlertDelivery,
@@ -29,6 +30,7 @@ from loadtests.models import (
     LoadTestStage,
     LoadTestStep,
     Mode,
+    OverlapPolicy,
     RunStatus,
     RunTrigger,
     Tag,
@@ -295,7 +297,7 @@ class DefinitionForm(forms.ModelForm):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        for name in ("mode", "data_order"):
+        for name in ("mode", "data_order", "overlap_policy"):
             if name in self.fields:
                 self.fields[name].required = False
 
@@ -305,12 +307,21 @@ class DefinitionForm(forms.ModelForm):
     def clean_data_order(self) -> str:
         return self.cleaned_data.get("data_order") or DataOrder.SEQUENTIAL
 
+    def clean_overlap_policy(self) -> str:
+        return self.cleaned_data.get("overlap_policy") or OverlapPolicy.SKIP
+
     def clean_alert_emails(self) -> str:
         addresses = alerts.validate_alert_emails(self.cleaned_data.get("alert_emails") or "")
         return ", ".join(addresses)
 
     def clean_alert_webhook_url(self) -> str:
         return alerts.validate_alert_webhook_url(self.cleaned_data.get("alert_webhook_url") or "")
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean()
+        # The same rules as the definition page's schedule form; saving syncs the beat entry.
+        add_schedule_problems(self, cleaned)
+        return cleaned
 
 
 class DataSetForm(forms.ModelForm):
@@ -405,6 +416,16 @@ class LoadTestDefinitionAdmin(admin.ModelAdmin):
                     ("threshold_error_rate_pct", "threshold_min_throughput_rps"),
                     "abort_error_rate_pct",
                     "baseline_run",
+                ]
+            },
+        ),
+        (
+            "Schedule",
+            {
+                "fields": [
+                    "schedule_kind",
+                    ("schedule_every_s", "schedule_crontab", "schedule_timezone"),
+                    ("schedule_enabled", "overlap_policy"),
                 ]
             },
         ),
