@@ -1,0 +1,98 @@
+"""How a sharded run's load is split: rates, users, stage targets and unique rows."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from loadtests import documents, shards, tasks
+from loadtests.engine import EngineConfig, Step
+from loadtests.engine.config import Stage
+from loadtests.models import LoadTestDefinition, RunShard
+
+
+def config(**changes: Any) -> EngineConfig:
+    values: dict[str, Any] = {
+        "base_url": "http://127.0.0.1:9",
+        "steps": (Step(name="ok", method="GET", path="/ok"),),
+        "model": "closed",
+        "duration_s": 10,
+        "users": 10,
+    }
+    return EngineConfig(**{**values, **changes})
+
+
+def test_it_gives_the_remainder_of_users_to_the_first_shards() -> None:
+    assert [shards.split_count(10, i, 3) for i in range(3)] == [4, 3, 3]
+    assert sum(shards.split_count(7, i, 4) for i in range(4)) == 7
+
+
+def test_it_divides_the_open_rate_and_its_stage_targets() -> None:
+    base = config(model="open", rate=300.0, stages=(Stage(5, 90), Stage(5, 300)), start_target=30)
+    parts = [shards.split_config(base, i, 3) for i in range(3)]
+    assert {p.rate for p in parts} == {100.0}
+    assert [s.target for s in parts[0].stages] == [30.0, 100.0]
+    assert parts[2].start_target == 10
+    assert sum(p.rate for p in parts) == pytest.approx(300.0)
+
+
+def test_it_splits_closed_users_and_stage_targets_as_whole_users() -> None:
+    base = config(users=5, stages=(Stage(5, 3), Stage(5, 5)))
+    parts = [shards.split_config(base, i, 2) for i in range(2)]
+    assert [p.users for p in parts] == [3, 2]
+    assert [[s.target for s in p.stages] for p in parts] == [[2, 3], [1, 2]]
+
+
+def test_it_deals_unique_rows_out_so_no_row_is_used_twice() -> None:
+    rows = tuple({"id": str(n)} for n in range(7))
+    base = config(data_rows=rows, data_columns=("id",), data_order="unique")
+    parts = [shards.split_config(base, i, 3) for i in range(3)]
+    assert [[r["id"] for r in p.data_rows] for p in parts] == [
+        ["0", "3", "6"],
+        ["1", "4"],
+        ["2", "5"],
+    ]
+    shared = config(data_rows=rows, data_columns=("id",), data_order="sequential")
+    assert shards.split_config(shared, 1, 3).data_rows == rows
+
+
+def test_it_leaves_a_single_shard_config_alone() -> None:
+    base = config(model="open", rate=50.0)
+    assert shards.split_config(base, 0, 1) is base
+
+
+def test_it_refuses_fewer_closed_users_than_shards() -> None:
+    problems = shards.shard_problems({"shards": 3, "load_model": "closed", "users": 2})
+    assert problems == {"shards": ["The closed model needs at least one user per shard (3)."]}
+    assert shards.shard_problems({"shards": 3, "load_model": "open", "rate_rps": 1}) == {}
+
+
+@pytest.mark.django_db
+def test_it_creates_one_shard_row_per_shard(definition: LoadTestDefinition) -> None:
+    definition.shards = 3
+    definition.save()
+    run = tasks.create_run(definition)
+    assert run.shards == 3 and run.config["shards"] == 3
+    assert list(RunShard.objects.filter(run=run).values_list("index", "status")) == [
+        (0, "queued"),
+        (1, "queued"),
+        (2, "queued"),
+    ]
+
+
+@pytest.mark.django_db
+def test_it_keeps_a_plain_run_unsharded(definition: LoadTestDefinition) -> None:
+    run = tasks.create_run(definition)
+    assert run.shards == 1 and not RunShard.objects.filter(run=run).exists()
+
+
+@pytest.mark.django_db
+def test_it_refuses_a_sharded_closed_run_without_a_user_per_shard(
+    definition: LoadTestDefinition,
+) -> None:
+    definition.shards = 8  # 4 users
+    definition.save()
+    with pytest.raises(documents.RunRefused) as refused:
+        tasks.create_run(definition)
+    assert "shards" in refused.value.message_dict
