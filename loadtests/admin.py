@@ -295,6 +295,15 @@ class DefinitionForm(forms.ModelForm):
     """The definition's own form: a post that leaves out the flow settings (an older page, a
     script) keeps their defaults, as a document without them does."""
 
+    # Declared for assume_scheme (Django 6 changes the default): a URL typed without one.
+    alert_webhook_url = forms.URLField(
+        label="Alert webhook",
+        required=False,
+        max_length=500,
+        assume_scheme="https",
+        help_text=LoadTestDefinition._meta.get_field("alert_webhook_url").help_text,
+    )
+
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         for name in ("mode", "data_order", "overlap_policy"):
