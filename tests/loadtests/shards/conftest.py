@@ -24,7 +24,7 @@ class Generators:
         self.database_name = database_name
         self.procs: dict[str, subprocess.Popen[bytes]] = {}
 
-    def start(self, *names: str) -> None:
+    def start(self, *names: str, env: dict[str, str] | None = None) -> None:
         from offgridperf.celery import app
 
         for name in names:
@@ -34,7 +34,7 @@ class Generators:
                  "-c", "1", "-l", "WARNING", "-n", node, "--without-gossip",
                  "--without-mingle"],
                 cwd=ROOT,
-                env=worker_env(self.database_name),
+                env={**worker_env(self.database_name), **(env or {})},
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.DEVNULL,
                 start_new_session=True,

@@ -109,3 +109,19 @@ def test_it_ignores_a_shard_delivered_after_its_run_ended(
     execution.request_cancel(run)
     assert shards.execute_shard(run.pk, 0, worker_node="late@host") is None
     assert run.shard_rows.get(index=0).worker_pid is None
+
+
+def test_it_fails_the_run_naming_the_shard_that_was_not_ready_in_time(
+    generators: Generators, target_url: str
+) -> None:
+    # One generator for two shards: shard 1 waits in the queue behind shard 0.
+    generators.start("alone", env={"LOADTEST_SHARD_READY_TIMEOUT_S": "3"})
+    run = tasks.queue_run(open_definition(target_url, rate=20, duration_s=5))
+    wait_until(lambda: ended(run), 40, "the run's end")
+
+    assert run.status == "error"
+    assert run.status_reason.startswith("Shard 1 was not ready within"), run.status_reason
+    assert not run.intervals.exists()
+    # Shard 1's message, delivered once the worker is free, finds the run ended: nothing runs.
+    late = RunShard.objects.get(run=run, index=1)
+    assert late.status == "failed" and late.worker_pid is None
