@@ -9,7 +9,7 @@ from django.forms import modelform_factory
 from django.utils import timezone
 from django.utils.html import escape
 
-from loadtests import alerts, events
+from loadtests import alerts, events, execution, tasks
 from loadtests.admin import DefinitionForm
 from loadtests.models import (
     Alert,
@@ -249,3 +249,37 @@ def test_it_lets_only_users_with_change_alert_acknowledge(
     assert viewer_client.get(f"/alerts/{alert.pk}/acknowledge/").status_code == 405
     alert.refresh_from_db()
     assert alert.acknowledged_at is None
+
+
+def test_it_alerts_on_a_real_run_that_regressed_and_queues_the_delivery_after_commit(
+    definition: LoadTestDefinition, django_capture_on_commit_callbacks: Any
+) -> None:
+    # A baseline far faster than any real request: the run below must regress.
+    make_run(definition, p95=0.001)
+    definition.alert_emails = "ops@example.com"
+    definition.save()
+    run = tasks.create_run(definition)
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+        execution.execute(run.pk)
+
+    alert = Alert.objects.get(run=run)
+    assert alert.kind == AlertKind.REGRESSION
+    assert alert.deliveries.get().channel == "email"
+    queued = [cb for cb in callbacks if cb.__qualname__ == "queue_delivery.<locals>.send"]
+    assert len(queued) == 1  # deliver_alerts, once the alert is committed
+
+
+def test_the_admin_lists_and_acknowledges_alerts(
+    definition: LoadTestDefinition, admin_client: Any, admin_user: Any
+) -> None:
+    _, alert = regress(definition)
+    assert admin_client.get("/admin/loadtests/alert/").status_code == 200
+    assert admin_client.get(f"/admin/loadtests/alert/{alert.pk}/change/").status_code == 200
+
+    response = admin_client.post(
+        "/admin/loadtests/alert/",
+        {"action": "acknowledge", "_selected_action": [alert.pk]},
+    )
+    assert response.status_code == 302
+    alert.refresh_from_db()
+    assert alert.acknowledged_by == admin_user
