@@ -245,8 +245,8 @@ def test_the_definition_page_shows_config_history_and_default_baseline(
 ) -> None:
     passing = make_run(definition, p95=12.0)
     failing = make_run(definition, status=RunStatus.FAILED, p95=80.0)
-    # definition, steps, stages, tags, history, baseline
-    with django_assert_num_queries(AUTH_QUERIES + 6):
+    # definition, steps, stages, tags, history, baseline, scheduled runs
+    with django_assert_num_queries(AUTH_QUERIES + 7):
         response = admin_client.get(f"/definitions/{definition.pk}/")
     body = response.content.decode()
     assert 'id="run-now"' in body and "GET /json" in body
@@ -259,7 +259,7 @@ def test_the_definition_page_shows_config_history_and_default_baseline(
     assert history["p95"] == [12.0, 80.0]
     for _ in range(40):
         make_run(definition)
-    with django_assert_num_queries(AUTH_QUERIES + 6):
+    with django_assert_num_queries(AUTH_QUERIES + 7):
         admin_client.get(f"/definitions/{definition.pk}/")
 
 
