@@ -180,6 +180,7 @@ def adhoc_config(
         "follow_redirects": False,
         "verify_tls": verify_tls,
         "abort_error_rate_pct": None,
+        "shards": 1,
         "steps": [
             {
                 "name": request.method.lower(),

@@ -533,3 +533,45 @@ def reap_stale_shards(*, stale_after_s: float = execution.HEARTBEAT_STALE_S) -> 
 
 def offset_warning_ms() -> float:
     return float(settings.LOADTEST_CLOCK_OFFSET_WARN_MS)
+
+
+# -- the run page -------------------------------------------------------------------------------
+
+
+def shard_table(run: LoadTestRun) -> list[dict[str, Any]]:
+    """One row per shard for the run page: where it ran, its state, its achieved rate and
+    counts (from its stored seconds, so also while it runs), generator health and clock
+    offset, flagged above LOADTEST_CLOCK_OFFSET_WARN_MS. Empty for an unsharded run."""
+    if run.shards <= 1:
+        return []
+    from django.db.models import Sum
+
+    recorded = {
+        row["shard"]: row
+        for row in RunInterval.objects.filter(run=run)
+        .values("shard")
+        .annotate(requests=Sum("requests"), errors=Sum("errors"), seconds=Sum("length_s"))
+    }
+    limit = offset_warning_ms()
+    rows = []
+    for shard in run.shard_rows.all():
+        seen = recorded.get(shard.index, {})
+        seconds = seen.get("seconds") or 0.0
+        requests = seen.get("requests") or 0
+        offset = shard.clock_offset_ms
+        rows.append(
+            {
+                "index": shard.index,
+                "node": shard.worker_node,
+                "host": shard.worker_host,
+                "status": shard.status,
+                "achieved_rps": round(requests / seconds, 1) if seconds else None,
+                "requests": requests,
+                "errors": seen.get("errors") or 0,
+                "valid": shard.health.get("valid"),
+                "health_reason": shard.health.get("invalid_reason") or shard.error,
+                "clock_offset_ms": offset,
+                "offset_warning": offset is not None and abs(offset) > limit,
+            }
+        )
+    return rows

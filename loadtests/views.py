@@ -14,7 +14,7 @@ from django.utils.text import slugify
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_POST
 
-from loadtests import alerts, dashboard, documents, execution, reports, schedules, tasks
+from loadtests import alerts, dashboard, documents, execution, reports, schedules, shards, tasks
 from loadtests.forms import BaselineForm, CompareForm, RunFilterForm, ScheduleForm
 from loadtests.models import (
     ACTIVE_STATUSES,
@@ -194,6 +194,8 @@ def run_detail(request: HttpRequest, run_id: int) -> HttpResponse:
         "chart_data": dashboard.run_chart_data(run, dashboard.interval_columns(run)),
         # What other apps show of this run (queries, profiles): they register, we only render.
         "panels": run_panels(run, request),
+        "shard_table": shards.shard_table(run),
+        "clock_offset_warn_ms": shards.offset_warning_ms(),
         **NAV,
     }
     return render(request, "loadtests/run.html", context)
