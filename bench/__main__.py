@@ -20,6 +20,7 @@ BENCHMARKS = (
     "queryopt_batch",
     "queryopt_tuning",
     "profiling_overhead",
+    "shards",
 )
 
 
