@@ -413,6 +413,7 @@ class LoadTestDefinitionAdmin(admin.ModelAdmin):
                     ("users", "think_time_min_s", "think_time_max_s"),
                     "rate_rps",
                     "duration_s",
+                    "shards",
                     ("timeout_s", "max_connections", "follow_redirects", "verify_tls"),
                 ]
             },

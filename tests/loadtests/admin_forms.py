@@ -19,6 +19,7 @@ def admin_form(target_url: str, **overrides: Any) -> dict[str, Any]:
         "think_time_max_s": "0",
         "rate_rps": "0",
         "duration_s": "10",
+        "shards": "1",
         "timeout_s": "5",
         "max_connections": "20",
         "abort_error_rate_pct": "5",
