@@ -31,6 +31,7 @@ from loadtests.engine import EngineConfig, IntervalSnapshot, RunResult
 from loadtests.engine import run as run_engine
 from loadtests.engine.config import OPEN, UNIQUE
 from loadtests.models import (
+    MAX_SHARDS,
     LoadTestRun,
     RunInterval,
     RunShard,
@@ -87,9 +88,11 @@ def split_config(config: EngineConfig, index: int, count: int) -> EngineConfig:
 
 
 def shard_problems(document: dict[str, Any]) -> dict[str, list[str]]:
-    """Why a document cannot be split over its `shards`: the closed model needs a user per
-    shard (a shard with no user would generate nothing)."""
-    count = int(document.get("shards") or 1)
+    """Why a document cannot be split over its `shards`: 1..MAX_SHARDS, and the closed model
+    needs a user per shard (a shard with no user would generate nothing)."""
+    count = document.get("shards", 1)
+    if not isinstance(count, int) or isinstance(count, bool) or not 1 <= count <= MAX_SHARDS:
+        return {"shards": [f"Shards must be a whole number from 1 to {MAX_SHARDS}."]}
     if count <= 1 or document.get("load_model") == OPEN:
         return {}
     peak = max(

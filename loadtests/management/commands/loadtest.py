@@ -141,6 +141,11 @@ class Command(BaseCommand):
         run.add_argument("--local", action="store_true", help="execute in this process")
         run.add_argument("--json", action="store_true", help="print the summary as JSON")
         run.add_argument(
+            "--shards", type=int, default=None,
+            help="split the load over this many workers on queue loadgen (default: the "
+            "definition's)",
+        )  # fmt: skip
+        run.add_argument(
             "--wait-timeout", type=float, default=None,
             help="seconds to wait beyond the planned duration (default 300)",
         )  # fmt: skip
@@ -212,11 +217,15 @@ class Command(BaseCommand):
         if options["token"] and not options["server"]:
             raise _fail("--token goes with --server (or $OFFGRIDPERF_SERVER)")
         definition = self._find_definition(options["definition"])
+        shards = options.get("shards")
+        overrides = {"shards": shards} if shards is not None else None
         try:
             if options["local"]:
-                run = tasks.create_run(definition, trigger=RunTrigger.CLI)
+                if (shards or definition.shards) > 1:
+                    raise _fail("--local runs one shard in this process: use --shards 1")
+                run = tasks.create_run(definition, trigger=RunTrigger.CLI, overrides=overrides)
                 return self._execute_here(run, interrupts)
-            run = tasks.queue_run(definition, trigger=RunTrigger.CLI)
+            run = tasks.queue_run(definition, trigger=RunTrigger.CLI, overrides=overrides)
         except documents.RunRefused as exc:
             raise _fail(documents.problems_text(exc)) from None
         self._progress(f"run #{run.pk} of {definition.name!r} queued for the workers")
@@ -241,6 +250,8 @@ class Command(BaseCommand):
     def _run_remote(self, options: dict[str, Any], interrupts: Interrupts) -> dict[str, Any] | None:
         if options["local"]:
             raise _fail("--local runs here, --server on the server's workers: give one")
+        if options.get("shards") is not None:
+            raise _fail("--shards is not sent through --server: set Shards on the definition")
         if not options["token"]:
             raise _fail("--server needs --token (or $OFFGRIDPERF_TOKEN): an API token")
         try:

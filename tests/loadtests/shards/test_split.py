@@ -96,3 +96,21 @@ def test_it_refuses_a_sharded_closed_run_without_a_user_per_shard(
     with pytest.raises(documents.RunRefused) as refused:
         tasks.create_run(definition)
     assert "shards" in refused.value.message_dict
+
+
+@pytest.mark.django_db
+def test_it_queues_a_run_with_the_cli_shards_option(definition: LoadTestDefinition) -> None:
+    from django.core.management import call_command
+
+    from loadtests.models import LoadTestRun
+
+    call_command("loadtest", "run", definition.name, "--shards", "2")
+    run = LoadTestRun.objects.get(definition=definition)
+    assert run.shards == 2 and run.shard_rows.count() == 2
+
+
+@pytest.mark.django_db
+def test_it_refuses_a_shard_count_out_of_range(definition: LoadTestDefinition) -> None:
+    with pytest.raises(documents.RunRefused) as refused:
+        tasks.create_run(definition, overrides={"shards": 0})
+    assert refused.value.message_dict == {"shards": ["Shards must be a whole number from 1 to 64."]}
