@@ -74,11 +74,12 @@ def test_sequential_rows_are_shared_by_users_and_wrap_around(flow_target: FlowSe
     result = run(config)
     seen = seen_rows(flow_target)
     assert len(seen) == result.iterations > len(ROWS)
-    # Shared across users: together they take the rows in order, wrapping around.
+    # Shared across users: together they take the rows in turn, wrapping around, so every row
+    # is used and none more than once beyond the others. (Not in arrival order: two users'
+    # requests may overtake each other on the way.)
     counts = Counter(seen)
     assert set(counts) == {"1", "2", "3", "4", "5"}
     assert max(counts.values()) - min(counts.values()) <= 1
-    assert sorted(seen[:5]) == ["1", "2", "3", "4", "5"]
 
 
 def test_random_rows_come_from_the_data_set(flow_target: FlowServer) -> None:

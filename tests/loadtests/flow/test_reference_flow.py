@@ -111,4 +111,6 @@ def test_the_reference_flow_passes_at_five_iterations_a_second_on_a_real_worker(
         "upload batch", "calculate", "wait until done", "batch activities", "batch totals",
     }  # fmt: skip
     assert run.steps_summary["wait until done"]["attempts"] >= run.iterations
-    assert run.steps_summary["batch totals"]["requests"] == run.iterations
+    # Every iteration that did not fail earlier read its totals.
+    totals = run.steps_summary["batch totals"]["requests"]
+    assert run.iterations - run.iterations_failed <= totals <= run.iterations
