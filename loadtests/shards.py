@@ -167,10 +167,23 @@ def execute_shard(run_id: int, index: int, *, worker_node: str = "") -> RunShard
     except Exception as exc:
         log.exception("run %s shard %s failed", run_id, index)
         fail_shard(shard, f"{type(exc).__name__}: {exc}")
-    shard.refresh_from_db()
-    if _run_ended(run_id):
+    if leave(shard):
         events.send(events.run_finished, run_id)
+    shard.refresh_from_db()
     return shard
+
+
+def leave(shard: RunShard) -> bool:
+    """Mark this shard's task as gone (heartbeat cleared); True for the last task of an ended
+    run to leave, which alone sends run_finished (listeners hear of a run's end once). Under
+    the run's row lock, so two shards ending together cannot both be last."""
+    with transaction.atomic():
+        LoadTestRun.objects.select_for_update().filter(pk=shard.run_id).first()
+        RunShard.objects.filter(pk=shard.pk).update(heartbeat_at=None)
+        in_task = RunShard.objects.filter(
+            run_id=shard.run_id, worker_pid__isnull=False, heartbeat_at__isnull=False
+        ).exists()
+        return not in_task and _run_ended(shard.run_id)
 
 
 def _run_ended(run_id: int) -> bool:
@@ -526,8 +539,9 @@ def reap_stale_shards(*, stale_after_s: float = execution.HEARTBEAT_STALE_S) -> 
             f"Shard {shard.index} on {shard.worker_node or shard.worker_host} "
             f"(pid {shard.worker_pid}) stopped reporting"
         )
+        # Its task is gone: clearing the heartbeat lets the last live shard send run_finished.
         RunShard.objects.filter(pk=shard.pk).update(
-            status=ShardStatus.INTERRUPTED, finished_at=timezone.now()
+            status=ShardStatus.INTERRUPTED, finished_at=timezone.now(), heartbeat_at=None
         )
         if interrupt_run(shard.run_id, cause):
             reaped.append(shard.run_id)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from django.utils import timezone
 
 from loadtests import documents, shards, tasks
 from loadtests.engine import EngineConfig, Step
@@ -114,3 +115,18 @@ def test_it_refuses_a_shard_count_out_of_range(definition: LoadTestDefinition) -
     with pytest.raises(documents.RunRefused) as refused:
         tasks.create_run(definition, overrides={"shards": 0})
     assert refused.value.message_dict == {"shards": ["Shards must be a whole number from 1 to 64."]}
+
+
+@pytest.mark.django_db
+def test_it_lets_only_the_last_shard_task_of_an_ended_run_announce_its_end(
+    definition: LoadTestDefinition,
+) -> None:
+    definition.shards = 2
+    definition.save()
+    run = tasks.create_run(definition)
+    RunShard.objects.filter(run=run).update(worker_pid=1, heartbeat_at=timezone.now())
+    run.status = "passed"
+    run.save()
+    first, second = run.shard_rows.all()
+    assert shards.leave(first) is False
+    assert shards.leave(second) is True
