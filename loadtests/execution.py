@@ -401,8 +401,12 @@ def reap_node_runs(node: str) -> list[int]:
     when whatever ran them under this name is gone (Celery node names are unique)."""
     if not node:
         return []
-    candidates = LoadTestRun.objects.filter(status=RunStatus.RUNNING, worker_node=node)
-    return [run_id for run_id in candidates.values_list("pk", flat=True) if _interrupt(run_id)]
+    from loadtests import shards  # here: shards builds on this module
+
+    # A sharded run goes by its shards' nodes: the run's own node is only the first shard's.
+    candidates = LoadTestRun.objects.filter(status=RunStatus.RUNNING, worker_node=node, shards=1)
+    reaped = [run_id for run_id in candidates.values_list("pk", flat=True) if _interrupt(run_id)]
+    return reaped + shards.reap_node_shards(node)
 
 
 def _interrupt(run_id: int, *, stale_before: Any = None) -> bool:

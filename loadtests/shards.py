@@ -548,6 +548,27 @@ def reap_stale_shards(*, stale_after_s: float = execution.HEARTBEAT_STALE_S) -> 
     return reaped
 
 
+def reap_node_shards(node: str) -> list[int]:
+    """Interrupt at once the runs with a shard worker `node` left in progress: called as that
+    worker starts, when whatever ran the shard under this name is gone."""
+    live = RunShard.objects.filter(
+        worker_node=node,
+        status__in=(*LIVE_SHARD, ShardStatus.QUEUED),
+        worker_pid__isnull=False,
+        heartbeat_at__isnull=False,
+        run__status=RunStatus.RUNNING,
+    )
+    reaped = []
+    for shard in live.order_by("run_id", "index"):
+        RunShard.objects.filter(pk=shard.pk).update(
+            status=ShardStatus.INTERRUPTED, finished_at=timezone.now(), heartbeat_at=None
+        )
+        cause = f"Shard {shard.index}'s worker {node} restarted and found it still running"
+        if interrupt_run(shard.run_id, cause):
+            reaped.append(shard.run_id)
+    return reaped
+
+
 def offset_warning_ms() -> float:
     return float(settings.LOADTEST_CLOCK_OFFSET_WARN_MS)
 

@@ -130,3 +130,29 @@ def test_it_lets_only_the_last_shard_task_of_an_ended_run_announce_its_end(
     first, second = run.shard_rows.all()
     assert shards.leave(first) is False
     assert shards.leave(second) is True
+
+
+@pytest.mark.django_db
+def test_it_interrupts_a_sharded_run_when_a_shards_worker_restarts(
+    definition: LoadTestDefinition,
+) -> None:
+    from loadtests import execution
+
+    definition.shards = 2
+    definition.save()
+    run = tasks.create_run(definition)
+    run.status, run.worker_node = "running", "gen-a@host"  # the first shard's node
+    run.save()
+    now = timezone.now()
+    RunShard.objects.filter(run=run, index=0).update(
+        status="done", worker_node="gen-a@host", worker_pid=1, heartbeat_at=None
+    )
+    RunShard.objects.filter(run=run, index=1).update(
+        status="running", worker_node="gen-b@host", worker_pid=2, heartbeat_at=now
+    )
+
+    assert execution.reap_node_runs("gen-a@host") == []  # its shard had ended
+    assert execution.reap_node_runs("gen-b@host") == [run.pk]
+    run.refresh_from_db()
+    assert run.status == "interrupted"
+    assert run.status_reason.startswith("Shard 1's worker gen-b@host restarted")
