@@ -5,7 +5,7 @@ from typing import Any
 from django import forms
 
 from loadtests import schedules
-from loadtests.models import LoadTestDefinition, RunStatus
+from loadtests.models import LoadTestDefinition, RunStatus, RunTrigger
 
 DATE_HELP = "YYYY-MM-DD"
 
@@ -26,6 +26,14 @@ class RunFilterForm(forms.Form):
         error_messages={"invalid": f"Enter a date as {DATE_HELP}."},
     )
     tag = forms.SlugField(required=False, max_length=40)
+    trigger = forms.ChoiceField(
+        required=False,
+        # How the pages name them (the enum's own labels would read "Api", "Cli").
+        choices=[("", "any"), *((t, t.upper() if len(t) == 3 else t) for t in RunTrigger.values)],
+        error_messages={
+            "invalid_choice": f"Give one of {', '.join(RunTrigger.values)} (or nothing for any)."
+        },
+    )
 
     def clean(self) -> dict[str, Any]:
         cleaned = super().clean()
