@@ -146,7 +146,16 @@ def test_cancel_ends_a_running_run_within_a_second_keeping_its_data(
     definition.duration_s = 30
     definition.save()
     run = tasks.create_run(definition)
-    timer = threading.Timer(2.0, lambda: execution.request_cancel(run))
+
+    def cancel() -> None:
+        from django.db import connection
+
+        try:
+            execution.request_cancel(run)
+        finally:
+            connection.close()  # this thread's own session would keep the test database in use
+
+    timer = threading.Timer(2.0, cancel)
     timer.start()
     done = execution.execute(run.pk)
     timer.join()

@@ -3,6 +3,7 @@ node names, against the test database and the test broker."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -56,6 +57,7 @@ class Generators:
         proc = self.procs.pop(name)
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
+        _wait_group_gone(proc.pid)
 
     def stop(self) -> None:
         for proc in self.procs.values():
@@ -66,7 +68,23 @@ class Generators:
             except subprocess.TimeoutExpired:
                 os.killpg(proc.pid, signal.SIGKILL)
                 proc.wait()
+        # The pool processes may outlive their parent for a moment, each with a database
+        # session that would stop the test database from being dropped.
+        for proc in self.procs.values():
+            _wait_group_gone(proc.pid)
         self.procs.clear()
+
+
+def _wait_group_gone(group: int, timeout_s: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            os.killpg(group, 0)
+        except ProcessLookupError:
+            return
+        time.sleep(0.1)
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(group, signal.SIGKILL)
 
 
 @pytest.fixture
