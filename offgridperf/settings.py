@@ -370,6 +370,19 @@ LOADTEST_CLOCK_OFFSET_WARN_MS = env_float(
 # Regression alerts: webhook hosts allowed, and how often a failing delivery is tried.
 ALERT_WEBHOOK_ALLOWED_HOSTS = env_list("ALERT_WEBHOOK_ALLOWED_HOSTS", ["localhost", "127.0.0.1"])
 ALERT_MAX_ATTEMPTS = env_int("ALERT_MAX_ATTEMPTS", 5, minimum=1, maximum=50)
+# Email for alerts: SMTP when EMAIL_HOST is set; otherwise written to the console (local
+# runs) so that nothing is silently lost. Tests use Django's locmem outbox.
+EMAIL_HOST = env_str("EMAIL_HOST", "")
+EMAIL_PORT = env_int("EMAIL_PORT", 25, minimum=1, maximum=65535)
+EMAIL_HOST_USER = env_str("EMAIL_HOST_USER", "")
+EMAIL_HOST_PASSWORD = env_secret("EMAIL_HOST_PASSWORD") or ""
+EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", False)
+DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "offgridperf@localhost")
+EMAIL_BACKEND = (
+    "django.core.mail.backends.smtp.EmailBackend"
+    if EMAIL_HOST
+    else "django.core.mail.backends.console.EmailBackend"
+)
 # Flow mode: the largest CSV data set the admin accepts (MB); the rows live in the database.
 LOADTEST_DATASET_MAX_MB = env_int("LOADTEST_DATASET_MAX_MB", 10, minimum=1, maximum=1024)
 # Settings a document's `${NAME}` placeholder may read when the environment has no NAME, so

@@ -24,6 +24,8 @@ ENV_KEYS = (
     "LOG_LEVEL",
     "TIME_ZONE",
     "ALLOWED_HOSTS",
+    "EMAIL_HOST",
+    "EMAIL_PORT",
 )
 PROBE = (
     "import json, django; from django.conf import settings; django.setup();"
@@ -33,7 +35,8 @@ PROBE = (
     " 'cache_pool': settings.CACHES['default'].get('OPTIONS', {})"
     ".get('CONNECTION_POOL_KWARGS', {}).get('max_connections'),"
     " 'broker': settings.CELERY_BROKER_URL, 'debug': settings.DEBUG,"
-    " 'toolbar': 'debug_toolbar' in settings.INSTALLED_APPS, 'tz': settings.TIME_ZONE}))"
+    " 'toolbar': 'debug_toolbar' in settings.INSTALLED_APPS, 'tz': settings.TIME_ZONE,"
+    " 'email': settings.EMAIL_BACKEND}))"
 )
 
 
@@ -77,6 +80,7 @@ def test_it_runs_on_embedded_defaults_with_no_environment(tmp_path: Path) -> Non
     assert found["broker"] == "filesystem://"
     assert found["debug"] is False
     assert found["tz"] == "UTC"
+    assert found["email"].endswith("console.EmailBackend")  # alerts reach the log, not void
     assert (tmp_path / "secret_key").exists()
     assert oct((tmp_path / "secret_key").stat().st_mode & 0o777) == "0o600"
 
@@ -97,6 +101,15 @@ def test_it_uses_postgres_pool_and_django_redis_when_set(tmp_path: Path) -> None
     assert found["cache"] == "django_redis.cache.RedisCache"
     assert found["cache_pool"] == 10
     assert found["broker"] == "redis://127.0.0.1:6379/4"
+
+
+def test_it_sends_alert_email_by_smtp_once_a_host_is_set(tmp_path: Path) -> None:
+    result = run_settings(tmp_path, OFFGRIDPERF_LOCAL="1", EMAIL_HOST="smtp.example")
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["email"].endswith("smtp.EmailBackend")
+    bad = run_settings(tmp_path, OFFGRIDPERF_LOCAL="1", EMAIL_PORT="smtp")
+    assert bad.returncode != 0
+    assert "EMAIL_PORT" in bad.stderr
 
 
 def test_it_never_enables_the_debug_toolbar_in_tests_but_does_in_debug(tmp_path: Path) -> None:
