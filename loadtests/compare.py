@@ -18,13 +18,18 @@ NOISE_MIN_RUNS = 3
 NOISE_RUNS = 10
 ERROR_RATE_POINTS = 1.0
 
+NOT_ENOUGH_HISTORY = "not enough history to judge noise"
+
 VERDICT_RULE = (
     f"Regression: p95 worse by more than {REGRESSION_PCT:g}% and by more than "
     f"{NOISE_SIGMAS:g}× the run-to-run noise (standard deviation of p95 over the last "
     f"{NOISE_RUNS} finished runs of the baseline's definition, needing at least "
     f"{NOISE_MIN_RUNS}), or error rate up by more than {ERROR_RATE_POINTS:g} percentage point. "
     "Improvement: p95 better by the same margins with the error rate not up by more than "
-    f"{ERROR_RATE_POINTS:g} point. Otherwise: no significant change."
+    f"{ERROR_RATE_POINTS:g} point. Otherwise: no significant change. "
+    f"Confidence: with fewer than {NOISE_MIN_RUNS} baseline runs there is {NOT_ENOUGH_HISTORY}, "
+    f"so a p95 change within {REGRESSION_PCT:g}% is inconclusive (neither improvement nor "
+    "regression nor no change) and any verdict is marked low confidence."
 )
 
 
@@ -78,14 +83,30 @@ def noise(p95_history: Sequence[float | None]) -> float | None:
 
 @dataclass(frozen=True)
 class Verdict:
-    outcome: str  # "regression", "improvement", "no significant change", "not comparable"
+    # "regression", "improvement", "no significant change", "inconclusive", "not comparable"
+    outcome: str
     reasons: tuple[str, ...]
+    # "measured": the noise of at least NOISE_MIN_RUNS runs was known; "low": it was not.
+    confidence: str = "measured"
+
+
+def confidence_text(history_runs: int) -> str:
+    """How sure a verdict is, from the number of baseline runs that measured the noise."""
+    if history_runs < NOISE_MIN_RUNS:
+        return (
+            f"Low confidence: {NOT_ENOUGH_HISTORY} "
+            f"({history_runs} baseline run{'s' if history_runs != 1 else ''}, "
+            f"{NOISE_MIN_RUNS} needed)."
+        )
+    return f"Noise measured over {history_runs} baseline runs."
 
 
 def verdict(
     a: Mapping[str, float | None], b: Mapping[str, float | None], run_noise: float | None
 ) -> Verdict:
-    """Judge run b against baseline a by `VERDICT_RULE`."""
+    """Judge run b against baseline a by `VERDICT_RULE`; `run_noise` None means too few
+    baseline runs to measure it, and then a p95 change within the margin is inconclusive."""
+    confidence = "measured" if run_noise is not None else "low"
     pa, pb = a.get("latency_p95_ms"), b.get("latency_p95_ms")
     if pa is None or pb is None or pa <= 0:
         return Verdict("not comparable", ("One of the runs has no p95 latency.",))
@@ -98,12 +119,75 @@ def verdict(
     if error_change > ERROR_RATE_POINTS:
         reasons.append(f"Error rate up by {error_change:.2f} percentage points.")
     if reasons:
-        return Verdict("regression", tuple(reasons))
+        return Verdict("regression", tuple(reasons), confidence)
     if -change > margin:
         return Verdict(
-            "improvement", (f"p95 better by {-change:.1f} ms (margin {margin:.1f} ms).",)
+            "improvement",
+            (f"p95 better by {-change:.1f} ms (margin {margin:.1f} ms).",),
+            confidence,
+        )
+    if run_noise is None:
+        return Verdict(
+            "inconclusive",
+            (
+                f"p95 changed by {change:+.1f} ms, within the {REGRESSION_PCT:g}% margin of "
+                f"{margin:.1f} ms, and there is {NOT_ENOUGH_HISTORY}.",
+            ),
+            confidence,
         )
     return Verdict(
         "no significant change",
         (f"p95 changed by {change:+.1f} ms, within the margin of {margin:.1f} ms.",),
+        confidence,
     )
+
+
+STEP_METRICS = (
+    Metric("p50_ms", "p50 (ms)", True),
+    Metric("p95_ms", "p95 (ms)", True),
+    Metric("p99_ms", "p99 (ms)", True),
+    Metric("error_rate_pct", "error rate (%)", True),
+)
+
+
+def _step_stats(steps_summary: Any) -> dict[str, dict[str, Any]]:
+    # Runs store {step name: {stat: value}}; older ones a list of {"step"/"name": ...}.
+    if isinstance(steps_summary, dict):
+        items = {name: s for name, s in steps_summary.items() if isinstance(s, dict)}
+    else:
+        items = {
+            str(s.get("step", s.get("name", ""))): s
+            for s in steps_summary or []
+            if isinstance(s, dict)
+        }
+    stats = {}
+    for name, values in items.items():
+        requests, errors = values.get("requests"), values.get("errors")
+        error_rate = (
+            round(100.0 * errors / requests, 3) if requests and errors is not None else None
+        )
+        stats[name] = {**values, "error_rate_pct": error_rate}
+    return stats
+
+
+def _relative(va: Any, vb: Any) -> float | None:
+    if not isinstance(va, int | float) or not isinstance(vb, int | float) or not va:
+        return None
+    return round(100.0 * (vb - va) / va, 1)
+
+
+def step_deltas(steps_a: Any, steps_b: Any) -> list[dict[str, Any]]:
+    """One row per step (a's order, then steps only b has): each STEP_METRICS value in a and b
+    and b's relative change; a step missing from one run shows None there."""
+    a, b = _step_stats(steps_a), _step_stats(steps_b)
+    names = list(a) + [name for name in b if name not in a]
+    rows = []
+    for name in names:
+        cells = []
+        for metric in STEP_METRICS:
+            va, vb = a.get(name, {}).get(metric.key), b.get(name, {}).get(metric.key)
+            pct = _relative(va, vb)
+            better = None if not pct else (pct < 0) == metric.lower_is_better
+            cells.append({"key": metric.key, "a": va, "b": vb, "change_pct": pct, "better": better})
+        rows.append({"step": name, "in_a": name in a, "in_b": name in b, "cells": cells})
+    return rows

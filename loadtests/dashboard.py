@@ -40,6 +40,7 @@ RUN_LIST_FIELDS = (
     "id", "definition_id", "name", "status", "created_at", "started_at", "finished_at",
     "planned_duration_s", "duration_s", "requests", "errors", "error_rate_pct",
     "throughput_rps", "latency_p50_ms", "latency_p95_ms", "latency_p99_ms", "passed", "valid",
+    "trigger",
 )  # fmt: skip
 
 INTERVAL_FIELDS = (
@@ -71,6 +72,8 @@ def filtered_runs(filters: dict[str, Any]) -> QuerySet[LoadTestRun]:
         runs = runs.filter(created_at__lt=_day_start(filters["until"]) + timedelta(days=1))
     if "tag" in filters:
         runs = runs.filter(definition__tags__name=filters["tag"])
+    if "trigger" in filters:
+        runs = runs.filter(trigger=filters["trigger"])
     return runs.order_by("-created_at", "-id")
 
 
@@ -80,6 +83,14 @@ def _day_start(day: Any) -> datetime:
 
 def run_page(runs: QuerySet[LoadTestRun], page_number: str | None) -> Page:
     return Paginator(runs, RUNS_PER_PAGE).get_page(page_number)
+
+
+def with_running(runs: Iterable[LoadTestRun], running: Sequence[LoadTestRun]) -> list[LoadTestRun]:
+    """The page's runs with each one that `running` holds replaced by that object, so that a
+    run read twice in one request (the page, then "Running now") is shown one way only. Read
+    `running` first: a queued run it ended (queue timeout) then lists as ended here too."""
+    live = {run.pk: run for run in running}
+    return [live.get(run.pk, run) for run in runs]
 
 
 def _latest_p95() -> Subquery:
@@ -219,10 +230,27 @@ def definition_history(definition: LoadTestDefinition, limit: int = HISTORY_RUNS
     return list(run_list().filter(definition=definition).order_by("-created_at", "-id")[:limit])
 
 
-def history_chart(runs: Sequence[LoadTestRun]) -> dict[str, Any]:
-    """Per-run series for the definition's history charts, oldest first; failing runs marked."""
+def threshold_lines(definition: LoadTestDefinition | None) -> dict[str, float | None]:
+    """The definition's current limits, drawn as horizontal lines on its history charts."""
+    if definition is None:
+        return {"p95": None, "p99": None, "error_rate": None, "throughput": None}
+    return {
+        "p95": definition.threshold_p95_ms,
+        "p99": definition.threshold_p99_ms,
+        "error_rate": definition.threshold_error_rate_pct,
+        "throughput": definition.threshold_min_throughput_rps,
+    }
+
+
+def history_chart(
+    runs: Sequence[LoadTestRun], definition: LoadTestDefinition | None = None
+) -> dict[str, Any]:
+    """Per-run series for the definition's history charts, oldest first; failing runs marked,
+    and the definition's limits to draw across them."""
     finished = [run for run in reversed(runs) if run.status not in ACTIVE_STATUSES]
     return {
+        "limits": threshold_lines(definition),
+        "error_rate": [run.error_rate_pct for run in finished],
         "labels": [f"#{run.pk}" for run in finished],
         "ids": [run.pk for run in finished],
         "p50": [run.latency_p50_ms for run in finished],
@@ -281,6 +309,25 @@ def baseline_of(
 
 
 # -- run page -----------------------------------------------------------------------------
+
+
+def has_baseline(run: LoadTestRun) -> bool:
+    """Whether the compare page would find `run` a baseline (as baseline_of(before=run)),
+    so that the run page offers "Compare with baseline" only then: at most one query, none
+    when its definition (selected with the run) names another run as its baseline or the run
+    is still queued."""
+    definition = run.definition
+    if definition is None or run.status == RunStatus.QUEUED:  # a queued run has nothing yet
+        return False
+    if definition.baseline_run_id and definition.baseline_run_id != run.pk:
+        return True
+    return (
+        LoadTestRun.objects.filter(
+            definition=definition, status=RunStatus.PASSED, created_at__lte=run.created_at
+        )
+        .exclude(pk=run.pk)
+        .exists()
+    )
 
 
 def combine_shards(rows: Iterable[Sequence[Any]]) -> list[tuple[Any, ...]]:
@@ -484,11 +531,15 @@ def comparison(a: LoadTestRun, b: LoadTestRun) -> dict[str, Any]:
     run_noise = compare.noise(history)
     verdict = compare.verdict(values_a, values_b, run_noise)
     series = p95_series([a.pk, b.pk])
+    noise_runs = len([v for v in history if v is not None])
     return {
         "deltas": compare.deltas(values_a, values_b),
+        "step_deltas": compare.step_deltas(a.steps_summary, b.steps_summary),
+        "step_metrics": compare.STEP_METRICS,
         "verdict": verdict,
+        "confidence": compare.confidence_text(noise_runs),
         "noise": run_noise,
-        "noise_runs": len([v for v in history if v is not None]),
+        "noise_runs": noise_runs,
         "rule": compare.VERDICT_RULE,
         "margin_pct": compare.REGRESSION_PCT,
         "chart": {
@@ -497,3 +548,21 @@ def comparison(a: LoadTestRun, b: LoadTestRun) -> dict[str, Any]:
             "p95": {"a": series[a.pk], "b": series[b.pk]},
         },
     }
+
+
+COMPARE_CHOICES = 200
+
+
+def compare_choices(limit: int = COMPARE_CHOICES) -> list[tuple[str, list[LoadTestRun]]]:
+    """The latest finished runs for the compare page's pickers, grouped by definition name
+    (groups by their newest run, runs newest first), in one query."""
+    runs = (
+        LoadTestRun.objects.filter(FINISHED)
+        .only("id", "definition_id", "name", "status", "created_at", "latency_p95_ms")
+        .order_by("-created_at", "-id")[:limit]
+    )
+    groups: dict[tuple[int | None, str], list[LoadTestRun]] = {}
+    for run in runs:
+        # Ad hoc runs (no definition) are grouped by their own name.
+        groups.setdefault((run.definition_id, run.name), []).append(run)
+    return [(name, members) for (_, name), members in groups.items()]

@@ -45,6 +45,9 @@ def _missing_run(request: HttpRequest, run_id: int) -> HttpResponse:
 def overview(request: HttpRequest) -> HttpResponse:
     form = RunFilterForm(request.GET)
     filters = form.valid_filters()
+    # First, and the one source for every run it holds: the recent-runs rows show these
+    # objects, so both panels agree even if a run ends between the two reads.
+    running = dashboard.running_now()
     page = dashboard.run_page(dashboard.filtered_runs(filters), request.GET.get("page"))
     definitions = dashboard.definitions_with_trends()
     context = {
@@ -52,11 +55,11 @@ def overview(request: HttpRequest) -> HttpResponse:
         "problems": form.problems(),
         "filters": filters,
         "page": page,
-        "runs": page.object_list,
+        "runs": dashboard.with_running(page.object_list, running),
         "definitions": definitions,
         "definition_names": {d.pk: d.name for d in definitions},
         "tags": sorted({tag.name for d in definitions for tag in d.tags.all()}),
-        "running": dashboard.running_now(),
+        "running": running,
         "page_query": urlencode({k: v for k, v in request.GET.items() if k != "page" and v}),
         "trends": {d.pk: d.trend for d in definitions},
         "alerts": alerts.open_alerts(),
@@ -109,7 +112,7 @@ def _definition_page(
         "baseline_choices": [
             run for run in runs if run.status not in ACTIVE_STATUSES and run.finished_at
         ][:50],
-        "history": dashboard.history_chart(runs),
+        "history": dashboard.history_chart(runs, definition),
         "schedule_form": schedule_form,
         "next_times": schedules.next_times(definition),
         "scheduled_runs": schedules.scheduled_runs(definition),
@@ -196,6 +199,7 @@ def run_detail(request: HttpRequest, run_id: int) -> HttpResponse:
         "panels": run_panels(run, request),
         "shard_table": shards.shard_table(run),
         "clock_offset_warn_ms": shards.offset_warning_ms(),
+        "has_baseline": dashboard.has_baseline(run),
         **NAV,
     }
     return render(request, "loadtests/run.html", context)
@@ -239,7 +243,14 @@ def run_cancel(request: HttpRequest, run_id: int) -> HttpResponse:
 @require_GET
 def compare(request: HttpRequest) -> HttpResponse:
     form = CompareForm(request.GET)
-    context: dict[str, Any] = {"form": form, **NAV}
+    choices = dashboard.compare_choices()
+    context: dict[str, Any] = {
+        "form": form,
+        "choices": choices,
+        "listed": {run.pk for _, runs in choices for run in runs},
+        "picked": {name: ascii_number(form.data.get(name, "")) for name in ("a", "b")},
+        **NAV,
+    }
     if not form.is_valid():
         context["problems"] = form.problems()
         return render(request, "loadtests/compare.html", context, status=400)
@@ -265,6 +276,7 @@ def compare(request: HttpRequest) -> HttpResponse:
             return render(request, "loadtests/compare.html", context, status=400)
         a, b = baseline, run
         context["defaulted"] = True
+        context["picked"] = {"a": a.pk, "b": b.pk}
     context.update({"a": a, "b": b, **dashboard.comparison(a, b)})
     context["panels"] = compare_panels(a, b, request)
     return render(request, "loadtests/compare.html", context)

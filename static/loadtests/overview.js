@@ -16,7 +16,8 @@
         datasets: [{
           data: points.map((p) => p.p95),
           borderColor: "#1f6feb", borderWidth: 1.5, spanGaps: true,
-          pointRadius: points.map((p) => (p.passed === false ? 2.5 : 0)),
+          // A line needs two points: a lone run is drawn as its point (else the chart is blank).
+          pointRadius: points.map((p) => (p.passed === false || points.length === 1 ? 2.5 : 0)),
           pointBackgroundColor: points.map((p) => (p.passed === false ? "#cf222e" : "#1f6feb")),
         }],
       },

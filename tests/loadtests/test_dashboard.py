@@ -346,9 +346,10 @@ def test_a_long_run_page_is_downsampled_with_spikes_in_a_fixed_number_of_queries
 ) -> None:
     run = make_run(definition)
     add_intervals(run, 3600, spike_at=1777)
-    # run (with its definition), intervals; the queries panel: deltas, windows, N+1 groups;
-    # the profiles panel: the run's captures (none here, so no memory samples)
-    with django_assert_num_queries(AUTH_QUERIES + 6):
+    # run (with its definition), intervals, whether it has a baseline to compare with; the
+    # queries panel: deltas, windows, N+1 groups; the profiles panel: the run's captures (none
+    # here, so no memory samples)
+    with django_assert_num_queries(AUTH_QUERIES + 7):
         response = admin_client.get(f"/runs/{run.pk}/")
     assert response.status_code == 200
     data = page_json(response, "run-data")
@@ -433,8 +434,9 @@ def test_compare_defaults_to_the_baseline_and_states_a_verdict_and_its_rule(
     baseline = LoadTestRun.objects.filter(definition=definition).latest("id")
     slower = make_run(definition, p95=40.0, status=RunStatus.FAILED)
     add_intervals(slower, 30, spike_at=5)
-    # runs, baseline, noise history, per-second series; the profiles panel's captures
-    with django_assert_num_queries(AUTH_QUERIES + 5):
+    # the pickers' recent runs, runs, baseline, noise history, per-second series; the
+    # profiles panel's captures
+    with django_assert_num_queries(AUTH_QUERIES + 6):
         response = admin_client.get(f"/runs/compare/?b={slower.pk}")
     assert response.status_code == 200
     assert response.context["a"] == baseline and response.context["b"] == slower

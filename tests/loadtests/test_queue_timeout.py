@@ -267,8 +267,8 @@ def test_the_overview_and_its_live_endpoint_show_the_waiting_run(
 ) -> None:
     with time_machine.travel(timezone.now(), tick=False):
         run = queued_run(definition, waited_s=30)
-        # definitions, tags, trends, running, the workers on loadgen, count, page
-        with django_assert_num_queries(AUTH_QUERIES + 7):
+        # open alerts, definitions, tags, trends, running, the workers on loadgen, count, page
+        with django_assert_num_queries(AUTH_QUERIES + 8):
             page = admin_client.get("/").content.decode()
         # running runs with each one's latest p95, the workers on loadgen
         with django_assert_num_queries(AUTH_QUERIES + 2):
