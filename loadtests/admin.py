@@ -11,10 +11,10 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.db.models import QuerySet
 from django.forms.models import BaseInlineFormSet
 from django.http import HttpRequest, HttpResponse
-from django.shortcuts import get_object_or_404, render
+from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import URLPattern, path, reverse
 from django.utils import timezone
-from django.utils.html import format_html
+from django.utils.html import format_html, format_html_join
 from django.views.decorators.http import require_POST
 
 from loadtests import alerts, datasets, documents, execution, flowcheck, secrets, tasks
@@ -61,6 +61,9 @@ class SubmittedDefinition:
         steps, stages = self.kept("steps"), self.kept("stages")
         if self.form is None or steps is None or stages is None:
             return {}  # a part has problems of its own; they come first
+        if stages:
+            # The duration follows the stages: typing it again only invites a mismatch.
+            self.definition.duration_s = sum(form.instance.duration_s or 0 for form in stages)
         frozen = documents.freeze_definition(
             self.definition,
             steps=[form.instance for form in steps],
@@ -102,10 +105,29 @@ class SubmittedDefinition:
                     step = form.cleaned_data.get("name") or part["index"]
                     whole += [f"step {step!r}: {part['field']}: {text}" for text in texts]
             elif field == prefix:
-                whole += texts
+                whole += self._report_on_stage_fields(prefix, forms_in_order, texts)
             elif prefix == "stages" and not part and field != "steps":
                 whole += self._report_on_definition(field, texts)
         return whole
+
+    @staticmethod
+    def _report_on_stage_fields(
+        prefix: str, forms_in_order: list[forms.ModelForm], texts: list[str]
+    ) -> list[str]:
+        """Problems of the stages as a whole (their sum, their targets) beside the stage field
+        they concern: durations on the last stage's duration, targets on the first stage's
+        target. Anything else stays on the inline as a whole."""
+        if prefix != "stages" or not forms_in_order:
+            return texts
+        whole = []
+        for text in texts:
+            if "duration" in text:
+                forms_in_order[-1].add_error("duration_s", text)
+            elif "target" in text:
+                forms_in_order[0].add_error("target", text)
+            else:
+                whole.append(text)
+        return whole or ["Correct the stages below."]
 
     def _report_on_definition(self, field: str, texts: list[str]) -> list[str]:
         form = self.form
@@ -204,6 +226,80 @@ class ExtractionsField(forms.CharField):
         return extractions
 
 
+class HeaderRowsWidget(forms.Widget):
+    """A step's headers as name/value rows (static/loadtests/admin_headers.js adds and removes
+    rows), sent back as the JSON object the headers field stores. A post without the rows (a
+    script, an older page) may still send the JSON itself under the field's own name."""
+
+    NAME, VALUE = "__name", "__value"
+
+    class Media:
+        js = ["loadtests/admin_headers.js"]
+
+    def rows(self, value: Any) -> list[tuple[str, str]] | None:
+        """The (name, value) rows of `value` (a dict or its JSON); None when it is no object."""
+        if isinstance(value, str):
+            try:
+                value = json.loads(value or "{}")
+            except ValueError:
+                return None
+        if value is None:
+            return []
+        if not isinstance(value, dict):
+            return None
+        return [
+            (str(name), item if isinstance(item, str) else json.dumps(item))
+            for name, item in value.items()
+        ]
+
+    def render(
+        self, name: str, value: Any, attrs: dict[str, Any] | None = None, renderer: Any = None
+    ) -> str:
+        rows = self.rows(value)
+        if rows is None:  # not an object: show it as it came, for the error beside it
+            return format_html(
+                '<textarea name="{}" rows="2" cols="60" class="vLargeTextField">{}</textarea>',
+                name,
+                value,
+            )
+        lines = [self._row(name, header, text) for header, text in [*rows, ("", "")]]
+        return format_html(
+            '<div class="header-rows" data-name="{}">{}'
+            '<button type="button" class="button header-add">Add header</button></div>',
+            name,
+            format_html_join("", "{}", ((line,) for line in lines)),
+        )
+
+    def _row(self, name: str, header: str, text: str) -> str:
+        return format_html(
+            '<div class="header-row">'
+            '<input type="text" name="{}" value="{}" placeholder="name" aria-label="header name">'
+            ' <input type="text" name="{}" value="{}" placeholder="value" size="50" '
+            'aria-label="header value">'
+            ' <button type="button" class="button header-remove" title="Remove this header">'
+            "Remove</button></div>",
+            name + self.NAME,
+            header,
+            name + self.VALUE,
+            text,
+        )
+
+    def value_from_datadict(self, data: Any, files: Any, name: str) -> Any:
+        if name + self.NAME not in data:
+            return data.get(name)
+        names = data.getlist(name + self.NAME) if hasattr(data, "getlist") else []
+        values = data.getlist(name + self.VALUE) if hasattr(data, "getlist") else []
+        headers = {
+            header.strip(): text
+            for header, text in zip(names, [*values, *[""] * len(names)], strict=False)
+            if header.strip()
+        }
+        return json.dumps(headers, ensure_ascii=False)
+
+    def value_omitted_from_data(self, data: Any, files: Any, name: str) -> bool:
+        return name not in data and name + self.NAME not in data
+
+
 class StepForm(forms.ModelForm):
     """A step whose secret header values are never sent back to the browser: the form shows
     the mask, and a mask left as it was keeps the stored value (so editing a step's path does
@@ -223,6 +319,7 @@ class StepForm(forms.ModelForm):
             "check_path", "check_value", "headers", "secret_headers", "body", "extract",
             "poll_until_path", "poll_until_value", "poll_max_attempts", "poll_interval_s",
         ]  # fmt: skip
+        widgets = {"headers": HeaderRowsWidget}
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -291,6 +388,22 @@ class TagAdmin(admin.ModelAdmin):
     search_fields = ["name"]
 
 
+DURATION_HELP = (
+    "Used when no stages are given. With stages, it is ignored: the duration is the sum of "
+    "the stage durations, set on save."
+)
+
+
+def target_url_help() -> str:
+    """The target URL's help names the demo target this installation serves (TARGET_PORT)."""
+    demo = f"http://127.0.0.1:{settings.TARGET_PORT}"
+    hosts = ", ".join(settings.LOADTEST_ALLOWED_HOSTS)
+    return (
+        f"Scheme and host (and port). The emissions demo target here is {demo}. "
+        f"Allowed hosts (LOADTEST_ALLOWED_HOSTS): {hosts}."
+    )
+
+
 class DefinitionForm(forms.ModelForm):
     """The definition's own form: a post that leaves out the flow settings (an older page, a
     script) keeps their defaults, as a document without them does."""
@@ -309,6 +422,10 @@ class DefinitionForm(forms.ModelForm):
         for name in ("mode", "data_order", "overlap_policy"):
             if name in self.fields:
                 self.fields[name].required = False
+        if "target_base_url" in self.fields:
+            self.fields["target_base_url"].help_text = target_url_help()
+        if "duration_s" in self.fields:
+            self.fields["duration_s"].help_text = DURATION_HELP
 
     def clean_mode(self) -> str:
         return self.cleaned_data.get("mode") or Mode.REQUESTS
@@ -393,7 +510,8 @@ class DataSetAdmin(admin.ModelAdmin):
 @admin.register(LoadTestDefinition)
 class LoadTestDefinitionAdmin(admin.ModelAdmin):
     form = DefinitionForm
-    inlines = [StepInline, StageInline]
+    # Stages first: admin_definition.js moves them up beside the load model they shape.
+    inlines = [StageInline, StepInline]
     change_form_template = "loadtests/admin/definition_change_form.html"
     list_display = ["name", "load_model", "level", "duration_s", "target_base_url", "tag_list"]
     list_filter = ["load_model", "tags"]
@@ -402,24 +520,36 @@ class LoadTestDefinitionAdmin(admin.ModelAdmin):
     readonly_fields = ["created_by", "created_at", "updated_at"]
     raw_id_fields = ["baseline_run"]
     actions = ["run_now"]
+    save_as = True  # "Save as new": a copy with its steps and stages, under a new name
     fieldsets = [
-        (None, {"fields": ["name", "description", "target_base_url", "tags"]}),
-        ("Mode", {"fields": ["mode", ("data_set", "data_order")]}),
+        (None, {"fields": ["name", "description", "tags"]}),
         (
-            "Load",
+            "Target",
             {
+                "fields": [
+                    "target_base_url",
+                    ("timeout_s", "max_connections", "follow_redirects", "verify_tls"),
+                    "mode",
+                    ("data_set", "data_order"),
+                ]
+            },
+        ),
+        (
+            "Load model",
+            {
+                # static/loadtests/admin_definition.js shows only the chosen model's fields.
+                "classes": ["load-model"],
                 "fields": [
                     "load_model",
                     ("users", "think_time_min_s", "think_time_max_s"),
                     "rate_rps",
                     "duration_s",
                     "shards",
-                    ("timeout_s", "max_connections", "follow_redirects", "verify_tls"),
-                ]
+                ],
             },
         ),
         (
-            "Pass/fail",
+            "Thresholds",
             {
                 "fields": [
                     ("threshold_p95_ms", "threshold_p99_ms", "threshold_iteration_p95_ms"),
@@ -443,6 +573,9 @@ class LoadTestDefinitionAdmin(admin.ModelAdmin):
         ("History", {"fields": ["created_by", "created_at", "updated_at"]}),
     ]
 
+    class Media:
+        js = ["loadtests/admin_definition.js"]
+
     def get_queryset(self, request: HttpRequest) -> QuerySet[LoadTestDefinition]:
         return super().get_queryset(request).prefetch_related("tags")
 
@@ -458,8 +591,37 @@ class LoadTestDefinitionAdmin(admin.ModelAdmin):
                 self.admin_site.admin_view(self.try_once_view),
                 name="loadtests_loadtestdefinition_try_once",
             ),
+            path(
+                "<int:definition_id>/run-now/",
+                self.admin_site.admin_view(self.run_now_view),
+                name="loadtests_loadtestdefinition_run_now",
+            ),
         ]
         return own + super().get_urls()
+
+    def render_change_form(
+        self, request: HttpRequest, context: dict[str, Any], *args: Any, **kwargs: Any
+    ) -> HttpResponse:
+        context["can_run"] = self.has_run_permission(request)
+        return super().render_change_form(request, context, *args, **kwargs)
+
+    def run_now_view(self, request: HttpRequest, definition_id: int) -> HttpResponse:
+        """The change form's Run now: queue a run of the saved definition and open its page."""
+        return require_POST(self._run_now)(request, definition_id)
+
+    def _run_now(self, request: HttpRequest, definition_id: int) -> HttpResponse:
+        if not self.has_run_permission(request):
+            raise PermissionDenied
+        definition = get_object_or_404(LoadTestDefinition, pk=definition_id)
+        try:
+            run = tasks.queue_run(definition, trigger=RunTrigger.MANUAL, user=request.user)
+        except documents.RunRefused as exc:
+            problems = documents.problems_text(exc)
+            self.message_user(request, f"Not started: {problems}", messages.ERROR)
+            return redirect("admin:loadtests_loadtestdefinition_change", definition.pk)
+        if run.status == RunStatus.ERROR:  # the broker was down; the run page says so
+            self.message_user(request, f"Run #{run.pk}: {run.status_reason}", messages.ERROR)
+        return redirect("loadtests:run", run.pk)
 
     def _checked_page(
         self, request: HttpRequest, definition: LoadTestDefinition, title: str, **context: Any
@@ -556,10 +718,8 @@ class LoadTestDefinitionAdmin(admin.ModelAdmin):
 
 @admin.register(LoadTestRun)
 class LoadTestRunAdmin(admin.ModelAdmin):
-    list_display = [
-        "id", "name", "status", "trigger", "created_at", "requests", "latency_p95_ms",
-        "error_rate_pct", "passed", "page_link",
-    ]  # fmt: skip
+    # Short columns so that the list fits 1400 px: the run page has the rest.
+    list_display = ["page_link", "short_name", "status", "trigger", "created", "p95", "errors_pct"]
     list_filter = ["status", "trigger", "passed", "definition"]
     search_fields = ["name", "status_reason"]
     date_hierarchy = "created_at"
@@ -626,7 +786,23 @@ class LoadTestRunAdmin(admin.ModelAdmin):
 
     @admin.display(description="run page")
     def page_link(self, obj: LoadTestRun) -> str:
-        return format_html('<a href="{}">open</a>', reverse("loadtests:run", args=[obj.pk]))
+        return format_html('<a href="{}">#{}</a>', reverse("loadtests:run", args=[obj.pk]), obj.pk)
+
+    @admin.display(description="name", ordering="name")
+    def short_name(self, obj: LoadTestRun) -> str:
+        return obj.name if len(obj.name) <= 40 else obj.name[:39] + "…"
+
+    @admin.display(description="created", ordering="created_at")
+    def created(self, obj: LoadTestRun) -> str:
+        return timezone.localtime(obj.created_at).strftime("%Y-%m-%d %H:%M")
+
+    @admin.display(description="p95 ms", ordering="latency_p95_ms")
+    def p95(self, obj: LoadTestRun) -> str:
+        return "–" if obj.latency_p95_ms is None else f"{obj.latency_p95_ms:.1f}"
+
+    @admin.display(description="errors %", ordering="error_rate_pct")
+    def errors_pct(self, obj: LoadTestRun) -> str:
+        return "–" if obj.error_rate_pct is None else f"{obj.error_rate_pct:.2f}"
 
     @admin.action(description="Cancel", permissions=["cancel"])
     def cancel(self, request: HttpRequest, queryset: QuerySet[LoadTestRun]) -> None:

@@ -216,11 +216,15 @@ def step_form(step: LoadTestStep, **overrides: str) -> dict[str, Any]:
 
 
 def shown_headers(html: str) -> dict[str, str]:
-    match = re.search(r'<textarea name="steps-0-headers"[^>]*>(.*?)</textarea>', html, re.S)
-    assert match, "the step's headers field is on the page"
+    # The headers are name/value rows (loadtests.admin.HeaderRowsWidget); the blank last row
+    # is for a new header.
     import html as html_lib
 
-    return json.loads(html_lib.unescape(match.group(1)))
+    names = re.findall(r'name="steps-0-headers__name" value="([^"]*)"', html)
+    values = re.findall(r'name="steps-0-headers__value" value="([^"]*)"', html)
+    assert names, "the step's headers field is on the page"
+    pairs = zip(names, values, strict=True)
+    return {html_lib.unescape(n): html_lib.unescape(v) for n, v in pairs if n}
 
 
 def test_the_admin_step_form_never_shows_a_secret_back(

@@ -115,7 +115,8 @@ def test_it_refuses_a_header_value_that_is_not_latin_1(admin_client: Any, target
         ({"steps-0-path": "/a\x7fb"}, "steps-0-path", "printable ASCII"),
         ({"target_base_url": "http://127.0.0.1:0"}, "target_base_url", "port"),
         ({"target_base_url": "http://127.0.0.1:99999"}, "target_base_url", "port"),
-        (stages_data((4, 0), (6, 0)), "stages", "needs a target above 0"),
+        # Shown beside the first stage's target (loadtests/admin.py).
+        (stages_data((4, 0), (6, 0)), "stages-0-target", "needs a target above 0"),
     ],
     ids=[
         "header-name-tab", "header-name-paren", "non-ascii-path", "control-in-path",
@@ -230,7 +231,10 @@ CASES = {
         {"model": "open", "rate": 10.0, "users": 0, "stages": (Stage(10, MAX_RATE * 2),)},
     ),
     "all-zero-stages": Case(stages_data((10, 0)), {"stages": (Stage(10, 0),)}),
-    "stages-short-of-duration": Case(stages_data((3, 5)), {"stages": (Stage(3, 5),)}),
+    # The admin sets the duration from the stages, so a typed duration cannot disagree.
+    "stages-set-the-duration": Case(
+        stages_data((3, 5)), {"stages": (Stage(3, 5),), "duration_s": 3}, bad=False
+    ),
     # and what both accept, at the limits
     "users-at-cap": Case({"users": str(MAX_USERS)}, {"users": MAX_USERS}, bad=False),
     "rate-at-cap": Case(
