@@ -129,9 +129,10 @@ def verdict(
     if run_noise is None:
         return Verdict(
             "inconclusive",
+            # confidence_text() then says why: NOT_ENOUGH_HISTORY.
             (
                 f"p95 changed by {change:+.1f} ms, within the {REGRESSION_PCT:g}% margin of "
-                f"{margin:.1f} ms, and there is {NOT_ENOUGH_HISTORY}.",
+                f"{margin:.1f} ms.",
             ),
             confidence,
         )
