@@ -208,6 +208,8 @@ _generations: dict[str, tuple[int, float]] = {}
 # that an outage never leaves a value cached that a write meant to remove.
 _missed_invalidations: set[str] = set()
 _last_flush = [time.monotonic()]
+# Per-second history without Redis: {strategy: {epoch second: fields}}, this process only.
+_local_history: dict[str, dict[int, dict[str, int]]] = {}
 
 
 def _call(strategy: str, operation: Callable[[], T], *, timed: bool = True) -> T:
@@ -580,21 +582,100 @@ def flush_metrics() -> bool:
     pending = _buffer.take()
     if not pending:
         return True
+    second = int(time.time())
     if not uses_redis():
         for name, fields in pending.items():
             _local_totals[name] = cache_metrics.merge_fields(_local_totals.get(name, {}), fields)
+            _record_local_history(name, second, fields)
         return True
     if not _breaker.allows():
         _buffer.give_back(pending)
         return False
     try:
         cache_metrics.flush_to_redis(_redis_client(), _metrics_key, pending)
+        _flush_history(_redis_client(), pending, second)
     except REDIS_ERRORS as exc:
         _buffer.give_back(pending)  # counted again when Redis is back
         _breaker.failure(exc)
         return False
     _breaker.success()
     return True
+
+
+# --- history: the same counts, per second, for the Cache page's charts ---------------------
+
+HISTORY_S = 300  # the charts' window
+HISTORY_TTL_S = HISTORY_S + 60
+
+
+def _history_key(name: str, second: int) -> str:
+    return f"{_backend().key_prefix}:metrics-history:{name}:{second}"
+
+
+def _flush_history(client: Any, pending: Mapping[str, Mapping[str, int]], second: int) -> None:
+    """Add a flush's counts to the hash of the second it happens in; each hash expires once
+    out of the window. A process idle for a while stamps its counts at its next flush."""
+    pipe = client.pipeline(transaction=False)
+    for name, fields in pending.items():
+        key = _history_key(name, second)
+        for field, amount in fields.items():
+            if amount:
+                pipe.hincrby(key, field, amount)
+        pipe.expire(key, HISTORY_TTL_S)
+    pipe.execute()
+
+
+def _record_local_history(name: str, second: int, fields: Mapping[str, int]) -> None:
+    seconds = _local_history.setdefault(name, {})
+    seconds[second] = cache_metrics.merge_fields(seconds.get(second, {}), fields)
+    for old in [s for s in seconds if s <= second - HISTORY_S]:
+        del seconds[old]
+
+
+@dataclass(frozen=True)
+class HistoryPoint:
+    """One second of one strategy: its counts and the figures drawn from them."""
+
+    second: int
+    figures: StrategyFigures
+
+
+def history(window_s: int = HISTORY_S, now: float | None = None) -> dict[str, list[HistoryPoint]]:
+    """Every strategy's seconds with any count in the last `window_s` seconds, oldest first.
+    Empty lists when Redis is unreachable: the page still shows the totals."""
+    flush_metrics()
+    end = int(time.time() if now is None else now)
+    seconds = list(range(end - window_s + 1, end + 1))
+    if uses_redis():
+        stored = _read_history(seconds)
+    else:
+        stored = {
+            name: {s: f for s, f in _local_history.get(name, {}).items() if s in set(seconds)}
+            for name in STRATEGIES
+        }
+    return {
+        name: [
+            HistoryPoint(second, cache_metrics.figures_from_fields(fields))
+            for second, fields in sorted(stored.get(name, {}).items())
+            if fields
+        ]
+        for name in STRATEGIES
+    }
+
+
+def _read_history(seconds: list[int]) -> dict[str, dict[int, dict[str, int]]]:
+    keys = {(name, second): _history_key(name, second) for name in STRATEGIES for second in seconds}
+    try:
+        # One pipeline of HGETALLs: {(strategy, second): key} read as cache_metrics reads totals.
+        replies = cache_metrics.read_from_redis(_redis_client(), keys)
+    except REDIS_ERRORS as exc:
+        _breaker.failure(exc)
+        return {}
+    stored: dict[str, dict[int, dict[str, int]]] = {}
+    for (name, second), fields in replies.items():
+        if fields:
+            stored.setdefault(name, {})[second] = fields
+    return stored
 
 
 def figures() -> dict[str, StrategyFigures]:
@@ -623,9 +704,17 @@ def reset_metrics(names: Iterable[str] | None = None) -> None:
     _buffer.clear(names)
     for name in names:
         _local_totals.pop(name, None)
+        _local_history.pop(name, None)
     if uses_redis() and names:
         try:
-            _redis_client().delete(*(_metrics_key(name) for name in names))
+            end = int(time.time())
+            # The charts' seconds too (to a minute ahead, for a clock a little off).
+            history_keys = [
+                _history_key(name, second)
+                for name in names
+                for second in range(end - HISTORY_TTL_S, end + 60)
+            ]
+            _redis_client().delete(*(_metrics_key(name) for name in names), *history_keys)
         except REDIS_ERRORS as exc:
             _breaker.failure(exc)
 
@@ -698,6 +787,7 @@ def reset_process_state() -> None:
     _breaker.reset()
     _buffer.clear()
     _local_totals.clear()
+    _local_history.clear()
     _generations.clear()
     _missed_invalidations.clear()
 

@@ -1,16 +1,22 @@
-"""The Cache page: per-strategy figures, and invalidation / metrics reset behind a permission."""
+"""The Cache page: per-strategy figures and charts over time, and invalidation / metrics reset
+behind a permission."""
 
 from __future__ import annotations
 
+import time
+from datetime import UTC, datetime
 from typing import Any
 
 from django import forms
 from django.contrib import messages
 from django.contrib.auth.decorators import permission_required
+from django.db.models import Q
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods
 
+from loadtests.models import LoadTestRun
 from offgridperf import cache
 from offgridperf.models import INVALIDATE_CACHE
 
@@ -51,11 +57,64 @@ def strategy_rows() -> list[dict[str, Any]]:
     return rows
 
 
+def chart_data(now: float | None = None) -> dict[str, Any]:
+    """The Cache page's charts: per strategy, each second's hit rate and p50/p99 latency over
+    the last cache.HISTORY_S seconds, and the load-test runs that overlap the window."""
+    end = time.time() if now is None else now
+    start = end - cache.HISTORY_S
+    strategies = [
+        {
+            "name": name,
+            "points": [
+                {
+                    "t": point.second,
+                    "hit_rate": None
+                    if point.figures.hit_rate is None
+                    else round(100 * point.figures.hit_rate, 2),
+                    "lookups": point.figures.lookups,
+                    "p50_ms": point.figures.latency_ms(0.50),
+                    "p99_ms": point.figures.latency_ms(0.99),
+                }
+                for point in points
+            ],
+        }
+        for name, points in cache.history(now=end).items()
+    ]
+    return {"start": int(start), "end": int(end), "strategies": strategies, "runs": runs_in(start)}
+
+
+def runs_in(start: float) -> list[dict[str, Any]]:
+    """Runs going on at some time since `start` (still going, or finished after it)."""
+    since = datetime.fromtimestamp(start, tz=UTC)
+    runs = (
+        LoadTestRun.objects.filter(started_at__isnull=False)
+        .filter(Q(finished_at__isnull=True) | Q(finished_at__gte=since))
+        .order_by("started_at")
+        .only("pk", "name", "status", "started_at", "finished_at")[:RUNS_SHOWN]
+    )
+    return [
+        {
+            "id": run.pk,
+            "name": run.name,
+            "status": run.status,
+            "start": run.started_at.timestamp(),
+            "end": run.finished_at.timestamp() if run.finished_at else None,
+            "url": reverse("loadtests:run", args=[run.pk]),
+        }
+        for run in runs
+    ]
+
+
+RUNS_SHOWN = 20
+
+
 @require_GET
 def overview(request: HttpRequest) -> HttpResponse:
     context = {
         "nav": "cache",
         "rows": strategy_rows(),
+        "charts": chart_data(),
+        "history_minutes": cache.HISTORY_S // 60,
         "state": cache.state(),
         "can_invalidate": request.user.has_perm(INVALIDATE_PERMISSION),
     }
