@@ -27,7 +27,11 @@
           legend: { display: false },
           tooltip: { callbacks: { label: (item) => "p95 " + item.formattedValue + " ms" } },
         },
-        scales: { x: { display: false }, y: { display: false, beginAtZero: true } },
+        // offset: a lone point sits in the middle, not on the left edge.
+        scales: {
+          x: { display: false, offset: points.length === 1 },
+          y: { display: false, beginAtZero: true },
+        },
       },
     });
   });
