@@ -14,14 +14,26 @@ from dataclasses import dataclass
 from datetime import datetime, time, timedelta
 from typing import Any
 
+from django.core.cache import cache
 from django.core.paginator import Page, Paginator
 from django.db import connection
-from django.db.models import F, OuterRef, Q, QuerySet, Subquery, Window
+from django.db.models import (
+    Case,
+    F,
+    OuterRef,
+    Q,
+    QuerySet,
+    Subquery,
+    TextField,
+    Value,
+    When,
+    Window,
+)
 from django.db.models.functions import RowNumber
 from django.utils import dateformat, timezone
 
 from loadtests import charts, compare, documents, execution, reports, secrets, waiting
-from loadtests.engine.histograms import Histogram
+from loadtests.engine.histograms import Histogram, highest_equivalent
 from loadtests.models import (
     ACTIVE_STATUSES,
     LoadTestDefinition,
@@ -345,27 +357,43 @@ def combine_shards(rows: Iterable[Sequence[Any]]) -> list[tuple[Any, ...]]:
                 current[position] = (current[position] or 0) + (row[position] or 0)
             elif key.endswith("_ms") and row[position] is not None:
                 current[position] = max(current[position] or 0.0, row[position])
+        if len(row) > len(INTERVAL_FIELDS):  # the seconds' samples: all shards' together
+            current[-1] = [*current[-1], *row[-1]]
     return [tuple(seconds[index]) for index in sorted(seconds)]
+
+
+def _samples(encoded: str) -> list[tuple[float, int]]:
+    """(value in ms, count) pairs of one second's encoded latency histogram."""
+    if not encoded:
+        return []
+    counts = Histogram.decode(encoded).counts
+    return [(highest_equivalent(i) / 1000.0, c) for i, c in enumerate(counts) if c]
 
 
 def interval_columns(
     run: LoadTestRun, *, after: int = -1, limit: int | None = None
 ) -> dict[str, list[Any]]:
-    """The run's seconds after `after` as columns (one list per INTERVAL_FIELDS name)."""
+    """The run's seconds after `after` as columns (one list per INTERVAL_FIELDS name), and
+    "samples": the (ms, count) pairs of each second too short of requests for its own p99,
+    from which charts.gated_percentile draws a rolling window (busier seconds send none)."""
+    few = Case(
+        When(requests__lt=charts.ROLLING_BELOW, then=F("latency_histogram")),
+        default=Value(""),
+        output_field=TextField(),
+    )
     query = (
         run.intervals.filter(index__gt=after)
         .order_by("index", "shard")
-        .values_list(*INTERVAL_FIELDS)
+        .annotate(few_samples=few)
+        .values_list(*INTERVAL_FIELDS, "few_samples")
     )
-    rows = list(query[:limit] if limit else query)
+    rows = [(*row[:-1], _samples(row[-1])) for row in (query[:limit] if limit else query)]
     if any(row[1] for row in rows):  # several shards wrote the same seconds
         rows = combine_shards(rows)
+    names = (*INTERVAL_FIELDS, "samples")
     if not rows:
-        return {name: [] for name in INTERVAL_FIELDS}
-    return {
-        name: list(column)
-        for name, column in zip(INTERVAL_FIELDS, zip(*rows, strict=True), strict=True)
-    }
+        return {name: [] for name in names}
+    return {name: list(column) for name, column in zip(names, zip(*rows, strict=True), strict=True)}
 
 
 def _rates(counts: Sequence[float], lengths: Sequence[float]) -> list[float]:
@@ -397,12 +425,43 @@ def series_of(columns: dict[str, list[Any]]) -> dict[str, list[Any]]:
 BANDED = ("rps", "p99", "in_flight")
 
 
-def timeline(columns: dict[str, list[Any]], max_points: int = charts.MAX_POINTS) -> dict[str, Any]:
+def _gate_percentiles(
+    columns: dict[str, list[Any]], series: dict[str, list[Any]]
+) -> dict[str, list[bool]]:
+    """Replace per-second percentiles of too few requests (charts.PERCENTILE_MIN_REQUESTS):
+    latency ones by a rolling window, service-time ones (no samples kept) by nothing."""
+    counts = columns["requests"]
+    rolling = {}
+    for name in charts.PERCENTILE_MIN_REQUESTS:
+        series[name], rolling[name] = charts.gated_percentile(
+            counts, series[name], columns.get("samples") or [[]] * len(counts), name
+        )
+        service = "s" + name[1:]
+        needed = charts.PERCENTILE_MIN_REQUESTS[name]
+        series[service] = [
+            v if c >= needed else None for v, c in zip(series[service], counts, strict=True)
+        ]
+    return rolling
+
+
+def timeline(
+    columns: dict[str, list[Any]], max_points: int = charts.MAX_POINTS, after: int = -1
+) -> dict[str, Any]:
     """The per-second charts' series, downsampled with min/max kept where drawn: one shape for
-    the run page's first draw and for each live update (which appends it)."""
+    the run page's first draw and for each live update (which appends it). Seconds up to
+    `after` only feed the rolling windows of the ones after it; "rolling" flags the points
+    drawn from such a window."""
     series = series_of(columns)
     del series["max"]
-    return charts.downsample(columns["index"], series, max_points, banded=BANDED)
+    rolling = _gate_percentiles(columns, series)
+    start = next((i for i, x in enumerate(columns["index"]) if x > after), len(columns["index"]))
+    series = {name: values[start:] for name, values in series.items()}
+    x = columns["index"][start:]
+    result = charts.downsample(x, series, max_points, banded=BANDED)
+    result["rolling"] = {
+        name: charts.any_in_buckets(flags[start:], max_points) for name, flags in rolling.items()
+    }
+    return result
 
 
 def histogram_charts(encoded: str) -> dict[str, list[dict]]:
@@ -412,7 +471,9 @@ def histogram_charts(encoded: str) -> dict[str, list[dict]]:
     histogram = Histogram.decode(encoded)
     return {
         "spectrum": charts.spectrum_points(histogram.percentile_spectrum()),
-        "distribution": charts.distribution_points(histogram.log_buckets()),
+        "distribution": charts.one_two_five_buckets(
+            charts.distribution_points(histogram.log_buckets())
+        ),
     }
 
 
@@ -426,6 +487,7 @@ def run_chart_data(run: LoadTestRun, columns: dict[str, list[Any]]) -> dict[str,
         "timeline": timeline(columns),
         # The live endpoint sends at most this many seconds at a time: a full page means more.
         "max_points": charts.MAX_POINTS,
+        "percentile_min_requests": charts.PERCENTILE_MIN_REQUESTS,
         "latency": histogram_charts(run.latency_histogram),
         "service": histogram_charts(run.service_histogram),
     }
@@ -433,17 +495,29 @@ def run_chart_data(run: LoadTestRun, columns: dict[str, list[Any]]) -> dict[str,
 
 def errors_table(run: LoadTestRun) -> list[dict[str, Any]]:
     """Errors by class, largest first, with a sample message where the run recorded one."""
+    return errors_table_of(run.errors_by_class)
+
+
+def errors_table_of(errors_by_class: dict[str, Any] | None) -> list[dict[str, Any]]:
     table = [
         {"name": name, "count": entry.get("count", 0), "sample": entry.get("sample", "")}
         if isinstance(entry, dict)
         else {"name": name, "count": entry, "sample": ""}
-        for name, entry in (run.errors_by_class or {}).items()
+        for name, entry in (errors_by_class or {}).items()
     ]
     return sorted(table, key=lambda row: (-row["count"], row["name"]))
 
 
+def step_order(run: LoadTestRun) -> list[str]:
+    """Step names in the order of the run's (frozen) definition."""
+    steps = documents.upgrade(run.config).get("steps") or []
+    return [step.get("name", "") for step in steps if isinstance(step, dict)]
+
+
 def summary_context(run: LoadTestRun) -> dict[str, Any]:
-    columns, rows = charts.step_table(run.steps_summary)
+    columns, rows = charts.labelled_step_table(
+        run.steps_summary, step_order(run), run.duration_s or elapsed_s(run)
+    )
     return {
         "run": run,
         "status_reason": secrets.redact_config_text(run.status_reason, run.config),
@@ -453,9 +527,57 @@ def summary_context(run: LoadTestRun) -> dict[str, Any]:
         "errors": errors_table(run),
         "step_columns": columns,
         "step_rows": rows,
-        "health": {k: v for k, v in (run.health or {}).items() if k != "valid"},
+        "health": charts.health_rows(run.health),
+        "percentile_rule": charts.PERCENTILE_RULE,
         "default_error_rate_pct": reports.DEFAULT_ERROR_RATE_LIMIT_PCT,
     }
+
+
+PERCENTILE_NAMES = ("p50", "p90", "p95", "p99", "p999", "max", "mean")
+LIVE_SUMMARY_TTL_S = 3600
+
+
+def _live_key(run: LoadTestRun) -> str:
+    # The start time too: a test database recreated reuses ids, and a stale merge must not.
+    started = run.started_at.timestamp() if run.started_at else 0
+    return f"loadtests:live-summary:{run.pk}:{started}"
+
+
+def live_summary_context(run: LoadTestRun) -> dict[str, Any]:
+    """summary_context of a run still going, its percentiles and errors by class from the
+    merged histograms and errors of the seconds stored so far.
+
+    The merge so far is cached with the last interval id read, so each poll reads (one
+    query) and decodes only the seconds stored since: a shard's late second has a higher id
+    and is never missed.
+    """
+    state = cache.get(_live_key(run)) or {"last_id": 0, "latency": "", "service": "", "errors": {}}
+    latency = Histogram.decode(state["latency"]) if state["latency"] else Histogram()
+    service = Histogram.decode(state["service"]) if state["service"] else Histogram()
+    fresh = list(
+        run.intervals.filter(pk__gt=state["last_id"])
+        .order_by("pk")
+        .only("pk", "latency_histogram", "service_histogram", "errors_by_class")
+    )
+    if fresh:
+        new_latency, new_service = reports.merged_histograms(fresh)
+        latency.merge(new_latency)
+        service.merge(new_service)
+        for interval in fresh:
+            reports.merge_errors(state["errors"], interval.errors_by_class)
+        state.update(
+            last_id=fresh[-1].pk,
+            latency=latency.encode(),
+            service=service.encode(),
+        )
+        cache.set(_live_key(run), state, LIVE_SUMMARY_TTL_S)
+    context = summary_context(run)
+    for kind, histogram in (("latency", latency), ("service", service)):
+        values = reports.histogram_summary(histogram, kind)
+        context[kind] = {name: values.get(f"{kind}_{name}_ms") for name in PERCENTILE_NAMES}
+    context["errors"] = errors_table_of(state["errors"])
+    context["live"] = True
+    return context
 
 
 def queue_wait(run: LoadTestRun) -> dict[str, Any] | None:
@@ -472,7 +594,9 @@ def live_state(run: LoadTestRun, *, after: int = -1, limit: int = charts.MAX_POI
     the run is queued, what it waits for."""
     waiting_now = queue_wait(run)
     elapsed = elapsed_s(run)
-    columns = interval_columns(run, after=after, limit=limit)
+    # The seconds before `after` feed the rolling windows of the new ones.
+    history = max(-1, after - charts.ROLLING_WINDOW_MAX_S)
+    columns = interval_columns(run, after=history, limit=limit + after - history)
     return {
         "id": run.pk,
         "status": run.status,
@@ -484,8 +608,8 @@ def live_state(run: LoadTestRun, *, after: int = -1, limit: int = charts.MAX_POI
         "requests": run.requests,
         "errors": run.errors,
         "waiting": waiting_now,
-        "last_index": columns["index"][-1] if columns["index"] else after,
-        "timeline": timeline(columns, max_points=limit),
+        "last_index": max(columns["index"][-1], after) if columns["index"] else after,
+        "timeline": timeline(columns, max_points=limit, after=after),
     }
 
 

@@ -191,8 +191,13 @@ def run_detail(request: HttpRequest, run_id: int) -> HttpResponse:
     if run is None:
         return _missing_run(request, run_id)
     waiting = dashboard.queue_wait(run)  # first: a run past its queue timeout ends here
+    summary = (
+        dashboard.live_summary_context(run)
+        if run.status == RunStatus.RUNNING
+        else dashboard.summary_context(run)
+    )
     context = {
-        **dashboard.summary_context(run),
+        **summary,
         "waiting": waiting,
         "chart_data": dashboard.run_chart_data(run, dashboard.interval_columns(run)),
         # What other apps show of this run (queries, profiles): they register, we only render.
@@ -220,6 +225,11 @@ def run_live(request: HttpRequest, run_id: int) -> JsonResponse:
     if run is None:
         return JsonResponse({"error": f"There is no run #{run_id}."}, status=404)
     state = dashboard.live_state(run, after=after)
+    if run.status == RunStatus.RUNNING:
+        # Percentiles, errors by class so far: the page fills its summary before the end.
+        state["live_summary_html"] = render_to_string(
+            "loadtests/_run_summary.html", dashboard.live_summary_context(run), request=request
+        )
     if not run.is_active:
         state["summary_html"] = render_to_string(
             "loadtests/_run_summary.html", dashboard.summary_context(run), request=request

@@ -16,7 +16,16 @@
   Chart.defaults.font.size = 11;
 
   const tl = data.timeline;
-  const hideBands = { labels: { filter: (item, chartData) => !chartData.datasets[item.datasetIndex].band } };
+  // Legends list only what is drawn: no bands, no hidden series, and the rolling-window key
+  // only once a point was drawn from a rolling window.
+  function anyRolling(datasets) {
+    return datasets.some((ds) => !ds.hidden && ds.rolling && ds.rolling.some(Boolean));
+  }
+  const drawnOnly = { labels: { usePointStyle: true, filter: function (item, chartData) {
+    const ds = chartData.datasets[item.datasetIndex];
+    if (ds.band || item.hidden) return false;
+    return ds.rollingKey ? anyRolling(chartData.datasets) : true;
+  } } };
 
   function points(name, key) {
     return tl.x.map((x, i) => ({ x: x, y: tl.series[name][key][i] }));
@@ -46,7 +55,7 @@
       options: {
         parsing: true, normalized: true,
         interaction: { mode: "index", intersect: false },
-        plugins: { legend: hideBands },
+        plugins: { legend: drawnOnly },
         scales: Object.assign({ x: { type: "linear", title: { display: true, text: "seconds" } } }, scales),
       },
     });
@@ -62,9 +71,25 @@
     y1: { beginAtZero: true, position: "right", grid: { drawOnChartArea: false }, title: { display: true, text: "errors/s" } },
   });
 
+  // A point drawn from a rolling window (the second had too few requests for its own
+  // percentile, see the rule under the chart) is a hollow triangle; exact seconds have none.
+  function gated(label, name, color) {
+    const rolling = (ctx) => Boolean(ctx.dataset.rolling[ctx.dataIndex]);
+    return line(label, name, color, {
+      rolling: (tl.rolling[name] || []).slice(),
+      pointStyle: (ctx) => (rolling(ctx) ? "triangle" : "circle"),
+      pointRadius: (ctx) => (rolling(ctx) ? 3.5 : 0),
+      pointHoverRadius: (ctx) => (rolling(ctx) ? 4.5 : 2),
+      pointBackgroundColor: "#ffffff", pointBorderColor: color,
+      pointBorderWidth: (ctx) => (rolling(ctx) ? 1.5 : 0),
+    });
+  }
+
   const latency = timeChart("chart-latency", [
-    line("p50", "p50", COLORS.p50), line("p95", "p95", COLORS.p95),
-    line("p99", "p99", COLORS.p99), ...band("p99", COLORS.p99),
+    gated("p50", "p50", COLORS.p50), gated("p95", "p95", COLORS.p95),
+    gated("p99", "p99", COLORS.p99), ...band("p99", COLORS.p99),
+    { label: "rolling window (too few requests in the second)", data: [], rollingKey: true,
+      pointStyle: "triangle", borderColor: COLORS.target, backgroundColor: "#ffffff", borderWidth: 1.5 },
     line("service p50", "s50", COLORS.p50, { hidden: true, borderDash: [4, 3] }),
     line("service p95", "s95", COLORS.p95, { hidden: true, borderDash: [4, 3] }),
     line("service p99", "s99", COLORS.p99, { hidden: true, borderDash: [4, 3] }),
@@ -80,6 +105,7 @@
   document.getElementById("toggle-service").addEventListener("change", function (event) {
     const service = event.target.checked;
     latency.data.datasets.forEach(function (ds) {
+      if (!ds.series) return;
       const isService = ds.series.charAt(0) === "s";
       ds.hidden = isService ? !service : service;
     });
@@ -120,7 +146,7 @@
   function drawHistograms(lat, svc) {
     const buckets = lat.distribution.length ? lat.distribution : svc.distribution;
     const byUpper = new Map(svc.distribution.map((b) => [b.hi, b.count]));
-    distribution.data.labels = buckets.map((b) => String(b.hi));
+    distribution.data.labels = buckets.map((b) => b.label || String(b.hi));
     distribution.data.datasets[0].data = lat.distribution.map((b) => b.count);
     distribution.data.datasets[1].data = buckets.map((b) => byUpper.get(b.hi) || 0);
     distribution.update("none");
@@ -141,6 +167,8 @@
   function append(timeline, last) {
     liveCharts.forEach(function (chart) {
       chart.data.datasets.forEach(function (ds) {
+        if (!ds.series) return;
+        if (ds.rolling) ds.rolling.push(...(timeline.rolling[ds.series] || timeline.x.map(() => false)));
         const values = timeline.series[ds.series];
         const ys = values[ds.bandKey || "mean"] || values.mean;
         timeline.x.forEach(function (x, i) { ds.data.push({ x: x, y: ys[i] }); });
@@ -204,6 +232,11 @@
     }
     append(state.timeline, state.last_index);
     showState(state);
+    // Percentiles and errors so far, from the merged histogram of the seconds stored.
+    if (state.live_summary_html) {
+      document.getElementById("run-summary").innerHTML = state.live_summary_html;
+      root.dataset.liveSummary = "shown";
+    }
     // A long catch-up arrives in pages of max_points seconds: ask again at once until complete.
     if (state.timeline.x.length >= data.max_points) return schedule(0);
     if (state.active) return schedule(delay());
