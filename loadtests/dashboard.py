@@ -557,7 +557,7 @@ def live_summary_context(run: LoadTestRun) -> dict[str, Any]:
     fresh = list(
         run.intervals.filter(pk__gt=state["last_id"])
         .order_by("pk")
-        .only("pk", "latency_histogram", "service_histogram", "errors_by_class")
+        .only("pk", "run_id", "latency_histogram", "service_histogram", "errors_by_class")
     )
     if fresh:
         new_latency, new_service = reports.merged_histograms(fresh)
