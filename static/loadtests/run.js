@@ -21,7 +21,7 @@
   function anyRolling(datasets) {
     return datasets.some((ds) => !ds.hidden && ds.rolling && ds.rolling.some(Boolean));
   }
-  const drawnOnly = { labels: { usePointStyle: true, filter: function (item, chartData) {
+  const drawnOnly = { labels: { filter: function (item, chartData) {
     const ds = chartData.datasets[item.datasetIndex];
     if (ds.band || item.hidden) return false;
     return ds.rollingKey ? anyRolling(chartData.datasets) : true;
@@ -88,8 +88,8 @@
   const latency = timeChart("chart-latency", [
     gated("p50", "p50", COLORS.p50), gated("p95", "p95", COLORS.p95),
     gated("p99", "p99", COLORS.p99), ...band("p99", COLORS.p99),
-    { label: "rolling window (too few requests in the second)", data: [], rollingKey: true,
-      pointStyle: "triangle", borderColor: COLORS.target, backgroundColor: "#ffffff", borderWidth: 1.5 },
+    { label: "△ rolling window (too few requests in the second)", data: [], rollingKey: true,
+      borderColor: COLORS.target, backgroundColor: "#ffffff", borderWidth: 1.5 },
     line("service p50", "s50", COLORS.p50, { hidden: true, borderDash: [4, 3] }),
     line("service p95", "s95", COLORS.p95, { hidden: true, borderDash: [4, 3] }),
     line("service p99", "s99", COLORS.p99, { hidden: true, borderDash: [4, 3] }),
@@ -119,6 +119,7 @@
       { label: "service time", data: [], backgroundColor: COLORS.service, hidden: true },
     ] },
     options: {
+      plugins: { legend: drawnOnly },
       scales: {
         x: { title: { display: true, text: "ms (bucket upper bound)" } },
         y: { beginAtZero: true, title: { display: true, text: "requests" } },

@@ -138,6 +138,7 @@ def test_the_run_page_shows_live_figures_honest_percentiles_and_a_full_layout(
             page.uncheck("#toggle-service")
             p99 = page.evaluate(ROLLING_POINTS)
             labels = page.evaluate("() => Chart.getChart('chart-distribution').data.labels")
+            distribution_legend = page.evaluate(LEGEND, "chart-distribution")
             gaps_1400 = page.evaluate(ROWS)
             health = page.text_content("#health")
             steps = page.text_content("#steps")
@@ -156,12 +157,13 @@ def test_the_run_page_shows_live_figures_honest_percentiles_and_a_full_layout(
     # Legends: what is drawn, and the rolling-window key because p99 points use one.
     assert legend[:3] == ["p50", "p95", "p99"]
     assert not any(text.startswith("service") for text in legend)
-    assert "rolling window (too few requests in the second)" in legend
+    assert "△ rolling window (too few requests in the second)" in legend
     assert not any(text in {"p50", "p95", "p99"} for text in service_legend)
     # No p99 from fewer than 100 requests: the first nine seconds (10..90) are not drawn,
     # every later one is a rolling window.
     assert all(point["y"] is None for point in p99[:9])
     assert all(point["rolling"] and point["y"] is not None for point in p99[9:])
+    assert distribution_legend == ["latency"]  # service time is hidden, so not listed
     assert labels and all(re.fullmatch(r"(1|2|5)(0*|\.?0*)|0\.0*[125]", x) for x in labels)
     assert max(gaps_1400) < 30 and max(gaps_1920) < 30
     for text in ("Generator CPU, max", "12.5 %"):
