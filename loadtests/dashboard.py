@@ -325,11 +325,11 @@ def baseline_of(
 
 def has_baseline(run: LoadTestRun) -> bool:
     """Whether the compare page would find `run` a baseline (as baseline_of(before=run)),
-    so that the run page offers "Compare with baseline" only then: at most one query, none
-    when its definition (selected with the run) names another run as its baseline or the run
-    is still queued."""
+    so that the run page offers "Compare with baseline" only then (for a run still going,
+    once it ends): at most one query, none when its definition (selected with the run) names
+    another run as its baseline."""
     definition = run.definition
-    if definition is None or run.status == RunStatus.QUEUED:  # a queued run has nothing yet
+    if definition is None:
         return False
     if definition.baseline_run_id and definition.baseline_run_id != run.pk:
         return True

@@ -203,6 +203,9 @@
     document.getElementById("run-progress").hidden = true;
     const cancel = document.getElementById("cancel-form");
     if (cancel) cancel.remove();
+    // Offered once the run has ended, when it has a baseline to compare with.
+    const compare = document.getElementById("compare-link");
+    if (compare) compare.hidden = false;
     document.getElementById("run-summary").innerHTML = state.summary_html;
     drawHistograms(state.latency, state.service);
     root.dataset.state = "finished";

@@ -200,8 +200,9 @@ def test_the_run_page_says_it_waits_and_that_no_worker_is_alive(
     heartbeat("gone@host", ["default", "loadgen"], seen_s_ago=60)
     with time_machine.travel(timezone.now(), tick=False):
         run = queued_run(definition, waited_s=20)
-        # run (with its definition), the workers on loadgen, intervals
-        with django_assert_num_queries(AUTH_QUERIES + 3):
+        # run (with its definition), the workers on loadgen, intervals, whether a baseline
+        # exists (the compare link is shown once the run ends)
+        with django_assert_num_queries(AUTH_QUERIES + 4):
             body = admin_client.get(f"/runs/{run.pk}/").content.decode()
         with django_assert_num_queries(AUTH_QUERIES + 3):
             state = admin_client.get(f"/runs/{run.pk}/live/").json()
