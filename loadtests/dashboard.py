@@ -59,6 +59,7 @@ INTERVAL_FIELDS = (
     "index", "shard", "length_s", "requests", "errors", "achieved_rps", "target",
     "active_users", "in_flight", "latency_p50_ms", "latency_p95_ms", "latency_p99_ms",
     "latency_max_ms", "service_p50_ms", "service_p95_ms", "service_p99_ms",
+    "in_flight_mean", "in_flight_max",
 )  # fmt: skip
 
 FINISHED = Q(finished_at__isnull=False) & ~Q(status__in=ACTIVE_STATUSES)
@@ -345,7 +346,10 @@ def has_baseline(run: LoadTestRun) -> bool:
 def combine_shards(rows: Iterable[Sequence[Any]]) -> list[tuple[Any, ...]]:
     """One row per second (rows as INTERVAL_FIELDS tuples): counts add up across shards,
     percentiles take the worst shard."""
-    summed = {"requests", "errors", "achieved_rps", "target", "active_users", "in_flight"}
+    summed = {
+        "requests", "errors", "achieved_rps", "target", "active_users", "in_flight",
+        "in_flight_mean", "in_flight_max",
+    }  # fmt: skip
     seconds: dict[int, list[Any]] = {}
     for row in rows:
         current = seconds.get(row[0])
@@ -417,12 +421,19 @@ def series_of(columns: dict[str, list[Any]]) -> dict[str, list[Any]]:
         "s99": columns["service_p99_ms"],
         "users": columns["active_users"],
         "in_flight": columns["in_flight"],
+        # Runs recorded before in flight was sampled within the second have the one reading.
+        "in_flight_mean": _or(columns["in_flight_mean"], columns["in_flight"]),
+        "in_flight_max": _or(columns["in_flight_max"], columns["in_flight"]),
         "target": columns["target"],
     }
 
 
+def _or(values: Sequence[Any], fallback: Sequence[Any]) -> list[Any]:
+    return [f if v is None else v for v, f in zip(values, fallback, strict=True)]
+
+
 # Series drawn with a min/max band when downsampled (the others need only their mean).
-BANDED = ("rps", "p99", "in_flight")
+BANDED = ("rps", "p99", "in_flight_max")
 
 
 def _gate_percentiles(
@@ -551,20 +562,27 @@ def live_summary_context(run: LoadTestRun) -> dict[str, Any]:
     query) and decodes only the seconds stored since: a shard's late second has a higher id
     and is never missed.
     """
-    state = cache.get(_live_key(run)) or {"last_id": 0, "latency": "", "service": "", "errors": {}}
+    state = cache.get(_live_key(run)) or {
+        "last_id": 0, "latency": "", "service": "", "errors": {}, "steps": {},
+    }  # fmt: skip
+    steps: dict[str, dict[str, int]] = state.setdefault("steps", {})
     latency = Histogram.decode(state["latency"]) if state["latency"] else Histogram()
     service = Histogram.decode(state["service"]) if state["service"] else Histogram()
     fresh = list(
         run.intervals.filter(pk__gt=state["last_id"])
         .order_by("pk")
-        .only("pk", "run_id", "latency_histogram", "service_histogram", "errors_by_class")
-    )
+        .only(
+            "pk", "run_id", "latency_histogram", "service_histogram", "errors_by_class",
+            "per_step",
+        )
+    )  # fmt: skip
     if fresh:
         new_latency, new_service = reports.merged_histograms(fresh)
         latency.merge(new_latency)
         service.merge(new_service)
         for interval in fresh:
             reports.merge_errors(state["errors"], interval.errors_by_class)
+            add_step_counts(steps, interval.per_step)
         state.update(
             last_id=fresh[-1].pk,
             latency=latency.encode(),
@@ -576,8 +594,24 @@ def live_summary_context(run: LoadTestRun) -> dict[str, Any]:
         values = reports.histogram_summary(histogram, kind)
         context[kind] = {name: values.get(f"{kind}_{name}_ms") for name in PERCENTILE_NAMES}
     context["errors"] = errors_table_of(state["errors"])
+    if steps and not run.steps_summary:
+        # Counts, req/s and shares so far; the per-step percentiles come when the run ends.
+        context["step_columns"], context["step_rows"] = charts.labelled_step_table(
+            steps, step_order(run), elapsed_s(run) or 0.0
+        )
     context["live"] = True
     return context
+
+
+def add_step_counts(total: dict[str, dict[str, int]], second: Any) -> None:
+    """Add one second's per-step counts ({step: {requests, errors, ...}}) to `total`."""
+    for name, counts in (second or {}).items():
+        if not isinstance(counts, dict):
+            continue
+        into = total.setdefault(name, {})
+        for key, value in counts.items():
+            if isinstance(value, int | float):
+                into[key] = into.get(key, 0) + value
 
 
 def queue_wait(run: LoadTestRun) -> dict[str, Any] | None:

@@ -590,7 +590,14 @@ class RunInterval(models.Model):
     target = models.FloatField(default=0, help_text="Users or req/s planned at that moment.")
     active_users = models.PositiveIntegerField(default=0)
     in_flight = models.PositiveIntegerField(default=0)
+    in_flight_mean = models.FloatField(
+        null=True, help_text="In flight, sampled every 50 ms: the second's mean."
+    )
+    in_flight_max = models.PositiveIntegerField(null=True, help_text="... and its peak.")
     late_starts = models.PositiveIntegerField(default=0)
+    per_step = models.JSONField(
+        default=dict, blank=True, help_text="{step: {requests, errors, ...}} of this second."
+    )
     latency_p50_ms = models.FloatField(null=True)
     latency_p95_ms = models.FloatField(null=True)
     latency_p99_ms = models.FloatField(null=True)

@@ -42,6 +42,8 @@ class IntervalSnapshot:
     loop_lag_ms: float  # the largest event-loop lag seen in the interval
     per_step: dict[str, dict[str, int]]
     backlog: int = 0  # of in_flight: requests waiting for a connection (open model)
+    in_flight_mean: float = 0.0  # in flight, sampled every 50 ms: the interval's mean
+    in_flight_max: int = 0  # ... and its peak
     # Flow mode: whole iterations (journeys) that ended in this interval; "" otherwise.
     iteration_hist: str = ""  # encoded HdrHistogram, iteration duration (µs)
     iterations: int = 0

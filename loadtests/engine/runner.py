@@ -105,6 +105,9 @@ class RawInterval:
     in_flight: int
     backlog: int
     cpu_pct: float
+    # In flight, sampled at each control tick (every CONTROL_S): a second's mean and peak.
+    in_flight_mean: float = 0.0
+    in_flight_max: int = 0
 
 
 class Publisher:
@@ -184,6 +187,8 @@ class Publisher:
             loop_lag_ms=round(counts.lag_max_s * 1000.0, 3),
             per_step=self._per_step(counts),
             backlog=raw.backlog,
+            in_flight_mean=round(raw.in_flight_mean, 3),
+            in_flight_max=raw.in_flight_max,
             iteration_hist=counts.iteration.encode() if counts.iteration is not None else "",
             iterations=counts.iterations,
             iterations_failed=counts.iterations_failed,
@@ -253,6 +258,10 @@ class Runner:
         self.tick_handle: asyncio.TimerHandle | None = None
         self.control_handle: asyncio.TimerHandle | None = None
         self.internal_error: str | None = None
+        # In flight as sampled by control() during the current interval.
+        self.flight_sum = 0
+        self.flight_samples = 0
+        self.flight_max = 0
 
     async def main(self) -> RunResult:
         self.finished = self.loop.create_future()
@@ -315,6 +324,7 @@ class Runner:
             return
         self.model.sweep_timeouts(now)
         self.model.adjust(now - self.t0)
+        self._sample_in_flight()
         self.control_due = now + CONTROL_S
         self.control_handle = self.loop.call_later(CONTROL_S, self.control)
 
@@ -356,6 +366,15 @@ class Runner:
             f"{threshold:g}% abort threshold."
         )
 
+    def _sample_in_flight(self) -> None:
+        # At low concurrency the value read once a second is a 0/1 sawtooth: twenty readings
+        # a second give the interval's mean and peak for the price of an addition.
+        flying = self.model.in_flight + len(self.model.waiting)
+        self.flight_sum += flying
+        self.flight_samples += 1
+        if flying > self.flight_max:
+            self.flight_max = flying
+
     # -- stopping ---------------------------------------------------------------------------
 
     def finish(self, status: str, reason: str) -> None:
@@ -384,6 +403,7 @@ class Runner:
         cpu_now = time.process_time()
         counts = model.swap_interval()
         middle = (self.last_tick + now) / 2 - self.t0
+        flying = model.in_flight + len(model.waiting)
         self.publisher.put(
             RawInterval(
                 index=self.tick_index,
@@ -392,11 +412,16 @@ class Runner:
                 counts=counts,
                 target=model.target_at(min(middle, self.config.duration_s)),
                 active_users=model.active_users,
-                in_flight=model.in_flight + len(model.waiting),
+                in_flight=flying,
                 backlog=len(model.waiting),
                 cpu_pct=100.0 * (cpu_now - self.cpu_last) / length if length > 0 else 0.0,
+                in_flight_mean=(
+                    self.flight_sum / self.flight_samples if self.flight_samples else flying
+                ),
+                in_flight_max=max(self.flight_max, flying),
             )
         )
+        self.flight_sum = self.flight_samples = self.flight_max = 0
         self.window.append((counts.requests, counts.errors))
         self.tick_index += 1
         self.last_tick = now

@@ -96,7 +96,9 @@
   ], { y: { beginAtZero: true, title: { display: true, text: "ms" } } });
 
   const load = timeChart("chart-load", openModel
-    ? [line("in-flight", "in_flight", COLORS.users), ...band("in_flight", COLORS.users)]
+    ? [line("in-flight, mean per second", "in_flight_mean", COLORS.users),
+      line("in-flight, peak per second", "in_flight_max", COLORS.target, { borderDash: [4, 3] }),
+      ...band("in_flight_max", COLORS.target)]
     : [line("active users", "users", COLORS.users),
       line("planned users", "target", COLORS.target, { borderDash: [4, 4] })],
   { y: { beginAtZero: true } });

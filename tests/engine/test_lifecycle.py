@@ -95,3 +95,14 @@ def test_snapshots_carry_generator_health(target: str) -> None:
         assert key in data
     assert data["per_step"] == {"ok": {"requests": 50, "errors": 0}}
     assert 0 < snapshot.p50_ms <= snapshot.p95_ms <= snapshot.p99_ms <= snapshot.max_ms
+
+
+def test_snapshots_carry_the_seconds_mean_and_peak_in_flight(target: str) -> None:
+    # Two requests a second that each take 200 ms: read once a second, in flight is 0 or 1;
+    # sampled every 50 ms, the second's mean is about 0.4 and its peak 1.
+    snapshots: list[IntervalSnapshot] = []
+    run(open_(target, step("/delay?ms=200"), rate=2, duration_s=2), sink=snapshots.append)
+    assert len(snapshots) == 2
+    for snapshot in snapshots:
+        assert snapshot.in_flight_max == 1
+        assert 0.0 < snapshot.in_flight_mean < 1.0

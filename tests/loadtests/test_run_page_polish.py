@@ -152,3 +152,42 @@ def test_the_summary_labels_health_and_orders_steps_as_defined(
     for raw in ("cpu_pct_max", "target_rate", "invalid_reason"):
         assert raw not in body
     assert escape(charts.PERCENTILE_RULE) in body
+
+
+@pytest.mark.django_db
+def test_the_per_step_table_fills_in_while_the_run_goes(
+    admin_client: Any, definition: LoadTestDefinition
+) -> None:
+    run = make_run(definition, status=RunStatus.RUNNING, steps_summary={}, errors_by_class={})
+    for index, (ok, slow) in enumerate([(30, 10), (50, 10)]):
+        RunInterval.objects.create(
+            run=run,
+            index=index,
+            started_at=run.started_at + timedelta(seconds=index),
+            requests=ok + slow,
+            per_step={"ok": {"requests": ok, "errors": 0}, "slow": {"requests": slow, "errors": 2}},
+        )
+    html = admin_client.get(f"/runs/{run.pk}/live/?after=-1").json()["live_summary_html"]
+    steps = html.split('id="steps"', 1)[1]
+    assert "Listed when the run ends" not in steps
+    # 80 and 20 requests so far, the errors of both seconds, each step's share of the 100.
+    assert ">80<" in steps and ">20<" in steps and ">4<" in steps
+    assert "80.0%" in steps and "20.0%" in steps
+
+
+@pytest.mark.django_db
+def test_the_open_model_load_chart_plots_the_seconds_mean_and_peak_in_flight(
+    admin_client: Any, definition: LoadTestDefinition
+) -> None:
+    run = make_run(definition)
+    start = run.started_at
+    RunInterval.objects.bulk_create(
+        [
+            RunInterval(run=run, index=0, started_at=start, requests=2, in_flight=0,
+                        in_flight_mean=0.4, in_flight_max=1),
+            RunInterval(run=run, index=1, started_at=start, requests=2, in_flight=1),
+        ]
+    )  # fmt: skip
+    series = page_json(admin_client.get(f"/runs/{run.pk}/"), "run-data")["timeline"]["series"]
+    assert series["in_flight_mean"]["mean"] == [0.4, 1]  # the second before sampling: its reading
+    assert series["in_flight_max"]["mean"] == [1, 1]
