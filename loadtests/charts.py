@@ -269,7 +269,7 @@ HEALTH_LABELS: dict[str, tuple[str, str]] = {
     "target_rate": ("Planned rate", "req/s"),
     "achieved_rate": ("Achieved rate", "req/s"),
     "late_starts": ("Late starts", "requests"),
-    "late_start_pct": ("Late starts", "% of requests"),
+    "late_start_pct": ("Late starts, share", "% of requests"),
     "stale_retries": ("Stale retries", ""),
     "invalid_reason": ("Why not valid", ""),
 }

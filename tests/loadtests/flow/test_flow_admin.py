@@ -41,6 +41,15 @@ def two_step_flow(target_url: str, **overrides: Any) -> dict[str, Any]:
     )
 
 
+def steps_formset(response: Any) -> Any:
+    """The steps inline's formset on an admin definition page (inlines may be reordered)."""
+    return next(
+        inline.formset
+        for inline in response.context["inline_admin_formsets"]
+        if inline.formset.prefix == "steps"
+    )
+
+
 def page(response: Any) -> str:
     return html.unescape(response.content.decode())
 
@@ -68,7 +77,7 @@ def test_a_template_typo_is_a_form_error_at_save_and_nothing_is_stored(
         ADD, two_step_flow(target_url, **{"steps-1-path": "/echo?item={{ itemid }}"})
     )
     assert response.status_code == 200
-    step_form = response.context["inline_admin_formsets"][0].formset.forms[1]
+    step_form = steps_formset(response).forms[1]
     message = " ".join(step_form.errors["path"])
     assert "unknown variable 'itemid' at character" in message
     assert "item_id" in message  # what is defined before this step
@@ -77,7 +86,7 @@ def test_a_template_typo_is_a_form_error_at_save_and_nothing_is_stored(
 
 def test_a_malformed_extraction_line_names_the_line(admin_client: Any, target_url: str) -> None:
     response = admin_client.post(ADD, two_step_flow(target_url, **{"steps-0-extract": "item_id"}))
-    step_form = response.context["inline_admin_formsets"][0].formset.forms[0]
+    step_form = steps_formset(response).forms[0]
     assert "Line 1: write `variable from expression`" in " ".join(step_form.errors["extract"])
     assert not LoadTestDefinition.objects.exists()
 
@@ -147,12 +156,12 @@ def test_try_once_refuses_a_target_off_the_allow_list(
 
 def test_a_new_step_counts_200_to_399_as_success_until_narrowed(admin_client: Any) -> None:
     response = admin_client.get(ADD)
-    step_form = response.context["inline_admin_formsets"][0].formset.forms[0]
+    step_form = steps_formset(response).forms[0]
     assert step_form.initial["expected_statuses"] == ""
     existing = LoadTestDefinition.objects.create(
         name="kept", target_base_url="http://127.0.0.1:8001", duration_s=5, users=1
     )
     LoadTestStep.objects.create(definition=existing, name="ok", path="/ok", expected_statuses="200")
     change = admin_client.get(f"/admin/loadtests/loadtestdefinition/{existing.pk}/change/")
-    stored = change.context["inline_admin_formsets"][0].formset.forms[0]
+    stored = steps_formset(change).forms[0]
     assert stored.initial["expected_statuses"] == "200"  # a stored step keeps its codes
