@@ -96,9 +96,23 @@ def generators(django_db_setup: Any, django_db_blocker: Any) -> Iterator[Generat
     with django_db_blocker.unblock():
         database_name = connection.settings_dict["NAME"]
     app.control.purge()
+    # Other suites' session worker (tests/conftest.py) also consumes loadgen: while these tests
+    # run, only their own generators may take shards, so it stops consuming loadgen meanwhile.
+    others = [
+        name
+        for reply in app.control.ping(timeout=1.0)
+        for name in reply
+        if name.startswith(f"test-{os.getpid()}@")
+    ]
+    if others:
+        app.control.cancel_consumer("loadgen", destination=others, reply=True)
     started = Generators(database_name)
-    yield started
-    started.stop()
+    try:
+        yield started
+    finally:
+        started.stop()
+        if others:
+            app.control.add_consumer("loadgen", destination=others, reply=True)
 
 
 def wait_until(predicate: Callable[[], Any], timeout_s: float, what: str) -> None:
