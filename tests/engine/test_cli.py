@@ -26,7 +26,9 @@ def test_the_cli_prints_a_json_summary(target: str) -> None:
     assert summary["status"] == "completed"
     assert summary["requests"] == 50
     assert summary["latency_ms"]["p99"] > 0
-    assert 0 < summary["peak_rss_mb"] < 200
+    # Reported, not judged here: ru_maxrss of a child started by a grown test process can carry
+    # the parent's high-water mark; `make bench` (loadgen, memory) measures the engine's own.
+    assert summary["peak_rss_mb"] > 0
 
 
 def test_the_cli_rejects_bad_options() -> None:
