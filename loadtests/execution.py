@@ -87,6 +87,50 @@ def _drive_engine(
     run: LoadTestRun, config: EngineConfig, progress: ProgressCallback | None
 ) -> RunResult:
     """Run the engine on its own thread; persist each second here, where the ORM may be used."""
+    started = timezone.now()
+    next_beat = time.monotonic()
+
+    def on_snapshot(snapshot: IntervalSnapshot) -> bool:
+        nonlocal next_beat
+        if store_interval(run, snapshot, started) is None:
+            _log_reaped(run.pk)
+            return False
+        next_beat = time.monotonic() + HEARTBEAT_S  # storing it was a heartbeat
+        if progress:
+            progress(run, snapshot)
+        return True
+
+    def poll() -> str:
+        nonlocal next_beat
+        beat = time.monotonic() >= next_beat
+        if beat:
+            next_beat = time.monotonic() + HEARTBEAT_S
+        stop = _stop_requested(run.pk, heartbeat=beat)
+        if stop == "reaped":
+            _log_reaped(run.pk)
+            return ENDED
+        return stop
+
+    result, _ = drive_engine_thread(config, f"loadtest-run-{run.pk}", on_snapshot, poll)
+    return result
+
+
+# What a poll answers when the run ended elsewhere (reaped, or a shard failed): stop the
+# engine and store nothing more.
+ENDED = "ended"
+
+
+def drive_engine_thread(
+    config: EngineConfig,
+    name: str,
+    on_snapshot: Callable[[IntervalSnapshot], bool],
+    poll: Callable[[], str],
+) -> tuple[RunResult, bool]:
+    """Run the engine on a thread of its own while this thread hands each second to
+    `on_snapshot` (False: the run is no longer this worker's; stop and store nothing more) and,
+    every CANCEL_POLL_S, asks `poll` whether to go on ("" ), cancel ("cancel") or stop because
+    the run ended elsewhere (ENDED). The engine's result, and whether the run ended elsewhere.
+    """
     from celery.exceptions import SoftTimeLimitExceeded
 
     snapshots: queue.Queue[IntervalSnapshot] = queue.Queue()
@@ -99,33 +143,24 @@ def _drive_engine(
         except BaseException as exc:  # noqa: BLE001 - re-raised on the caller's thread
             outcome["error"] = exc
 
-    thread = threading.Thread(target=engine_thread, name=f"loadtest-run-{run.pk}", daemon=True)
+    thread = threading.Thread(target=engine_thread, name=name, daemon=True)
     thread.start()
-    started = timezone.now()
-    next_poll = next_beat = time.monotonic()
-    reaped = False
+    next_poll = time.monotonic()
+    ended = False
     try:
         while thread.is_alive() or not snapshots.empty():
             try:
                 snapshot = snapshots.get(timeout=0.2)
             except queue.Empty:
                 snapshot = None
-            if snapshot is not None and not reaped:
-                if store_interval(run, snapshot, started) is None:
-                    reaped = _stop_reaped(run.pk, cancel)
-                else:
-                    next_beat = time.monotonic() + HEARTBEAT_S  # storing it was a heartbeat
-                    if progress:
-                        progress(run, snapshot)
-            if time.monotonic() >= next_poll and not reaped:
+            if snapshot is not None and not ended and not on_snapshot(snapshot):
+                ended = True
+                cancel.set()
+            if time.monotonic() >= next_poll and not ended:
                 next_poll = time.monotonic() + CANCEL_POLL_S
-                beat = time.monotonic() >= next_beat
-                if beat:
-                    next_beat = time.monotonic() + HEARTBEAT_S
-                stop = _stop_requested(run.pk, heartbeat=beat)
-                if stop == "reaped":
-                    reaped = _stop_reaped(run.pk, cancel)
-                elif stop:
+                stop = poll()
+                if stop:
+                    ended = stop == ENDED
                     cancel.set()
     except SoftTimeLimitExceeded:
         cancel.set()
@@ -134,7 +169,7 @@ def _drive_engine(
     thread.join()
     if "error" in outcome:
         raise outcome["error"]
-    return outcome["result"]
+    return outcome["result"], ended
 
 
 def _stop_requested(run_id: int, *, heartbeat: bool) -> str:
@@ -150,11 +185,9 @@ def _stop_requested(run_id: int, *, heartbeat: bool) -> str:
     return "cancel" if flag else ""
 
 
-def _stop_reaped(run_id: int, cancel: threading.Event) -> bool:
+def _log_reaped(run_id: int) -> None:
     # Its summary was made from the intervals stored so far: writing more would contradict it.
     log.warning("run %s was marked interrupted while this worker ran it; stopping", run_id)
-    cancel.set()
-    return True
 
 
 def store_interval(

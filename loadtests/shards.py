@@ -13,9 +13,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
-import queue
 import socket
-import threading
 import time
 from collections.abc import Iterable
 from datetime import datetime, timedelta
@@ -28,7 +26,6 @@ from django.utils import timezone
 
 from loadtests import documents, events, execution, reports
 from loadtests.engine import EngineConfig, IntervalSnapshot, RunResult
-from loadtests.engine import run as run_engine
 from loadtests.engine.config import OPEN, UNIQUE
 from loadtests.models import (
     MAX_SHARDS,
@@ -321,60 +318,23 @@ def _drive(shard: RunShard, config: EngineConfig, start_at: datetime) -> RunResu
     """Run the engine on its own thread; store each second here as shard `index`; heartbeat the
     shard; stop on cancel, and when the run is no longer running (another shard failed, or it
     was reaped). None when it stopped because the run ended."""
-    from celery.exceptions import SoftTimeLimitExceeded
-
     RunShard.objects.filter(pk=shard.pk).update(
         status=ShardStatus.RUNNING, started_at=timezone.now(), heartbeat_at=timezone.now()
     )
-    snapshots: queue.Queue[IntervalSnapshot] = queue.Queue()
-    cancel = threading.Event()
-    outcome: dict[str, Any] = {}
 
-    def engine_thread() -> None:
-        try:
-            outcome["result"] = run_engine(config, sink=snapshots.put, cancel=cancel)
-        except BaseException as exc:  # noqa: BLE001 - re-raised on the caller's thread
-            outcome["error"] = exc
+    def on_snapshot(snapshot: IntervalSnapshot) -> bool:
+        stored = execution.store_interval(shard.run, snapshot, start_at, shard=shard.index)
+        return stored is not None
 
-    thread = threading.Thread(target=engine_thread, name=f"loadtest-shard-{shard.pk}", daemon=True)
-    thread.start()
-    next_poll = time.monotonic()
-    ended = False
-    try:
-        while thread.is_alive() or not snapshots.empty():
-            try:
-                snapshot = snapshots.get(timeout=0.2)
-            except queue.Empty:
-                snapshot = None
-            if snapshot is not None and not ended:
-                stored = execution.store_interval(shard.run, snapshot, start_at, shard=shard.index)
-                if stored is None:
-                    ended = _stop(cancel)
-            if time.monotonic() >= next_poll and not ended:
-                next_poll = time.monotonic() + execution.CANCEL_POLL_S
-                stop = _stop_requested(shard)
-                if stop == "ended":
-                    ended = _stop(cancel)
-                elif stop:
-                    cancel.set()
-    except SoftTimeLimitExceeded:
-        cancel.set()
-        thread.join(timeout=5)
-        raise
-    thread.join()
-    if "error" in outcome:
-        raise outcome["error"]
+    result, ended = execution.drive_engine_thread(
+        config, f"loadtest-shard-{shard.pk}", on_snapshot, lambda: _stop_requested(shard)
+    )
     if ended:
         RunShard.objects.filter(pk=shard.pk, status=ShardStatus.RUNNING).update(
             status=ShardStatus.INTERRUPTED, finished_at=timezone.now()
         )
         return None
-    return outcome["result"]
-
-
-def _stop(cancel: threading.Event) -> bool:
-    cancel.set()
-    return True
+    return result
 
 
 def _stop_requested(shard: RunShard) -> str:
@@ -386,7 +346,7 @@ def _stop_requested(shard: RunShard) -> str:
         .first()
     )
     if flag is None:
-        return "ended"
+        return execution.ENDED
     return "cancel" if flag else ""
 
 
