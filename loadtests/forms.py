@@ -6,11 +6,12 @@ from django import forms
 
 from loadtests import schedules
 from loadtests.models import LoadTestDefinition, RunStatus, RunTrigger
+from offgridperf.forms import FilterForm
 
 DATE_HELP = "YYYY-MM-DD"
 
 
-class RunFilterForm(forms.Form):
+class RunFilterForm(FilterForm):
     """The overview's filters; an invalid field is reported and left out of the filter."""
 
     definition = forms.IntegerField(required=False, min_value=1)
@@ -34,28 +35,6 @@ class RunFilterForm(forms.Form):
             "invalid_choice": f"Give one of {', '.join(RunTrigger.values)} (or nothing for any)."
         },
     )
-
-    def clean(self) -> dict[str, Any]:
-        cleaned = super().clean()
-        since, until = cleaned.get("since"), cleaned.get("until")
-        if since and until and since > until:
-            self.add_error("until", "Must be on or after the 'since' date.")
-        return cleaned
-
-    def valid_filters(self) -> dict[str, Any]:
-        """The filters that cleaned, whatever happened to the others."""
-        self.is_valid()
-        return {
-            name: value
-            for name, value in self.cleaned_data.items()
-            if name not in self.errors and value not in (None, "")
-        }
-
-    def problems(self) -> list[str]:
-        return [
-            f"{self.fields[name].label or name}: {' '.join(messages)}"
-            for name, messages in self.errors.items()
-        ]
 
 
 class CompareForm(forms.Form):

@@ -26,6 +26,7 @@ from django.views.decorators.http import require_GET, require_POST
 
 from loadtests.engine.histograms import Histogram, merge_all
 from loadtests.models import LoadTestRun
+from offgridperf.forms import FilterForm
 from queryopt import plans, planstore, services
 from queryopt import pool as pool_stats
 from queryopt.dsn import redact
@@ -92,7 +93,7 @@ def run_window(run: LoadTestRun) -> Q:
 # -- queries list ---------------------------------------------------------------------------
 
 
-class QueryFilterForm(forms.Form):
+class QueryFilterForm(FilterForm):
     """The list's filters and sort; an invalid field is reported and left out."""
 
     target = forms.IntegerField(required=False, min_value=1)
@@ -113,25 +114,6 @@ class QueryFilterForm(forms.Form):
         choices=list(SORTS.items()),
         error_messages={"invalid_choice": f"Sort by one of {', '.join(SORTS)}."},
     )
-
-    def clean(self) -> dict[str, Any]:
-        cleaned = super().clean()
-        since, until = cleaned.get("since"), cleaned.get("until")
-        if since and until and since > until:
-            self.add_error("until", "Must be on or after the 'since' date.")
-        return cleaned
-
-    def valid_filters(self) -> dict[str, Any]:
-        """The fields that cleaned, whatever happened to the others."""
-        self.is_valid()
-        return {
-            name: value
-            for name, value in self.cleaned_data.items()
-            if name not in self.errors and value not in (None, "")
-        }
-
-    def problems(self) -> list[str]:
-        return [f"{name}: {' '.join(errors)}" for name, errors in self.errors.items()]
 
 
 @dataclass
