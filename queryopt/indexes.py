@@ -21,6 +21,8 @@ from typing import Any
 
 import psycopg
 
+from queryopt.advisor import quote_ident
+
 UNUSED_SQL = """
 SELECT s.schemaname, s.relname, s.indexrelname, pg_relation_size(s.indexrelid),
        pg_get_indexdef(s.indexrelid)
@@ -70,10 +72,6 @@ class _Index:
     key: tuple[tuple[int, int, int, int], ...]  # (attnum, opclass, collation, option) per key
     size_bytes: int
     backs_constraint: bool
-
-
-def quote_ident(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
 
 
 def qualified(table: str) -> str:
