@@ -10,8 +10,11 @@ fresh and kept a little longer (a grace period), so that get_or_compute can serv
 value while one caller recomputes it.
 
 Redis is an accelerator, never a dependency: when it fails, a circuit breaker skips it for
-BACKOFF_S seconds (then tries again), operations fall back to the source, errors are counted
-in-process and logged at most once a minute, and nothing raises to the caller.
+BACKOFF_S seconds, then lets one caller at a time probe it while the others keep skipping it;
+operations fall back to the source, errors are counted in-process and logged at most once a
+minute, and nothing raises to the caller. So a Redis that is down or hangs costs each process
+one timeout per BACKOFF_S, not one per request: keep the client's timeouts short and its
+retries off (REDIS_* settings), the breaker is what tries again.
 
 A strategy's generation is memoised per process for GENERATION_MEMO_S, so a version bump
 made by another process takes effect there within that time; invalidation by key or prefix
@@ -32,7 +35,7 @@ import re
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
@@ -157,15 +160,37 @@ def key(*parts: str | int, **params: KeyValue) -> str:
 
 
 class _Breaker:
+    """Closed while Redis answers. A failure opens it: Redis is skipped for BACKOFF_S, then
+    one caller at a time probes it (half-open) while the others keep skipping it, so an
+    outage costs one timeout per BACKOFF_S per process, not one per request. A probe that
+    succeeds closes it; one that fails opens it again."""
+
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self.open_until = 0.0
         self.down_since: float | None = None
+        self.probing = False
         self.last_logged = float("-inf")
         self.unlogged_errors = 0
 
     def allows(self) -> bool:
-        return time.monotonic() >= self.open_until
+        """Whether Redis may be tried now (without taking the probe)."""
+        return self.down_since is None or (not self.probing and time.monotonic() >= self.open_until)
+
+    def admit(self) -> bool:
+        """Take the right to use Redis for one operation; end it with `done()`."""
+        if self.down_since is None:  # closed: the hot path takes no lock
+            return True
+        with self._lock:
+            if self.down_since is None:
+                return True
+            if self.probing or time.monotonic() < self.open_until:
+                return False
+            self.probing = True
+            return True
+
+    def done(self) -> None:
+        self.probing = False
 
     def failure(self, exc: BaseException) -> None:
         now = time.monotonic()
@@ -196,8 +221,29 @@ class _Breaker:
 
     def reset(self) -> None:
         with self._lock:
-            self.open_until, self.down_since = 0.0, None
+            self.open_until, self.down_since, self.probing = 0.0, None, False
             self.last_logged, self.unlogged_errors = float("-inf"), 0
+
+
+class Unavailable(Exception):
+    """Redis is skipped (circuit open) or failed: the caller does without it."""
+
+
+@contextlib.contextmanager
+def guarded() -> Iterator[None]:
+    """Around one use of Redis outside the strategies (counters, statistics): raises
+    Unavailable at once while the circuit is open, or when the use fails (which opens it)."""
+    if not _breaker.admit():
+        raise Unavailable
+    try:
+        yield
+    except REDIS_ERRORS as exc:
+        _breaker.failure(exc)
+        raise Unavailable from exc
+    else:
+        _breaker.success()
+    finally:
+        _breaker.done()
 
 
 _breaker = _Breaker()
@@ -214,7 +260,7 @@ _local_history: dict[str, dict[int, dict[str, int]]] = {}
 
 def _call(strategy: str, operation: Callable[[], T], *, timed: bool = True) -> T:
     """Run one backend operation under the breaker, timing it; raise _Down on failure."""
-    if not _breaker.allows():
+    if not _breaker.admit():
         _buffer.count(strategy, "bypassed")
         raise _Down
     started = time.perf_counter()
@@ -224,9 +270,12 @@ def _call(strategy: str, operation: Callable[[], T], *, timed: bool = True) -> T
         _buffer.count(strategy, "errors")
         _breaker.failure(exc)
         raise _Down from exc
+    else:
+        _breaker.success()
+    finally:
+        _breaker.done()
     if timed:
         _buffer.latency(strategy, time.perf_counter() - started)
-    _breaker.success()
     _maybe_flush()
     return result
 
@@ -588,17 +637,13 @@ def flush_metrics() -> bool:
             _local_totals[name] = cache_metrics.merge_fields(_local_totals.get(name, {}), fields)
             _record_local_history(name, second, fields)
         return True
-    if not _breaker.allows():
-        _buffer.give_back(pending)
-        return False
     try:
-        cache_metrics.flush_to_redis(_redis_client(), _metrics_key, pending)
-        _flush_history(_redis_client(), pending, second)
-    except REDIS_ERRORS as exc:
+        with guarded():
+            cache_metrics.flush_to_redis(_redis_client(), _metrics_key, pending)
+            _flush_history(_redis_client(), pending, second)
+    except Unavailable:
         _buffer.give_back(pending)  # counted again when Redis is back
-        _breaker.failure(exc)
         return False
-    _breaker.success()
     return True
 
 
@@ -666,10 +711,10 @@ def history(window_s: int = HISTORY_S, now: float | None = None) -> dict[str, li
 def _read_history(seconds: list[int]) -> dict[str, dict[int, dict[str, int]]]:
     keys = {(name, second): _history_key(name, second) for name in STRATEGIES for second in seconds}
     try:
-        # One pipeline of HGETALLs: {(strategy, second): key} read as cache_metrics reads totals.
-        replies = cache_metrics.read_from_redis(_redis_client(), keys)
-    except REDIS_ERRORS as exc:
-        _breaker.failure(exc)
+        with guarded():
+            # One pipeline of HGETALLs: {(strategy, second): key}, read as the totals are.
+            replies = cache_metrics.read_from_redis(_redis_client(), keys)
+    except Unavailable:
         return {}
     stored: dict[str, dict[int, dict[str, int]]] = {}
     for (name, second), fields in replies.items():
@@ -684,9 +729,9 @@ def figures() -> dict[str, StrategyFigures]:
     if uses_redis():
         try:
             keys = {name: _metrics_key(name) for name in STRATEGIES}
-            stored = cache_metrics.read_from_redis(_redis_client(), keys)
-        except REDIS_ERRORS as exc:
-            _breaker.failure(exc)
+            with guarded():
+                stored = cache_metrics.read_from_redis(_redis_client(), keys)
+        except Unavailable:
             stored = {}
     else:
         stored = _local_totals
@@ -706,17 +751,15 @@ def reset_metrics(names: Iterable[str] | None = None) -> None:
         _local_totals.pop(name, None)
         _local_history.pop(name, None)
     if uses_redis() and names:
-        try:
-            end = int(time.time())
-            # The charts' seconds too (to a minute ahead, for a clock a little off).
-            history_keys = [
-                _history_key(name, second)
-                for name in names
-                for second in range(end - HISTORY_TTL_S, end + 60)
-            ]
+        end = int(time.time())
+        # The charts' seconds too (to a minute ahead, for a clock a little off).
+        history_keys = [
+            _history_key(name, second)
+            for name in names
+            for second in range(end - HISTORY_TTL_S, end + 60)
+        ]
+        with contextlib.suppress(Unavailable), guarded():
             _redis_client().delete(*(_metrics_key(name) for name in names), *history_keys)
-        except REDIS_ERRORS as exc:
-            _breaker.failure(exc)
 
 
 def key_counts() -> dict[str, int | None]:
@@ -725,14 +768,17 @@ def key_counts() -> dict[str, int | None]:
     try:
         current = {name: str(s.generation()) for name, s in STRATEGIES.items()}
         head = _backend().make_key("")
-        for key in _iter_keys(head):
-            name, _, rest = key[len(head) :].partition(":")
-            generation, _, tail = rest.partition(":")
-            if name in counts and current.get(name) == generation and not tail.endswith(":~lock"):
-                counts[name] = (counts[name] or 0) + 1
-    except (_Down, *REDIS_ERRORS) as exc:
-        if not isinstance(exc, _Down):
-            _breaker.failure(exc)
+        with guarded():
+            for key in _iter_keys(head):
+                name, _, rest = key[len(head) :].partition(":")
+                generation, _, tail = rest.partition(":")
+                if (
+                    name in counts
+                    and current.get(name) == generation
+                    and not tail.endswith(":~lock")
+                ):
+                    counts[name] = (counts[name] or 0) + 1
+    except (_Down, Unavailable):
         return dict.fromkeys(STRATEGIES)
     return counts
 

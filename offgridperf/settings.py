@@ -197,9 +197,13 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 # Cache: django-redis when REDIS_URL is set, local memory otherwise.
 REDIS_URL = env_service_url("REDIS_URL", ("redis", "rediss"))
 REDIS_POOL_MAX = env_int("REDIS_POOL_MAX", 10, minimum=1, maximum=1000)
-REDIS_RETRIES = env_int("REDIS_RETRIES", 3, minimum=0, maximum=20)
-REDIS_SOCKET_TIMEOUT = env_float("REDIS_SOCKET_TIMEOUT", 1.0, minimum=0.01, maximum=60)
-REDIS_CONNECT_TIMEOUT = env_float("REDIS_CONNECT_TIMEOUT", 1.0, minimum=0.01, maximum=60)
+# Fail fast: the cache layer's circuit breaker (offgridperf/cache.py) is what tries Redis
+# again, so a dead or hung Redis costs a request at most one short timeout, never a series.
+# redis-py retries a command and, inside it, the connect, each with the same policy: N
+# retries make up to (N + 1)^2 connection attempts per operation.
+REDIS_RETRIES = env_int("REDIS_RETRIES", 0, minimum=0, maximum=20)
+REDIS_SOCKET_TIMEOUT = env_float("REDIS_SOCKET_TIMEOUT", 0.5, minimum=0.01, maximum=60)
+REDIS_CONNECT_TIMEOUT = env_float("REDIS_CONNECT_TIMEOUT", 0.25, minimum=0.01, maximum=60)
 if REDIS_URL:
     from redis.backoff import ExponentialBackoff
     from redis.exceptions import ConnectionError as RedisConnectionError

@@ -166,13 +166,15 @@ def publish(*, now: float | None = None, force: bool = False, ttl_s: float = TTL
     mapping = _hash_fields(local_stats())
     key = _key_prefix() + process_id()
     try:
-        with _redis().pipeline(transaction=True) as pipe:  # readers never see half a hash
-            pipe.delete(key)
+        # Under the cache's circuit breaker: after a request, a down Redis costs nothing.
+        with cache.guarded(), _redis().pipeline(transaction=True) as pipe:
+            pipe.delete(key)  # in one transaction: readers never see half a hash
             pipe.hset(key, mapping=mapping)
             pipe.pexpire(key, max(1, int(ttl_s * 1000)))
             pipe.execute()
-    except cache.REDIS_ERRORS as exc:
-        log.warning("pool statistics not published: Redis unreachable (%s)", type(exc).__name__)
+    except cache.Unavailable as exc:
+        cause = type(exc.__cause__).__name__ if exc.__cause__ else "skipped while it is down"
+        log.debug("pool statistics not published: Redis unreachable (%s)", cause)
         return False
     return True
 
@@ -228,9 +230,11 @@ def _read_processes(problems: list[str]) -> list[dict[str, Any]]:
         return [own]
     publish(force=True)
     try:
-        rows = _stored_rows()
-    except cache.REDIS_ERRORS as exc:
-        problems.append(f"redis unavailable: {type(exc).__name__}, showing this process only")
+        with cache.guarded():
+            rows = _stored_rows()
+    except cache.Unavailable as exc:
+        cause = type(exc.__cause__).__name__ if exc.__cause__ else "down"
+        problems.append(f"redis unavailable: {cause}, showing this process only")
         return [own]
     return sorted(rows, key=lambda row: row["process"])
 
