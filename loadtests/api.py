@@ -14,11 +14,13 @@ Errors: 400 {"errors": {field: [messages]}}, 401/403/404/405 {"error": message}.
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Callable
 from datetime import timedelta
 from functools import wraps
 from typing import Any
 
+from django.conf import settings
 from django.contrib.auth.decorators import login_not_required
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.middleware.csrf import CsrfViewMiddleware
@@ -29,6 +31,9 @@ from django.views.decorators.csrf import csrf_exempt
 from loadtests import documents, execution, runjson, tasks, tokens
 from loadtests.models import ApiToken, LoadModel, LoadTestDefinition, LoadTestRun, RunTrigger
 from loadtests.validators import ascii_number
+from offgridperf.throttle import FailureThrottle, client_address
+
+log = logging.getLogger(__name__)
 
 RUN_PERMISSION = "loadtests.add_loadtestrun"  # the dashboard's "Run now"
 CANCEL_PERMISSION = "loadtests.change_loadtestrun"  # the dashboard's Cancel
@@ -72,12 +77,35 @@ def token_of(authorization: str) -> ApiToken | None:
     return found
 
 
+def _token_failures() -> FailureThrottle:
+    return FailureThrottle(
+        "api-token", settings.API_TOKEN_FAILURE_LIMIT, settings.API_TOKEN_FAILURE_WINDOW_S
+    )
+
+
 def _authenticate(request: HttpRequest) -> HttpResponse | None:
     """None when the request may go on (request.user set), else the response refusing it."""
     authorization = request.headers.get("Authorization")
     if authorization is not None:
+        # Checked before the token, so that a guesser learns nothing more while refused,
+        # not even that a guess was right.
+        throttle = _token_failures()
+        retry_after = throttle.retry_after(request)
+        if retry_after is not None:
+            response = error(
+                429,
+                f"Too many invalid API tokens from your address; try again in {retry_after} s.",
+            )
+            response["Retry-After"] = str(retry_after)
+            return response
         token = token_of(authorization)
         if token is None:
+            failures = throttle.failure(request)
+            log.info(
+                "api: invalid API token from %s (%d in the window)",
+                client_address(request),
+                failures,
+            )
             return _unauthorized("The API token is not valid (unknown, revoked or malformed).")
         request.user = token.user
         return None

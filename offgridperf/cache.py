@@ -550,6 +550,12 @@ def _increment(key: str) -> int:
         return int(backend.incr(key))
 
 
+def delete_prefix(base: str) -> int:
+    """Delete the backend's keys that start with `base`, outside any strategy (SCAN, never
+    KEYS); raises the backend's errors (use it under `guarded()`)."""
+    return _delete_prefix(base)
+
+
 def _delete_prefix(base: str) -> int:
     backend = _backend()
     if isinstance(backend, RedisCache):

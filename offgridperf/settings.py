@@ -358,6 +358,11 @@ CELERY_RESULT_BACKEND_MAX_RETRIES = 12
 CELERY_REDIS_SOCKET_CONNECT_TIMEOUT = 5
 CELERY_REDIS_SOCKET_TIMEOUT = 30
 
+# API tokens: an address that sends API_TOKEN_FAILURE_LIMIT invalid tokens within
+# API_TOKEN_FAILURE_WINDOW_S seconds (from its first) gets 429 until the window ends.
+API_TOKEN_FAILURE_LIMIT = env_int("API_TOKEN_FAILURE_LIMIT", 10, minimum=1, maximum=100_000)
+API_TOKEN_FAILURE_WINDOW_S = env_int("API_TOKEN_FAILURE_WINDOW_S", 300, minimum=1, maximum=86400)
+
 # Load tests may only aim at these hosts.
 LOADTEST_ALLOWED_HOSTS = env_list("LOADTEST_ALLOWED_HOSTS", ["localhost", "127.0.0.1"])
 # Where the dashboard is reached, for the absolute run-page URLs the CLI prints (the API uses

@@ -47,6 +47,16 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         )
 
 
+@pytest.fixture(autouse=True)
+def fresh_failure_throttles(request: pytest.FixtureRequest) -> None:
+    """Throttled failures (bad API tokens) are counted in Redis, outside each test's
+    transaction: every test starts with none, whatever the tests before it sent."""
+    if needs_services(request.node):
+        from offgridperf import throttle
+
+        throttle.clear_all()
+
+
 def closed_port() -> int:
     """A loopback port with nothing listening on it."""
     with socket.socket() as sock:
