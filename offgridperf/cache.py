@@ -35,6 +35,7 @@ import re
 import threading
 import time
 import uuid
+import weakref
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import date
@@ -56,6 +57,7 @@ log = logging.getLogger(__name__)
 
 CACHE_ALIAS = "default"
 BACKOFF_S = 1.0
+PROBE_TIMEOUT_S = 0.1
 LOG_EVERY_S = 60.0
 GENERATION_MEMO_S = 1.0
 METRICS_FLUSH_S = 1.0
@@ -161,9 +163,10 @@ def key(*parts: str | int, **params: KeyValue) -> str:
 
 class _Breaker:
     """Closed while Redis answers. A failure opens it: Redis is skipped for BACKOFF_S, then
-    one caller at a time probes it (half-open) while the others keep skipping it, so an
-    outage costs one timeout per BACKOFF_S per process, not one per request. A probe that
-    succeeds closes it; one that fails opens it again."""
+    one caller at a time probes it (half-open) while the others keep skipping it. A probe
+    that succeeds closes it; one that fails opens it again. So an outage costs a process the
+    operations in flight when it began, then one probe (at most PROBE_TIMEOUT_S) per
+    BACKOFF_S, never a timeout per request."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
@@ -178,7 +181,10 @@ class _Breaker:
         return self.down_since is None or (not self.probing and time.monotonic() >= self.open_until)
 
     def admit(self) -> bool:
-        """Take the right to use Redis for one operation; end it with `done()`."""
+        """Whether this caller may use Redis now: always while closed; while open, nobody
+        until open_until, then one caller that probes it first (a PING with short timeouts
+        of its own), and goes on to use it if the probe closed the circuit. A failed probe
+        raises its error."""
         if self.down_since is None:  # closed: the hot path takes no lock
             return True
         with self._lock:
@@ -187,10 +193,16 @@ class _Breaker:
             if self.probing or time.monotonic() < self.open_until:
                 return False
             self.probing = True
+        try:
+            _probe()
+        except REDIS_ERRORS as exc:
+            self.failure(exc)
+            raise  # the caller counts the error
+        else:
+            self.success()
             return True
-
-    def done(self) -> None:
-        self.probing = False
+        finally:
+            self.probing = False
 
     def failure(self, exc: BaseException) -> None:
         now = time.monotonic()
@@ -225,6 +237,35 @@ class _Breaker:
             self.last_logged, self.unlogged_errors = float("-inf"), 0
 
 
+# The probe's own connection pool per cache client pool: the same server and credentials,
+# short timeouts, no retries.
+_probe_clients: weakref.WeakKeyDictionary[Any, Any] = weakref.WeakKeyDictionary()
+
+
+def _probe() -> None:
+    """PING the cache's Redis, failing within PROBE_TIMEOUT_S (connect and answer each)."""
+    if not uses_redis():
+        return
+    pool = _redis_client().connection_pool
+    client = _probe_clients.get(pool)
+    if client is None:
+        import redis
+        from redis.backoff import NoBackoff
+        from redis.retry import Retry
+
+        kwargs = {
+            **pool.connection_kwargs,
+            "socket_timeout": PROBE_TIMEOUT_S,
+            "socket_connect_timeout": PROBE_TIMEOUT_S,
+            "retry": Retry(NoBackoff(), 0),
+        }
+        probe_pool = redis.ConnectionPool(
+            connection_class=pool.connection_class, max_connections=2, **kwargs
+        )
+        client = _probe_clients[pool] = redis.Redis(connection_pool=probe_pool)
+    client.ping()
+
+
 class Unavailable(Exception):
     """Redis is skipped (circuit open) or failed: the caller does without it."""
 
@@ -233,7 +274,11 @@ class Unavailable(Exception):
 def guarded() -> Iterator[None]:
     """Around one use of Redis outside the strategies (counters, statistics): raises
     Unavailable at once while the circuit is open, or when the use fails (which opens it)."""
-    if not _breaker.admit():
+    try:
+        admitted = _breaker.admit()
+    except REDIS_ERRORS as exc:
+        raise Unavailable from exc
+    if not admitted:
         raise Unavailable
     try:
         yield
@@ -242,8 +287,6 @@ def guarded() -> Iterator[None]:
         raise Unavailable from exc
     else:
         _breaker.success()
-    finally:
-        _breaker.done()
 
 
 _breaker = _Breaker()
@@ -260,7 +303,12 @@ _local_history: dict[str, dict[int, dict[str, int]]] = {}
 
 def _call(strategy: str, operation: Callable[[], T], *, timed: bool = True) -> T:
     """Run one backend operation under the breaker, timing it; raise _Down on failure."""
-    if not _breaker.admit():
+    try:
+        admitted = _breaker.admit()
+    except REDIS_ERRORS as exc:
+        _buffer.count(strategy, "errors")
+        raise _Down from exc
+    if not admitted:
         _buffer.count(strategy, "bypassed")
         raise _Down
     started = time.perf_counter()
@@ -272,8 +320,6 @@ def _call(strategy: str, operation: Callable[[], T], *, timed: bool = True) -> T
         raise _Down from exc
     else:
         _breaker.success()
-    finally:
-        _breaker.done()
     if timed:
         _buffer.latency(strategy, time.perf_counter() - started)
     _maybe_flush()
