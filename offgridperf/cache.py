@@ -10,11 +10,13 @@ fresh and kept a little longer (a grace period), so that get_or_compute can serv
 value while one caller recomputes it.
 
 Redis is an accelerator, never a dependency: when it fails, a circuit breaker skips it for
-BACKOFF_S seconds, then lets one caller at a time probe it while the others keep skipping it;
-operations fall back to the source, errors are counted in-process and logged at most once a
-minute, and nothing raises to the caller. So a Redis that is down or hangs costs each process
-one timeout per BACKOFF_S, not one per request: keep the client's timeouts short and its
-retries off (REDIS_* settings), the breaker is what tries again.
+BACKOFF_S seconds, then lets one caller at a time probe it (a PING that gives up after
+PROBE_TIMEOUT_S) while the others keep skipping it; operations fall back to the source, errors
+are counted in-process and logged at most once a minute, and nothing raises to the caller. So
+a Redis that is down or hangs costs a process the operations in flight when it went, then one
+short probe per BACKOFF_S, never a timeout per request: keep the client's timeouts short and
+its retries off (REDIS_* settings), the breaker is what tries again. Other uses of the same
+Redis on a request's path (counters, statistics) go through `guarded()`, the same breaker.
 
 A strategy's generation is memoised per process for GENERATION_MEMO_S, so a version bump
 made by another process takes effect there within that time; invalidation by key or prefix
