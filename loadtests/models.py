@@ -27,7 +27,7 @@ from loadtests.engine.config import (
     USERS_RULE,
     WEIGHT_RULE,
 )
-from loadtests.secrets import secret_header_problems
+from loadtests.secrets import redact, secret_header_problems, secret_values
 from loadtests.validators import (
     HTTP_METHODS,
     validate_extractions,
@@ -406,7 +406,12 @@ class LoadTestStep(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.method} {self.path}"
+        # A step is named in admin inline labels and history: a secret header's value
+        # repeated in its path is masked there too.
+        headers = self.headers if isinstance(self.headers, dict) else {}
+        secret = self.secret_headers if isinstance(self.secret_headers, list) else []
+        shown = {"headers": headers, "secret_headers": secret}
+        return redact(f"{self.method} {self.path}", secret_values({"steps": [shown]}))
 
     def clean(self) -> None:
         if self.check_type == self.Check.CONTAINS and not self.check_value:

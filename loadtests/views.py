@@ -14,7 +14,17 @@ from django.utils.text import slugify
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_POST
 
-from loadtests import alerts, dashboard, documents, execution, reports, schedules, shards, tasks
+from loadtests import (
+    alerts,
+    dashboard,
+    documents,
+    execution,
+    reports,
+    schedules,
+    secrets,
+    shards,
+    tasks,
+)
 from loadtests.forms import BaselineForm, CompareForm, RunFilterForm, ScheduleForm
 from loadtests.models import (
     ACTIVE_STATUSES,
@@ -104,9 +114,15 @@ def _definition_page(
     status: int = 200,
 ) -> HttpResponse:
     runs = dashboard.definition_history(definition)
+    # Everything the page prints of the definition's own text comes from this masked copy.
+    frozen = documents.freeze_definition(definition)
+    shown, values = secrets.masked_config(frozen), secrets.secret_values(frozen)
+    for run in runs[:25]:
+        run.shown_reason = secrets.redact(run.status_reason or "", values)
     context = {
         "definition": definition,
-        "steps": dashboard.shown_steps(definition),
+        "shown": shown,
+        "steps": dashboard.shown_steps(definition, shown),
         "runs": runs[:25],
         "baseline": dashboard.baseline_of(definition),
         "baseline_choices": [

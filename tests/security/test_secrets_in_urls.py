@@ -1,0 +1,105 @@
+"""A password in the target's URL (`http://user:password@host`) is a secret like a step's
+secret header: every output shows the mask, exports carry a `${...}` placeholder, and a
+secret header's value repeated in a step's path is masked wherever the step is shown."""
+
+from __future__ import annotations
+
+import json
+from io import StringIO
+from typing import Any
+
+import pytest
+from django.core.management import call_command
+
+from loadtests import tasks
+from loadtests.models import ApiToken, LoadTestDefinition, LoadTestStep
+from loadtests.secrets import MASK
+
+pytestmark = pytest.mark.django_db
+
+USER, PASSWORD = "ops", "pw-9c1e-url-secret"
+API_KEY = "key-5b2d-path-secret"
+SECRETS = (PASSWORD, f"{USER}:{PASSWORD}", API_KEY)
+HOST = "127.0.0.1:8001"  # nothing is sent: only what is shown matters here
+
+
+@pytest.fixture
+def url_secret_definition(db: Any) -> LoadTestDefinition:
+    definition = LoadTestDefinition.objects.create(
+        name="url-secrets",
+        target_base_url=f"http://{USER}:{PASSWORD}@{HOST}",
+        load_model="closed",
+        users=1,
+        duration_s=1,
+        timeout_s=2,
+    )
+    LoadTestStep.objects.create(
+        definition=definition,
+        name="keyed",
+        path=f"/ok?key={API_KEY}",
+        headers={"X-Api-Key": API_KEY, "Accept": "application/json"},
+        secret_headers=["X-Api-Key"],
+    )
+    return definition
+
+
+def assert_no_secret(where: str, text: str) -> None:
+    for secret in SECRETS:
+        assert secret not in text, f"{where} shows {secret!r}"
+
+
+def api_get(client: Any, path: str, token: str) -> str:
+    response = client.get(path, HTTP_AUTHORIZATION=f"Bearer {token}")
+    assert response.status_code == 200, (path, response.content[:300])
+    return response.content.decode()
+
+
+def test_no_output_shows_the_url_password_or_a_secret_repeated_in_a_path(
+    admin_client: Any, admin_user: Any, url_secret_definition: LoadTestDefinition
+) -> None:
+    definition = url_secret_definition
+    run = tasks.create_run(definition)
+    api_token = ApiToken(user=admin_user, name="reader")
+    token = api_token.set_new_token()
+    api_token.save()
+    pages = {
+        "definition page": f"/definitions/{definition.pk}/",
+        "document.json": f"/definitions/{definition.pk}/document.json",
+        "summary.json": f"/runs/{run.pk}/summary.json",
+        "run page": f"/runs/{run.pk}/",
+        "overview": "/",
+        "admin definitions": "/admin/loadtests/loadtestdefinition/",
+        "admin definition": f"/admin/loadtests/loadtestdefinition/{definition.pk}/change/",
+        "admin run": f"/admin/loadtests/loadtestrun/{run.pk}/change/",
+    }
+    for where, path in pages.items():
+        response = admin_client.get(path)
+        assert response.status_code == 200, (where, response.status_code)
+        assert_no_secret(where, response.content.decode())
+    assert MASK in admin_client.get(f"/definitions/{definition.pk}/").content.decode()
+    api_definition = api_get(admin_client, "/api/v1/definitions/url-secrets/", token)
+    assert_no_secret("API definition", api_definition)
+    assert_no_secret("API run", api_get(admin_client, f"/api/v1/runs/{run.pk}/", token))
+    out = StringIO()
+    call_command("loadtest", "export", "url-secrets", stdout=out, stderr=StringIO())
+    assert_no_secret("loadtest export", out.getvalue())
+
+
+def test_the_export_carries_a_placeholder_for_the_url_userinfo(
+    admin_client: Any, url_secret_definition: LoadTestDefinition
+) -> None:
+    response = admin_client.get(f"/definitions/{url_secret_definition.pk}/document.json")
+    document = json.loads(response.content)
+    assert document["target_base_url"] == f"http://${{TARGET_USERINFO}}@{HOST}"
+    step = document["steps"][0]
+    assert step["headers"] == {"X-Api-Key": "${X_API_KEY}", "Accept": "application/json"}
+    assert step["path"] == f"/ok?key={MASK}"
+
+
+def test_the_admin_inline_label_masks_a_secret_repeated_in_the_path(
+    admin_client: Any, url_secret_definition: LoadTestDefinition
+) -> None:
+    url = f"/admin/loadtests/loadtestdefinition/{url_secret_definition.pk}/change/"
+    html = admin_client.get(url).content.decode()
+    assert f"GET /ok?key={MASK}" in html
+    assert_no_secret("admin definition", html)
