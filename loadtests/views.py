@@ -117,7 +117,8 @@ def _definition_page(
     # Everything the page prints of the definition's own text comes from this masked copy.
     frozen = documents.freeze_definition(definition)
     shown, values = secrets.masked_config(frozen), secrets.secret_values(frozen)
-    for run in runs[:25]:
+    scheduled_runs = schedules.scheduled_runs(definition)
+    for run in scheduled_runs:
         run.shown_reason = secrets.redact(run.status_reason or "", values)
     context = {
         "definition": definition,
@@ -131,7 +132,7 @@ def _definition_page(
         "history": dashboard.history_chart(runs, definition),
         "schedule_form": schedule_form,
         "next_times": schedules.next_times(definition),
-        "scheduled_runs": schedules.scheduled_runs(definition),
+        "scheduled_runs": scheduled_runs,
         **NAV,
     }
     return render(request, "loadtests/definition.html", context, status=status)
