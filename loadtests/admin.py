@@ -14,6 +14,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import URLPattern, path, reverse
 from django.utils import timezone
+from django.utils.cache import patch_cache_control
 from django.utils.html import format_html, format_html_join
 from django.views.decorators.http import require_POST
 
@@ -925,8 +926,10 @@ class LoadTestRunAdmin(admin.ModelAdmin):
 
 @admin.register(ApiToken)
 class ApiTokenAdmin(admin.ModelAdmin):
-    """Tokens are made here: the token is shown once, in a message after the save, and only
-    its digest is kept. Users other than superusers see and make only their own."""
+    """Tokens are made here: the token is shown once, in the body of the page that answers
+    the save (never in a message: the messages cookie is signed, not encrypted), and only its
+    digest is kept. Users other than superusers see and make only their own. Revocation is
+    final: once set, the box is read-only, and the model refuses to clear it."""
 
     list_display = ("name", "user", "prefix", "created_at", "last_used_at", "revoked")
     list_filter = ("revoked",)
@@ -941,6 +944,10 @@ class ApiTokenAdmin(admin.ModelAdmin):
         who = ["user"] if request.user.is_superuser else []
         return [*who, "name", "revoked", "prefix", "created_at", "last_used_at"]
 
+    def get_readonly_fields(self, request: HttpRequest, obj: ApiToken | None = None) -> Any:
+        fields = super().get_readonly_fields(request, obj)
+        return [*fields, "revoked"] if obj is not None and obj.revoked else fields
+
     def get_changeform_initial_data(self, request: HttpRequest) -> dict[str, Any]:
         return {"user": request.user.pk}
 
@@ -950,12 +957,25 @@ class ApiTokenAdmin(admin.ModelAdmin):
         token = None if change else obj.set_new_token()
         super().save_model(request, obj, form, change)
         if token is not None:
-            self.message_user(
-                request,
-                f"The new API token {obj.name!r}: {token} — copy it now: it is stored hashed "
-                "and never shown again. Send it as `Authorization: Bearer <token>`.",
-                messages.WARNING,
-            )
+            # Only on this request, for response_add: never in a cookie or the session.
+            request.new_api_token = token  # type: ignore[attr-defined]
+
+    def response_add(
+        self, request: HttpRequest, obj: ApiToken, post_url_continue: str | None = None
+    ) -> HttpResponse:
+        token = getattr(request, "new_api_token", None)
+        if token is None:
+            return super().response_add(request, obj, post_url_continue)
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.model._meta,
+            "title": f"API token {obj.name!r} made",
+            "api_token": obj,
+            "token": token,
+        }
+        response = render(request, "loadtests/admin/token_created.html", context)
+        patch_cache_control(response, no_store=True, no_cache=True, private=True)
+        return response
 
     @admin.action(description="Revoke the selected tokens")
     def revoke(self, request: HttpRequest, queryset: QuerySet[ApiToken]) -> None:

@@ -674,6 +674,19 @@ class ApiToken(models.Model):
     def __str__(self) -> str:
         return f"{self.name} ({self.prefix}…)"
 
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        # Revocation is final: an owner may not undo an admin's revocation, and a leaked
+        # token, once revoked, must never answer again.
+        if (
+            self.pk
+            and not self.revoked
+            and ApiToken.objects.filter(pk=self.pk, revoked=True).exists()
+        ):
+            raise ValidationError(
+                {"revoked": "A revoked token stays revoked: make a new token instead."}
+            )
+        super().save(*args, **kwargs)
+
     def set_new_token(self) -> str:
         """Give the row a new token; returns it: the one time it is ever seen."""
         token = tokens.new_token()
