@@ -13,7 +13,14 @@ from django.core.management import call_command
 
 from loadtests import tasks
 from loadtests.models import ApiToken, LoadTestDefinition, LoadTestStep
-from loadtests.secrets import MASK
+from loadtests.secrets import (
+    MASK,
+    masked_config,
+    masked_url,
+    restore_masked_url,
+    same_target,
+    with_userinfo,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -103,3 +110,32 @@ def test_the_admin_inline_label_masks_a_secret_repeated_in_the_path(
     html = admin_client.get(url).content.decode()
     assert f"GET /ok?key={MASK}" in html
     assert_no_secret("admin definition", html)
+
+
+# -- the rules, on plain data ------------------------------------------------------------------
+
+
+def test_the_user_information_is_masked_in_the_url_and_wherever_it_is_repeated() -> None:
+    config = {"target_base_url": "http://ops:p%40ss-word@h:8001/api", "name": "p@ss-word in text"}
+    shown = masked_config(config)
+    assert shown["target_base_url"] == f"http://{MASK}@h:8001/api"
+    assert shown["name"] == f"{MASK} in text"  # percent-decoded too: a client may print either
+    exported = masked_config(config, placeholders=True)
+    assert exported["target_base_url"] == "http://${TARGET_USERINFO}@h:8001/api"
+    assert masked_url("http://h:8001") == "http://h:8001"
+    assert with_userinfo(f"http://{MASK}@h", "a:b") == "http://a:b@h"
+
+
+def test_a_stored_secret_follows_only_the_same_scheme_host_and_port() -> None:
+    assert same_target("http://u:p@Host", "http://HOST:80/other-path")
+    assert not same_target("http://h:8001", "http://h:8002")
+    assert not same_target("http://h", "https://h")
+    assert not same_target("http://h", "http://h.evil.example")
+    stored = "http://u:secret-pw@h:8001"
+    assert restore_masked_url(f"http://{MASK}@h:8001/v2", stored) == (
+        "http://u:secret-pw@h:8001/v2",
+        None,
+    )
+    kept, problem = restore_masked_url(f"http://{MASK}@other:8001", stored)
+    assert MASK in kept and problem and "type the user and password again" in problem
+    assert restore_masked_url(f"http://{MASK}@h:8001", "http://h:8001")[1]
