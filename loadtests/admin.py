@@ -203,8 +203,22 @@ class DefinitionInlineFormSet(BaseInlineFormSet):
 
 
 class StepFormSet(DefinitionInlineFormSet):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # The stored secrets of the whole definition (every step's, the target URL's): each
+        # step's form and label masks any of them, as the definition page does.
+        stored = {
+            "target_base_url": self.instance.target_base_url,
+            "steps": [
+                {"headers": step.headers or {}, "secret_headers": step.secret_headers or []}
+                for step in (self.get_queryset() if self.instance.pk else [])
+            ],
+        }
+        self.secret_values = secrets.secret_values(stored)
+
     def get_form_kwargs(self, index: int | None) -> dict[str, Any]:
-        return {**super().get_form_kwargs(index), "submitted": self.submitted}
+        kwargs = super().get_form_kwargs(index)
+        return {**kwargs, "submitted": self.submitted, "secret_values": self.secret_values}
 
     def clean(self) -> None:
         kept = [f for f in self.forms if f.cleaned_data and not f.cleaned_data.get("DELETE")]
@@ -350,7 +364,11 @@ class StepForm(forms.ModelForm):
     MASKED_TEXT_FIELDS = ("path", "check_path", "check_value", "body", "poll_until_value")
 
     def __init__(
-        self, *args: Any, submitted: SubmittedDefinition | None = None, **kwargs: Any
+        self,
+        *args: Any,
+        submitted: SubmittedDefinition | None = None,
+        secret_values: set[str] | None = None,
+        **kwargs: Any,
     ) -> None:
         super().__init__(*args, **kwargs)
         self.submitted = submitted
@@ -367,7 +385,8 @@ class StepForm(forms.ModelForm):
         # masked too; the text left as it was shown keeps the stored text.
         values = secrets.secret_values(
             {"steps": [{"headers": self.stored_headers, "secret_headers": self.stored_secret}]}
-        )
+        ) | (secret_values or set())
+        self.instance.shown_secret_values = values  # its label (the inline's title) too
         self.masked_texts: dict[str, tuple[str, str]] = {}
         for name in self.MASKED_TEXT_FIELDS:
             stored = getattr(self.instance, name, "")

@@ -405,13 +405,19 @@ class LoadTestStep(models.Model):
             models.UniqueConstraint(fields=["definition", "name"], name="unique_step_name"),
         ]
 
+    # The secrets to mask when the step is named, when its definition's are known (the admin
+    # sets them); else its own secret headers'.
+    shown_secret_values: set[str] | None = None
+
     def __str__(self) -> str:
-        # A step is named in admin inline labels and history: a secret header's value
-        # repeated in its path is masked there too.
-        headers = self.headers if isinstance(self.headers, dict) else {}
-        secret = self.secret_headers if isinstance(self.secret_headers, list) else []
-        shown = {"headers": headers, "secret_headers": secret}
-        return redact(f"{self.method} {self.path}", secret_values({"steps": [shown]}))
+        # A step is named in admin inline labels and history: a secret repeated in its path
+        # is masked there too.
+        values = self.shown_secret_values
+        if values is None:
+            headers = self.headers if isinstance(self.headers, dict) else {}
+            secret = self.secret_headers if isinstance(self.secret_headers, list) else []
+            values = secret_values({"steps": [{"headers": headers, "secret_headers": secret}]})
+        return redact(f"{self.method} {self.path}", values)
 
     def clean(self) -> None:
         if self.check_type == self.Check.CONTAINS and not self.check_value:

@@ -47,6 +47,10 @@ def url_secret_definition(db: Any) -> LoadTestDefinition:
         headers={"X-Api-Key": API_KEY, "Accept": "application/json"},
         secret_headers=["X-Api-Key"],
     )
+    # Another step repeats both secrets: masked there too, wherever the step is shown.
+    LoadTestStep.objects.create(
+        definition=definition, order=1, name="echo", path=f"/ok?pw={PASSWORD}&k={API_KEY}"
+    )
     return definition
 
 
@@ -109,6 +113,7 @@ def test_the_admin_inline_label_masks_a_secret_repeated_in_the_path(
     url = f"/admin/loadtests/loadtestdefinition/{url_secret_definition.pk}/change/"
     html = admin_client.get(url).content.decode()
     assert f"GET /ok?key={MASK}" in html
+    assert f"GET /ok?pw={MASK}&amp;k={MASK}" in html  # another step's secrets, the URL's
     assert_no_secret("admin definition", html)
 
 
