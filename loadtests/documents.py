@@ -452,10 +452,6 @@ def _data_set_shape(problems: dict[str, list[str]], data_set: Any) -> None:
         _add(problems, "data_set.order", [f"Use one of {', '.join(datasets.ORDERS)}."])
 
 
-# Step fields in which an export masks a repeated secret (secrets.masked_config).
-MASKED_STEP_FIELDS = ("path", "check_path", "check_value", "body")
-
-
 def _with_environment(
     document: Mapping[str, Any], before: Mapping[str, Any] | None, environ: Mapping[str, str]
 ) -> dict[str, Any]:
@@ -473,22 +469,15 @@ def _with_environment(
             url, stored_url, environ, problems
         )
     moved = stored_url is not None and not secrets.same_target(stored_url, url)
-    values = secrets.secret_values(before or {})
+    masks = _Masks(secrets.secret_values(before or {}), stored_url, url, moved, problems)
+    for key, value in document.items():
+        if key not in ("target_base_url", "steps"):
+            document[key] = masks.restored(value, (before or {}).get(key), key)
     for index, step in enumerate(document.get("steps") or []):
         before_step = stored.get(step.get("name"))
-        for name in MASKED_STEP_FIELDS:
-            value = step.get(name)
-            if not isinstance(value, str) or secrets.MASK not in value:
-                continue
-            kept = (before_step or {}).get(name)
-            if isinstance(kept, str) and secrets.redact(kept, values) == value and not moved:
-                step[name] = kept
-                continue
-            _add(
-                problems,
-                f"steps[{index}].{name}",
-                [_left_out(stored_url, url, kept, values, value)],
-            )
+        for key, value in step.items():
+            old = (before_step or {}).get(key)
+            step[key] = masks.restored(value, old, f"steps[{index}].{key}")
         headers = step.get("headers")
         if not isinstance(headers, dict):
             continue
@@ -515,13 +504,45 @@ def _with_environment(
     return document
 
 
-def _left_out(stored_url: Any, url: Any, kept: Any, values: set[str], value: str) -> str:
-    if isinstance(kept, str) and secrets.redact(kept, values) == value:
-        return secrets.moved_message(stored_url, url, f"the secret in place of {secrets.MASK}")
-    return (
-        f"{secrets.MASK} stands for a secret the export left out: type it in its place "
-        "(it keeps the stored text only where the text is otherwise unchanged)."
-    )
+@dataclass
+class _Masks:
+    """Puts back what an export masked (a secret repeated in a path, a body, a description):
+    text equal to its stored text as masked keeps the stored text, on the same target only;
+    any other text holding the mask is refused, never stored."""
+
+    values: set[str]
+    stored_url: Any
+    url: Any
+    moved: bool
+    problems: dict[str, list[str]]
+
+    def restored(self, value: Any, old: Any, path: str) -> Any:
+        if isinstance(value, dict):
+            olds = old if isinstance(old, dict) else {}
+            return {k: self.restored(v, olds.get(k), f"{path}.{k}") for k, v in value.items()}
+        if isinstance(value, list):
+            olds = old if isinstance(old, list) and len(old) == len(value) else [None] * len(value)
+            return [
+                self.restored(v, o, f"{path}[{i}]")
+                for i, (v, o) in enumerate(zip(value, olds, strict=True))
+            ]
+        if not isinstance(value, str) or secrets.MASK not in value:
+            return value
+        unchanged = isinstance(old, str) and secrets.redact(old, self.values) == value
+        if unchanged and not self.moved:
+            return old
+        _add(self.problems, path, [self._why(unchanged)])
+        return value
+
+    def _why(self, unchanged: bool) -> str:
+        if unchanged:
+            return secrets.moved_message(
+                self.stored_url, self.url, f"the secret in place of {secrets.MASK}"
+            )
+        return (
+            f"{secrets.MASK} stands for a secret the export left out: type it in its place "
+            "(it keeps the stored text only where the text is otherwise unchanged)."
+        )
 
 
 def _target_with_environment(

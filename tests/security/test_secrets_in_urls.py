@@ -6,10 +6,12 @@ from __future__ import annotations
 
 import json
 from io import StringIO
+from pathlib import Path
 from typing import Any
 
 import pytest
 from django.core.management import call_command
+from django.core.management.base import CommandError
 
 from loadtests import tasks
 from loadtests.models import ApiToken, LoadTestDefinition, LoadTestStep
@@ -144,3 +146,30 @@ def test_a_stored_secret_follows_only_the_same_scheme_host_and_port() -> None:
     kept, problem = restore_masked_url(f"http://{MASK}@other:8001", stored)
     assert MASK in kept and problem and "type the user and password again" in problem
     assert restore_masked_url(f"http://{MASK}@h:8001", "http://h:8001")[1]
+
+
+def test_an_exported_document_imports_again_keeping_what_it_masked(
+    url_secret_definition: LoadTestDefinition, tmp_path: Path, monkeypatch: Any
+) -> None:
+    monkeypatch.delenv("TARGET_USERINFO", raising=False)
+    monkeypatch.delenv("X_API_KEY", raising=False)
+    exported = StringIO()
+    call_command("loadtest", "export", "url-secrets", stdout=exported, stderr=StringIO())
+    file = tmp_path / "url-secrets.json"
+    file.write_text(exported.getvalue())
+    out = StringIO()
+    call_command("loadtest", "import", str(file), stdout=out, stderr=StringIO())
+    assert "unchanged url-secrets" in out.getvalue()
+    definition = LoadTestDefinition.objects.get()
+    assert definition.target_base_url == f"http://{USER}:{PASSWORD}@{HOST}"
+    paths = [step.path for step in definition.steps.order_by("order")]
+    assert paths == [f"/ok?key={API_KEY}", f"/ok?pw={PASSWORD}&k={API_KEY}"]
+    # The mask in an edited text stands for nothing stored: refused, naming the field.
+    document = json.loads(exported.getvalue())
+    document["steps"][1]["path"] = f"/other?k={MASK}"
+    file.write_text(json.dumps(document))
+    err = StringIO()
+    with pytest.raises(CommandError):
+        call_command("loadtest", "import", str(file), stdout=StringIO(), stderr=err)
+    assert f"steps[1].path: {MASK} stands for a secret the export left out" in err.getvalue()
+    assert definition.steps.get(order=1).path == f"/ok?pw={PASSWORD}&k={API_KEY}"
