@@ -619,7 +619,13 @@ class DataSetAdmin(admin.ModelAdmin):
 @admin.register(LoadTestDefinition)
 class LoadTestDefinitionAdmin(admin.ModelAdmin):
     form = DefinitionForm
-    formfield_overrides = {TargetURLField: {"form_class": MaskedTargetURLField}}
+    formfield_overrides = {
+        TargetURLField: {
+            "form_class": MaskedTargetURLField,
+            # Not the admin's URL widget: it links to the value, here masked.
+            "widget": forms.URLInput(attrs={"class": "vURLField"}),
+        }
+    }
     # Stages first: admin_definition.js moves them up beside the load model they shape.
     inlines = [StageInline, StepInline]
     change_form_template = "loadtests/admin/definition_change_form.html"
