@@ -345,7 +345,8 @@ def apply_document(
     describes, atomically. Raises DocumentInvalid naming every bad field by its path in the
     document. `dry_run` changes nothing; `if_missing` leaves an existing definition as it is.
     `${NAME}` in a header value comes from `environ` (the process environment by default); a
-    secret left out that way keeps its stored value when the definition already has it."""
+    secret left out that way keeps its stored value when the definition already has it and
+    its target's scheme, host and port are unchanged."""
     problems = shape_problems(document)
     if problems:
         raise DocumentInvalid(problems)

@@ -156,7 +156,8 @@ def definition_schedule(request: HttpRequest, definition_id: int) -> HttpRespons
 @require_GET
 def definition_document(request: HttpRequest, definition_id: int) -> HttpResponse:
     """The definition as a load-test document, for `loadtest import` elsewhere or for git:
-    secret header values are `${NAME}` placeholders, never the values."""
+    secret header values and the URL's user and password are `${NAME}` placeholders, never
+    the values (secrets.masked_config)."""
     definition = get_object_or_404(LoadTestDefinition, pk=definition_id)
     body = json.dumps(documents.document_of(definition), indent=2, ensure_ascii=False) + "\n"
     return _download(body, "application/json", f"{slugify(definition.name) or 'loadtest'}.json")
