@@ -80,6 +80,7 @@ def test_no_output_shows_the_url_password_or_a_secret_repeated_in_a_path(
         "document.json": f"/definitions/{definition.pk}/document.json",
         "summary.json": f"/runs/{run.pk}/summary.json",
         "run page": f"/runs/{run.pk}/",
+        "run live": f"/runs/{run.pk}/live/",
         "overview": "/",
         "admin definitions": "/admin/loadtests/loadtestdefinition/",
         "admin definition": f"/admin/loadtests/loadtestdefinition/{definition.pk}/change/",
