@@ -14,6 +14,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import URLPattern, path, reverse
 from django.utils import timezone
+from django.utils.cache import patch_cache_control
 from django.utils.html import format_html, format_html_join
 from django.views.decorators.http import require_POST
 
@@ -34,6 +35,7 @@ from loadtests.models import (
     RunStatus,
     RunTrigger,
     Tag,
+    TargetURLField,
 )
 
 
@@ -46,11 +48,32 @@ class SubmittedDefinition:
     Run now starts. Each problem is reported on the form and field it concerns.
     """
 
-    def __init__(self, definition: LoadTestDefinition) -> None:
+    def __init__(self, definition: LoadTestDefinition, posted_url: Any = None) -> None:
         self.definition = definition
+        self.posted_url = posted_url  # the target URL as typed, whether or not it is valid
         self.form: forms.ModelForm | None = None  # the definition's own form, once valid
         self.formsets: dict[str, BaseInlineFormSet] = {}
         self._problems: dict[str, list[str]] | None = None
+        self._moved: tuple[str, str] | None | bool = False  # False: not looked up yet
+
+    def target_moved(self) -> tuple[str, str] | None:
+        """(stored URL, new URL) when this save points the definition at another scheme,
+        host or port: then a mask no longer keeps a stored secret (loadtests.secrets)."""
+        if self._moved is False:
+            stored = (
+                LoadTestDefinition.objects.filter(pk=self.definition.pk)
+                .values_list("target_base_url", flat=True)
+                .first()
+                if self.definition.pk
+                else None
+            )
+            # As typed when the definition's form refused it (its own error says why): the
+            # steps' masks must not pass for the old target meanwhile.
+            typed = self.posted_url if isinstance(self.posted_url, str) else ""
+            new = self.definition.target_base_url if self.form or "://" not in typed else typed
+            moved = stored is not None and not secrets.same_target(stored, new)
+            self._moved = (stored, new) if moved else None
+        return self._moved or None
 
     def problems(self) -> dict[str, list[str]]:
         if self._problems is None:
@@ -157,7 +180,7 @@ def submitted_definition(
     inline's formset separately, and the request is all they have in common."""
     submitted = getattr(request, "loadtest_submitted_definition", None)
     if submitted is None or submitted.definition is not definition:
-        submitted = SubmittedDefinition(definition)
+        submitted = SubmittedDefinition(definition, request.POST.get("target_base_url"))
         request.loadtest_submitted_definition = submitted  # type: ignore[attr-defined]
     return submitted
 
@@ -180,6 +203,23 @@ class DefinitionInlineFormSet(BaseInlineFormSet):
 
 
 class StepFormSet(DefinitionInlineFormSet):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # The stored secrets of the whole definition (every step's, the target URL's): each
+        # step's form and label masks any of them, as the definition page does.
+        stored = {
+            "target_base_url": self.instance.target_base_url,
+            "steps": [
+                {"headers": step.headers or {}, "secret_headers": step.secret_headers or []}
+                for step in (self.get_queryset() if self.instance.pk else [])
+            ],
+        }
+        self.secret_values = secrets.secret_values(stored)
+
+    def get_form_kwargs(self, index: int | None) -> dict[str, Any]:
+        kwargs = super().get_form_kwargs(index)
+        return {**kwargs, "submitted": self.submitted, "secret_values": self.secret_values}
+
     def clean(self) -> None:
         kept = [f for f in self.forms if f.cleaned_data and not f.cleaned_data.get("DELETE")]
         if not kept:
@@ -321,8 +361,17 @@ class StepForm(forms.ModelForm):
         ]  # fmt: skip
         widgets = {"headers": HeaderRowsWidget}
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
+    MASKED_TEXT_FIELDS = ("path", "check_path", "check_value", "body", "poll_until_value")
+
+    def __init__(
+        self,
+        *args: Any,
+        submitted: SubmittedDefinition | None = None,
+        secret_values: set[str] | None = None,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(*args, **kwargs)
+        self.submitted = submitted
         self.stored_headers = dict(self.instance.headers or {})
         self.stored_secret = list(self.instance.secret_headers or [])
         if self.instance.pk is None:
@@ -332,14 +381,30 @@ class StepForm(forms.ModelForm):
             self.initial["headers"] = secrets.masked_headers(
                 self.stored_headers, self.stored_secret
             )
+        # A secret header's value repeated in a text field (a path's query, a body) is shown
+        # masked too; the text left as it was shown keeps the stored text.
+        values = secrets.secret_values(
+            {"steps": [{"headers": self.stored_headers, "secret_headers": self.stored_secret}]}
+        ) | (secret_values or set())
+        self.instance.shown_secret_values = values  # its label (the inline's title) too
+        self.masked_texts: dict[str, tuple[str, str]] = {}
+        for name in self.MASKED_TEXT_FIELDS:
+            stored = getattr(self.instance, name, "")
+            shown = secrets.redact(stored, values) if isinstance(stored, str) else stored
+            if name in self.fields and shown != stored:
+                self.initial[name] = shown
+                self.masked_texts[name] = (shown, stored)
 
     def clean_secret_headers(self) -> Any:
         return self.cleaned_data.get("secret_headers") or []
 
     def clean(self) -> dict[str, Any]:
         cleaned = super().clean()
+        kept_texts = self._restore_masked_texts(cleaned)
+        kept_headers: list[str] = []
         headers = cleaned.get("headers")
         if isinstance(headers, dict):
+            masked = [name for name, value in headers.items() if value == secrets.MASK]
             headers, unknown = secrets.restore_masked(
                 headers, self.stored_headers, self.stored_secret
             )
@@ -350,7 +415,33 @@ class StepForm(forms.ModelForm):
                     f"{name}: type its value; {secrets.MASK} only stands for a secret already "
                     "stored under that name.",
                 )
+            kept_headers = [name for name in masked if name not in unknown]
+        # A secret is bound to the target it was stored for: pointing the definition at
+        # another host while keeping the masks would send the secrets there. Refused rather
+        # than cleared, so that nothing stored is lost on a slip.
+        kept = kept_texts or kept_headers
+        moved = self.submitted.target_moved() if self.submitted and kept else None
+        if moved:
+            for name in kept_headers:
+                self.add_error("headers", f"{name}: {secrets.moved_message(*moved, 'its value')}")
+            for name in kept_texts:
+                self.add_error(name, secrets.moved_message(*moved, "the secret in its place"))
         return cleaned
+
+    def _restore_masked_texts(self, cleaned: dict[str, Any]) -> list[str]:
+        kept = []
+        for name in self.MASKED_TEXT_FIELDS:
+            value = cleaned.get(name)
+            if name in self.masked_texts and value == self.masked_texts[name][0]:
+                cleaned[name] = self.masked_texts[name][1]
+                kept.append(name)
+            elif isinstance(value, str) and secrets.MASK in value:
+                self.add_error(
+                    name,
+                    f"{secrets.MASK} stands for a secret only in the text as it was shown: "
+                    "type the secret in its place.",
+                )
+        return kept
 
 
 class StepInline(admin.StackedInline):
@@ -404,6 +495,20 @@ def target_url_help() -> str:
     )
 
 
+class MaskedTargetURLField(forms.URLField):
+    """The target URL with its user information (`user:password@`) shown masked: a mask left
+    as it was keeps the stored user information, for the same scheme, host and port only
+    (loadtests.secrets.restore_masked_url); a new value typed over it replaces it."""
+
+    stored_url = ""  # set per form: the URL as stored
+
+    def clean(self, value: Any) -> Any:
+        value, problem = secrets.restore_masked_url(value, self.stored_url)
+        if problem:
+            raise ValidationError(problem)
+        return super().clean(value)
+
+
 class DefinitionForm(forms.ModelForm):
     """The definition's own form: a post that leaves out the flow settings (an older page, a
     script) keeps their defaults, as a document without them does."""
@@ -423,7 +528,11 @@ class DefinitionForm(forms.ModelForm):
             if name in self.fields:
                 self.fields[name].required = False
         if "target_base_url" in self.fields:
-            self.fields["target_base_url"].help_text = target_url_help()
+            field = self.fields["target_base_url"]
+            field.help_text = target_url_help()
+            if isinstance(field, MaskedTargetURLField) and self.instance.pk:
+                field.stored_url = self.instance.target_base_url
+                self.initial["target_base_url"] = secrets.masked_url(field.stored_url)
         if "duration_s" in self.fields:
             self.fields["duration_s"].help_text = DURATION_HELP
 
@@ -510,12 +619,20 @@ class DataSetAdmin(admin.ModelAdmin):
 @admin.register(LoadTestDefinition)
 class LoadTestDefinitionAdmin(admin.ModelAdmin):
     form = DefinitionForm
+    formfield_overrides = {
+        TargetURLField: {
+            "form_class": MaskedTargetURLField,
+            # Not the admin's URL widget: it links to the value, here masked.
+            "widget": forms.URLInput(attrs={"class": "vURLField"}),
+        }
+    }
     # Stages first: admin_definition.js moves them up beside the load model they shape.
     inlines = [StageInline, StepInline]
     change_form_template = "loadtests/admin/definition_change_form.html"
-    list_display = ["name", "load_model", "level", "duration_s", "target_base_url", "tag_list"]
+    list_display = ["name", "load_model", "level", "duration_s", "target", "tag_list"]
     list_filter = ["load_model", "tags"]
-    search_fields = ["name", "description", "target_base_url"]
+    # Not the target URL: a search by a password's characters would tell them one by one.
+    search_fields = ["name", "description"]
     filter_horizontal = ["tags"]
     readonly_fields = ["created_by", "created_at", "updated_at"]
     raw_id_fields = ["baseline_run"]
@@ -668,6 +785,10 @@ class LoadTestDefinitionAdmin(admin.ModelAdmin):
     def level(self, obj: LoadTestDefinition) -> str:
         return f"{obj.users} users" if obj.load_model == "closed" else f"{obj.rate_rps:g} req/s"
 
+    @admin.display(description="target base URL", ordering="target_base_url")
+    def target(self, obj: LoadTestDefinition) -> str:
+        return secrets.masked_url(obj.target_base_url)
+
     @admin.display(description="tags")
     def tag_list(self, obj: LoadTestDefinition) -> str:
         return ", ".join(tag.name for tag in obj.tags.all())
@@ -730,7 +851,7 @@ class LoadTestRunAdmin(admin.ModelAdmin):
             None,
             {
                 "fields": [
-                    "page_link", "name", "definition", "status", "status_reason", "passed",
+                    "page_link", "name", "definition", "status", "shown_status_reason", "passed",
                     "trigger", "started_by", "created_at", "started_at", "finished_at",
                     "heartbeat_at", "worker_host", "worker_pid", "cancel_requested",
                 ]
@@ -784,6 +905,10 @@ class LoadTestRunAdmin(admin.ModelAdmin):
             ),
         )
 
+    @admin.display(description="status reason")
+    def shown_status_reason(self, obj: LoadTestRun) -> str:
+        return secrets.redact_config_text(obj.status_reason, obj.config)
+
     @admin.display(description="run page")
     def page_link(self, obj: LoadTestRun) -> str:
         return format_html('<a href="{}">#{}</a>', reverse("loadtests:run", args=[obj.pk]), obj.pk)
@@ -826,8 +951,10 @@ class LoadTestRunAdmin(admin.ModelAdmin):
 
 @admin.register(ApiToken)
 class ApiTokenAdmin(admin.ModelAdmin):
-    """Tokens are made here: the token is shown once, in a message after the save, and only
-    its digest is kept. Users other than superusers see and make only their own."""
+    """Tokens are made here: the token is shown once, in the body of the page that answers
+    the save (never in a message: the messages cookie is signed, not encrypted), and only its
+    digest is kept. Users other than superusers see and make only their own. Revocation is
+    final: once set, the box is read-only, and the model refuses to clear it."""
 
     list_display = ("name", "user", "prefix", "created_at", "last_used_at", "revoked")
     list_filter = ("revoked",)
@@ -842,6 +969,10 @@ class ApiTokenAdmin(admin.ModelAdmin):
         who = ["user"] if request.user.is_superuser else []
         return [*who, "name", "revoked", "prefix", "created_at", "last_used_at"]
 
+    def get_readonly_fields(self, request: HttpRequest, obj: ApiToken | None = None) -> Any:
+        fields = super().get_readonly_fields(request, obj)
+        return [*fields, "revoked"] if obj is not None and obj.revoked else fields
+
     def get_changeform_initial_data(self, request: HttpRequest) -> dict[str, Any]:
         return {"user": request.user.pk}
 
@@ -851,12 +982,25 @@ class ApiTokenAdmin(admin.ModelAdmin):
         token = None if change else obj.set_new_token()
         super().save_model(request, obj, form, change)
         if token is not None:
-            self.message_user(
-                request,
-                f"The new API token {obj.name!r}: {token} — copy it now: it is stored hashed "
-                "and never shown again. Send it as `Authorization: Bearer <token>`.",
-                messages.WARNING,
-            )
+            # Only on this request, for response_add: never in a cookie or the session.
+            request.new_api_token = token  # type: ignore[attr-defined]
+
+    def response_add(
+        self, request: HttpRequest, obj: ApiToken, post_url_continue: str | None = None
+    ) -> HttpResponse:
+        token = getattr(request, "new_api_token", None)
+        if token is None:
+            return super().response_add(request, obj, post_url_continue)
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.model._meta,
+            "title": f"API token {obj.name!r} made",
+            "api_token": obj,
+            "token": token,
+        }
+        response = render(request, "loadtests/admin/token_created.html", context)
+        patch_cache_control(response, no_store=True, no_cache=True, private=True)
+        return response
 
     @admin.action(description="Revoke the selected tokens")
     def revoke(self, request: HttpRequest, queryset: QuerySet[ApiToken]) -> None:

@@ -281,26 +281,23 @@ class Baseline:
     chosen: bool  # True: picked by a user; False: the default (last passing run)
 
 
-def shown_steps(definition: LoadTestDefinition) -> list[dict[str, Any]]:
-    """The definition's steps as its page shows them: secret header values masked, and masked
-    too wherever a step repeats one (a path, a check value). Uses the prefetched steps."""
+def shown_steps(definition: LoadTestDefinition, shown: dict[str, Any]) -> list[dict[str, Any]]:
+    """The definition's steps as its page shows them, from `shown` (its frozen document
+    through secrets.masked_config): secret header values masked, and masked too wherever a
+    step repeats a secret (a path, a check value). Uses the prefetched steps."""
     steps = list(definition.steps.all())
-    values = secrets.secret_values(
-        {"steps": [{"headers": s.headers, "secret_headers": s.secret_headers} for s in steps]}
-    )
-    return [
-        {
-            "step": step,
-            "request": secrets.redact(f"{step.method} {step.path}", values),
-            "headers": secrets.masked_headers(step.headers, step.secret_headers),
-            "check": secrets.redact(
-                f"{step.get_check_type_display()} {step.check_path} {step.check_value}", values
-            )
-            if step.check_type
-            else "",
-        }
-        for step in steps
-    ]
+    rows = []
+    for step, masked in zip(steps, shown.get("steps") or [], strict=False):
+        check = f"{step.get_check_type_display()} {masked['check_path']} {masked['check_value']}"
+        rows.append(
+            {
+                "step": step,
+                "request": f"{step.method} {masked['path']}",
+                "headers": masked["headers"],
+                "check": check if step.check_type else "",
+            }
+        )
+    return rows
 
 
 def baseline_of(

@@ -77,9 +77,7 @@ TOP_FIELDS = frozenset(
 # Expected statuses of a step that names none: requests mode keeps what documents always
 # meant ([200]); a flow step takes any of 200-399 ([]), as k6 and Locust count success.
 DEFAULT_STATUSES = {Mode.REQUESTS: [200], Mode.FLOW: []}
-# k6 style: "${API_TOKEN}" in a header value or the target's URL is read from the environment
-# at import; "${TARGET_PORT:-8001}" gives a default for an unset variable, as shells do.
-PLACEHOLDER = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+PLACEHOLDER = secrets.PLACEHOLDER
 
 
 class RunRefused(ValidationError):
@@ -175,29 +173,14 @@ def freeze_definition(
     return _document(definition, steps, stages, _tags_of(definition))
 
 
-def env_name(header: str) -> str:
-    """The environment variable an exported secret header is read from: X-Api-Key -> X_API_KEY."""
-    return re.sub(r"[^A-Za-z0-9]", "_", header).upper()
+env_name = secrets.env_name
 
 
 def without_secrets(document: Mapping[str, Any]) -> dict[str, Any]:
-    """`document` fit to leave the server: every secret header's value becomes a `${NAME}`
-    placeholder (kept as it is when it is one already), so the file can go into git and the
-    value comes from the environment at import, as k6 users pass secrets."""
-    shown = json.loads(json.dumps(document))
-    for step in shown.get("steps") or []:
-        names = secrets.secret_names(step.get("secret_headers") or ())
-        step["headers"] = {
-            name: _placeholder(name, value) if name.lower() in names else value
-            for name, value in (step.get("headers") or {}).items()
-        }
-    return shown
-
-
-def _placeholder(name: str, value: Any) -> str:
-    if isinstance(value, str) and PLACEHOLDER.fullmatch(value):
-        return value
-    return f"${{{env_name(name)}}}"
+    """`document` fit to leave the server (secrets.masked_config with placeholders): the
+    target URL's user information and every secret header's value become `${NAME}`
+    placeholders, and a secret repeated elsewhere (a path) the mask."""
+    return secrets.masked_config(document, placeholders=True)
 
 
 def document_of(definition: LoadTestDefinition) -> dict[str, Any]:
@@ -362,7 +345,8 @@ def apply_document(
     describes, atomically. Raises DocumentInvalid naming every bad field by its path in the
     document. `dry_run` changes nothing; `if_missing` leaves an existing definition as it is.
     `${NAME}` in a header value comes from `environ` (the process environment by default); a
-    secret left out that way keeps its stored value when the definition already has it."""
+    secret left out that way keeps its stored value when the definition already has it and
+    its target's scheme, host and port are unchanged."""
     problems = shape_problems(document)
     if problems:
         raise DocumentInvalid(problems)
@@ -472,17 +456,29 @@ def _data_set_shape(problems: dict[str, list[str]], data_set: Any) -> None:
 def _with_environment(
     document: Mapping[str, Any], before: Mapping[str, Any] | None, environ: Mapping[str, str]
 ) -> dict[str, Any]:
+    """`document` with its placeholders resolved from `environ`. A secret the document leaves
+    out (an unset placeholder, or the mask an export puts where a secret was repeated) keeps
+    its stored value, but only while the target's scheme, host and port stay the same: a
+    stored secret is bound to the target it was stored for."""
     document = json.loads(json.dumps(document))
     stored = {step["name"]: step for step in (before or {}).get("steps", [])}
+    stored_url = (before or {}).get("target_base_url")
     problems: dict[str, list[str]] = {}
     url = document.get("target_base_url")
-    if isinstance(url, str) and PLACEHOLDER.search(url):
-        document["target_base_url"], missing = _resolve(url, environ)
-        if missing:
-            _add(
-                problems, "target_base_url", [f"Set the environment variable {', '.join(missing)}."]
-            )
+    if isinstance(url, str):
+        url = document["target_base_url"] = _target_with_environment(
+            url, stored_url, environ, problems
+        )
+    moved = stored_url is not None and not secrets.same_target(stored_url, url)
+    masks = _Masks(secrets.secret_values(before or {}), stored_url, url, moved, problems)
+    for key, value in document.items():
+        if key not in ("target_base_url", "steps"):
+            document[key] = masks.restored(value, (before or {}).get(key), key)
     for index, step in enumerate(document.get("steps") or []):
+        before_step = stored.get(step.get("name"))
+        for key, value in step.items():
+            old = (before_step or {}).get(key)
+            step[key] = masks.restored(value, old, f"steps[{index}].{key}")
         headers = step.get("headers")
         if not isinstance(headers, dict):
             continue
@@ -491,21 +487,101 @@ def _with_environment(
                 continue
             resolved, missing = _resolve(value, environ)
             if missing:
-                kept = _stored_secret(stored.get(step.get("name")), name)
-                if kept is None:
+                kept = _stored_secret(before_step, name)
+                if kept is None or moved:
                     variables = ", ".join(missing)
-                    _add(
-                        problems,
-                        f"steps[{index}].headers.{name}",
-                        [f"Set the environment variable {variables}: the document leaves "
-                         "this value out."],
-                    )  # fmt: skip
+                    why = (
+                        secrets.moved_message(stored_url, url, "its value")
+                        if kept is not None
+                        else "the document leaves this value out."
+                    )
+                    where = f"steps[{index}].headers.{name}"
+                    _add(problems, where, [f"Set the environment variable {variables}: {why}"])
                     continue
                 resolved = kept
             headers[name] = resolved
     if problems:
         raise DocumentInvalid(problems)
     return document
+
+
+@dataclass
+class _Masks:
+    """Puts back what an export masked (a secret repeated in a path, a body, a description):
+    text equal to its stored text as masked keeps the stored text, on the same target only;
+    any other text holding the mask is refused, never stored."""
+
+    values: set[str]
+    stored_url: Any
+    url: Any
+    moved: bool
+    problems: dict[str, list[str]]
+
+    def restored(self, value: Any, old: Any, path: str) -> Any:
+        if isinstance(value, dict):
+            olds = old if isinstance(old, dict) else {}
+            return {k: self.restored(v, olds.get(k), f"{path}.{k}") for k, v in value.items()}
+        if isinstance(value, list):
+            olds = old if isinstance(old, list) and len(old) == len(value) else [None] * len(value)
+            return [
+                self.restored(v, o, f"{path}[{i}]")
+                for i, (v, o) in enumerate(zip(value, olds, strict=True))
+            ]
+        if not isinstance(value, str) or secrets.MASK not in value:
+            return value
+        unchanged = isinstance(old, str) and secrets.redact(old, self.values) == value
+        if unchanged and not self.moved:
+            return old
+        _add(self.problems, path, [self._why(unchanged)])
+        return value
+
+    def _why(self, unchanged: bool) -> str:
+        if unchanged:
+            return secrets.moved_message(
+                self.stored_url, self.url, f"the secret in place of {secrets.MASK}"
+            )
+        return (
+            f"{secrets.MASK} stands for a secret the export left out: type it in its place "
+            "(it keeps the stored text only where the text is otherwise unchanged)."
+        )
+
+
+def _target_with_environment(
+    url: str, stored_url: Any, environ: Mapping[str, str], problems: dict[str, list[str]]
+) -> str:
+    """The target URL with its placeholders resolved; user information left out (an unset
+    `${TARGET_USERINFO}` or the mask) keeps the stored one for the same target only."""
+    userinfo = secrets.url_userinfo(url)
+    left_out: list[str] = []
+    if userinfo and PLACEHOLDER.fullmatch(userinfo):
+        resolved, left_out = _resolve(userinfo, environ)
+        url = secrets.with_userinfo(url, "" if left_out else resolved)
+    if PLACEHOLDER.search(url):
+        url, missing = _resolve(url, environ)
+        if missing:
+            _add(
+                problems, "target_base_url", [f"Set the environment variable {', '.join(missing)}."]
+            )
+            return url
+    if left_out:
+        stored_userinfo = secrets.url_userinfo(stored_url)
+        if stored_userinfo and secrets.same_target(stored_url, url):
+            return secrets.with_userinfo(url, stored_userinfo)
+        why = (
+            secrets.moved_message(stored_url, url, "the user and password")
+            if stored_userinfo
+            else "the document leaves the user and password out."
+        )
+        _add(
+            problems,
+            "target_base_url",
+            [f"Set the environment variable {', '.join(left_out)}: {why}"],
+        )
+        return url
+    url, problem = secrets.restore_masked_url(url, stored_url)
+    if problem:
+        _add(problems, "target_base_url", [problem])
+    return url
 
 
 def _environment() -> dict[str, str]:

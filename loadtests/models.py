@@ -27,7 +27,7 @@ from loadtests.engine.config import (
     USERS_RULE,
     WEIGHT_RULE,
 )
-from loadtests.secrets import secret_header_problems
+from loadtests.secrets import redact, secret_header_problems, secret_values
 from loadtests.validators import (
     HTTP_METHODS,
     validate_extractions,
@@ -405,8 +405,19 @@ class LoadTestStep(models.Model):
             models.UniqueConstraint(fields=["definition", "name"], name="unique_step_name"),
         ]
 
+    # The secrets to mask when the step is named, when its definition's are known (the admin
+    # sets them); else its own secret headers'.
+    shown_secret_values: set[str] | None = None
+
     def __str__(self) -> str:
-        return f"{self.method} {self.path}"
+        # A step is named in admin inline labels and history: a secret repeated in its path
+        # is masked there too.
+        values = self.shown_secret_values
+        if values is None:
+            headers = self.headers if isinstance(self.headers, dict) else {}
+            secret = self.secret_headers if isinstance(self.secret_headers, list) else []
+            values = secret_values({"steps": [{"headers": headers, "secret_headers": secret}]})
+        return redact(f"{self.method} {self.path}", values)
 
     def clean(self) -> None:
         if self.check_type == self.Check.CONTAINS and not self.check_value:
@@ -668,6 +679,19 @@ class ApiToken(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} ({self.prefix}…)"
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        # Revocation is final: an owner may not undo an admin's revocation, and a leaked
+        # token, once revoked, must never answer again.
+        if (
+            self.pk
+            and not self.revoked
+            and ApiToken.objects.filter(pk=self.pk, revoked=True).exists()
+        ):
+            raise ValidationError(
+                {"revoked": "A revoked token stays revoked: make a new token instead."}
+            )
+        super().save(*args, **kwargs)
 
     def set_new_token(self) -> str:
         """Give the row a new token; returns it: the one time it is ever seen."""

@@ -14,7 +14,17 @@ from django.utils.text import slugify
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_POST
 
-from loadtests import alerts, dashboard, documents, execution, reports, schedules, shards, tasks
+from loadtests import (
+    alerts,
+    dashboard,
+    documents,
+    execution,
+    reports,
+    schedules,
+    secrets,
+    shards,
+    tasks,
+)
 from loadtests.forms import BaselineForm, CompareForm, RunFilterForm, ScheduleForm
 from loadtests.models import (
     ACTIVE_STATUSES,
@@ -104,9 +114,16 @@ def _definition_page(
     status: int = 200,
 ) -> HttpResponse:
     runs = dashboard.definition_history(definition)
+    # Everything the page prints of the definition's own text comes from this masked copy.
+    frozen = documents.freeze_definition(definition)
+    shown, values = secrets.masked_config(frozen), secrets.secret_values(frozen)
+    scheduled_runs = schedules.scheduled_runs(definition)
+    for run in scheduled_runs:
+        run.shown_reason = secrets.redact(run.status_reason or "", values)
     context = {
         "definition": definition,
-        "steps": dashboard.shown_steps(definition),
+        "shown": shown,
+        "steps": dashboard.shown_steps(definition, shown),
         "runs": runs[:25],
         "baseline": dashboard.baseline_of(definition),
         "baseline_choices": [
@@ -115,7 +132,7 @@ def _definition_page(
         "history": dashboard.history_chart(runs, definition),
         "schedule_form": schedule_form,
         "next_times": schedules.next_times(definition),
-        "scheduled_runs": schedules.scheduled_runs(definition),
+        "scheduled_runs": scheduled_runs,
         **NAV,
     }
     return render(request, "loadtests/definition.html", context, status=status)
@@ -139,7 +156,8 @@ def definition_schedule(request: HttpRequest, definition_id: int) -> HttpRespons
 @require_GET
 def definition_document(request: HttpRequest, definition_id: int) -> HttpResponse:
     """The definition as a load-test document, for `loadtest import` elsewhere or for git:
-    secret header values are `${NAME}` placeholders, never the values."""
+    secret header values and the URL's user and password are `${NAME}` placeholders, never
+    the values (secrets.masked_config)."""
     definition = get_object_or_404(LoadTestDefinition, pk=definition_id)
     body = json.dumps(documents.document_of(definition), indent=2, ensure_ascii=False) + "\n"
     return _download(body, "application/json", f"{slugify(definition.name) or 'loadtest'}.json")
