@@ -28,6 +28,7 @@ from loadtests.models import LoadTestRun
 from profiling import diff, services, speedscope, tasks
 from profiling.forms import CaptureFilterForm, CaptureForm, DiffForm
 from profiling.models import (
+    CAPTURE_ANY_PROCESS,
     CaptureKind,
     CaptureStatus,
     FunctionStat,
@@ -38,6 +39,7 @@ from profiling.models import (
 log = logging.getLogger(__name__)
 
 NAV = {"nav": "profiles"}
+CAPTURE_ANY_PROCESS = f"profiling.{CAPTURE_ANY_PROCESS}"
 CAPTURES_PER_PAGE = 50
 FUNCTIONS_SHOWN = 100
 # A trace page hands at most this many chrometrace events to the browser.
@@ -118,6 +120,7 @@ def take(request: HttpRequest) -> HttpResponse:
                 interval_ms=data["interval_ms"],
                 include_children=form.include_children(),
                 created_by=request.user.get_username(),
+                any_process=request.user.has_perm(CAPTURE_ANY_PROCESS),
             )
         except services.CaptureProblem as exc:
             form.add_problem(str(exc))
