@@ -17,7 +17,7 @@ from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods
 
 from loadtests.models import LoadTestRun
-from offgridperf import cache
+from offgridperf import access, cache
 from offgridperf.models import INVALIDATE_CACHE
 
 INVALIDATE_PERMISSION = f"offgridperf.{INVALIDATE_CACHE}"
@@ -110,10 +110,13 @@ RUNS_SHOWN = 20
 
 @require_GET
 def overview(request: HttpRequest) -> HttpResponse:
+    charts = chart_data()
+    if not request.user.has_perm(access.VIEW_RUNS):
+        charts["runs"] = []  # the runs' names and links belong to the load-test area
     context = {
         "nav": "cache",
         "rows": strategy_rows(),
-        "charts": chart_data(),
+        "charts": charts,
         "history_minutes": cache.HISTORY_S // 60,
         "state": cache.state(),
         "can_invalidate": request.user.has_perm(INVALIDATE_PERMISSION),
