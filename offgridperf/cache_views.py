@@ -9,7 +9,6 @@ from typing import Any
 
 from django import forms
 from django.contrib import messages
-from django.contrib.auth.decorators import permission_required
 from django.db.models import Q
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
@@ -125,7 +124,7 @@ def overview(request: HttpRequest) -> HttpResponse:
 
 
 @require_http_methods(["GET", "POST"])
-@permission_required(INVALIDATE_PERMISSION, raise_exception=True)
+@access.requires(INVALIDATE_PERMISSION)
 def invalidate(request: HttpRequest, name: str) -> HttpResponse:
     strategy = cache.STRATEGIES.get(name)
     if strategy is None:
@@ -145,7 +144,7 @@ def invalidate(request: HttpRequest, name: str) -> HttpResponse:
 
 
 @require_http_methods(["GET", "POST"])
-@permission_required(INVALIDATE_PERMISSION, raise_exception=True)
+@access.requires(INVALIDATE_PERMISSION)
 def reset_metrics(request: HttpRequest) -> HttpResponse:
     form = ConfirmForm(request.POST if request.method == "POST" else None)
     if request.method == "POST" and form.is_valid():

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from django.contrib.auth.decorators import login_required, permission_required
+from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
 from django.db.models import QuerySet
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse, JsonResponse
@@ -25,6 +25,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_POST
 
 from loadtests.models import LoadTestRun
+from offgridperf import access
 from profiling import diff, services, speedscope, tasks
 from profiling.forms import CaptureFilterForm, CaptureForm, DiffForm
 from profiling.models import (
@@ -104,7 +105,7 @@ def index(request: HttpRequest) -> HttpResponse:
 
 @login_required
 @require_POST
-@permission_required("profiling.add_profilecapture", raise_exception=True)
+@access.requires("profiling.add_profilecapture")
 def take(request: HttpRequest) -> HttpResponse:
     """Create a capture from the list's form and queue it; its page shows it running."""
     form = CaptureForm(request.POST)

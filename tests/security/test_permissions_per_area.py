@@ -154,10 +154,10 @@ def test_the_viewers_group_sees_every_page(viewer_client: Client) -> None:
     body = viewer_client.get("/").content.decode()
     for label in ("Load tests</a>", "Profiles</a>", "Queries</a>", "Cache</a>"):
         assert label in body
-    # An action refused still says whom to ask.
+    # An action refused names its permission too, and whom to ask.
     refused = viewer_client.get("/cache/query/invalidate/")
     assert refused.status_code == 403
-    assert "needs a permission your account does not have" in refused.content.decode()
+    assert "offgridperf.invalidate_cache" in refused.content.decode()
     assert 'id="whom-to-ask"' in refused.content.decode()
     # Every other page of an area answers the viewer, or refuses an action, never for seeing.
     for url in area_urls():
