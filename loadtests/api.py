@@ -31,6 +31,7 @@ from django.views.decorators.csrf import csrf_exempt
 from loadtests import documents, execution, runjson, tasks, tokens
 from loadtests.models import ApiToken, LoadModel, LoadTestDefinition, LoadTestRun, RunTrigger
 from loadtests.validators import ascii_number
+from offgridperf import access
 from offgridperf.throttle import FailureThrottle, client_address
 
 log = logging.getLogger(__name__)
@@ -231,6 +232,9 @@ def runs(request: HttpRequest) -> HttpResponse:
 
 @api_view("GET")
 def run_detail(request: HttpRequest, run_id: int) -> HttpResponse:
+    refused = _denied(request, access.VIEW_RUNS)
+    if refused:
+        return refused
     run = LoadTestRun.objects.filter(pk=run_id).first()
     if run is None:
         return error(404, f"There is no run #{run_id}.")
@@ -261,6 +265,9 @@ def definition(request: HttpRequest, name: str) -> HttpResponse:
     update the definition from a document, validated and atomic."""
     found = LoadTestDefinition.objects.filter(name=name).first()
     if request.method == "GET":
+        refused = _denied(request, access.VIEW_DEFINITIONS)
+        if refused:
+            return refused
         if found is None:
             return error(404, f"There is no definition named {name!r}.")
         return JsonResponse(documents.document_of(found))

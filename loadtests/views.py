@@ -4,7 +4,6 @@ import json
 from typing import Any
 
 from django.contrib import messages
-from django.contrib.auth.decorators import permission_required
 from django.db import transaction
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
@@ -34,6 +33,7 @@ from loadtests.models import (
     RunTrigger,
 )
 from loadtests.validators import ascii_number
+from offgridperf import access
 from offgridperf.panels import compare_panels, run_panels
 
 NAV = {"nav": "loadtests"}
@@ -79,7 +79,7 @@ def overview(request: HttpRequest) -> HttpResponse:
 
 
 @require_POST
-@permission_required("loadtests.change_alert", raise_exception=True)
+@access.requires("loadtests.change_alert")
 def alert_acknowledge(request: HttpRequest, alert_id: int) -> HttpResponse:
     if alerts.acknowledge(alert_id, request.user):
         messages.success(request, f"Alert #{alert_id} acknowledged.")
@@ -139,7 +139,7 @@ def _definition_page(
 
 
 @require_POST
-@permission_required("loadtests.change_loadtestdefinition", raise_exception=True)
+@access.requires("loadtests.change_loadtestdefinition")
 def definition_schedule(request: HttpRequest, definition_id: int) -> HttpResponse:
     definition = get_object_or_404(LoadTestDefinition, pk=definition_id)
     form = ScheduleForm(request.POST, instance=definition)
@@ -164,7 +164,7 @@ def definition_document(request: HttpRequest, definition_id: int) -> HttpRespons
 
 
 @require_POST
-@permission_required("loadtests.add_loadtestrun", raise_exception=True)
+@access.requires("loadtests.add_loadtestrun")
 def definition_run(request: HttpRequest, definition_id: int) -> HttpResponse:
     definition = get_object_or_404(LoadTestDefinition, pk=definition_id)
     try:
@@ -178,7 +178,7 @@ def definition_run(request: HttpRequest, definition_id: int) -> HttpResponse:
 
 
 @require_POST
-@permission_required("loadtests.change_loadtestdefinition", raise_exception=True)
+@access.requires("loadtests.change_loadtestdefinition")
 def definition_baseline(request: HttpRequest, definition_id: int) -> HttpResponse:
     definition = get_object_or_404(LoadTestDefinition, pk=definition_id)
     form = BaselineForm(request.POST)
@@ -259,7 +259,7 @@ def run_live(request: HttpRequest, run_id: int) -> JsonResponse:
 
 
 @require_POST
-@permission_required("loadtests.change_loadtestrun", raise_exception=True)
+@access.requires("loadtests.change_loadtestrun")
 def run_cancel(request: HttpRequest, run_id: int) -> HttpResponse:
     run = get_object_or_404(LoadTestRun, pk=run_id)
     if execution.request_cancel(run):

@@ -9,7 +9,6 @@ from typing import Any
 
 from django import forms
 from django.contrib import messages
-from django.contrib.auth.decorators import permission_required
 from django.db.models import Q
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
@@ -17,7 +16,7 @@ from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods
 
 from loadtests.models import LoadTestRun
-from offgridperf import cache
+from offgridperf import access, cache
 from offgridperf.models import INVALIDATE_CACHE
 
 INVALIDATE_PERMISSION = f"offgridperf.{INVALIDATE_CACHE}"
@@ -110,10 +109,13 @@ RUNS_SHOWN = 20
 
 @require_GET
 def overview(request: HttpRequest) -> HttpResponse:
+    charts = chart_data()
+    if not request.user.has_perm(access.VIEW_RUNS):
+        charts["runs"] = []  # the runs' names and links belong to the load-test area
     context = {
         "nav": "cache",
         "rows": strategy_rows(),
-        "charts": chart_data(),
+        "charts": charts,
         "history_minutes": cache.HISTORY_S // 60,
         "state": cache.state(),
         "can_invalidate": request.user.has_perm(INVALIDATE_PERMISSION),
@@ -122,7 +124,7 @@ def overview(request: HttpRequest) -> HttpResponse:
 
 
 @require_http_methods(["GET", "POST"])
-@permission_required(INVALIDATE_PERMISSION, raise_exception=True)
+@access.requires(INVALIDATE_PERMISSION)
 def invalidate(request: HttpRequest, name: str) -> HttpResponse:
     strategy = cache.STRATEGIES.get(name)
     if strategy is None:
@@ -142,7 +144,7 @@ def invalidate(request: HttpRequest, name: str) -> HttpResponse:
 
 
 @require_http_methods(["GET", "POST"])
-@permission_required(INVALIDATE_PERMISSION, raise_exception=True)
+@access.requires(INVALIDATE_PERMISSION)
 def reset_metrics(request: HttpRequest) -> HttpResponse:
     form = ConfirmForm(request.POST if request.method == "POST" else None)
     if request.method == "POST" and form.is_valid():

@@ -5,10 +5,11 @@ from __future__ import annotations
 from django.db import models
 
 INVALIDATE_CACHE = "invalidate_cache"
+VIEW_CACHE = "view_cache"
 
 
 class CacheLayer(models.Model):
-    """Holds the Cache page's permission (`offgridperf.invalidate_cache`).
+    """Holds the Cache page's permissions (`offgridperf.view_cache`, `.invalidate_cache`).
 
     Unmanaged and never queried: it has no table, only a content type, so that the permission
     belongs to the tool rather than to an app that happens to use the cache.
@@ -18,6 +19,7 @@ class CacheLayer(models.Model):
         managed = False
         default_permissions = ()
         permissions = [
+            (VIEW_CACHE, "Can view the cache page"),
             (INVALIDATE_CACHE, "Can invalidate cache strategies and reset cache metrics"),
         ]
         verbose_name = "cache layer"

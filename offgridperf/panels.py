@@ -10,7 +10,9 @@ this registry, loadtests only calls it.
 
 A panel's context function returns the template's context, or None when it has nothing to
 show for this run (e.g. a queued run), which leaves the panel out without rendering it.
-Compare panels work alike, with a context function of the two runs compared (a, b).
+Compare panels work alike, with a context function of the two runs compared (a, b). A panel
+registered with a `permission` is left out for a user without it (the app's view permission:
+a run page must not show another area's data to someone who may not see that area).
 """
 
 from __future__ import annotations
@@ -35,15 +37,18 @@ class RunPanel:
     title: str
     template: str
     context: PanelContext
+    permission: str = ""
 
 
 _panels: dict[str, RunPanel] = {}
 _compare_panels: dict[str, RunPanel] = {}
 
 
-def register_run_panel(name: str, title: str, template: str, context: PanelContext) -> None:
+def register_run_panel(
+    name: str, title: str, template: str, context: PanelContext, permission: str = ""
+) -> None:
     """Add (or replace: ready() may run twice in tests) the panel called `name`."""
-    _panels[name] = RunPanel(name, title, template, context)
+    _panels[name] = RunPanel(name, title, template, context, permission)
 
 
 def unregister_run_panel(name: str) -> None:
@@ -54,9 +59,11 @@ def registered_panels() -> list[RunPanel]:
     return list(_panels.values())
 
 
-def register_compare_panel(name: str, title: str, template: str, context: PanelContext) -> None:
+def register_compare_panel(
+    name: str, title: str, template: str, context: PanelContext, permission: str = ""
+) -> None:
     """Add (or replace) the compare-page panel `name`; `context(a, b)` gets the two runs."""
-    _compare_panels[name] = RunPanel(name, title, template, context)
+    _compare_panels[name] = RunPanel(name, title, template, context, permission)
 
 
 def unregister_compare_panel(name: str) -> None:
@@ -78,6 +85,8 @@ def _rendered(
 ) -> list[dict[str, Any]]:
     shown = []
     for panel in panels:
+        if request is not None and panel.permission and not request.user.has_perm(panel.permission):
+            continue
         html = _render(panel, runs, request)
         if html is not None:
             shown.append({"name": panel.name, "title": panel.title, "html": html})

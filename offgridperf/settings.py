@@ -464,6 +464,9 @@ AXES_LOCKOUT_CALLABLE = "offgridperf.lockout.locked_out"
 AXES_VERBOSE = False
 LOGIN_REDIRECT_URL = "home"
 LOGOUT_REDIRECT_URL = "login"
+# Whom the "no access" page tells a user to ask for a permission (e.g. an address or a team
+# channel); empty: the page lists the admins (superusers and the admins group) by username.
+ACCESS_CONTACT = env_str("OFFGRIDPERF_ACCESS_CONTACT", "")
 
 SESSION_COOKIE_HTTPONLY = True
 CSRF_COOKIE_HTTPONLY = False  # pages read the token for their POST buttons

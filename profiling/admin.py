@@ -7,7 +7,7 @@ from django.db import transaction
 from django.http import HttpRequest
 
 from profiling import tasks
-from profiling.models import FunctionStat, ProfileCapture, ProfileTarget
+from profiling.models import CAPTURE_ANY_PROCESS, FunctionStat, ProfileCapture, ProfileTarget
 
 
 @admin.register(ProfileTarget)
@@ -53,6 +53,7 @@ class ProfileCaptureAdmin(admin.ModelAdmin):
         "started_at",
         "finished_at",
         "created_by",
+        "any_process",
     ]
     raw_id_fields = ["run"]
     inlines = [FunctionStatInline]
@@ -68,6 +69,7 @@ class ProfileCaptureAdmin(admin.ModelAdmin):
         "started_at",
         "finished_at",
         "created_by",
+        "any_process",
     ]
 
     def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
@@ -80,6 +82,8 @@ class ProfileCaptureAdmin(admin.ModelAdmin):
         self, request: HttpRequest, obj: ProfileCapture, form: Any, change: bool
     ) -> None:
         obj.created_by = request.user.get_username()
+        # Never a form field: only the permission lets a capture leave the registered targets.
+        obj.any_process = request.user.has_perm(f"profiling.{CAPTURE_ANY_PROCESS}")
         super().save_model(request, obj, form, change)
         if not change:
             transaction.on_commit(lambda: tasks.take_capture.delay(obj.pk))

@@ -6,6 +6,8 @@ from __future__ import annotations
 from django.core.exceptions import ValidationError
 from django.db import models
 
+CAPTURE_ANY_PROCESS = "capture_any_process"
+
 
 class ProfileTarget(models.Model):
     """How to find a live process: exactly one of a PID, a PID file or a command-line match."""
@@ -113,10 +115,19 @@ class ProfileCapture(models.Model):
     summary = models.JSONField(default=dict, blank=True)
     verdict = models.CharField(max_length=16, choices=Verdict.choices, blank=True)
     created_by = models.CharField(max_length=150, blank=True)
+    # Set from its creator's profiling.capture_any_process (or the CLI's --any-process), never
+    # from a form: without it, preflight refuses a PID that is not a registered target's.
+    any_process = models.BooleanField(
+        default=False,
+        help_text="May capture a process that is not a registered profile target's.",
+    )
 
     class Meta:
         ordering = ["-created_at", "-pk"]
         indexes = [models.Index(fields=["run", "kind"])]
+        permissions = [
+            (CAPTURE_ANY_PROCESS, "Can capture any process, not only registered targets"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.get_kind_display()} #{self.pk} of PID {self.pid or '?'}"

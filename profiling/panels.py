@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from offgridperf import access
 from offgridperf.panels import register_compare_panel, register_run_panel
 from profiling import diff, trend
 from profiling.models import (
@@ -31,7 +32,9 @@ COMPARE_ROWS = 15
 
 def register() -> None:
     """Called once from ProfilingConfig.ready()."""
-    register_run_panel("profiles", "Profiles", "profiling/run_panel.html", run_profiles)
+    register_run_panel(
+        "profiles", "Profiles", "profiling/run_panel.html", run_profiles, access.VIEW_PROFILES
+    )
 
 
 def run_profiles(run: Any) -> dict[str, Any] | None:
@@ -107,7 +110,13 @@ def sparkline(points: list[tuple[float, int]], summary: dict[str, Any]) -> dict[
 
 def register_compare() -> None:
     """Called once from ProfilingConfig.ready()."""
-    register_compare_panel("profiles", "Profiles", "profiling/compare_panel.html", compare_profiles)
+    register_compare_panel(
+        "profiles",
+        "Profiles",
+        "profiling/compare_panel.html",
+        compare_profiles,
+        access.VIEW_PROFILES,
+    )
 
 
 def compare_profiles(a: Any, b: Any) -> dict[str, Any] | None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -52,6 +53,35 @@ def check(pid: int, *, needs_ptrace: bool = True) -> Process:
         if problem:
             raise PreflightError(problem)
     return Process(pid=pid, exe=exe, python_version=version, cmdline=cmdline)
+
+
+def registered_problem(pid: int, roots: Mapping[int, bool], include_children: bool) -> str | None:
+    """Why `pid` may not be captured by someone who may capture registered targets only, or
+    None. `roots` maps each registered target's PID to whether its children count too: the
+    process itself, or a descendant of a root that includes its children, may be captured (and
+    with its own children only under such a root)."""
+    if roots.get(pid):
+        return None
+    if pid in roots and not include_children:
+        return None
+    try:
+        parents = psutil.Process(pid).parents()
+    except psutil.NoSuchProcess:
+        return f"pid: process {pid} does not exist (it may have exited)"
+    except psutil.AccessDenied:
+        parents = []
+    if any(roots.get(parent.pid) for parent in parents):
+        return None
+    if pid in roots:
+        return (
+            f"children: process {pid} is a registered profile target without its children: "
+            "capture it without them, or register the target with its children"
+        )
+    return (
+        f"pid: process {pid} is not a registered profile target's process (nor a child of one "
+        "registered with its children): register it as a profile target (permission "
+        "profiling.add_profiletarget), or ask for profiling.capture_any_process"
+    )
 
 
 def python_version(pid: int, exe: str) -> str | None:

@@ -54,6 +54,19 @@ def resolve_pid(target: ProfileTarget) -> int:
     raise CaptureProblem("target: give a PID, a PID file or a command-line match")
 
 
+def registered_roots() -> dict[int, bool]:
+    """The PID each registered profile target points at now -> whether its children count too
+    (a target that points at no process now is left out)."""
+    roots: dict[int, bool] = {}
+    for target in ProfileTarget.objects.all():
+        try:
+            pid = resolve_pid(target)
+        except CaptureProblem:
+            continue
+        roots[pid] = roots.get(pid, False) or target.include_children
+    return roots
+
+
 def _match_cmdline(text: str) -> int:
     own = psutil.Process().pid
     found = []
@@ -78,8 +91,11 @@ def create_capture(
     idle: bool = False,
     run: LoadTestRun | None = None,
     created_by: str = "",
+    any_process: bool = False,
 ) -> ProfileCapture:
-    """A queued capture, validated; the run going on is attached when none is given."""
+    """A queued capture, validated; the run going on is attached when none is given.
+    `any_process` only for a creator with profiling.capture_any_process (or the CLI's
+    --any-process): otherwise preflight refuses a process no registered target points at."""
     problem = capture_problem(kind, target, pid, duration_s, rate_hz, interval_ms)
     if problem:
         raise CaptureProblem(problem)
@@ -96,6 +112,7 @@ def create_capture(
         idle=idle,
         run=run or current_run(),
         created_by=created_by,
+        any_process=any_process,
     )
 
 
@@ -158,6 +175,12 @@ def _finish(capture: ProfileCapture, status: str, error: str) -> str:
 def _take(capture: ProfileCapture, should_stop: Callable[[], bool]) -> None:
     if capture.pid is None:
         capture.pid = resolve_pid(capture.target)
+    if not capture.any_process:
+        problem = preflight.registered_problem(
+            capture.pid, registered_roots(), capture.include_children
+        )
+        if problem:
+            raise preflight.PreflightError(problem)
     needs_ptrace = capture.kind != CaptureKind.MEMORY
     process = preflight.check(capture.pid, needs_ptrace=needs_ptrace)
     capture.python_version = process.python_version

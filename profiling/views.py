@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from django.contrib.auth.decorators import login_required, permission_required
+from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
 from django.db.models import QuerySet
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse, JsonResponse
@@ -25,9 +25,11 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_POST
 
 from loadtests.models import LoadTestRun
+from offgridperf import access
 from profiling import diff, services, speedscope, tasks
 from profiling.forms import CaptureFilterForm, CaptureForm, DiffForm
 from profiling.models import (
+    CAPTURE_ANY_PROCESS,
     CaptureKind,
     CaptureStatus,
     FunctionStat,
@@ -38,6 +40,7 @@ from profiling.models import (
 log = logging.getLogger(__name__)
 
 NAV = {"nav": "profiles"}
+CAPTURE_ANY_PROCESS = f"profiling.{CAPTURE_ANY_PROCESS}"
 CAPTURES_PER_PAGE = 50
 FUNCTIONS_SHOWN = 100
 # A trace page hands at most this many chrometrace events to the browser.
@@ -102,7 +105,7 @@ def index(request: HttpRequest) -> HttpResponse:
 
 @login_required
 @require_POST
-@permission_required("profiling.add_profilecapture", raise_exception=True)
+@access.requires("profiling.add_profilecapture")
 def take(request: HttpRequest) -> HttpResponse:
     """Create a capture from the list's form and queue it; its page shows it running."""
     form = CaptureForm(request.POST)
@@ -118,6 +121,7 @@ def take(request: HttpRequest) -> HttpResponse:
                 interval_ms=data["interval_ms"],
                 include_children=form.include_children(),
                 created_by=request.user.get_username(),
+                any_process=request.user.has_perm(CAPTURE_ANY_PROCESS),
             )
         except services.CaptureProblem as exc:
             form.add_problem(str(exc))

@@ -11,6 +11,7 @@ from typing import Any
 
 from django.db.models import Max, Sum
 
+from offgridperf import access
 from offgridperf.panels import register_run_panel
 from queryopt.models import NPlusOne, QueryStatWindow, StatementDelta
 from queryopt.views import run_window
@@ -21,7 +22,9 @@ N_PLUS_ONE_SHOWN = 20
 
 def register() -> None:
     """Called once from QueryoptConfig.ready()."""
-    register_run_panel("queries", "Queries", "queryopt/run_panel.html", run_queries)
+    register_run_panel(
+        "queries", "Queries", "queryopt/run_panel.html", run_queries, access.VIEW_QUERIES
+    )
 
 
 def run_queries(run: Any) -> dict[str, Any] | None:

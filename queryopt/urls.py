@@ -2,13 +2,17 @@ from __future__ import annotations
 
 from django.urls import path
 
+from offgridperf import access
 from queryopt import views
 
 app_name = "queryopt"
-urlpatterns = [
-    path("", views.index, name="index"),
-    path("indexes/", views.indexes, name="indexes"),
-    path("pool/", views.pool, name="pool"),
-    path("<int:fingerprint_id>/", views.detail, name="detail"),
-    path("<int:fingerprint_id>/explain/", views.explain_now, name="explain"),
-]
+urlpatterns = access.guard(
+    access.VIEW_QUERIES,
+    [
+        path("", views.index, name="index"),
+        path("indexes/", views.indexes, name="indexes"),
+        path("pool/", views.pool, name="pool"),
+        path("<int:fingerprint_id>/", views.detail, name="detail"),
+        path("<int:fingerprint_id>/explain/", views.explain_now, name="explain"),
+    ],
+)

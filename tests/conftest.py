@@ -77,13 +77,32 @@ def admin_client(client: Any, admin_user: Any) -> Any:
 
 @pytest.fixture
 def viewer(django_user_model: Any) -> Any:
-    """A logged-in user without any permissions."""
-    return django_user_model.objects.create_user("viewer", "viewer@example.com", "pw-viewer-123")
+    """A user of the viewers group (bootstrap's): sees every area, may change nothing."""
+    from django.contrib.auth.models import Group
+
+    from offgridperf import access
+
+    user = django_user_model.objects.create_user("viewer", "viewer@example.com", "pw-viewer-123")
+    access.ensure_groups()
+    user.groups.add(Group.objects.get(name=access.VIEWERS))
+    return user
 
 
 @pytest.fixture
 def viewer_client(client: Any, viewer: Any) -> Any:
     client.force_login(viewer)
+    return client
+
+
+@pytest.fixture
+def no_permission_user(django_user_model: Any) -> Any:
+    """A logged-in user without any permission at all."""
+    return django_user_model.objects.create_user("nobody", "nobody@example.com", "pw-nobody-123")
+
+
+@pytest.fixture
+def no_permission_client(client: Any, no_permission_user: Any) -> Any:
+    client.force_login(no_permission_user)
     return client
 
 

@@ -41,7 +41,9 @@ def test_a_user_with_the_tool_permission_may_invalidate(
     client: Any, django_user_model: Any
 ) -> None:
     user = django_user_model.objects.create_user("operator", "op@example.com", "pw-op-123456")
-    user.user_permissions.add(Permission.objects.get(codename="invalidate_cache"))
+    user.user_permissions.add(
+        *Permission.objects.filter(codename__in=["view_cache", "invalidate_cache"])
+    )
     client.force_login(user)
     assert client.get("/cache/query/invalidate/").status_code == 200
     assert client.post("/cache/query/invalidate/", {"confirm": "on"}).status_code == 302

@@ -30,9 +30,15 @@ def grant(user: Any, *codenames: str) -> None:
 
 @pytest.fixture
 def runner(django_user_model: Any) -> Any:
-    """A user who may run and cancel, as on the dashboard."""
+    """A user who may see runs and definitions, run and cancel, as on the dashboard."""
     user = django_user_model.objects.create_user("runner", "runner@example.com", "pw-runner-123")
-    grant(user, "add_loadtestrun", "change_loadtestrun")
+    grant(
+        user,
+        "view_loadtestrun",
+        "view_loadtestdefinition",
+        "add_loadtestrun",
+        "change_loadtestrun",
+    )
     return user
 
 
@@ -243,7 +249,8 @@ def test_following_a_run_costs_a_fixed_number_of_queries(
         name="r", config={}, status=RunStatus.RUNNING, started_at=timezone.now()
     )
     api("GET", f"/api/v1/runs/{run.pk}/", token)  # records the token's use
-    # The token with its user, the run, its latest second.
-    with django_assert_num_queries(3):
+    # The token with its user, the user's permissions (its own and its groups'), the run, its
+    # latest second.
+    with django_assert_num_queries(5):
         status, body = api("GET", f"/api/v1/runs/{run.pk}/", token)
     assert status == 200 and body["progress"]["planned_s"] == 0

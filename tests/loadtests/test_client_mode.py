@@ -43,7 +43,7 @@ def loadtest(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str
 @pytest.fixture
 def runner_token(django_user_model: Any) -> str:
     user = django_user_model.objects.create_user("ci", "ci@example.com", "pw-ci-12345")
-    grant(user, "add_loadtestrun", "change_loadtestrun")
+    grant(user, "view_loadtestrun", "add_loadtestrun", "change_loadtestrun")
     return token_for(user)
 
 

@@ -19,9 +19,11 @@ def clean_cache() -> Iterator[None]:
 
 @pytest.fixture
 def operator_client(client: Any, django_user_model: Any) -> Any:
-    """A user with the invalidation permission only (not a superuser)."""
+    """A user who may see the Cache page and invalidate, no more (not a superuser)."""
     user = django_user_model.objects.create_user("operator", "op@example.com", "pw-op-123456")
-    user.user_permissions.add(Permission.objects.get(codename="invalidate_cache"))
+    user.user_permissions.add(
+        *Permission.objects.filter(codename__in=["view_cache", "invalidate_cache"])
+    )
     client.force_login(user)
     return client
 

@@ -1,6 +1,6 @@
 """Small Python programs to profile, run as real child processes by the tests:
 
-python -m tests.profiling.programs spin | leak | steady | threads
+python -m tests.profiling.programs spin | leak | steady | threads | parent
 """
 
 from __future__ import annotations
@@ -68,6 +68,31 @@ def collect_on_demand() -> None:
         print("collected", flush=True)
 
 
+def parent() -> None:
+    """Start one child Python process, print its PID, and idle."""
+    import subprocess  # here, not above: tests name the leaking line by its number
+
+    child = subprocess.Popen(
+        [sys.executable, "-m", "tests.profiling.programs", "child"],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert child.stdout is not None
+    child.stdout.readline()  # its "ready"
+    print(child.pid, flush=True)
+    while True:
+        time.sleep(0.1)
+
+
+def child() -> None:
+    """Idle until the parent is gone (a killed parent leaves no child behind for long)."""
+    import os
+
+    parent_pid = os.getppid()
+    while os.getppid() == parent_pid:
+        time.sleep(0.1)
+
+
 if __name__ == "__main__":
     print("ready", flush=True)
     modes = {
@@ -77,5 +102,7 @@ if __name__ == "__main__":
         "threads": threads,
         "leak-agent": leak_with_agent,
         "collect": collect_on_demand,
+        "parent": parent,
+        "child": child,
     }
     modes[sys.argv[1]]()

@@ -46,7 +46,9 @@ def test_the_agent_counts_the_collections_a_process_forces(program: Program) -> 
 def test_a_memory_capture_names_the_leaking_line_through_the_agent(program: Program) -> None:
     leaker = program("leak-agent", settings.REDIS_URL)
     published(leaker.pid)
-    capture = services.create_capture("memory", pid=leaker.pid, duration_s=3, interval_ms=100)
+    capture = services.create_capture(
+        "memory", pid=leaker.pid, duration_s=3, interval_ms=100, any_process=True
+    )
     services.execute(capture.pk)
     capture.refresh_from_db()
     assert capture.status == CaptureStatus.DONE, capture.error

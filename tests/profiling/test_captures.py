@@ -23,7 +23,9 @@ Program = Callable[[str], subprocess.Popen[str]]
 
 
 def take(kind: str, pid: int, **options: object) -> ProfileCapture:
-    capture = services.create_capture(kind, pid=pid, **options)
+    """A capture of `pid` by someone who may capture any process (these test the tools; the
+    registered-targets rule has its own tests in tests/security)."""
+    capture = services.create_capture(kind, pid=pid, any_process=True, **options)
     services.execute(capture.pk)
     capture.refresh_from_db()
     return capture
@@ -143,7 +145,9 @@ def test_the_cli_prints_top_functions_as_json(
     program: Program, capsys: pytest.CaptureFixture[str]
 ) -> None:
     spinner = program("spin")
-    call_command("profile", "cpu", "--pid", str(spinner.pid), "--duration", "2", "--json")
+    call_command(
+        "profile", "cpu", "--any-process", "--pid", str(spinner.pid), "--duration", "2", "--json"
+    )
     result = json.loads(capsys.readouterr().out)
     assert result["samples"] > 0
     first = result["top_functions"][0]
@@ -155,18 +159,20 @@ def test_the_cli_prints_the_memory_verdict_and_threads_as_json(
     program: Program, capsys: pytest.CaptureFixture[str]
 ) -> None:
     process = program("threads")
-    call_command("profile", "memory", "--pid", str(process.pid), "--duration", "1", "--json")
+    call_command(
+        "profile", "memory", "--any-process", "--pid", str(process.pid), "--duration", "1", "--json"
+    )
     memory = json.loads(capsys.readouterr().out)
     assert {"samples", "slope_mb_per_min", "r2", "verdict"} <= set(memory)
-    call_command("profile", "threads", "--pid", str(process.pid), "--json")
+    call_command("profile", "threads", "--any-process", "--pid", str(process.pid), "--json")
     threads = json.loads(capsys.readouterr().out)["threads"]
     assert {"name", "id", "stack"} <= set(threads[0])
 
 
 def test_the_cli_fails_with_exit_2_and_one_line() -> None:
     with pytest.raises(CommandError) as error:
-        call_command("profile", "cpu", "--pid", "999999", "--duration", "1")
+        call_command("profile", "cpu", "--any-process", "--pid", "999999", "--duration", "1")
     assert error.value.returncode == 2
     assert "does not exist" in str(error.value)
     with pytest.raises(CommandError, match="duration: must be more than 0"):
-        call_command("profile", "cpu", "--pid", "1", "--duration", "0")
+        call_command("profile", "cpu", "--any-process", "--pid", "1", "--duration", "0")

@@ -1,5 +1,5 @@
 """Prepare a database for use: create it (PostgreSQL), migrate, collect static files, create
-the first admin."""
+the documented groups (viewers, engineers, admins) and the first admin."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import connection, transaction
 
+from offgridperf import access
 from offgridperf.database import DatabaseSetupError, ensure_postgres_database
 
 ADMIN_USERNAME = "admin"
@@ -19,7 +20,10 @@ PASSWORD_ENV = "OFFGRIDPERF_ADMIN_PASSWORD"  # noqa: S105 - the variable name, n
 
 
 class Command(BaseCommand):
-    help = "Migrate, collect static files and create the admin user. Safe to run repeatedly."
+    help = (
+        "Migrate, collect static files, create the viewers, engineers and admins groups and the "
+        "admin user. Safe to run repeatedly."
+    )
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--no-static", action="store_true", help="skip collectstatic")
@@ -37,7 +41,13 @@ class Command(BaseCommand):
         if not options["no_static"]:
             call_command("collectstatic", interactive=False, verbosity=0)
             self.stdout.write("static files: collected")
+        self._ensure_groups()
         self._ensure_admin(reset=options["reset_admin_password"])
+
+    def _ensure_groups(self) -> None:
+        gained = access.ensure_groups()
+        figures = ", ".join(f"{name} +{count}" for name, count in gained.items())
+        self.stdout.write(f"groups: {figures} permissions")
 
     def _ensure_database(self, settings_dict: dict[str, Any]) -> None:
         name = settings_dict["NAME"]

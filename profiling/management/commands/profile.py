@@ -1,15 +1,17 @@
 """Profile a live Python process from the command line, synchronously:
 
-  profile cpu --pid PID --duration S [--rate HZ] [--children] [--idle] [--json]
-  profile memory --pid PID --duration S [--interval MS] [--children] [--json]
-  profile threads --pid PID [--json]
-  profile trace --pid PID --duration S [--rate HZ] [--json]
+  profile cpu --pid PID --duration S [--rate HZ] [--children] [--idle] [--any-process] [--json]
+  profile memory --pid PID --duration S [--interval MS] [--children] [--any-process] [--json]
+  profile threads --pid PID [--any-process] [--json]
+  profile trace --pid PID --duration S [--rate HZ] [--any-process] [--json]
   profile target add NAME (--pid PID | --pid-file PATH | --cmdline TEXT) [--children]
                           [--if-missing]
   profile target list
 
 Each capture is stored like one taken from the dashboard (tied to the load-test run going on, if
-any). Exit 0 on success, 2 on error with one line naming the cause.
+any). Only a registered profile target's process (or a child of one registered with its
+children) is captured, as from the dashboard; --any-process lifts that for whoever has the shell.
+Exit 0 on success, 2 on error with one line naming the cause.
 """
 
 from __future__ import annotations
@@ -47,6 +49,11 @@ class Command(BaseCommand):
             sub = kinds.add_parser(kind)
             sub.add_argument("--pid", type=int, required=True)
             sub.add_argument("--json", action="store_true", help="Print the result as JSON.")
+            sub.add_argument(
+                "--any-process",
+                action="store_true",
+                help="Capture the PID even when no profile target points at it.",
+            )
             if kind != "threads":
                 sub.add_argument("--duration", type=float, required=True, help="Seconds.")
                 sub.add_argument("--children", action="store_true", help="With child processes.")
@@ -70,6 +77,7 @@ class Command(BaseCommand):
                 include_children=options.get("children", False),
                 idle=options.get("idle", False),
                 created_by="cli",
+                any_process=options["any_process"],
             )
         except services.CaptureProblem as exc:
             raise _fail(str(exc)) from None

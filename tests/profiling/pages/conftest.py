@@ -218,8 +218,11 @@ def captures(db: Any) -> Captures:
 
 @pytest.fixture
 def capturer_client(client: Any, django_user_model: Any) -> Any:
-    """A logged-in user who may take captures (profiling.add_profilecapture) and no more."""
+    """A logged-in user who may see and take captures (profiling.add_profilecapture) and no
+    more: neither register targets nor capture any process."""
     user = django_user_model.objects.create_user("capturer", "c@example.com", "pw-capture-123")
-    user.user_permissions.add(Permission.objects.get(codename="add_profilecapture"))
+    user.user_permissions.add(
+        *Permission.objects.filter(codename__in=["view_profilecapture", "add_profilecapture"])
+    )
     client.force_login(user)
     return client

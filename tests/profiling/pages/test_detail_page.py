@@ -229,8 +229,9 @@ def test_it_downloads_no_listed_name_whose_path_escapes_the_directory(
 
 @pytest.mark.parametrize(
     ("kind", "queries"),
-    # session, user, capture (with target) and, for CPU and memory, its rows
-    [("cpu", 4), ("memory", 4), ("threads", 3), ("trace", 3)],
+    # session, user, the user's permissions (own and groups'), capture (with target) and,
+    # for CPU and memory, its rows
+    [("cpu", 6), ("memory", 6), ("threads", 5), ("trace", 5)],
 )
 def test_it_reads_a_capture_page_in_a_fixed_number_of_queries(
     viewer_client: Any,

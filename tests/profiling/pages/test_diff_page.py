@@ -100,6 +100,7 @@ def test_it_reads_a_diff_in_a_fixed_number_of_queries(
     viewer_client: Any, captures: Captures, django_assert_num_queries: Any
 ) -> None:
     after = cpu_capture(AFTER, run=finished_run(requests=2_000))
-    # session, user, the offered captures, their runs' requests, both captures' functions
-    with django_assert_num_queries(5):
+    # session, user, the user's permissions (own and groups'), the offered captures, their
+    # runs' requests, both captures' functions
+    with django_assert_num_queries(7):
         viewer_client.get(f"{URL}?a={captures.cpu.pk}&b={after.pk}")
