@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 from django.conf import settings
+from django.contrib.auth.models import Permission
 from django.test import Client
 
 from loadtests.models import ApiToken
@@ -20,6 +21,8 @@ BAD = "ogp_" + "x" * 43
 @pytest.fixture
 def token(django_user_model: Any) -> str:
     user = django_user_model.objects.create_user("ci", "ci@example.com", "pw-ci-12345")
+    # Reading a run needs its view permission: a 404 then proves the token was accepted.
+    user.user_permissions.add(Permission.objects.get(codename="view_loadtestrun"))
     api_token = ApiToken(user=user, name="ci")
     value = api_token.set_new_token()
     api_token.save()

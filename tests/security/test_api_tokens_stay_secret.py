@@ -29,7 +29,7 @@ def owner(django_user_model: Any) -> Any:
     user = django_user_model.objects.create_user("owner", "owner@example.com", "pw-owner-123")
     user.is_staff = True
     user.save()
-    codenames = ["add_apitoken", "change_apitoken", "view_apitoken"]
+    codenames = ["add_apitoken", "change_apitoken", "view_apitoken", "view_loadtestrun"]
     user.user_permissions.set(Permission.objects.filter(codename__in=codenames))
     return user
 
