@@ -19,8 +19,9 @@ from django.utils.html import format_html, format_html_join
 from django.views.decorators.http import require_POST
 
 from loadtests import alerts, datasets, documents, execution, flowcheck, secrets, tasks
+from loadtests.engine import jsoninput
 from loadtests.engine.config import MAX_STAGES, MAX_STEPS, STAGES_RULE, STEPS_RULE
-from loadtests.forms import add_schedule_problems
+from loadtests.forms import CheckedJSONField, add_schedule_problems
 from loadtests.models import (
     Alert,
     AlertDelivery,
@@ -256,8 +257,8 @@ class HeaderRowsWidget(forms.Widget):
         """The (name, value) rows of `value` (a dict or its JSON); None when it is no object."""
         if isinstance(value, str):
             try:
-                value = json.loads(value or "{}")
-            except ValueError:
+                value = jsoninput.parse(value or "{}")
+            except jsoninput.JsonInputInvalid:
                 return None
         if value is None:
             return []
@@ -336,6 +337,7 @@ class StepForm(forms.ModelForm):
             "poll_until_path", "poll_until_value", "poll_max_attempts", "poll_interval_s",
         ]  # fmt: skip
         widgets = {"headers": HeaderRowsWidget}
+        field_classes = {"headers": CheckedJSONField, "secret_headers": CheckedJSONField}
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)

@@ -13,8 +13,10 @@ import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 
 from loadtests.engine.config import MAX_DOCUMENT_BYTES
-from loadtests.models import DataSet, LoadTestRun
+from loadtests.models import DataSet, LoadTestDefinition, LoadTestRun
+from tests.loadtests.admin_forms import ADD, admin_form
 from tests.security.bad_input_support import (
+    TARGET,
     document_text,
     import_file,
     send,
@@ -170,3 +172,25 @@ def test_a_data_set_holding_a_nul_byte_is_refused_with_a_form_error(admin_client
     errors = " ".join(" ".join(m) for m in response.context["adminform"].form.errors.values())
     assert "Line 2 contains a NUL character" in errors
     assert not DataSet.objects.exists()
+
+
+@pytest.mark.parametrize(
+    ("field", "text", "rule"),
+    [
+        ("headers", '{"X-A": Infinity}', FINITE),
+        ("headers", '{"X-A": "\\ud800"}', "lone surrogate"),
+        ("headers", deep(5000), DEEP),
+        ("secret_headers", '["X-\\u0000"]', "NUL"),
+        ("secret_headers", '["\\ud800"]', "lone surrogate"),
+        ("secret_headers", deep(5000), DEEP),
+    ],
+    ids=["infinity", "surrogate", "5000-deep", "nul", "surrogate-name", "5000-deep-names"],
+)
+def test_the_admin_refuses_bad_json_in_a_step_with_a_form_error(
+    admin_client: Any, field: str, text: str, rule: str
+) -> None:
+    response = admin_client.post(ADD, admin_form(TARGET, **{f"steps-0-{field}": text}))
+    assert response.status_code == 200
+    (steps,) = [f for f in response.context["inline_admin_formsets"] if f.formset.prefix == "steps"]
+    assert rule in " ".join(steps.formset.forms[0].errors[field])
+    assert not LoadTestDefinition.objects.exists()
