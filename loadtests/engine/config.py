@@ -56,6 +56,7 @@ MAX_STAGES = 100
 MAX_HEADERS = 64  # per step
 MAX_HEADER_NAME_BYTES = 256
 MAX_HEADER_VALUE_BYTES = 8 * 1024  # what common servers accept in one header line
+MAX_STEP_BODY_BYTES = 256 * 1024  # a step's request body, sent by every request of it
 MAX_DATA_ROWS = 100_000  # every shard holds the rows in memory
 # An error lists at most this many problems, then says how many more there are.
 MAX_PROBLEMS_SHOWN = 10
@@ -440,6 +441,21 @@ def size_problems(steps: int, stages: int) -> list[tuple[str, str]]:
     return problems
 
 
+def step_body_problem(size: int) -> str:
+    """What a step body of `size` bytes over MAX_STEP_BODY_BYTES is told."""
+    return (
+        f"The body is {size} bytes; a step's body is at most {MAX_STEP_BODY_BYTES} bytes "
+        "(MAX_STEP_BODY_BYTES)."
+    )
+
+
+def _size_of(text: str) -> int:
+    # UTF-8, as the engine sends it; a character is at most 4 bytes, so most need no copy.
+    if len(text) * 4 <= MAX_STEP_BODY_BYTES:
+        return len(text)
+    return len(text.encode("utf-8", "surrogatepass"))
+
+
 def header_count_problem(headers: object) -> str | None:
     """Why a step cannot send this many headers, or None."""
     if isinstance(headers, dict) and len(headers) > MAX_HEADERS:
@@ -558,6 +574,8 @@ def _steps_problems(steps: tuple[Step, ...]) -> list[tuple[str, str]]:
         problems += _header_problems(prefix, step.headers)
         if step.body is not None and not isinstance(step.body, str):
             problems.append((f"{prefix}.body", "The body must be text."))
+        elif step.body is not None and _size_of(step.body) > MAX_STEP_BODY_BYTES:
+            problems.append((f"{prefix}.body", step_body_problem(_size_of(step.body))))
         if not _is_whole(step.weight) or not 1 <= step.weight <= MAX_WEIGHT:
             problems.append((f"{prefix}.weight", WEIGHT_RULE))
         if not all(_is_whole(code) and code in STATUS_CODES for code in step.expect_status):

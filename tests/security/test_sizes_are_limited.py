@@ -5,10 +5,13 @@ a few problems and says how many more. Nothing stored is lost on a refusal."""
 from __future__ import annotations
 
 import json
+from io import StringIO
 from pathlib import Path
 from typing import Any
 
 import pytest
+from django.core.management import call_command
+from django.core.management.base import CommandError
 
 from loadtests import datasets, documents
 from loadtests.engine.config import (
@@ -18,12 +21,13 @@ from loadtests.engine.config import (
     MAX_HEADERS,
     MAX_PROBLEMS_SHOWN,
     MAX_STAGES,
+    MAX_STEP_BODY_BYTES,
     MAX_STEPS,
     EngineConfig,
     Stage,
     Step,
 )
-from loadtests.models import LoadTestDefinition
+from loadtests.models import LoadTestDefinition, LoadTestRun
 from tests.loadtests.admin_forms import ADD, admin_form
 from tests.security.bad_input_support import (
     TARGET,
@@ -197,3 +201,29 @@ def test_a_data_set_over_the_row_limit_is_refused_naming_the_limit() -> None:
         datasets.DataSetInvalid, match=f"at most {MAX_DATA_ROWS} \\(MAX_DATA_ROWS\\)"
     ):
         datasets.parse(data, max_mb=10)
+
+
+def test_a_step_body_over_its_limit_is_refused_naming_the_limit(token: str) -> None:
+    before = snapshot()
+    step = {**before["steps"][0], "method": "POST", "body": "x" * (MAX_STEP_BODY_BYTES + 1)}
+    body = json.dumps(document(steps=[step]))
+    status, answer = send("PUT", "/api/v1/definitions/smoke/", token, body)
+    assert status == 400
+    assert "(MAX_STEP_BODY_BYTES)" in answer["errors"]["steps[0].body"][0]
+    assert snapshot() == before
+
+
+def test_loadtest_url_refuses_a_body_file_over_the_limit_before_reading_it(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "body.json"
+    path.write_bytes(b"x" * (MAX_STEP_BODY_BYTES + 1))
+    out, err = StringIO(), StringIO()
+    with pytest.raises(CommandError) as refused:
+        call_command(
+            "loadtest", "url", f"{TARGET}/ok", "--rate", "1", "--duration", "1",
+            "--data-file", str(path), stdout=out, stderr=err,
+        )  # fmt: skip
+    assert refused.value.returncode == 2
+    assert f"at most {MAX_STEP_BODY_BYTES} bytes (MAX_STEP_BODY_BYTES)" in str(refused.value)
+    assert not LoadTestRun.objects.exists()
