@@ -17,6 +17,7 @@ from loadtests import datasets, documents
 from loadtests.engine.config import (
     MAX_DATA_ROWS,
     MAX_DOCUMENT_BYTES,
+    MAX_HEADER_NAME_BYTES,
     MAX_HEADER_VALUE_BYTES,
     MAX_HEADERS,
     MAX_PROBLEMS_SHOWN,
@@ -227,3 +228,12 @@ def test_loadtest_url_refuses_a_body_file_over_the_limit_before_reading_it(
     assert refused.value.returncode == 2
     assert f"at most {MAX_STEP_BODY_BYTES} bytes (MAX_STEP_BODY_BYTES)" in str(refused.value)
     assert not LoadTestRun.objects.exists()
+
+
+def test_the_document_schema_states_the_engine_limits() -> None:
+    schema = json.loads(documents.SCHEMA_PATH.read_text())["properties"]
+    headers = schema["steps"]["items"]["properties"]["headers"]
+    assert (schema["steps"]["maxItems"], schema["stages"]["maxItems"]) == (MAX_STEPS, MAX_STAGES)
+    assert headers["maxProperties"] == MAX_HEADERS
+    assert headers["propertyNames"]["maxLength"] == MAX_HEADER_NAME_BYTES
+    assert headers["additionalProperties"]["maxLength"] == MAX_HEADER_VALUE_BYTES
