@@ -9,6 +9,8 @@ import pytest
 
 from loadtests.engine import __main__ as engine_cli
 from loadtests.engine.config import MAX_JSON_DEPTH
+from loadtests.engine.extract import ExtractionFailed, make_extractor
+from loadtests.engine.http import check_json
 from loadtests.engine.jsoninput import JsonInputInvalid, parse
 
 
@@ -77,3 +79,10 @@ def test_the_engine_cli_refuses_an_infinite_document_value_naming_it(
     path.write_text('{"target_base_url": "http://127.0.0.1:1", "duration_s": Infinity}')
     assert engine_cli.main(["--document", str(path)]) == 2
     assert "duration_s: Numbers must be finite" in capsys.readouterr().err
+
+
+def test_a_target_answering_json_100k_deep_fails_the_check_or_extraction_not_the_run() -> None:
+    body = b"[" * 100_000 + b"]" * 100_000
+    assert check_json(body, ["a"], 1) == "the body is not JSON (wanted a)"
+    with pytest.raises(ExtractionFailed, match="the body is not JSON"):
+        make_extractor("json", "$.a")([], body, {})
