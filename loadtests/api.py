@@ -260,8 +260,9 @@ def definition(request: HttpRequest, name: str) -> HttpResponse:
     if refused or bad:
         return refused or bad
     if document.setdefault("name", name) != name:
-        return field_errors({"name": [f"The document is named {document['name']!r}, the URL "
-                                      f"{name!r}: rename in the admin."]})  # fmt: skip
+        named = brief(repr(document["name"]))
+        return field_errors({"name": [f"The document is named {named}, the URL "
+                                      f"{brief(repr(name))}: rename in the admin."]})  # fmt: skip
     try:
         # Placeholders are not read from the server's environment: that would hand its
         # variables to whoever may write a definition.

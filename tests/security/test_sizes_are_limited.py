@@ -237,3 +237,14 @@ def test_the_document_schema_states_the_engine_limits() -> None:
     assert headers["maxProperties"] == MAX_HEADERS
     assert headers["propertyNames"]["maxLength"] == MAX_HEADER_NAME_BYTES
     assert headers["additionalProperties"]["maxLength"] == MAX_HEADER_VALUE_BYTES
+
+
+def test_an_error_quotes_at_most_a_little_of_the_input(token: str) -> None:
+    long_name = "x" * 500_000
+    body = json.dumps(document(name=long_name))
+    status, answer = send("PUT", "/api/v1/definitions/smoke/", token, body)
+    assert status == 400 and "rename in the admin" in answer["errors"]["name"][0]
+    assert len(json.dumps(answer)) < SHORT
+    status, answer = send("POST", "/api/v1/runs/", token, json.dumps({"definition": long_name}))
+    assert status == 400 and "There is no definition named" in answer["errors"]["definition"][0]
+    assert len(json.dumps(answer)) < SHORT
