@@ -9,6 +9,7 @@ from django.conf import settings
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db.models import QuerySet
+from django.forms.formsets import TOTAL_FORM_COUNT
 from django.forms.models import BaseInlineFormSet
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
@@ -19,7 +20,9 @@ from django.utils.html import format_html, format_html_join
 from django.views.decorators.http import require_POST
 
 from loadtests import alerts, datasets, documents, execution, flowcheck, secrets, tasks
-from loadtests.forms import add_schedule_problems
+from loadtests.engine import jsoninput
+from loadtests.engine.config import MAX_STAGES, MAX_STEPS, STAGES_RULE, STEPS_RULE
+from loadtests.forms import CheckedJSONField, add_schedule_problems
 from loadtests.models import (
     Alert,
     AlertDelivery,
@@ -186,13 +189,25 @@ def submitted_definition(
 
 
 class DefinitionInlineFormSet(BaseInlineFormSet):
-    """An inline of a definition: valid on its own, then checked with the whole definition."""
+    """An inline of a definition: valid on its own, then checked with the whole definition.
+    More forms than the inline's max_num (the engine's size limits) are refused at once."""
 
     def __init__(self, *args: Any, submitted: SubmittedDefinition | None = None, **kwargs: Any):
         super().__init__(*args, **kwargs)
+        # The admin's formset factory sets validate_max=False on the class it builds, and lets
+        # 1,000 forms more than max_num be built before a post is refused.
+        self.validate_max = True
+        self.absolute_max = self.max_num
         self.submitted = submitted
         if submitted is not None:
             submitted.formsets[self.prefix] = self
+
+    def total_form_count(self) -> int:
+        if self.is_bound and self.management_form.cleaned_data[TOTAL_FORM_COUNT] > self.max_num:
+            # Refused at the count (full_clean says so): building, checking and showing again
+            # even max_num forms took seconds, so none is built.
+            return 0
+        return super().total_form_count()
 
     def clean(self) -> None:
         super().clean()
@@ -203,6 +218,8 @@ class DefinitionInlineFormSet(BaseInlineFormSet):
 
 
 class StepFormSet(DefinitionInlineFormSet):
+    default_error_messages = {"too_many_forms": STEPS_RULE}
+
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         # The stored secrets of the whole definition (every step's, the target URL's): each
@@ -228,7 +245,7 @@ class StepFormSet(DefinitionInlineFormSet):
 
 
 class StageFormSet(DefinitionInlineFormSet):
-    pass
+    default_error_messages = {"too_many_forms": STAGES_RULE}
 
 
 class ExtractionsField(forms.CharField):
@@ -280,8 +297,8 @@ class HeaderRowsWidget(forms.Widget):
         """The (name, value) rows of `value` (a dict or its JSON); None when it is no object."""
         if isinstance(value, str):
             try:
-                value = json.loads(value or "{}")
-            except ValueError:
+                value = jsoninput.parse(value or "{}")
+            except jsoninput.JsonInputInvalid:
                 return None
         if value is None:
             return []
@@ -360,6 +377,7 @@ class StepForm(forms.ModelForm):
             "poll_until_path", "poll_until_value", "poll_max_attempts", "poll_interval_s",
         ]  # fmt: skip
         widgets = {"headers": HeaderRowsWidget}
+        field_classes = {"headers": CheckedJSONField, "secret_headers": CheckedJSONField}
 
     MASKED_TEXT_FIELDS = ("path", "check_path", "check_value", "body", "poll_until_value")
 
@@ -453,6 +471,9 @@ class StepInline(admin.StackedInline):
     formset = StepFormSet
     extra = 0
     min_num = 1
+    # The engine's size limit, checked (validate_max) before any step is checked against the
+    # rest: a post of a million forms is refused at the form count.
+    max_num = MAX_STEPS
     fields = [
         ("order", "name", "method", "path", "weight"),
         ("expected_statuses", "check_type", "check_path", "check_value"),
@@ -471,6 +492,7 @@ class StageInline(admin.TabularInline):
     model = LoadTestStage
     formset = StageFormSet
     extra = 0
+    max_num = MAX_STAGES
     fields = ["order", "duration_s", "target"]
 
 

@@ -13,7 +13,6 @@ Errors: 400 {"errors": {field: [messages]}}, 401/403/404/405 {"error": message}.
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Callable
 from datetime import timedelta
@@ -22,6 +21,7 @@ from typing import Any
 
 from django.conf import settings
 from django.contrib.auth.decorators import login_not_required
+from django.core.exceptions import RequestDataTooBig
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.middleware.csrf import CsrfViewMiddleware
 from django.utils import timezone
@@ -29,6 +29,9 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_exempt
 
 from loadtests import documents, execution, runjson, tasks, tokens
+from loadtests.engine import jsoninput
+from loadtests.engine.config import MAX_DOCUMENT_BYTES, brief
+from loadtests.engine.jsoninput import size_message
 from loadtests.models import ApiToken, LoadModel, LoadTestDefinition, LoadTestRun, RunTrigger
 from loadtests.validators import ascii_number
 from offgridperf import access
@@ -148,10 +151,23 @@ def _denied(request: HttpRequest, permission: str) -> HttpResponse | None:
 
 
 def _body(request: HttpRequest) -> tuple[Any, HttpResponse | None]:
+    """The request's JSON object, read by the documents' one parser (jsoninput), or the 400
+    naming the field and the rule. A body over the size limit is refused before it is read."""
+    length = request.META.get("CONTENT_LENGTH") or ""
+    if length.isascii() and length.isdigit() and int(length) > MAX_DOCUMENT_BYTES:
+        return None, field_errors({"body": [size_message(int(length), MAX_DOCUMENT_BYTES)]})
     try:
-        body = json.loads(request.body or b"null")
-    except ValueError as exc:
-        return None, field_errors({"body": [f"Send JSON ({exc})."]})
+        body = jsoninput.parse(request.body or b"null", root="body")
+    except RequestDataTooBig:  # no Content-Length: Django stopped reading at its own limit
+        limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+        return None, field_errors({"body": [f"The body is over {limit} bytes; at most "
+                                            f"{MAX_DOCUMENT_BYTES} are accepted "
+                                            "(MAX_DOCUMENT_BYTES)."]})  # fmt: skip
+    except jsoninput.JsonInputInvalid as exc:
+        problems: dict[str, list[str]] = {}
+        for name, message in exc.problems:
+            problems.setdefault(name, []).append(message)
+        return None, field_errors(problems)
     if not isinstance(body, dict):
         return None, field_errors({"body": ["Send a JSON object."]})
     return body, None
@@ -216,7 +232,9 @@ def runs(request: HttpRequest) -> HttpResponse:
     definition = find_definition(body["definition"])
     if definition is None:
         key = body["definition"]
-        return field_errors({"definition": [f"There is no definition named or numbered {key!r}."]})
+        return field_errors(
+            {"definition": [f"There is no definition named or numbered {brief(repr(key))}."]}
+        )
     problems = override_problems(body, definition)
     if problems:
         return field_errors(problems)
@@ -276,8 +294,9 @@ def definition(request: HttpRequest, name: str) -> HttpResponse:
     if refused or bad:
         return refused or bad
     if document.setdefault("name", name) != name:
-        return field_errors({"name": [f"The document is named {document['name']!r}, the URL "
-                                      f"{name!r}: rename in the admin."]})  # fmt: skip
+        named = brief(repr(document["name"]))
+        return field_errors({"name": [f"The document is named {named}, the URL "
+                                      f"{brief(repr(name))}: rename in the admin."]})  # fmt: skip
     try:
         # Placeholders are not read from the server's environment: that would hand its
         # variables to whoever may write a definition.

@@ -12,6 +12,8 @@ import hashlib
 import io
 from dataclasses import dataclass
 
+from loadtests.engine.config import MAX_DATA_ROWS
+
 ORDERS = ("sequential", "random", "unique")
 BOM = "\ufeff"
 
@@ -37,7 +39,8 @@ def sha256_of(data: bytes) -> str:
 def parse(data: bytes, *, max_mb: int) -> ParsedDataSet:
     """Check an uploaded CSV and describe it; raises DataSetInvalid naming the first broken
     rule: at most `max_mb` MB, UTF-8 (a BOM is fine), a header row of unique non-empty
-    column names, at least one data row, and every row as wide as the header."""
+    column names, at least one data row (at most MAX_DATA_ROWS), every row as wide as the
+    header, and no NUL character (PostgreSQL cannot store one in text)."""
     if len(data) > max_mb * 1024 * 1024:
         raise DataSetInvalid(
             f"The file is {len(data) / 1024 / 1024:.1f} MB; data sets may be at most "
@@ -51,6 +54,13 @@ def parse(data: bytes, *, max_mb: int) -> ParsedDataSet:
             f"The file is not UTF-8 text (byte {exc.start + 1}, line {line}); save it as UTF-8 CSV."
         ) from exc
     text = text.removeprefix(BOM)
+    nul = text.find("\x00")
+    if nul >= 0:
+        line = text.count("\n", 0, nul) + 1
+        raise DataSetInvalid(
+            f"Line {line} contains a NUL character (\\x00), which a data set may not hold; "
+            "save the file as plain UTF-8 CSV text."
+        )
     columns, row_count = _check_rows(text)
     return ParsedDataSet(text, columns, row_count, sha256_of(data), len(data))
 
@@ -73,6 +83,11 @@ def _check_rows(text: str) -> tuple[tuple[str, ...], int]:
                     f"{len(columns)} columns."
                 )
             rows += 1
+            if rows > MAX_DATA_ROWS:
+                raise DataSetInvalid(
+                    f"The file has more than {MAX_DATA_ROWS} data rows; a data set has at most "
+                    f"{MAX_DATA_ROWS} (MAX_DATA_ROWS): every worker holds its rows in memory."
+                )
     except csv.Error as exc:
         raise DataSetInvalid(f"Line {reader.line_num} is not valid CSV: {exc}.") from exc
     if rows == 0:

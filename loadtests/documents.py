@@ -27,7 +27,17 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 
 from loadtests import datasets, secrets
-from loadtests.engine.config import EngineConfig, document_field
+from loadtests.engine import jsoninput
+from loadtests.engine.config import (
+    MAX_DOCUMENT_BYTES,
+    MAX_PROBLEMS_SHOWN,
+    MORE_PROBLEMS,
+    EngineConfig,
+    brief,
+    document_field,
+    more_problems_message,
+    size_problems,
+)
 from loadtests.models import (
     DataSet,
     LoadTestDefinition,
@@ -80,12 +90,38 @@ DEFAULT_STATUSES = {Mode.REQUESTS: [200], Mode.FLOW: []}
 PLACEHOLDER = secrets.PLACEHOLDER
 
 
+def capped_problems(problems: Any) -> Any:
+    """`problems` ({field: [messages]}) with at most MAX_PROBLEMS_SHOWN messages, then one
+    saying how many more there are; anything else as it is."""
+    if not isinstance(problems, Mapping):
+        return problems
+    shown: dict[str, list[str]] = {}
+    count = 0
+    for name, messages in problems.items():
+        messages = list(messages) if isinstance(messages, list | tuple) else [messages]
+        room = MAX_PROBLEMS_SHOWN - count
+        if room > 0:
+            shown[name] = messages[:room]
+        count += len(messages)
+    if count > MAX_PROBLEMS_SHOWN:
+        shown[MORE_PROBLEMS] = [more_problems_message(count - MAX_PROBLEMS_SHOWN)]
+    return shown
+
+
 class RunRefused(ValidationError):
-    """A run that may not start: the message names the field and the rule."""
+    """A run that may not start: the message names the field and the rule (a few of them at
+    most, then how many more)."""
+
+    def __init__(self, message: Any, *args: Any, **kwargs: Any) -> None:
+        super().__init__(capped_problems(message), *args, **kwargs)
 
 
 class DocumentInvalid(ValidationError):
-    """A document that cannot become a definition: messages by field path (`steps[2].path`)."""
+    """A document that cannot become a definition: messages by field path (`steps[2].path`),
+    a few of them at most, then how many more."""
+
+    def __init__(self, message: Any, *args: Any, **kwargs: Any) -> None:
+        super().__init__(capped_problems(message), *args, **kwargs)
 
 
 def problems_text(exc: ValidationError) -> str:
@@ -257,7 +293,10 @@ def data_set_of(document: Mapping[str, Any]) -> DataSet | None:
 
 
 def _unknown_data_set(name: Any) -> str:
-    return f"There is no data set {name!r}; upload it in the admin (Load tests › Data sets)."
+    return (
+        f"There is no data set {brief(repr(name))}; upload it in the admin "
+        "(Load tests › Data sets)."
+    )
 
 
 def run_engine_config(document: Mapping[str, Any]) -> EngineConfig:
@@ -373,7 +412,20 @@ def shape_problems(document: Any) -> dict[str, list[str]]:
     """What makes `document` no version-1 document at all (kinds of values, unknown names)."""
     if not isinstance(document, Mapping):
         return {"(document)": ["A load-test document is a JSON object."]}
+    # Sizes first and alone: every rule below walks each step and stage.
+    counts = [len(document.get(key)) if isinstance(document.get(key), list) else 0
+              for key in ("steps", "stages")]  # fmt: skip
     problems: dict[str, list[str]] = {}
+    for name, message in size_problems(*counts):
+        _add(problems, name, [message])
+    if problems:
+        return problems
+    # What no stored text or number may hold (NUL, lone surrogates, Infinity), by path,
+    # whatever brought the document here.
+    for name, message in jsoninput.value_problems(dict(document)):
+        _add(problems, name, [message])
+    if problems:
+        return problems
     if document.get("version") != VERSION:
         _add(problems, "version", [f"Give the document's version: {VERSION}."])
     if not isinstance(document.get("name"), str) or not document["name"].strip():
@@ -776,8 +828,16 @@ class _RollBack(Exception):
 
 
 def read_documents(path: Path) -> list[Any]:
-    """The documents in a file: one JSON document, or a JSON list of them."""
-    data = json.loads(path.read_text(encoding="utf-8"))
+    """The documents in a file: one JSON document, or a JSON list of them. Raises
+    jsoninput.JsonInputInvalid for a file over MAX_DOCUMENT_BYTES (told before reading it),
+    too deep, or holding what no document may (Infinity, NUL, lone surrogates)."""
+    size = path.stat().st_size
+    if size > MAX_DOCUMENT_BYTES:
+        raise jsoninput.JsonInputInvalid(
+            [("(file)", jsoninput.size_message(size, MAX_DOCUMENT_BYTES))]
+        )
+    with path.open("rb") as handle:  # a pipe has no size: read no more than the limit allows
+        data = jsoninput.parse(handle.read(MAX_DOCUMENT_BYTES + 1), root="(file)")
     return data if isinstance(data, list) else [data]
 
 
@@ -793,8 +853,11 @@ def import_file(
     result = FileResult(str(path))
     try:
         documents = read_documents(path)
+    except jsoninput.JsonInputInvalid as exc:
+        result.error = f"refused: {exc}"
+        return result
     except (OSError, ValueError) as exc:
-        result.error = f"cannot read it as JSON: {exc}"
+        result.error = f"cannot read it: {exc}"
         return result
     try:
         with transaction.atomic():

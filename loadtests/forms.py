@@ -3,12 +3,45 @@ from __future__ import annotations
 from typing import Any
 
 from django import forms
+from django.core.exceptions import ValidationError
+from django.forms.fields import InvalidJSONInput, JSONString
 
 from loadtests import schedules
+from loadtests.engine import jsoninput
 from loadtests.models import LoadTestDefinition, RunStatus, RunTrigger
 from offgridperf.forms import FilterForm
 
 DATE_HELP = "YYYY-MM-DD"
+
+
+class CheckedJSONField(forms.JSONField):
+    """A JSON form field read by the one parser of outside JSON (loadtests.engine.jsoninput):
+    Infinity, NUL, lone surrogates and deep nesting are form errors naming where they are,
+    not a RecursionError or a 500 when PostgreSQL or the page's encoding meets them."""
+
+    def to_python(self, value: Any) -> Any:
+        if self.disabled or value in self.empty_values:
+            return None if value in self.empty_values else value
+        if isinstance(value, list | dict | int | float | JSONString):
+            return value
+        try:
+            converted = jsoninput.parse(value, root="")
+        except jsoninput.JsonInputInvalid as exc:
+            raise ValidationError(
+                [f"{path}: {message}" if path else message for path, message in exc.problems],
+                code="invalid",
+            ) from None
+        return JSONString(converted) if isinstance(converted, str) else converted
+
+    def bound_data(self, data: Any, initial: Any) -> Any:
+        if self.disabled:
+            return initial
+        if data is None:
+            return None
+        try:
+            return jsoninput.parse(data)
+        except jsoninput.JsonInputInvalid:
+            return InvalidJSONInput(data)
 
 
 class RunFilterForm(FilterForm):

@@ -14,6 +14,7 @@ from django.core.exceptions import ValidationError
 from loadtests.engine.config import (
     METHODS,
     STATUS_CODES,
+    header_count_problem,
     header_name_problem,
     header_value_problem,
     path_problem,
@@ -86,6 +87,9 @@ def validate_status_codes(text: str) -> None:
 def validate_headers(value: object) -> None:
     if not isinstance(value, dict):
         raise ValidationError('Headers must be a JSON object, e.g. {"Accept": "application/json"}.')
+    too_many = header_count_problem(value)
+    if too_many:
+        raise ValidationError(too_many, code="invalid_header")
     problems = [
         problem
         for name, header_value in value.items()

@@ -110,6 +110,8 @@ MIDDLEWARE = [
     "queryopt.capture.CaptureMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
+    # Before anything queries: a NUL in a path, query or form field is a 400, not a 500.
+    "offgridperf.middleware.RefuseNulMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",

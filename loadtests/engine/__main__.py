@@ -24,8 +24,17 @@ import threading
 from typing import Any
 from urllib.parse import urlsplit
 
-from loadtests.engine.config import CLOSED, OPEN, EngineConfig, Step, document_field
+from loadtests.engine.config import (
+    CLOSED,
+    MAX_DOCUMENT_BYTES,
+    OPEN,
+    EngineConfig,
+    Step,
+    capped,
+    document_field,
+)
 from loadtests.engine.flow import try_once
+from loadtests.engine.jsoninput import JsonInputInvalid, parse
 from loadtests.engine.report import IntervalSnapshot
 from loadtests.engine.runner import run
 
@@ -65,9 +74,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 
 def document_config(path: str) -> EngineConfig:
-    """The engine config of a load-test document file."""
-    with open(path, encoding="utf-8") as handle:
-        return EngineConfig.from_dict(json.load(handle))
+    """The engine config of a load-test document file; raises JsonInputInvalid for a file
+    over MAX_DOCUMENT_BYTES, too deep, or holding Infinity, NUL or lone surrogates."""
+    with open(path, "rb") as handle:
+        return EngineConfig.from_dict(parse(handle.read(MAX_DOCUMENT_BYTES + 1), root=path))
 
 
 def config_from(args: argparse.Namespace) -> EngineConfig:
@@ -103,8 +113,12 @@ def progress(snapshot: IntervalSnapshot) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    config = document_config(args.document) if args.document else config_from(args)
-    problems = config.validate()
+    try:
+        config = document_config(args.document) if args.document else config_from(args)
+    except JsonInputInvalid as exc:
+        problems = exc.problems
+    else:
+        problems = capped(config.validate())
     if problems:
         for field, message in problems:
             print(f"{document_field(field)}: {message}", file=sys.stderr)

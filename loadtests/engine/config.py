@@ -46,6 +46,23 @@ MAX_BACKLOG = 10_000_000
 MIN_TICK_S = 0.05
 MAX_TICK_S = 60.0
 STATUS_CODES = range(100, 600)
+# The sizes of a load test, checked before any heavy work by the engine, the admin's forms,
+# `loadtest import` and the API: beyond them a definition is a mistake or an attack (10^6
+# steps took 2.6 GB to import; a 20,000-step page weighed 3.3 MB and its admin timed out).
+MAX_DOCUMENT_BYTES = 1_000_000  # one JSON text: an API body, an imported file
+MAX_JSON_DEPTH = 32  # a document nests 4 deep; deeper input is refused before parsing
+MAX_STEPS = 500
+MAX_STAGES = 100
+MAX_HEADERS = 64  # per step
+MAX_HEADER_NAME_BYTES = 256
+MAX_HEADER_VALUE_BYTES = 8 * 1024  # what common servers accept in one header line
+MAX_STEP_BODY_BYTES = 256 * 1024  # a step's request body, sent by every request of it
+MAX_DATA_ROWS = 100_000  # every shard holds the rows in memory
+# An error lists at most this many problems, then says how many more there are.
+MAX_PROBLEMS_SHOWN = 10
+STEPS_RULE = f"A load test has at most {MAX_STEPS} steps (MAX_STEPS)."
+STAGES_RULE = f"A load test has at most {MAX_STAGES} stages (MAX_STAGES)."
+HEADERS_RULE = f"A step sends at most {MAX_HEADERS} headers (MAX_HEADERS)."
 # Stage durations may be fractions; their sum is compared with the duration to within this.
 STAGE_SUM_TOLERANCE_S = 1e-6
 # The messages of the range rules, spoken alike by the engine, the model fields' validators
@@ -71,8 +88,31 @@ class ConfigError(ValueError):
     """The config does not validate; `problems` holds (field, message) pairs."""
 
     def __init__(self, problems: list[tuple[str, str]]) -> None:
-        super().__init__("; ".join(f"{name}: {message}" for name, message in problems))
+        shown = capped(problems)
+        super().__init__("; ".join(f"{name}: {message}" for name, message in shown))
         self.problems = problems
+
+
+MORE_PROBLEMS = "(more)"
+
+
+def more_problems_message(hidden: int) -> str:
+    """What an error says instead of the problems beyond MAX_PROBLEMS_SHOWN."""
+    return f"{hidden} more problem(s) not shown; fix these first."
+
+
+def brief(text: str, limit: int = 60) -> str:
+    """`text` cut to `limit` characters, saying so: what a message quotes of the input."""
+    return text if len(text) <= limit else f"{text[:limit]}… ({len(text)} characters)"
+
+
+def capped(problems: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    """At most MAX_PROBLEMS_SHOWN problems, then one saying how many more there are: an
+    error about a million bad stages stays a line, not 77 MB."""
+    if len(problems) <= MAX_PROBLEMS_SHOWN:
+        return problems
+    hidden = len(problems) - MAX_PROBLEMS_SHOWN
+    return [*problems[:MAX_PROBLEMS_SHOWN], (MORE_PROBLEMS, more_problems_message(hidden))]
 
 
 @dataclass(frozen=True)
@@ -175,7 +215,10 @@ class EngineConfig:
 
     def validate(self) -> list[tuple[str, str]]:
         """(field, message) for every bad field; empty when the config can run."""
-        problems: list[tuple[str, str]] = []
+        problems = size_problems(len(self.steps), len(self.stages))
+        if problems:
+            # Nothing else is checked: the rules below walk every step and stage.
+            return problems
         problems += _url_problems(self.base_url)
         problems += _model_problems(self)
         problems += _steps_problems(self.steps)
@@ -388,8 +431,45 @@ def url_problem(base_url: object) -> str | None:
     return None
 
 
+def size_problems(steps: int, stages: int) -> list[tuple[str, str]]:
+    """The size rules, told from the counts alone: checked before anything walks the steps."""
+    problems = []
+    if steps > MAX_STEPS:
+        problems.append(("steps", f"{steps} steps given. {STEPS_RULE}"))
+    if stages > MAX_STAGES:
+        problems.append(("stages", f"{stages} stages given. {STAGES_RULE}"))
+    return problems
+
+
+def step_body_problem(size: int) -> str:
+    """What a step body of `size` bytes over MAX_STEP_BODY_BYTES is told."""
+    return (
+        f"The body is {size} bytes; a step's body is at most {MAX_STEP_BODY_BYTES} bytes "
+        "(MAX_STEP_BODY_BYTES)."
+    )
+
+
+def _size_of(text: str) -> int:
+    # UTF-8, as the engine sends it; a character is at most 4 bytes, so most need no copy.
+    if len(text) * 4 <= MAX_STEP_BODY_BYTES:
+        return len(text)
+    return len(text.encode("utf-8", "surrogatepass"))
+
+
+def header_count_problem(headers: object) -> str | None:
+    """Why a step cannot send this many headers, or None."""
+    if isinstance(headers, dict) and len(headers) > MAX_HEADERS:
+        return f"{len(headers)} headers given. {HEADERS_RULE}"
+    return None
+
+
 def header_name_problem(name: object) -> str | None:
     """Why `name` cannot be a request header's name, or None."""
+    if isinstance(name, str) and len(name) > MAX_HEADER_NAME_BYTES:
+        return (
+            f"A header name is at most {MAX_HEADER_NAME_BYTES} characters "
+            f"(MAX_HEADER_NAME_BYTES); this one has {len(name)}."
+        )
     if not isinstance(name, str) or not _TOKEN.fullmatch(name):
         return (
             f"{name!r} is not a valid header name: use letters, digits and "
@@ -404,6 +484,11 @@ def header_value_problem(name: str, value: object) -> str | None:
     """Why `value` cannot be the value of header `name`, or None."""
     if not isinstance(value, str):
         return f"The value of {name} must be text."
+    if len(value) > MAX_HEADER_VALUE_BYTES:
+        return (
+            f"The value of {name} is {len(value)} characters; a header value is at most "
+            f"{MAX_HEADER_VALUE_BYTES} (MAX_HEADER_VALUE_BYTES)."
+        )
     if _VALUE_CONTROL.search(value):
         return f"The value of {name} may not contain control characters (NUL, line breaks)."
     try:
@@ -476,7 +561,9 @@ def _steps_problems(steps: tuple[Step, ...]) -> list[tuple[str, str]]:
         if not isinstance(step.name, str) or not step.name.strip():
             problems.append((f"{prefix}.name", "Every step needs a name."))
         elif names.count(step.name) > 1:
-            problems.append((f"{prefix}.name", f"Step names must be unique ({step.name!r})."))
+            problems.append(
+                (f"{prefix}.name", f"Step names must be unique ({brief(repr(step.name))}).")
+            )
         if step.method not in METHODS:
             problems.append(
                 (f"{prefix}.method", f"The method must be one of {', '.join(METHODS)}.")
@@ -487,6 +574,8 @@ def _steps_problems(steps: tuple[Step, ...]) -> list[tuple[str, str]]:
         problems += _header_problems(prefix, step.headers)
         if step.body is not None and not isinstance(step.body, str):
             problems.append((f"{prefix}.body", "The body must be text."))
+        elif step.body is not None and _size_of(step.body) > MAX_STEP_BODY_BYTES:
+            problems.append((f"{prefix}.body", step_body_problem(_size_of(step.body))))
         if not _is_whole(step.weight) or not 1 <= step.weight <= MAX_WEIGHT:
             problems.append((f"{prefix}.weight", WEIGHT_RULE))
         if not all(_is_whole(code) and code in STATUS_CODES for code in step.expect_status):
@@ -503,6 +592,9 @@ def _steps_problems(steps: tuple[Step, ...]) -> list[tuple[str, str]]:
 def _header_problems(prefix: str, headers: dict[str, str]) -> list[tuple[str, str]]:
     if not isinstance(headers, dict):
         return [(f"{prefix}.headers", "Headers must be a mapping of name to value.")]
+    too_many = header_count_problem(headers)
+    if too_many:
+        return [(f"{prefix}.headers", too_many)]
     problems = []
     for name, value in headers.items():
         problem = header_name_problem(name) or header_value_problem(name, _static_text(value))

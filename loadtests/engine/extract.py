@@ -110,7 +110,7 @@ def make_extractor(source: str, expression: str) -> Extractor:
             try:
                 # str, not bytes: json.loads would detect the encoding of bytes first.
                 document = json.loads(body.decode("utf-8"))
-            except ValueError as exc:
+            except (ValueError, RecursionError) as exc:  # a deep response is no value either
                 raise ExtractionFailed(f"the body is not JSON (wanted {expression})") from exc
             value = json_lookup(document, keys)
             if value is MISSING:

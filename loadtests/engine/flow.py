@@ -283,7 +283,7 @@ class FlowStep:
         """(done, the value seen at the poll's path, as text)."""
         try:
             document = json.loads(body)
-        except ValueError:
+        except (ValueError, RecursionError):  # deeply nested: not a state the poll can read
             return False, "not JSON"
         value = json_lookup(document, self.poll_keys)
         if value is MISSING:

@@ -41,6 +41,7 @@ from loadtests import (
 )
 from loadtests.client import ApiClient, ApiError
 from loadtests.engine import IntervalSnapshot
+from loadtests.engine.config import MAX_STEP_BODY_BYTES, step_body_problem
 from loadtests.models import LoadTestDefinition, LoadTestRun, RunStatus, RunTrigger
 from loadtests.validators import ascii_number
 
@@ -468,6 +469,9 @@ def _grace(options: dict[str, Any]) -> float:
 
 def _read_body(name: str) -> str:
     try:
+        size = Path(name).stat().st_size
+        if size > MAX_STEP_BODY_BYTES:  # told before the file is read into memory
+            raise _fail(f"--data-file {name!r}: {step_body_problem(size)}")
         return Path(name).read_text(encoding="utf-8")
     except OSError as exc:
         raise _fail(f"--data-file {name!r}: cannot read it ({exc.strerror})") from None
