@@ -107,6 +107,8 @@ MIDDLEWARE = [
     "queryopt.capture.CaptureMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
+    # Above the session and auth middleware, whose database errors it turns into a 503.
+    "offgridperf.outage.DatabaseOutageMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
