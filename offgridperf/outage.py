@@ -33,8 +33,7 @@ logger = logging.getLogger(__name__)
 
 DATABASE_ERRORS = (OperationalError, InterfaceError)
 MESSAGE = (
-    "The database is unavailable, so this request cannot be served now. "
-    "Nothing was changed; try again in a few seconds."
+    "The database is unavailable, so this request cannot be served now; try again in a few seconds."
 )
 # Retry-After (s): how soon a client may usefully try again.
 RETRY_AFTER_S = 5
