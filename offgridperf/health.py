@@ -48,7 +48,9 @@ def _database() -> None:
             cursor.fetchone()
         return
     # A connection of its own from the pool, so that a broken one of this thread's is not
-    # what the probe reports.
+    # what the probe reports. Django opens its pool at the first query (open() is idempotent);
+    # the probe may come first.
+    pool.open()
     with pool.connection(timeout=DATABASE_PROBE_TIMEOUT_S) as conn:
         conn.execute("SELECT 1").fetchone()
 
