@@ -5,11 +5,15 @@ from __future__ import annotations
 
 import contextlib
 import json
+import socket
+import threading
+import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+import psutil
 import psycopg
 import pytest
 
@@ -17,6 +21,8 @@ from loadtests.models import LoadTestRun, RunStatus
 from tests.faults.conftest import Product, WebSession, wait_for
 
 RECOVERY_S = 60
+SLOW_CLIENTS = 40
+HEALTH_PROBES = 20
 
 
 @dataclass(frozen=True)
@@ -44,9 +50,9 @@ def fetch(url: str, opener: urllib.request.OpenerDirector | None = None) -> Answ
 
 
 @contextlib.contextmanager
-def database_refusing_connections(keep_pid: int) -> Iterator[None]:
+def database_refusing_connections() -> Iterator[None]:
     """The test database refuses new connections and loses its open ones, as when its server
-    goes away; the test's own connection (`keep_pid`) is kept for its teardown."""
+    goes away; this test process's own connections are kept, for its teardown."""
     from django.conf import settings
     from django.db import connection
 
@@ -63,10 +69,11 @@ def database_refusing_connections(keep_pid: int) -> Iterator[None]:
     try:
         admin.execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS false')
         try:
+            own_ports = [conn.laddr.port for conn in psutil.Process().net_connections(kind="tcp")]
             admin.execute(
                 "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
-                " WHERE datname = %s AND pid <> %s",
-                (name, keep_pid),
+                " WHERE datname = %s AND NOT coalesce(client_port = ANY(%s), false)",
+                (name, own_ports),
             )
             yield
         finally:
@@ -80,8 +87,6 @@ def database_refusing_connections(keep_pid: int) -> Iterator[None]:
 def test_the_web_and_the_target_answer_503_naming_the_database_while_it_refuses_connections(
     ready_product: Product, web: WebSession
 ) -> None:
-    from django.db import connection
-
     product = ready_product
     run = LoadTestRun.objects.create(
         name="outage", config={"duration_s": 1}, status=RunStatus.PASSED, planned_duration_s=1
@@ -95,11 +100,9 @@ def test_the_web_and_the_target_answer_503_naming_the_database_while_it_refuses_
         return fetch(url, web.opener)
 
     assert [logged_in(page).status, logged_in(api).status, fetch(target_api).status] == [200] * 3
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT pg_backend_pid()")
-        own_pid = cursor.fetchone()[0]
+    log_before = len(product.output())
 
-    with database_refusing_connections(own_pid):
+    with database_refusing_connections():
         # Twice: the first request meets the broken connections, the next ones the outage.
         for _ in range(2):
             html = logged_in(page)
@@ -123,5 +126,54 @@ def test_the_web_and_the_target_answer_503_naming_the_database_while_it_refuses_
         return all(answer.status == 200 for answer in answers)
 
     wait_for(all_back, RECOVERY_S, "every page answering 200 once the database is back")
-    # The web's access log: no request of the whole scenario was answered with a 500.
-    assert '" 500 ' not in product.output()
+    # The web's access log: no request since the outage began was answered with a 500.
+    assert '" 500 ' not in product.output()[log_before:]
+
+
+@contextlib.contextmanager
+def slow_clients(port: int, count: int) -> Iterator[list[socket.socket]]:
+    """`count` connections that send a request's headers a line a second and never finish
+    them (slowloris)."""
+    sockets = [socket.create_connection(("127.0.0.1", port), timeout=5) for _ in range(count)]
+    stop = threading.Event()
+
+    def trickle() -> None:
+        line = 0
+        while not stop.wait(1.0):
+            line += 1
+            for sock in sockets:
+                with contextlib.suppress(OSError):
+                    sock.sendall(f"X-Slow-{line}: still coming\r\n".encode())
+
+    for sock in sockets:
+        sock.sendall(b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n")
+    thread = threading.Thread(target=trickle, name="slowloris", daemon=True)
+    thread.start()
+    try:
+        yield sockets
+    finally:
+        stop.set()
+        thread.join()
+        for sock in sockets:
+            sock.close()
+
+
+@pytest.mark.slow
+@pytest.mark.django_db(transaction=True)
+def test_the_web_keeps_answering_health_probes_with_40_slow_clients_holding_sockets(
+    ready_product: Product,
+) -> None:
+    product = ready_product
+    with slow_clients(product.port, SLOW_CLIENTS):
+        time.sleep(2)  # every slow client has sent part of its headers by now
+        statuses = []
+        for _ in range(HEALTH_PROBES):
+            try:
+                with urllib.request.urlopen(f"{product.web_url}/healthz", timeout=2) as response:
+                    statuses.append(response.status)
+            except urllib.error.HTTPError as exc:
+                statuses.append(exc.code)
+            except OSError as exc:
+                statuses.append(type(exc).__name__)
+            time.sleep(0.1)
+    assert statuses == [200] * HEALTH_PROBES
