@@ -139,6 +139,22 @@ def env_choice(
     return normalised
 
 
+_HEADER_NAME = re.compile(r"[A-Za-z0-9]+(-[A-Za-z0-9]+)*")
+
+
+def env_header_name(name: str, environ: Mapping[str, str] | None = None) -> str | None:
+    """An HTTP header's name (X-Forwarded-Proto), or None when unset."""
+    value = env_str(name, "", environ)
+    if not value:
+        return None
+    if not _HEADER_NAME.fullmatch(value):
+        raise ImproperlyConfigured(
+            f"{name}={value!r} is not an HTTP header name; use letters, digits and hyphens, "
+            "such as X-Forwarded-Proto"
+        )
+    return value
+
+
 def env_timezone(name: str, default: str, environ: Mapping[str, str] | None = None) -> str:
     value = env_str(name, default, environ)
     try:

@@ -34,10 +34,29 @@ def _timed(check: Callable[[], None]) -> Probe:
     return Probe(True, (time.perf_counter() - started) * 1000)
 
 
+# How long a probe waits for a database connection. Bounded well below DB_POOL_TIMEOUT: with
+# the database gone, the pool would hold each caller that long, and probes (load balancers,
+# Kubernetes, /healthz's own callers) give up after a second or two.
+DATABASE_PROBE_TIMEOUT_S = 1.0
+
+
 def _database() -> None:
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT 1")
-        cursor.fetchone()
+    pool = getattr(connection, "pool", None) if settings.DATABASE_IS_POSTGRES else None
+    if pool is None:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT 1")
+            cursor.fetchone()
+        return
+    # A connection of its own from the pool, so that a broken one of this thread's is not
+    # what the probe reports. Django opens its pool at the first query (open() is idempotent);
+    # the probe may come first.
+    pool.open()
+    with pool.connection(timeout=DATABASE_PROBE_TIMEOUT_S) as conn:
+        conn.execute("SELECT 1").fetchone()
+
+
+def database_reachable() -> bool:
+    return _timed(_database).ok
 
 
 def _cache() -> None:

@@ -22,6 +22,7 @@ from offgridperf.env import (
     env_choice,
     env_file_path,
     env_float,
+    env_header_name,
     env_int,
     env_list,
     env_secret,
@@ -109,7 +110,10 @@ MIDDLEWARE = [
     # Outermost: times every query of the request, the session and auth ones included.
     "queryopt.capture.CaptureMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    "csp.middleware.CSPMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
+    # Above the session and auth middleware, whose database errors it turns into a 503.
+    "offgridperf.outage.DatabaseOutageMiddleware",
     # Before anything queries: a NUL in a path, query or form field is a 400, not a 500.
     "offgridperf.middleware.RefuseNulMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -475,6 +479,57 @@ CSRF_COOKIE_HTTPONLY = False  # pages read the token for their POST buttons
 X_FRAME_OPTIONS = "DENY"
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
+
+# HTTPS deployments (README: "HTTPS deployments"); all off for the local, plain-HTTP setup.
+SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", False)
+# Load balancers and probes ask /healthz over plain HTTP.
+SECURE_REDIRECT_EXEMPT = [r"^healthz$"]
+SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 0, minimum=0, maximum=2 * 365 * 86400)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", False)
+SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", False)
+if SECURE_HSTS_INCLUDE_SUBDOMAINS and not SECURE_HSTS_SECONDS:
+    raise ImproperlyConfigured(
+        "SECURE_HSTS_INCLUDE_SUBDOMAINS needs SECURE_HSTS_SECONDS above 0: without it no "
+        "Strict-Transport-Security header is sent"
+    )
+if SECURE_HSTS_PRELOAD and not (
+    SECURE_HSTS_INCLUDE_SUBDOMAINS and SECURE_HSTS_SECONDS >= 365 * 86400
+):
+    raise ImproperlyConfigured(
+        "SECURE_HSTS_PRELOAD needs SECURE_HSTS_INCLUDE_SUBDOMAINS on and SECURE_HSTS_SECONDS "
+        "of at least 31536000 (one year), as browsers' preload lists require"
+    )
+SESSION_COOKIE_SECURE = env_bool("SESSION_COOKIE_SECURE", False)
+CSRF_COOKIE_SECURE = env_bool("CSRF_COOKIE_SECURE", False)
+# The header a TLS-terminating proxy sets to "https" (X-Forwarded-Proto). Only behind a proxy
+# that always sets it: a client could send it itself.
+_proxy_ssl_header = env_header_name("SECURE_PROXY_SSL_HEADER")
+if _proxy_ssl_header:
+    SECURE_PROXY_SSL_HEADER = (f"HTTP_{_proxy_ssl_header.upper().replace('-', '_')}", "https")
+for _origin in CSRF_TRUSTED_ORIGINS:
+    if not _origin.startswith(("https://", "http://")):
+        raise ImproperlyConfigured(
+            f"CSRF_TRUSTED_ORIGINS has {_origin!r}, which has no scheme; "
+            "use origins such as https://perf.example.com"
+        )
+
+# Content-Security-Policy (django-csp): nothing inline runs; pages load their scripts, styles
+# and Chart.js from our own static files. Style attributes (progress-bar widths) stay allowed;
+# <style> elements do not (style-src is the fallback of browsers without -elem/-attr).
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": ["'self'"],
+        "script-src": ["'self'"],
+        "style-src": ["'self'", "'unsafe-inline'"],
+        "style-src-elem": ["'self'"],
+        "style-src-attr": ["'unsafe-inline'"],
+        "img-src": ["'self'", "data:"],
+        "object-src": ["'none'"],
+        "base-uri": ["'self'"],
+        "form-action": ["'self'"],
+        "frame-ancestors": ["'none'"],
+    }
+}
 
 STATIC_URL = "/static/"
 STATICFILES_DIRS = [BASE_DIR / "static"]

@@ -43,13 +43,17 @@ def product_processes(host: str, port: int) -> list[ProcessSpec]:
             "web",
             [
                 os.path.join(bindir, "gunicorn"),
-                "offgridperf.wsgi:application",
+                # gunicorn's asyncio worker: a client that sends its headers slowly (slowloris)
+                # holds a coroutine, not one of gthread's threads, which 8 such sockets used up.
+                "offgridperf.asgi:application",
+                "--worker-class",
+                "asgi",
+                "--asgi-lifespan",
+                "off",  # Django has no lifespan handler
                 "--bind",
                 f"{host}:{port}",
                 "--workers",
                 "2",
-                "--threads",
-                "4",
                 "--access-logfile",
                 "-",
             ],
