@@ -402,6 +402,9 @@ QUERYOPT_KEEP_PARAMS = env_bool("QUERYOPT_KEEP_PARAMS", False)
 QUERYOPT_N_PLUS_ONE_MIN = env_int("QUERYOPT_N_PLUS_ONE_MIN", 5, minimum=2, maximum=100_000)
 # EXPLAIN ANALYZE's statement timeout (s).
 QUERYOPT_EXPLAIN_TIMEOUT_S = env_float("QUERYOPT_EXPLAIN_TIMEOUT_S", 5.0, minimum=0.1, maximum=600)
+# Query targets may only be on these database hosts (checked when saved and when connecting);
+# the host of the app's own database is allowed as well.
+QUERYOPT_ALLOWED_HOSTS = env_list("QUERYOPT_ALLOWED_HOSTS", ["localhost", "127.0.0.1"])
 
 # Profiles: artefacts (speedscope, collapsed stacks, traces, dumps) live under the media
 # directory, served only through the login-protected capture pages, never as public media.
