@@ -327,6 +327,11 @@ CELERY_BEAT_SCHEDULE = {
         "task": "queryopt.tasks.snapshot_due_targets",
         "schedule": 30.0,
     },
+    # Sums the app-side query windows into hourly roll-ups, which the Queries page reads.
+    "roll-up-query-stat-windows": {
+        "task": "queryopt.tasks.roll_up_stat_windows",
+        "schedule": 60.0,
+    },
     # Plans each new slow fingerprint once (a failing one at most three times).
     "explain-slow-queries": {"task": "queryopt.tasks.explain_slow_queries", "schedule": 30.0},
     # Alert deliveries are queued when made; this sends the due retries and any the broker lost.

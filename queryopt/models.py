@@ -3,6 +3,7 @@ pg_stat_statements between consecutive snapshots."""
 
 from __future__ import annotations
 
+from django.core.serializers.json import DjangoJSONEncoder
 from django.db import models
 
 
@@ -31,6 +32,32 @@ class QueryTarget(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+
+class IndexSurvey(models.Model):
+    """A target's unused and duplicate indexes as a Celery task last read them: the Indexes
+    page shows this and never connects to the target inside a request."""
+
+    target = models.OneToOneField(
+        QueryTarget, on_delete=models.CASCADE, related_name="index_survey"
+    )
+    requested_at = models.DateTimeField(
+        null=True, blank=True, help_text="When a refresh was last asked for."
+    )
+    taken_at = models.DateTimeField(null=True, blank=True, help_text="When it was last read.")
+    unused = models.JSONField(default=list, blank=True, encoder=DjangoJSONEncoder)
+    duplicate = models.JSONField(default=list, blank=True, encoder=DjangoJSONEncoder)
+    problem = models.TextField(blank=True, help_text="Why the last reading failed (redacted).")
+
+    def __str__(self) -> str:
+        return f"indexes of {self.target}"
+
+    @property
+    def refreshing(self) -> bool:
+        """A refresh was asked for after the last reading."""
+        return self.requested_at is not None and (
+            self.taken_at is None or self.requested_at > self.taken_at
+        )
 
 
 class QueryFingerprint(models.Model):
@@ -175,6 +202,51 @@ class QueryStatWindow(models.Model):
     @property
     def mean_ms(self) -> float:
         return self.total_ms / self.calls if self.calls else 0.0
+
+
+class QueryStatRollup(models.Model):
+    """The QueryStatWindow rows of one fingerprint, origin and run in one hour, summed by
+    queryopt.rollups: the Queries page reads hours, not seconds."""
+
+    fingerprint = models.ForeignKey(
+        QueryFingerprint, on_delete=models.CASCADE, related_name="stat_rollups"
+    )
+    origin = models.CharField(max_length=200)
+    run = models.ForeignKey(
+        "loadtests.LoadTestRun",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="query_stat_rollups",
+    )
+    hour_start = models.DateTimeField()
+    windows = models.PositiveIntegerField(default=0)
+    calls = models.BigIntegerField(default=0)
+    errors = models.BigIntegerField(default=0)
+    total_ms = models.FloatField(default=0.0)
+    p95_bound_ms = models.FloatField(
+        default=0.0, help_text="The worst window's p95: a bound, for ranking only."
+    )
+    histogram = models.TextField(blank=True, help_text="The windows' histograms, merged.")
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["hour_start"]),
+            models.Index(fields=["fingerprint", "hour_start"]),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.origin} at {self.hour_start:%Y-%m-%d %H}h: {self.calls} calls"
+
+
+class StatRollupState(models.Model):
+    """One row: the id of the last QueryStatWindow summed into the roll-ups."""
+
+    rolled_up_to = models.BigIntegerField(default=0)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return f"windows rolled up to #{self.rolled_up_to}"
 
 
 class SlowQuery(models.Model):

@@ -3,11 +3,18 @@ snapshots. Connections live in targets.py, the deltas in snapshots.py."""
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
+
+from django.utils import timezone
 
 from queryopt import indexreport, snapshots, targets
 from queryopt.dsn import DsnRefused, connection_params, redact, with_password_of
-from queryopt.models import QueryTarget, SnapshotReason, StatementSnapshot
+from queryopt.models import IndexSurvey, QueryTarget, SnapshotReason, StatementSnapshot
+
+# A refresh asked for within this many seconds, and not done yet, is not asked for again:
+# pressing the button many times costs the target one reading.
+SURVEY_PENDING_S = 60
 
 __all__ = [
     "QueryTarget",
@@ -16,6 +23,7 @@ __all__ = [
     "change_target_dsn",
     "check_target",
     "index_report",
+    "request_index_survey",
     "take_snapshot",
 ]
 
@@ -116,3 +124,18 @@ def own_database_dsn() -> str:
 def index_report(target: QueryTarget) -> dict[str, Any]:
     """The Indexes page of `target`: see indexreport.index_report for its shape."""
     return indexreport.index_report(target)
+
+
+def request_index_survey(target: QueryTarget) -> bool:
+    """Note that `target`'s indexes should be read again; False when a refresh is already
+    pending (asked for less than SURVEY_PENDING_S ago and not done), so that none is queued."""
+    now = timezone.now()
+    survey, _ = IndexSurvey.objects.get_or_create(target=target)
+    if survey.refreshing and survey.requested_at > now - timedelta(seconds=SURVEY_PENDING_S):
+        return False
+    IndexSurvey.objects.filter(pk=survey.pk).update(requested_at=now)
+    return True
+
+
+def survey_indexes(target: QueryTarget) -> IndexSurvey:
+    return indexreport.survey_indexes(target)

@@ -20,6 +20,7 @@ from django.contrib.auth.decorators import login_required, permission_required
 from django.db.models import Max, Q, QuerySet, Sum
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
 from django.utils import timezone
 from django.utils.http import urlencode
 from django.views.decorators.http import require_GET, require_POST
@@ -27,7 +28,7 @@ from django.views.decorators.http import require_GET, require_POST
 from loadtests.engine.histograms import Histogram, merge_all
 from loadtests.models import LoadTestRun
 from offgridperf.forms import FilterForm
-from queryopt import plans, planstore, services
+from queryopt import plans, planstore, rollups, services, tasks
 from queryopt import pool as pool_stats
 from queryopt.dsn import redact
 from queryopt.explain import ExplainRefused
@@ -35,6 +36,7 @@ from queryopt.models import (
     NPlusOne,
     QueryFingerprint,
     QueryPlan,
+    QueryStatRollup,
     QueryStatWindow,
     QueryTarget,
     SlowQuery,
@@ -53,6 +55,8 @@ SLOW_SHOWN = 20
 CHART_WINDOWS = 5000
 CHART_SNAPSHOTS = 500
 PLAN_HISTORY = 200
+# While a refresh of a target's indexes is pending, its page reloads itself this often (s).
+INDEXES_POLL_S = 3
 DATE_HELP = "YYYY-MM-DD"
 # The list's sort orders, largest first; p95 is the app side's (pg_stat_statements has none).
 SORTS = {
@@ -168,15 +172,27 @@ def _dated(queryset: QuerySet, column: str, filters: dict[str, Any]) -> QuerySet
     return queryset
 
 
-def filtered_windows(filters: dict[str, Any]) -> QuerySet[QueryStatWindow]:
-    windows = QueryStatWindow.objects.all()
+def filtered_windows(filters: dict[str, Any], after: int = 0) -> QuerySet[QueryStatWindow]:
+    """The windows under the filters; with `after`, only those not rolled up yet."""
+    windows = QueryStatWindow.objects.filter(pk__gt=after) if after else QueryStatWindow.objects
     if "target" in filters:
         windows = windows.filter(fingerprint__target_id=filters["target"])
     if "origin" in filters:
         windows = windows.filter(origin=filters["origin"])
     if "run" in filters:
         windows = windows.filter(run_id=filters["run"].pk)
-    return _dated(windows, "window_start", filters)
+    return _dated(windows.all(), "window_start", filters)
+
+
+def filtered_rollups(filters: dict[str, Any]) -> QuerySet[QueryStatRollup]:
+    rolled = QueryStatRollup.objects.all()
+    if "target" in filters:
+        rolled = rolled.filter(fingerprint__target_id=filters["target"])
+    if "origin" in filters:
+        rolled = rolled.filter(origin=filters["origin"])
+    if "run" in filters:
+        rolled = rolled.filter(run_id=filters["run"].pk)
+    return _dated(rolled, "hour_start", filters)
 
 
 def filtered_deltas(filters: dict[str, Any]) -> QuerySet[StatementDelta]:
@@ -190,16 +206,17 @@ def filtered_deltas(filters: dict[str, Any]) -> QuerySet[StatementDelta]:
     return _dated(deltas, "snapshot__taken_at", filters)
 
 
-def query_rows(filters: dict[str, Any]) -> dict[int, QueryRow]:
-    """Every fingerprint with statistics under the filters (two grouped queries)."""
+def query_rows(filters: dict[str, Any], rolled_up_to: int) -> dict[int, QueryRow]:
+    """Every fingerprint with statistics under the filters (three grouped queries): the hourly
+    roll-ups, the windows after them, the target's deltas."""
     rows: dict[int, QueryRow] = {}
-    app = (
-        filtered_windows(filters)
+    tail = (
+        filtered_windows(filters, after=rolled_up_to)
         .values("fingerprint_id", "origin")
         .annotate(calls=Sum("calls"), total=Sum("total_ms"), p95=Max("p95_ms"))
         .order_by()
     )
-    for entry in app:
+    for entry in [*rollups.grouped(filtered_rollups(filters)), *tail]:
         row = rows.setdefault(entry["fingerprint_id"], QueryRow(entry["fingerprint_id"]))
         row.app_calls += entry["calls"] or 0
         row.app_total_ms += entry["total"] or 0.0
@@ -227,10 +244,12 @@ SORT_KEYS: dict[str, Callable[[QueryRow], float]] = {
 
 
 def top_rows(filters: dict[str, Any], sort: str, limit: int = QUERIES_SHOWN) -> list[QueryRow]:
-    """The `limit` first rows by `sort`, with their fingerprints and merged p95 (two more
-    queries). For the p95 order, rows are first ranked by their worst window's p95, an upper
-    bound of the merged one, so that only the shown rows' histograms are read."""
-    rows = list(query_rows(filters).values())
+    """The `limit` first rows by `sort`, with their fingerprints and merged p95 (four more
+    queries: the roll-up mark, the fingerprints, the roll-ups' and the later windows'
+    histograms). For the p95 order, rows are first ranked by their worst window's p95, an
+    upper bound of the merged one, so that only the shown rows' histograms are read."""
+    mark = rollups.rolled_up_to()
+    rows = list(query_rows(filters, mark).values())
     rank = (lambda row: row.app_p95_bound_ms) if sort == "p95" else SORT_KEYS[sort]
     rows.sort(key=lambda row: (-rank(row), row.fingerprint_id))
     shown = rows[:limit]
@@ -238,9 +257,11 @@ def top_rows(filters: dict[str, Any], sort: str, limit: int = QUERIES_SHOWN) -> 
     fingerprints = QueryFingerprint.objects.select_related("target").in_bulk(ids)
     histograms: dict[int, list[str]] = {}
     app_ids = [row.fingerprint_id for row in shown if row.app_calls]
-    windows = filtered_windows(filters).filter(fingerprint_id__in=app_ids)
-    for fingerprint_id, encoded in windows.values_list("fingerprint_id", "histogram"):
-        histograms.setdefault(fingerprint_id, []).append(encoded)
+    rolled = filtered_rollups(filters).filter(fingerprint_id__in=app_ids)
+    windows = filtered_windows(filters, after=mark).filter(fingerprint_id__in=app_ids)
+    for source in (rolled, windows):
+        for fingerprint_id, encoded in source.values_list("fingerprint_id", "histogram"):
+            histograms.setdefault(fingerprint_id, []).append(encoded)
     for row in shown:
         row.fingerprint = fingerprints.get(row.fingerprint_id)
         if row.app_calls:
@@ -469,9 +490,9 @@ def explain_now(request: HttpRequest, fingerprint_id: int) -> HttpResponse:
 @login_required
 @require_GET
 def indexes(request: HttpRequest) -> HttpResponse:
-    """One target's recommended, unused and duplicate indexes and its hints. The unused and
-    duplicate ones are read from the target now (bounded by its connect and statement
-    timeouts); a target that cannot answer leaves the stored part standing, with the reason."""
+    """One target's recommended, unused and duplicate indexes and its hints, all as stored: the
+    unused and duplicate ones as the last survey task read them (never live, so a target that
+    hangs holds no web thread); a refresh is asked for with a POST."""
     target_list = list(QueryTarget.objects.all())
     problems = []
     chosen = target_list[0] if target_list else None
@@ -480,16 +501,33 @@ def indexes(request: HttpRequest) -> HttpResponse:
         chosen = next((t for t in target_list if str(t.pk) == wanted), None)
         if chosen is None:
             problems.append(f"target: there is no query target {wanted!r}; pick one below.")
+    report = services.index_report(chosen) if chosen is not None else None
     context = {
         "targets": target_list,
         "chosen": chosen,
         "problems": problems,
         # Stored redacted already; redacted again, as a page must never depend on the writer.
         "last_error": redact(chosen.last_error, chosen.dsn) if chosen is not None else "",
-        "report": services.index_report(chosen) if chosen is not None else None,
+        "report": report,
+        "refreshing": bool(report and report["survey"]["refreshing"]),
+        "refresh_every_s": INDEXES_POLL_S,
         **NAV,
     }
     return render(request, "queryopt/indexes.html", context, status=400 if problems else 200)
+
+
+@login_required
+@require_POST
+@permission_required("queryopt.change_querytarget", raise_exception=True)
+def refresh_indexes(request: HttpRequest, target_id: int) -> HttpResponse:
+    """Ask the worker to read the target's indexes again; the page shows it pending."""
+    target = get_object_or_404(QueryTarget, pk=target_id)
+    if services.request_index_survey(target):
+        tasks.refresh_index_survey.delay_on_commit(target.pk)
+        messages.success(request, f"Reading the indexes of {target.name}: this page refreshes.")
+    else:
+        messages.info(request, f"The indexes of {target.name} are being read already.")
+    return redirect(f"{reverse('queryopt:indexes')}?{urlencode({'target': target.pk})}")
 
 
 # -- pool ---------------------------------------------------------------------------------
