@@ -80,6 +80,12 @@ class QueryFingerprint(models.Model):
     query_text = models.TextField(help_text="The normalised query ($1 for each constant).")
     first_seen_at = models.DateTimeField(auto_now_add=True)
     last_seen_at = models.DateTimeField(auto_now_add=True)
+    explain_requested_at = models.DateTimeField(
+        null=True, blank=True, help_text="When a plan was last asked for from its page."
+    )
+    explain_problem = models.TextField(
+        blank=True, help_text="Why the plan asked for last could not be taken (redacted)."
+    )
 
     class Meta:
         # Two conditional constraints rather than nulls_distinct=False, which SQLite lacks.
@@ -204,14 +210,24 @@ class QueryStatWindow(models.Model):
         return self.total_ms / self.calls if self.calls else 0.0
 
 
+class RollupGrain(models.TextChoices):
+    """How finely a QueryStatRollup row splits a fingerprint's day: the page reads the
+    coarsest grain its filters allow."""
+
+    FINGERPRINT = "fingerprint", "Fingerprint (every origin and run)"
+    ORIGIN = "origin", "Fingerprint and origin (every run)"
+    RUN = "run", "Fingerprint, origin and run (or no run)"
+
+
 class QueryStatRollup(models.Model):
-    """The QueryStatWindow rows of one fingerprint, origin and run in one hour, summed by
-    queryopt.rollups: the Queries page reads hours, not seconds."""
+    """The QueryStatWindow rows of one day (in TIME_ZONE), summed by queryopt.rollups at each
+    grain. The Queries page reads days, not seconds."""
 
     fingerprint = models.ForeignKey(
         QueryFingerprint, on_delete=models.CASCADE, related_name="stat_rollups"
     )
-    origin = models.CharField(max_length=200)
+    grain = models.CharField(max_length=16, choices=RollupGrain.choices)
+    origin = models.CharField(max_length=200, blank=True)
     run = models.ForeignKey(
         "loadtests.LoadTestRun",
         null=True,
@@ -219,7 +235,7 @@ class QueryStatRollup(models.Model):
         on_delete=models.SET_NULL,
         related_name="query_stat_rollups",
     )
-    hour_start = models.DateTimeField()
+    day = models.DateField()
     windows = models.PositiveIntegerField(default=0)
     calls = models.BigIntegerField(default=0)
     errors = models.BigIntegerField(default=0)
@@ -231,18 +247,23 @@ class QueryStatRollup(models.Model):
 
     class Meta:
         indexes = [
-            models.Index(fields=["hour_start"]),
-            models.Index(fields=["fingerprint", "hour_start"]),
+            models.Index(fields=["grain", "day"]),
+            models.Index(fields=["grain", "fingerprint", "day"]),
+            models.Index(
+                fields=["run"], condition=models.Q(run__isnull=False), name="qo_rollup_run"
+            ),
         ]
 
     def __str__(self) -> str:
-        return f"{self.origin} at {self.hour_start:%Y-%m-%d %H}h: {self.calls} calls"
+        return f"{self.origin or 'all'} on {self.day}: {self.calls} calls"
 
 
 class StatRollupState(models.Model):
-    """One row: the id of the last QueryStatWindow summed into the roll-ups."""
+    """One row: the id of the last QueryStatWindow summed into the roll-ups, and the time zone
+    their days are in (another TIME_ZONE rebuilds them)."""
 
     rolled_up_to = models.BigIntegerField(default=0)
+    time_zone = models.CharField(max_length=64, blank=True)
     updated_at = models.DateTimeField(auto_now=True)
 
     def __str__(self) -> str:

@@ -51,6 +51,13 @@ def refresh_index_survey(target_id: int) -> int | None:
     return services.survey_indexes(target).pk
 
 
+@shared_task(soft_time_limit=60, time_limit=90)
+def explain_fingerprint(fingerprint_id: int) -> int | None:
+    """Plan one fingerprint asked for from its page (queue `default`); the plan's id, or None
+    (the reason is stored on the fingerprint, redacted)."""
+    return planstore.explain_on_request(fingerprint_id)
+
+
 @shared_task
 def explain_slow_queries() -> list[int]:
     """EXPLAIN the fingerprints with slow executions and no plan yet; the new plans' ids.

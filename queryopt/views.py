@@ -25,13 +25,12 @@ from django.utils import timezone
 from django.utils.http import urlencode
 from django.views.decorators.http import require_GET, require_POST
 
-from loadtests.engine.histograms import Histogram, merge_all
 from loadtests.models import LoadTestRun
 from offgridperf.forms import FilterForm
-from queryopt import plans, planstore, rollups, services, tasks
+from queryopt import plans, rollups, services, tasks
 from queryopt import pool as pool_stats
 from queryopt.dsn import redact
-from queryopt.explain import ExplainRefused
+from queryopt.histsum import HistogramSum
 from queryopt.models import (
     NPlusOne,
     QueryFingerprint,
@@ -39,11 +38,11 @@ from queryopt.models import (
     QueryStatRollup,
     QueryStatWindow,
     QueryTarget,
+    RollupGrain,
     SlowQuery,
     SnapshotReason,
     StatementDelta,
 )
-from queryopt.targets import TargetError
 
 log = logging.getLogger(__name__)
 
@@ -55,8 +54,10 @@ SLOW_SHOWN = 20
 CHART_WINDOWS = 5000
 CHART_SNAPSHOTS = 500
 PLAN_HISTORY = 200
-# While a refresh of a target's indexes is pending, its page reloads itself this often (s).
+# While a refresh of a target's indexes or a plan is pending, its page reloads itself this
+# often (s); a plan not stored within EXPLAIN_WAIT_S is no longer waited for.
 INDEXES_POLL_S = 3
+EXPLAIN_WAIT_S = 120
 DATE_HELP = "YYYY-MM-DD"
 # The list's sort orders, largest first; p95 is the app side's (pg_stat_statements has none).
 SORTS = {
@@ -72,11 +73,8 @@ SORTS = {
 
 def merged_p95_ms(encoded: Iterable[str]) -> float | None:
     """The 95th percentile (ms) of the union of encoded microsecond histograms, or None."""
-    histograms = [Histogram.decode(text) for text in encoded if text]
-    if not histograms:
-        return None
-    merged = merge_all(histograms)
-    return merged.value_at_percentile(95.0) / 1000.0 if merged.total_count else None
+    value = HistogramSum().add_all(encoded).value_at_percentile(95.0)
+    return value / 1000.0 if value is not None else None
 
 
 def run_window(run: LoadTestRun) -> Q:
@@ -184,15 +182,21 @@ def filtered_windows(filters: dict[str, Any], after: int = 0) -> QuerySet[QueryS
     return _dated(windows.all(), "window_start", filters)
 
 
-def filtered_rollups(filters: dict[str, Any]) -> QuerySet[QueryStatRollup]:
-    rolled = QueryStatRollup.objects.all()
+def filtered_rollups(filters: dict[str, Any], grain: str) -> QuerySet[QueryStatRollup]:
+    """The daily roll-ups of `grain` under the filters (the grain must allow them: see
+    rollup_grain)."""
+    rolled = QueryStatRollup.objects.filter(grain=grain)
     if "target" in filters:
         rolled = rolled.filter(fingerprint__target_id=filters["target"])
     if "origin" in filters:
         rolled = rolled.filter(origin=filters["origin"])
     if "run" in filters:
         rolled = rolled.filter(run_id=filters["run"].pk)
-    return _dated(rolled, "hour_start", filters)
+    if "since" in filters:
+        rolled = rolled.filter(day__gte=filters["since"])
+    if "until" in filters:
+        rolled = rolled.filter(day__lte=filters["until"])
+    return rolled
 
 
 def filtered_deltas(filters: dict[str, Any]) -> QuerySet[StatementDelta]:
@@ -206,6 +210,15 @@ def filtered_deltas(filters: dict[str, Any]) -> QuerySet[StatementDelta]:
     return _dated(deltas, "snapshot__taken_at", filters)
 
 
+def rollup_grain(filters: dict[str, Any], *, by_origin: bool) -> str:
+    """The coarsest roll-up grain that answers `filters`, split by origin or not."""
+    if "run" in filters:
+        return RollupGrain.RUN
+    if by_origin or "origin" in filters:
+        return RollupGrain.ORIGIN
+    return RollupGrain.FINGERPRINT
+
+
 def query_rows(filters: dict[str, Any], rolled_up_to: int) -> dict[int, QueryRow]:
     """Every fingerprint with statistics under the filters (three grouped queries): the hourly
     roll-ups, the windows after them, the target's deltas."""
@@ -216,7 +229,8 @@ def query_rows(filters: dict[str, Any], rolled_up_to: int) -> dict[int, QueryRow
         .annotate(calls=Sum("calls"), total=Sum("total_ms"), p95=Max("p95_ms"))
         .order_by()
     )
-    for entry in [*rollups.grouped(filtered_rollups(filters)), *tail]:
+    rolled = filtered_rollups(filters, rollup_grain(filters, by_origin=True))
+    for entry in [*rollups.grouped(rolled), *tail]:
         row = rows.setdefault(entry["fingerprint_id"], QueryRow(entry["fingerprint_id"]))
         row.app_calls += entry["calls"] or 0
         row.app_total_ms += entry["total"] or 0.0
@@ -257,7 +271,9 @@ def top_rows(filters: dict[str, Any], sort: str, limit: int = QUERIES_SHOWN) -> 
     fingerprints = QueryFingerprint.objects.select_related("target").in_bulk(ids)
     histograms: dict[int, list[str]] = {}
     app_ids = [row.fingerprint_id for row in shown if row.app_calls]
-    rolled = filtered_rollups(filters).filter(fingerprint_id__in=app_ids)
+    # One row a day per fingerprint when no origin or run narrows the list.
+    grain = rollup_grain(filters, by_origin=False)
+    rolled = filtered_rollups(filters, grain).filter(fingerprint_id__in=app_ids)
     windows = filtered_windows(filters, after=mark).filter(fingerprint_id__in=app_ids)
     for source in (rolled, windows):
         for fingerprint_id, encoded in source.values_list("fingerprint_id", "histogram"):
@@ -450,8 +466,20 @@ def detail(request: HttpRequest, fingerprint_id: int) -> HttpResponse:
         QueryFingerprint.objects.select_related("target"), pk=fingerprint_id
     )
     latest_plan = fingerprint.plans.order_by("-captured_at", "-pk").first()
+    asked = fingerprint.explain_requested_at
+    planning = bool(
+        asked
+        and not fingerprint.explain_problem
+        and (latest_plan is None or latest_plan.captured_at < asked)
+        and timezone.now() - asked < timedelta(seconds=EXPLAIN_WAIT_S)
+    )
     context = {
         "fingerprint": fingerprint,
+        "planning": planning,
+        "refresh_every_s": INDEXES_POLL_S,
+        "explain_problem": redact(fingerprint.explain_problem, fingerprint.target.dsn)
+        if fingerprint.target and fingerprint.explain_problem
+        else fingerprint.explain_problem,
         "chart": {"app": app_minutes(fingerprint), "target": target_snapshots(fingerprint)},
         "plan": latest_plan,
         "plan_rows": plan_view(latest_plan),
@@ -468,19 +496,15 @@ def detail(request: HttpRequest, fingerprint_id: int) -> HttpResponse:
 @require_POST
 @permission_required("queryopt.add_queryplan", raise_exception=True)
 def explain_now(request: HttpRequest, fingerprint_id: int) -> HttpResponse:
-    """Plan the query now (EXPLAIN without ANALYZE: nothing runs, bounded by the statement
-    timeout), so the page shows a fresh plan, and a plan change if there is one."""
-    fingerprint = get_object_or_404(
-        QueryFingerprint.objects.select_related("target"), pk=fingerprint_id
+    """Ask the worker to plan the query now (EXPLAIN without ANALYZE: nothing runs, bounded by
+    the connect and statement timeouts); the page shows the plan when it is stored, or why not.
+    The request itself never connects to the target."""
+    fingerprint = get_object_or_404(QueryFingerprint, pk=fingerprint_id)
+    QueryFingerprint.objects.filter(pk=fingerprint.pk).update(
+        explain_requested_at=timezone.now(), explain_problem=""
     )
-    try:
-        plan = planstore.explain_fingerprint(fingerprint)
-    except (TargetError, ExplainRefused) as exc:
-        # TargetError is redacted by its raiser; redacted again all the same.
-        dsn = fingerprint.target.dsn if fingerprint.target else ""
-        messages.error(request, f"Not planned: {redact(str(exc), dsn) if dsn else exc}")
-    else:
-        messages.success(request, f"Planned: plan {plan.plan_hash} is shown below.")
+    tasks.explain_fingerprint.delay_on_commit(fingerprint.pk)
+    messages.success(request, "Planning: the worker takes the plan; this page refreshes.")
     return redirect("queryopt:detail", fingerprint.pk)
 
 

@@ -119,3 +119,21 @@ def test_every_failed_connection_looks_the_same_and_the_cause_goes_to_the_log(
 
 def test_every_target_connection_gets_the_same_short_timeout() -> None:
     assert targets.CONNECT_TIMEOUT_S <= 3
+
+
+def test_every_target_connection_goes_through_the_one_checked_function() -> None:
+    # Only queryopt.targets.connect opens connections from a stored DSN; other modules call it.
+    import ast
+    from pathlib import Path
+
+    import queryopt
+
+    connects = {"psycopg.connect", "psycopg.Connection.connect", "connect"}
+    offenders = []
+    for path in Path(queryopt.__file__).parent.rglob("*.py"):
+        if path.name == "targets.py":
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Call) and ast.unparse(node.func) in connects:
+                offenders.append(f"{path.name}:{node.lineno}")
+    assert offenders == []

@@ -12,7 +12,8 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from queryopt import rollups, tasks
-from queryopt.models import QueryStatRollup, QueryStatWindow
+from queryopt.histsum import HistogramSum
+from queryopt.models import QueryStatRollup, QueryStatWindow, RollupGrain, StatRollupState
 from queryopt.views import query_rows, top_rows
 from tests.queryopt.pages.conftest import Seen, fingerprint, make_run, window
 
@@ -64,11 +65,32 @@ def test_the_rollups_give_the_same_totals_and_p95_as_the_raw_windows(seen: Seen)
     assert tasks.roll_up_stat_windows() == QueryStatWindow.objects.count() - 20
     assert rollups.rolled_up_to() == QueryStatWindow.objects.order_by("-pk").first().pk
     assert [(figures(f, rollups.rolled_up_to()), shown(f)) for f in filter_sets(seen)] == raw
-    assert QueryStatRollup.objects.count() < QueryStatWindow.objects.count() / 2
-    # Totals of the roll-ups themselves are the windows' totals.
-    windows = QueryStatWindow.objects.all()
-    assert sum(r.calls for r in QueryStatRollup.objects.all()) == sum(w.calls for w in windows)
-    assert sum(r.windows for r in QueryStatRollup.objects.all()) == windows.count()
+    # Both kinds of roll-up hold the windows' totals and histograms.
+    windows = list(QueryStatWindow.objects.all())
+    for grain in RollupGrain.values:
+        rolled = list(QueryStatRollup.objects.filter(grain=grain))
+        assert len(rolled) < len(windows) / 2
+        assert sum(r.calls for r in rolled) == sum(w.calls for w in windows)
+        assert sum(r.windows for r in rolled) == len(windows)
+        assert sum(r.total_ms for r in rolled) == pytest.approx(sum(w.total_ms for w in windows))
+        merged = HistogramSum().add_all(r.histogram for r in rolled).histogram()
+        assert merged == HistogramSum().add_all(w.histogram for w in windows).histogram()
+
+
+def test_another_time_zone_rebuilds_the_days(seen: Seen, settings: Any) -> None:
+    rollups.roll_up_all()
+    zone = "Pacific/Kiritimati"  # UTC+14
+    settings.TIME_ZONE = zone
+    with timezone.override(zone):
+        rollups.roll_up_all()
+        expected = {
+            timezone.localdate(start)
+            for start in QueryStatWindow.objects.values_list("window_start", flat=True)
+        }
+    assert StatRollupState.objects.get().time_zone == zone
+    rolled = QueryStatRollup.objects.filter(grain=RollupGrain.FINGERPRINT)
+    assert set(rolled.values_list("day", flat=True)) == expected
+    assert sum(r.windows for r in rolled) == QueryStatWindow.objects.count()
 
 
 def test_it_rolls_up_only_settled_windows_in_id_order(seen: Seen) -> None:
