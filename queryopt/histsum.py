@@ -43,6 +43,10 @@ class HistogramSum:
         self._scratch = Counts()
         self.added = 0
         self._slow: Histogram | None = None
+        # The span of non-zero counts in `total`, as decoding reports it: percentiles read
+        # only that span, not 188 KB.
+        self._first = COUNTS_LEN
+        self._last = -1
 
     def add(self, encoded: str) -> None:
         if not encoded:
@@ -59,7 +63,10 @@ class HistogramSum:
             self._slow = (self._slow or Histogram()).merge(Histogram.decode(encoded))
             return
         scratch = ctypes.addressof(self._scratch)
-        decode(data, payload_header_size, scratch, COUNTS_LEN, WORD_SIZE)
+        found = decode(data, payload_header_size, scratch, COUNTS_LEN, WORD_SIZE)
+        if found["total"]:
+            self._first = min(self._first, found["min_nonzero_index"])
+            self._last = max(self._last, found["max_nonzero_index"])
         add_array(ctypes.addressof(self.total), scratch, COUNTS_LEN, WORD_SIZE)
         ctypes.memset(scratch, 0, ctypes.sizeof(self._scratch))
 
@@ -81,13 +88,11 @@ class HistogramSum:
         if self._slow is not None:
             merged = self.histogram()
             return merged.value_at_percentile(percentile) if merged.total_count else None
-        raw = bytes(self.total)
-        end = -(-len(raw.rstrip(b"\0")) // WORD_SIZE)
-        if not end:
+        if self._last < self._first:
             return None
-        first = (len(raw) - len(raw.lstrip(b"\0"))) // WORD_SIZE
+        first, size = self._first, (self._last - self._first + 1) * WORD_SIZE
         span = array("Q")
-        span.frombytes(raw[first * WORD_SIZE : end * WORD_SIZE])
+        span.frombytes(ctypes.string_at(ctypes.addressof(self.total) + first * WORD_SIZE, size))
         running = list(accumulate(span))
         index = first + bisect_left(running, _target_count(percentile, running[-1]))
         return highest_equivalent(index) if percentile else lowest_equivalent(index)

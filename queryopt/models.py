@@ -249,9 +249,6 @@ class QueryStatRollup(models.Model):
         indexes = [
             models.Index(fields=["grain", "day"]),
             models.Index(fields=["grain", "fingerprint", "day"]),
-            models.Index(
-                fields=["run"], condition=models.Q(run__isnull=False), name="qo_rollup_run"
-            ),
         ]
 
     def __str__(self) -> str:
