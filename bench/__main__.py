@@ -19,6 +19,7 @@ BENCHMARKS = (
     "queryopt_capture",
     "queryopt_batch",
     "queryopt_tuning",
+    "queryopt_queries_page",
     "profiling_overhead",
     "shards",
 )

@@ -342,6 +342,11 @@ CELERY_BEAT_SCHEDULE = {
         "task": "queryopt.tasks.snapshot_due_targets",
         "schedule": 30.0,
     },
+    # Sums the app-side query windows into hourly roll-ups, which the Queries page reads.
+    "roll-up-query-stat-windows": {
+        "task": "queryopt.tasks.roll_up_stat_windows",
+        "schedule": 60.0,
+    },
     # Plans each new slow fingerprint once (a failing one at most three times).
     "explain-slow-queries": {"task": "queryopt.tasks.explain_slow_queries", "schedule": 30.0},
     # Alert deliveries are queued when made; this sends the due retries and any the broker lost.
@@ -422,6 +427,9 @@ QUERYOPT_KEEP_PARAMS = env_bool("QUERYOPT_KEEP_PARAMS", False)
 QUERYOPT_N_PLUS_ONE_MIN = env_int("QUERYOPT_N_PLUS_ONE_MIN", 5, minimum=2, maximum=100_000)
 # EXPLAIN ANALYZE's statement timeout (s).
 QUERYOPT_EXPLAIN_TIMEOUT_S = env_float("QUERYOPT_EXPLAIN_TIMEOUT_S", 5.0, minimum=0.1, maximum=600)
+# Query targets may only be on these database hosts (checked when saved and when connecting);
+# the host of the app's own database is allowed as well.
+QUERYOPT_ALLOWED_HOSTS = env_list("QUERYOPT_ALLOWED_HOSTS", ["localhost", "127.0.0.1"])
 
 # Profiles: artefacts (speedscope, collapsed stacks, traces, dumps) live under the media
 # directory, served only through the login-protected capture pages, never as public media.

@@ -5,14 +5,14 @@ from typing import Any
 
 from django import forms
 
-from queryopt.dsn import mask_dsn, with_password_of
+from queryopt.dsn import mask_dsn
 from queryopt.models import IndexHint, QueryTarget
-from queryopt.services import dsn_problem
+from queryopt.services import TargetProblem, dsn_problem, resolved_dsn
 
 
 class QueryTargetForm(forms.ModelForm):
     """The DSN is shown with its password masked; saved with the mask, the stored password
-    stays."""
+    stays, but only while the DSN still goes where it went (services.resolved_dsn)."""
 
     class Meta:
         model = QueryTarget
@@ -27,7 +27,10 @@ class QueryTargetForm(forms.ModelForm):
     def clean_dsn(self) -> str:
         dsn = self.cleaned_data["dsn"]
         if self.instance.pk:
-            dsn = with_password_of(dsn, self.instance.dsn)
+            try:
+                return resolved_dsn(dsn, self.instance.dsn)
+            except TargetProblem as exc:
+                raise forms.ValidationError(str(exc)) from None
         problem = dsn_problem(dsn)
         if problem:
             raise forms.ValidationError(problem)

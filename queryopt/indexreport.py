@@ -1,6 +1,11 @@
 """A target's indexes as the Indexes page shows them, and the before/after measurement of a
 recommended index once it is in place.
 
+The unused and duplicate indexes are read from the target by `survey_indexes`, in a Celery
+task (queryopt.tasks.refresh_index_survey, after each scheduled snapshot or on request), and
+stored as the target's IndexSurvey: `index_report` reads only the database, so a target that
+hangs can never hold a web thread.
+
 After each snapshot (snapshots.take_snapshot calls `track_applied`), every OPEN recommendation
 of the target whose index now exists (an index leading with its columns) is marked APPLIED at
 that snapshot's time. Its "before" is the weighted mean time of its fingerprints over the
@@ -17,6 +22,8 @@ from typing import Any
 
 import psycopg
 from django.db.models import Q, Sum
+from django.utils import timezone
+from django.utils.dateparse import parse_datetime
 
 from queryopt import indexes, targets
 from queryopt.dsn import redact
@@ -24,6 +31,7 @@ from queryopt.models import (
     HintKind,
     IndexHint,
     IndexRecommendation,
+    IndexSurvey,
     QueryTarget,
     RecommendationStatus,
     StatementDelta,
@@ -111,24 +119,12 @@ def matching_hint(hints: list[IndexHint], table: str, columns: list[str]) -> Ind
     )
 
 
-def index_report(target: QueryTarget) -> dict[str, Any]:
-    """What the Indexes page of `target` shows.
-
-    {"recommended": stored recommendations, newest first (dicts, see `_recommendation_row`),
-     "unused": indexes.unused_indexes rows, "duplicate": indexes.duplicate_indexes rows
-     (each also with "name", the index's name),
-     "hints": the target's and the global hints (dicts), "problem": why the target could not
-     be asked for its indexes (redacted), or None}.
-    Reads the stored recommendations, never runs the advisor (that is `queryopt recommend`).
-    """
-    hints = hints_for(target)
-    recommended = [
-        _recommendation_row(r, hints)
-        for r in target.recommendations.prefetch_related("fingerprints")
-    ]
-    unused: list[dict[str, Any]] = []
-    duplicate: list[dict[str, Any]] = []
-    problem = None
+def survey_indexes(target: QueryTarget) -> IndexSurvey:
+    """Read the target's unused and duplicate indexes now (bounded by its connect and statement
+    timeouts) and store them; a target that cannot answer keeps the last reading, with the
+    reason (redacted)."""
+    survey, _ = IndexSurvey.objects.get_or_create(target=target)
+    problem = ""
     try:
         with targets.connect(target.dsn) as conn:
             unused, duplicate = indexes.unused_indexes(conn), indexes.duplicate_indexes(conn)
@@ -136,13 +132,56 @@ def index_report(target: QueryTarget) -> dict[str, Any]:
         problem = str(exc)
     except psycopg.Error as exc:
         problem = targets.describe_error(exc, target.dsn, "cannot read the indexes")
+    if problem:
+        log.warning("queryopt target %s: %s", target.name, redact(problem, target.dsn))
+        survey.problem = redact(problem, target.dsn)[:2000]
+    else:
+        survey.unused, survey.duplicate, survey.problem = unused, duplicate, ""
+    survey.taken_at = timezone.now()
+    survey.save()
+    return survey
+
+
+def _stored_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    # "name" as well as "index": the page's templates call an index's name that.
+    shown = []
+    for row in rows:
+        reset = row.get("stats_reset")
+        if isinstance(reset, str):
+            row = {**row, "stats_reset": parse_datetime(reset)}
+        shown.append({**row, "name": row["index"]})
+    return shown
+
+
+def index_report(target: QueryTarget) -> dict[str, Any]:
+    """What the Indexes page of `target` shows, from the database only (a fixed number of
+    queries; the target is never connected to).
+
+    {"recommended": stored recommendations, newest first (dicts, see `_recommendation_row`),
+     "unused": indexes.unused_indexes rows, "duplicate": indexes.duplicate_indexes rows
+     (each also with "name", the index's name), as the last survey read them,
+     "hints": the target's and the global hints (dicts), "problem": why the last survey could
+     not read the indexes (redacted), or None,
+     "survey": {"taken_at", "requested_at", "refreshing"} of the last survey}.
+    Reads the stored recommendations, never runs the advisor (that is `queryopt recommend`).
+    """
+    hints = hints_for(target)
+    recommended = [
+        _recommendation_row(r, hints)
+        for r in target.recommendations.prefetch_related("fingerprints")
+    ]
+    survey = IndexSurvey.objects.filter(target=target).first() or IndexSurvey(target=target)
     return {
         "recommended": recommended,
-        # "name" as well as "index": the page's templates call an index's name that.
-        "unused": [{**row, "name": row["index"]} for row in unused],
-        "duplicate": [{**row, "name": row["index"]} for row in duplicate],
+        "unused": _stored_rows(survey.unused),
+        "duplicate": _stored_rows(survey.duplicate),
         "hints": [_hint_row(hint) for hint in hints],
-        "problem": redact(problem, target.dsn) if problem else None,
+        "problem": redact(survey.problem, target.dsn) if survey.problem else None,
+        "survey": {
+            "taken_at": survey.taken_at,
+            "requested_at": survey.requested_at,
+            "refreshing": survey.refreshing,
+        },
     }
 
 

@@ -3,6 +3,7 @@ pg_stat_statements between consecutive snapshots."""
 
 from __future__ import annotations
 
+from django.core.serializers.json import DjangoJSONEncoder
 from django.db import models
 
 
@@ -33,6 +34,32 @@ class QueryTarget(models.Model):
         return self.name
 
 
+class IndexSurvey(models.Model):
+    """A target's unused and duplicate indexes as a Celery task last read them: the Indexes
+    page shows this and never connects to the target inside a request."""
+
+    target = models.OneToOneField(
+        QueryTarget, on_delete=models.CASCADE, related_name="index_survey"
+    )
+    requested_at = models.DateTimeField(
+        null=True, blank=True, help_text="When a refresh was last asked for."
+    )
+    taken_at = models.DateTimeField(null=True, blank=True, help_text="When it was last read.")
+    unused = models.JSONField(default=list, blank=True, encoder=DjangoJSONEncoder)
+    duplicate = models.JSONField(default=list, blank=True, encoder=DjangoJSONEncoder)
+    problem = models.TextField(blank=True, help_text="Why the last reading failed (redacted).")
+
+    def __str__(self) -> str:
+        return f"indexes of {self.target}"
+
+    @property
+    def refreshing(self) -> bool:
+        """A refresh was asked for after the last reading."""
+        return self.requested_at is not None and (
+            self.taken_at is None or self.requested_at > self.taken_at
+        )
+
+
 class QueryFingerprint(models.Model):
     """One query shape on one database. App-side capture statistics (QueryStatWindow) and
     pg_stat_statements deltas (StatementDelta) of the same query meet here: both are keyed by
@@ -53,6 +80,12 @@ class QueryFingerprint(models.Model):
     query_text = models.TextField(help_text="The normalised query ($1 for each constant).")
     first_seen_at = models.DateTimeField(auto_now_add=True)
     last_seen_at = models.DateTimeField(auto_now_add=True)
+    explain_requested_at = models.DateTimeField(
+        null=True, blank=True, help_text="When a plan was last asked for from its page."
+    )
+    explain_problem = models.TextField(
+        blank=True, help_text="Why the plan asked for last could not be taken (redacted)."
+    )
 
     class Meta:
         # Two conditional constraints rather than nulls_distinct=False, which SQLite lacks.
@@ -175,6 +208,63 @@ class QueryStatWindow(models.Model):
     @property
     def mean_ms(self) -> float:
         return self.total_ms / self.calls if self.calls else 0.0
+
+
+class RollupGrain(models.TextChoices):
+    """How finely a QueryStatRollup row splits a fingerprint's day: the page reads the
+    coarsest grain its filters allow."""
+
+    FINGERPRINT = "fingerprint", "Fingerprint (every origin and run)"
+    ORIGIN = "origin", "Fingerprint and origin (every run)"
+    RUN = "run", "Fingerprint, origin and run (or no run)"
+
+
+class QueryStatRollup(models.Model):
+    """The QueryStatWindow rows of one day (in TIME_ZONE), summed by queryopt.rollups at each
+    grain. The Queries page reads days, not seconds."""
+
+    fingerprint = models.ForeignKey(
+        QueryFingerprint, on_delete=models.CASCADE, related_name="stat_rollups"
+    )
+    grain = models.CharField(max_length=16, choices=RollupGrain.choices)
+    origin = models.CharField(max_length=200, blank=True)
+    run = models.ForeignKey(
+        "loadtests.LoadTestRun",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="query_stat_rollups",
+    )
+    day = models.DateField()
+    windows = models.PositiveIntegerField(default=0)
+    calls = models.BigIntegerField(default=0)
+    errors = models.BigIntegerField(default=0)
+    total_ms = models.FloatField(default=0.0)
+    p95_bound_ms = models.FloatField(
+        default=0.0, help_text="The worst window's p95: a bound, for ranking only."
+    )
+    histogram = models.TextField(blank=True, help_text="The windows' histograms, merged.")
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["grain", "day"]),
+            models.Index(fields=["grain", "fingerprint", "day"]),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.origin or 'all'} on {self.day}: {self.calls} calls"
+
+
+class StatRollupState(models.Model):
+    """One row: the id of the last QueryStatWindow summed into the roll-ups, and the time zone
+    their days are in (another TIME_ZONE rebuilds them)."""
+
+    rolled_up_to = models.BigIntegerField(default=0)
+    time_zone = models.CharField(max_length=64, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return f"windows rolled up to #{self.rolled_up_to}"
 
 
 class SlowQuery(models.Model):

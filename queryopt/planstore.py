@@ -195,6 +195,26 @@ def explain_fingerprint(fingerprint: QueryFingerprint) -> QueryPlan:
             raise targets.TargetError(targets.describe_error(exc, dsn, "EXPLAIN failed")) from None
 
 
+def explain_on_request(fingerprint_id: int) -> int | None:
+    """Plan one fingerprint asked for from its page (in a worker task); the plan's id, or None
+    when it is gone or could not be planned: the reason (redacted) is stored on it for the
+    page, and logged."""
+    fingerprint = QueryFingerprint.objects.select_related("target").filter(pk=fingerprint_id)
+    found = fingerprint.first()
+    if found is None:
+        return None
+    try:
+        plan = explain_fingerprint(found)
+    except (targets.TargetError, explain.ExplainRefused) as exc:
+        dsn = _dsn_of(found.target) or ""
+        problem = redact(str(exc), dsn) if dsn else str(exc)
+        log.warning("queryopt: not planned fingerprint %s: %s", found.pk, problem)
+        fingerprint.update(explain_problem=problem[:2000])
+        return None
+    fingerprint.update(explain_problem="")
+    return plan.pk
+
+
 def _attempts_key(fingerprint: QueryFingerprint) -> str:
     return f"queryopt:explain-failures:{fingerprint.pk}"
 

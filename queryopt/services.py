@@ -3,21 +3,27 @@ snapshots. Connections live in targets.py, the deltas in snapshots.py."""
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
-from django.conf import settings
-from psycopg.conninfo import conninfo_to_dict, make_conninfo
+from django.utils import timezone
 
 from queryopt import indexreport, snapshots, targets
-from queryopt.dsn import redact
-from queryopt.models import QueryTarget, SnapshotReason, StatementSnapshot
+from queryopt.dsn import DsnRefused, connection_params, redact, with_password_of
+from queryopt.models import IndexSurvey, QueryTarget, SnapshotReason, StatementSnapshot
+
+# A refresh asked for within this many seconds, and not done yet, is not asked for again:
+# pressing the button many times costs the target one reading.
+SURVEY_PENDING_S = 60
 
 __all__ = [
     "QueryTarget",
     "TargetProblem",
     "add_target",
+    "change_target_dsn",
     "check_target",
     "index_report",
+    "request_index_survey",
     "take_snapshot",
 ]
 
@@ -27,14 +33,37 @@ class TargetProblem(ValueError):
 
 
 def dsn_problem(dsn: str) -> str | None:
-    """Why `dsn` is no PostgreSQL DSN (redacted), or None."""
+    """Why `dsn` may not be a target's (redacted), or None: see queryopt.dsn's rules."""
     if not dsn.strip():
         return "dsn: give a PostgreSQL DSN, e.g. postgresql://user:password@host:5432/dbname"
+    if targets.is_own_dsn(dsn):
+        return None
     try:
-        conninfo_to_dict(dsn)
-    except Exception as exc:  # noqa: BLE001 - psycopg's parser raises ProgrammingError
-        return redact(f"dsn: not a PostgreSQL DSN: {' '.join(str(exc).split())}", dsn)
+        connection_params(dsn, targets.allowed_hosts())
+    except DsnRefused as exc:
+        return redact(str(exc), dsn)
     return None
+
+
+def resolved_dsn(new_dsn: str, stored_dsn: str) -> str:
+    """The DSN to store when `new_dsn` replaces `stored_dsn`: the stored password put back for
+    the mask, only when the connection still goes where it did; TargetProblem otherwise."""
+    try:
+        dsn = with_password_of(new_dsn, stored_dsn)
+    except DsnRefused as exc:
+        raise TargetProblem(str(exc)) from None
+    problem = dsn_problem(dsn)
+    if problem:
+        raise TargetProblem(problem)
+    return dsn
+
+
+def change_target_dsn(target: QueryTarget, new_dsn: str) -> QueryTarget:
+    """Point `target` at `new_dsn` (see resolved_dsn); its last error goes with the old DSN."""
+    target.dsn = resolved_dsn(new_dsn, target.dsn)
+    target.last_error = ""
+    target.save(update_fields=["dsn", "last_error", "updated_at"])
+    return target
 
 
 def add_target(
@@ -89,19 +118,24 @@ def take_snapshot(
 
 
 def own_database_dsn() -> str:
-    """This app's own PostgreSQL database as a DSN (DATABASE_URL's libpq options kept)."""
-    database = settings.DATABASES["default"]
-    params = {
-        "host": database["HOST"],
-        "port": database["PORT"] or None,
-        "dbname": database["NAME"],
-        "user": database["USER"],
-        "password": database["PASSWORD"] or None,
-    }
-    options = {k: v for k, v in database.get("OPTIONS", {}).items() if isinstance(v, str)}
-    return make_conninfo("", **params, **options)
+    return targets.own_database_dsn()
 
 
 def index_report(target: QueryTarget) -> dict[str, Any]:
     """The Indexes page of `target`: see indexreport.index_report for its shape."""
     return indexreport.index_report(target)
+
+
+def request_index_survey(target: QueryTarget) -> bool:
+    """Note that `target`'s indexes should be read again; False when a refresh is already
+    pending (asked for less than SURVEY_PENDING_S ago and not done), so that none is queued."""
+    now = timezone.now()
+    survey, _ = IndexSurvey.objects.get_or_create(target=target)
+    if survey.refreshing and survey.requested_at > now - timedelta(seconds=SURVEY_PENDING_S):
+        return False
+    IndexSurvey.objects.filter(pk=survey.pk).update(requested_at=now)
+    return True
+
+
+def survey_indexes(target: QueryTarget) -> IndexSurvey:
+    return indexreport.survey_indexes(target)

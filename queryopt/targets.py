@@ -1,14 +1,31 @@
-"""Connections to target databases and the extensions the optimizer needs on them."""
+"""Connections to target databases and the extensions the optimizer needs on them.
+
+`connect` is the one way to a target: it checks the DSN against the rules (queryopt.dsn) and
+QUERYOPT_ALLOWED_HOSTS again, whatever was stored, and every failure to connect reads the same
+to the user (CONNECT_FAILED) within one short timeout; the cause goes to the server log only,
+so that a target's form is no port scanner."""
 
 from __future__ import annotations
 
-import psycopg
-from psycopg import sql
+import logging
+import os
 
-from queryopt.dsn import mask_dsn, redact
+import psycopg
+from django.conf import settings
+from psycopg import sql
+from psycopg.conninfo import make_conninfo
+
+from queryopt.dsn import DsnRefused, connection_params, mask_dsn, redact
+
+log = logging.getLogger(__name__)
 
 APPLICATION_NAME = "offgridperf-queryopt"
-CONNECT_TIMEOUT_S = 5
+# The same for every target and every cause: a refused port and a silent one both end within it.
+CONNECT_TIMEOUT_S = 3
+CONNECT_FAILED = (
+    "cannot connect to the target database: check its host, port, database, user and password "
+    "(the cause is in the server log)"
+)
 STATEMENT_TIMEOUT_MS = 5000
 # Extensions that must be loaded at server start, not only created.
 PRELOADED = {"pg_stat_statements"}
@@ -19,18 +36,62 @@ class TargetError(Exception):
     """A target that cannot be used; the message is already free of the DSN's password."""
 
 
+def own_database_dsn() -> str:
+    """This app's own PostgreSQL database as a DSN (DATABASE_URL's libpq options kept)."""
+    database = settings.DATABASES["default"]
+    params = {
+        "host": database["HOST"],
+        "port": database["PORT"] or None,
+        "dbname": database["NAME"],
+        "user": database["USER"],
+        "password": database["PASSWORD"] or None,
+    }
+    options = {k: v for k, v in database.get("OPTIONS", {}).items() if isinstance(v, str)}
+    return make_conninfo("", **params, **options)
+
+
+def allowed_hosts() -> list[str]:
+    """QUERYOPT_ALLOWED_HOSTS, and the host of the app's own database (`make run` registers
+    it as a target)."""
+    hosts = list(settings.QUERYOPT_ALLOWED_HOSTS)
+    own = settings.DATABASES["default"].get("HOST")
+    if settings.DATABASE_IS_POSTGRES and own:
+        hosts.append(own)
+    return hosts
+
+
+def is_own_dsn(dsn: str) -> bool:
+    """Whether `dsn` is exactly the app's own database's, which comes from this server's
+    configuration, not from a user, and is taken as it is (any libpq option included)."""
+    return bool(settings.DATABASE_IS_POSTGRES) and dsn == own_database_dsn()
+
+
+def checked_conninfo(dsn: str) -> str:
+    """The conninfo to connect to `dsn` with, or DsnRefused (see is_own_dsn)."""
+    if is_own_dsn(dsn):
+        return dsn
+    params = connection_params(dsn, allowed_hosts())
+    # No password in the DSN must not mean this server's ~/.pgpass.
+    return make_conninfo("", **params, passfile=os.devnull)
+
+
 def connect(dsn: str) -> psycopg.Connection:
     """An autocommit connection with short timeouts (a failed statement aborts nothing)."""
     try:
+        conninfo = checked_conninfo(dsn)
+    except DsnRefused as exc:
+        raise TargetError(str(exc)) from None
+    try:
         return psycopg.connect(
-            dsn,
+            conninfo,
             autocommit=True,
             connect_timeout=CONNECT_TIMEOUT_S,
             application_name=APPLICATION_NAME,
             options=f"-c statement_timeout={STATEMENT_TIMEOUT_MS}",
         )
-    except Exception as exc:  # noqa: BLE001 - every cause becomes one redacted line
-        raise TargetError(describe_error(exc, dsn, f"cannot connect to {mask_dsn(dsn)}")) from None
+    except Exception as exc:  # noqa: BLE001 - every cause reads the same to the user
+        log.warning("%s", describe_error(exc, dsn, f"cannot connect to {mask_dsn(dsn)}"))
+        raise TargetError(CONNECT_FAILED) from None
 
 
 def describe_error(exc: BaseException, dsn: str, context: str) -> str:

@@ -16,32 +16,34 @@ from typing import Any
 
 from django import forms
 from django.contrib import messages
-from django.contrib.auth.decorators import login_required, permission_required
+from django.contrib.auth.decorators import login_required
 from django.db.models import Max, Q, QuerySet, Sum
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
 from django.utils import timezone
 from django.utils.http import urlencode
 from django.views.decorators.http import require_GET, require_POST
 
-from loadtests.engine.histograms import Histogram, merge_all
 from loadtests.models import LoadTestRun
+from offgridperf import access
 from offgridperf.forms import FilterForm
-from queryopt import plans, planstore, services
+from queryopt import plans, rollups, services, tasks
 from queryopt import pool as pool_stats
 from queryopt.dsn import redact
-from queryopt.explain import ExplainRefused
+from queryopt.histsum import HistogramSum
 from queryopt.models import (
     NPlusOne,
     QueryFingerprint,
     QueryPlan,
+    QueryStatRollup,
     QueryStatWindow,
     QueryTarget,
+    RollupGrain,
     SlowQuery,
     SnapshotReason,
     StatementDelta,
 )
-from queryopt.targets import TargetError
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +55,10 @@ SLOW_SHOWN = 20
 CHART_WINDOWS = 5000
 CHART_SNAPSHOTS = 500
 PLAN_HISTORY = 200
+# While a refresh of a target's indexes or a plan is pending, its page reloads itself this
+# often (s); a plan not stored within EXPLAIN_WAIT_S is no longer waited for.
+INDEXES_POLL_S = 3
+EXPLAIN_WAIT_S = 120
 DATE_HELP = "YYYY-MM-DD"
 # The list's sort orders, largest first; p95 is the app side's (pg_stat_statements has none).
 SORTS = {
@@ -68,11 +74,8 @@ SORTS = {
 
 def merged_p95_ms(encoded: Iterable[str]) -> float | None:
     """The 95th percentile (ms) of the union of encoded microsecond histograms, or None."""
-    histograms = [Histogram.decode(text) for text in encoded if text]
-    if not histograms:
-        return None
-    merged = merge_all(histograms)
-    return merged.value_at_percentile(95.0) / 1000.0 if merged.total_count else None
+    value = HistogramSum().add_all(encoded).value_at_percentile(95.0)
+    return value / 1000.0 if value is not None else None
 
 
 def run_window(run: LoadTestRun) -> Q:
@@ -168,15 +171,33 @@ def _dated(queryset: QuerySet, column: str, filters: dict[str, Any]) -> QuerySet
     return queryset
 
 
-def filtered_windows(filters: dict[str, Any]) -> QuerySet[QueryStatWindow]:
-    windows = QueryStatWindow.objects.all()
+def filtered_windows(filters: dict[str, Any], after: int = 0) -> QuerySet[QueryStatWindow]:
+    """The windows under the filters; with `after`, only those not rolled up yet."""
+    windows = QueryStatWindow.objects.filter(pk__gt=after) if after else QueryStatWindow.objects
     if "target" in filters:
         windows = windows.filter(fingerprint__target_id=filters["target"])
     if "origin" in filters:
         windows = windows.filter(origin=filters["origin"])
     if "run" in filters:
         windows = windows.filter(run_id=filters["run"].pk)
-    return _dated(windows, "window_start", filters)
+    return _dated(windows.all(), "window_start", filters)
+
+
+def filtered_rollups(filters: dict[str, Any], grain: str) -> QuerySet[QueryStatRollup]:
+    """The daily roll-ups of `grain` under the filters (the grain must allow them: see
+    rollup_grain)."""
+    rolled = QueryStatRollup.objects.filter(grain=grain)
+    if "target" in filters:
+        rolled = rolled.filter(fingerprint__target_id=filters["target"])
+    if "origin" in filters:
+        rolled = rolled.filter(origin=filters["origin"])
+    if "run" in filters:
+        rolled = rolled.filter(run_id=filters["run"].pk)
+    if "since" in filters:
+        rolled = rolled.filter(day__gte=filters["since"])
+    if "until" in filters:
+        rolled = rolled.filter(day__lte=filters["until"])
+    return rolled
 
 
 def filtered_deltas(filters: dict[str, Any]) -> QuerySet[StatementDelta]:
@@ -190,16 +211,27 @@ def filtered_deltas(filters: dict[str, Any]) -> QuerySet[StatementDelta]:
     return _dated(deltas, "snapshot__taken_at", filters)
 
 
-def query_rows(filters: dict[str, Any]) -> dict[int, QueryRow]:
-    """Every fingerprint with statistics under the filters (two grouped queries)."""
+def rollup_grain(filters: dict[str, Any], *, by_origin: bool) -> str:
+    """The coarsest roll-up grain that answers `filters`, split by origin or not."""
+    if "run" in filters:
+        return RollupGrain.RUN
+    if by_origin or "origin" in filters:
+        return RollupGrain.ORIGIN
+    return RollupGrain.FINGERPRINT
+
+
+def query_rows(filters: dict[str, Any], rolled_up_to: int) -> dict[int, QueryRow]:
+    """Every fingerprint with statistics under the filters (three grouped queries): the hourly
+    roll-ups, the windows after them, the target's deltas."""
     rows: dict[int, QueryRow] = {}
-    app = (
-        filtered_windows(filters)
+    tail = (
+        filtered_windows(filters, after=rolled_up_to)
         .values("fingerprint_id", "origin")
         .annotate(calls=Sum("calls"), total=Sum("total_ms"), p95=Max("p95_ms"))
         .order_by()
     )
-    for entry in app:
+    rolled = filtered_rollups(filters, rollup_grain(filters, by_origin=True))
+    for entry in [*rollups.grouped(rolled), *tail]:
         row = rows.setdefault(entry["fingerprint_id"], QueryRow(entry["fingerprint_id"]))
         row.app_calls += entry["calls"] or 0
         row.app_total_ms += entry["total"] or 0.0
@@ -227,10 +259,12 @@ SORT_KEYS: dict[str, Callable[[QueryRow], float]] = {
 
 
 def top_rows(filters: dict[str, Any], sort: str, limit: int = QUERIES_SHOWN) -> list[QueryRow]:
-    """The `limit` first rows by `sort`, with their fingerprints and merged p95 (two more
-    queries). For the p95 order, rows are first ranked by their worst window's p95, an upper
-    bound of the merged one, so that only the shown rows' histograms are read."""
-    rows = list(query_rows(filters).values())
+    """The `limit` first rows by `sort`, with their fingerprints and merged p95 (four more
+    queries: the roll-up mark, the fingerprints, the roll-ups' and the later windows'
+    histograms). For the p95 order, rows are first ranked by their worst window's p95, an
+    upper bound of the merged one, so that only the shown rows' histograms are read."""
+    mark = rollups.rolled_up_to()
+    rows = list(query_rows(filters, mark).values())
     rank = (lambda row: row.app_p95_bound_ms) if sort == "p95" else SORT_KEYS[sort]
     rows.sort(key=lambda row: (-rank(row), row.fingerprint_id))
     shown = rows[:limit]
@@ -238,9 +272,13 @@ def top_rows(filters: dict[str, Any], sort: str, limit: int = QUERIES_SHOWN) -> 
     fingerprints = QueryFingerprint.objects.select_related("target").in_bulk(ids)
     histograms: dict[int, list[str]] = {}
     app_ids = [row.fingerprint_id for row in shown if row.app_calls]
-    windows = filtered_windows(filters).filter(fingerprint_id__in=app_ids)
-    for fingerprint_id, encoded in windows.values_list("fingerprint_id", "histogram"):
-        histograms.setdefault(fingerprint_id, []).append(encoded)
+    # One row a day per fingerprint when no origin or run narrows the list.
+    grain = rollup_grain(filters, by_origin=False)
+    rolled = filtered_rollups(filters, grain).filter(fingerprint_id__in=app_ids)
+    windows = filtered_windows(filters, after=mark).filter(fingerprint_id__in=app_ids)
+    for source in (rolled, windows):
+        for fingerprint_id, encoded in source.values_list("fingerprint_id", "histogram"):
+            histograms.setdefault(fingerprint_id, []).append(encoded)
     for row in shown:
         row.fingerprint = fingerprints.get(row.fingerprint_id)
         if row.app_calls:
@@ -429,8 +467,20 @@ def detail(request: HttpRequest, fingerprint_id: int) -> HttpResponse:
         QueryFingerprint.objects.select_related("target"), pk=fingerprint_id
     )
     latest_plan = fingerprint.plans.order_by("-captured_at", "-pk").first()
+    asked = fingerprint.explain_requested_at
+    planning = bool(
+        asked
+        and not fingerprint.explain_problem
+        and (latest_plan is None or latest_plan.captured_at < asked)
+        and timezone.now() - asked < timedelta(seconds=EXPLAIN_WAIT_S)
+    )
     context = {
         "fingerprint": fingerprint,
+        "planning": planning,
+        "refresh_every_s": INDEXES_POLL_S,
+        "explain_problem": redact(fingerprint.explain_problem, fingerprint.target.dsn)
+        if fingerprint.target and fingerprint.explain_problem
+        else fingerprint.explain_problem,
         "chart": {"app": app_minutes(fingerprint), "target": target_snapshots(fingerprint)},
         "plan": latest_plan,
         "plan_rows": plan_view(latest_plan),
@@ -445,21 +495,17 @@ def detail(request: HttpRequest, fingerprint_id: int) -> HttpResponse:
 
 @login_required
 @require_POST
-@permission_required("queryopt.add_queryplan", raise_exception=True)
+@access.requires("queryopt.add_queryplan")
 def explain_now(request: HttpRequest, fingerprint_id: int) -> HttpResponse:
-    """Plan the query now (EXPLAIN without ANALYZE: nothing runs, bounded by the statement
-    timeout), so the page shows a fresh plan, and a plan change if there is one."""
-    fingerprint = get_object_or_404(
-        QueryFingerprint.objects.select_related("target"), pk=fingerprint_id
+    """Ask the worker to plan the query now (EXPLAIN without ANALYZE: nothing runs, bounded by
+    the connect and statement timeouts); the page shows the plan when it is stored, or why not.
+    The request itself never connects to the target."""
+    fingerprint = get_object_or_404(QueryFingerprint, pk=fingerprint_id)
+    QueryFingerprint.objects.filter(pk=fingerprint.pk).update(
+        explain_requested_at=timezone.now(), explain_problem=""
     )
-    try:
-        plan = planstore.explain_fingerprint(fingerprint)
-    except (TargetError, ExplainRefused) as exc:
-        # TargetError is redacted by its raiser; redacted again all the same.
-        dsn = fingerprint.target.dsn if fingerprint.target else ""
-        messages.error(request, f"Not planned: {redact(str(exc), dsn) if dsn else exc}")
-    else:
-        messages.success(request, f"Planned: plan {plan.plan_hash} is shown below.")
+    tasks.explain_fingerprint.delay_on_commit(fingerprint.pk)
+    messages.success(request, "Planning: the worker takes the plan; this page refreshes.")
     return redirect("queryopt:detail", fingerprint.pk)
 
 
@@ -469,9 +515,9 @@ def explain_now(request: HttpRequest, fingerprint_id: int) -> HttpResponse:
 @login_required
 @require_GET
 def indexes(request: HttpRequest) -> HttpResponse:
-    """One target's recommended, unused and duplicate indexes and its hints. The unused and
-    duplicate ones are read from the target now (bounded by its connect and statement
-    timeouts); a target that cannot answer leaves the stored part standing, with the reason."""
+    """One target's recommended, unused and duplicate indexes and its hints, all as stored: the
+    unused and duplicate ones as the last survey task read them (never live, so a target that
+    hangs holds no web thread); a refresh is asked for with a POST."""
     target_list = list(QueryTarget.objects.all())
     problems = []
     chosen = target_list[0] if target_list else None
@@ -480,16 +526,33 @@ def indexes(request: HttpRequest) -> HttpResponse:
         chosen = next((t for t in target_list if str(t.pk) == wanted), None)
         if chosen is None:
             problems.append(f"target: there is no query target {wanted!r}; pick one below.")
+    report = services.index_report(chosen) if chosen is not None else None
     context = {
         "targets": target_list,
         "chosen": chosen,
         "problems": problems,
         # Stored redacted already; redacted again, as a page must never depend on the writer.
         "last_error": redact(chosen.last_error, chosen.dsn) if chosen is not None else "",
-        "report": services.index_report(chosen) if chosen is not None else None,
+        "report": report,
+        "refreshing": bool(report and report["survey"]["refreshing"]),
+        "refresh_every_s": INDEXES_POLL_S,
         **NAV,
     }
     return render(request, "queryopt/indexes.html", context, status=400 if problems else 200)
+
+
+@login_required
+@require_POST
+@access.requires("queryopt.change_querytarget")
+def refresh_indexes(request: HttpRequest, target_id: int) -> HttpResponse:
+    """Ask the worker to read the target's indexes again; the page shows it pending."""
+    target = get_object_or_404(QueryTarget, pk=target_id)
+    if services.request_index_survey(target):
+        tasks.refresh_index_survey.delay_on_commit(target.pk)
+        messages.success(request, f"Reading the indexes of {target.name}: this page refreshes.")
+    else:
+        messages.info(request, f"The indexes of {target.name} are being read already.")
+    return redirect(f"{reverse('queryopt:indexes')}?{urlencode({'target': target.pk})}")
 
 
 # -- pool ---------------------------------------------------------------------------------

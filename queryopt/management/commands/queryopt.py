@@ -3,6 +3,8 @@
   queryopt target add NAME --dsn DSN [--slow-ms N] [--interval S] [--if-missing]
   queryopt target add NAME --from-database-url [--if-missing]   (this app's own PostgreSQL;
       nothing to do, exit 0, when DATABASE_URL is SQLite: `make run` calls it every start)
+  queryopt target set NAME --dsn DSN   (keeping the masked password only when the host, port,
+      database, user and parameters stay the same)
   queryopt target list
   queryopt snapshot [--target NAME]
   queryopt recommend [--target NAME] [--json]
@@ -51,6 +53,14 @@ class Command(BaseCommand):
         add.add_argument("--slow-ms", type=int, default=100, help="Slow threshold (ms).")
         add.add_argument("--interval", type=int, default=60, help="Polling interval (s).")
         add.add_argument("--if-missing", action="store_true", help="Keep an existing target.")
+        change = target_commands.add_parser("set", help="Point a target at another DSN.")
+        change.add_argument("name")
+        change.add_argument(
+            "--dsn",
+            required=True,
+            help="The new DSN; its password may be ******** (the stored one) only when the "
+            "connection still goes to the same host, port, database and user.",
+        )
         target_commands.add_parser("list", help="List the targets (DSNs masked).")
         snapshot = commands.add_parser("snapshot", help="Snapshot pg_stat_statements now.")
         snapshot.add_argument("--target", help="Only this target (default: every enabled one).")
@@ -74,6 +84,8 @@ class Command(BaseCommand):
             self._explain(options["target"], options["sql"], options["analyze"], options["json"])
         elif options["target_command"] == "add":
             self._add(options)
+        elif options["target_command"] == "set":
+            self._set(options["name"], options["dsn"])
         else:
             self._list()
 
@@ -102,6 +114,16 @@ class Command(BaseCommand):
         problem = services.check_target(target)
         if problem:
             self.stderr.write(f"warning: {problem}")
+
+    def _set(self, name: str, dsn: str) -> None:
+        target = services.QueryTarget.objects.filter(name=name).first()
+        if target is None:
+            raise _fail(f"name: no query target named {name!r}")
+        try:
+            services.change_target_dsn(target, dsn)
+        except services.TargetProblem as exc:
+            raise _fail(str(exc)) from None
+        self.stdout.write(f"query target {target.name!r} now uses {mask_dsn(target.dsn)}")
 
     def _list(self) -> None:
         for target in services.QueryTarget.objects.all():

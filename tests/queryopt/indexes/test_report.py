@@ -25,11 +25,12 @@ def test_it_reports_recommended_unused_and_duplicate_indexes_and_hints(
         conn.execute(f"CREATE INDEX report_value ON {TABLE} (value)")
         conn.execute(f"CREATE INDEX report_value_site ON {TABLE} (value, site)")
     try:
+        services.survey_indexes(target)
         report = services.index_report(target)
     finally:
         with psycopg.connect(target.dsn, autocommit=True) as conn:
             conn.execute("DROP INDEX report_value, report_value_site")
-    assert set(report) == {"recommended", "unused", "duplicate", "hints", "problem"}
+    assert set(report) == {"recommended", "unused", "duplicate", "hints", "problem", "survey"}
     assert report["problem"] is None
     (recommended,) = [r for r in report["recommended"] if r["table"] == TABLE]
     assert (recommended["columns"], recommended["status"], recommended["validated"]) == (
@@ -53,6 +54,7 @@ def test_it_names_the_problem_of_a_target_it_cannot_reach_without_its_password(
 ) -> None:
     dsn = f"postgresql://postgres:{PASSWORD}@127.0.0.1:{closed_port()}/postgres"
     target = QueryTarget.objects.create(name="down", dsn=dsn)
+    services.survey_indexes(target)
     report = services.index_report(target)
     assert report["problem"].startswith("cannot connect to")
     assert PASSWORD not in report["problem"]

@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 from django.utils import timezone
 
+from queryopt import tasks
 from queryopt.models import (
     IndexRecommendation,
     PlanSource,
@@ -191,10 +192,15 @@ def test_explain_now_plans_the_query_on_its_target_and_shows_the_plan(
     )
     assert 'id="explain-now"' in admin_client.get(f"/queries/{fingerprint.pk}/").content.decode()
     response = admin_client.post(f"/queries/{fingerprint.pk}/explain/", follow=True)
+    body = response.content.decode()
+    # The request only asks: the worker plans, and the page waits for it.
+    assert not QueryPlan.objects.exists()
+    assert 'id="explain-pending"' in body and 'http-equiv="refresh"' in body
+    assert tasks.explain_fingerprint(fingerprint.pk) is not None
     stored = QueryPlan.objects.get(fingerprint=fingerprint)
     assert stored.source == PlanSource.ON_DEMAND and stored.generic is True
-    body = response.content.decode()
-    assert f"Planned: plan {stored.plan_hash}" in body
+    body = admin_client.get(f"/queries/{fingerprint.pk}/").content.decode()
+    assert 'id="explain-pending"' not in body
     tree = body.split('id="plan"', 1)[1].split("</section>", 1)[0]
     assert "readouts" in tree and stored.plan_hash in tree
 
@@ -202,8 +208,10 @@ def test_explain_now_plans_the_query_on_its_target_and_shows_the_plan(
 def test_explain_now_reports_an_unreachable_target_without_its_password(
     admin_client: Any, seen: Seen
 ) -> None:
-    response = admin_client.post(f"/queries/{seen.report.pk}/explain/", follow=True)
-    body = response.content.decode()
-    assert "Not planned: cannot connect" in body
+    admin_client.post(f"/queries/{seen.report.pk}/explain/")
+    assert tasks.explain_fingerprint(seen.report.pk) is None
+    body = admin_client.get(f"/queries/{seen.report.pk}/").content.decode()
+    assert 'id="explain-problem"' in body and "Not planned: cannot connect" in body
+    assert 'id="explain-pending"' not in body
     assert PASSWORD not in body
     assert not QueryPlan.objects.exists()

@@ -11,6 +11,7 @@ from django.utils import timezone
 
 from loadtests.models import RunStatus
 from offgridperf import panels
+from queryopt import tasks
 from queryopt.models import (
     IndexHint,
     IndexRecommendation,
@@ -56,13 +57,14 @@ def test_the_indexes_page_shows_recommendations_and_hints_of_the_chosen_target(
     IndexHint.objects.create(
         target=other, table="invoices", columns=["due"], kind="rejected", note="write-heavy"
     )
+    tasks.refresh_index_survey(seen.target.pk)  # the worker's reading, which fails
     body = viewer_client.get(f"/queries/indexes/?target={seen.target.pk}").content.decode()
     assert "ON rows (site_id)" in body and "ON invoices" not in body
     assert "preferred by a hint" in body
     assert f'href="/queries/{seen.by_site.pk}/"' in body
     hints = body.split('id="hints"', 1)[1]
     assert "ours" in hints and "every target" in hints and "write-heavy" not in hints
-    # The target refuses connections: the stored part stands, the reason is given.
+    # The target refused the worker's connection: the stored part stands, the reason is given.
     assert 'id="index-problem"' in body and "cannot connect" in body
     body = viewer_client.get(f"/queries/indexes/?target={other.pk}").content.decode()
     assert "ON invoices (due)" in body and "write-heavy" in body
@@ -77,6 +79,7 @@ def test_the_indexes_page_lists_unused_and_duplicate_indexes_of_a_live_target(
     pg.execute("CREATE INDEX meters_site_kind ON meters (site, kind)")
     target = QueryTarget.objects.create(name="scratch", dsn=scratch_dsn)
     try:
+        tasks.refresh_index_survey(target.pk)
         body = viewer_client.get(f"/queries/indexes/?target={target.pk}").content.decode()
     finally:
         pg.execute("DROP TABLE meters")  # the scratch database is shared by other modules
@@ -199,8 +202,9 @@ def test_the_indexes_and_pool_pages_read_a_fixed_number_of_rows_queries(
     for n in range(5):
         recommend(seen.target, f"CREATE INDEX CONCURRENTLY ON rows (c{n})", [seen.by_site])
         IndexHint.objects.create(table="rows", columns=[f"c{n}"], kind="preferred")
-    # targets, hints, recommendations, their fingerprints
-    with django_assert_num_queries(AUTH_QUERIES + 4):
+    tasks.refresh_index_survey(seen.target.pk)
+    # targets, hints, recommendations, their fingerprints, the index survey
+    with django_assert_num_queries(AUTH_QUERIES + 5):
         admin_client.get(f"/queries/indexes/?target={seen.target.pk}")
     # the pool's figures come from Redis and the process, not the database
     with django_assert_num_queries(AUTH_QUERIES):
