@@ -9,6 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from django.conf import settings
+from django.contrib.auth.models import Permission
 from django.test import Client
 
 from queryopt.models import QueryTarget
@@ -25,7 +26,9 @@ def test_indexes_page_views_never_reach_a_hanging_target_and_healthz_answers(
     with FakePostgres(silent=True) as hanging:
         dsn = f"host=127.0.0.1 port={hanging.port} dbname=shop user=tuner password=pw"
         target = QueryTarget.objects.create(name="hangs", dsn=dsn)
-        user = django_user_model.objects.create_user("nobody", password="pw-nobody-123")
+        # A viewer of queries: the least a user needs to reach the page at all.
+        user = django_user_model.objects.create_user("viewer", password="pw-viewer-123")
+        user.user_permissions.add(Permission.objects.get(codename="view_queryfingerprint"))
         client = Client()
         client.force_login(user)
         cookie = (

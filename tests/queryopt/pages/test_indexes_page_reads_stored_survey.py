@@ -32,7 +32,8 @@ def hanging_target(hanging: FakePostgres) -> QueryTarget:
 @pytest.fixture
 def engineer_client(client: Any, django_user_model: Any) -> Any:
     user = django_user_model.objects.create_user("engineer", password="pw-engineer-1")
-    user.user_permissions.add(Permission.objects.get(codename="change_querytarget"))
+    codenames = ["change_querytarget", "view_queryfingerprint"]
+    user.user_permissions.add(*Permission.objects.filter(codename__in=codenames))
     client.force_login(user)
     return client
 
