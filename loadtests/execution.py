@@ -550,11 +550,18 @@ def request_cancel(run: LoadTestRun) -> bool:
 
 def expire_queued_run(run: LoadTestRun, *, workers: waiting.QueueWorkers | None = None) -> bool:
     """End `run` as error when it has waited LOADTEST_QUEUE_TIMEOUT_S for a worker; the reason
-    says whether any worker was alive on the queue. `run` is updated in place. Pass `workers`
-    when the caller has already looked them up."""
+    says whether any worker was alive on the queue. A run behind other runs (every generator
+    busy) waits its turn, and the time counts from when a generator was last freed. `run` is
+    updated in place. Pass `workers` when the caller has already looked them up."""
     if not waiting.overdue(run):
         return False
-    reason = waiting.timeout_reason(workers or waiting.queue_workers())
+    workers = workers or waiting.queue_workers()
+    if workers.all_busy:
+        return False  # behind another run: it waits its turn, however long that run lasts
+    # A generator that has just become free is about to take it: the wait counts from then.
+    if not waiting.overdue(run, since=waiting.last_freed_at()):
+        return False
+    reason = waiting.timeout_reason(workers)
     now = timezone.now()
     # Conditional, like execute's claim: of a worker taking the run and this, exactly one wins.
     if not LoadTestRun.objects.filter(pk=run.pk, status=RunStatus.QUEUED).update(
