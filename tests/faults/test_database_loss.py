@@ -68,7 +68,9 @@ def target() -> Iterator[CountingTarget]:
         yield served
 
 
-def open_definition(target: CountingTarget, duration_s: int) -> LoadTestDefinition:
+def open_definition(
+    target: CountingTarget, duration_s: int, *, shards: int = 1
+) -> LoadTestDefinition:
     definition = LoadTestDefinition.objects.create(
         name=f"database loss {duration_s}",
         target_base_url=target.url,
@@ -77,6 +79,7 @@ def open_definition(target: CountingTarget, duration_s: int) -> LoadTestDefiniti
         duration_s=duration_s,
         timeout_s=3,
         threshold_error_rate_pct=1,
+        shards=shards,
     )
     LoadTestStep.objects.create(definition=definition, name="ok", path="/ok")
     return definition
@@ -116,6 +119,38 @@ def test_a_run_loses_nothing_through_a_ten_second_database_outage(
     assert stored == list(range(len(stored))), "a second is missing"
     assert duration <= len(stored) <= duration + 1
     assert run.requests == sum(run.intervals.values_list("requests", flat=True))
+    assert run.requests == target.count()
+    assert after_end == 0
+
+
+def test_a_sharded_run_loses_nothing_through_a_ten_second_database_outage(
+    generators: Generators,  # noqa: F811
+    target: CountingTarget,
+    fault_report: Callable[[str], None],
+) -> None:
+    generators.start("gen-dbloss-a", "gen-dbloss-b")
+    duration = 16
+    run = tasks.queue_run(open_definition(target, duration, shards=2))
+    wait_for(lambda: run.intervals.count() >= 4, 60, "two recorded seconds of each shard")
+    with database_refusing_connections(connection.settings_dict["NAME"]):
+        time.sleep(OUTAGE_S)
+    wait_for(lambda: ended(run.pk), 90, "the run's end")
+    run.refresh_from_db()
+    time.sleep(AFTER_END_S)
+
+    per_shard = [
+        list(run.intervals.filter(shard=shard).order_by("index").values_list("index", flat=True))
+        for shard in (0, 1)
+    ]
+    after_end = target.count_after(run.finished_at.timestamp())
+    fault_report(
+        f"database refused connections {OUTAGE_S:g} s, 2 shards: run {run.status}, "
+        f"seconds stored per shard {[len(indexes) for indexes in per_shard]} of {duration}, "
+        f"{after_end} requests after its end, {run.requests} recorded of {target.count()}"
+    )
+    assert run.status == "passed", run.status_reason
+    for indexes in per_shard:
+        assert indexes == list(range(len(indexes))) and duration <= len(indexes) <= duration + 1
     assert run.requests == target.count()
     assert after_end == 0
 
