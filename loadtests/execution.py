@@ -352,11 +352,6 @@ def store_interval(
     storing nothing, when it is no longer running."""
     service = Histogram.decode(snapshot.service_hist) if snapshot.requests else None
     with transaction.atomic():
-        # Stored already when a commit went through but its answer was lost with the database:
-        # storing it again after the outage would count its requests twice.
-        stored = RunInterval.objects.filter(run=run, shard=shard, index=snapshot.index).first()
-        if stored is not None:
-            return stored
         # The UPDATE locks the run's row first: the reaper (which locks it too) either sees
         # this interval in its summary, or this sees the run is no longer running.
         if not LoadTestRun.objects.filter(pk=run.pk, status=RunStatus.RUNNING).update(
@@ -367,6 +362,13 @@ def store_interval(
             heartbeat_at=timezone.now(),
         ):
             return None
+        # Stored already when a commit went through but its answer was lost with the database:
+        # storing it again after the outage would count its requests twice. Looked up after the
+        # run's row lock, so that tables are always locked in the same order.
+        stored = RunInterval.objects.filter(run=run, shard=shard, index=snapshot.index).first()
+        if stored is not None:
+            transaction.set_rollback(True)  # its figures were added when it was stored
+            return stored
         return _create_interval(run, snapshot, run_started, service, shard)
 
 
