@@ -1,5 +1,6 @@
-"""Runs waiting for a worker: who consumes the run queue (from the workers' own heartbeats), what
-the pages and the CLI say while a run waits, and the reason given when it waits too long
+"""Runs waiting for a worker: who consumes the run queue (from the workers' own heartbeats) and
+which runs keep them busy, what the pages and the CLI say while a run waits (behind which run,
+when every load generator is busy), and the reason given when it waits too long
 (LOADTEST_QUEUE_TIMEOUT_S). One wording, used by the run page, the overview, their live JSON,
 the CLI and the expiry in execution."""
 
