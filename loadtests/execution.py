@@ -3,6 +3,8 @@ cancellation, queue expiry and reaping."""
 
 from __future__ import annotations
 
+import collections
+import contextlib
 import json
 import logging
 import os
@@ -12,9 +14,16 @@ import threading
 import time
 from collections.abc import Callable
 from datetime import timedelta
-from typing import Any
+from typing import Any, TypeVar
 
-from django.db import transaction
+from django.conf import settings
+from django.db import (
+    DatabaseError,
+    InterfaceError,
+    OperationalError,
+    connection,
+    transaction,
+)
 from django.db.models import F
 from django.utils import timezone
 
@@ -35,6 +44,7 @@ HEARTBEAT_STALE_S = 10
 CANCEL_POLL_S = 0.5
 
 ProgressCallback = Callable[[LoadTestRun, IntervalSnapshot], None]
+T = TypeVar("T")
 
 
 def execute(
@@ -77,10 +87,25 @@ def _execute_claimed(run: LoadTestRun, progress: ProgressCallback | None) -> Loa
         return _finish_error(run, documents.problems_text(exc))
     try:
         result = _drive_engine(run, config, progress)
+    except DatabaseOutage as exc:
+        log.error("run %s: %s", run.pk, exc)
+        return _interrupt_owned(run, str(exc))
     except Exception as exc:
         log.exception("run %s failed", run.pk)
         return _finish_error(run, f"{type(exc).__name__}: {exc}")
-    return finalise(run, result)
+    return with_database(lambda: finalise(run, result))
+
+
+def _interrupt_owned(run: LoadTestRun, cause: str) -> LoadTestRun:
+    """End a run this worker had to stop as interrupted, with the seconds it stored, once the
+    database answers (before the reaper, which waits for workers to report again after an
+    outage; past OWNED_END_WAIT_S the reaper does it). No load is generated meanwhile."""
+    try:
+        with_database(lambda: _interrupt(run.pk, cause=cause), within_s=OWNED_END_WAIT_S)
+        run.refresh_from_db()
+    except (DatabaseOutage, *DATABASE_AWAY):
+        log.warning("run %s: the database is still away; the reaper will end the run", run.pk)
+    return run
 
 
 def _drive_engine(
@@ -118,6 +143,118 @@ def _drive_engine(
 # What a poll answers when the run ended elsewhere (reaped, or a shard failed): stop the
 # engine and store nothing more.
 ENDED = "ended"
+# How long the engine may take to stop once cancelled (it stops within a second).
+ENGINE_STOP_S = 10.0
+# Through a database outage: how often to look whether it answers again, and how long a look
+# may take (a direct connection: the pool's own reconnection backs off to tens of seconds).
+OUTAGE_RETRY_S = 1.0
+OUTAGE_PROBE_TIMEOUT_S = 2
+# How long a worker that stopped a run's load for an outage waits to record why.
+OWNED_END_WAIT_S = 300.0
+# The errors of a database that is away for now (a restart, a failover, a cut network, a lock
+# held too long on SQLite): what an outage raises, as opposed to a bug in our own code.
+DATABASE_AWAY = (OperationalError, InterfaceError)
+
+
+class DatabaseOutage(Exception):
+    """The database stayed away longer than LOADTEST_DB_OUTAGE_BUFFER_S."""
+
+    def __init__(self, away_s: float) -> None:
+        bound = settings.LOADTEST_DB_OUTAGE_BUFFER_S
+        super().__init__(
+            f"The database did not answer for {away_s:.0f} s "
+            f"(more than LOADTEST_DB_OUTAGE_BUFFER_S, {bound} s): the load was stopped"
+        )
+
+
+def database_answers() -> bool:
+    """Whether the database takes a new connection now: a direct one with a short timeout,
+    not the pool's, whose reconnection backs off."""
+    if connection.vendor != "postgresql":
+        return True  # an embedded file: no server to come back
+    import psycopg
+
+    params = {**connection.get_connection_params(), "connect_timeout": OUTAGE_PROBE_TIMEOUT_S}
+    try:
+        psycopg.connect(**params).close()
+    except psycopg.Error:
+        return False
+    return True
+
+
+def forget_connections() -> None:
+    """Drop this thread's connection and this process's pool: after an outage every pooled
+    connection is dead, and the pool would back off before making new ones."""
+    with contextlib.suppress(DatabaseError):
+        connection.close()
+    close_pool = getattr(connection, "close_pool", None)
+    if close_pool is not None:
+        with contextlib.suppress(DatabaseError):
+            close_pool()
+
+
+class _Owner:
+    """The storing side of a run: hands each second to `on_snapshot` and asks `poll` what to
+    do, riding out a database outage shorter than LOADTEST_DB_OUTAGE_BUFFER_S with the seconds
+    waiting here, in order, until the database answers again."""
+
+    def __init__(
+        self, on_snapshot: Callable[[IntervalSnapshot], bool], poll: Callable[[], str]
+    ) -> None:
+        self.on_snapshot = on_snapshot
+        self.poll = poll
+        self.pending: collections.deque[IntervalSnapshot] = collections.deque()
+        self.ended = False
+        self.away_since: float | None = None
+        self.next_try = 0.0
+        self.next_poll = time.monotonic()
+        self.bound_s = settings.LOADTEST_DB_OUTAGE_BUFFER_S
+
+    def step(self, snapshot: IntervalSnapshot | None) -> bool:
+        """Take a second (or None); False once the engine must stop."""
+        if self.ended:
+            return False  # the run ended elsewhere: nothing more is stored
+        if snapshot is not None:
+            self.pending.append(snapshot)
+        now = time.monotonic()
+        if self.away_since is not None:
+            if now - self.away_since > self.bound_s:
+                raise DatabaseOutage(now - self.away_since)
+            if now < self.next_try:
+                return True
+            if not database_answers():
+                self.next_try = time.monotonic() + OUTAGE_RETRY_S
+                return True
+            forget_connections()
+        try:
+            stop = self._store_and_poll(now)
+        except DATABASE_AWAY as exc:
+            if self.away_since is None:
+                self.away_since = now
+                log.warning("the database is away (%s); keeping the run's seconds", exc)
+            with contextlib.suppress(DatabaseError):
+                connection.close()
+            self.next_try = time.monotonic() + OUTAGE_RETRY_S
+            return True
+        if self.away_since is not None:
+            log.warning("the database answers again after %.1f s", now - self.away_since)
+            self.away_since = None
+        return not stop
+
+    def _store_and_poll(self, now: float) -> bool:
+        while self.pending:
+            if not self.on_snapshot(self.pending[0]):
+                self.ended = True
+                self.pending.clear()
+                return True
+            self.pending.popleft()
+        if now >= self.next_poll:
+            self.next_poll = now + CANCEL_POLL_S
+            stop = self.poll()
+            if stop:
+                self.ended = stop == ENDED
+                return True
+        return False
 
 
 def drive_engine_thread(
@@ -130,9 +267,12 @@ def drive_engine_thread(
     `on_snapshot` (False: the run is no longer this worker's; stop and store nothing more) and,
     every CANCEL_POLL_S, asks `poll` whether to go on ("" ), cancel ("cancel") or stop because
     the run ended elsewhere (ENDED). The engine's result, and whether the run ended elsewhere.
-    """
-    from celery.exceptions import SoftTimeLimitExceeded
 
+    A database outage shorter than LOADTEST_DB_OUTAGE_BUFFER_S loses nothing (see _Owner);
+    a longer one raises DatabaseOutage. Whatever ends this thread's part (an exception, a time
+    limit, a worker shutting down), the engine is stopped before it returns or raises: no load
+    goes on that nobody records.
+    """
     snapshots: queue.Queue[IntervalSnapshot] = queue.Queue()
     cancel = threading.Event()
     outcome: dict[str, Any] = {}
@@ -143,33 +283,48 @@ def drive_engine_thread(
         except BaseException as exc:  # noqa: BLE001 - re-raised on the caller's thread
             outcome["error"] = exc
 
+    owner = _Owner(on_snapshot, poll)
     thread = threading.Thread(target=engine_thread, name=name, daemon=True)
     thread.start()
-    next_poll = time.monotonic()
-    ended = False
     try:
-        while thread.is_alive() or not snapshots.empty():
+        while thread.is_alive() or not snapshots.empty() or owner.pending:
             try:
                 snapshot = snapshots.get(timeout=0.2)
             except queue.Empty:
                 snapshot = None
-            if snapshot is not None and not ended and not on_snapshot(snapshot):
-                ended = True
+            if not owner.step(snapshot):
                 cancel.set()
-            if time.monotonic() >= next_poll and not ended:
-                next_poll = time.monotonic() + CANCEL_POLL_S
-                stop = poll()
-                if stop:
-                    ended = stop == ENDED
-                    cancel.set()
-    except SoftTimeLimitExceeded:
-        cancel.set()
-        thread.join(timeout=5)
-        raise
-    thread.join()
+    finally:
+        if thread.is_alive():
+            cancel.set()
+            thread.join(timeout=ENGINE_STOP_S)
+            if thread.is_alive():
+                log.error("%s: the engine did not stop within %s s", name, ENGINE_STOP_S)
     if "error" in outcome:
         raise outcome["error"]
-    return outcome["result"], ended
+    return outcome["result"], owner.ended
+
+
+def with_database(action: Callable[[], T], *, within_s: float | None = None) -> T:
+    """`action()`, tried again through a database outage shorter than `within_s` (default
+    LOADTEST_DB_OUTAGE_BUFFER_S: a run's end must not be lost to one either)."""
+    bound_s = settings.LOADTEST_DB_OUTAGE_BUFFER_S if within_s is None else within_s
+    away_since: float | None = None
+    while True:
+        try:
+            return action()
+        except DATABASE_AWAY:
+            away_since = time.monotonic() if away_since is None else away_since
+            with contextlib.suppress(DatabaseError):
+                connection.close()
+        while True:
+            away_s = time.monotonic() - away_since
+            if away_s > bound_s:
+                raise DatabaseOutage(away_s)
+            time.sleep(OUTAGE_RETRY_S)
+            if database_answers():
+                break
+        forget_connections()
 
 
 def _stop_requested(run_id: int, *, heartbeat: bool) -> str:
@@ -207,6 +362,13 @@ def store_interval(
             heartbeat_at=timezone.now(),
         ):
             return None
+        # Stored already when a commit went through but its answer was lost with the database:
+        # storing it again after the outage would count its requests twice. Looked up after the
+        # run's row lock, so that tables are always locked in the same order.
+        stored = RunInterval.objects.filter(run=run, shard=shard, index=snapshot.index).first()
+        if stored is not None:
+            transaction.set_rollback(True)  # its figures were added when it was stored
+            return stored
         return _create_interval(run, snapshot, run_started, service, shard)
 
 
@@ -390,11 +552,18 @@ def request_cancel(run: LoadTestRun) -> bool:
 
 def expire_queued_run(run: LoadTestRun, *, workers: waiting.QueueWorkers | None = None) -> bool:
     """End `run` as error when it has waited LOADTEST_QUEUE_TIMEOUT_S for a worker; the reason
-    says whether any worker was alive on the queue. `run` is updated in place. Pass `workers`
-    when the caller has already looked them up."""
+    says whether any worker was alive on the queue. A run behind other runs (every generator
+    busy) waits its turn, and the time counts from when a generator was last freed. `run` is
+    updated in place. Pass `workers` when the caller has already looked them up."""
     if not waiting.overdue(run):
         return False
-    reason = waiting.timeout_reason(workers or waiting.queue_workers())
+    workers = workers or waiting.queue_workers()
+    if workers.all_busy:
+        return False  # behind another run: it waits its turn, however long that run lasts
+    # A generator that has just become free is about to take it: the wait counts from then.
+    if not waiting.overdue(run, since=waiting.last_freed_at()):
+        return False
+    reason = waiting.timeout_reason(workers)
     now = timezone.now()
     # Conditional, like execute's claim: of a worker taking the run and this, exactly one wins.
     if not LoadTestRun.objects.filter(pk=run.pk, status=RunStatus.QUEUED).update(
@@ -445,10 +614,10 @@ def reap_node_runs(node: str) -> list[int]:
     return reaped + shards.reap_node_shards(node)
 
 
-def _interrupt(run_id: int, *, stale_before: Any = None) -> bool:
+def _interrupt(run_id: int, *, stale_before: Any = None, cause: str = "") -> bool:
     """Mark one running run interrupted, its summary made of the seconds it recorded. With
     `stale_before`, only if its heartbeat is still older than that: under the row lock, so a
-    run that has just reported is never reaped."""
+    run that has just reported is never reaped. `cause` says why, when its worker knows."""
     with transaction.atomic():
         run = LoadTestRun.objects.select_for_update().get(pk=run_id)
         if run.status != RunStatus.RUNNING:
@@ -456,9 +625,9 @@ def _interrupt(run_id: int, *, stale_before: Any = None) -> bool:
         if stale_before is not None and run.heartbeat_at and run.heartbeat_at >= stale_before:
             return False
         recorded = _summarise_recorded(run)
-        if stale_before is None:
+        if not cause and stale_before is None:
             cause = f"The worker {run.worker_node} restarted and found the run still running"
-        else:
+        elif not cause:
             cause = f"The worker ({run.worker_host} pid {run.worker_pid}) stopped reporting"
         run.status = RunStatus.INTERRUPTED
         run.status_reason = f"{cause}; the summary covers the {recorded} seconds recorded."

@@ -161,6 +161,14 @@ def execute_shard(run_id: int, index: int, *, worker_node: str = "") -> RunShard
     shard = RunShard.objects.select_related("run").get(run_id=run_id, index=index)
     try:
         _execute_claimed(shard)
+    except execution.DatabaseOutage as exc:
+        log.error("run %s shard %s: %s", run_id, index, exc)
+        try:
+            fail_shard(shard, str(exc))
+        except execution.DATABASE_AWAY:
+            # Still away: reap_stale_shards interrupts the run once the database is back.
+            log.warning("run %s shard %s: the database is still away", run_id, index)
+            return shard
     except Exception as exc:
         log.exception("run %s shard %s failed", run_id, index)
         fail_shard(shard, f"{type(exc).__name__}: {exc}")
@@ -209,7 +217,7 @@ def _execute_claimed(shard: RunShard) -> None:
         return
     result = _drive(shard, config, start_at)
     if result is not None:
-        end_shard(shard, result)
+        execution.with_database(lambda: end_shard(shard, result))
 
 
 # -- coordinated start --------------------------------------------------------------------------

@@ -1,5 +1,6 @@
-"""Runs waiting for a worker: who consumes the run queue (from the workers' own heartbeats), what
-the pages and the CLI say while a run waits, and the reason given when it waits too long
+"""Runs waiting for a worker: who consumes the run queue (from the workers' own heartbeats) and
+which runs keep them busy, what the pages and the CLI say while a run waits (behind which run,
+when every load generator is busy), and the reason given when it waits too long
 (LOADTEST_QUEUE_TIMEOUT_S). One wording, used by the run page, the overview, their live JSON,
 the CLI and the expiry in execution."""
 
@@ -10,10 +11,17 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
-from django.db.models import Exists, OuterRef, Q
+from django.db.models import BigIntegerField, Max, OuterRef, Q, Subquery
+from django.db.models.functions import Coalesce
 from django.utils import dateformat, timezone
 
-from loadtests.models import LoadTestRun, RunStatus, WorkerHeartbeat
+from loadtests.models import (
+    LoadTestRun,
+    RunShard,
+    RunStatus,
+    ShardStatus,
+    WorkerHeartbeat,
+)
 from loadtests.workers import WORKER_STALE_S
 
 RUN_TASK = "loadtests.tasks.execute_run"
@@ -30,20 +38,35 @@ def queue_timeout_s() -> int:
 
 
 def worker_command() -> str:
-    return f"celery -A offgridperf worker -Q {settings.CELERY_TASK_DEFAULT_QUEUE},{run_queue()}"
+    """A load generator: a worker on the run queue alone, one load test at a time."""
+    return f"celery -A offgridperf worker -Q {run_queue()} -c 1 -n loadgen@%h"
 
 
 def _plural(count: int, word: str) -> str:
     return f"{count} {word}{'' if count == 1 else 's'}"
 
 
+def _runs(ids: tuple[int, ...]) -> str:
+    """`run #3`, `runs #3 and #4`, `runs #3, #4 and #5`."""
+    names = [f"#{pk}" for pk in ids]
+    if len(names) == 1:
+        return f"run {names[0]}"
+    return f"runs {', '.join(names[:-1])} and {names[-1]}"
+
+
 @dataclass(frozen=True)
 class QueueWorkers:
-    """The workers alive on a queue, and how many of them are running a load test."""
+    """The workers alive on a queue, how many of them are running a load test, and which."""
 
     queue: str
     alive: int
     busy: int
+    busy_with: tuple[int, ...] = ()
+
+    @property
+    def all_busy(self) -> bool:
+        """Every live generator runs a load test: a queued run waits its turn."""
+        return bool(self.alive) and self.busy == self.alive
 
     def _load(self) -> str:
         if self.busy == self.alive:
@@ -78,30 +101,61 @@ class QueueWorkers:
 def queue_workers(queue: str | None = None) -> QueueWorkers:
     """Who consumes `queue` (default: the run queue), in one query.
 
-    A worker is busy while a run it took is running: matched by its node name, or by its host
-    for runs whose node was not recorded."""
+    A worker is busy while a run it took (or a shard of one) is running: matched by its node
+    name, or by its host for runs whose node was not recorded."""
     queue = queue or run_queue()
     cutoff = timezone.now() - timedelta(seconds=WORKER_STALE_S)
     running_there = LoadTestRun.objects.filter(status=RunStatus.RUNNING).filter(
         Q(worker_node=OuterRef("node")) | Q(worker_node="", worker_host=OuterRef("hostname"))
     )
+    # A sharded run's generators are its shards' workers.
+    shard_there = RunShard.objects.filter(
+        worker_node=OuterRef("node"),
+        status__in=(ShardStatus.QUEUED, ShardStatus.READY, ShardStatus.RUNNING),
+        heartbeat_at__isnull=False,
+        run__status=RunStatus.RUNNING,
+    )
     rows = (
         WorkerHeartbeat.objects.filter(seen_at__gte=cutoff)
-        .annotate(busy=Exists(running_there))
-        .values_list("queues", "busy")
+        .annotate(
+            busy_with=Coalesce(
+                Subquery(running_there.order_by("pk").values("pk")[:1]),
+                Subquery(shard_there.order_by("run_id").values("run_id")[:1]),
+                output_field=BigIntegerField(),
+            )
+        )
+        .values_list("queues", "busy_with")
     )
     # Filtered here: JSON containment is not portable to the embedded SQLite database.
-    on_queue = [busy for queues, busy in rows if queue in (queues or [])]
-    return QueueWorkers(queue=queue, alive=len(on_queue), busy=sum(on_queue))
+    on_queue = [busy_with for queues, busy_with in rows if queue in (queues or [])]
+    busy_with = tuple(sorted({pk for pk in on_queue if pk is not None}))
+    return QueueWorkers(
+        queue=queue,
+        alive=len(on_queue),
+        busy=sum(1 for pk in on_queue if pk is not None),
+        busy_with=busy_with,
+    )
 
 
-def waited_s(run: LoadTestRun, now: datetime | None = None) -> float:
-    return max(0.0, ((now or timezone.now()) - run.created_at).total_seconds())
+def last_freed_at() -> datetime | None:
+    """When a load generator last became free: the latest end of a run a worker had taken."""
+    ends = LoadTestRun.objects.filter(started_at__isnull=False).aggregate(last=Max("finished_at"))
+    return ends["last"]
 
 
-def overdue(run: LoadTestRun, now: datetime | None = None) -> bool:
-    """True when a queued run has waited LOADTEST_QUEUE_TIMEOUT_S or longer."""
-    return run.status == RunStatus.QUEUED and waited_s(run, now) >= queue_timeout_s()
+def waited_s(
+    run: LoadTestRun, now: datetime | None = None, *, since: datetime | None = None
+) -> float:
+    """How long the run has waited, counted from `since` when that is later than its queueing."""
+    start = max(run.created_at, since) if since else run.created_at
+    return max(0.0, ((now or timezone.now()) - start).total_seconds())
+
+
+def overdue(
+    run: LoadTestRun, now: datetime | None = None, *, since: datetime | None = None
+) -> bool:
+    """True when a queued run has waited LOADTEST_QUEUE_TIMEOUT_S or longer (since `since`)."""
+    return run.status == RunStatus.QUEUED and waited_s(run, now, since=since) >= queue_timeout_s()
 
 
 def timeout_reason(workers: QueueWorkers) -> str:
@@ -118,6 +172,22 @@ def waiting_state(run: LoadTestRun, workers: QueueWorkers) -> dict[str, Any] | N
     now = timezone.now()
     timeout = queue_timeout_s()
     waited = waited_s(run, now)
+    if workers.all_busy:
+        # Its turn comes when a generator is free: no timeout runs meanwhile.
+        return {
+            "message": (
+                f"Waiting for a load generator: busy with {_runs(workers.busy_with)}. "
+                f"Queued {waited:.0f} s ago; it starts when a generator is free."
+            ),
+            "queue": workers.queue,
+            "workers_alive": workers.alive,
+            "workers_busy": workers.busy,
+            "busy_with": list(workers.busy_with),
+            "waited_s": round(waited, 1),
+            "timeout_s": timeout,
+            "gives_up_at": None,
+            "gives_up_in_s": None,
+        }
     gives_up_at = run.created_at + timedelta(seconds=timeout)
     left = max(0.0, timeout - waited)
     clock = dateformat.format(timezone.localtime(gives_up_at), "H:i:s")
@@ -129,6 +199,7 @@ def waiting_state(run: LoadTestRun, workers: QueueWorkers) -> dict[str, Any] | N
         "queue": workers.queue,
         "workers_alive": workers.alive,
         "workers_busy": workers.busy,
+        "busy_with": list(workers.busy_with),
         "waited_s": round(waited, 1),
         "timeout_s": timeout,
         "gives_up_at": gives_up_at.isoformat(),

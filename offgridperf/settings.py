@@ -392,6 +392,10 @@ LOADTEST_SHARD_READY_TIMEOUT_S = env_int(
 LOADTEST_CLOCK_OFFSET_WARN_MS = env_float(
     "LOADTEST_CLOCK_OFFSET_WARN_MS", 50.0, minimum=0, maximum=60_000
 )
+# A database outage shorter than this (seconds) loses nothing of a running load test: its
+# seconds wait in memory and are stored when the database answers again; past it the load
+# stops and the run ends `interrupted` with what was stored.
+LOADTEST_DB_OUTAGE_BUFFER_S = env_int("LOADTEST_DB_OUTAGE_BUFFER_S", 60, minimum=1, maximum=3600)
 # Regression alerts: webhook hosts allowed, and how often a failing delivery is tried.
 ALERT_WEBHOOK_ALLOWED_HOSTS = env_list("ALERT_WEBHOOK_ALLOWED_HOSTS", ["localhost", "127.0.0.1"])
 ALERT_MAX_ATTEMPTS = env_int("ALERT_MAX_ATTEMPTS", 5, minimum=1, maximum=50)

@@ -57,7 +57,7 @@ class Runall:
         return f"http://127.0.0.1:{self.target_port}"
 
     def child(self, name: str) -> psutil.Process | None:
-        """The live process runall started for `name` (web, worker, beat, target)."""
+        """The live process runall started for `name` (web, loadgen, worker, beat, target)."""
         for proc in psutil.Process(self.proc.pid).children():
             try:
                 argv = " ".join(proc.cmdline())
@@ -73,7 +73,8 @@ class Runall:
         return {
             "web": f"127.0.0.1:{self.port}" in argv,
             "target": f"127.0.0.1:{self.target_port}" in argv,
-            "worker": " worker " in argv,
+            "loadgen": " worker " in argv and "loadgen@" in argv,
+            "worker": " worker " in argv and "worker@" in argv,
             "beat": " beat " in argv,
         }[name]
 

@@ -141,18 +141,24 @@ class Product(Runall):
         # A cached API read: it must keep answering with the cache degraded.
         return f"{self.target_url}/api/emissions/totals/?group_by=scope"
 
-    @property
-    def worker_node(self) -> str:
-        return f"worker@{socket.gethostname()}"
+    def node(self, name: str) -> str:
+        """The Celery node name of runall's worker `name` (loadgen or worker)."""
+        return f"{name}@{socket.gethostname()}"
+
+    def worker_ready(self, name: str) -> bool:
+        worker = self.child(name)
+        return (
+            worker is not None
+            and WorkerHeartbeat.objects.filter(node=self.node(name), pid=worker.pid).exists()
+        )
 
     def ready(self) -> bool:
-        worker = self.child("worker")
         return (
             self.proc.poll() is None
             and answers(self.web_probe_url)
             and answers(self.target_probe_url)
-            and worker is not None
-            and WorkerHeartbeat.objects.filter(node=self.worker_node, pid=worker.pid).exists()
+            and self.worker_ready("loadgen")
+            and self.worker_ready("worker")
             and self.child("beat") is not None
         )
 

@@ -67,7 +67,8 @@ def test_it_rides_out_the_loss_of_the_cache_and_broker_redis_mid_run(
     product = ready_product
     definition = open_model_definition(product, name="redis-loss", duration_s=20)
     batch = ActivityBatch.objects.get(pk=seeding.seed(100)[0].pk)
-    pids = {name: product.child(name).pid for name in ("web", "worker", "beat", "target")}
+    names = ("web", "loadgen", "worker", "beat", "target")
+    pids = {name: product.child(name).pid for name in names}
     with Prober(product.web_probe_url) as web_probe, Prober(product.target_probe_url) as target:
         run = web.run_now(definition)
         wait_for_intervals(run, 3)
@@ -122,7 +123,7 @@ def test_a_worker_killed_mid_run_leaves_its_run_interrupted_with_every_second_ke
     with Prober(product.web_probe_url) as web_probe, Prober(product.target_probe_url) as target:
         run = web.run_now(definition)
         wait_for_intervals(run, 3)
-        worker = product.child("worker")
+        worker = product.child("loadgen")
         before = run.intervals.count()
 
         worker.send_signal(signal.SIGKILL)
@@ -135,7 +136,7 @@ def test_a_worker_killed_mid_run_leaves_its_run_interrupted_with_every_second_ke
     assert target.longest_gap_s < 5.0
     assert web_probe.longest_gap_s < 10.0
     wait_for(
-        lambda: restarted(product, "worker", worker.pid),
+        lambda: restarted(product, "loadgen", worker.pid),
         60,
         "the worker's restart",
     )

@@ -23,8 +23,10 @@ from loadtests import execution, housekeeping, reports, tasks
 from loadtests.models import (
     LoadTestDefinition,
     LoadTestRun,
+    RunShard,
     RunStatus,
     RunTrigger,
+    ShardStatus,
     WorkerHeartbeat,
 )
 from loadtests.tasks import execute_run
@@ -33,7 +35,7 @@ from tests.conftest import ROOT
 # Session and user lookups made by the middleware on every logged-in request.
 AUTH_QUERIES = 2
 NO_WORKER = "no worker is consuming the loadgen queue"
-START_ONE = "start one with `celery -A offgridperf worker -Q default,loadgen`"
+START_ONE = "start one with `celery -A offgridperf worker -Q loadgen -c 1 -n loadgen@%h`"
 
 
 def queued_run(definition: LoadTestDefinition, waited_s: float = 0) -> LoadTestRun:
@@ -114,27 +116,38 @@ def test_it_ends_a_run_queued_longer_than_the_timeout_as_error(
 def test_the_reason_says_whether_a_worker_was_alive_on_the_queue(
     definition: LoadTestDefinition, no_live_heartbeats: None
 ) -> None:
-    heartbeat("busy@host", ["default", "loadgen"])
+    heartbeat("busy@host", ["loadgen"])
     running_run(definition, node="busy@host")
-    heartbeat("stale@host", ["default", "loadgen"], seen_s_ago=60)  # dead: not counted
+    heartbeat("stale@host", ["loadgen"], seen_s_ago=60)  # dead: not counted
     heartbeat("other@host", ["default"])  # alive, but not on loadgen
     run = queued_run(definition, waited_s=121)
-    assert execution.expire_queued_runs() == [run.pk]
-    run.refresh_from_db()
-    assert run.status == RunStatus.ERROR
-    assert run.status_reason == (
-        "No worker took this run within 120 s (LOADTEST_QUEUE_TIMEOUT_S): "
-        "1 worker was alive on loadgen (busy)."
-    )
+    # Behind a run on the only generator: it waits its turn, however long that takes.
+    assert execution.expire_queued_runs() == []
+    assert LoadTestRun.objects.get(pk=run.pk).status == RunStatus.QUEUED
 
     heartbeat("idle@host", ["loadgen"])
-    run = queued_run(definition, waited_s=121)
-    execution.expire_queued_runs()
+    assert execution.expire_queued_runs() == [run.pk]
     run.refresh_from_db()
     assert run.status_reason.endswith(
         ": 2 workers were alive on loadgen (1 busy); an idle worker that did not take the run "
         "may be using another broker (CELERY_BROKER_URL)."
     )
+
+
+@pytest.mark.django_db
+def test_the_wait_counts_from_when_a_generator_was_last_freed(
+    definition: LoadTestDefinition, no_live_heartbeats: None
+) -> None:
+    start = timezone.now()
+    with time_machine.travel(start, tick=False) as clock:
+        run = queued_run(definition, waited_s=200)  # behind a run that ended 10 s ago
+        ahead = running_run(definition)
+        LoadTestRun.objects.filter(pk=ahead.pk).update(
+            status=RunStatus.PASSED, finished_at=start - timedelta(seconds=10)
+        )
+        assert execution.expire_queued_runs() == []
+        clock.shift(timedelta(seconds=111))
+        assert execution.expire_queued_runs() == [run.pk]
 
 
 @pytest.mark.django_db
@@ -224,13 +237,14 @@ def test_the_run_page_says_it_waits_and_that_no_worker_is_alive(
 def test_the_run_page_says_a_worker_is_alive_and_busy(
     admin_client: Any, definition: LoadTestDefinition, no_live_heartbeats: None
 ) -> None:
-    heartbeat("w1@host", ["default", "loadgen"])
-    running_run(definition, node="w1@host")
+    heartbeat("w1@host", ["loadgen"])
+    busy = running_run(definition, node="w1@host")
     run = queued_run(definition, waited_s=5)
     body = admin_client.get(f"/runs/{run.pk}/").content.decode()
-    assert "Waiting for a worker: 1 worker alive on loadgen (busy)." in body
+    assert f"Waiting for a load generator: busy with run #{busy.pk}. Queued 5 s ago" in body
     waiting = admin_client.get(f"/runs/{run.pk}/live/").json()["waiting"]
     assert (waiting["workers_alive"], waiting["workers_busy"]) == (1, 1)
+    assert waiting["busy_with"] == [busy.pk] and waiting["gives_up_at"] is None
 
     # A running run's page does not wait for anyone.
     running = LoadTestRun.objects.get(status=RunStatus.RUNNING)
@@ -239,6 +253,30 @@ def test_the_run_page_says_a_worker_is_alive_and_busy(
         in admin_client.get(f"/runs/{running.pk}/").content.decode()
     )
     assert admin_client.get(f"/runs/{running.pk}/live/").json()["waiting"] is None
+
+
+@pytest.mark.django_db
+def test_a_generator_running_a_shard_is_busy_with_its_run(
+    admin_client: Any, definition: LoadTestDefinition, no_live_heartbeats: None
+) -> None:
+    heartbeat("g1@host", ["loadgen"])
+    heartbeat("g2@host", ["loadgen"])
+    sharded = running_run(definition, node="g1@host")  # the run's node: its first shard's
+    for index, node in enumerate(("g1@host", "g2@host")):
+        RunShard.objects.create(
+            run=sharded,
+            index=index,
+            status=ShardStatus.RUNNING,
+            worker_node=node,
+            worker_pid=100 + index,
+            heartbeat_at=timezone.now(),
+        )
+    run = queued_run(definition, waited_s=5)
+    waiting = admin_client.get(f"/runs/{run.pk}/live/").json()["waiting"]
+    assert (waiting["workers_alive"], waiting["workers_busy"]) == (2, 2)
+    assert waiting["message"].startswith(
+        f"Waiting for a load generator: busy with run #{sharded.pk}. Queued 5 s ago"
+    )
 
 
 @pytest.mark.django_db

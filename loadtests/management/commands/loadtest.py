@@ -416,7 +416,11 @@ class Command(BaseCommand):
                 return summary
             if summary["status"] == RunStatus.QUEUED:
                 state = summary.get("waiting") or {}
-                key = (state.get("workers_alive"), state.get("workers_busy"))
+                key = (
+                    state.get("workers_alive"),
+                    state.get("workers_busy"),
+                    tuple(state.get("busy_with") or ()),  # said again when behind another run
+                )
                 if state and key != said_waiting:
                     self._progress(f"run #{summary['id']}: {state['message']}")
                     said_waiting = key

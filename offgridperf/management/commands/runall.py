@@ -1,7 +1,8 @@
-"""Run the whole product in the foreground: web, Celery worker, Celery beat and the demo
-target (the emissions API on TARGET_PORT), supervised. A process that exits unexpectedly is
-restarted with exponential back-off; Ctrl-C or SIGTERM stops all of them cleanly (a second
-one kills them at once). No child outlives runall, even when runall is killed with SIGKILL."""
+"""Run the whole product in the foreground: web, the load generator (a Celery worker on queue
+loadgen), a Celery worker on queue default, Celery beat and the demo target (the emissions API
+on TARGET_PORT), supervised. A process that exits unexpectedly is restarted with exponential
+back-off; Ctrl-C or SIGTERM stops all of them cleanly (a second one kills them at once). No
+child outlives runall, even when runall is killed with SIGKILL."""
 
 from __future__ import annotations
 
@@ -59,13 +60,23 @@ def product_processes(host: str, port: int) -> list[ProcessSpec]:
             ],
         ),
         ProcessSpec(
-            "worker",
+            "loadgen",
+            # The load generator: queue loadgen alone, one load test at a time (two in one
+            # worker would each distort the other's figures); with acks_late and a prefetch
+            # of one, a second run waits in the broker, not in this worker's prefetch buffer.
             # A stable node name: a restarted worker finds the runs its predecessor left
             # `running` under the same name, and interrupts them at once.
-            [*celery, "worker", "-n", "worker@%h", "-Q", "default,loadgen", "-c", "2"]
-            + ["-l", settings.LOG_LEVEL],
+            [*celery, "worker", "-n", "loadgen@%h", "-Q", "loadgen", "-c", "1"]
+            + ["--prefetch-multiplier", "1", "-l", settings.LOG_LEVEL],
             # Orphaned, a warm shutdown would wait for a load test to finish, for minutes, with
             # nobody watching; a cold one ends it now (the run is reaped at the next start).
+            death_signal=signal.SIGQUIT,
+        ),
+        ProcessSpec(
+            "worker",
+            # Captures, analysis, alerts and the demo's own tasks: never behind a load test.
+            [*celery, "worker", "-n", "worker@%h", "-Q", "default", "-c", "2"]
+            + ["-l", settings.LOG_LEVEL],
             death_signal=signal.SIGQUIT,
         ),
         ProcessSpec("beat", [*celery, "beat", "-l", settings.LOG_LEVEL, "--pidfile="]),
@@ -158,7 +169,10 @@ def _pump(name: str, stream: IO[bytes], lock: threading.Lock) -> None:
 
 
 class Command(BaseCommand):
-    help = "Start web, worker, beat and the emissions target together in the foreground."
+    help = (
+        "Start web, the load generator, worker, beat and the emissions target together in the "
+        "foreground."
+    )
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--host", default="127.0.0.1")
