@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from django.conf import settings
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
 from django.db.models import QuerySet
@@ -26,7 +27,7 @@ from django.views.decorators.http import require_GET, require_POST
 
 from loadtests.models import LoadTestRun
 from offgridperf import access
-from profiling import diff, services, speedscope, tasks
+from profiling import diff, services, speedscope, tasks, trend
 from profiling.forms import CaptureFilterForm, CaptureForm, DiffForm
 from profiling.models import (
     CAPTURE_ANY_PROCESS,
@@ -91,6 +92,7 @@ def _list_page(
         "kinds": CaptureKind.choices,
         "statuses": CaptureStatus.choices,
         "take_form": take_form or CaptureForm(),
+        "memory_min_s": trend.MIN_DURATION_S,
         "page_query": urlencode({k: v for k, v in request.GET.items() if k != "page" and v}),
         **NAV,
     }
@@ -195,6 +197,9 @@ def memory_context(capture: ProfileCapture) -> dict[str, Any]:
         "sample_count": len(rows),
         "thinned": len(shown) < len(rows),
         "fit": summary,
+        "verdict_rules": trend.rules(
+            summary.get("threshold_mb_per_min") or settings.PROFILING_LEAK_MB_PER_MIN
+        ),
         "tracemalloc": tracemalloc_growth(summary.get("tracemalloc")),
         "gc_stats": gc_rows(summary.get("gc")),
         "agent_error": summary.get("agent_error", ""),

@@ -7,7 +7,9 @@ from typing import Any
 
 import pytest
 from django.urls import reverse
+from django.utils.html import escape
 
+from profiling import trend
 from profiling.models import CaptureKind, CaptureStatus, ProfileCapture
 from profiling.views import MAX_TRACE_EVENTS
 from tests.profiling.pages.conftest import Captures, chrometrace, trace_capture
@@ -103,6 +105,18 @@ def test_it_charts_memory_with_the_trend_line_and_the_verdict(
         {"generation": 1, "collections": 2, "collected": 40, "pause_ms": 0.5},
         {"generation": 2, "collections": 1, "collected": 7, "pause_ms": 3.0},
     ]
+
+
+def test_it_prints_the_verdict_rules_from_the_trend_constants(
+    viewer_client: Any, captures: Captures
+) -> None:
+    response = viewer_client.get(page(captures.memory))
+    html = response.content.decode()
+    assert 'id="verdict-rules"' in html
+    for rule in trend.rules(captures.memory.summary["threshold_mb_per_min"]):
+        assert escape(rule) in html
+    assert f"under {trend.MIN_DURATION_S:g} s" not in html  # a minute-long capture is judged
+    assert "±0.25 MB/min" in html and "Growth against noise" in html
 
 
 def test_it_reads_growth_and_gc_given_as_lists_per_entry(
