@@ -27,7 +27,7 @@ from django.views.decorators.http import require_GET, require_POST
 
 from loadtests.models import LoadTestRun
 from offgridperf import access
-from profiling import diff, services, speedscope, tasks, trend
+from profiling import availability, diff, services, speedscope, tasks, trend
 from profiling.forms import CaptureFilterForm, CaptureForm, DiffForm
 from profiling.models import (
     CAPTURE_ANY_PROCESS,
@@ -93,6 +93,7 @@ def _list_page(
         "statuses": CaptureStatus.choices,
         "take_form": take_form or CaptureForm(),
         "memory_min_s": trend.MIN_DURATION_S,
+        "missing_features": availability.missing(),
         "page_query": urlencode({k: v for k, v in request.GET.items() if k != "page" and v}),
         **NAV,
     }
@@ -203,6 +204,7 @@ def memory_context(capture: ProfileCapture) -> dict[str, Any]:
         "tracemalloc": tracemalloc_growth(summary.get("tracemalloc")),
         "gc_stats": gc_rows(summary.get("gc")),
         "agent_error": summary.get("agent_error", ""),
+        "agent_note": availability.agent_note(summary, capture.pid),
     }
 
 

@@ -184,3 +184,17 @@ def test_the_cli_fails_with_exit_2_and_one_line() -> None:
     assert "does not exist" in str(error.value)
     with pytest.raises(CommandError, match="duration: must be more than 0"):
         call_command("profile", "cpu", "--any-process", "--pid", "1", "--duration", "0")
+
+
+def test_a_memory_capture_without_redis_records_what_its_gc_and_tracemalloc_need(
+    program: Program, settings: pytest.FixtureRequest
+) -> None:
+    settings.REDIS_URL, settings.PROFILING_AGENT = "", True  # the default under `make run`
+    steady = program("steady")
+    capture = take("memory", steady.pid, duration_s=1, interval_ms=100)
+    assert capture.status == CaptureStatus.DONE, capture.error
+    assert "tracemalloc" not in capture.summary and "gc" not in capture.summary
+    assert capture.summary["agent_missing"] == (
+        "GC and tracemalloc figures need the in-process agent, which publishes through Redis: "
+        "set REDIS_URL, then restart the target"
+    )
