@@ -44,6 +44,8 @@ NAV = {"nav": "profiles"}
 CAPTURE_ANY_PROCESS = f"profiling.{CAPTURE_ANY_PROCESS}"
 CAPTURES_PER_PAGE = 50
 FUNCTIONS_SHOWN = 100
+# A CPU capture's page lists this many top functions; "show all" (?all=1) lists them all.
+FUNCTIONS_TOP = 20
 # A trace page hands at most this many chrometrace events to the browser.
 MAX_TRACE_EVENTS = 20_000
 # Memory charts: beyond this many samples every n-th one is drawn (the fit used them all).
@@ -149,11 +151,15 @@ def _read_json(capture: ProfileCapture, name: str) -> Any:
         return None
 
 
-def cpu_context(capture: ProfileCapture) -> dict[str, Any]:
+def cpu_context(capture: ProfileCapture, *, show_all: bool = False) -> dict[str, Any]:
     doc = _read_json(capture, "speedscope")
+    functions = list(capture.function_stats.all()[:FUNCTIONS_SHOWN])
     return {
         "flame": speedscope.flame_tree(doc) if isinstance(doc, dict) else None,
-        "functions": list(capture.function_stats.all()[:FUNCTIONS_SHOWN]),
+        "functions": functions if show_all else functions[:FUNCTIONS_TOP],
+        "functions_total": len(functions),
+        "functions_top": FUNCTIONS_TOP,
+        "functions_all": show_all,
     }
 
 
@@ -284,8 +290,8 @@ def threads_context(capture: ProfileCapture) -> dict[str, Any]:
     return {"threads": (capture.summary or {}).get("threads") or []}
 
 
+# The CPU page takes the request's "show all" too (detail below).
 KIND_CONTEXT = {
-    CaptureKind.CPU: cpu_context,
     CaptureKind.MEMORY: memory_context,
     CaptureKind.THREADS: threads_context,
     CaptureKind.TRACE: trace_context,
@@ -302,7 +308,9 @@ def detail(request: HttpRequest, pk: int) -> HttpResponse:
         "artefact_names": sorted(capture.artefacts or {}),
         **NAV,
     }
-    if capture.status == CaptureStatus.DONE:
+    if capture.status == CaptureStatus.DONE and capture.kind == CaptureKind.CPU:
+        context.update(cpu_context(capture, show_all=request.GET.get("all") == "1"))
+    elif capture.status == CaptureStatus.DONE:
         context.update(KIND_CONTEXT[capture.kind](capture))
     return render(request, "profiling/detail.html", context)
 
