@@ -52,7 +52,7 @@ RUN_LIST_FIELDS = (
     "id", "definition_id", "name", "status", "created_at", "started_at", "finished_at",
     "planned_duration_s", "duration_s", "requests", "errors", "error_rate_pct",
     "throughput_rps", "latency_p50_ms", "latency_p95_ms", "latency_p99_ms", "passed", "valid",
-    "trigger",
+    "trigger", "health",  # health: an invalid run's badge says why (health.invalid_reason)
 )  # fmt: skip
 
 INTERVAL_FIELDS = (
