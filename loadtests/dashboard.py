@@ -563,6 +563,8 @@ def live_summary_context(run: LoadTestRun) -> dict[str, Any]:
         "last_id": 0, "latency": "", "service": "", "errors": {}, "steps": {},
     }  # fmt: skip
     steps: dict[str, dict[str, int]] = state.setdefault("steps", {})
+    state.setdefault("requests", 0)
+    state.setdefault("covered_s", 0.0)
     latency = Histogram.decode(state["latency"]) if state["latency"] else Histogram()
     service = Histogram.decode(state["service"]) if state["service"] else Histogram()
     fresh = list(
@@ -570,7 +572,7 @@ def live_summary_context(run: LoadTestRun) -> dict[str, Any]:
         .order_by("pk")
         .only(
             "pk", "run_id", "latency_histogram", "service_histogram", "errors_by_class",
-            "per_step",
+            "per_step", "requests", "index", "length_s",
         )
     )  # fmt: skip
     if fresh:
@@ -580,6 +582,8 @@ def live_summary_context(run: LoadTestRun) -> dict[str, Any]:
         for interval in fresh:
             reports.merge_errors(state["errors"], interval.errors_by_class)
             add_step_counts(steps, interval.per_step)
+            state["requests"] += interval.requests
+            state["covered_s"] = max(state["covered_s"], interval.index + interval.length_s)
         state.update(
             last_id=fresh[-1].pk,
             latency=latency.encode(),
@@ -591,6 +595,11 @@ def live_summary_context(run: LoadTestRun) -> dict[str, Any]:
         values = reports.histogram_summary(histogram, kind)
         context[kind] = {name: values.get(f"{kind}_{name}_ms") for name in PERCENTILE_NAMES}
     context["errors"] = errors_table_of(state["errors"])
+    # The rate over the seconds stored (every shard's), not over the time since the start:
+    # the second being generated is not stored yet and would pull the rate down.
+    context["rate_so_far"] = (
+        state["requests"] / state["covered_s"] if state["covered_s"] > 0 else None
+    )
     if steps and not run.steps_summary:
         # Counts, req/s and shares so far; the per-step percentiles come when the run ends.
         context["step_columns"], context["step_rows"] = charts.labelled_step_table(
