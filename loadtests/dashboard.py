@@ -498,7 +498,15 @@ def run_chart_data(run: LoadTestRun, columns: dict[str, list[Any]]) -> dict[str,
         "percentile_min_requests": charts.PERCENTILE_MIN_REQUESTS,
         "latency": histogram_charts(run.latency_histogram),
         "service": histogram_charts(run.service_histogram),
+        # Shown instead of a chart with nothing to draw (Chart.js would draw -1…1 axes).
+        "empty_text": NO_DATA_YET if run.is_active else NO_REQUESTS,
+        "histogram_empty_text": HISTOGRAM_LATER if run.is_active else NO_REQUESTS,
     }
+
+
+NO_DATA_YET = "No data yet: each second is drawn once it is stored."
+NO_REQUESTS = "No requests recorded."
+HISTOGRAM_LATER = "Drawn when the run ends."
 
 
 def errors_table(run: LoadTestRun) -> list[dict[str, Any]]:
@@ -696,7 +704,7 @@ def comparison(a: LoadTestRun, b: LoadTestRun) -> dict[str, Any]:
     verdict = compare.verdict(values_a, values_b, run_noise)
     series = p95_series([a.pk, b.pk])
     noise_runs = len([v for v in history if v is not None])
-    return {
+    result = {
         "deltas": compare.deltas(values_a, values_b),
         "step_deltas": compare.step_deltas(a.steps_summary, b.steps_summary),
         "step_metrics": compare.STEP_METRICS,
@@ -712,6 +720,12 @@ def comparison(a: LoadTestRun, b: LoadTestRun) -> dict[str, Any]:
             "p95": {"a": series[a.pk], "b": series[b.pk]},
         },
     }
+    chart = result["chart"]
+    # Neither run has anything to draw: the page says so instead of drawing empty axes.
+    chart["has_spectrum"] = bool(chart["a"]["spectrum"] or chart["b"]["spectrum"])
+    chart["has_p95"] = bool(series[a.pk]["x"] or series[b.pk]["x"])
+    chart["empty_text"] = NO_REQUESTS
+    return result
 
 
 COMPARE_CHOICES = 200
