@@ -232,6 +232,8 @@ def definitions_with_trends() -> list[LoadTestDefinition]:
     for definition in definitions:
         definition.trend = trends.get(definition.pk, [])
         definition.last = definition.trend[-1] if definition.trend else None
+        # Runs without requests have no p95: a sparkline of them would be empty.
+        definition.trend_drawn = any(point["p95"] is not None for point in definition.trend)
     return definitions
 
 
@@ -272,6 +274,8 @@ def history_chart(
         "throughput": [run.throughput_rps for run in finished],
         "failed": [run.passed is False for run in finished],
         "status": [run.status for run in finished],
+        # Finished runs that recorded no request have nothing to draw: the page says so.
+        "drawn": any(run.requests for run in finished),
     }
 
 

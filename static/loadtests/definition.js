@@ -4,7 +4,7 @@
   "use strict";
 
   const history = JSON.parse(document.getElementById("history-data").textContent);
-  if (!history.ids.length) return;
+  if (!history.ids.length || !history.drawn) return;  // the page says why there is no chart
   Chart.defaults.animation = false;
   Chart.defaults.maintainAspectRatio = false;
 

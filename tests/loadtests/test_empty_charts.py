@@ -82,3 +82,25 @@ def test_compare_says_when_neither_run_has_data_to_draw(
     add_intervals(drawn, 5)
     body = admin_client.get(f"/runs/compare/?a={a.pk}&b={drawn.pk}").content.decode()
     assert '<canvas id="compare-spectrum">' in body and '<canvas id="compare-p95">' in body
+
+
+def test_a_definition_whose_runs_recorded_nothing_says_so_instead_of_empty_charts(
+    admin_client: Any, definition: LoadTestDefinition
+) -> None:
+    make_run(
+        definition, status=RunStatus.ERROR, requests=0, throughput_rps=0.0, error_rate_pct=None,
+        latency_p50_ms=None, latency_p95_ms=None, latency_p99_ms=None, passed=None,
+    )  # fmt: skip
+    page = admin_client.get(f"/definitions/{definition.pk}/").content.decode()
+    assert 'id="history-latency"' not in page
+    assert 'id="history-empty">No requests recorded in its finished runs.<' in page
+    overview = admin_client.get("/").content.decode()
+    assert f'data-trend="{definition.pk}"' not in overview
+    assert f'data-trend-empty="{definition.pk}">no requests recorded<' in overview
+
+    make_run(definition)
+    assert (
+        'id="history-latency"'
+        in admin_client.get(f"/definitions/{definition.pk}/").content.decode()
+    )
+    assert f'data-trend="{definition.pk}"' in admin_client.get("/").content.decode()
