@@ -29,9 +29,12 @@ from django.db import transaction
 from loadtests import datasets, secrets
 from loadtests.engine import jsoninput
 from loadtests.engine.config import (
+    DEFAULT_SUCCESS_TEXT,
     MAX_DOCUMENT_BYTES,
     MAX_PROBLEMS_SHOWN,
     MORE_PROBLEMS,
+    REQUESTS,
+    STATUSES_WHEN_ABSENT,
     EngineConfig,
     brief,
     document_field,
@@ -84,9 +87,6 @@ TOP_FIELDS = frozenset(
     {"version", "name", "description", "mode", "data_set", "steps", "stages", "thresholds",
      "tags", *LOAD_FIELDS}
 )  # fmt: skip
-# Expected statuses of a step that names none: requests mode keeps what documents always
-# meant ([200]); a flow step takes any of 200-399 ([]), as k6 and Locust count success.
-DEFAULT_STATUSES = {Mode.REQUESTS: [200], Mode.FLOW: []}
 PLACEHOLDER = secrets.PLACEHOLDER
 
 
@@ -154,7 +154,7 @@ def _step_dict(step: LoadTestStep) -> dict[str, Any]:
 
 
 def _statuses(text: str) -> list[int]:
-    # Empty: any of 200-399.
+    # Empty: the engine's DEFAULT_SUCCESS (see accepted_statuses).
     return list(parse_status_codes(text)) if text.strip() else []
 
 
@@ -468,7 +468,10 @@ def _list_problems(
                 _add(
                     problems,
                     f"steps[{index}].expected_statuses",
-                    ["Give a list of status codes, e.g. [200, 201], or [] for any of 200-399."],
+                    [
+                        "Give a list of status codes, e.g. [200, 201], "
+                        f"or [] for any of {DEFAULT_SUCCESS_TEXT}."
+                    ],
                 )
             if isinstance(item, Mapping):
                 _poll_shape(problems, index, item.get("poll"))
@@ -748,7 +751,8 @@ def _step(
     values["extract"] = values.get("extract") or []
     for name in ("check_type", "check_path", "check_value"):
         values[name] = values.get(name) or ""
-    statuses = item.get("expected_statuses", DEFAULT_STATUSES.get(definition.mode, [200]))
+    absent = STATUSES_WHEN_ABSENT.get(definition.mode, STATUSES_WHEN_ABSENT[REQUESTS])
+    statuses = item.get("expected_statuses", absent)
     values["expected_statuses"] = ",".join(str(code) for code in statuses)
     poll = item.get("poll") if isinstance(item.get("poll"), Mapping) else {}
     for name, field_name in POLL_STEP_FIELDS.items():

@@ -11,6 +11,7 @@ from django.urls import reverse
 from loadtests import datasets, tokens
 from loadtests.engine.config import (
     CONNECTIONS_RULE,
+    DEFAULT_SUCCESS_TEXT,
     DURATION_RULE,
     MAX_CONNECTIONS,
     MAX_DURATION_S,
@@ -357,7 +358,7 @@ class LoadTestStep(models.Model):
         default="200",
         blank=True,
         validators=[validate_status_codes],
-        help_text="Comma-separated, e.g. 200,201; empty: any of 200-399.",
+        help_text=f"Comma-separated, e.g. 200,201; empty: any of {DEFAULT_SUCCESS_TEXT}.",
     )
     check_type = models.CharField(max_length=12, choices=Check.choices, blank=True, default="")
     check_path = models.CharField(
