@@ -9,6 +9,11 @@
   Chart.defaults.animation = false;
   Chart.defaults.maintainAspectRatio = false;
 
+  // A run that sent no requests has no curve; its legend says so instead.
+  function named(side, run) {
+    return side + " #" + run.id + (run.no_data ? " (" + run.no_data + ")" : "");
+  }
+
   function line(label, points, color, extra) {
     return Object.assign({
       label: label, data: points, borderColor: color, backgroundColor: color,
@@ -19,8 +24,8 @@
   new Chart(document.getElementById("compare-spectrum"), {
     type: "line",
     data: { datasets: [
-      line("a #" + data.a.id, data.a.spectrum, A, { borderDash: [5, 4] }),
-      line("b #" + data.b.id, data.b.spectrum, B),
+      line(named("a", data.a), data.a.spectrum, A, { borderDash: [5, 4] }),
+      line(named("b", data.b), data.b.spectrum, B),
     ] },
     options: {
       interaction: { mode: "nearest", intersect: false },
@@ -40,8 +45,8 @@
   new Chart(document.getElementById("compare-p95"), {
     type: "line",
     data: { datasets: [
-      line("a #" + data.a.id, perSecond(data.p95.a), A, { borderDash: [5, 4] }),
-      line("b #" + data.b.id, perSecond(data.p95.b), B),
+      line(named("a", data.a), perSecond(data.p95.a), A, { borderDash: [5, 4] }),
+      line(named("b", data.b), perSecond(data.p95.b), B),
     ] },
     options: {
       interaction: { mode: "index", intersect: false },
