@@ -299,6 +299,16 @@ class LoadTestDefinition(models.Model):
         related_name="+",
         help_text="The run others are compared with; empty: the last passing run.",
     )
+    # An import resolves `${NAME}` from the environment, so the stored values no longer say
+    # how they were written; this keeps the text as written for the export, with a
+    # fingerprint of what it resolved to, so that a value edited since exports as itself.
+    written_values = models.JSONField(
+        default=dict,
+        blank=True,
+        editable=False,
+        help_text="Values an imported document wrote with ${NAME} references (target URL, step "
+        "headers) as written, with a SHA-256 of what each resolved to.",
+    )
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
