@@ -84,7 +84,9 @@ def _figure(va: Any, vb: Any, lower_is_better: bool, missing: str | None) -> dic
                 "no_data": missing}  # fmt: skip
     change = round(vb - va, 3)
     pct = round(100.0 * change / va, 1) if va else None
-    better = (change < 0) == lower_is_better if change else None
+    # Coloured only when the figure shown moved: "+0.0%" is no change, whatever the digits.
+    shown = pct if pct is not None else change
+    better = (shown < 0) == lower_is_better if shown else None
     return {"a": va, "b": vb, "change": change, "change_pct": pct, "better": better,
             "no_data": None}  # fmt: skip
 
