@@ -33,6 +33,7 @@ from django.db.models.functions import RowNumber
 from django.utils import dateformat, timezone
 
 from loadtests import charts, compare, documents, execution, reports, secrets, waiting
+from loadtests.engine.config import DEFAULT_SUCCESS_TEXT
 from loadtests.engine.histograms import Histogram, highest_equivalent
 from loadtests.models import (
     ACTIVE_STATUSES,
@@ -299,6 +300,8 @@ def shown_steps(definition: LoadTestDefinition, shown: dict[str, Any]) -> list[d
                 "request": f"{step.method} {masked['path']}",
                 "headers": masked["headers"],
                 "check": check if step.check_type else "",
+                # Empty means the one default rule: say which statuses that is.
+                "statuses": step.expected_statuses or DEFAULT_SUCCESS_TEXT,
             }
         )
     return rows

@@ -49,3 +49,11 @@ def test_the_document_keeps_an_empty_list_and_the_engine_reads_it_as_the_default
 def test_the_form_help_prints_the_engines_default() -> None:
     help_text = str(LoadTestStep._meta.get_field("expected_statuses").help_text)
     assert f"empty: any of {DEFAULT_SUCCESS_TEXT}" in help_text
+
+
+@pytest.mark.django_db
+def test_the_definition_page_names_the_default_for_empty_expected_statuses(
+    open_ended: LoadTestDefinition, viewer_client: object
+) -> None:
+    page = viewer_client.get(f"/definitions/{open_ended.pk}/").content.decode()  # type: ignore[attr-defined]
+    assert page.count(f"<td>{DEFAULT_SUCCESS_TEXT}</td>") == 2
