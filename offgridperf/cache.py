@@ -1,4 +1,5 @@
-"""The cache layer: named strategies on Django's cache (django-redis, or local memory).
+"""The cache layer: named strategies on Django's cache (django-redis: REDIS_URL's Redis, or
+the embedded one runall starts; local memory only where a test configures it).
 
 The layer defines no strategy of its own: an app declares its strategies with `register()`
 (the emissions demo does so in emissions/cache.py, imported when the app is ready), and the
@@ -18,10 +19,14 @@ short probe per BACKOFF_S, never a timeout per request: keep the client's timeou
 its retries off (REDIS_* settings), the breaker is what tries again. Other uses of the same
 Redis on a request's path (counters, statistics) go through `guarded()`, the same breaker.
 
-A strategy's generation is memoised per process for GENERATION_MEMO_S, so a version bump
-made by another process takes effect there within that time; invalidation by key or prefix
-is immediate everywhere. An invalidation that Redis misses while down is made good when it
-returns: the strategy's generation is bumped before anything else is read.
+Reads fetch a strategy's generation in the same round trip as the value (one MGET), so a
+version bump made by any process takes effect at the next read in every process; the
+per-process memo (GENERATION_MEMO_S) only guesses which keys to ask for, and writes use it (a
+value stored under a generation just replaced is never read). Invalidation by key or prefix
+reads the generation afresh and is immediate everywhere. Counts are flushed to the shared
+figures at most METRICS_FLUSH_S after an operation, whether or not another one follows.
+An invalidation that Redis misses while down is made good when it returns: the strategy's
+generation is bumped before anything else is read.
 
 Keys are built by `key()` only, from the validated parameters: no two distinct parameter sets
 share a key, whatever separators their values contain (see `key`).
@@ -33,6 +38,7 @@ import atexit
 import contextlib
 import hashlib
 import logging
+import os
 import re
 import threading
 import time
@@ -370,17 +376,39 @@ class Strategy:
 
     # keys
 
-    def generation(self) -> int:
+    def generation(self, *, fresh: bool = False) -> int:
+        """The strategy's generation: memoised for GENERATION_MEMO_S, or read now (`fresh`).
+        Reads never trust the memo alone: they fetch the generation with the value."""
         if _missed_invalidations and _breaker.allows():
             _replay_missed_invalidations()
         memo = _generations.get(self.name)
         now = time.monotonic()
-        if memo is not None and now - memo[1] < GENERATION_MEMO_S:
+        if not fresh and memo is not None and now - memo[1] < GENERATION_MEMO_S:
             return memo[0]
         value = _call(self.name, lambda: _backend().get(self.generation_key), timed=False)
         generation = int(value or 0)
         _generations[self.name] = (generation, now)
         return generation
+
+    def _read_current(self, keys: list[str]) -> tuple[int, dict[str, Any]]:
+        """The strategy's current generation, and {key: stored entry} of `keys` under it.
+
+        The generation is read in the same round trip as the entries (MGET), so an
+        invalidation made by any process is seen by the very next read in every process; the
+        memo only guesses which generation's keys to ask for. A wrong guess (a bump since)
+        costs one more round trip.
+        """
+        guess = self.generation()
+        full_keys = {self._key(key, guess): key for key in keys}
+        found = _call(self.name, lambda: _backend().get_many([self.generation_key, *full_keys]))
+        current = int(found.get(self.generation_key) or 0)
+        _generations[self.name] = (current, time.monotonic())
+        if current != guess:
+            full_keys = {self._key(key, current): key for key in keys}
+            found = _call(self.name, lambda: _backend().get_many(list(full_keys)))
+        return current, {
+            key: found[full_key] for full_key, key in full_keys.items() if full_key in found
+        }
 
     def _key(self, key: str, generation: int) -> str:
         return f"{self.prefix}:{generation}:{key}"
@@ -401,7 +429,7 @@ class Strategy:
         if not settings.CACHE_ENABLED:
             return default
         try:
-            entry = self._read(self._key(key, self.generation()))
+            entry = self._read_current([key])[1].get(key)
         except _Down:
             return default
         if isinstance(entry, _Entry) and entry.fresh:
@@ -427,7 +455,9 @@ class Strategy:
         if not settings.CACHE_ENABLED:
             return False
         try:
-            full_key = self._key(key, self.generation())
+            # Read now, not memoised: a delete aimed at a generation just replaced would miss
+            # a value another process already stored under the new one.
+            full_key = self._key(key, self.generation(fresh=True))
             _call(self.name, lambda: _backend().delete(full_key))
         except _Down:
             _missed_invalidations.add(self.name)
@@ -441,14 +471,12 @@ class Strategy:
         if not settings.CACHE_ENABLED or not keys:
             return {}
         try:
-            generation = self.generation()
-            full_keys = {self._key(key, generation): key for key in keys}
-            found = _call(self.name, lambda: _backend().get_many(list(full_keys)))
+            found = self._read_current(keys)[1]
         except _Down:
             return {}
         values = {
-            full_keys[full_key]: entry.value
-            for full_key, entry in found.items()
+            key: entry.value
+            for key, entry in found.items()
             if isinstance(entry, _Entry) and entry.fresh
         }
         self._count("hits", len(values))
@@ -485,10 +513,10 @@ class Strategy:
         if not settings.CACHE_ENABLED:
             return compute()
         try:
-            full_key = self._key(key, self.generation())
-            entry = self._read(full_key)
+            generation, found = self._read_current([key])
         except _Down:
             return compute()
+        full_key, entry = self._key(key, generation), found.get(key)
         if isinstance(entry, _Entry) and entry.fresh:
             self._count("hits")
             return entry.value
@@ -512,7 +540,7 @@ class Strategy:
         if not settings.CACHE_ENABLED:
             return 0
         try:
-            base = self._key(prefix, self.generation())
+            base = self._key(prefix, self.generation(fresh=True))  # as delete() does
             deleted = _call(self.name, lambda: _delete_prefix(base))
         except _Down:
             _missed_invalidations.add(self.name)
@@ -532,9 +560,6 @@ class Strategy:
         return generation
 
     # helpers
-
-    def _read(self, full_key: str) -> Any:
-        return _call(self.name, lambda: _backend().get(full_key))
 
     def _lock(self, full_key: str) -> bool:
         lock_key = f"{full_key}:~lock"
@@ -677,6 +702,31 @@ def _metrics_key(name: str) -> str:
 def _maybe_flush() -> None:
     if time.monotonic() - _last_flush[0] >= METRICS_FLUSH_S:
         flush_metrics()
+    else:
+        _flush_later()
+
+
+# One pending flush per process id: a forked worker inherits the dict but not the thread.
+_flush_timers: dict[int, threading.Timer] = {}
+_flush_timers_lock = threading.Lock()
+
+
+def _flush_later() -> None:
+    """Flush within METRICS_FLUSH_S even if this process makes no further operation: the
+    counts of a worker's last second (the end of a load test) would otherwise wait for its
+    next request to reach the shared figures."""
+    pid = os.getpid()
+    timer = _flush_timers.get(pid)
+    if timer is not None and timer.is_alive():
+        return
+    with _flush_timers_lock:
+        timer = _flush_timers.get(pid)
+        if timer is not None and timer.is_alive():
+            return
+        timer = threading.Timer(METRICS_FLUSH_S, _flush_at_exit)
+        timer.daemon = True
+        _flush_timers[pid] = timer
+        timer.start()
 
 
 def flush_metrics() -> bool:
@@ -893,7 +943,7 @@ def reset_process_state() -> None:
 
 
 def _flush_at_exit() -> None:
-    with contextlib.suppress(Exception):  # best effort while the process ends
+    with contextlib.suppress(Exception):  # best effort (the process may be ending)
         flush_metrics()
 
 
