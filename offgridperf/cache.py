@@ -904,15 +904,25 @@ def _iter_keys(head: str) -> Iterable[str]:
 @dataclass(frozen=True)
 class LayerState:
     backend: str
+    shared: bool  # one cache and one set of figures for every process
     enabled: bool
     reachable: bool
     down_for_s: float | None
 
 
+def _backend_name() -> str:
+    if not uses_redis():
+        return "local memory"
+    if getattr(settings, "EMBEDDED_REDIS", False):
+        return f"Redis, embedded ({settings.EMBEDDED_REDIS_SOCKET}, started by runall)"
+    return "Redis"
+
+
 def state() -> LayerState:
     down_since = _breaker.down_since
     return LayerState(
-        backend="redis" if uses_redis() else "local memory",
+        backend=_backend_name(),
+        shared=uses_redis(),
         enabled=settings.CACHE_ENABLED,
         reachable=down_since is None,
         down_for_s=None if down_since is None else time.monotonic() - down_since,
