@@ -222,6 +222,10 @@ class _Breaker:
             if now - self.last_logged < LOG_EVERY_S:
                 return
             errors, self.unlogged_errors, self.last_logged = self.unlogged_errors, 0, now
+        if _embedded_redis_absent():
+            # Expected for commands run beside no runall (migrate, make run's first steps).
+            log.info("cache: the embedded Redis is not running (runall starts it); no cache")
+            return
         log.warning(
             "cache: Redis unreachable (%s: %s); serving from the source, retrying every %.0f s "
             "(%d error(s) since the last message)",
@@ -243,6 +247,14 @@ class _Breaker:
         with self._lock:
             self.open_until, self.down_since, self.probing = 0.0, None, False
             self.last_logged, self.unlogged_errors = float("-inf"), 0
+
+
+def _embedded_redis_absent() -> bool:
+    """The cache is meant to be on the embedded Redis, and no runall has started it."""
+    socket_path = getattr(settings, "EMBEDDED_REDIS_SOCKET", None)
+    return bool(getattr(settings, "EMBEDDED_REDIS", False)) and not (
+        socket_path is not None and socket_path.exists()
+    )
 
 
 # The probe's own connection pool per cache client pool: the same server and credentials,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import stat
 import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +16,7 @@ from offgridperf.management.commands.runall import (
     embedded_redis_processes,
     embedded_redis_ready,
 )
+from tests.conftest import ROOT
 from tests.processes import wait_for
 
 
@@ -54,3 +56,27 @@ def test_a_var_dir_too_long_for_a_socket_path_is_refused_naming_the_setting(
     settings.EMBEDDED_REDIS_SOCKET = Path("/tmp") / ("v" * 120) / "redis.sock"
     with pytest.raises(CommandError, match="OFFGRIDPERF_VAR_DIR is too long"):
         embedded_redis_processes()
+
+
+def test_a_command_run_without_runall_goes_to_the_source_without_a_warning(
+    tmp_path: Path,
+) -> None:
+    services = ("DATABASE_URL", "REDIS_URL", "CELERY_BROKER_URL", "CELERY_RESULT_BACKEND")
+    env = {k: v for k, v in os.environ.items() if k not in services}
+    env.update(OFFGRIDPERF_VAR_DIR=str(tmp_path), OFFGRIDPERF_LOCAL="1", OFFGRIDPERF_ENV_FILE="")
+    script = (
+        "from emissions.cache import BATCH; from offgridperf import cache;"
+        "print(BATCH.get_or_compute('detail:1', lambda: 'computed'), cache.state().reachable)"
+    )
+    result = subprocess.run(
+        [sys.executable, "manage.py", "shell", "-c", script],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip().splitlines()[-1] == "computed False"
+    assert "WARNING" not in result.stderr
+    assert "the embedded Redis is not running (runall starts it)" in result.stderr
