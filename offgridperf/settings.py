@@ -2,9 +2,10 @@
 root for what the environment does not set (OFFGRIDPERF_ENV_FILE names another file; empty:
 none), so that a CLI in another shell talks to the same database and broker as the server.
 
-With nothing set, the product runs on embedded defaults (SQLite and a file-system Celery
-broker under var/, local-memory cache). DATABASE_URL, REDIS_URL and CELERY_BROKER_URL move it
-to PostgreSQL and Redis. A malformed value stops start-up with one line naming the variable.
+With nothing set, the product runs on embedded defaults: SQLite under var/, and a Redis that
+runall starts on var/redis.sock for the cache and the Celery broker. DATABASE_URL, REDIS_URL
+and CELERY_BROKER_URL move it to PostgreSQL and a Redis of your own. A malformed value stops
+start-up with one line naming the variable.
 """
 
 from __future__ import annotations
