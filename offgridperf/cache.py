@@ -386,6 +386,12 @@ class Strategy:
     def generation_key(self) -> str:
         return f"~gen:{self.name}"
 
+    @property
+    def epoch_key(self) -> str:
+        # Counts the strategy's key and prefix invalidations: a value computed from a source
+        # read before one of them is not stored after it (see _store_unless_invalidated).
+        return f"~epoch:{self.name}"
+
     # keys
 
     def generation(self, *, fresh: bool = False) -> int:
@@ -402,8 +408,9 @@ class Strategy:
         _generations[self.name] = (generation, now)
         return generation
 
-    def _read_current(self, keys: list[str]) -> tuple[int, dict[str, Any]]:
-        """The strategy's current generation, and {key: stored entry} of `keys` under it.
+    def _read_current(self, keys: list[str]) -> tuple[int, str, dict[str, Any]]:
+        """The strategy's current generation and invalidation epoch, and {key: stored entry}
+        of `keys` under that generation.
 
         The generation is read in the same round trip as the entries (MGET), so an
         invalidation made by any process is seen by the very next read in every process; the
@@ -412,15 +419,16 @@ class Strategy:
         """
         guess = self.generation()
         full_keys = {self._key(key, guess): key for key in keys}
-        found = _call(self.name, lambda: _backend().get_many([self.generation_key, *full_keys]))
+        wanted = [self.generation_key, self.epoch_key, *full_keys]
+        found = _call(self.name, lambda: _backend().get_many(wanted))
         current = int(found.get(self.generation_key) or 0)
+        epoch = str(found.get(self.epoch_key) or "")
         _generations[self.name] = (current, time.monotonic())
         if current != guess:
             full_keys = {self._key(key, current): key for key in keys}
             found = _call(self.name, lambda: _backend().get_many(list(full_keys)))
-        return current, {
-            key: found[full_key] for full_key, key in full_keys.items() if full_key in found
-        }
+        entries = {key: found[full_key] for full_key, key in full_keys.items() if full_key in found}
+        return current, epoch, entries
 
     def _key(self, key: str, generation: int) -> str:
         return f"{self.prefix}:{generation}:{key}"
@@ -441,7 +449,7 @@ class Strategy:
         if not settings.CACHE_ENABLED:
             return default
         try:
-            entry = self._read_current([key])[1].get(key)
+            entry = self._read_current([key])[2].get(key)
         except _Down:
             return default
         if isinstance(entry, _Entry) and entry.fresh:
@@ -470,7 +478,7 @@ class Strategy:
             # Read now, not memoised: a delete aimed at a generation just replaced would miss
             # a value another process already stored under the new one.
             full_key = self._key(key, self.generation(fresh=True))
-            _call(self.name, lambda: _backend().delete(full_key))
+            _call(self.name, lambda: _bump_and_delete(self.epoch_key, full_key))
         except _Down:
             _missed_invalidations.add(self.name)
             return False
@@ -483,7 +491,7 @@ class Strategy:
         if not settings.CACHE_ENABLED or not keys:
             return {}
         try:
-            found = self._read_current(keys)[1]
+            found = self._read_current(keys)[2]
         except _Down:
             return {}
         values = {
@@ -525,7 +533,7 @@ class Strategy:
         if not settings.CACHE_ENABLED:
             return compute()
         try:
-            generation, found = self._read_current([key])
+            generation, epoch, found = self._read_current([key])
         except _Down:
             return compute()
         full_key, entry = self._key(key, generation), found.get(key)
@@ -535,17 +543,17 @@ class Strategy:
         if isinstance(entry, _Entry):  # stale: one caller refreshes, the others serve it
             if self._lock(full_key):
                 self._count("misses")
-                return self._compute_and_store(full_key, compute, ttl, locked=True)
+                return self._compute_and_store(full_key, epoch, compute, ttl, locked=True)
             self._count("hits")
             self._count("stale")
             return entry.value
         self._count("misses")
         if self._lock(full_key):
-            return self._compute_and_store(full_key, compute, ttl, locked=True)
+            return self._compute_and_store(full_key, epoch, compute, ttl, locked=True)
         waited = self._wait_for(full_key, wait_s)
         if waited is not None:
             return waited.value
-        return self._compute_and_store(full_key, compute, ttl, locked=False)
+        return self._compute_and_store(full_key, epoch, compute, ttl, locked=False)
 
     def invalidate_prefix(self, prefix: str = "") -> int:
         """Delete the strategy's current keys that start with `prefix` (SCAN, never KEYS)."""
@@ -553,6 +561,9 @@ class Strategy:
             return 0
         try:
             base = self._key(prefix, self.generation(fresh=True))  # as delete() does
+            # The epoch first: a computation that read its source before this invalidation
+            # must find it changed when it comes to store its value.
+            _call(self.name, lambda: _increment(self.epoch_key), timed=False)
             deleted = _call(self.name, lambda: _delete_prefix(base))
         except _Down:
             _missed_invalidations.add(self.name)
@@ -603,15 +614,27 @@ class Strategy:
         return None
 
     def _compute_and_store(
-        self, full_key: str, compute: Callable[[], T], ttl: int | None, *, locked: bool
+        self,
+        full_key: str,
+        epoch: str,
+        compute: Callable[[], T],
+        ttl: int | None,
+        *,
+        locked: bool,
     ) -> T:
         try:
             value = compute()
             self._count("computes")
             entry, expiry = self._entry(value, ttl)
             try:
-                _call(self.name, lambda: _backend().set(full_key, entry, timeout=expiry))
-                self._count("sets")
+                stored = _call(
+                    self.name,
+                    lambda: _store_unless_invalidated(
+                        self.epoch_key, epoch, full_key, entry, expiry
+                    ),
+                )
+                if stored:
+                    self._count("sets")
             except _Down:
                 pass
             return value
@@ -623,6 +646,46 @@ class Strategy:
 def _replay_missed_invalidations() -> None:
     for name in list(_missed_invalidations):
         STRATEGIES[name].invalidate_all()
+
+
+# SET the value unless the strategy's invalidation epoch moved since the computation began.
+_STORE_UNLESS_INVALIDATED = """
+if (redis.call('GET', KEYS[1]) or '') ~= ARGV[1] then return 0 end
+redis.call('SET', KEYS[2], ARGV[2], 'EX', ARGV[3])
+return 1
+"""
+
+
+def _store_unless_invalidated(
+    epoch_key: str, epoch: str, full_key: str, entry: _Entry, expiry: int
+) -> bool:
+    """Store a computed entry only if no key or prefix invalidation of its strategy happened
+    since its source was read (`epoch`, read before): otherwise a request that read a batch
+    as `calculating` just before the worker's commit would cache that after the worker's
+    invalidation, for the whole TTL. Atomic in Redis (a script)."""
+    backend = _backend()
+    if not isinstance(backend, RedisCache):  # local memory: one process, no interleaving
+        if str(backend.get(epoch_key) or "") != epoch:
+            return False
+        backend.set(full_key, entry, timeout=expiry)
+        return True
+    client = _redis_client()
+    script = client.register_script(_STORE_UNLESS_INVALIDATED)
+    keys = [str(backend.make_key(epoch_key)), str(backend.make_key(full_key))]
+    encoded = backend.client.encode(entry)
+    return bool(script(keys=keys, args=[epoch, encoded, max(1, int(expiry))], client=client))
+
+
+def _bump_and_delete(epoch_key: str, full_key: str) -> None:
+    backend = _backend()
+    if not isinstance(backend, RedisCache):
+        _increment(epoch_key)
+        backend.delete(full_key)
+        return
+    with _redis_client().pipeline(transaction=True) as pipe:
+        pipe.incr(str(backend.make_key(epoch_key)))
+        pipe.delete(str(backend.make_key(full_key)))
+        pipe.execute()
 
 
 def _increment(key: str) -> int:
@@ -948,6 +1011,7 @@ def clear_all() -> None:
         try:
             _call(name, lambda s=strategy: _delete_prefix(f"{s.prefix}:"), timed=False)
             _call(name, lambda s=strategy: backend.delete(s.generation_key), timed=False)
+            _call(name, lambda s=strategy: backend.delete(s.epoch_key), timed=False)
         except _Down:
             pass
     reset_metrics()

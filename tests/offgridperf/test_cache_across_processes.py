@@ -58,3 +58,25 @@ def test_counts_reach_the_shared_figures_without_a_further_operation() -> None:
     BATCH.get_or_compute("detail:3", lambda: "done")
     wait_for(lambda: stored_counts("batch").get("hits") == 1, 10, "the flush of the counts")
     assert stored_counts("batch")["misses"] == 1
+
+
+def test_a_value_computed_before_an_invalidation_is_not_stored_after_it() -> None:
+    """The worker commits `done` and invalidates while a target request, which read the
+    batch as `calculating` just before, is still computing: that value must not be cached."""
+
+    def read_then_invalidated_elsewhere() -> str:
+        status = "calculating"  # what the database said when this request read it
+        BATCH.delete("detail:4")  # the worker's invalidation after its commit
+        return status
+
+    assert BATCH.get_or_compute("detail:4", read_then_invalidated_elsewhere) == "calculating"
+    assert BATCH.get_or_compute("detail:4", lambda: "done") == "done"
+
+
+def test_a_prefix_invalidation_during_a_computation_keeps_its_value_out_too() -> None:
+    def read_then_invalidated_elsewhere() -> str:
+        BATCH.invalidate_prefix(cache.key("detail"))
+        return "calculating"
+
+    BATCH.get_or_compute(cache.key("detail", 5), read_then_invalidated_elsewhere)
+    assert BATCH.get(cache.key("detail", 5)) is None
