@@ -23,8 +23,10 @@ Reads fetch a strategy's generation in the same round trip as the value (one MGE
 version bump made by any process takes effect at the next read in every process; the
 per-process memo (GENERATION_MEMO_S) only guesses which keys to ask for, and writes use it (a
 value stored under a generation just replaced is never read). Invalidation by key or prefix
-reads the generation afresh and is immediate everywhere. Counts are flushed to the shared
-figures at most METRICS_FLUSH_S after an operation, whether or not another one follows.
+reads the generation afresh, is immediate everywhere, and bumps the strategy's epoch, so that
+a value computed from a source read before it is not stored after it. Counts are flushed to
+the shared figures at most METRICS_FLUSH_S after an operation, whether or not another one
+follows.
 An invalidation that Redis misses while down is made good when it returns: the strategy's
 generation is bumped before anything else is read.
 
