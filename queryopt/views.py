@@ -28,7 +28,7 @@ from django.views.decorators.http import require_GET, require_POST
 from loadtests.models import LoadTestRun
 from offgridperf import access
 from offgridperf.forms import FilterForm
-from queryopt import plans, rollups, services, tasks
+from queryopt import availability, plans, rollups, services, tasks
 from queryopt import pool as pool_stats
 from queryopt.dsn import redact
 from queryopt.histsum import HistogramSum
@@ -476,6 +476,7 @@ def detail(request: HttpRequest, fingerprint_id: int) -> HttpResponse:
     )
     context = {
         "fingerprint": fingerprint,
+        "explain_missing": availability.explain_missing(fingerprint),
         "planning": planning,
         "refresh_every_s": INDEXES_POLL_S,
         "explain_problem": redact(fingerprint.explain_problem, fingerprint.target.dsn)
@@ -501,6 +502,9 @@ def explain_now(request: HttpRequest, fingerprint_id: int) -> HttpResponse:
     the connect and statement timeouts); the page shows the plan when it is stored, or why not.
     The request itself never connects to the target."""
     fingerprint = get_object_or_404(QueryFingerprint, pk=fingerprint_id)
+    if missing := availability.explain_missing(fingerprint):
+        messages.error(request, missing)
+        return redirect("queryopt:detail", fingerprint.pk)
     QueryFingerprint.objects.filter(pk=fingerprint.pk).update(
         explain_requested_at=timezone.now(), explain_problem=""
     )
@@ -530,6 +534,7 @@ def indexes(request: HttpRequest) -> HttpResponse:
     context = {
         "targets": target_list,
         "chosen": chosen,
+        "missing": availability.indexes_missing(bool(target_list)),
         "problems": problems,
         # Stored redacted already; redacted again, as a page must never depend on the writer.
         "last_error": redact(chosen.last_error, chosen.dsn) if chosen is not None else "",
