@@ -52,7 +52,7 @@ RUN_LIST_FIELDS = (
     "id", "definition_id", "name", "status", "created_at", "started_at", "finished_at",
     "planned_duration_s", "duration_s", "requests", "errors", "error_rate_pct",
     "throughput_rps", "latency_p50_ms", "latency_p95_ms", "latency_p99_ms", "passed", "valid",
-    "trigger",
+    "trigger", "health",  # health: an invalid run's badge says why (health.invalid_reason)
 )  # fmt: skip
 
 INTERVAL_FIELDS = (
@@ -232,6 +232,8 @@ def definitions_with_trends() -> list[LoadTestDefinition]:
     for definition in definitions:
         definition.trend = trends.get(definition.pk, [])
         definition.last = definition.trend[-1] if definition.trend else None
+        # Runs without requests have no p95: a sparkline of them would be empty.
+        definition.trend_drawn = any(point["p95"] is not None for point in definition.trend)
     return definitions
 
 
@@ -272,6 +274,8 @@ def history_chart(
         "throughput": [run.throughput_rps for run in finished],
         "failed": [run.passed is False for run in finished],
         "status": [run.status for run in finished],
+        # Finished runs that recorded no request have nothing to draw: the page says so.
+        "drawn": any(run.requests for run in finished),
     }
 
 
@@ -498,7 +502,15 @@ def run_chart_data(run: LoadTestRun, columns: dict[str, list[Any]]) -> dict[str,
         "percentile_min_requests": charts.PERCENTILE_MIN_REQUESTS,
         "latency": histogram_charts(run.latency_histogram),
         "service": histogram_charts(run.service_histogram),
+        # Shown instead of a chart with nothing to draw (Chart.js would draw -1…1 axes).
+        "empty_text": NO_DATA_YET if run.is_active else NO_REQUESTS,
+        "histogram_empty_text": HISTOGRAM_LATER if run.is_active else NO_REQUESTS,
     }
+
+
+NO_DATA_YET = "No data yet: each second is drawn once it is stored."
+NO_REQUESTS = "No requests recorded."
+HISTOGRAM_LATER = "Drawn when the run ends."
 
 
 def errors_table(run: LoadTestRun) -> list[dict[str, Any]]:
@@ -563,6 +575,8 @@ def live_summary_context(run: LoadTestRun) -> dict[str, Any]:
         "last_id": 0, "latency": "", "service": "", "errors": {}, "steps": {},
     }  # fmt: skip
     steps: dict[str, dict[str, int]] = state.setdefault("steps", {})
+    state.setdefault("requests", 0)
+    state.setdefault("covered_s", 0.0)
     latency = Histogram.decode(state["latency"]) if state["latency"] else Histogram()
     service = Histogram.decode(state["service"]) if state["service"] else Histogram()
     fresh = list(
@@ -570,7 +584,7 @@ def live_summary_context(run: LoadTestRun) -> dict[str, Any]:
         .order_by("pk")
         .only(
             "pk", "run_id", "latency_histogram", "service_histogram", "errors_by_class",
-            "per_step",
+            "per_step", "requests", "index", "length_s",
         )
     )  # fmt: skip
     if fresh:
@@ -580,6 +594,8 @@ def live_summary_context(run: LoadTestRun) -> dict[str, Any]:
         for interval in fresh:
             reports.merge_errors(state["errors"], interval.errors_by_class)
             add_step_counts(steps, interval.per_step)
+            state["requests"] += interval.requests
+            state["covered_s"] = max(state["covered_s"], interval.index + interval.length_s)
         state.update(
             last_id=fresh[-1].pk,
             latency=latency.encode(),
@@ -591,6 +607,11 @@ def live_summary_context(run: LoadTestRun) -> dict[str, Any]:
         values = reports.histogram_summary(histogram, kind)
         context[kind] = {name: values.get(f"{kind}_{name}_ms") for name in PERCENTILE_NAMES}
     context["errors"] = errors_table_of(state["errors"])
+    # The rate over the seconds stored (every shard's), not over the time since the start:
+    # the second being generated is not stored yet and would pull the rate down.
+    context["rate_so_far"] = (
+        state["requests"] / state["covered_s"] if state["covered_s"] > 0 else None
+    )
     if steps and not run.steps_summary:
         # Counts, req/s and shares so far; the per-step percentiles come when the run ends.
         context["step_columns"], context["step_rows"] = charts.labelled_step_table(
@@ -687,7 +708,7 @@ def comparison(a: LoadTestRun, b: LoadTestRun) -> dict[str, Any]:
     verdict = compare.verdict(values_a, values_b, run_noise)
     series = p95_series([a.pk, b.pk])
     noise_runs = len([v for v in history if v is not None])
-    return {
+    result = {
         "deltas": compare.deltas(values_a, values_b),
         "step_deltas": compare.step_deltas(a.steps_summary, b.steps_summary),
         "step_metrics": compare.STEP_METRICS,
@@ -703,6 +724,12 @@ def comparison(a: LoadTestRun, b: LoadTestRun) -> dict[str, Any]:
             "p95": {"a": series[a.pk], "b": series[b.pk]},
         },
     }
+    chart = result["chart"]
+    # Neither run has anything to draw: the page says so instead of drawing empty axes.
+    chart["has_spectrum"] = bool(chart["a"]["spectrum"] or chart["b"]["spectrum"])
+    chart["has_p95"] = bool(series[a.pk]["x"] or series[b.pk]["x"])
+    chart["empty_text"] = NO_REQUESTS
+    return result
 
 
 COMPARE_CHOICES = 200

@@ -267,34 +267,45 @@ def _times_of_day(
                 yield at
 
 
-def interval_times(
-    every_s: int, last_run_at: datetime | None, now: datetime, count: int
-) -> list[datetime]:
-    """Beat runs an interval task `every_s` after its last run (or after it was loaded)."""
-    step = timedelta(seconds=every_s)
-    first = (last_run_at or now) + step
-    if first <= now:
-        # Overdue: beat sends it at its next tick, then every `every_s` from then on.
-        first = now
-    return [first + step * index for index in range(count)]
+def interval_times(every: timedelta, anchor: datetime, now: datetime, count: int) -> list[datetime]:
+    """The next `count` times after `now` at which beat sends an interval task whose last run
+    (or, never run, whose last change) was `anchor`.
+
+    Beat sends it `every` after `anchor`, then `every` after each send. It keeps last_run_at in
+    memory and writes it back to the database only every few minutes, so a stored `anchor`
+    lags behind the sends since: they are counted forward in the same phase, and no time
+    shown is already past."""
+    first = anchor + every
+    if first < now:
+        first += every * -((first - now) // every)  # ceil((now - first) / every) steps on
+    return [first + every * index for index in range(count)]
 
 
 def next_times(
     definition: LoadTestDefinition, now: datetime | None = None, count: int = 3
 ) -> list[datetime]:
     """The next `count` times beat will start this definition, in the schedule's time zone;
-    empty when it has no valid, enabled schedule."""
+    empty when it has no valid, enabled schedule or no beat entry."""
     now = now or timezone.now()
     if not definition.schedule_kind or not definition.schedule_enabled:
         return []
     if problems_of(definition):
         return []
     zone = parse_timezone(definition.schedule_timezone)
+    task = (
+        PeriodicTask.objects.select_related("interval")
+        .filter(pk=definition.periodic_task_id, enabled=True)
+        .first()
+    )
+    if task is None:
+        return []  # no beat entry: beat starts nothing
     if definition.schedule_kind == ScheduleKind.CRONTAB:
         return crontab_times(parse_crontab(definition.schedule_crontab), zone, now, count)
-    task = PeriodicTask.objects.filter(pk=definition.periodic_task_id).first()
-    last_run_at = task.last_run_at if task else None
-    times = interval_times(int(definition.schedule_every_s or 0), last_run_at, now, count)
+    if task.interval is None:
+        return []
+    # The same anchor as beat's ModelEntry: the last run, else the last change of the entry.
+    anchor = task.last_run_at or task.date_changed
+    times = interval_times(task.schedule.run_every, anchor, now, count)
     return [at.astimezone(zone) for at in times]
 
 

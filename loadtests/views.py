@@ -255,6 +255,7 @@ def run_live(request: HttpRequest, run_id: int) -> JsonResponse:
         )
         state["latency"] = dashboard.histogram_charts(run.latency_histogram)
         state["service"] = dashboard.histogram_charts(run.service_histogram)
+        state["empty_text"] = dashboard.NO_REQUESTS  # for charts left with nothing to draw
     return JsonResponse(state)
 
 

@@ -454,8 +454,9 @@ PROFILING_PYSPY = env_str("PROFILING_PYSPY", "")
 PROFILING_PYSPY_NONBLOCKING = env_bool("PROFILING_PYSPY_NONBLOCKING", True)
 # A capture lasts at most this long (s), so none ever holds a worker for long.
 PROFILING_MAX_DURATION_S = env_int("PROFILING_MAX_DURATION_S", 600, minimum=1, maximum=86400)
-# Memory trends: the first share of the window is warm-up; a slope whose lower bound is above
-# the threshold (MB/min) is a leak, one whose upper bound is below it is stable.
+# Memory trends: the first share of the window is warm-up, and the leak threshold (MB/min);
+# the rest of the verdict rule (shortest window, stable band, growth against noise, plateaus)
+# is named in profiling/trend.py, and capture pages print it.
 PROFILING_WARMUP_FRACTION = env_float("PROFILING_WARMUP_FRACTION", 0.1, minimum=0, maximum=0.9)
 PROFILING_LEAK_MB_PER_MIN = env_float(
     "PROFILING_LEAK_MB_PER_MIN", 1.0, minimum=0.001, maximum=100_000

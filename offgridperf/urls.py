@@ -3,7 +3,11 @@ from __future__ import annotations
 from django.conf import settings
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
+from django.contrib.auth.decorators import login_not_required
+from django.templatetags.static import static
 from django.urls import include, path
+from django.utils.functional import lazy
+from django.views.generic import RedirectView
 
 from loadtests import views as loadtest_views
 from offgridperf import access, cache_views, views
@@ -14,6 +18,15 @@ admin.site.index_title = "Load tests, profiles and queries"
 
 urlpatterns = [
     path("healthz", views.healthz, name="healthz"),
+    # Browsers and tools ask for /favicon.ico whatever the page links; the static name is
+    # hashed in production, so it is looked up per request, and the redirect is not permanent.
+    path(
+        "favicon.ico",
+        login_not_required(
+            RedirectView.as_view(url=lazy(static, str)("offgridperf/favicon.ico"), permanent=False)
+        ),
+        name="favicon",
+    ),
     path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("admin/", admin.site.urls),

@@ -49,7 +49,7 @@ def check(pid: int, *, needs_ptrace: bool = True) -> Process:
             "that runs the service (e.g. the gunicorn or celery worker, not a shell)"
         )
     if needs_ptrace:
-        problem = ptrace_problem(_yama_scope(), _effective_caps(), os.getuid(), their_uid)
+        problem = ptrace_problem(yama_scope(), effective_caps(), os.getuid(), their_uid)
         if problem:
             raise PreflightError(problem)
     return Process(pid=pid, exe=exe, python_version=version, cmdline=cmdline)
@@ -127,14 +127,14 @@ def ptrace_problem(scope: int | None, caps: int, our_uid: int, their_uid: int) -
     return None
 
 
-def _yama_scope() -> int | None:
+def yama_scope() -> int | None:
     try:
         return int(YAMA_SCOPE.read_text().strip())
     except (OSError, ValueError):
         return None
 
 
-def _effective_caps() -> int:
+def effective_caps() -> int:
     try:
         for line in Path("/proc/self/status").read_text().splitlines():
             if line.startswith("CapEff:"):

@@ -16,7 +16,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from loadtests.models import LoadTestRun, RunStatus
-from profiling import agentclient, monitor, preflight, pyspy, speedscope, trend
+from profiling import agentclient, availability, monitor, preflight, pyspy, speedscope, trend
 from profiling.models import (
     CaptureKind,
     CaptureStatus,
@@ -328,7 +328,7 @@ def _memory(capture: ProfileCapture, should_stop: Callable[[], bool]) -> None:
     )
     fitted = memory_trend(readings)
     capture.verdict = fitted.verdict
-    capture.summary = {"samples": len(readings), **fitted.as_dict()}
+    capture.summary = {**capture.summary, "samples": len(readings), **fitted.as_dict()}
     if traced is not None:
         capture.tool += " + tracemalloc (agent)"
         capture.summary.update(_agent_growth(capture, traced))
@@ -336,6 +336,9 @@ def _memory(capture: ProfileCapture, should_stop: Callable[[], bool]) -> None:
 
 def _agent_request(capture: ProfileCapture, op: str) -> dict[str, Any] | None:
     if agentclient.figures(capture.pid) is None:
+        # Recorded with the capture: the configuration may change before anyone reads it.
+        missing = availability.agent_missing() or availability.no_agent_in(capture.pid)
+        capture.summary = {**capture.summary, "agent_missing": missing}
         return None
     try:
         return agentclient.request(capture.pid, capture.pk, op)

@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from django.conf import settings
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
 from django.db.models import QuerySet
@@ -26,7 +27,7 @@ from django.views.decorators.http import require_GET, require_POST
 
 from loadtests.models import LoadTestRun
 from offgridperf import access
-from profiling import diff, services, speedscope, tasks
+from profiling import availability, diff, services, speedscope, tasks, trend
 from profiling.forms import CaptureFilterForm, CaptureForm, DiffForm
 from profiling.models import (
     CAPTURE_ANY_PROCESS,
@@ -43,6 +44,8 @@ NAV = {"nav": "profiles"}
 CAPTURE_ANY_PROCESS = f"profiling.{CAPTURE_ANY_PROCESS}"
 CAPTURES_PER_PAGE = 50
 FUNCTIONS_SHOWN = 100
+# A CPU capture's page lists this many top functions; "show all" (?all=1) lists them all.
+FUNCTIONS_TOP = 20
 # A trace page hands at most this many chrometrace events to the browser.
 MAX_TRACE_EVENTS = 20_000
 # Memory charts: beyond this many samples every n-th one is drawn (the fit used them all).
@@ -91,6 +94,8 @@ def _list_page(
         "kinds": CaptureKind.choices,
         "statuses": CaptureStatus.choices,
         "take_form": take_form or CaptureForm(),
+        "memory_min_s": trend.MIN_DURATION_S,
+        "missing_features": availability.missing(),
         "page_query": urlencode({k: v for k, v in request.GET.items() if k != "page" and v}),
         **NAV,
     }
@@ -146,11 +151,15 @@ def _read_json(capture: ProfileCapture, name: str) -> Any:
         return None
 
 
-def cpu_context(capture: ProfileCapture) -> dict[str, Any]:
+def cpu_context(capture: ProfileCapture, *, show_all: bool = False) -> dict[str, Any]:
     doc = _read_json(capture, "speedscope")
+    functions = list(capture.function_stats.all()[:FUNCTIONS_SHOWN])
     return {
         "flame": speedscope.flame_tree(doc) if isinstance(doc, dict) else None,
-        "functions": list(capture.function_stats.all()[:FUNCTIONS_SHOWN]),
+        "functions": functions if show_all else functions[:FUNCTIONS_TOP],
+        "functions_total": len(functions),
+        "functions_top": FUNCTIONS_TOP,
+        "functions_all": show_all,
     }
 
 
@@ -195,9 +204,13 @@ def memory_context(capture: ProfileCapture) -> dict[str, Any]:
         "sample_count": len(rows),
         "thinned": len(shown) < len(rows),
         "fit": summary,
+        "verdict_rules": trend.rules(
+            summary.get("threshold_mb_per_min") or settings.PROFILING_LEAK_MB_PER_MIN
+        ),
         "tracemalloc": tracemalloc_growth(summary.get("tracemalloc")),
         "gc_stats": gc_rows(summary.get("gc")),
         "agent_error": summary.get("agent_error", ""),
+        "agent_note": availability.agent_note(summary, capture.pid),
     }
 
 
@@ -277,8 +290,8 @@ def threads_context(capture: ProfileCapture) -> dict[str, Any]:
     return {"threads": (capture.summary or {}).get("threads") or []}
 
 
+# The CPU page takes the request's "show all" too (detail below).
 KIND_CONTEXT = {
-    CaptureKind.CPU: cpu_context,
     CaptureKind.MEMORY: memory_context,
     CaptureKind.THREADS: threads_context,
     CaptureKind.TRACE: trace_context,
@@ -295,7 +308,9 @@ def detail(request: HttpRequest, pk: int) -> HttpResponse:
         "artefact_names": sorted(capture.artefacts or {}),
         **NAV,
     }
-    if capture.status == CaptureStatus.DONE:
+    if capture.status == CaptureStatus.DONE and capture.kind == CaptureKind.CPU:
+        context.update(cpu_context(capture, show_all=request.GET.get("all") == "1"))
+    elif capture.status == CaptureStatus.DONE:
         context.update(KIND_CONTEXT[capture.kind](capture))
     return render(request, "profiling/detail.html", context)
 

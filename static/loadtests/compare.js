@@ -9,14 +9,17 @@
   Chart.defaults.animation = false;
   Chart.defaults.maintainAspectRatio = false;
 
+  // A run with nothing to draw says so in the legend; with neither, the page shows a note and
+  // no canvas.
   function line(label, points, color, extra) {
     return Object.assign({
-      label: label, data: points, borderColor: color, backgroundColor: color,
+      label: label + (points.length ? "" : " (" + data.empty_text.replace(/\.$/, "").toLowerCase() + ")"),
+      data: points, borderColor: color, backgroundColor: color,
       pointRadius: 0, borderWidth: 1.5,
     }, extra || {});
   }
 
-  new Chart(document.getElementById("compare-spectrum"), {
+  if (document.getElementById("compare-spectrum")) new Chart(document.getElementById("compare-spectrum"), {
     type: "line",
     data: { datasets: [
       line("a #" + data.a.id, data.a.spectrum, A, { borderDash: [5, 4] }),
@@ -37,7 +40,7 @@
     return series.x.map((x, i) => ({ x: x, y: series.series.p95.mean[i] }));
   }
 
-  new Chart(document.getElementById("compare-p95"), {
+  if (document.getElementById("compare-p95")) new Chart(document.getElementById("compare-p95"), {
     type: "line",
     data: { datasets: [
       line("a #" + data.a.id, perSecond(data.p95.a), A, { borderDash: [5, 4] }),

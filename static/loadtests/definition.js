@@ -4,7 +4,7 @@
   "use strict";
 
   const history = JSON.parse(document.getElementById("history-data").textContent);
-  if (!history.ids.length) return;
+  if (!history.ids.length || !history.drawn) return;  // the page says why there is no chart
   Chart.defaults.animation = false;
   Chart.defaults.maintainAspectRatio = false;
 
@@ -18,13 +18,27 @@
     if (elements.length) window.location.href = "/runs/" + history.ids[elements[0].index] + "/";
   }
 
+  // A failing run is a red point on its line; the line itself, and so its legend, keeps its
+  // own colour.
   function series(label, values, color) {
     return {
-      label: label, data: values, borderColor: color, backgroundColor: marked(color),
-      pointBorderColor: marked(color), pointRadius: radius, pointStyle: style,
-      borderWidth: 1.5, spanGaps: true,
+      label: label, data: values, borderColor: color, backgroundColor: color,
+      pointBackgroundColor: marked(color), pointBorderColor: marked(color),
+      pointRadius: radius, pointStyle: style, borderWidth: 1.5, spanGaps: true,
     };
   }
+
+  // Chart.js draws a legend box from a dataset's colours, which for the throughput bars are
+  // one per run (red when it failed): each box takes its dataset's line colour instead.
+  const legend = {
+    labels: {
+      generateLabels: (chart) =>
+        Chart.defaults.plugins.legend.labels.generateLabels(chart).map((item) => {
+          const color = chart.data.datasets[item.datasetIndex].borderColor;
+          return Object.assign(item, { fillStyle: color, strokeStyle: color });
+        }),
+    },
+  };
 
   // A limit as a flat line across every run; none when the test sets no such limit.
   function limits(entries) {
@@ -57,7 +71,7 @@
     options: {
       onClick: openRun,
       interaction: { mode: "index", intersect: false },
-      plugins: { tooltip: { filter: runsOnly, callbacks: { footer: (items) => (items.length ? history.status[items[0].dataIndex] : "") } } },
+      plugins: { legend: legend, tooltip: { filter: runsOnly, callbacks: { footer: (items) => (items.length ? history.status[items[0].dataIndex] : "") } } },
       scales: { y: { beginAtZero: true, title: { display: true, text: "ms" } } },
     },
   });
@@ -68,13 +82,19 @@
     data: {
       labels: history.labels,
       datasets: [
-        { label: "req/s", data: history.throughput, backgroundColor: marked("#1f6feb") },
+        {
+          label: "req/s", data: history.throughput, backgroundColor: marked("#1f6feb"),
+          borderColor: "#1f6feb", borderWidth: 0,
+        },
         ...throughputLimits,
       ],
     },
     options: {
       onClick: openRun,
-      plugins: { legend: { display: throughputLimits.length > 0 }, tooltip: { filter: runsOnly } },
+      plugins: {
+        legend: Object.assign({ display: throughputLimits.length > 0 }, legend),
+        tooltip: { filter: runsOnly },
+      },
       scales: { y: { beginAtZero: true, title: { display: true, text: "req/s" } } },
     },
   });
@@ -91,7 +111,7 @@
     options: {
       onClick: openRun,
       interaction: { mode: "index", intersect: false },
-      plugins: { tooltip: { filter: runsOnly } },
+      plugins: { legend: legend, tooltip: { filter: runsOnly } },
       scales: { y: { beginAtZero: true, title: { display: true, text: "%" } } },
     },
   });

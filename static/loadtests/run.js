@@ -146,7 +146,20 @@
     },
   });
 
-  function drawHistograms(lat, svc) {
+  // A chart with nothing to draw is hidden behind a one-line note (the server sets both at
+  // first draw); the chart appears once it has data, the note says what is missing.
+  function showChart(chart, hasData, text) {
+    const box = chart.canvas.parentElement;
+    const note = document.querySelector('[data-empty-for="' + chart.canvas.id + '"]');
+    if (text) note.textContent = text;
+    note.hidden = hasData;
+    if (box.hidden === hasData) {
+      box.hidden = !hasData;
+      if (hasData) chart.resize();
+    }
+  }
+
+  function drawHistograms(lat, svc, emptyText) {
     const buckets = lat.distribution.length ? lat.distribution : svc.distribution;
     const byUpper = new Map(svc.distribution.map((b) => [b.hi, b.count]));
     distribution.data.labels = buckets.map((b) => b.label || String(b.hi));
@@ -156,10 +169,10 @@
     spectrum.data.datasets[0].data = lat.spectrum;
     spectrum.data.datasets[1].data = svc.spectrum;
     spectrum.update("none");
-    document.getElementById("distribution-note").hidden = lat.distribution.length > 0;
-    document.getElementById("spectrum-note").hidden = lat.spectrum.length > 0;
+    showChart(distribution, lat.distribution.length > 0, emptyText);
+    showChart(spectrum, lat.spectrum.length > 0, emptyText);
   }
-  drawHistograms(data.latency, data.service);
+  drawHistograms(data.latency, data.service, data.histogram_empty_text);
 
   // -- live updates ------------------------------------------------------------------------
   let lastIndex = data.last_index;
@@ -178,7 +191,12 @@
       });
     });
     lastIndex = Math.max(lastIndex, last);
-    if (timeline.x.length) liveCharts.forEach((chart) => chart.update("none"));
+    if (timeline.x.length) {
+      liveCharts.forEach(function (chart) {
+        showChart(chart, true);
+        chart.update("none");
+      });
+    }
   }
 
   function showState(state) {
@@ -209,7 +227,9 @@
     const compare = document.getElementById("compare-link");
     if (compare) compare.hidden = false;
     document.getElementById("run-summary").innerHTML = state.summary_html;
-    drawHistograms(state.latency, state.service);
+    drawHistograms(state.latency, state.service, state.empty_text);
+    // A run that ends without a second stored never had a chart to show.
+    if (lastIndex < 0) liveCharts.forEach((chart) => showChart(chart, false, state.empty_text));
     root.dataset.state = "finished";
   }
 

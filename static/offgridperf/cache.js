@@ -11,7 +11,7 @@
   const RUN_EDGE = "rgba(9, 105, 218, 0.55)";
 
   function clock(seconds) {
-    return new Date(seconds * 1000).toLocaleTimeString([], { hour12: false });
+    return new Date(seconds * 1000).toLocaleTimeString([], { hourCycle: "h23" });
   }
 
   // A run still going ends "now" on the chart.

@@ -25,10 +25,18 @@
   // the local time of day (with the date when the points span several days).
   const times = data.app.concat(data.target).map((row) => row.t);
   const manyDays = times.length > 1 && Math.max(...times) - Math.min(...times) > 86400000;
+  // The product's own format, 24-hour as on every page ("2026-12-07 14:05"), whatever the
+  // browser's locale would print.
+  const pad = (number) => String(number).padStart(2, "0");
+  const day = (moment) => moment.getFullYear() + "-" + pad(moment.getMonth() + 1) + "-" + pad(moment.getDate());
+  const clock = (moment) => pad(moment.getHours()) + ":" + pad(moment.getMinutes());
   function timeLabel(value) {
     const moment = new Date(value);
-    const clock = moment.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
-    return manyDays ? moment.toLocaleDateString() + " " + clock : clock;
+    return manyDays ? day(moment) + " " + clock(moment) : clock(moment);
+  }
+  function fullTime(value) {
+    const moment = new Date(value);
+    return day(moment) + " " + clock(moment) + ":" + pad(moment.getSeconds());
   }
 
   new Chart(document.getElementById("chart-query-stats"), {
@@ -44,7 +52,7 @@
     options: {
       interaction: { mode: "nearest", intersect: false },
       plugins: {
-        tooltip: { callbacks: { title: (items) => items.length ? new Date(items[0].parsed.x).toLocaleString() : "" } },
+        tooltip: { callbacks: { title: (items) => items.length ? fullTime(items[0].parsed.x) : "" } },
       },
       scales: {
         x: { type: "linear", ticks: { callback: timeLabel, maxTicksLimit: 8 } },

@@ -9,7 +9,8 @@ from django.urls import URLPattern, URLResolver, get_resolver
 pytestmark = pytest.mark.django_db
 
 # The only pages a stranger may see.
-PUBLIC = {"healthz", "accounts/login/", "admin/login/"}
+# favicon.ico: a redirect to the static icon, which browsers ask for before any login.
+PUBLIC = {"healthz", "accounts/login/", "admin/login/", "favicon.ico"}
 SAMPLE_ARGS = {
     "int": "1",
     "str": "x",

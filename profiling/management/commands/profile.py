@@ -129,7 +129,7 @@ class Command(BaseCommand):
         if "verdict" in result:
             self.stdout.write(
                 f"{result['samples']} samples, slope {result['slope_mb_per_min']} MB/min, "
-                f"R² {result['r2']}: {result['verdict']}"
+                f"R² {result['r2']}: {result['verdict']} ({result['reason']})"
             )
         for thread in result.get("threads", []):
             self.stdout.write(f"Thread {thread['id']} {thread['name']!r}")
@@ -161,6 +161,7 @@ def cli_result(capture: ProfileCapture) -> dict[str, Any]:
             slope_mb_per_min=summary.get("slope_mb_per_min"),
             r2=summary.get("r2"),
             verdict=capture.verdict,
+            reason=summary.get("reason", ""),
             lower_mb_per_min=summary.get("lower_mb_per_min"),
             upper_mb_per_min=summary.get("upper_mb_per_min"),
         )

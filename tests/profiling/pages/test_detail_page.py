@@ -7,10 +7,12 @@ from typing import Any
 
 import pytest
 from django.urls import reverse
+from django.utils.html import escape
 
-from profiling.models import CaptureKind, CaptureStatus, ProfileCapture
-from profiling.views import MAX_TRACE_EVENTS
-from tests.profiling.pages.conftest import Captures, chrometrace, trace_capture
+from profiling import trend
+from profiling.models import CaptureKind, CaptureStatus, FunctionStat, ProfileCapture
+from profiling.views import FUNCTIONS_SHOWN, FUNCTIONS_TOP, MAX_TRACE_EVENTS
+from tests.profiling.pages.conftest import Captures, chrometrace, cpu_capture, trace_capture
 
 pytestmark = pytest.mark.django_db
 
@@ -103,6 +105,18 @@ def test_it_charts_memory_with_the_trend_line_and_the_verdict(
         {"generation": 1, "collections": 2, "collected": 40, "pause_ms": 0.5},
         {"generation": 2, "collections": 1, "collected": 7, "pause_ms": 3.0},
     ]
+
+
+def test_it_prints_the_verdict_rules_from_the_trend_constants(
+    viewer_client: Any, captures: Captures
+) -> None:
+    response = viewer_client.get(page(captures.memory))
+    html = response.content.decode()
+    assert 'id="verdict-rules"' in html
+    for rule in trend.rules(captures.memory.summary["threshold_mb_per_min"]):
+        assert escape(rule) in html
+    assert f"under {trend.MIN_DURATION_S:g} s" not in html  # a minute-long capture is judged
+    assert "±0.25 MB/min" in html and "Growth against noise" in html
 
 
 def test_it_reads_growth_and_gc_given_as_lists_per_entry(
@@ -243,3 +257,40 @@ def test_it_reads_a_capture_page_in_a_fixed_number_of_queries(
     with django_assert_num_queries(queries):
         response = viewer_client.get(page(getattr(captures, kind)))
     assert response.status_code == 200
+
+
+def many_functions_capture(count: int) -> ProfileCapture:
+    capture = cpu_capture()
+    FunctionStat.objects.filter(capture=capture).delete()
+    FunctionStat.objects.bulk_create(
+        FunctionStat(
+            capture=capture, function=f"step_{i:03d}", file="app.py", line=i,
+            self_samples=count - i, total_samples=count - i,
+            self_pct=(count - i) / 10, total_pct=(count - i) / 10,
+        )
+        for i in range(count)
+    )  # fmt: skip
+    return capture
+
+
+def test_a_cpu_capture_lists_its_top_functions_and_all_of_them_on_request(
+    viewer_client: Any, django_assert_num_queries: Any
+) -> None:
+    capture = many_functions_capture(FUNCTIONS_SHOWN)
+    html = viewer_client.get(page(capture)).content.decode()
+    assert html.count("<code>step_") == FUNCTIONS_TOP == 20
+    assert "<code>step_019</code>" in html and "<code>step_020</code>" not in html
+    assert f"The top 20 of {FUNCTIONS_SHOWN} functions." in html
+    assert 'href="?all=1#top-functions" id="show-all-functions"' in html
+    # session, user, permissions, capture, its functions: the same with every row shown
+    with django_assert_num_queries(6):
+        html = viewer_client.get(page(capture), {"all": "1"}).content.decode()
+    assert html.count("<code>step_") == FUNCTIONS_SHOWN
+    assert 'id="show-top-functions"' in html and 'id="show-all-functions"' not in html
+
+
+def test_a_short_list_of_functions_has_no_show_all_link(
+    viewer_client: Any, captures: Captures
+) -> None:
+    html = viewer_client.get(page(captures.cpu)).content.decode()
+    assert 'id="functions-shown"' not in html

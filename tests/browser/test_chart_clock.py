@@ -1,0 +1,54 @@
+"""A browser set to an English (US) locale still reads chart times on the 24-hour clock."""
+
+from __future__ import annotations
+
+import re
+import shutil
+from typing import Any
+
+import pytest
+
+from tests.browser.test_live_run import CHROMIUM, CHROMIUM_ARGS
+from tests.browser.test_query_pages import PASSWORD, seed
+
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.skipif(not shutil.which(CHROMIUM), reason="needs Debian's chromium package"),
+]
+
+TICKS = "() => Chart.getChart('chart-query-stats').scales.x.ticks.map((tick) => tick.label)"
+TOOLTIP_TITLE = """() => {
+    const chart = Chart.getChart('chart-query-stats');
+    const point = chart.data.datasets[0].data[0];
+    return chart.options.plugins.tooltip.callbacks.title([{ parsed: point }]);
+}"""
+
+
+def test_a_time_axis_uses_the_24_hour_clock_in_an_en_us_browser(
+    live_server: Any, django_user_model: Any
+) -> None:
+    from playwright.sync_api import sync_playwright
+
+    fingerprint_id = seed(django_user_model)
+    base = live_server.url
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS
+        )
+        try:
+            page = browser.new_page(locale="en-US", timezone_id="America/New_York")
+            page.set_default_timeout(30_000)
+            page.goto(f"{base}/accounts/login/")
+            page.fill("input[name=username]", "engineer")
+            page.fill("input[name=password]", PASSWORD)
+            page.click("button[type=submit]")
+            page.wait_for_url(f"{base}/")
+            page.goto(f"{base}/queries/{fingerprint_id}/")
+            page.wait_for_function("() => Chart.getChart('chart-query-stats')")
+            ticks = page.evaluate(TICKS)
+            assert ticks and all(re.fullmatch(r"\d\d:\d\d", tick) for tick in ticks), ticks
+            title = page.evaluate(TOOLTIP_TITLE)
+            assert re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d", title), title
+        finally:
+            browser.close()

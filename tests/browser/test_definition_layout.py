@@ -1,0 +1,81 @@
+"""A real browser on the reference flow's definition page: its steps table fits its card (no
+column hidden under the next card), and each history legend shows its line's own colour."""
+
+from __future__ import annotations
+
+import shutil
+from io import StringIO
+from pathlib import Path
+from typing import Any
+
+import pytest
+from django.conf import settings
+from django.core.management import call_command
+
+from loadtests.models import LoadTestDefinition, RunStatus
+from tests.browser.test_live_run import CHROMIUM, CHROMIUM_ARGS, SCREENSHOTS
+from tests.browser.test_pages_polish import run_of
+
+PASSWORD = "pw-browser-789"
+
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.skipif(not shutil.which(CHROMIUM), reason="needs Debian's chromium package"),
+]
+
+# How far each steps-table cell reaches past its card's right edge, in px (0: it fits).
+OVERFLOW = """() => {
+    const card = document.getElementById("steps-table").closest(".card").getBoundingClientRect();
+    return [...document.querySelectorAll("#steps-table th, #steps-table td")].map(
+        (cell) => Math.max(0, Math.round(cell.getBoundingClientRect().right - card.right)));
+}"""
+# Each legend item of a chart beside the colour of the line (or bars) it stands for.
+LEGEND_COLOURS = """(id) => {
+    const chart = Chart.getChart(document.getElementById(id));
+    return chart.legend.legendItems.map((item) => {
+        const dataset = chart.data.datasets[item.datasetIndex];
+        return [item.text, item.fillStyle, item.strokeStyle, dataset.borderColor];
+    });
+}"""
+
+
+def test_the_definition_page_fits_its_steps_and_colours_its_legends_in_a_real_browser(
+    live_server: Any, django_user_model: Any
+) -> None:
+    from playwright.sync_api import sync_playwright
+
+    django_user_model.objects.create_superuser("engineer", "e@example.com", PASSWORD)
+    flow = Path(settings.BASE_DIR) / "emissions" / "loadtests" / "emissions-upload-flow.json"
+    call_command("loadtest", "import", str(flow), stdout=StringIO())
+    definition = LoadTestDefinition.objects.get(name="emissions-upload-flow")
+    definition.threshold_p95_ms, definition.threshold_min_throughput_rps = 50, 80
+    definition.save()
+    # The oldest run failed: its red marker must not colour the legend.
+    run_of(definition, 40, p95=70.0, status=RunStatus.FAILED, error_rate_pct=2.0)
+    run_of(definition, 30, p95=20.0)
+    base = live_server.url
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS
+        )
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 900})
+            page.set_default_timeout(30_000)
+            errors: list[str] = []
+            page.on("pageerror", lambda error: errors.append(str(error)))
+            page.goto(f"{base}/accounts/login/")
+            page.fill("input[name=username]", "engineer")
+            page.fill("input[name=password]", PASSWORD)
+            page.click("button[type=submit]")
+            page.wait_for_url(f"{base}/")
+            page.goto(f"{base}/definitions/{definition.pk}/")
+            page.screenshot(path=str(SCREENSHOTS / "definition-layout.png"), full_page=True)
+            assert max(page.evaluate(OVERFLOW)) == 0
+            for chart in ("history-latency", "history-throughput", "history-errors"):
+                for text, fill, stroke, line in page.evaluate(LEGEND_COLOURS, chart):
+                    assert (fill, stroke) == (line, line), (chart, text)
+            assert errors == []
+        finally:
+            browser.close()
