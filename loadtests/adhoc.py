@@ -16,12 +16,12 @@ from urllib.parse import urlsplit
 from django.core.exceptions import ValidationError
 
 from loadtests import documents
-from loadtests.engine.config import STATUS_CODES
+from loadtests.engine.config import DEFAULT_SUCCESS_TEXT, STATUS_CODES
 from loadtests.models import LoadModel, LoadTestRun, RunTrigger
 from loadtests.validators import HTTP_METHODS, validate_headers, validate_step_path
 
 # What k6 and Locust count as success: every 2xx and 3xx (redirects are not followed).
-DEFAULT_EXPECT = "200-399"
+DEFAULT_EXPECT = DEFAULT_SUCCESS_TEXT
 # k6's threshold names (and its p(95) spelling) -> the frozen config's threshold keys, with
 # the comparison each allows: latencies and the error rate are upper limits, rps a lower one.
 THRESHOLD_NAMES = {

@@ -393,7 +393,7 @@ class StepForm(forms.ModelForm):
         self.stored_headers = dict(self.instance.headers or {})
         self.stored_secret = list(self.instance.secret_headers or [])
         if self.instance.pk is None:
-            # A new step counts 200-399 as success, as k6 and Locust do; typing codes narrows it.
+            # A new step counts DEFAULT_SUCCESS as success, as k6 and Locust do; codes narrow it.
             self.initial["expected_statuses"] = ""
         if self.instance.pk and "headers" in self.fields:
             self.initial["headers"] = secrets.masked_headers(

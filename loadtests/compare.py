@@ -19,6 +19,11 @@ NOISE_RUNS = 10
 ERROR_RATE_POINTS = 1.0
 
 NOT_ENOUGH_HISTORY = "not enough history to judge noise"
+# A figure of a run (or step) that sent no requests is no measurement: 0 ms or 0 req/s there
+# would read as a -100% change. Such a figure gets no percentage and no colour, only this.
+NO_DATA_BASELINE = "no data in baseline"
+NO_DATA_THIS_RUN = "no data in this run"
+NO_DATA_EITHER = "no data in either run"
 
 VERDICT_RULE = (
     f"Regression: p95 worse by more than {REGRESSION_PCT:g}% and by more than "
@@ -49,27 +54,51 @@ COMPARED_METRICS = (
 )
 
 
-def deltas(a: Mapping[str, float | None], b: Mapping[str, float | None]) -> list[dict[str, Any]]:
-    """One row per compared metric: a, b, change and relative change (b against a)."""
+def has_data(figures: Mapping[str, Any]) -> bool:
+    """Whether a run's (or a step's) figures measured anything: it sent requests. Figures
+    without a request count are judged by their values alone."""
+    requests = figures.get("requests")
+    return requests is None or (isinstance(requests, int | float) and requests > 0)
+
+
+def no_data_text(has_a: bool, has_b: bool) -> str | None:
+    """What a compared figure says instead of a change when a side has no data, else None."""
+    if has_a and has_b:
+        return None
+    if not has_a and not has_b:
+        return NO_DATA_EITHER
+    return NO_DATA_THIS_RUN if has_a else NO_DATA_BASELINE
+
+
+def _figure(va: Any, vb: Any, lower_is_better: bool, missing: str | None) -> dict[str, Any]:
+    # One compared figure: the change and its direction exist only with data on both sides;
+    # a relative change also needs a non-zero baseline.
+    numeric = isinstance(va, int | float) and isinstance(vb, int | float)
+    if missing is None and not numeric:
+        missing = no_data_text(isinstance(va, int | float), isinstance(vb, int | float))
+    if missing is not None:
+        # The side with data keeps its figure; the other shows none (a 0 there is no figure).
+        kept_a = va if missing == NO_DATA_THIS_RUN else None
+        kept_b = vb if missing == NO_DATA_BASELINE else None
+        return {"a": kept_a, "b": kept_b, "change": None, "change_pct": None, "better": None,
+                "no_data": missing}  # fmt: skip
+    change = round(vb - va, 3)
+    pct = round(100.0 * change / va, 1) if va else None
+    # Coloured only when the figure shown moved: "+0.0%" is no change, whatever the digits.
+    shown = pct if pct is not None else change
+    better = (shown < 0) == lower_is_better if shown else None
+    return {"a": va, "b": vb, "change": change, "change_pct": pct, "better": better,
+            "no_data": None}  # fmt: skip
+
+
+def deltas(a: Mapping[str, Any], b: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """One row per compared metric: a, b, change and relative change (b against a); a side
+    without data (`has_data`) blanks the row and `no_data` says which."""
+    missing = no_data_text(has_data(a), has_data(b))
     rows = []
     for metric in COMPARED_METRICS:
-        va, vb = a.get(metric.key), b.get(metric.key)
-        change = None if va is None or vb is None else round(vb - va, 3)
-        pct = None if change is None or not va else round(100.0 * change / va, 1)
-        better = None
-        if change:
-            better = (change < 0) == metric.lower_is_better
-        rows.append(
-            {
-                "key": metric.key,
-                "label": metric.label,
-                "a": va,
-                "b": vb,
-                "change": change,
-                "change_pct": pct,
-                "better": better,
-            }
-        )
+        figure = _figure(a.get(metric.key), b.get(metric.key), metric.lower_is_better, missing)
+        rows.append({"key": metric.key, "label": metric.label, **figure})
     return rows
 
 
@@ -108,8 +137,12 @@ def verdict(
     baseline runs to measure it, and then a p95 change within the margin is inconclusive."""
     confidence = "measured" if run_noise is not None else "low"
     pa, pb = a.get("latency_p95_ms"), b.get("latency_p95_ms")
-    if pa is None or pb is None or pa <= 0:
-        return Verdict("not comparable", ("One of the runs has no p95 latency.",))
+    missing = no_data_text(has_data(a) and pa is not None, has_data(b) and pb is not None)
+    if missing is not None:
+        return Verdict("not comparable", (f"No p95 latency to compare: {missing}.",))
+    assert pa is not None and pb is not None
+    if pa <= 0:
+        return Verdict("not comparable", ("The baseline's p95 latency is 0 ms.",))
     margin = max(pa * REGRESSION_PCT / 100.0, NOISE_SIGMAS * (run_noise or 0.0))
     change = pb - pa
     error_change = (b.get("error_rate_pct") or 0.0) - (a.get("error_rate_pct") or 0.0)
@@ -171,24 +204,21 @@ def _step_stats(steps_summary: Any) -> dict[str, dict[str, Any]]:
     return stats
 
 
-def _relative(va: Any, vb: Any) -> float | None:
-    if not isinstance(va, int | float) or not isinstance(vb, int | float) or not va:
-        return None
-    return round(100.0 * (vb - va) / va, 1)
-
-
 def step_deltas(steps_a: Any, steps_b: Any) -> list[dict[str, Any]]:
     """One row per step (a's order, then steps only b has): each STEP_METRICS value in a and b
-    and b's relative change; a step missing from one run shows None there."""
+    and b's relative change. A step missing from a run, or without requests in it, has no
+    data there: its cells carry `no_data` instead of a change."""
     a, b = _step_stats(steps_a), _step_stats(steps_b)
     names = list(a) + [name for name in b if name not in a]
     rows = []
     for name in names:
+        in_a, in_b = name in a, name in b
+        missing = no_data_text(in_a and has_data(a[name]), in_b and has_data(b[name]))
         cells = []
         for metric in STEP_METRICS:
             va, vb = a.get(name, {}).get(metric.key), b.get(name, {}).get(metric.key)
-            pct = _relative(va, vb)
-            better = None if not pct else (pct < 0) == metric.lower_is_better
-            cells.append({"key": metric.key, "a": va, "b": vb, "change_pct": pct, "better": better})
-        rows.append({"step": name, "in_a": name in a, "in_b": name in b, "cells": cells})
+            figure = _figure(va, vb, metric.lower_is_better, missing)
+            cells.append({"key": metric.key, **figure})
+        rows.append({"step": name, "in_a": in_a, "in_b": in_b, "no_data": missing,
+                     "cells": cells})  # fmt: skip
     return rows

@@ -33,6 +33,7 @@ from django.db.models.functions import RowNumber
 from django.utils import dateformat, timezone
 
 from loadtests import charts, compare, documents, execution, reports, secrets, waiting
+from loadtests.engine.config import DEFAULT_SUCCESS_TEXT
 from loadtests.engine.histograms import Histogram, highest_equivalent
 from loadtests.models import (
     ACTIVE_STATUSES,
@@ -299,6 +300,8 @@ def shown_steps(definition: LoadTestDefinition, shown: dict[str, Any]) -> list[d
                 "request": f"{step.method} {masked['path']}",
                 "headers": masked["headers"],
                 "check": check if step.check_type else "",
+                # Empty means the one default rule: say which statuses that is.
+                "statuses": step.expected_statuses or DEFAULT_SUCCESS_TEXT,
             }
         )
     return rows
@@ -669,7 +672,10 @@ def live_state(run: LoadTestRun, *, after: int = -1, limit: int = charts.MAX_POI
 
 
 def summary_values(run: LoadTestRun) -> dict[str, float | None]:
-    return {metric.key: getattr(run, metric.key) for metric in compare.COMPARED_METRICS}
+    """The compared figures of a run, with its request count: a run that sent nothing has
+    no data to compare (compare.has_data)."""
+    values = {metric.key: getattr(run, metric.key) for metric in compare.COMPARED_METRICS}
+    return {**values, "requests": run.requests}
 
 
 def noise_history(run: LoadTestRun, exclude: Sequence[int]) -> list[float | None]:
@@ -719,8 +725,16 @@ def comparison(a: LoadTestRun, b: LoadTestRun) -> dict[str, Any]:
         "rule": compare.VERDICT_RULE,
         "margin_pct": compare.REGRESSION_PCT,
         "chart": {
-            "a": {"id": a.pk, "spectrum": histogram_charts(a.latency_histogram)["spectrum"]},
-            "b": {"id": b.pk, "spectrum": histogram_charts(b.latency_histogram)["spectrum"]},
+            "a": {
+                "id": a.pk,
+                "spectrum": histogram_charts(a.latency_histogram)["spectrum"],
+                "no_data": None if compare.has_data(values_a) else compare.NO_DATA_BASELINE,
+            },
+            "b": {
+                "id": b.pk,
+                "spectrum": histogram_charts(b.latency_histogram)["spectrum"],
+                "no_data": None if compare.has_data(values_b) else compare.NO_DATA_THIS_RUN,
+            },
             "p95": {"a": series[a.pk], "b": series[b.pk]},
         },
     }

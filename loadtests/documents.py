@@ -14,6 +14,7 @@ wherever a run's config is read.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import os
 import re
@@ -29,9 +30,12 @@ from django.db import transaction
 from loadtests import datasets, secrets
 from loadtests.engine import jsoninput
 from loadtests.engine.config import (
+    DEFAULT_SUCCESS_TEXT,
     MAX_DOCUMENT_BYTES,
     MAX_PROBLEMS_SHOWN,
     MORE_PROBLEMS,
+    REQUESTS,
+    STATUSES_WHEN_ABSENT,
     EngineConfig,
     brief,
     document_field,
@@ -84,9 +88,6 @@ TOP_FIELDS = frozenset(
     {"version", "name", "description", "mode", "data_set", "steps", "stages", "thresholds",
      "tags", *LOAD_FIELDS}
 )  # fmt: skip
-# Expected statuses of a step that names none: requests mode keeps what documents always
-# meant ([200]); a flow step takes any of 200-399 ([]), as k6 and Locust count success.
-DEFAULT_STATUSES = {Mode.REQUESTS: [200], Mode.FLOW: []}
 PLACEHOLDER = secrets.PLACEHOLDER
 
 
@@ -154,7 +155,7 @@ def _step_dict(step: LoadTestStep) -> dict[str, Any]:
 
 
 def _statuses(text: str) -> list[int]:
-    # Empty: any of 200-399.
+    # Empty: the engine's DEFAULT_SUCCESS (see accepted_statuses).
     return list(parse_status_codes(text)) if text.strip() else []
 
 
@@ -220,8 +221,69 @@ def without_secrets(document: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def document_of(definition: LoadTestDefinition) -> dict[str, Any]:
-    """The definition's document as exported and downloaded: secrets as placeholders."""
-    return without_secrets(freeze_definition(definition))
+    """The definition's document as exported and downloaded: secrets as placeholders, and the
+    values its document wrote with `${NAME}` references exactly as written."""
+    return _exported(freeze_definition(definition), definition.written_values)
+
+
+def _exported(document: Mapping[str, Any], kept: Any) -> dict[str, Any]:
+    as_written = _as_written(document, kept)
+    return secrets.masked_config(document, placeholders=True, as_written=as_written)
+
+
+# -- values written with ${NAME} references ----------------------------------------------------
+
+
+def _fingerprint(value: Any) -> str:
+    return hashlib.sha256(str(value).encode()).hexdigest()
+
+
+def written_values(written: Mapping[str, Any], stored: Mapping[str, Any]) -> dict[str, Any]:
+    """What `definition.written_values` keeps of a document as written: each target URL and
+    header value written with `${NAME}` references, with the fingerprint of the value it
+    became in `stored` (the definition's document as it will be stored)."""
+    kept: dict[str, Any] = {}
+    url = written.get("target_base_url")
+    if isinstance(url, str) and PLACEHOLDER.search(url):
+        kept["target_base_url"] = {"text": url, "sha256": _fingerprint(stored["target_base_url"])}
+    stored_steps = {step["name"]: step for step in stored.get("steps") or []}
+    steps: dict[str, dict[str, Any]] = {}
+    for step in written.get("steps") or []:
+        stored_headers = stored_steps.get(step.get("name"), {}).get("headers") or {}
+        for name, value in (step.get("headers") or {}).items():
+            if isinstance(value, str) and PLACEHOLDER.search(value) and name in stored_headers:
+                steps.setdefault(step["name"], {})[name] = {
+                    "text": value,
+                    "sha256": _fingerprint(stored_headers[name]),
+                }
+    if steps:
+        kept["steps"] = steps
+    return kept
+
+
+def _as_written(document: Mapping[str, Any], kept: Any) -> dict[str, Any]:
+    """The texts of `kept` (written_values) whose value is still the one they resolved to, in
+    the shape secrets.masked_config takes: a value edited since then is shown as itself."""
+    kept = kept if isinstance(kept, Mapping) else {}
+
+    def still(entry: Any, value: Any) -> bool:
+        return isinstance(entry, Mapping) and entry.get("sha256") == _fingerprint(value)
+
+    as_written: dict[str, Any] = {}
+    if still(kept.get("target_base_url"), document.get("target_base_url")):
+        as_written["target_base_url"] = kept["target_base_url"]["text"]
+    kept_steps = kept.get("steps") if isinstance(kept.get("steps"), Mapping) else {}
+    steps: dict[str, dict[str, str]] = {}
+    for step in document.get("steps") or []:
+        entries = kept_steps.get(step["name"])
+        if not isinstance(entries, Mapping):
+            continue
+        for name, value in (step.get("headers") or {}).items():
+            if still(entries.get(name), value):
+                steps.setdefault(step["name"], {})[name] = entries[name]["text"]
+    if steps:
+        as_written["steps"] = steps
+    return as_written
 
 
 # -- old frozen configs ----------------------------------------------------------------------
@@ -392,15 +454,21 @@ def apply_document(
     if definition is None:
         definition = LoadTestDefinition.objects.filter(name=document["name"]).first()
     before = freeze_definition(definition) if definition is not None else None
+    as_given = document
     document = _with_environment(document, before, _environment() if environ is None else environ)
     built = _build(document, definition)
     after = _document(built.definition, built.steps, built.stages, built.tags)
+    built.definition.written_values = written_values(as_given, after)
     if before is None:
         change = Change(after["name"], "created")
     elif if_missing:
         return Change(after["name"], "kept", definition=definition)
     else:
         changed = differences(before, after)
+        # A value now written with a reference (or no longer) changes what an export shows.
+        shown_before = _exported(before, definition.written_values)  # type: ignore[union-attr]
+        shown_after = _exported(after, built.definition.written_values)
+        changed += [p for p in differences(shown_before, shown_after) if p not in changed]
         change = Change(after["name"], "updated" if changed else "unchanged", changed)
     if not dry_run and change.action != "unchanged":
         _save(built)
@@ -468,7 +536,10 @@ def _list_problems(
                 _add(
                     problems,
                     f"steps[{index}].expected_statuses",
-                    ["Give a list of status codes, e.g. [200, 201], or [] for any of 200-399."],
+                    [
+                        "Give a list of status codes, e.g. [200, 201], "
+                        f"or [] for any of {DEFAULT_SUCCESS_TEXT}."
+                    ],
                 )
             if isinstance(item, Mapping):
                 _poll_shape(problems, index, item.get("poll"))
@@ -748,7 +819,8 @@ def _step(
     values["extract"] = values.get("extract") or []
     for name in ("check_type", "check_path", "check_value"):
         values[name] = values.get(name) or ""
-    statuses = item.get("expected_statuses", DEFAULT_STATUSES.get(definition.mode, [200]))
+    absent = STATUSES_WHEN_ABSENT.get(definition.mode, STATUSES_WHEN_ABSENT[REQUESTS])
+    statuses = item.get("expected_statuses", absent)
     values["expected_statuses"] = ",".join(str(code) for code in statuses)
     poll = item.get("poll") if isinstance(item.get("poll"), Mapping) else {}
     for name, field_name in POLL_STEP_FIELDS.items():

@@ -11,6 +11,7 @@ from django.urls import reverse
 from loadtests import datasets, tokens
 from loadtests.engine.config import (
     CONNECTIONS_RULE,
+    DEFAULT_SUCCESS_TEXT,
     DURATION_RULE,
     MAX_CONNECTIONS,
     MAX_DURATION_S,
@@ -298,6 +299,16 @@ class LoadTestDefinition(models.Model):
         related_name="+",
         help_text="The run others are compared with; empty: the last passing run.",
     )
+    # An import resolves `${NAME}` from the environment, so the stored values no longer say
+    # how they were written; this keeps the text as written for the export, with a
+    # fingerprint of what it resolved to, so that a value edited since exports as itself.
+    written_values = models.JSONField(
+        default=dict,
+        blank=True,
+        editable=False,
+        help_text="Values an imported document wrote with ${NAME} references (target URL, step "
+        "headers) as written, with a SHA-256 of what each resolved to.",
+    )
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
@@ -357,7 +368,7 @@ class LoadTestStep(models.Model):
         default="200",
         blank=True,
         validators=[validate_status_codes],
-        help_text="Comma-separated, e.g. 200,201; empty: any of 200-399.",
+        help_text=f"Comma-separated, e.g. 200,201; empty: any of {DEFAULT_SUCCESS_TEXT}.",
     )
     check_type = models.CharField(max_length=12, choices=Check.choices, blank=True, default="")
     check_path = models.CharField(

@@ -3,7 +3,8 @@
 The secrets are each step's secret headers and the user information of the target's URL
 (`http://user:password@host`). Only the engine sees their real values. Every page, export,
 JSON document and API answer about a definition or a run goes through `masked_config` (with
-`placeholders=True` for a document that leaves the server); a form shows `masked_headers`
+`placeholders=True` for a document that leaves the server, and the values it wrote with
+`${NAME}` references back as written); a form shows `masked_headers`
 (a step's headers) or `masked_url`, and free text that may repeat a value (an error sample of
 a target that echoes its request) goes through `redact`. A stored secret is bound to the
 target it was stored for: `same_target` tells when a mask may keep it. Pure: no Django, so
@@ -163,7 +164,10 @@ def _redact_all(value: Any, values: set[str]) -> Any:
 
 
 def masked_config(
-    config: Mapping[str, Any] | None, *, placeholders: bool = False
+    config: Mapping[str, Any] | None,
+    *,
+    placeholders: bool = False,
+    as_written: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """A copy of a frozen run config or a document fit to show: the target URL's user
     information and each step's secret headers masked, and a secret repeated anywhere else in
@@ -173,20 +177,38 @@ def masked_config(
     With `placeholders` (a document that leaves the server: export, download, API), the user
     information and the secret headers become `${NAME}` placeholders instead (kept as they are
     when they are one already), so the file can go into git and the values come from the
-    environment at import, as k6 users pass secrets."""
+    environment at import, as k6 users pass secrets.
+
+    `as_written` ({"target_base_url": text, "steps": {step name: {header: text}}}) holds
+    values a document wrote with `${NAME}` references ("Bearer ${API_TOKEN}"); with
+    `placeholders` they are shown exactly as written, since they hold references, not
+    secrets. Only a secret typed as a literal value becomes a placeholder."""
     shown = copy.deepcopy(dict(config or {}))
     values = secret_values(shown)
+    written = as_written if placeholders and as_written else {}
+    if isinstance(written.get("target_base_url"), str):
+        shown["target_base_url"] = written["target_base_url"]
     userinfo = url_userinfo(shown.get("target_base_url"))
     if userinfo:
         hidden = _hidden(USERINFO_VARIABLE, userinfo, placeholders)
         shown["target_base_url"] = with_userinfo(shown["target_base_url"], hidden)
+    written_steps = written.get("steps") or {}
     for step in _steps(shown):
         names = secret_names(step.get("secret_headers") or ())
+        kept = written_steps.get(step.get("name")) or {}
         step["headers"] = {  # type: ignore[index]
-            name: _hidden(env_name(name), value, placeholders) if name.lower() in names else value
+            name: _shown_header(name, value, names, kept.get(name), placeholders)
             for name, value in (step.get("headers") or {}).items()
         }
     return _redact_all(shown, values) if values else shown
+
+
+def _shown_header(
+    name: str, value: Any, names: frozenset[str], written: Any, placeholders: bool
+) -> Any:
+    if isinstance(written, str):
+        return written
+    return _hidden(env_name(name), value, placeholders) if name.lower() in names else value
 
 
 def _hidden(variable: str, value: Any, placeholders: bool) -> str:

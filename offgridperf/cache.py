@@ -1,4 +1,5 @@
-"""The cache layer: named strategies on Django's cache (django-redis, or local memory).
+"""The cache layer: named strategies on Django's cache (django-redis: REDIS_URL's Redis, or
+the embedded one runall starts; local memory only where a test configures it).
 
 The layer defines no strategy of its own: an app declares its strategies with `register()`
 (the emissions demo does so in emissions/cache.py, imported when the app is ready), and the
@@ -18,10 +19,16 @@ short probe per BACKOFF_S, never a timeout per request: keep the client's timeou
 its retries off (REDIS_* settings), the breaker is what tries again. Other uses of the same
 Redis on a request's path (counters, statistics) go through `guarded()`, the same breaker.
 
-A strategy's generation is memoised per process for GENERATION_MEMO_S, so a version bump
-made by another process takes effect there within that time; invalidation by key or prefix
-is immediate everywhere. An invalidation that Redis misses while down is made good when it
-returns: the strategy's generation is bumped before anything else is read.
+Reads fetch a strategy's generation in the same round trip as the value (one MGET), so a
+version bump made by any process takes effect at the next read in every process; the
+per-process memo (GENERATION_MEMO_S) only guesses which keys to ask for, and writes use it (a
+value stored under a generation just replaced is never read). Invalidation by key or prefix
+reads the generation afresh, is immediate everywhere, and bumps the strategy's epoch, so that
+a value computed from a source read before it is not stored after it. Counts are flushed to
+the shared figures at most METRICS_FLUSH_S after an operation, whether or not another one
+follows.
+An invalidation that Redis misses while down is made good when it returns: the strategy's
+generation is bumped before anything else is read.
 
 Keys are built by `key()` only, from the validated parameters: no two distinct parameter sets
 share a key, whatever separators their values contain (see `key`).
@@ -33,6 +40,7 @@ import atexit
 import contextlib
 import hashlib
 import logging
+import os
 import re
 import threading
 import time
@@ -216,6 +224,10 @@ class _Breaker:
             if now - self.last_logged < LOG_EVERY_S:
                 return
             errors, self.unlogged_errors, self.last_logged = self.unlogged_errors, 0, now
+        if _embedded_redis_absent():
+            # Expected for commands run beside no runall (migrate, make run's first steps).
+            log.info("cache: the embedded Redis is not running (runall starts it); no cache")
+            return
         log.warning(
             "cache: Redis unreachable (%s: %s); serving from the source, retrying every %.0f s "
             "(%d error(s) since the last message)",
@@ -237,6 +249,14 @@ class _Breaker:
         with self._lock:
             self.open_until, self.down_since, self.probing = 0.0, None, False
             self.last_logged, self.unlogged_errors = float("-inf"), 0
+
+
+def _embedded_redis_absent() -> bool:
+    """The cache is meant to be on the embedded Redis, and no runall has started it."""
+    socket_path = getattr(settings, "EMBEDDED_REDIS_SOCKET", None)
+    return bool(getattr(settings, "EMBEDDED_REDIS", False)) and not (
+        socket_path is not None and socket_path.exists()
+    )
 
 
 # The probe's own connection pool per cache client pool: the same server and credentials,
@@ -368,19 +388,49 @@ class Strategy:
     def generation_key(self) -> str:
         return f"~gen:{self.name}"
 
+    @property
+    def epoch_key(self) -> str:
+        # Counts the strategy's key and prefix invalidations: a value computed from a source
+        # read before one of them is not stored after it (see _store_unless_invalidated).
+        return f"~epoch:{self.name}"
+
     # keys
 
-    def generation(self) -> int:
+    def generation(self, *, fresh: bool = False) -> int:
+        """The strategy's generation: memoised for GENERATION_MEMO_S, or read now (`fresh`).
+        Reads never trust the memo alone: they fetch the generation with the value."""
         if _missed_invalidations and _breaker.allows():
             _replay_missed_invalidations()
         memo = _generations.get(self.name)
         now = time.monotonic()
-        if memo is not None and now - memo[1] < GENERATION_MEMO_S:
+        if not fresh and memo is not None and now - memo[1] < GENERATION_MEMO_S:
             return memo[0]
         value = _call(self.name, lambda: _backend().get(self.generation_key), timed=False)
         generation = int(value or 0)
         _generations[self.name] = (generation, now)
         return generation
+
+    def _read_current(self, keys: list[str]) -> tuple[int, str, dict[str, Any]]:
+        """The strategy's current generation and invalidation epoch, and {key: stored entry}
+        of `keys` under that generation.
+
+        The generation is read in the same round trip as the entries (MGET), so an
+        invalidation made by any process is seen by the very next read in every process; the
+        memo only guesses which generation's keys to ask for. A wrong guess (a bump since)
+        costs one more round trip.
+        """
+        guess = self.generation()
+        full_keys = {self._key(key, guess): key for key in keys}
+        wanted = [self.generation_key, self.epoch_key, *full_keys]
+        found = _call(self.name, lambda: _backend().get_many(wanted))
+        current = int(found.get(self.generation_key) or 0)
+        epoch = str(found.get(self.epoch_key) or "")
+        _generations[self.name] = (current, time.monotonic())
+        if current != guess:
+            full_keys = {self._key(key, current): key for key in keys}
+            found = _call(self.name, lambda: _backend().get_many(list(full_keys)))
+        entries = {key: found[full_key] for full_key, key in full_keys.items() if full_key in found}
+        return current, epoch, entries
 
     def _key(self, key: str, generation: int) -> str:
         return f"{self.prefix}:{generation}:{key}"
@@ -401,7 +451,7 @@ class Strategy:
         if not settings.CACHE_ENABLED:
             return default
         try:
-            entry = self._read(self._key(key, self.generation()))
+            entry = self._read_current([key])[2].get(key)
         except _Down:
             return default
         if isinstance(entry, _Entry) and entry.fresh:
@@ -427,8 +477,10 @@ class Strategy:
         if not settings.CACHE_ENABLED:
             return False
         try:
-            full_key = self._key(key, self.generation())
-            _call(self.name, lambda: _backend().delete(full_key))
+            # Read now, not memoised: a delete aimed at a generation just replaced would miss
+            # a value another process already stored under the new one.
+            full_key = self._key(key, self.generation(fresh=True))
+            _call(self.name, lambda: _bump_and_delete(self.epoch_key, full_key))
         except _Down:
             _missed_invalidations.add(self.name)
             return False
@@ -441,14 +493,12 @@ class Strategy:
         if not settings.CACHE_ENABLED or not keys:
             return {}
         try:
-            generation = self.generation()
-            full_keys = {self._key(key, generation): key for key in keys}
-            found = _call(self.name, lambda: _backend().get_many(list(full_keys)))
+            found = self._read_current(keys)[2]
         except _Down:
             return {}
         values = {
-            full_keys[full_key]: entry.value
-            for full_key, entry in found.items()
+            key: entry.value
+            for key, entry in found.items()
             if isinstance(entry, _Entry) and entry.fresh
         }
         self._count("hits", len(values))
@@ -485,34 +535,37 @@ class Strategy:
         if not settings.CACHE_ENABLED:
             return compute()
         try:
-            full_key = self._key(key, self.generation())
-            entry = self._read(full_key)
+            generation, epoch, found = self._read_current([key])
         except _Down:
             return compute()
+        full_key, entry = self._key(key, generation), found.get(key)
         if isinstance(entry, _Entry) and entry.fresh:
             self._count("hits")
             return entry.value
         if isinstance(entry, _Entry):  # stale: one caller refreshes, the others serve it
             if self._lock(full_key):
                 self._count("misses")
-                return self._compute_and_store(full_key, compute, ttl, locked=True)
+                return self._compute_and_store(full_key, epoch, compute, ttl, locked=True)
             self._count("hits")
             self._count("stale")
             return entry.value
         self._count("misses")
         if self._lock(full_key):
-            return self._compute_and_store(full_key, compute, ttl, locked=True)
+            return self._compute_and_store(full_key, epoch, compute, ttl, locked=True)
         waited = self._wait_for(full_key, wait_s)
         if waited is not None:
             return waited.value
-        return self._compute_and_store(full_key, compute, ttl, locked=False)
+        return self._compute_and_store(full_key, epoch, compute, ttl, locked=False)
 
     def invalidate_prefix(self, prefix: str = "") -> int:
         """Delete the strategy's current keys that start with `prefix` (SCAN, never KEYS)."""
         if not settings.CACHE_ENABLED:
             return 0
         try:
-            base = self._key(prefix, self.generation())
+            base = self._key(prefix, self.generation(fresh=True))  # as delete() does
+            # The epoch first: a computation that read its source before this invalidation
+            # must find it changed when it comes to store its value.
+            _call(self.name, lambda: _increment(self.epoch_key), timed=False)
             deleted = _call(self.name, lambda: _delete_prefix(base))
         except _Down:
             _missed_invalidations.add(self.name)
@@ -532,9 +585,6 @@ class Strategy:
         return generation
 
     # helpers
-
-    def _read(self, full_key: str) -> Any:
-        return _call(self.name, lambda: _backend().get(full_key))
 
     def _lock(self, full_key: str) -> bool:
         lock_key = f"{full_key}:~lock"
@@ -566,15 +616,27 @@ class Strategy:
         return None
 
     def _compute_and_store(
-        self, full_key: str, compute: Callable[[], T], ttl: int | None, *, locked: bool
+        self,
+        full_key: str,
+        epoch: str,
+        compute: Callable[[], T],
+        ttl: int | None,
+        *,
+        locked: bool,
     ) -> T:
         try:
             value = compute()
             self._count("computes")
             entry, expiry = self._entry(value, ttl)
             try:
-                _call(self.name, lambda: _backend().set(full_key, entry, timeout=expiry))
-                self._count("sets")
+                stored = _call(
+                    self.name,
+                    lambda: _store_unless_invalidated(
+                        self.epoch_key, epoch, full_key, entry, expiry
+                    ),
+                )
+                if stored:
+                    self._count("sets")
             except _Down:
                 pass
             return value
@@ -586,6 +648,46 @@ class Strategy:
 def _replay_missed_invalidations() -> None:
     for name in list(_missed_invalidations):
         STRATEGIES[name].invalidate_all()
+
+
+# SET the value unless the strategy's invalidation epoch moved since the computation began.
+_STORE_UNLESS_INVALIDATED = """
+if (redis.call('GET', KEYS[1]) or '') ~= ARGV[1] then return 0 end
+redis.call('SET', KEYS[2], ARGV[2], 'EX', ARGV[3])
+return 1
+"""
+
+
+def _store_unless_invalidated(
+    epoch_key: str, epoch: str, full_key: str, entry: _Entry, expiry: int
+) -> bool:
+    """Store a computed entry only if no key or prefix invalidation of its strategy happened
+    since its source was read (`epoch`, read before): otherwise a request that read a batch
+    as `calculating` just before the worker's commit would cache that after the worker's
+    invalidation, for the whole TTL. Atomic in Redis (a script)."""
+    backend = _backend()
+    if not isinstance(backend, RedisCache):  # local memory: one process, no interleaving
+        if str(backend.get(epoch_key) or "") != epoch:
+            return False
+        backend.set(full_key, entry, timeout=expiry)
+        return True
+    client = _redis_client()
+    script = client.register_script(_STORE_UNLESS_INVALIDATED)
+    keys = [str(backend.make_key(epoch_key)), str(backend.make_key(full_key))]
+    encoded = backend.client.encode(entry)
+    return bool(script(keys=keys, args=[epoch, encoded, max(1, int(expiry))], client=client))
+
+
+def _bump_and_delete(epoch_key: str, full_key: str) -> None:
+    backend = _backend()
+    if not isinstance(backend, RedisCache):
+        _increment(epoch_key)
+        backend.delete(full_key)
+        return
+    with _redis_client().pipeline(transaction=True) as pipe:
+        pipe.incr(str(backend.make_key(epoch_key)))
+        pipe.delete(str(backend.make_key(full_key)))
+        pipe.execute()
 
 
 def _increment(key: str) -> int:
@@ -677,6 +779,31 @@ def _metrics_key(name: str) -> str:
 def _maybe_flush() -> None:
     if time.monotonic() - _last_flush[0] >= METRICS_FLUSH_S:
         flush_metrics()
+    else:
+        _flush_later()
+
+
+# One pending flush per process id: a forked worker inherits the dict but not the thread.
+_flush_timers: dict[int, threading.Timer] = {}
+_flush_timers_lock = threading.Lock()
+
+
+def _flush_later() -> None:
+    """Flush within METRICS_FLUSH_S even if this process makes no further operation: the
+    counts of a worker's last second (the end of a load test) would otherwise wait for its
+    next request to reach the shared figures."""
+    pid = os.getpid()
+    timer = _flush_timers.get(pid)
+    if timer is not None and timer.is_alive():
+        return
+    with _flush_timers_lock:
+        timer = _flush_timers.get(pid)
+        if timer is not None and timer.is_alive():
+            return
+        timer = threading.Timer(METRICS_FLUSH_S, _flush_at_exit)
+        timer.daemon = True
+        _flush_timers[pid] = timer
+        timer.start()
 
 
 def flush_metrics() -> bool:
@@ -854,15 +981,25 @@ def _iter_keys(head: str) -> Iterable[str]:
 @dataclass(frozen=True)
 class LayerState:
     backend: str
+    shared: bool  # one cache and one set of figures for every process
     enabled: bool
     reachable: bool
     down_for_s: float | None
 
 
+def _backend_name() -> str:
+    if not uses_redis():
+        return "local memory"
+    if getattr(settings, "EMBEDDED_REDIS", False):
+        return f"Redis, embedded ({settings.EMBEDDED_REDIS_SOCKET}, started by runall)"
+    return "Redis"
+
+
 def state() -> LayerState:
     down_since = _breaker.down_since
     return LayerState(
-        backend="redis" if uses_redis() else "local memory",
+        backend=_backend_name(),
+        shared=uses_redis(),
         enabled=settings.CACHE_ENABLED,
         reachable=down_since is None,
         down_for_s=None if down_since is None else time.monotonic() - down_since,
@@ -876,6 +1013,7 @@ def clear_all() -> None:
         try:
             _call(name, lambda s=strategy: _delete_prefix(f"{s.prefix}:"), timed=False)
             _call(name, lambda s=strategy: backend.delete(s.generation_key), timed=False)
+            _call(name, lambda s=strategy: backend.delete(s.epoch_key), timed=False)
         except _Down:
             pass
     reset_metrics()
@@ -893,7 +1031,7 @@ def reset_process_state() -> None:
 
 
 def _flush_at_exit() -> None:
-    with contextlib.suppress(Exception):  # best effort while the process ends
+    with contextlib.suppress(Exception):  # best effort (the process may be ending)
         flush_metrics()
 
 

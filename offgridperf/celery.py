@@ -26,6 +26,7 @@ from typing import Any
 from celery import Celery
 from celery.backends.redis import RedisBackend
 from kombu import Queue
+from kombu.transport import TRANSPORT_ALIASES
 from kombu.transport import redis as kombu_redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 
@@ -42,6 +43,11 @@ class RedisChannel(kombu_redis.Channel):
 
 class RedisTransport(kombu_redis.Transport):
     Channel = RedisChannel
+
+
+# A redis+socket:// broker URL (the embedded Redis, on a unix socket) names its transport
+# itself, and kombu then ignores CELERY_BROKER_TRANSPORT: the alias gives it the fixed one too.
+TRANSPORT_ALIASES["redis"] = "offgridperf.celery:RedisTransport"
 
 
 class RedisResultBackend(RedisBackend):

