@@ -16,7 +16,7 @@ from django.db.models import Count, F, QuerySet, Sum
 from django.db.models.functions import TruncMonth
 
 from emissions.cache import ACTIVITY, BATCH, EMISSIONS, QUERY
-from emissions.models import Activity, ActivityBatch, BatchStatus, validate_reference
+from emissions.models import Activity, ActivityBatch, validate_reference
 from emissions.rows import is_id
 from emissions.services import (
     activity_page_key,
@@ -68,20 +68,7 @@ def resolve_batch(ref: str) -> int:
 
 
 def batch_detail(batch_id: int) -> dict[str, Any]:
-    """The batch's detail, cached except while it is `calculating`.
-
-    The in-flight state changes without a request (the worker ends it) and is what a poller
-    waits on: a read that missed the cache as the worker finished would store `calculating`
-    after the worker's invalidation, and serve it for the whole TTL. Read from the database
-    until the batch leaves it (one primary-key read per poll)."""
-    key = batch_key(batch_id)
-    cached = BATCH.get(key)
-    if cached is not None:
-        return cached
-    detail = _batch_detail(batch_id)
-    if detail["status"] != BatchStatus.CALCULATING:
-        BATCH.set(key, detail)
-    return detail
+    return BATCH.get_or_compute(batch_key(batch_id), lambda: _batch_detail(batch_id))
 
 
 def _batch_detail(batch_id: int) -> dict[str, Any]:

@@ -5,7 +5,6 @@ from typing import Any
 import pytest
 
 from emissions import services
-from emissions.models import ActivityBatch, BatchStatus
 from offgridperf import cache
 from tests.emissions.conftest import KNOWN_ROWS, csv_text, many_rows, upload_csv
 
@@ -110,17 +109,3 @@ def test_the_batch_list_makes_one_query_per_batch(
     with django_assert_num_queries(1 + 4):  # tuning opportunity: an N+1
         body = api.get("/api/batches/").json()
     assert body["count"] == 4
-
-
-def test_a_calculating_batch_is_read_from_the_database_until_it_is_done(
-    api: Any, batch_id: int
-) -> None:
-    # A poller's read that misses the cache while the worker finishes would otherwise store
-    # `calculating` after the worker's invalidation, for the whole TTL: the in-flight state,
-    # the one a poller waits on, is never cached.
-    ActivityBatch.objects.filter(pk=batch_id).update(status=BatchStatus.CALCULATING)
-    services.invalidate_batch(batch_id)
-    assert api.get(f"/api/batches/{batch_id}/").json()["status"] == "calculating"
-    # The worker's commit, as seen by a reader whose invalidation came first.
-    ActivityBatch.objects.filter(pk=batch_id).update(status=BatchStatus.DONE)
-    assert api.get(f"/api/batches/{batch_id}/").json()["status"] == "done"
