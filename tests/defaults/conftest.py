@@ -1,5 +1,5 @@
 """The product as `make run` starts it with no environment: SQLite under its own var dir, the
-file-system broker, the local-memory cache, and the processes `runall` starts.
+embedded Redis (cache and broker) and the other processes `runall` starts.
 
 Everything runs in subprocesses with a clean environment (no DATABASE_URL, REDIS_URL or
 CELERY_BROKER_URL, no .env file), so this pytest process keeps the suite's PostgreSQL and Redis

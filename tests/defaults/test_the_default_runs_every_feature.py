@@ -1,5 +1,5 @@
-"""`make run`'s embedded default (SQLite, the file-system broker, the local-memory cache) end
-to end with the processes runall starts: the reference tests, a sharded run, the reference
+"""`make run`'s embedded default (SQLite, the embedded Redis as cache and broker) end to end
+with the processes runall starts: the reference tests, a sharded run, the reference
 flow, CPU and memory captures and a schedule, each as a newcomer would use it."""
 
 from __future__ import annotations
