@@ -21,7 +21,8 @@ from types import SimpleNamespace
 from typing import Any
 
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import transaction
+from django.db.models.functions import Now
 from django.utils import timezone
 
 from loadtests import documents, events, execution, reports
@@ -223,13 +224,20 @@ def _execute_claimed(shard: RunShard) -> None:
 # -- coordinated start --------------------------------------------------------------------------
 
 
-def clock_offset_ms() -> tuple[float, datetime]:
-    """This process's clock minus the database server's `now()` (ms), measured around the query
-    (the midpoint of the local times before and after), and the server's time."""
+def clock_offset_ms(run_id: int) -> tuple[float, datetime]:
+    """This process's clock minus the database server's time (ms), measured around the query
+    (the midpoint of the local times before and after), and the server's time.
+
+    The server's time comes from Django's Now() through the ORM, read on the run's own row: each
+    backend spells it its own way (SQLite has no now()), and every database the product accepts
+    answers it."""
     before = time.time()
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT now()")
-        server_now = cursor.fetchone()[0]
+    server_now = (
+        LoadTestRun.objects.filter(pk=run_id)
+        .annotate(server_now=Now())
+        .values_list("server_now", flat=True)
+        .get()
+    )
     after = time.time()
     offset_ms = ((before + after) / 2 - server_now.timestamp()) * 1000.0
     return round(offset_ms, 3), server_now
@@ -238,7 +246,7 @@ def clock_offset_ms() -> tuple[float, datetime]:
 def mark_ready(shard: RunShard) -> datetime | None:
     """Mark the shard ready with its clock offset; the last one to get ready sets the run's
     common start (the server's now + START_DELAY_S). Returns the start once it is set."""
-    offset, server_now = clock_offset_ms()
+    offset, server_now = clock_offset_ms(shard.run_id)
     with transaction.atomic():
         run = LoadTestRun.objects.select_for_update().get(pk=shard.run_id)
         if run.status != RunStatus.RUNNING:

@@ -309,6 +309,10 @@ if CELERY_BROKER_URL is None:
         "processed_folder": str(_broker_dir / "processed"),
         "control_folder": str(_broker_dir / "control"),
         "store_processed": False,
+        # kombu polls the folder, 1 s apart by default, and a worker whose prefetch is full
+        # waits a whole interval before the next look: the demo's calculations (5 a second
+        # in the reference flow) were handed out about one a second.
+        "polling_interval": 0.1,
     }
 else:
     CELERY_BROKER_TRANSPORT_OPTIONS = {
@@ -406,6 +410,10 @@ LOADTEST_CLOCK_OFFSET_WARN_MS = env_float(
 # seconds wait in memory and are stored when the database answers again; past it the load
 # stops and the run ends `interrupted` with what was stored.
 LOADTEST_DB_OUTAGE_BUFFER_S = env_int("LOADTEST_DB_OUTAGE_BUFFER_S", 60, minimum=1, maximum=3600)
+# Load generators `runall` starts: each its own worker on queue loadgen, running one load test
+# (or shard) at a time; a run of N shards needs N of them. One keeps the runs of one machine
+# one at a time, so they never distort each other's figures.
+RUNALL_LOADGEN_WORKERS = env_int("RUNALL_LOADGEN_WORKERS", 1, minimum=1, maximum=16)
 # Regression alerts: webhook hosts allowed, and how often a failing delivery is tried.
 ALERT_WEBHOOK_ALLOWED_HOSTS = env_list("ALERT_WEBHOOK_ALLOWED_HOSTS", ["localhost", "127.0.0.1"])
 ALERT_MAX_ATTEMPTS = env_int("ALERT_MAX_ATTEMPTS", 5, minimum=1, maximum=50)

@@ -28,7 +28,7 @@ from django.views.decorators.http import require_GET, require_POST
 from loadtests.models import LoadTestRun
 from offgridperf import access
 from offgridperf.forms import FilterForm
-from queryopt import plans, rollups, services, tasks
+from queryopt import availability, origins, plans, rollups, services, tasks
 from queryopt import pool as pool_stats
 from queryopt.dsn import redact
 from queryopt.histsum import HistogramSum
@@ -48,7 +48,8 @@ from queryopt.models import (
 log = logging.getLogger(__name__)
 
 NAV = {"nav": "queries"}
-QUERIES_SHOWN = 100
+# Rows per page of the list.
+PAGE_SIZE = 50
 N_PLUS_ONE_SHOWN = 50
 SLOW_SHOWN = 20
 # The detail chart reads at most this many of the latest windows and snapshots.
@@ -117,6 +118,12 @@ class QueryFilterForm(FilterForm):
         choices=list(SORTS.items()),
         error_messages={"invalid_choice": f"Sort by one of {', '.join(SORTS)}."},
     )
+    page = forms.IntegerField(
+        required=False, min_value=1, error_messages={"invalid": "Enter a page number."}
+    )
+    # The tool's own queries (its pages and tasks) are off by default: the list is about the
+    # service under test.
+    own = forms.BooleanField(required=False)
 
 
 @dataclass
@@ -171,6 +178,11 @@ def _dated(queryset: QuerySet, column: str, filters: dict[str, Any]) -> QuerySet
     return queryset
 
 
+def without_own(queryset: QuerySet, filters: dict[str, Any]) -> QuerySet:
+    """`queryset` (with an `origin`) less the tool's own origins, unless they are asked for."""
+    return queryset if filters.get("own") else queryset.exclude(origins.own_q())
+
+
 def filtered_windows(filters: dict[str, Any], after: int = 0) -> QuerySet[QueryStatWindow]:
     """The windows under the filters; with `after`, only those not rolled up yet."""
     windows = QueryStatWindow.objects.filter(pk__gt=after) if after else QueryStatWindow.objects
@@ -222,7 +234,9 @@ def rollup_grain(filters: dict[str, Any], *, by_origin: bool) -> str:
 
 def query_rows(filters: dict[str, Any], rolled_up_to: int) -> dict[int, QueryRow]:
     """Every fingerprint with statistics under the filters (three grouped queries): the hourly
-    roll-ups, the windows after them, the target's deltas."""
+    roll-ups, the windows after them, the target's deltas. Unless `own` is asked for, the
+    tool's own origins are left out, and so are the target figures of a fingerprint that only
+    the tool ran (pg_stat_statements cannot tell who ran it; the app side can)."""
     rows: dict[int, QueryRow] = {}
     tail = (
         filtered_windows(filters, after=rolled_up_to)
@@ -231,12 +245,17 @@ def query_rows(filters: dict[str, Any], rolled_up_to: int) -> dict[int, QueryRow
         .order_by()
     )
     rolled = filtered_rollups(filters, rollup_grain(filters, by_origin=True))
+    own_only: set[int] = set()
     for entry in [*rollups.grouped(rolled), *tail]:
+        if not filters.get("own") and origins.is_own(entry["origin"]):
+            own_only.add(entry["fingerprint_id"])
+            continue
         row = rows.setdefault(entry["fingerprint_id"], QueryRow(entry["fingerprint_id"]))
         row.app_calls += entry["calls"] or 0
         row.app_total_ms += entry["total"] or 0.0
         row.app_p95_bound_ms = max(row.app_p95_bound_ms, entry["p95"] or 0.0)
         row.origins.add(entry["origin"])
+    own_only -= rows.keys()
     target = (
         filtered_deltas(filters)
         .values("fingerprint_id")
@@ -244,6 +263,8 @@ def query_rows(filters: dict[str, Any], rolled_up_to: int) -> dict[int, QueryRow
         .order_by()
     )
     for entry in target:
+        if entry["fingerprint_id"] in own_only:
+            continue
         row = rows.setdefault(entry["fingerprint_id"], QueryRow(entry["fingerprint_id"]))
         row.target_calls += entry["calls"] or 0
         row.target_total_ms += entry["total"] or 0.0
@@ -258,24 +279,40 @@ SORT_KEYS: dict[str, Callable[[QueryRow], float]] = {
 }
 
 
-def top_rows(filters: dict[str, Any], sort: str, limit: int = QUERIES_SHOWN) -> list[QueryRow]:
-    """The `limit` first rows by `sort`, with their fingerprints and merged p95 (four more
-    queries: the roll-up mark, the fingerprints, the roll-ups' and the later windows'
-    histograms). For the p95 order, rows are first ranked by their worst window's p95, an
-    upper bound of the merged one, so that only the shown rows' histograms are read."""
+@dataclass
+class QueryPage:
+    rows: list[QueryRow]
+    number: int
+    pages: int
+    total: int
+
+
+def ranked_rows(filters: dict[str, Any], sort: str) -> tuple[list[QueryRow], int]:
+    """Every row in `sort` order (for p95, by the worst window's p95, an upper bound of the
+    merged one, so that only the shown rows' histograms are read), and the roll-up mark."""
     mark = rollups.rolled_up_to()
     rows = list(query_rows(filters, mark).values())
     rank = (lambda row: row.app_p95_bound_ms) if sort == "p95" else SORT_KEYS[sort]
     rows.sort(key=lambda row: (-rank(row), row.fingerprint_id))
-    shown = rows[:limit]
+    return rows, mark
+
+
+def fill_rows(shown: list[QueryRow], filters: dict[str, Any], sort: str, mark: int) -> None:
+    """The shown rows' fingerprints and merged p95 (three queries: the fingerprints, the
+    roll-ups' and the later windows' histograms), then their final order."""
     ids = [row.fingerprint_id for row in shown]
     fingerprints = QueryFingerprint.objects.select_related("target").in_bulk(ids)
     histograms: dict[int, list[str]] = {}
     app_ids = [row.fingerprint_id for row in shown if row.app_calls]
-    # One row a day per fingerprint when no origin or run narrows the list.
-    grain = rollup_grain(filters, by_origin=False)
-    rolled = filtered_rollups(filters, grain).filter(fingerprint_id__in=app_ids)
-    windows = filtered_windows(filters, after=mark).filter(fingerprint_id__in=app_ids)
+    # One row a day per fingerprint when no origin or run narrows the list, and the tool's own
+    # origins are in; else per origin, to leave them out.
+    grain = rollup_grain(filters, by_origin=not filters.get("own"))
+    rolled = without_own(
+        filtered_rollups(filters, grain).filter(fingerprint_id__in=app_ids), filters
+    )
+    windows = without_own(
+        filtered_windows(filters, after=mark).filter(fingerprint_id__in=app_ids), filters
+    )
     for source in (rolled, windows):
         for fingerprint_id, encoded in source.values_list("fingerprint_id", "histogram"):
             histograms.setdefault(fingerprint_id, []).append(encoded)
@@ -286,7 +323,26 @@ def top_rows(filters: dict[str, Any], sort: str, limit: int = QUERIES_SHOWN) -> 
             if row.p95_ms is None:  # windows stored without histograms
                 row.p95_ms = row.app_p95_bound_ms
     shown.sort(key=lambda row: (-SORT_KEYS[sort](row), row.fingerprint_id))
+
+
+def top_rows(
+    filters: dict[str, Any], sort: str, limit: int = PAGE_SIZE, offset: int = 0
+) -> list[QueryRow]:
+    """`limit` rows by `sort` from `offset`, filled (four queries with the roll-up mark)."""
+    rows, mark = ranked_rows(filters, sort)
+    shown = rows[offset : offset + limit]
+    fill_rows(shown, filters, sort, mark)
     return shown
+
+
+def query_page(filters: dict[str, Any], sort: str, number: int) -> QueryPage:
+    """Page `number` (from 1; past the last, the last) of PAGE_SIZE rows."""
+    rows, mark = ranked_rows(filters, sort)
+    pages = max(1, -(-len(rows) // PAGE_SIZE))
+    number = min(max(number, 1), pages)
+    shown = rows[(number - 1) * PAGE_SIZE : number * PAGE_SIZE]
+    fill_rows(shown, filters, sort, mark)
+    return QueryPage(shown, number, pages, len(rows))
 
 
 def n_plus_one_groups(filters: dict[str, Any], limit: int = N_PLUS_ONE_SHOWN) -> list[NPlusOne]:
@@ -297,6 +353,7 @@ def n_plus_one_groups(filters: dict[str, Any], limit: int = N_PLUS_ONE_SHOWN) ->
         groups = groups.filter(origin=filters["origin"])
     if "run" in filters:
         groups = groups.filter(last_run_id=filters["run"].pk)
+    groups = without_own(groups, filters)
     return list(_dated(groups, "last_seen_at", filters).order_by("-total_ms", "pk")[:limit])
 
 
@@ -308,7 +365,7 @@ def slow_queries(filters: dict[str, Any], limit: int = SLOW_SHOWN) -> list[SlowQ
         slow = slow.filter(origin=filters["origin"])
     if "run" in filters:
         slow = slow.filter(run_id=filters["run"].pk)
-    return list(_dated(slow, "captured_at", filters)[:limit])
+    return list(_dated(without_own(slow, filters), "captured_at", filters)[:limit])
 
 
 def _resolve_filters(
@@ -330,14 +387,32 @@ def _resolve_filters(
     return filters, problems
 
 
+def _kept(request: HttpRequest, **changed: str) -> dict[str, str]:
+    """The request's filters with `changed` in place (empty: left out); a new filter or order
+    starts at page 1."""
+    kept = {k: v for k, v in request.GET.items() if k not in changed and k != "page" and v}
+    return {**kept, **{k: v for k, v in changed.items() if v}}
+
+
+def _page_links(request: HttpRequest, page: QueryPage) -> dict[str, str]:
+    links = {}
+    if page.number > 1:
+        previous = page.number - 1
+        links["previous"] = "?" + urlencode(
+            _kept(request, page=str(previous) if previous > 1 else "")
+        )
+    if page.number < page.pages:
+        links["next"] = "?" + urlencode(_kept(request, page=str(page.number + 1)))
+    return links
+
+
 def _sort_columns(request: HttpRequest, sort: str) -> list[dict[str, Any]]:
     """The sortable columns' headers, each a link keeping the other filters."""
-    kept = {k: v for k, v in request.GET.items() if k != "sort" and v}
     return [
         {
             "key": key,
             "label": label,
-            "url": "?" + urlencode({**kept, "sort": key}),
+            "url": "?" + urlencode(_kept(request, sort=key)),
             "active": key == sort,
         }
         for key, label in SORTS.items()
@@ -350,7 +425,11 @@ def index(request: HttpRequest) -> HttpResponse:
     form = QueryFilterForm(request.GET)
     targets = list(QueryTarget.objects.only("id", "name"))
     filters, problems = _resolve_filters(form, targets)
+    number = filters.pop("page", 1)
+    if not filters.get("own"):
+        filters.pop("own", None)  # the default: not a filter the page mentions
     sort = filters.get("sort") or "total"
+    page = query_page(filters, sort, number)
     context = {
         "form": form,
         "problems": problems,
@@ -359,8 +438,10 @@ def index(request: HttpRequest) -> HttpResponse:
         "sort": sort,
         "sort_label": SORTS[sort],
         "sort_columns": _sort_columns(request, sort),
-        "rows": top_rows(filters, sort),
-        "shown_limit": QUERIES_SHOWN,
+        "page": page,
+        "rows": page.rows,
+        "page_links": _page_links(request, page),
+        "own_url": "?" + urlencode(_kept(request, own="" if filters.get("own") else "1")),
         "n_plus_ones": n_plus_one_groups(filters),
         "slow_queries": slow_queries(filters),
         **NAV,
@@ -476,6 +557,7 @@ def detail(request: HttpRequest, fingerprint_id: int) -> HttpResponse:
     )
     context = {
         "fingerprint": fingerprint,
+        "explain_missing": availability.explain_missing(fingerprint),
         "planning": planning,
         "refresh_every_s": INDEXES_POLL_S,
         "explain_problem": redact(fingerprint.explain_problem, fingerprint.target.dsn)
@@ -501,6 +583,9 @@ def explain_now(request: HttpRequest, fingerprint_id: int) -> HttpResponse:
     the connect and statement timeouts); the page shows the plan when it is stored, or why not.
     The request itself never connects to the target."""
     fingerprint = get_object_or_404(QueryFingerprint, pk=fingerprint_id)
+    if missing := availability.explain_missing(fingerprint):
+        messages.error(request, missing)
+        return redirect("queryopt:detail", fingerprint.pk)
     QueryFingerprint.objects.filter(pk=fingerprint.pk).update(
         explain_requested_at=timezone.now(), explain_problem=""
     )
@@ -530,6 +615,7 @@ def indexes(request: HttpRequest) -> HttpResponse:
     context = {
         "targets": target_list,
         "chosen": chosen,
+        "missing": availability.indexes_missing(bool(target_list)),
         "problems": problems,
         # Stored redacted already; redacted again, as a page must never depend on the writer.
         "last_error": redact(chosen.last_error, chosen.dsn) if chosen is not None else "",

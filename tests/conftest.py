@@ -15,6 +15,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -119,9 +120,50 @@ def worker_env(database_name: str) -> dict[str, str]:
     return env
 
 
+@dataclass
+class SessionWorkers:
+    """The suite's workers, laid out as in production: a load generator on queue loadgen
+    (one load test at a time) and a worker on queue default, so that the demo's and the tool's
+    own tasks never queue behind a load test."""
+
+    loadgen: subprocess.Popen[bytes]
+    default: subprocess.Popen[bytes]
+
+    @property
+    def pids(self) -> tuple[int, int]:
+        return self.loadgen.pid, self.default.pid
+
+
+def loadgen_node() -> str:
+    """The session load generator's node name (tests/loadtests/generators.py pauses it)."""
+    return f"test-{os.getpid()}@"
+
+
+def _start_worker(node: str, queue: str, concurrency: int, env: dict[str, str]) -> Any:
+    return subprocess.Popen(
+        [sys.executable, "-m", "celery", "-A", "offgridperf", "worker", "-Q", queue,
+         "-c", str(concurrency), "--prefetch-multiplier", "1", "-l", "WARNING",
+         "-n", f"{node}%h", "--without-gossip", "--without-mingle"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )  # fmt: skip
+
+
+def _stop_worker(proc: subprocess.Popen[bytes]) -> None:
+    proc.terminate()
+    try:
+        proc.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
 @pytest.fixture(scope="session")
-def celery_worker_process(django_db_setup: Any, django_db_blocker: Any) -> Iterator[Any]:
-    """A real Celery worker (Redis broker) consuming both queues against the test database."""
+def celery_worker_process(django_db_setup: Any, django_db_blocker: Any) -> Iterator[SessionWorkers]:
+    """Real Celery workers (Redis broker) against the test database: a load generator and a
+    default worker (SessionWorkers)."""
     from django.db import connection
 
     from offgridperf.celery import app
@@ -129,47 +171,27 @@ def celery_worker_process(django_db_setup: Any, django_db_blocker: Any) -> Itera
     with django_db_blocker.unblock():
         database_name = connection.settings_dict["NAME"]
     app.control.purge()
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "celery",
-            "-A",
-            "offgridperf",
-            "worker",
-            "-Q",
-            "default,loadgen",
-            "-c",
-            "2",
-            "-l",
-            "WARNING",
-            "-n",
-            f"test-{os.getpid()}@%h",
-            "--without-gossip",
-            "--without-mingle",
-        ],
-        cwd=ROOT,
-        env=worker_env(database_name),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
+    env = worker_env(database_name)
+    default_node = f"test-default-{os.getpid()}@"
+    workers = SessionWorkers(
+        loadgen=_start_worker(loadgen_node(), "loadgen", 1, env),
+        default=_start_worker(default_node, "default", 2, env),
     )
+    wanted = {loadgen_node(), default_node}
     deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"worker exited: {proc.stderr.read().decode()[-2000:]}")
-        replies = app.control.ping(timeout=1.0)
-        if any(f"test-{os.getpid()}@" in name for reply in replies for name in reply):
-            break
-    else:
-        proc.kill()
-        raise RuntimeError("the Celery worker did not answer a ping within 60 s")
-    yield proc
-    proc.terminate()
-    try:
-        proc.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
+    while wanted and time.monotonic() < deadline:
+        for proc in (workers.loadgen, workers.default):
+            if proc.poll() is not None:
+                raise RuntimeError(f"worker exited: {proc.stderr.read().decode()[-2000:]}")
+        answered = {name for reply in app.control.ping(timeout=1.0) for name in reply}
+        wanted = {node for node in wanted if not any(a.startswith(node) for a in answered)}
+    if wanted:
+        for proc in (workers.loadgen, workers.default):
+            proc.kill()
+        raise RuntimeError(f"the Celery workers {wanted} did not answer a ping within 60 s")
+    yield workers
+    for proc in (workers.loadgen, workers.default):
+        _stop_worker(proc)
 
 
 @pytest.fixture(scope="session")

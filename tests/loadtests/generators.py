@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import ROOT, worker_env
+from tests.conftest import ROOT, loadgen_node, worker_env
 
 
 class Generators:
@@ -98,13 +98,13 @@ def generators(django_db_setup: Any, django_db_blocker: Any) -> Iterator[Generat
     with django_db_blocker.unblock():
         database_name = connection.settings_dict["NAME"]
     app.control.purge()
-    # Other suites' session worker (tests/conftest.py) also consumes loadgen: while these tests
-    # run, only their own generators may take shards, so it stops consuming loadgen meanwhile.
+    # Other suites' session load generator (tests/conftest.py) also consumes loadgen: while
+    # these tests run, only their own generators may take shards, so it stops meanwhile.
     others = [
         name
         for reply in app.control.ping(timeout=1.0)
         for name in reply
-        if name.startswith(f"test-{os.getpid()}@")
+        if name.startswith(loadgen_node())
     ]
     if others:
         app.control.cancel_consumer("loadgen", destination=others, reply=True)

@@ -15,7 +15,7 @@ import psutil
 import pytest
 
 from loadtests.models import LoadTestDefinition, LoadTestRun, LoadTestStep, WorkerHeartbeat
-from offgridperf.management.commands.runall import Backoff
+from offgridperf.management.commands.runall import Backoff, product_processes
 from tests.cache_redis import private_redis_server
 from tests.conftest import ROOT, closed_port, worker_env
 from tests.processes import Runall, answers, restarted, send_task, wait_for
@@ -92,6 +92,18 @@ def product(transactional_db: Any, tmp_path: Path) -> Iterator[Product]:
             yield product
         finally:
             product.stop()
+
+
+def test_it_starts_as_many_one_at_a_time_generators_as_runall_loadgen_workers(
+    settings: Any,
+) -> None:
+    settings.RUNALL_LOADGEN_WORKERS = 2
+    specs = {spec.name: spec.argv for spec in product_processes("127.0.0.1", 8000)}
+    assert [name for name in specs if name.startswith("loadgen")] == ["loadgen", "loadgen-2"]
+    for name in ("loadgen", "loadgen-2"):
+        argv = " ".join(specs[name])
+        assert f"-n {name}@%h -Q loadgen -c 1 --prefetch-multiplier 1" in argv
+    assert " -Q default " in " ".join(specs["worker"])
 
 
 def test_it_backs_off_exponentially_up_to_thirty_seconds_and_forgives_a_long_uptime() -> None:

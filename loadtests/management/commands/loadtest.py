@@ -147,6 +147,10 @@ class Command(BaseCommand):
             "definition's)",
         )  # fmt: skip
         run.add_argument(
+            "--duration", type=int, default=None,
+            help="seconds to run (default: the definition's); the definition is unchanged",
+        )  # fmt: skip
+        run.add_argument(
             "--wait-timeout", type=float, default=None,
             help="seconds to wait beyond the planned duration (default 300)",
         )  # fmt: skip
@@ -219,7 +223,11 @@ class Command(BaseCommand):
             raise _fail("--token goes with --server (or $OFFGRIDPERF_SERVER)")
         definition = self._find_definition(options["definition"])
         shards = options.get("shards")
-        overrides = {"shards": shards} if shards is not None else None
+        overrides = {
+            field: options[option]
+            for field, option in (("shards", "shards"), ("duration_s", "duration"))
+            if options.get(option) is not None
+        } or None
         try:
             if options["local"]:
                 if (shards or definition.shards) > 1:
@@ -253,6 +261,8 @@ class Command(BaseCommand):
             raise _fail("--local runs here, --server on the server's workers: give one")
         if options.get("shards") is not None:
             raise _fail("--shards is not sent through --server: set Shards on the definition")
+        if options.get("duration") is not None:
+            raise _fail("--duration is not sent through --server: set Duration on the definition")
         if not options["token"]:
             raise _fail("--server needs --token (or $OFFGRIDPERF_TOKEN): an API token")
         try:

@@ -39,6 +39,31 @@ class ProcessSpec:
     death_signal: int = signal.SIGTERM
 
 
+def loadgen_processes(celery: list[str]) -> list[ProcessSpec]:
+    """RUNALL_LOADGEN_WORKERS load generators: loadgen, loadgen-2, ... (a run of N shards needs
+    N of them at once)."""
+    specs = []
+    for number in range(1, settings.RUNALL_LOADGEN_WORKERS + 1):
+        name = "loadgen" if number == 1 else f"loadgen-{number}"
+        specs.append(
+            ProcessSpec(
+                name,
+                # The load generator: queue loadgen alone, one load test at a time (two in one
+                # worker would each distort the other's figures); with acks_late and a prefetch
+                # of one, a second run waits in the broker, not in this worker's prefetch
+                # buffer. A stable node name: a restarted worker finds the runs its predecessor
+                # left `running` under the same name, and interrupts them at once.
+                [*celery, "worker", "-n", f"{name}@%h", "-Q", "loadgen", "-c", "1"]
+                + ["--prefetch-multiplier", "1", "-l", settings.LOG_LEVEL],
+                # Orphaned, a warm shutdown would wait for a load test to finish, for minutes,
+                # with nobody watching; a cold one ends it now (the run is reaped at the next
+                # start).
+                death_signal=signal.SIGQUIT,
+            )
+        )
+    return specs
+
+
 def product_processes(host: str, port: int) -> list[ProcessSpec]:
     bindir = os.path.dirname(sys.executable)
     celery = [os.path.join(bindir, "celery"), "-A", "offgridperf"]
@@ -62,19 +87,7 @@ def product_processes(host: str, port: int) -> list[ProcessSpec]:
                 "-",
             ],
         ),
-        ProcessSpec(
-            "loadgen",
-            # The load generator: queue loadgen alone, one load test at a time (two in one
-            # worker would each distort the other's figures); with acks_late and a prefetch
-            # of one, a second run waits in the broker, not in this worker's prefetch buffer.
-            # A stable node name: a restarted worker finds the runs its predecessor left
-            # `running` under the same name, and interrupts them at once.
-            [*celery, "worker", "-n", "loadgen@%h", "-Q", "loadgen", "-c", "1"]
-            + ["--prefetch-multiplier", "1", "-l", settings.LOG_LEVEL],
-            # Orphaned, a warm shutdown would wait for a load test to finish, for minutes, with
-            # nobody watching; a cold one ends it now (the run is reaped at the next start).
-            death_signal=signal.SIGQUIT,
-        ),
+        *loadgen_processes(celery),
         ProcessSpec(
             "worker",
             # Captures, analysis, alerts and the demo's own tasks: never behind a load test.
