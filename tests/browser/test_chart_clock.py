@@ -8,7 +8,8 @@ from typing import Any
 
 import pytest
 
-from tests.browser.test_live_run import CHROMIUM, CHROMIUM_ARGS
+from tests.browser.session import logged_in_page
+from tests.browser.test_live_run import CHROMIUM
 from tests.browser.test_query_pages import PASSWORD, seed
 
 pytestmark = [
@@ -28,27 +29,14 @@ TOOLTIP_TITLE = """() => {
 def test_a_time_axis_uses_the_24_hour_clock_in_an_en_us_browser(
     live_server: Any, django_user_model: Any
 ) -> None:
-    from playwright.sync_api import sync_playwright
-
     fingerprint_id = seed(django_user_model)
     base = live_server.url
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS
-        )
-        try:
-            page = browser.new_page(locale="en-US", timezone_id="America/New_York")
-            page.set_default_timeout(30_000)
-            page.goto(f"{base}/accounts/login/")
-            page.fill("input[name=username]", "engineer")
-            page.fill("input[name=password]", PASSWORD)
-            page.click("button[type=submit]")
-            page.wait_for_url(f"{base}/")
-            page.goto(f"{base}/queries/{fingerprint_id}/")
-            page.wait_for_function("() => Chart.getChart('chart-query-stats')")
-            ticks = page.evaluate(TICKS)
-            assert ticks and all(re.fullmatch(r"\d\d:\d\d", tick) for tick in ticks), ticks
-            title = page.evaluate(TOOLTIP_TITLE)
-            assert re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d", title), title
-        finally:
-            browser.close()
+    with logged_in_page(
+        base, "engineer", PASSWORD, locale="en-US", timezone_id="America/New_York"
+    ) as (page, _errors):
+        page.goto(f"{base}/queries/{fingerprint_id}/")
+        page.wait_for_function("() => Chart.getChart('chart-query-stats')")
+        ticks = page.evaluate(TICKS)
+        assert ticks and all(re.fullmatch(r"\d\d:\d\d", tick) for tick in ticks), ticks
+        title = page.evaluate(TOOLTIP_TITLE)
+        assert re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d", title), title

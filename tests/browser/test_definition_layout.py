@@ -13,7 +13,8 @@ from django.conf import settings
 from django.core.management import call_command
 
 from loadtests.models import LoadTestDefinition, RunStatus
-from tests.browser.test_live_run import CHROMIUM, CHROMIUM_ARGS, SCREENSHOTS
+from tests.browser.session import logged_in_page
+from tests.browser.test_live_run import CHROMIUM, SCREENSHOTS
 from tests.browser.test_pages_polish import run_of
 
 PASSWORD = "pw-browser-789"
@@ -43,8 +44,6 @@ LEGEND_COLOURS = """(id) => {
 def test_the_definition_page_fits_its_steps_and_colours_its_legends_in_a_real_browser(
     live_server: Any, django_user_model: Any
 ) -> None:
-    from playwright.sync_api import sync_playwright
-
     django_user_model.objects.create_superuser("engineer", "e@example.com", PASSWORD)
     flow = Path(settings.BASE_DIR) / "emissions" / "loadtests" / "emissions-upload-flow.json"
     call_command("loadtest", "import", str(flow), stdout=StringIO())
@@ -56,26 +55,12 @@ def test_the_definition_page_fits_its_steps_and_colours_its_legends_in_a_real_br
     run_of(definition, 30, p95=20.0)
     base = live_server.url
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS
-        )
-        try:
-            page = browser.new_page(viewport={"width": 1400, "height": 900})
-            page.set_default_timeout(30_000)
-            errors: list[str] = []
-            page.on("pageerror", lambda error: errors.append(str(error)))
-            page.goto(f"{base}/accounts/login/")
-            page.fill("input[name=username]", "engineer")
-            page.fill("input[name=password]", PASSWORD)
-            page.click("button[type=submit]")
-            page.wait_for_url(f"{base}/")
-            page.goto(f"{base}/definitions/{definition.pk}/")
-            page.screenshot(path=str(SCREENSHOTS / "definition-layout.png"), full_page=True)
-            assert max(page.evaluate(OVERFLOW)) == 0
-            for chart in ("history-latency", "history-throughput", "history-errors"):
-                for text, fill, stroke, line in page.evaluate(LEGEND_COLOURS, chart):
-                    assert (fill, stroke) == (line, line), (chart, text)
-            assert errors == []
-        finally:
-            browser.close()
+    viewport = {"width": 1400, "height": 900}
+    with logged_in_page(base, "engineer", PASSWORD, viewport=viewport) as (page, errors):
+        page.goto(f"{base}/definitions/{definition.pk}/")
+        page.screenshot(path=str(SCREENSHOTS / "definition-layout.png"), full_page=True)
+        assert max(page.evaluate(OVERFLOW)) == 0
+        for chart in ("history-latency", "history-throughput", "history-errors"):
+            for text, fill, stroke, line in page.evaluate(LEGEND_COLOURS, chart):
+                assert (fill, stroke) == (line, line), (chart, text)
+        assert errors == []
