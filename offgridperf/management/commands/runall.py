@@ -266,8 +266,18 @@ class Command(BaseCommand):
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
-        parser.add_argument("--host", default="127.0.0.1")
-        parser.add_argument("--port", type=int, default=int(os.environ.get("PORT", "8000") or 8000))
+        # HOST and PORT are what `make run` prints, so the address it prints is the one bound.
+        parser.add_argument(
+            "--host",
+            default=os.environ.get("HOST", "").strip() or "127.0.0.1",
+            help="address the web binds (HOST, default 127.0.0.1; the target stays on 127.0.0.1)",
+        )
+        parser.add_argument(
+            "--port",
+            type=int,
+            default=int(os.environ.get("PORT", "8000") or 8000),
+            help="port the web binds (PORT, default 8000)",
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         if not 1 <= options["port"] <= 65535:
@@ -290,6 +300,7 @@ class Command(BaseCommand):
             self._await_embedded_redis()
         for child in children:
             self._start(child)
+        self._say(f"web bound to http://{options['host']}:{options['port']}/")
         # Started, watched and restarted from this thread only: the kernel sends the parent-death
         # signal when the thread that forked a child ends, not only when the process does.
         while not self.stop_requests:
