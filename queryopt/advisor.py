@@ -15,7 +15,8 @@ caller rejects.
 Without HypoPG the advice is a heuristic (the first candidate column of each query's table not
 covered yet), marked `validated: False`.
 
-`unused_indexes` and `duplicate_indexes` list what could be dropped.
+What could be dropped instead (`unused_indexes`, `duplicate_indexes`) lives in
+`queryopt.indexes`, beside the index survey this module reads existing keys from.
 """
 
 from __future__ import annotations
