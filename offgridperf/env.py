@@ -258,11 +258,10 @@ _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 def env_file_path(base_dir: Path, environ: Mapping[str, str] | None = None) -> Path | None:
     """The .env file to read: OFFGRIDPERF_ENV_FILE when set (empty: none), else base_dir/.env."""
-    source = os.environ if environ is None else environ
-    chosen = source.get(ENV_FILE_VARIABLE)
+    chosen = _raw(ENV_FILE_VARIABLE, environ)
     if chosen is None:
         return base_dir / ".env"
-    return Path(chosen) if chosen.strip() else None
+    return Path(chosen) if chosen else None
 
 
 def read_env_file(path: Path) -> dict[str, str]:
