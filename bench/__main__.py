@@ -1,8 +1,10 @@
-"""Run the benchmarks: `python -m bench` (all) or `python -m bench NAME ...`.
+"""Run the benchmarks: `python -m bench` (all) or `python -m bench NAME ...`
+(`make bench BENCH=NAME`).
 
 Each benchmark is a module of this package with a `main() -> int` that prints its own table
 (side-by-side ratios measured in one run, since the machine is shared and noisy) and PASS/FAIL
-against its goal. Benchmarks never run as part of `make test`.
+against its goal. Benchmarks never run as part of `make test`. What each prints is also
+stored, with the commit and the machine it ran on, in var/bench-results/ (bench/results.py).
 """
 
 from __future__ import annotations
@@ -10,6 +12,8 @@ from __future__ import annotations
 import importlib
 import sys
 import time
+
+from bench import results
 
 BENCHMARKS = (
     "loadgen",
@@ -42,8 +46,16 @@ def main(argv: list[str]) -> int:
             continue
         print(f"\n== bench {name}")
         started = time.monotonic()
-        status = max(status, module.main() or 0)
-        print(f"== {name} took {time.monotonic() - started:.0f}s")
+        tee = results.Tee(sys.stdout)
+        sys.stdout = tee
+        try:
+            code = module.main() or 0
+        finally:
+            sys.stdout = tee.stream
+        seconds = time.monotonic() - started
+        status = max(status, code)
+        path = results.write(name, tee.copy.getvalue(), code, seconds)
+        print(f"== {name} took {seconds:.0f}s; figures in {path.relative_to(results.ROOT)}")
     return status
 
 
