@@ -1,4 +1,4 @@
-# offgridperf: make run | make test | make lint | make bench
+# offgridperf: make run | make test | make lint | make bench | make docs
 SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
@@ -10,10 +10,12 @@ TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/offgridperf
 TEST_REDIS_URL ?= redis://127.0.0.1:6379/1
 TEST_BROKER_URL ?= redis://127.0.0.1:6379/2
 PYTEST_ARGS ?=
+# make bench BENCH=cache runs one benchmark (python -m bench NAME); empty runs them all.
+BENCH ?=
 # Debian packages the tests need (installed by make test when missing).
 SYSTEM_PACKAGES := chromium
 
-.PHONY: run test lint bench venv services system-packages postgres-extensions
+.PHONY: run test lint bench docs docs-check venv services system-packages postgres-extensions
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -61,9 +63,23 @@ lint: $(INSTALLED)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/lint-imports --no-cache --no-logo
+	@$(MAKE) --no-print-directory docs-check
+
+# The references regenerated from the code, then the site (var/site/); a broken link fails.
+docs: $(INSTALLED)
+	$(PY) -m docs.gen
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict --quiet
+
+# What CI checks: the committed references match the code, the site builds strictly, and the
+# CI examples on the CLI and CI page are valid workflows.
+docs-check: $(INSTALLED)
+	$(PY) -m docs.gen --check
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict --quiet
+	$(VENV)/bin/check-jsonschema --builtin-schema vendor.github-workflows docs/ci/github-workflow.yml
+	$(VENV)/bin/check-jsonschema --builtin-schema vendor.gitlab-ci docs/ci/gitlab-ci.yml
 
 bench: $(INSTALLED) services
 	@bash bench/setup.sh
 	DATABASE_URL=$(TEST_DATABASE_URL) REDIS_URL=$(TEST_REDIS_URL) \
 	CELERY_BROKER_URL=$(TEST_BROKER_URL) OFFGRIDPERF_LOCAL=1 \
-	$(PY) -m bench
+	$(PY) -m bench $(BENCH)
