@@ -192,6 +192,20 @@ KINDS = {
 }
 
 
+def _number(text: str) -> str:
+    """`30 * 86400` as `2,592,000`: arithmetic on literals only, anything else as written."""
+    try:
+        tree = ast.parse(text, mode="eval")
+    except SyntaxError:
+        return text
+    allowed = (ast.Expression, ast.BinOp, ast.Constant, ast.Mult, ast.Add, ast.Sub, ast.UnaryOp)
+    allowed += (ast.USub,)
+    if not all(isinstance(node, allowed) for node in ast.walk(tree)):
+        return text
+    value = eval(compile(tree, "<range>", "eval"))  # noqa: S307 - literals and + - * only
+    return f"{value:,}" if isinstance(value, int) else f"{value:g}"
+
+
 def _accepts(read: EnvRead, entry: dict[str, str]) -> str:
     if entry.get("accepts"):
         return entry["accepts"]
@@ -199,8 +213,8 @@ def _accepts(read: EnvRead, entry: dict[str, str]) -> str:
     if read.choices:
         return f"{kind} `{read.choices}`"
     if read.minimum or read.maximum:
-        low = read.minimum or "…"
-        high = read.maximum or "…"
+        low = _number(read.minimum) if read.minimum else "…"
+        high = _number(read.maximum) if read.maximum else "…"
         return f"{kind}, `{low}` to `{high}`"
     return kind
 
@@ -208,7 +222,18 @@ def _accepts(read: EnvRead, entry: dict[str, str]) -> str:
 def _default(read: EnvRead, entry: dict[str, str]) -> str:
     if entry.get("default"):
         return entry["default"]
-    return f"`{read.default}`" if read.default else "unset"
+    if not read.default:
+        return "unset"
+    try:
+        value = ast.literal_eval(read.default)
+    except (ValueError, SyntaxError):
+        return f"`{read.default}`"  # an expression: shown as the code says it
+    # As a person would write it in the environment.
+    if isinstance(value, bool):
+        return "on" if value else "off"
+    if isinstance(value, list | tuple):
+        value = ",".join(str(item) for item in value)
+    return f"`{value}`" if value != "" else "empty"
 
 
 def _cell(text: str) -> str:
