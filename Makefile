@@ -11,7 +11,9 @@ TEST_REDIS_URL ?= redis://127.0.0.1:6379/1
 TEST_BROKER_URL ?= redis://127.0.0.1:6379/2
 PYTEST_ARGS ?=
 # Debian packages the tests need (installed by make test when missing).
-SYSTEM_PACKAGES := chromium
+SYSTEM_PACKAGES := chromium iproute2
+# make lint validates deploy/kubernetes/ against this Kubernetes release's API.
+KUBERNETES_VERSION := 1.34.0
 
 .PHONY: run test lint bench venv services system-packages postgres-extensions
 
@@ -61,6 +63,10 @@ lint: $(INSTALLED)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/lint-imports --no-cache --no-logo
+	$(VENV)/bin/hadolint Dockerfile deploy/postgres/Dockerfile
+	$(VENV)/bin/check-jsonschema --builtin-schema vendor.compose-spec compose.yaml
+	find deploy/kubernetes -name '*.yaml' ! -name kustomization.yaml -print0 | sort -z \
+		| xargs -0 $(VENV)/bin/kubernetes-validate --strict --quiet -k $(KUBERNETES_VERSION)
 
 bench: $(INSTALLED) services
 	@bash bench/setup.sh
