@@ -37,6 +37,6 @@ USER 10001:10001
 VOLUME ["/var/lib/offgridperf"]
 EXPOSE 8000 8001
 HEALTHCHECK --interval=15s --timeout=3s --start-period=30s --retries=3 \
-    CMD ["python", "-c", "import os, urllib.request; urllib.request.urlopen('http://127.0.0.1:%s/healthz' % os.environ.get('PORT', '8000'), timeout=2)"]
+    CMD ["python", "/app/deploy/healthcheck.py"]
 ENTRYPOINT ["/app/deploy/entrypoint.sh"]
 CMD ["web"]

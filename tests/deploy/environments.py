@@ -50,3 +50,55 @@ def container_env(source: str, service: str) -> dict[str, str]:
     for name in (*HOST_OWN, *SERVICE_URLS):
         env.pop(name, None)
     return env
+
+
+# Ports inside a container, and the environment variable that holds the test's own instead.
+CONTAINER_PORTS = {"8000": "PORT", "8001": "TARGET_PORT"}
+
+
+def _host_ports(argv: list[str], env: dict[str, str]) -> list[str]:
+    return [env[CONTAINER_PORTS[a]] if a in CONTAINER_PORTS else a for a in argv]
+
+
+def compose_checks(service: str, env: dict[str, str]) -> list[list[str]]:
+    """The service's compose healthcheck as an argv for the host ($$ is compose's $)."""
+    document = yaml.safe_load((ROOT / "compose.yaml").read_text())
+    check = document["services"][service].get("healthcheck") or {}
+    test = check.get("test")
+    if check.get("disable") or not test:
+        return []
+    test = [part.replace("$$", "$") for part in test]
+    if test[0] == "CMD-SHELL":
+        return [["sh", "-c", test[1]]]
+    return [_host_ports(test[1:], env)]
+
+
+def kubernetes_checks(role: str, env: dict[str, str]) -> list[list[str]]:
+    """The probes of the role's container in deploy/kubernetes/<role>.yaml, as argvs: exec
+    probes as they are, httpGet ones as a request with their path and Host header."""
+    documents = yaml.safe_load_all((ROOT / "deploy" / "kubernetes" / f"{role}.yaml").read_text())
+    deployment = next(d for d in documents if d["kind"] == "Deployment")
+    container = deployment["spec"]["template"]["spec"]["containers"][0]
+    ports = {p["name"]: str(p["containerPort"]) for p in container.get("ports", [])}
+    checks = []
+    for kind in ("readinessProbe", "livenessProbe"):
+        probe = container.get(kind)
+        if probe is None:
+            continue
+        if "exec" in probe:
+            checks.append(probe["exec"]["command"])
+            continue
+        http = probe["httpGet"]
+        port = ports.get(str(http["port"]), str(http["port"]))
+        host = {h["name"]: h["value"] for h in http.get("httpHeaders", [])}.get("Host", "")
+        url = f"http://127.0.0.1:{_host_ports([port], env)[0]}{http['path']}"
+        checks.append(["python", "-c", HTTP_PROBE, url, host])
+    return checks
+
+
+# What the kubelet's httpGet probe does: success is a status from 200 to 399.
+HTTP_PROBE = (
+    "import sys, urllib.request; r = urllib.request.Request(sys.argv[1], "
+    "headers={'Host': sys.argv[2]} if sys.argv[2] else {}); "
+    "sys.exit(0 if 200 <= urllib.request.urlopen(r, timeout=3).status < 400 else 1)"
+)

@@ -17,7 +17,12 @@ from typing import Any
 import pytest
 
 from tests.conftest import ROOT, closed_port, worker_env
-from tests.deploy.environments import ENTRYPOINT, container_env
+from tests.deploy.environments import (
+    ENTRYPOINT,
+    compose_checks,
+    container_env,
+    kubernetes_checks,
+)
 from tests.processes import wait_for
 
 pytestmark = pytest.mark.slow
@@ -34,8 +39,8 @@ def free_port() -> int:
 class Roles:
     """Roles started through deploy/entrypoint.sh, each in its own process group."""
 
-    def __init__(self, env: dict[str, str], logs: Path) -> None:
-        self.env, self.logs = env, logs
+    def __init__(self, env: dict[str, str], logs: Path, source: str) -> None:
+        self.env, self.logs, self.source = env, logs, source
         self.procs: dict[str, subprocess.Popen[bytes]] = {}
 
     def start(self, role: str) -> subprocess.Popen[bytes]:
@@ -62,6 +67,22 @@ class Roles:
     def output(self, role: str) -> str:
         return (self.logs / f"{role}.log").read_text(errors="replace")
 
+    def health_checks(self, role: str) -> list[list[str]]:
+        """The checks compose or the Kubernetes probes run in the role's container."""
+        if self.source == "compose":
+            return compose_checks(role, self.env)
+        return kubernetes_checks(role, self.env)
+
+    def check(self, argv: list[str], role: str) -> subprocess.CompletedProcess[str]:
+        env = {
+            **self.env,
+            "CELERY_NODE_NAME": self.node_name(role),
+            "HOSTNAME": socket.gethostname(),
+        }
+        return subprocess.run(
+            argv, cwd=ROOT, env=env, capture_output=True, text=True, timeout=60, check=False
+        )
+
     def stop(self) -> None:
         for proc in self.procs.values():
             with contextlib.suppress(ProcessLookupError):
@@ -76,17 +97,20 @@ def roles(request: Any, tmp_path: Path, transactional_db: Any) -> Iterator[Roles
     from django.db import connection
 
     source = getattr(request, "param", "compose")
+    bindir = ROOT / ".venv" / "bin"
     env = {
         **worker_env(connection.settings_dict["NAME"]),
         **container_env(source, "web"),
-        "PYTHON": str(ROOT / ".venv" / "bin" / "python"),
+        "PYTHON": str(bindir / "python"),
+        # The image's PATH leads to its venv: python and celery in the health checks.
+        "PATH": f"{bindir}{os.pathsep}{os.environ['PATH']}",
         "OFFGRIDPERF_VAR_DIR": str(tmp_path / "var"),
         "STATIC_ROOT": str(tmp_path / "static"),
         "SECRET_KEY": "roles-test-secret-key-0123456789-abcdefghij",
         "PORT": str(free_port()),
         "TARGET_PORT": str(free_port()),
     }
-    started = Roles(env, tmp_path)
+    started = Roles(env, tmp_path, source)
     try:
         yield started
     finally:
@@ -136,6 +160,14 @@ def test_it_starts_every_long_running_role_from_the_entrypoint(roles: Roles) -> 
     assert "-Q loadgen -c 1 --prefetch-multiplier 1" in roles.output("loadgen")
     for role in LONG_RUNNING:
         assert roles.procs[role].poll() is None, f"{role} exited:\n{roles.output(role)[-3000:]}"
+    # The health checks compose or the probes run pass against the running roles.
+    checked = set()
+    for role in LONG_RUNNING:
+        for argv in roles.health_checks(role):
+            result = roles.check(argv, role)
+            assert result.returncode == 0, f"{role}: {argv}: {result.stdout}{result.stderr}"
+            checked.add(role)
+    assert checked == {"web", "worker", "loadgen", "target"}
 
 
 def test_it_runs_the_loadgen_role_as_a_celery_node_on_queue_loadgen(roles: Roles) -> None:
