@@ -60,6 +60,8 @@ class Network:
         self.logs = logs
         self.hosts: dict[str, str] = {}
         self.procs: list[subprocess.Popen[bytes]] = []
+        # Sockets made in the namespaces: each keeps its namespace alive until it is closed.
+        self.sockets: list[socket.socket] = []
         self.hub = self.namespace("hub")
 
     def namespace(self, host: str) -> str:
@@ -114,6 +116,7 @@ class Network:
         """A listening TCP socket on the host's address, made from this process."""
         with inside(self.namespace(host)):
             server = socket.create_server((self.address(host), port))
+        self.sockets.append(server)
         return server
 
     def forward(self, host: str, port: int, to: tuple[str, int]) -> None:
@@ -129,6 +132,10 @@ class Network:
                 os.killpg(proc.pid, signal.SIGKILL)
         for proc in self.procs:
             proc.wait()
+        for sock in self.sockets:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+            sock.close()
         for host in self.hosts:
             subprocess.run(
                 ["ip", "netns", "delete", self.namespace(host)], capture_output=True, check=False

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import shutil
 import socket
+import subprocess
 import threading
 import time
 import urllib.request
@@ -30,7 +31,6 @@ from tests.processes import wait_for
 
 pytestmark = [
     pytest.mark.slow,
-    pytest.mark.django_db(transaction=True),
     pytest.mark.skipif(os.geteuid() != 0, reason="ip netns needs root"),
 ]
 
@@ -66,6 +66,7 @@ class Target:
 
         with inside(network.namespace("target")):
             self.server = ThreadingHTTPServer((network.address("target"), TARGET_PORT), Handler)
+        network.sockets.append(self.server.socket)
         self.server.daemon_threads = True
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
         self.url = f"http://{network.address('target')}:{TARGET_PORT}"
@@ -106,20 +107,19 @@ def host_env(network: Network, database_name: str, host: str, var: Path) -> dict
     return env
 
 
-@pytest.fixture(scope="module")
-def cluster(
-    django_db_setup: Any, django_db_blocker: Any, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[Cluster]:
+@pytest.fixture
+def cluster(transactional_db: Any, settings: Any, tmp_path: Path) -> Iterator[Cluster]:
+    """The hosts and their processes, for one test: they are gone (and with them their
+    database sessions) before the test database is emptied for the next test."""
     from django.db import connection
 
     from offgridperf.celery import app
 
     if shutil.which("ip") is None:
         pytest.fail("the `ip` command is missing: install Debian's iproute2 (make test does)")
-    with django_db_blocker.unblock():
-        database_name = connection.settings_dict["NAME"]
+    database_name = connection.settings_dict["NAME"]
     app.control.purge()
-    logs = tmp_path_factory.mktemp("hosts")
+    logs = tmp_path
     network = Network(logs)
     try:
         network.create(*LOADGENS, "target")
@@ -130,6 +130,7 @@ def cluster(
         for host in LOADGENS:
             env = host_env(network, database_name, host, logs)
             network.run(host, [str(ENTRYPOINT), "loadgen"], env)
+        settings.LOADTEST_ALLOWED_HOSTS = [network.address("target"), "127.0.0.1", "localhost"]
         started = Cluster(network, target)
         for host in LOADGENS:
             node = started.node(host)
@@ -177,24 +178,18 @@ def healthz_from(network: Network, host: str, url: str) -> int:
     return found[0] if found else 0
 
 
-@pytest.fixture(autouse=True)
-def allowed_target(settings: Any, cluster: Cluster) -> None:
-    settings.LOADTEST_ALLOWED_HOSTS = [cluster.network.address("target"), "127.0.0.1", "localhost"]
-
-
-def test_it_reaches_web_on_the_hub_from_another_host_and_routes_nowhere_else(
-    cluster: Cluster,
-) -> None:
+def test_it_runs_two_shards_on_two_hosts_with_exact_merged_percentiles(cluster: Cluster) -> None:
     network = cluster.network
-    url = f"http://{network.address('hub')}:{WEB_PORT}/healthz"
-    wait_for(lambda: healthz_from(network, "lg-a", url) == 200, 60, "web's /healthz from lg-a")
     # No default route anywhere: a host reaches its switch's subnet and its own loopback only.
     for host in (*LOADGENS, "target", "hub"):
-        routes = os.popen(f"ip -n {network.namespace(host)} -4 route show").read().splitlines()  # noqa: S605
+        routes = subprocess.run(
+            ["ip", "-n", network.namespace(host), "-4", "route", "show"],
+            capture_output=True, text=True, check=True,
+        ).stdout.splitlines()  # fmt: skip
         assert routes and all(line.startswith(f"{network.subnet}.0/24") for line in routes), routes
+    url = f"http://{network.address('hub')}:{WEB_PORT}/healthz"
+    wait_for(lambda: healthz_from(network, "lg-a", url) == 200, 60, "web's /healthz from lg-a")
 
-
-def test_it_runs_two_shards_on_two_hosts_with_exact_merged_percentiles(cluster: Cluster) -> None:
     started = time.time()
     run = tasks.queue_run(definition(cluster.target.url, rate=100, duration_s=5))
     wait_for(lambda: ended(run), 60, "the sharded run's end")
