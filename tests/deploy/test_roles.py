@@ -204,3 +204,17 @@ def test_it_names_the_roles_when_given_none() -> None:
     result = subprocess.run([str(ENTRYPOINT)], capture_output=True, text=True, check=False)
     assert result.returncode == 64
     assert "web, worker, loadgen, beat, target or migrate" in result.stderr
+
+
+def test_it_gives_each_role_the_command_line_runall_uses() -> None:
+    from offgridperf.management.commands.role import role_process
+    from offgridperf.management.commands.runall import product_processes
+
+    supervised = {spec.name: spec.argv for spec in product_processes("127.0.0.1", 8000)}
+    for role in LONG_RUNNING:
+        spec = role_process(role, host="127.0.0.1", port=8000, node="")
+        assert spec.argv == supervised[role], role
+    # A container listens on every address; its Celery node name may be set.
+    everywhere = "0.0.0.0"  # noqa: S104 - what the image sets in BIND_HOST
+    assert f"{everywhere}:8000" in role_process("web", host=everywhere, port=8000, node="").argv
+    assert "gen-7@%h" in role_process("loadgen", host="", port=8000, node="gen-7").argv
