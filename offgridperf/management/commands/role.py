@@ -12,10 +12,12 @@ from collections.abc import Callable
 from typing import Any
 
 from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from offgridperf.database import CONNECT_TIMEOUT_S, DatabaseSetupError, ensure_postgres_database
+from offgridperf.env import env_int
 from offgridperf.management.commands.runall import (
     ProcessSpec,
     beat_process,
@@ -112,24 +114,32 @@ class Command(BaseCommand):
         parser.add_argument(
             "--wait",
             type=int,
-            default=int(os.environ.get("DATABASE_WAIT_S", "60") or 60),
-            help="seconds to wait for the database before giving up (DATABASE_WAIT_S)",
+            default=None,
+            help="seconds to wait for the database before giving up (DATABASE_WAIT_S; 60)",
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
         role = options["role"]
-        if not 1 <= options["port"] <= 65535:
-            raise CommandError("PORT must be a number from 1 to 65535")
-        if options["wait"] < 0:
-            raise CommandError("DATABASE_WAIT_S must be 0 or more seconds")
+        try:
+            # Read here, not at import: a bad value is one line naming the variable.
+            port = options["port"] or env_int("PORT", 8000, minimum=1, maximum=65535)
+            wait_s = options["wait"]
+            if wait_s is None:
+                wait_s = env_int("DATABASE_WAIT_S", 60, minimum=0, maximum=3600)
+        except ImproperlyConfigured as exc:
+            raise CommandError(str(exc)) from None
+        if not 1 <= port <= 65535:
+            raise CommandError("--port must be a number from 1 to 65535")
+        if wait_s < 0:
+            raise CommandError("--wait must be 0 or more seconds")
         if not settings.DATABASE_IS_POSTGRES:
             self._say(f"DATABASE_URL is unset: {_where()}, which no other host or container shares")
-        self._wait(server_problem if role == "migrate" else database_problem, options["wait"])
+        self._wait(server_problem if role == "migrate" else database_problem, wait_s)
         if role == "migrate":
             # Static files are collected into the image when it is built.
             call_command("bootstrap", "--no-static", stdout=self.stdout, stderr=self.stderr)
             return
-        spec = role_process(role, host=options["host"], port=options["port"], node=options["node"])
+        spec = role_process(role, host=options["host"], port=port, node=options["node"])
         self._say(f"{role}: {' '.join(spec.argv)}")
         self.stdout.flush()
         os.execv(spec.argv[0], spec.argv)  # noqa: S606 - our own argv, no shell
