@@ -13,7 +13,9 @@ PYTEST_ARGS ?=
 # make bench BENCH=cache runs one benchmark (python -m bench NAME); empty runs them all.
 BENCH ?=
 # Debian packages the tests need (installed by make test when missing).
-SYSTEM_PACKAGES := chromium
+SYSTEM_PACKAGES := chromium iproute2
+# make lint validates deploy/kubernetes/ against this Kubernetes release's API.
+KUBERNETES_VERSION := 1.34.0
 
 .PHONY: run test lint bench docs docs-check venv services system-packages postgres-extensions
 
@@ -63,6 +65,10 @@ lint: $(INSTALLED)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/lint-imports --no-cache --no-logo
+	$(VENV)/bin/hadolint Dockerfile deploy/postgres/Dockerfile
+	$(VENV)/bin/check-jsonschema --builtin-schema vendor.compose-spec compose.yaml
+	find deploy/kubernetes -name '*.yaml' ! -name kustomization.yaml -print0 | sort -z \
+		| xargs -0 $(VENV)/bin/kubernetes-validate --strict --quiet -k $(KUBERNETES_VERSION)
 	@$(MAKE) --no-print-directory docs-check
 
 # The references regenerated from the code, then the site (var/site/); a broken link fails.

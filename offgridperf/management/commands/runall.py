@@ -39,79 +39,104 @@ class ProcessSpec:
     death_signal: int = signal.SIGTERM
 
 
-def loadgen_processes(celery: list[str]) -> list[ProcessSpec]:
+def loadgen_process(name: str) -> ProcessSpec:
+    """One load generator, Celery node `name@<host>`."""
+    return ProcessSpec(
+        name,
+        # The load generator: queue loadgen alone, one load test at a time (two in one worker
+        # would each distort the other's figures); with acks_late and a prefetch of one, a
+        # second run waits in the broker, not in this worker's prefetch buffer. A stable node
+        # name: a restarted worker finds the runs its predecessor left `running` under the
+        # same name, and interrupts them at once.
+        [*_celery(), "worker", "-n", f"{name}@%h", "-Q", "loadgen", "-c", "1"]
+        + ["--prefetch-multiplier", "1", "-l", settings.LOG_LEVEL],
+        # Orphaned, a warm shutdown would wait for a load test to finish, for minutes, with
+        # nobody watching; a cold one ends it now (the run is reaped at the next start).
+        death_signal=signal.SIGQUIT,
+    )
+
+
+def loadgen_processes() -> list[ProcessSpec]:
     """RUNALL_LOADGEN_WORKERS load generators: loadgen, loadgen-2, ... (a run of N shards needs
     N of them at once)."""
-    specs = []
-    for number in range(1, settings.RUNALL_LOADGEN_WORKERS + 1):
-        name = "loadgen" if number == 1 else f"loadgen-{number}"
-        specs.append(
-            ProcessSpec(
-                name,
-                # The load generator: queue loadgen alone, one load test at a time (two in one
-                # worker would each distort the other's figures); with acks_late and a prefetch
-                # of one, a second run waits in the broker, not in this worker's prefetch
-                # buffer. A stable node name: a restarted worker finds the runs its predecessor
-                # left `running` under the same name, and interrupts them at once.
-                [*celery, "worker", "-n", f"{name}@%h", "-Q", "loadgen", "-c", "1"]
-                + ["--prefetch-multiplier", "1", "-l", settings.LOG_LEVEL],
-                # Orphaned, a warm shutdown would wait for a load test to finish, for minutes,
-                # with nobody watching; a cold one ends it now (the run is reaped at the next
-                # start).
-                death_signal=signal.SIGQUIT,
-            )
-        )
-    return specs
+    return [
+        loadgen_process("loadgen" if number == 1 else f"loadgen-{number}")
+        for number in range(1, settings.RUNALL_LOADGEN_WORKERS + 1)
+    ]
+
+
+def _bin(name: str) -> str:
+    return os.path.join(os.path.dirname(sys.executable), name)
+
+
+def _celery() -> list[str]:
+    return [_bin("celery"), "-A", "offgridperf"]
+
+
+def web_process(host: str, port: int) -> ProcessSpec:
+    return ProcessSpec(
+        "web",
+        [
+            _bin("gunicorn"),
+            # gunicorn's asyncio worker: a client that sends its headers slowly (slowloris)
+            # holds a coroutine, not one of gthread's threads, which 8 such sockets used up.
+            "offgridperf.asgi:application",
+            "--worker-class",
+            "asgi",
+            "--asgi-lifespan",
+            "off",  # Django has no lifespan handler
+            "--bind",
+            f"{host}:{port}",
+            "--workers",
+            "2",
+            "--access-logfile",
+            "-",
+        ],
+    )
+
+
+def worker_process(name: str = "worker") -> ProcessSpec:
+    return ProcessSpec(
+        name,
+        # Captures, analysis, alerts and the demo's own tasks: never behind a load test.
+        [*_celery(), "worker", "-n", f"{name}@%h", "-Q", "default", "-c", "2"]
+        + ["-l", settings.LOG_LEVEL],
+        death_signal=signal.SIGQUIT,
+    )
+
+
+def beat_process() -> ProcessSpec:
+    # The schedule lives in the database (CELERY_BEAT_SCHEDULER): no state file, no pidfile.
+    return ProcessSpec("beat", [*_celery(), "beat", "-l", settings.LOG_LEVEL, "--pidfile="])
+
+
+def target_process(host: str = "127.0.0.1") -> ProcessSpec:
+    return ProcessSpec(
+        "target",
+        [
+            _bin("gunicorn"),
+            "offgridperf.wsgi:application",
+            # Its own URL conf (emissions.api_urls), no login: the service under test.
+            "--env",
+            "OFFGRIDPERF_ROLE=target",
+            "--bind",
+            f"{host}:{settings.TARGET_PORT}",
+            "--workers",
+            "2",
+            "--threads",
+            "8",
+        ],
+    )
 
 
 def product_processes(host: str, port: int) -> list[ProcessSpec]:
-    bindir = os.path.dirname(sys.executable)
-    celery = [os.path.join(bindir, "celery"), "-A", "offgridperf"]
+    """What runall starts; `manage.py role` runs one of these alone (a container's command)."""
     return [
-        ProcessSpec(
-            "web",
-            [
-                os.path.join(bindir, "gunicorn"),
-                # gunicorn's asyncio worker: a client that sends its headers slowly (slowloris)
-                # holds a coroutine, not one of gthread's threads, which 8 such sockets used up.
-                "offgridperf.asgi:application",
-                "--worker-class",
-                "asgi",
-                "--asgi-lifespan",
-                "off",  # Django has no lifespan handler
-                "--bind",
-                f"{host}:{port}",
-                "--workers",
-                "2",
-                "--access-logfile",
-                "-",
-            ],
-        ),
-        *loadgen_processes(celery),
-        ProcessSpec(
-            "worker",
-            # Captures, analysis, alerts and the demo's own tasks: never behind a load test.
-            [*celery, "worker", "-n", "worker@%h", "-Q", "default", "-c", "2"]
-            + ["-l", settings.LOG_LEVEL],
-            death_signal=signal.SIGQUIT,
-        ),
-        ProcessSpec("beat", [*celery, "beat", "-l", settings.LOG_LEVEL, "--pidfile="]),
-        ProcessSpec(
-            "target",
-            [
-                os.path.join(bindir, "gunicorn"),
-                "offgridperf.wsgi:application",
-                # Its own URL conf (emissions.api_urls), no login: the service under test.
-                "--env",
-                "OFFGRIDPERF_ROLE=target",
-                "--bind",
-                f"127.0.0.1:{settings.TARGET_PORT}",
-                "--workers",
-                "2",
-                "--threads",
-                "8",
-            ],
-        ),
+        web_process(host, port),
+        *loadgen_processes(),
+        worker_process(),
+        beat_process(),
+        target_process(),
     ]
 
 
