@@ -289,9 +289,9 @@ def measure(base: str, path: str, cookie: str) -> dict[str, Any]:
     from loadtests.engine import EngineConfig, Step, run
 
     config = EngineConfig(
-        base_url=base,
+        target_base_url=base,
         steps=(Step("page", "GET", path, headers={"Cookie": cookie}),),
-        model="closed",
+        load_model="closed",
         users=1,
         duration_s=PAGE_SECONDS,
         timeout_s=10,

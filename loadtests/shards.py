@@ -65,8 +65,8 @@ def split_config(config: EngineConfig, index: int, count: int) -> EngineConfig:
     if count <= 1:
         return config
     changes: dict[str, Any] = {}
-    if config.model == OPEN:
-        changes["rate"] = config.rate / count
+    if config.load_model == OPEN:
+        changes["rate_rps"] = config.rate_rps / count
         changes["stages"] = tuple(
             dataclasses.replace(stage, target=stage.target / count) for stage in config.stages
         )

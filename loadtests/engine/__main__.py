@@ -31,7 +31,6 @@ from loadtests.engine.config import (
     EngineConfig,
     Step,
     capped,
-    document_field,
 )
 from loadtests.engine.flow import try_once
 from loadtests.engine.jsoninput import JsonInputInvalid, parse
@@ -86,13 +85,13 @@ def config_from(args: argparse.Namespace) -> EngineConfig:
     think = [float(value) for value in args.think.split(",") if value] or [0.0]
     connections = args.connections or max(args.users or 0, 100)
     return EngineConfig(
-        base_url=f"{parts.scheme}://{parts.netloc}",
+        target_base_url=f"{parts.scheme}://{parts.netloc}",
         steps=(Step(name="request", method=args.method.upper(), path=path),),
-        model=CLOSED if args.users is not None else OPEN,
+        load_model=CLOSED if args.users is not None else OPEN,
         users=args.users or 0,
-        rate=args.rate or 0.0,
-        think_min_s=think[0],
-        think_max_s=think[-1],
+        rate_rps=args.rate or 0.0,
+        think_time_min_s=think[0],
+        think_time_max_s=think[-1],
         duration_s=args.duration,
         timeout_s=args.timeout,
         max_connections=connections,
@@ -121,7 +120,7 @@ def main(argv: list[str] | None = None) -> int:
         problems = capped(config.validate())
     if problems:
         for field, message in problems:
-            print(f"{document_field(field)}: {message}", file=sys.stderr)
+            print(f"{field}: {message}", file=sys.stderr)
         return 2
     if args.try_once:
         print(json.dumps(try_once(config, timeout_s=max(30.0, config.timeout_s * 10)), indent=2))

@@ -192,7 +192,7 @@ def test_the_engine_reads_the_document_as_it_is(definition: LoadTestDefinition) 
     config = documents.engine_config_from(frozen)
     assert config == EngineConfig.from_dict(frozen)
     assert set(config.to_dict()) <= set(frozen)
-    assert (config.base_url, config.users, config.steps[1].check_json_value) == (
+    assert (config.target_base_url, config.users, config.steps[1].check_json_value) == (
         frozen["target_base_url"], 4, "ok",
     )  # fmt: skip
 

@@ -29,10 +29,10 @@ def target() -> Iterator[CountingTarget]:
 
 def open_config(base_url: str) -> EngineConfig:
     return EngineConfig(
-        base_url=base_url,
+        target_base_url=base_url,
         steps=(Step(name="ok", method="GET", path="/ok"),),
-        model=OPEN,
-        rate=40,
+        load_model=OPEN,
+        rate_rps=40,
         duration_s=30,
         timeout_s=2,
     )
