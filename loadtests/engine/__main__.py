@@ -102,8 +102,9 @@ def config_from(args: argparse.Namespace) -> EngineConfig:
 
 def progress(snapshot: IntervalSnapshot) -> None:
     print(
-        f"[{snapshot.index + 1:>4}s] {snapshot.achieved_rps:>9.1f} req/s  "
-        f"{snapshot.errors:>5} err  p50 {snapshot.p50_ms:7.2f} ms  p99 {snapshot.p99_ms:7.2f} ms  "
+        f"[{snapshot.index + 1:>4}s] {snapshot.throughput_rps:>9.1f} req/s  "
+        f"{snapshot.errors:>5} err  p50 {snapshot.latency_p50_ms:7.2f} ms  "
+        f"p99 {snapshot.latency_p99_ms:7.2f} ms  "
         f"cpu {snapshot.cpu_pct:5.1f}%",
         file=sys.stderr,
         flush=True,

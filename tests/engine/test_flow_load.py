@@ -130,7 +130,7 @@ def test_snapshots_carry_iterations_and_their_histogram(flow_target: FlowServer)
     assert sum(s.iterations for s in snapshots) == result.iterations > 0
     merged = Histogram()
     for snapshot in snapshots:
-        merged.merge(Histogram.decode(snapshot.iteration_hist))
+        merged.merge(Histogram.decode(snapshot.iteration_histogram))
         assert snapshot.per_step["read"]["attempts"] == snapshot.per_step["read"]["requests"]
     assert merged.total_count == result.iterations == result.iteration.total_count  # type: ignore[union-attr]
     summary = result.to_dict()
@@ -149,7 +149,7 @@ def test_requests_mode_snapshots_have_no_iteration_figures(target: str) -> None:
     )
     result = run(config, sink=snapshots.append)
     (snapshot,) = snapshots
-    assert snapshot.iteration_hist == "" and snapshot.iterations == 0
+    assert snapshot.iteration_histogram == "" and snapshot.iterations == 0
     assert snapshot.per_step == {"ok": {"requests": 20, "errors": 0}}
     assert result.iteration is None and "iteration_ms" not in result.to_dict()
 

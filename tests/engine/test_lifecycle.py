@@ -91,10 +91,23 @@ def test_snapshots_carry_generator_health(target: str) -> None:
     run(open_(target, rate_rps=50, duration_s=1), sink=snapshots.append)
     (snapshot,) = snapshots
     data = snapshot.to_dict()
-    for key in ("cpu_pct", "loop_lag_ms", "in_flight", "late_starts", "per_step", "latency_hist"):
+    for key in (
+        "cpu_pct",
+        "loop_lag_ms",
+        "in_flight",
+        "late_starts",
+        "per_step",
+        "latency_histogram",
+    ):
         assert key in data
     assert data["per_step"] == {"ok": {"requests": 50, "errors": 0}}
-    assert 0 < snapshot.p50_ms <= snapshot.p95_ms <= snapshot.p99_ms <= snapshot.max_ms
+    assert (
+        0
+        < snapshot.latency_p50_ms
+        <= snapshot.latency_p95_ms
+        <= snapshot.latency_p99_ms
+        <= snapshot.latency_max_ms
+    )
 
 
 def test_snapshots_carry_the_seconds_mean_and_peak_in_flight(target: str) -> None:

@@ -93,7 +93,7 @@ def test_interval_histograms_add_up_to_the_run(target: str) -> None:
     result, snapshots = collect(closed(target, users=2, duration_s=2))
     merged = Histogram()
     for snapshot in snapshots:
-        merged.merge(Histogram.decode(snapshot.latency_hist))
+        merged.merge(Histogram.decode(snapshot.latency_histogram))
     assert merged == result.latency
     assert merged.total_count == result.requests == sum(s.requests for s in snapshots)
     assert result.duration_s == pytest.approx(sum(s.length_s for s in snapshots))

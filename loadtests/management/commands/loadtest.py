@@ -366,8 +366,8 @@ class Command(BaseCommand):
                     {
                         "elapsed_s": snapshot.start_offset_s + snapshot.length_s,
                         "planned_s": run.planned_duration_s,
-                        "rps": snapshot.achieved_rps,
-                        "p95_ms": snapshot.p95_ms if snapshot.requests else None,
+                        "throughput_rps": snapshot.throughput_rps,
+                        "latency_p95_ms": snapshot.latency_p95_ms if snapshot.requests else None,
                         **totals,
                     }
                 )
