@@ -272,7 +272,7 @@ def test_every_run_freezes_a_version_1_document(
 
     for frozen in (
         tasks.create_run(definition).config,
-        adhoc.adhoc_config(f"{target_url}/ok", rate=None, users=2, duration_s=1),
+        adhoc.adhoc_config(f"{target_url}/ok", users=2, duration_s=1),
     ):
         assert frozen["version"] == documents.VERSION
         assert set(frozen) == documents.TOP_FIELDS
