@@ -204,7 +204,7 @@ def fake_interval(run: Any, second: int, histograms: list[str]) -> Any:
         started_at=run.started_at + timedelta(seconds=second),
         requests=1000,
         errors=1 if second % 50 == 0 else 0,
-        achieved_rps=1000.0,
+        throughput_rps=1000.0,
         target=10,
         active_users=10,
         in_flight=10,
@@ -289,9 +289,9 @@ def measure(base: str, path: str, cookie: str) -> dict[str, Any]:
     from loadtests.engine import EngineConfig, Step, run
 
     config = EngineConfig(
-        base_url=base,
+        target_base_url=base,
         steps=(Step("page", "GET", path, headers={"Cookie": cookie}),),
-        model="closed",
+        load_model="closed",
         users=1,
         duration_s=PAGE_SECONDS,
         timeout_s=10,

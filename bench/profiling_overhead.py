@@ -26,8 +26,8 @@ is judged against 1% too but does not decide the exit status; the others have no
     python -m bench profiling_overhead
     BENCH_PROFILING_SECONDS=5 BENCH_PROFILING_ROUNDS=8 python -m bench profiling_overhead
 
-Environment: BENCH_PROFILING_SECONDS (2.5), BENCH_PROFILING_ROUNDS (4), BENCH_PROFILING_USERS
-(8), REDIS_URL (the agent variant; skipped without it). About 2.5 minutes by default.
+Environment: BENCH_PROFILING_SECONDS (3), BENCH_PROFILING_ROUNDS (4), BENCH_PROFILING_USERS
+(8), REDIS_URL (the agent variant; skipped without it). About 3 minutes by default.
 """
 
 from __future__ import annotations
@@ -50,7 +50,7 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
-SECONDS = float(os.environ.get("BENCH_PROFILING_SECONDS", "2.5"))
+SECONDS = int(os.environ.get("BENCH_PROFILING_SECONDS", "3"))  # the CLI takes whole seconds
 ROUNDS = int(os.environ.get("BENCH_PROFILING_ROUNDS", "4"))
 USERS = int(os.environ.get("BENCH_PROFILING_USERS", "8"))
 TARGET_CPU, TOOL_CPU = 0, 1

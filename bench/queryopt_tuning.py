@@ -156,9 +156,9 @@ def load(base: str, seconds: float) -> Any:
         for site, weight in SITES
     )
     config = EngineConfig(
-        base_url=base,
+        target_base_url=base,
         steps=steps,
-        model="closed",
+        load_model="closed",
         users=USERS,
         duration_s=seconds,
         timeout_s=30,

@@ -17,6 +17,7 @@ from django.core.exceptions import ValidationError
 
 from loadtests import documents
 from loadtests.engine.config import DEFAULT_SUCCESS_TEXT, STATUS_CODES
+from loadtests.engine.flags import DEFAULT_TIMEOUT_S, MIN_DEFAULT_CONNECTIONS
 from loadtests.models import LoadModel, LoadTestRun, RunTrigger
 from loadtests.validators import HTTP_METHODS, validate_headers, validate_step_path
 
@@ -150,18 +151,24 @@ def split_url(url: str) -> tuple[str, str]:
 def adhoc_config(
     url: str,
     *,
-    rate: float | None,
-    users: int | None,
     duration_s: int,
-    think: tuple[float, float] = (0.0, 0.0),
-    timeout_s: float = 10.0,
-    max_connections: int = 100,
+    users: int = 0,
+    rate_rps: float = 0.0,
+    load_model: str | None = None,
+    think_time_min_s: float = 0.0,
+    think_time_max_s: float = 0.0,
+    timeout_s: float = DEFAULT_TIMEOUT_S,
+    max_connections: int | None = None,
     verify_tls: bool = True,
     request: Request | None = None,
     thresholds: dict[str, float] | None = None,
 ) -> dict[str, Any]:
+    """The frozen config of an ad hoc run; the load settings in the document's names, as
+    `flags.load_fields` gives them (the model is the open one when a rate is given)."""
     request = request or Request()
     base, path = split_url(url)
+    if max_connections is None:
+        max_connections = max(users, MIN_DEFAULT_CONNECTIONS)
     return {
         "version": documents.VERSION,
         "name": f"ad hoc: {request.method} {url}",
@@ -169,11 +176,11 @@ def adhoc_config(
         "mode": "requests",
         "data_set": None,
         "target_base_url": base,
-        "load_model": LoadModel.OPEN if rate else LoadModel.CLOSED,
-        "users": users or 0,
-        "rate_rps": rate or 0.0,
-        "think_time_min_s": think[0],
-        "think_time_max_s": think[1],
+        "load_model": load_model or (LoadModel.OPEN if rate_rps else LoadModel.CLOSED),
+        "users": users,
+        "rate_rps": rate_rps,
+        "think_time_min_s": think_time_min_s,
+        "think_time_max_s": think_time_max_s,
         "duration_s": duration_s,
         "timeout_s": timeout_s,
         "max_connections": max_connections,

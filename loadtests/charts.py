@@ -289,7 +289,7 @@ def health_rows(health: Mapping[str, Any] | None) -> list[tuple[str, str]]:
 
 
 STEP_LABELS: dict[str, str] = {
-    "step": "Step", "requests": "Requests", "rps": "req/s", "share": "Share",
+    "step": "Step", "requests": "Requests", "throughput_rps": "req/s", "share": "Share",
     "attempts": "Attempts", "polls_exhausted": "Polls exhausted", "errors": "Errors",
     "p50_ms": "p50 (ms)", "p90_ms": "p90 (ms)", "p95_ms": "p95 (ms)", "p99_ms": "p99 (ms)",
     "max_ms": "max (ms)", "mean_ms": "mean (ms)",
@@ -320,12 +320,12 @@ def labelled_step_table(
     for item in items:
         requests = item.get("requests")
         if isinstance(requests, int | float):
-            item["rps"] = round(requests / duration_s, 2) if duration_s else None
+            item["throughput_rps"] = round(requests / duration_s, 2) if duration_s else None
             item["share"] = f"{100.0 * requests / total:.1f}%" if total else None
     keys, rows = step_table(items)
     # req/s and share sit right after the request count.
-    if "rps" in keys:
-        moved = [keys.index(k) for k in ("rps", "share")]
+    if "throughput_rps" in keys:
+        moved = [keys.index(k) for k in ("throughput_rps", "share")]
         rest = [i for i in range(len(keys)) if i not in moved]
         at = rest.index(keys.index("requests")) + 1 if "requests" in keys else 1
         order_of = rest[:at] + moved + rest[at:]

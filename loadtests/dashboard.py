@@ -57,7 +57,7 @@ RUN_LIST_FIELDS = (
 )  # fmt: skip
 
 INTERVAL_FIELDS = (
-    "index", "shard", "length_s", "requests", "errors", "achieved_rps", "target",
+    "index", "shard", "length_s", "requests", "errors", "throughput_rps", "target",
     "active_users", "in_flight", "latency_p50_ms", "latency_p95_ms", "latency_p99_ms",
     "latency_max_ms", "service_p50_ms", "service_p95_ms", "service_p99_ms",
     "in_flight_mean", "in_flight_max",
@@ -166,7 +166,7 @@ def running_state(run: LoadTestRun) -> dict[str, Any]:
         "requests": run.requests,
         "errors": run.errors,
         "error_rate_pct": run.error_rate_so_far_pct,
-        "p95_ms": run.current_p95_ms,
+        "latency_p95_ms": run.current_p95_ms,
         "url": run.get_absolute_url(),
         "waiting": run.waiting,
     }
@@ -249,12 +249,12 @@ def definition_history(definition: LoadTestDefinition, limit: int = HISTORY_RUNS
 def threshold_lines(definition: LoadTestDefinition | None) -> dict[str, float | None]:
     """The definition's current limits, drawn as horizontal lines on its history charts."""
     if definition is None:
-        return {"p95": None, "p99": None, "error_rate": None, "throughput": None}
+        return {"p95": None, "p99": None, "error_rate": None, "throughput_rps": None}
     return {
         "p95": definition.threshold_p95_ms,
         "p99": definition.threshold_p99_ms,
         "error_rate": definition.threshold_error_rate_pct,
-        "throughput": definition.threshold_min_throughput_rps,
+        "throughput_rps": definition.threshold_min_throughput_rps,
     }
 
 
@@ -272,7 +272,7 @@ def history_chart(
         "p50": [run.latency_p50_ms for run in finished],
         "p95": [run.latency_p95_ms for run in finished],
         "p99": [run.latency_p99_ms for run in finished],
-        "throughput": [run.throughput_rps for run in finished],
+        "throughput_rps": [run.throughput_rps for run in finished],
         "failed": [run.passed is False for run in finished],
         "status": [run.status for run in finished],
         # Finished runs that recorded no request have nothing to draw: the page says so.
@@ -351,7 +351,7 @@ def combine_shards(rows: Iterable[Sequence[Any]]) -> list[tuple[Any, ...]]:
     """One row per second (rows as INTERVAL_FIELDS tuples): counts add up across shards,
     percentiles take the worst shard."""
     summed = {
-        "requests", "errors", "achieved_rps", "target", "active_users", "in_flight",
+        "requests", "errors", "throughput_rps", "target", "active_users", "in_flight",
         "in_flight_mean", "in_flight_max",
     }  # fmt: skip
     seconds: dict[int, list[Any]] = {}
@@ -414,7 +414,7 @@ def _rates(counts: Sequence[float], lengths: Sequence[float]) -> list[float]:
 def series_of(columns: dict[str, list[Any]]) -> dict[str, list[Any]]:
     """Chart series by the names the pages use."""
     return {
-        "rps": _rates(columns["requests"], columns["length_s"]),
+        "throughput_rps": _rates(columns["requests"], columns["length_s"]),
         "errors": _rates(columns["errors"], columns["length_s"]),
         "p50": columns["latency_p50_ms"],
         "p95": columns["latency_p95_ms"],
@@ -437,7 +437,7 @@ def _or(values: Sequence[Any], fallback: Sequence[Any]) -> list[Any]:
 
 
 # Series drawn with a min/max band when downsampled (the others need only their mean).
-BANDED = ("rps", "p99", "in_flight_max")
+BANDED = ("throughput_rps", "p99", "in_flight_max")
 
 
 def _gate_percentiles(

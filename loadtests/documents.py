@@ -38,7 +38,6 @@ from loadtests.engine.config import (
     STATUSES_WHEN_ABSENT,
     EngineConfig,
     brief,
-    document_field,
     more_problems_message,
     size_problems,
 )
@@ -391,7 +390,7 @@ def config_problems(document: Mapping[str, Any]) -> dict[str, list[str]]:
         problems.update(exc.message_dict)
         data_set = None
     for name, message in engine_config_from(document, data_set).validate():
-        _add(problems, document_field(name), [message])
+        _add(problems, name, [message])
     return problems
 
 

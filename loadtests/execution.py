@@ -350,7 +350,7 @@ def store_interval(
 ) -> RunInterval | None:
     """Store one second of a running run (of its shard `shard`, for sharded runs); None,
     storing nothing, when it is no longer running."""
-    service = Histogram.decode(snapshot.service_hist) if snapshot.requests else None
+    service = Histogram.decode(snapshot.service_histogram) if snapshot.requests else None
     with transaction.atomic():
         # The UPDATE locks the run's row first: the reaper (which locks it too) either sees
         # this interval in its summary, or this sees the run is no longer running.
@@ -377,7 +377,7 @@ def _iterations(snapshot: IntervalSnapshot) -> tuple[int, int, str]:
     return (
         getattr(snapshot, "iterations", 0) or 0,
         getattr(snapshot, "iterations_failed", 0) or 0,
-        getattr(snapshot, "iteration_hist", "") or "",
+        getattr(snapshot, "iteration_histogram", "") or "",
     )
 
 
@@ -396,7 +396,7 @@ def _create_interval(
         length_s=snapshot.length_s,
         requests=snapshot.requests,
         errors=snapshot.errors,
-        achieved_rps=snapshot.achieved_rps,
+        throughput_rps=snapshot.throughput_rps,
         target=snapshot.target,
         active_users=snapshot.active_users,
         in_flight=snapshot.in_flight,
@@ -404,15 +404,15 @@ def _create_interval(
         in_flight_max=getattr(snapshot, "in_flight_max", None),
         late_starts=snapshot.late_starts,
         per_step=dict(snapshot.per_step or {}),
-        latency_p50_ms=snapshot.p50_ms if snapshot.requests else None,
-        latency_p95_ms=snapshot.p95_ms if snapshot.requests else None,
-        latency_p99_ms=snapshot.p99_ms if snapshot.requests else None,
-        latency_max_ms=snapshot.max_ms if snapshot.requests else None,
+        latency_p50_ms=snapshot.latency_p50_ms if snapshot.requests else None,
+        latency_p95_ms=snapshot.latency_p95_ms if snapshot.requests else None,
+        latency_p99_ms=snapshot.latency_p99_ms if snapshot.requests else None,
+        latency_max_ms=snapshot.latency_max_ms if snapshot.requests else None,
         service_p50_ms=ms(service.value_at_percentile(50)) if service else None,
         service_p95_ms=ms(service.value_at_percentile(95)) if service else None,
         service_p99_ms=ms(service.value_at_percentile(99)) if service else None,
-        latency_histogram=snapshot.latency_hist if snapshot.requests else "",
-        service_histogram=snapshot.service_hist if snapshot.requests else "",
+        latency_histogram=snapshot.latency_histogram if snapshot.requests else "",
+        service_histogram=snapshot.service_histogram if snapshot.requests else "",
         errors_by_class=dict(snapshot.errors_by_class),
         iterations=_iterations(snapshot)[0],
         iterations_failed=_iterations(snapshot)[1],

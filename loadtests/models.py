@@ -10,9 +10,13 @@ from django.urls import reverse
 
 from loadtests import datasets, tokens
 from loadtests.engine.config import (
+    CHECK_CONTAINS,
+    CHECK_JSON_EQUALS,
+    CLOSED,
     CONNECTIONS_RULE,
     DEFAULT_SUCCESS_TEXT,
     DURATION_RULE,
+    FLOW,
     MAX_CONNECTIONS,
     MAX_DURATION_S,
     MAX_POLL_ATTEMPTS,
@@ -22,9 +26,14 @@ from loadtests.engine.config import (
     MAX_USERS,
     MAX_WEIGHT,
     MIN_TIMEOUT_S,
+    OPEN,
     POLL_RULE,
+    RANDOM,
     RATE_RULE,
+    REQUESTS,
+    SEQUENTIAL,
     TIMEOUT_RULE,
+    UNIQUE,
     USERS_RULE,
     WEIGHT_RULE,
 )
@@ -58,20 +67,21 @@ class TargetURLField(models.URLField):
         return super().formfield(**{"assume_scheme": "http", **kwargs})
 
 
+# The values are the engine's (one definition); the labels are how the pages show them.
 class LoadModel(models.TextChoices):
-    CLOSED = "closed", "closed (virtual users)"
-    OPEN = "open", "open (arrival rate)"
+    CLOSED = CLOSED, "closed (virtual users)"
+    OPEN = OPEN, "open (arrival rate)"
 
 
 class Mode(models.TextChoices):
-    REQUESTS = "requests", "requests (weighted independent steps)"
-    FLOW = "flow", "flow (steps top to bottom, once per iteration)"
+    REQUESTS = REQUESTS, "requests (weighted independent steps)"
+    FLOW = FLOW, "flow (steps top to bottom, once per iteration)"
 
 
 class DataOrder(models.TextChoices):
-    SEQUENTIAL = "sequential", "sequential (shared, wrapping around)"
-    RANDOM = "random", "random"
-    UNIQUE = "unique", "unique (each row once; the run ends when they run out)"
+    SEQUENTIAL = SEQUENTIAL, "sequential (shared, wrapping around)"
+    RANDOM = RANDOM, "random"
+    UNIQUE = UNIQUE, "unique (each row once; the run ends when they run out)"
 
 
 # What a polled step does when its attempts or interval are left empty (the engine's Poll).
@@ -341,8 +351,8 @@ class LoadTestDefinition(models.Model):
 class LoadTestStep(models.Model):
     class Check(models.TextChoices):
         NONE = "", "none"
-        CONTAINS = "contains", "body contains"
-        JSON_EQUALS = "json_equals", "JSON field equals"
+        CONTAINS = CHECK_CONTAINS, "body contains"
+        JSON_EQUALS = CHECK_JSON_EQUALS, "JSON field equals"
 
     definition = models.ForeignKey(
         LoadTestDefinition, on_delete=models.CASCADE, related_name="steps"
@@ -608,7 +618,7 @@ class RunInterval(models.Model):
     length_s = models.FloatField(default=1.0)
     requests = models.PositiveIntegerField(default=0)
     errors = models.PositiveIntegerField(default=0)
-    achieved_rps = models.FloatField(default=0)
+    throughput_rps = models.FloatField(default=0)
     target = models.FloatField(default=0, help_text="Users or req/s planned at that moment.")
     active_users = models.PositiveIntegerField(default=0)
     in_flight = models.PositiveIntegerField(default=0)
@@ -744,7 +754,7 @@ class RunShard(models.Model):
     )
     requests = models.BigIntegerField(default=0)
     errors = models.BigIntegerField(default=0)
-    achieved_rps = models.FloatField(null=True, blank=True)
+    throughput_rps = models.FloatField(null=True, blank=True)
     health = models.JSONField(default=dict, blank=True)
     latency_histogram = models.TextField(blank=True)
     service_histogram = models.TextField(blank=True)

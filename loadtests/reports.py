@@ -200,7 +200,7 @@ def exit_code(run: LoadTestRun) -> int:
 
 
 INTERVAL_COLUMNS = (
-    "index", "started_at", "length_s", "requests", "errors", "achieved_rps", "target",
+    "index", "started_at", "length_s", "requests", "errors", "throughput_rps", "target",
     "active_users", "in_flight", "late_starts", "latency_p50_ms", "latency_p95_ms",
     "latency_p99_ms", "latency_max_ms", "service_p50_ms", "service_p95_ms", "service_p99_ms",
     "cpu_pct", "loop_lag_ms", "iterations", "iterations_failed",

@@ -51,23 +51,23 @@ def run_json(run: LoadTestRun, *, base_url: str | None = None) -> dict[str, Any]
 
 def live_progress(run: LoadTestRun) -> dict[str, Any]:
     """Where a stored run is now: its totals and its latest second (one query)."""
-    latest = run.intervals.order_by("-index").only("achieved_rps", "latency_p95_ms").first()
+    latest = run.intervals.order_by("-index").only("throughput_rps", "latency_p95_ms").first()
     elapsed = (timezone.now() - run.started_at).total_seconds() if run.started_at else 0.0
     return {
         "elapsed_s": round(elapsed, 1),
         "planned_s": run.planned_duration_s,
         "requests": run.requests,
         "errors": run.errors,
-        "rps": latest.achieved_rps if latest else None,
-        "p95_ms": latest.latency_p95_ms if latest else None,
+        "throughput_rps": latest.throughput_rps if latest else None,
+        "latency_p95_ms": latest.latency_p95_ms if latest else None,
     }
 
 
 def progress_line(progress: dict[str, Any]) -> str:
     """`[  3s/10s]  98.7 req/s  p95 2.41 ms  errors 0 (0.00%)  requests 296`."""
     requests, errors = progress["requests"] or 0, progress["errors"] or 0
-    rate = "-" if progress["rps"] is None else f"{progress['rps']:.1f}"
-    p95 = "-" if progress["p95_ms"] is None else f"{progress['p95_ms']:.2f}"
+    rate = "-" if progress["throughput_rps"] is None else f"{progress['throughput_rps']:.1f}"
+    p95 = "-" if progress["latency_p95_ms"] is None else f"{progress['latency_p95_ms']:.2f}"
     share = 100.0 * errors / requests if requests else 0.0
     return (
         f"[{progress['elapsed_s']:>4.0f}s/{progress['planned_s']}s] {rate:>8} req/s  "

@@ -65,8 +65,8 @@ def split_config(config: EngineConfig, index: int, count: int) -> EngineConfig:
     if count <= 1:
         return config
     changes: dict[str, Any] = {}
-    if config.model == OPEN:
-        changes["rate"] = config.rate / count
+    if config.load_model == OPEN:
+        changes["rate_rps"] = config.rate_rps / count
         changes["stages"] = tuple(
             dataclasses.replace(stage, target=stage.target / count) for stage in config.stages
         )
@@ -377,7 +377,7 @@ def end_shard(shard: RunShard, result: RunResult) -> None:
         "finished_at": timezone.now(),
         "requests": result.requests,
         "errors": result.errors,
-        "achieved_rps": round(result.throughput_rps, 3),
+        "throughput_rps": round(result.throughput_rps, 3),
         "health": execution._jsonable(
             {
                 **result.health,
@@ -579,7 +579,7 @@ def shard_table(run: LoadTestRun) -> list[dict[str, Any]]:
                 "node": shard.worker_node,
                 "host": shard.worker_host,
                 "status": shard.status,
-                "achieved_rps": round(requests / seconds, 1) if seconds else None,
+                "throughput_rps": round(requests / seconds, 1) if seconds else None,
                 "requests": requests,
                 "errors": seen.get("errors") or 0,
                 "valid": shard.health.get("valid"),

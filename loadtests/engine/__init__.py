@@ -1,8 +1,9 @@
 """The load generator: pure asyncio, no Django. A plain config in, interval snapshots out.
 
     from loadtests.engine import EngineConfig, Step, run
-    config = EngineConfig(base_url="http://127.0.0.1:8000", steps=(Step("home", "GET", "/"),),
-                          model="open", rate=200, duration_s=30)
+    config = EngineConfig(target_base_url="http://127.0.0.1:8000",
+                          steps=(Step("home", "GET", "/"),),
+                          load_model="open", rate_rps=200, duration_s=30)
     result = run(config, sink=print)
 
 See runner.run for threading (the sink runs on an engine-owned thread) and cancellation.
@@ -17,8 +18,8 @@ extractions and polls; `try_once` runs one iteration and shows every request:
         Step("wait", "GET", "/api/batches/{{ batch_id }}/",
              poll=Poll(until_path="$.status", until_value="done", max_attempts=20)),
     )
-    config = EngineConfig(base_url="http://127.0.0.1:8000", steps=steps, mode="flow",
-                          model="closed", users=5, duration_s=30)
+    config = EngineConfig(target_base_url="http://127.0.0.1:8000", steps=steps, mode="flow",
+                          load_model="closed", users=5, duration_s=30)
     for exchange in try_once(config):
         print(exchange["step"], exchange["status"], exchange["extracted"])
     result = run(config)  # result.iteration: the whole journey's histogram

@@ -1,13 +1,14 @@
 """Run the engine alone, without Django (benchmarks, quick checks).
 
   python -m loadtests.engine URL (--users N | --rate R) --duration S
-      [--connections C] [--timeout T] [--think MIN[,MAX]] [--method M] [--insecure]
+      [--connections C] [--timeout T] [--think MIN[,MAX]] [--insecure] [--method M]
       [--json [--histograms]]
   python -m loadtests.engine --document FILE [--try-once] [--json [--histograms]]
 
 --document runs a load-test document (JSON, e.g. from `loadtest export`; a flow's data-set
 rows go in its "data_rows"); --try-once runs one iteration of it and prints each request
-and response as JSON instead.
+and response as JSON instead. The load flags (--users to --insecure) are `manage.py loadtest
+url`'s: one declaration, in loadtests/engine/flags.py.
 
 Prints a summary (JSON with --json, including the process's peak RSS) and exits 0 when the
 run completed, 1 when it was aborted, 2 on a bad command line.
@@ -24,52 +25,42 @@ import threading
 from typing import Any
 from urllib.parse import urlsplit
 
-from loadtests.engine.config import (
-    CLOSED,
-    MAX_DOCUMENT_BYTES,
-    OPEN,
-    EngineConfig,
-    Step,
-    capped,
-    document_field,
-)
+from loadtests.engine.config import MAX_DOCUMENT_BYTES, EngineConfig, Step, capped
+from loadtests.engine.flags import MISSING_RULE, FlagError, add_load_flags, load_fields
 from loadtests.engine.flow import try_once
 from loadtests.engine.jsoninput import JsonInputInvalid, parse
 from loadtests.engine.report import IntervalSnapshot
 from loadtests.engine.runner import run
 
 
-def parse_args(argv: list[str] | None) -> argparse.Namespace:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m loadtests.engine", description=__doc__)
     parser.add_argument("url", nargs="?", help="the URL to request, e.g. http://127.0.0.1:8080/")
     parser.add_argument("--document", help="a load-test document (JSON file) to run instead")
     parser.add_argument(
         "--try-once", action="store_true", help="with --document: one iteration, shown"
     )
-    load = parser.add_mutually_exclusive_group()
-    load.add_argument("--users", type=int, help="closed model: this many virtual users")
-    load.add_argument("--rate", type=float, help="open model: this many requests per second")
-    parser.add_argument("--duration", type=float, help="seconds")
-    parser.add_argument("--connections", type=int, default=None, help="connection cap")
-    parser.add_argument("--timeout", type=float, default=10.0, help="request timeout, seconds")
-    parser.add_argument("--think", default="", help="closed model think time MIN[,MAX] seconds")
+    add_load_flags(parser)
     parser.add_argument("--method", default="GET")
     parser.add_argument("--no-abort", action="store_true", help="never stop on errors")
-    parser.add_argument(
-        "--insecure",
-        action="store_true",
-        help="do not verify the https target's certificate (self-signed test targets only)",
-    )
     parser.add_argument("--progress", action="store_true", help="a line per second on stderr")
     parser.add_argument("--json", action="store_true", help="print the summary as JSON")
     parser.add_argument(
         "--histograms", action="store_true", help="keep the encoded histograms in the JSON"
     )
+    return parser
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = build_parser()
     args = parser.parse_args(argv)
-    if args.document is None and (
-        args.url is None or (args.users is None and args.rate is None) or args.duration is None
-    ):
-        parser.error("give URL, --users or --rate, and --duration (or --document FILE)")
+    if args.document is None:
+        if args.url is None:
+            parser.error(f"give URL and its flags ({MISSING_RULE}), or --document FILE")
+        try:
+            args.load = load_fields(vars(args))
+        except FlagError as exc:
+            parser.error(str(exc))
     return args
 
 
@@ -83,28 +74,19 @@ def document_config(path: str) -> EngineConfig:
 def config_from(args: argparse.Namespace) -> EngineConfig:
     parts = urlsplit(args.url)
     path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
-    think = [float(value) for value in args.think.split(",") if value] or [0.0]
-    connections = args.connections or max(args.users or 0, 100)
     return EngineConfig(
-        base_url=f"{parts.scheme}://{parts.netloc}",
+        target_base_url=f"{parts.scheme}://{parts.netloc}",
         steps=(Step(name="request", method=args.method.upper(), path=path),),
-        model=CLOSED if args.users is not None else OPEN,
-        users=args.users or 0,
-        rate=args.rate or 0.0,
-        think_min_s=think[0],
-        think_max_s=think[-1],
-        duration_s=args.duration,
-        timeout_s=args.timeout,
-        max_connections=connections,
         abort_error_rate_pct=None if args.no_abort else 5.0,
-        verify_tls=not args.insecure,
+        **args.load,
     )
 
 
 def progress(snapshot: IntervalSnapshot) -> None:
     print(
-        f"[{snapshot.index + 1:>4}s] {snapshot.achieved_rps:>9.1f} req/s  "
-        f"{snapshot.errors:>5} err  p50 {snapshot.p50_ms:7.2f} ms  p99 {snapshot.p99_ms:7.2f} ms  "
+        f"[{snapshot.index + 1:>4}s] {snapshot.throughput_rps:>9.1f} req/s  "
+        f"{snapshot.errors:>5} err  p50 {snapshot.latency_p50_ms:7.2f} ms  "
+        f"p99 {snapshot.latency_p99_ms:7.2f} ms  "
         f"cpu {snapshot.cpu_pct:5.1f}%",
         file=sys.stderr,
         flush=True,
@@ -121,7 +103,7 @@ def main(argv: list[str] | None = None) -> int:
         problems = capped(config.validate())
     if problems:
         for field, message in problems:
-            print(f"{document_field(field)}: {message}", file=sys.stderr)
+            print(f"{field}: {message}", file=sys.stderr)
         return 2
     if args.try_once:
         print(json.dumps(try_once(config, timeout_s=max(30.0, config.timeout_s * 10)), indent=2))

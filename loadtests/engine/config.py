@@ -31,7 +31,7 @@ EXTRACT_SOURCES = ("json", "header", "regex", "cookie")
 MAX_POLL_ATTEMPTS = 1000
 MAX_POLL_INTERVAL_S = 60.0
 POLL_RULE = f"A poll makes 1 to {MAX_POLL_ATTEMPTS} attempts, 0 to {MAX_POLL_INTERVAL_S:g} s apart."
-# An empty expect_status accepts what k6 and Locust count as success. Requests mode, flow
+# An empty expected_statuses accepts what k6 and Locust count as success. Requests mode, flow
 # mode, their error messages, the form's help and the documents all take it from here.
 DEFAULT_SUCCESS = range(200, 400)
 DEFAULT_SUCCESS_TEXT = f"{DEFAULT_SUCCESS[0]}-{DEFAULT_SUCCESS[-1]}"
@@ -145,16 +145,16 @@ class Poll:
     interval_s: float = 0.5
 
 
-def accepted_statuses(expect_status: Iterable[int]) -> frozenset[int]:
+def accepted_statuses(expected_statuses: Iterable[int]) -> frozenset[int]:
     """The statuses a step counts as success: those it names, or DEFAULT_SUCCESS when none."""
-    return frozenset(expect_status) or frozenset(DEFAULT_SUCCESS)
+    return frozenset(expected_statuses) or frozenset(DEFAULT_SUCCESS)
 
 
-def expected_statuses_text(expect_status: Iterable[int]) -> str:
+def expected_statuses_text(expected_statuses: Iterable[int]) -> str:
     """How an error message names what a step accepts: "200, 201", "200-299, 500", or
     DEFAULT_SUCCESS_TEXT when it names none. Runs of three or more codes read as a range."""
     runs: list[list[int]] = []
-    for code in sorted(set(expect_status)):
+    for code in sorted(set(expected_statuses)):
         if runs and code == runs[-1][-1] + 1:
             runs[-1].append(code)
         else:
@@ -171,7 +171,7 @@ class Step:
     (requests mode) or runs them top to bottom once per iteration (flow mode).
 
     `path`, header values and `body` may hold {{ ... }} templates (see templates.py);
-    an empty `expect_status` accepts DEFAULT_SUCCESS (200-399), see `accepted_statuses`.
+    an empty `expected_statuses` accepts DEFAULT_SUCCESS (200-399), see `accepted_statuses`.
     """
 
     name: str
@@ -180,7 +180,7 @@ class Step:
     headers: dict[str, str] = field(default_factory=dict)
     body: str | None = None
     weight: int = 1
-    expect_status: tuple[int, ...] = (200,)
+    expected_statuses: tuple[int, ...] = (200,)
     check_contains: str | None = None
     check_json_field: str | None = None  # dotted path, e.g. "data.items.0.id"
     check_json_value: object = None
@@ -210,14 +210,14 @@ class Stage:
 class EngineConfig:
     """Everything a run needs. `validate()` lists problems instead of raising."""
 
-    base_url: str
+    target_base_url: str
     steps: tuple[Step, ...]
-    model: str
+    load_model: str
     duration_s: float
     users: int = 0
-    rate: float = 0.0
-    think_min_s: float = 0.0
-    think_max_s: float = 0.0
+    rate_rps: float = 0.0
+    think_time_min_s: float = 0.0
+    think_time_max_s: float = 0.0
     stages: tuple[Stage, ...] = ()
     # Where the first stage ramps from; None means 0 (k6). Ignored without stages.
     start_target: float | None = None
@@ -245,7 +245,7 @@ class EngineConfig:
         if problems:
             # Nothing else is checked: the rules below walk every step and stage.
             return problems
-        problems += _url_problems(self.base_url)
+        problems += _url_problems(self.target_base_url)
         problems += _model_problems(self)
         problems += _steps_problems(self.steps)
         problems += _stage_problems(self)
@@ -255,22 +255,22 @@ class EngineConfig:
 
     @property
     def is_open(self) -> bool:
-        return self.model == OPEN
+        return self.load_model == OPEN
 
     @property
     def is_flow(self) -> bool:
         return self.mode == FLOW
 
     def to_dict(self) -> dict[str, Any]:
-        """The config in the load-test document's names (`rate_rps`, not `rate`; see
-        DOCUMENT_NAMES), JSON-serialisable; `from_dict` turns it back into an equal config.
-        The engine-only settings a document does not carry appear only when not the default."""
+        """The config as a load-test document's fields, JSON-serialisable; `from_dict` turns it
+        back into an equal config. The engine-only settings a document does not carry appear
+        only when not the default."""
         data: dict[str, Any] = {}
         for f in fields(self):
             value = getattr(self, f.name)
             if f.name in ENGINE_ONLY and value == f.default:
                 continue
-            data[DOCUMENT_NAMES.get(f.name, f.name)] = value
+            data[f.name] = value
         data["steps"] = [_step_to_dict(step) for step in self.steps]
         data["stages"] = [asdict(stage) for stage in self.stages]
         return data
@@ -279,11 +279,7 @@ class EngineConfig:
     def from_dict(cls, data: dict[str, Any]) -> EngineConfig:
         """A config from a dict in the document's names (a load-test document, or `to_dict`'s
         output); keys the engine does not use (name, thresholds, tags, ...) are ignored."""
-        values = {
-            f.name: data[DOCUMENT_NAMES.get(f.name, f.name)]
-            for f in fields(cls)
-            if DOCUMENT_NAMES.get(f.name, f.name) in data
-        }
+        values = {f.name: data[f.name] for f in fields(cls) if f.name in data}
         mode = data.get("mode") or REQUESTS
         values["steps"] = tuple(_step_from_dict(step, mode) for step in data.get("steps") or ())
         for name in ("data_rows", "data_columns"):
@@ -295,22 +291,6 @@ class EngineConfig:
         return cls(**values)
 
 
-# The load-test document names some settings as its users know them; everything else is
-# called the same on both sides. `validate()` names the engine's fields: `document_field`
-# turns those names into the document's, so an error reads `rate_rps`, never `rate`.
-DOCUMENT_NAMES = {
-    "base_url": "target_base_url",
-    "model": "load_model",
-    "rate": "rate_rps",
-    "think_min_s": "think_time_min_s",
-    "think_max_s": "think_time_max_s",
-}
-STEP_DOCUMENT_NAMES = {
-    "expect_status": "expected_statuses",
-    "check_contains": "check_value",
-    "check_json_field": "check_path",
-    "check_json_value": "check_value",
-}
 # Tuning a document does not carry (the engine's own CLI and tests set them).
 ENGINE_ONLY = frozenset(
     {
@@ -320,16 +300,6 @@ ENGINE_ONLY = frozenset(
 )  # fmt: skip
 CHECK_CONTAINS = "contains"
 CHECK_JSON_EQUALS = "json_equals"
-_STEP_FIELD = re.compile(r"(steps\[\d+\])\.(\w+)")
-
-
-def document_field(engine_field: str) -> str:
-    """The document's name for a field `validate()` names, e.g. rate -> rate_rps."""
-    step_field = _STEP_FIELD.fullmatch(engine_field)
-    if step_field:
-        prefix, name = step_field.groups()
-        return f"{prefix}.{STEP_DOCUMENT_NAMES.get(name, name)}"
-    return DOCUMENT_NAMES.get(engine_field, engine_field)
 
 
 def check_value_of(text: str) -> object:
@@ -364,7 +334,7 @@ def _step_to_dict(step: Step) -> dict[str, Any]:
         "headers": dict(step.headers),
         "body": step.body,
         "weight": step.weight,
-        "expected_statuses": list(step.expect_status),
+        "expected_statuses": list(step.expected_statuses),
         **check,
         "extract": [
             {"variable": e.variable, "from": e.source, "expression": e.expression}
@@ -387,7 +357,7 @@ def _step_from_dict(data: dict[str, Any], mode: str = REQUESTS) -> Step:
         headers=dict(data.get("headers") or {}),
         body=data.get("body") or None,
         weight=data.get("weight", 1),
-        expect_status=tuple(statuses),
+        expected_statuses=tuple(statuses),
         check_contains=data.get("check_value") if check_type == CHECK_CONTAINS else None,
         check_json_field=data.get("check_path") if check_type == CHECK_JSON_EQUALS else None,
         check_json_value=(
@@ -427,17 +397,17 @@ def path_problem(path: object) -> str | None:
     return None
 
 
-def url_problem(base_url: object) -> str | None:
-    """Why `base_url` cannot be a run's base URL, or None."""
-    if not isinstance(base_url, str) or not base_url:
+def url_problem(target_base_url: object) -> str | None:
+    """Why `target_base_url` cannot be a run's base URL, or None."""
+    if not isinstance(target_base_url, str) or not target_base_url:
         return "Give the target's base URL, e.g. http://127.0.0.1:8000."
-    if not is_visible_ascii(base_url):
+    if not is_visible_ascii(target_base_url):
         return (
             "The URL must be printable ASCII without spaces or control characters "
             "(percent-encode the path; IDNA for host names)."
         )
     try:
-        parts = urlsplit(base_url)
+        parts = urlsplit(target_base_url)
     except ValueError as exc:
         return f"Not a valid URL: {exc}."
     if parts.scheme not in ("http", "https"):
@@ -525,14 +495,14 @@ def header_value_problem(name: str, value: object) -> str | None:
     return None
 
 
-def stage_target_limit(model: str) -> float:
+def stage_target_limit(load_model: str) -> float:
     """The highest stage target: users for the closed model, requests/s for the open one."""
-    return MAX_RATE if model == OPEN else MAX_USERS
+    return MAX_RATE if load_model == OPEN else MAX_USERS
 
 
-def _stage_target_rule(model: str) -> str:
-    unit = "requests/s" if model == OPEN else "users"
-    return f"0 to {stage_target_limit(model):.0f} {unit}"
+def _stage_target_rule(load_model: str) -> str:
+    unit = "requests/s" if load_model == OPEN else "users"
+    return f"0 to {stage_target_limit(load_model):.0f} {unit}"
 
 
 def _is_number(value: object) -> bool:
@@ -547,31 +517,35 @@ def _is_whole(value: object) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
-def _url_problems(base_url: str) -> list[tuple[str, str]]:
-    problem = url_problem(base_url)
-    return [("base_url", problem)] if problem else []
+def _url_problems(target_base_url: str) -> list[tuple[str, str]]:
+    problem = url_problem(target_base_url)
+    return [("target_base_url", problem)] if problem else []
 
 
 def _model_problems(config: EngineConfig) -> list[tuple[str, str]]:
-    if config.model not in MODELS:
-        return [("model", "The load model must be 'open' (a request rate) or 'closed' (users).")]
+    if config.load_model not in MODELS:
+        return [
+            ("load_model", "The load model must be 'open' (a request rate) or 'closed' (users).")
+        ]
     problems = []
-    if config.model == CLOSED and not config.stages:
+    if config.load_model == CLOSED and not config.stages:
         if not _is_whole(config.users):
             problems.append(("users", "Users must be a whole number."))
         elif not 1 <= config.users <= MAX_USERS:
             problems.append(("users", USERS_RULE))
-    bad_rate = not _is_number(config.rate) or not 0 < config.rate <= MAX_RATE
-    if config.model == OPEN and not config.stages and bad_rate:
-        problems.append(("rate", RATE_RULE))
-    if not _is_number(config.think_min_s) or config.think_min_s < 0:
-        problems.append(("think_min_s", "Think time must be 0 or more seconds."))
-    if not _is_number(config.think_max_s) or config.think_max_s < 0:
-        problems.append(("think_max_s", "Think time must be 0 or more seconds."))
-    elif _is_number(config.think_min_s) and config.think_max_s < config.think_min_s:
-        problems.append(("think_max_s", "The longest think time must not be below the shortest."))
-    if config.model == OPEN and (config.think_min_s or config.think_max_s):
-        problems.append(("think_min_s", "Think time applies to the closed model only."))
+    bad_rate = not _is_number(config.rate_rps) or not 0 < config.rate_rps <= MAX_RATE
+    if config.load_model == OPEN and not config.stages and bad_rate:
+        problems.append(("rate_rps", RATE_RULE))
+    if not _is_number(config.think_time_min_s) or config.think_time_min_s < 0:
+        problems.append(("think_time_min_s", "Think time must be 0 or more seconds."))
+    if not _is_number(config.think_time_max_s) or config.think_time_max_s < 0:
+        problems.append(("think_time_max_s", "Think time must be 0 or more seconds."))
+    elif _is_number(config.think_time_min_s) and config.think_time_max_s < config.think_time_min_s:
+        problems.append(
+            ("think_time_max_s", "The longest think time must not be below the shortest.")
+        )
+    if config.load_model == OPEN and (config.think_time_min_s or config.think_time_max_s):
+        problems.append(("think_time_min_s", "Think time applies to the closed model only."))
     return problems
 
 
@@ -602,17 +576,17 @@ def _steps_problems(steps: tuple[Step, ...]) -> list[tuple[str, str]]:
             problems.append((f"{prefix}.body", step_body_problem(_size_of(step.body))))
         if not _is_whole(step.weight) or not 1 <= step.weight <= MAX_WEIGHT:
             problems.append((f"{prefix}.weight", WEIGHT_RULE))
-        if not all(_is_whole(code) and code in STATUS_CODES for code in step.expect_status):
+        if not all(_is_whole(code) and code in STATUS_CODES for code in step.expected_statuses):
             problems.append(
                 (
-                    f"{prefix}.expect_status",
+                    f"{prefix}.expected_statuses",
                     f"Expect codes 100..599 (none means {DEFAULT_SUCCESS_TEXT}).",
                 )
             )
         if step.check_contains is not None and not step.check_contains:
-            problems.append((f"{prefix}.check_contains", "The text to look for is empty."))
+            problems.append((f"{prefix}.check_value", "The text to look for is empty."))
         if step.check_json_field is not None and not step.check_json_field.strip("."):
-            problems.append((f"{prefix}.check_json_field", "Name a JSON field, e.g. data.id."))
+            problems.append((f"{prefix}.check_path", "Name a JSON field, e.g. data.id."))
     return problems
 
 
@@ -636,7 +610,7 @@ def _stage_problems(config: EngineConfig) -> list[tuple[str, str]]:
         problems.append(("duration_s", DURATION_RULE))
     if not config.stages:
         return problems
-    limit = stage_target_limit(config.model)
+    limit = stage_target_limit(config.load_model)
     for index, stage in enumerate(config.stages):
         if not _is_number(stage.duration_s) or stage.duration_s <= 0:
             problems.append((f"stages[{index}].duration_s", "A stage lasts more than 0 s."))
@@ -644,7 +618,7 @@ def _stage_problems(config: EngineConfig) -> list[tuple[str, str]]:
             problems.append(
                 (
                     f"stages[{index}].target",
-                    f"A stage's target must be {_stage_target_rule(config.model)}.",
+                    f"A stage's target must be {_stage_target_rule(config.load_model)}.",
                 )
             )
     if problems:
@@ -662,7 +636,10 @@ def _stage_problems(config: EngineConfig) -> list[tuple[str, str]]:
         not _is_number(config.start_target) or not 0 <= config.start_target <= limit
     ):
         problems.append(
-            ("start_target", f"The starting target must be {_stage_target_rule(config.model)}.")
+            (
+                "start_target",
+                f"The starting target must be {_stage_target_rule(config.load_model)}.",
+            )
         )
     return problems
 

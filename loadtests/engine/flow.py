@@ -203,7 +203,7 @@ class FlowStep:
         self.is_head = step.method == "HEAD"
         self.idempotent = step.method in IDEMPOTENT_METHODS
         self.needs_body = True
-        self.expect = accepted_statuses(step.expect_status)
+        self.expect = accepted_statuses(step.expected_statuses)
         self.check = make_check(step)
         self.latency = Histogram()
         self.latency_counts = self.latency.counts
@@ -350,11 +350,11 @@ class FlowDriver(LoadDriver):
     ) -> None:
         self.loop = loop
         self.config = config
-        self.target = Target(config.base_url)
+        self.target = Target(config.target_base_url)
         self.steps = [FlowStep(i, step, config, self.target) for i, step in enumerate(config.steps)]
         self.ramp = Ramp(
             config.stages,
-            constant=float(config.rate if config.is_open else config.users),
+            constant=float(config.rate_rps if config.is_open else config.users),
             duration_s=config.duration_s,
             start=config.start_target,
         )
@@ -384,9 +384,9 @@ class FlowDriver(LoadDriver):
         self.sends = 0
         self.users: list[FlowUser] = []
         self.user_count = 0
-        self.think_min_s = config.think_min_s
-        self.think_span_s = config.think_max_s - config.think_min_s
-        self.thinks = config.think_max_s > 0 and not config.is_open
+        self.think_time_min_s = config.think_time_min_s
+        self.think_time_span_s = config.think_time_max_s - config.think_time_min_s
+        self.thinks = config.think_time_max_s > 0 and not config.is_open
         self.trace = trace
         # Open model.
         self.schedule = ArrivalSchedule(self.ramp)
@@ -537,7 +537,7 @@ class FlowDriver(LoadDriver):
                 yield 0.0
 
     def think(self) -> float:
-        return self.think_min_s + random.random() * self.think_span_s  # noqa: S311
+        return self.think_time_min_s + random.random() * self.think_time_span_s  # noqa: S311
 
     # -- open model --------------------------------------------------------------------------
 
@@ -687,7 +687,7 @@ class FlowDriver(LoadDriver):
             entry["error"] = errors.truncate(message)
 
     def flow_status_error(self, step: FlowStep, status: int, entry: Any) -> None:
-        expected = expected_statuses_text(step.step.expect_status)
+        expected = expected_statuses_text(step.step.expected_statuses)
         self.fail(
             step,
             errors.status_class(status),

@@ -107,7 +107,7 @@ class PreparedStep:
         self.method = step.method
         self.headers = step.headers
         self.request = build_request(target, step.method, step.path, step.headers, step.body)
-        self.expect = accepted_statuses(step.expect_status)
+        self.expect = accepted_statuses(step.expected_statuses)
         self.needs_body = step.needs_body
         self.check: Callable[[bytes], str | None] | None = make_check(step)
         self.is_head = step.method == "HEAD"

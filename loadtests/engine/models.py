@@ -96,14 +96,14 @@ class LoadDriver:
     def __init__(self, loop: asyncio.AbstractEventLoop, config: EngineConfig) -> None:
         self.loop = loop
         self.config = config
-        self.target = Target(config.base_url)
+        self.target = Target(config.target_base_url)
         self.steps = [PreparedStep(i, step, self.target) for i, step in enumerate(config.steps)]
         self.single_step = self.steps[0] if len(self.steps) == 1 else None
         self.cumulative_weights = list(accumulate(step.weight for step in config.steps))
         self.total_weight = self.cumulative_weights[-1]
         self.ramp = Ramp(
             config.stages,
-            constant=float(config.rate if config.is_open else config.users),
+            constant=float(config.rate_rps if config.is_open else config.users),
             duration_s=config.duration_s,
             start=config.start_target,
         )
@@ -334,7 +334,7 @@ class LoadDriver:
         error_class = errors.status_class(status)
         message = ""
         if error_class not in self.interval.error_samples:
-            expected = expected_statuses_text(step.step.expect_status)
+            expected = expected_statuses_text(step.step.expected_statuses)
             message = f"{step.name}: expected status {expected}, got {status}"
         self.record_error(step, error_class, message)
 
@@ -454,9 +454,9 @@ class ClosedModel(LoadDriver):
     def __init__(self, loop: asyncio.AbstractEventLoop, config: EngineConfig) -> None:
         super().__init__(loop, config)
         self.users: list[User] = []
-        self.think_min_s = config.think_min_s
-        self.think_span_s = config.think_max_s - config.think_min_s
-        self.thinks = config.think_max_s > 0
+        self.think_time_min_s = config.think_time_min_s
+        self.think_time_span_s = config.think_time_max_s - config.think_time_min_s
+        self.thinks = config.think_time_max_s > 0
 
     def start(self, t0: float) -> None:
         super().start(t0)
@@ -526,7 +526,7 @@ class ClosedModel(LoadDriver):
         if user.stopping or not self.running:
             return
         if self.thinks:
-            pause = self.think_min_s + random.random() * self.think_span_s
+            pause = self.think_time_min_s + random.random() * self.think_time_span_s
             user.handle = self.loop.call_later(pause, user.resume)
         else:
             self.begin(user)

@@ -18,7 +18,8 @@ LOOP_LAG_LIMIT_MS = 50.0
 
 @dataclass
 class IntervalSnapshot:
-    """One tick of a run (normally one second), as handed to the sink."""
+    """One tick of a run (normally one second), as handed to the sink; its fields are named
+    as the Django side's RunInterval names them."""
 
     index: int
     start_offset_s: float
@@ -27,13 +28,13 @@ class IntervalSnapshot:
     errors: int
     errors_by_class: dict[str, int]
     error_samples: dict[str, str]
-    latency_hist: str  # encoded HdrHistogram, corrected latency (µs)
-    service_hist: str  # encoded HdrHistogram, service time (µs)
-    p50_ms: float
-    p95_ms: float
-    p99_ms: float
-    max_ms: float
-    achieved_rps: float
+    latency_histogram: str  # encoded HdrHistogram, corrected latency (µs)
+    service_histogram: str  # encoded HdrHistogram, service time (µs)
+    latency_p50_ms: float
+    latency_p95_ms: float
+    latency_p99_ms: float
+    latency_max_ms: float
+    throughput_rps: float
     target: float  # users (closed) or requests/s (open) at the middle of the interval
     active_users: int
     in_flight: int  # sent and unanswered, plus waiting for a connection
@@ -45,7 +46,7 @@ class IntervalSnapshot:
     in_flight_mean: float = 0.0  # in flight, sampled every 50 ms: the interval's mean
     in_flight_max: int = 0  # ... and its peak
     # Flow mode: whole iterations (journeys) that ended in this interval; "" otherwise.
-    iteration_hist: str = ""  # encoded HdrHistogram, iteration duration (µs)
+    iteration_histogram: str = ""  # encoded HdrHistogram, iteration duration (µs)
     iterations: int = 0
     iterations_failed: int = 0
 

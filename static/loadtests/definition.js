@@ -76,14 +76,14 @@
     },
   });
 
-  const throughputLimits = limits([["min throughput (req/s)", history.limits.throughput]]);
+  const throughputLimits = limits([["min throughput (req/s)", history.limits.throughput_rps]]);
   new Chart(document.getElementById("history-throughput"), {
     type: "bar",
     data: {
       labels: history.labels,
       datasets: [
         {
-          label: "req/s", data: history.throughput, backgroundColor: marked("#1f6feb"),
+          label: "req/s", data: history.throughput_rps, backgroundColor: marked("#1f6feb"),
           borderColor: "#1f6feb", borderWidth: 0,
         },
         ...throughputLimits,

@@ -64,7 +64,7 @@
     field(row, "progress").textContent = Math.round(run.progress_pct) + "% · "
       + (run.elapsed_s === null ? "" : Math.round(run.elapsed_s) + " s of ") + run.planned_s + " s";
     field(row, "requests").textContent = run.requests;
-    field(row, "p95").textContent = run.p95_ms === null ? "–" : run.p95_ms.toFixed(1);
+    field(row, "p95").textContent = run.latency_p95_ms === null ? "–" : run.latency_p95_ms.toFixed(1);
     field(row, "error_rate").textContent =
       run.error_rate_pct === null ? "–" : run.error_rate_pct.toFixed(2) + "%";
   }

@@ -63,7 +63,7 @@
 
   const openModel = data.load_model === "open";
   const throughput = timeChart("chart-throughput", [
-    line("requests/s", "rps", COLORS.rps), ...band("rps", COLORS.rps),
+    line("requests/s", "throughput_rps", COLORS.rps), ...band("throughput_rps", COLORS.rps),
     line("errors/s", "errors", COLORS.errors, { yAxisID: "y1" }),
     ...(openModel ? [line("planned req/s", "target", COLORS.target, { borderDash: [4, 4] })] : []),
   ], {

@@ -14,16 +14,24 @@ def step(path: str = "/ok", **fields: Any) -> Step:
 def closed(
     base_url: str, *steps: Step, users: int = 1, duration_s: float = 1.0, **fields: Any
 ) -> EngineConfig:
-    fields.setdefault("model", "closed")
+    fields.setdefault("load_model", "closed")
     return EngineConfig(
-        base_url=base_url, steps=steps or (step(),), users=users, duration_s=duration_s, **fields
+        target_base_url=base_url,
+        steps=steps or (step(),),
+        users=users,
+        duration_s=duration_s,
+        **fields,
     )
 
 
 def open_(
-    base_url: str, *steps: Step, rate: float = 100, duration_s: float = 1.0, **fields: Any
+    base_url: str, *steps: Step, rate_rps: float = 100, duration_s: float = 1.0, **fields: Any
 ) -> EngineConfig:
-    fields.setdefault("model", "open")
+    fields.setdefault("load_model", "open")
     return EngineConfig(
-        base_url=base_url, steps=steps or (step(),), rate=rate, duration_s=duration_s, **fields
+        target_base_url=base_url,
+        steps=steps or (step(),),
+        rate_rps=rate_rps,
+        duration_s=duration_s,
+        **fields,
     )

@@ -5,6 +5,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
+from loadtests.engine.__main__ import main, parse_args
+from loadtests.engine.flags import MIN_DEFAULT_CONNECTIONS, MISSING_RULE, load_fields
 from tests.targets import ROOT
 
 
@@ -44,7 +48,37 @@ def test_the_cli_rejects_bad_options() -> None:
     ]
     done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=30)
     assert done.returncode == 2
-    assert "users:" in done.stderr
+    assert "--users 0: The closed model needs 1 to" in done.stderr
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        (["--rate", "10"], MISSING_RULE),
+        (["--duration", "1"], MISSING_RULE),
+        (["--rate", "10", "--duration", "0.5"], "argument --duration: invalid int value"),
+        (["--rate", "0", "--duration", "1"], "--rate 0.0: The open model needs a rate above 0"),
+        (["--users", "1", "--duration", "0"], "--duration 0: The duration must be above 0"),
+        (["--users", "1", "--duration", "1", "--connections", "0"], "--connections 0: Allow 1"),
+        (["--users", "1", "--duration", "1", "--timeout", "0"], "--timeout 0.0: The timeout"),
+        (["--users", "1", "--duration", "1", "--think", "2,1"], "--think '2,1': give MIN or"),
+        (["--rate", "5", "--duration", "1", "--think", "1"], "--think '1': think time applies"),
+    ],
+)
+def test_the_cli_names_the_bad_load_flag_and_its_rule(
+    flags: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exit_:
+        main(["http://127.0.0.1:1/", *flags])
+    assert exit_.value.code == 2
+    assert message in capsys.readouterr().err
+
+
+def test_the_cli_gives_every_user_a_connection_by_default() -> None:
+    closed = load_fields(vars(parse_args(["http://x/", "--users", "300", "--duration", "1"])))
+    assert closed["max_connections"] == 300
+    opened = load_fields(vars(parse_args(["http://x/", "--rate", "300", "--duration", "1"])))
+    assert opened["max_connections"] == MIN_DEFAULT_CONNECTIONS
 
 
 def test_the_cli_runs_and_tries_a_flow_document(target: str, tmp_path: Path) -> None:

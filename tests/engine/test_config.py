@@ -14,20 +14,20 @@ def fields_of(config: EngineConfig) -> dict[str, str]:
 
 def test_a_good_config_has_no_problems() -> None:
     assert closed("http://127.0.0.1:8000").validate() == []
-    assert open_("https://example.test/api", rate=0.5).validate() == []
+    assert open_("https://example.test/api", rate_rps=0.5).validate() == []
 
 
 def test_validation_names_every_bad_field() -> None:
     config = EngineConfig(
-        base_url="ftp://x",
+        target_base_url="ftp://x",
         steps=(
-            Step(name="a", method="FETCH", path="ok", weight=0, expect_status=(700,)),
+            Step(name="a", method="FETCH", path="ok", weight=0, expected_statuses=(700,)),
             Step(name="a", method="GET", path="/x y", headers={"Host": "evil"}),
         ),
-        model="closed",
+        load_model="closed",
         users=0,
-        think_min_s=2,
-        think_max_s=1,
+        think_time_min_s=2,
+        think_time_max_s=1,
         duration_s=-1,
         timeout_s=0,
         max_connections=0,
@@ -36,19 +36,20 @@ def test_validation_names_every_bad_field() -> None:
     )
     problems = fields_of(config)
     for field in (
-        "base_url", "users", "think_max_s", "duration_s", "timeout_s", "max_connections",
-        "abort_error_rate_pct", "tick_s", "steps[0].method", "steps[0].path", "steps[0].weight",
-        "steps[0].expect_status", "steps[1].name", "steps[1].path", "steps[1].headers",
+        "target_base_url", "users", "think_time_max_s", "duration_s", "timeout_s",
+        "max_connections", "abort_error_rate_pct", "tick_s", "steps[0].method",
+        "steps[0].path", "steps[0].weight",
+        "steps[0].expected_statuses", "steps[1].name", "steps[1].path", "steps[1].headers",
     ):  # fmt: skip
         assert field in problems, field
-    assert "http://" in problems["base_url"]
+    assert "http://" in problems["target_base_url"]
     assert "Host" in problems["steps[1].headers"]
 
 
 def test_the_open_model_needs_a_rate_and_no_think_time() -> None:
-    problems = fields_of(open_("http://127.0.0.1:1", rate=0, think_max_s=1.0))
-    assert "rate" in problems and "think_min_s" in problems
-    assert "model" in fields_of(open_("http://127.0.0.1:1", model="sideways"))
+    problems = fields_of(open_("http://127.0.0.1:1", rate_rps=0, think_time_max_s=1.0))
+    assert "rate_rps" in problems and "think_time_min_s" in problems
+    assert "load_model" in fields_of(open_("http://127.0.0.1:1", load_model="sideways"))
 
 
 def test_stages_must_add_up_to_the_duration() -> None:
@@ -71,12 +72,12 @@ def test_a_config_round_trips_through_json() -> None:
             method="POST",
             body='{"x": 1}',
             headers={"X-Token": "t"},
-            expect_status=(200, 201),
+            expected_statuses=(200, 201),
         ),
         stages=(Stage(1, 5), Stage(2, 5)),
         duration_s=3,
-        think_min_s=0.1,
-        think_max_s=0.2,
+        think_time_min_s=0.1,
+        think_time_max_s=0.2,
         abort_error_rate_pct=None,
     )
     data = json.loads(json.dumps(config.to_dict()))
@@ -123,7 +124,7 @@ def test_it_accepts_percent_encoded_paths() -> None:
     "base_url", ["http://127.0.0.1:0", "http://127.0.0.1:99999", "http://127.0.0.1:x"]
 )
 def test_it_refuses_ports_outside_1_to_65535(base_url: str) -> None:
-    assert "port" in fields_of(closed(base_url))["base_url"]
+    assert "port" in fields_of(closed(base_url))["target_base_url"]
 
 
 def test_it_caps_stage_targets_by_the_models_own_limit() -> None:

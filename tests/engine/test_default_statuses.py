@@ -34,8 +34,8 @@ def test_a_step_without_expected_statuses_counts_200_and_302_as_success(
 ) -> None:
     config = closed(
         target,
-        step("/ok", expect_status=()),
-        step("/status/302", name="moved", expect_status=()),
+        step("/ok", expected_statuses=()),
+        step("/status/302", name="moved", expected_statuses=()),
         mode=mode,
         duration_s=0.5,
         abort_error_rate_pct=None,
@@ -50,7 +50,7 @@ def test_a_step_without_expected_statuses_still_counts_a_500_and_names_the_defau
     target: str, mode: str
 ) -> None:
     config = closed(
-        target, step("/status/500", name="broken", expect_status=()), mode=mode, duration_s=0.3,
+        target, step("/status/500", name="broken", expected_statuses=()), mode=mode, duration_s=0.3,
         abort_error_rate_pct=None,
     )  # fmt: skip
     result = run(config)

@@ -30,7 +30,7 @@ def test_a_reset_connection_is_classified(target: str) -> None:
 def test_unexpected_statuses_are_classified_by_code(target: str) -> None:
     config = closed(
         target, step("/status/500", name="boom"), step("/status/404", name="missing"),
-        step("/status/201", name="created", expect_status=(201,)),
+        step("/status/201", name="created", expected_statuses=(201,)),
         users=2, duration_s=0.5, abort_error_rate_pct=None,
     )  # fmt: skip
     result = run(config)
@@ -61,7 +61,7 @@ def test_check_failures_are_classified_with_the_reason(target: str) -> None:
 
 def test_the_open_model_drops_requests_beyond_its_backlog(target: str) -> None:
     config = open_(
-        target, step("/hang"), rate=400, duration_s=1, max_connections=1, max_backlog=50,
+        target, step("/hang"), rate_rps=400, duration_s=1, max_connections=1, max_backlog=50,
         timeout_s=5, abort_error_rate_pct=None,
     )  # fmt: skip
     result = run(config)
@@ -87,7 +87,7 @@ def test_a_reused_connection_dropped_before_any_answer_is_retried_for_idempotent
     # as a server whose keep-alive timeout fires while the request is on its way.
     for config in (
         closed(target, step("/idle-close"), users=2, duration_s=1),
-        open_(target, step("/idle-close"), rate=50, duration_s=1),
+        open_(target, step("/idle-close"), rate_rps=50, duration_s=1),
     ):
         result = run(config)
         assert result.errors == 0, result.errors_by_class

@@ -12,11 +12,11 @@ from tests.engine.flow_server import FlowServer
 
 
 def flow(base_url: str, *steps: Step, **fields: Any) -> EngineConfig:
-    fields.setdefault("model", "closed")
+    fields.setdefault("load_model", "closed")
     fields.setdefault("users", 1)
     fields.setdefault("duration_s", 1.0)
     fields.setdefault("abort_error_rate_pct", None)
-    return EngineConfig(base_url=base_url, steps=steps, mode="flow", **fields)
+    return EngineConfig(target_base_url=base_url, steps=steps, mode="flow", **fields)
 
 
 def three_rows() -> dict[str, Any]:
@@ -30,7 +30,7 @@ def create_job(ready_after: int = 1, *extract: Extraction) -> Step:
         "create",
         "POST",
         f"/jobs?ready_after={ready_after}",
-        expect_status=(),
+        expected_statuses=(),
         extract=extract or (Extraction("job_id", "json", "$.id"),),
     )
 
@@ -101,7 +101,7 @@ def test_a_session_logs_in_through_a_csrf_form(flow_target: FlowServer) -> None:
             "/login",
             headers={"Content-Type": "application/x-www-form-urlencoded"},
             body="csrfmiddlewaretoken={{ csrf }}&username=user{{ user }}&password=secret",
-            expect_status=(302,),
+            expected_statuses=(302,),
         ),
         Step("me", "GET", "/me", check_json_field="user", check_json_value="user1"),
         duration_s=1.0,
@@ -122,7 +122,7 @@ def test_a_session_logs_in_through_a_csrf_form(flow_target: FlowServer) -> None:
 
 
 def test_without_the_session_cookie_the_page_refuses(flow_target: FlowServer) -> None:
-    trace = try_once(flow(flow_target.base_url, Step("me", "GET", "/me", expect_status=())))
+    trace = try_once(flow(flow_target.base_url, Step("me", "GET", "/me", expected_statuses=())))
     assert trace[0]["status"] == 401
     assert trace[0]["error"] == "me: expected status 200-399, got 401"
 
@@ -208,7 +208,7 @@ def test_try_once_shows_each_request_and_response(flow_target: FlowServer) -> No
             "/jobs?ready_after=1",
             headers={"Authorization": "Bearer t0ken", "Content-Type": "application/json"},
             body='{"note": "{{ random_choice(a) }}"}',
-            expect_status=(201,),
+            expected_statuses=(201,),
             extract=(Extraction("job_id", "json", "$.id"),),
         ),
     )
@@ -235,7 +235,7 @@ def test_try_once_reports_an_unreachable_target() -> None:
 def test_a_head_step_ends_without_a_body_and_the_flow_goes_on(target: str) -> None:
     config = flow(
         target,
-        Step("probe", "HEAD", "/json", expect_status=(200,)),
+        Step("probe", "HEAD", "/json", expected_statuses=(200,)),
         Step("read", "GET", "/json", extract=(Extraction("id", "json", "$.data.id"),)),
     )
     trace = try_once(config)

@@ -5,13 +5,13 @@ from __future__ import annotations
 from typing import Any
 
 from loadtests.engine import EngineConfig, Extraction, Poll, Step
-from loadtests.engine.config import document_field
 
 
 def config(*steps: Step, **fields: Any) -> EngineConfig:
     fields.setdefault("mode", "flow")
     return EngineConfig(
-        base_url="http://127.0.0.1:8000", steps=steps, model="closed", users=1, duration_s=1,
+        target_base_url="http://127.0.0.1:8000", steps=steps, load_model="closed", users=1,
+        duration_s=1,
         **fields,
     )  # fmt: skip
 
@@ -135,10 +135,9 @@ def test_mode_and_data_order_are_checked() -> None:
 
 
 def test_no_expected_statuses_means_200_to_399() -> None:
-    assert config(Step("a", "GET", "/", expect_status=())).validate() == []
-    bad = config(Step("a", "GET", "/", expect_status=(99,)))
-    assert document_field("steps[0].expect_status") == "steps[0].expected_statuses"
-    assert "none means 200-399" in problems(bad)["steps[0].expect_status"][0]
+    assert config(Step("a", "GET", "/", expected_statuses=())).validate() == []
+    bad = config(Step("a", "GET", "/", expected_statuses=(99,)))
+    assert "none means 200-399" in problems(bad)["steps[0].expected_statuses"][0]
 
 
 def test_a_flow_round_trips_through_the_document_names() -> None:
@@ -148,7 +147,7 @@ def test_a_flow_round_trips_through_the_document_names() -> None:
             "wait",
             "GET",
             "/api/batches/{{ batch_id }}/",
-            expect_status=(),
+            expected_statuses=(),
             poll=Poll("$.status", "done", max_attempts=5, interval_s=0.2),
             extract=(Extraction("session", "cookie", "sessionid"),),
         ),
@@ -177,8 +176,8 @@ def test_documents_without_expected_statuses_keep_their_meaning() -> None:
     step = {"name": "a", "method": "GET", "path": "/"}
     base = {"target_base_url": "http://x:1", "load_model": "closed", "users": 1, "duration_s": 1}
     requests_mode = EngineConfig.from_dict({**base, "steps": [step]})
-    assert requests_mode.mode == "requests" and requests_mode.steps[0].expect_status == (200,)
+    assert requests_mode.mode == "requests" and requests_mode.steps[0].expected_statuses == (200,)
     flow_mode = EngineConfig.from_dict({**base, "mode": "flow", "steps": [step]})
-    assert flow_mode.steps[0].expect_status == ()
+    assert flow_mode.steps[0].expected_statuses == ()
     explicit = EngineConfig.from_dict({**base, "steps": [{**step, "expected_statuses": []}]})
-    assert explicit.steps[0].expect_status == ()
+    assert explicit.steps[0].expected_statuses == ()

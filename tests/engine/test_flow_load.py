@@ -15,11 +15,11 @@ ROWS = tuple({"n": str(n)} for n in range(1, 6))
 
 
 def flow(base_url: str, *steps: Step, **fields: Any) -> EngineConfig:
-    fields.setdefault("model", "closed")
+    fields.setdefault("load_model", "closed")
     fields.setdefault("users", 1)
     fields.setdefault("duration_s", 1.0)
     fields.setdefault("abort_error_rate_pct", None)
-    return EngineConfig(base_url=base_url, steps=steps, mode="flow", **fields)
+    return EngineConfig(target_base_url=base_url, steps=steps, mode="flow", **fields)
 
 
 def seen_rows(server: FlowServer) -> list[str]:
@@ -50,9 +50,9 @@ def test_unique_rows_run_out_under_the_open_model_too(flow_target: FlowServer) -
     config = flow(
         flow_target.base_url,
         Step("use", "GET", "/seen?n={{ row.n }}"),
-        model="open",
+        load_model="open",
         users=0,
-        rate=20,
+        rate_rps=20,
         duration_s=60,
         data_rows=ROWS,
         data_order="unique",
@@ -119,7 +119,7 @@ def test_snapshots_carry_iterations_and_their_histogram(flow_target: FlowServer)
             "create",
             "POST",
             "/jobs",
-            expect_status=(201,),
+            expected_statuses=(201,),
             extract=(Extraction("job_id", "json", "$.id"),),
         ),
         Step("read", "GET", "/jobs/{{ job_id }}"),
@@ -130,7 +130,7 @@ def test_snapshots_carry_iterations_and_their_histogram(flow_target: FlowServer)
     assert sum(s.iterations for s in snapshots) == result.iterations > 0
     merged = Histogram()
     for snapshot in snapshots:
-        merged.merge(Histogram.decode(snapshot.iteration_hist))
+        merged.merge(Histogram.decode(snapshot.iteration_histogram))
         assert snapshot.per_step["read"]["attempts"] == snapshot.per_step["read"]["requests"]
     assert merged.total_count == result.iterations == result.iteration.total_count  # type: ignore[union-attr]
     summary = result.to_dict()
@@ -141,11 +141,15 @@ def test_snapshots_carry_iterations_and_their_histogram(flow_target: FlowServer)
 def test_requests_mode_snapshots_have_no_iteration_figures(target: str) -> None:
     snapshots: list[IntervalSnapshot] = []
     config = EngineConfig(
-        base_url=target, steps=(Step("ok", "GET", "/ok"),), model="open", rate=20, duration_s=1
+        target_base_url=target,
+        steps=(Step("ok", "GET", "/ok"),),
+        load_model="open",
+        rate_rps=20,
+        duration_s=1,
     )
     result = run(config, sink=snapshots.append)
     (snapshot,) = snapshots
-    assert snapshot.iteration_hist == "" and snapshot.iterations == 0
+    assert snapshot.iteration_histogram == "" and snapshot.iterations == 0
     assert snapshot.per_step == {"ok": {"requests": 20, "errors": 0}}
     assert result.iteration is None and "iteration_ms" not in result.to_dict()
 
@@ -158,9 +162,9 @@ def test_open_model_iterations_count_from_their_intended_start(freezing_target: 
         freezing_target,
         Step("first", "GET", "/json", extract=(Extraction("id", "json", "$.data.id"),)),
         Step("second", "GET", "/ok?id={{ id }}"),
-        model="open",
+        load_model="open",
         users=0,
-        rate=40,
+        rate_rps=40,
         duration_s=5.0,
         max_connections=2,
         timeout_s=5.0,
@@ -196,7 +200,7 @@ def test_a_cancel_ends_a_polling_flow_within_a_second(flow_target: FlowServer) -
     timer = threading.Timer(1.0, cancel.set)
     config = flow(
         flow_target.base_url,
-        Step("create", "POST", "/jobs?ready_after=1000", expect_status=(201,),
+        Step("create", "POST", "/jobs?ready_after=1000", expected_statuses=(201,),
              extract=(Extraction("job_id", "json", "$.id"),)),
         Step("wait", "GET", "/jobs/{{ job_id }}",
              poll=Poll("$.status", "done", max_attempts=1000, interval_s=0.3)),
@@ -221,8 +225,8 @@ def test_stages_ramp_flow_users_up_and_down(flow_target: FlowServer) -> None:
         users=0,
         stages=(Stage(1.0, 3), Stage(1.0, 3), Stage(1.0, 1)),
         duration_s=3.0,
-        think_min_s=0.01,
-        think_max_s=0.02,
+        think_time_min_s=0.01,
+        think_time_max_s=0.02,
     )
     run(config, sink=snapshots.append)
     assert [s.active_users for s in snapshots][1] == 3

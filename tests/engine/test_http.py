@@ -56,7 +56,7 @@ def test_redirects_are_not_followed_unless_asked(target: str) -> None:
         )
     )
     assert followed.errors == 0 and followed.requests > 10
-    expected = run(closed(target, step("/redirect", expect_status=(302,)), duration_s=0.5))
+    expected = run(closed(target, step("/redirect", expected_statuses=(302,)), duration_s=0.5))
     assert expected.errors == 0
 
 

@@ -50,7 +50,7 @@ def test_the_abort_threshold_stops_a_failing_run_early(target: str) -> None:
 
 def test_the_abort_threshold_needs_enough_requests(target: str) -> None:
     config = open_(
-        target, step("/status/500"), rate=5, duration_s=2, abort_error_rate_pct=5.0,
+        target, step("/status/500"), rate_rps=5, duration_s=2, abort_error_rate_pct=5.0,
         abort_min_requests=20,
     )  # fmt: skip
     result = run(config)
@@ -70,7 +70,7 @@ def test_the_sink_runs_on_its_own_thread_without_an_event_loop(target: str) -> N
         seen.append((threading.get_ident(), has_loop))
         time.sleep(0.3)  # a slow database write must not hold up the load
 
-    result = run(open_(target, rate=100, duration_s=2), sink=sink)
+    result = run(open_(target, rate_rps=100, duration_s=2), sink=sink)
     assert len(seen) == 2
     assert all(ident != threading.get_ident() and not has_loop for ident, has_loop in seen)
     assert result.requests == result.planned_requests == 200
@@ -88,20 +88,33 @@ def test_a_failing_sink_stops_the_run_and_raises(target: str) -> None:
 
 def test_snapshots_carry_generator_health(target: str) -> None:
     snapshots: list[IntervalSnapshot] = []
-    run(open_(target, rate=50, duration_s=1), sink=snapshots.append)
+    run(open_(target, rate_rps=50, duration_s=1), sink=snapshots.append)
     (snapshot,) = snapshots
     data = snapshot.to_dict()
-    for key in ("cpu_pct", "loop_lag_ms", "in_flight", "late_starts", "per_step", "latency_hist"):
+    for key in (
+        "cpu_pct",
+        "loop_lag_ms",
+        "in_flight",
+        "late_starts",
+        "per_step",
+        "latency_histogram",
+    ):
         assert key in data
     assert data["per_step"] == {"ok": {"requests": 50, "errors": 0}}
-    assert 0 < snapshot.p50_ms <= snapshot.p95_ms <= snapshot.p99_ms <= snapshot.max_ms
+    assert (
+        0
+        < snapshot.latency_p50_ms
+        <= snapshot.latency_p95_ms
+        <= snapshot.latency_p99_ms
+        <= snapshot.latency_max_ms
+    )
 
 
 def test_snapshots_carry_the_seconds_mean_and_peak_in_flight(target: str) -> None:
     # Two requests a second that each take 200 ms: read once a second, in flight is 0 or 1;
     # sampled every 50 ms, the second's mean is about 0.4 and its peak 1.
     snapshots: list[IntervalSnapshot] = []
-    run(open_(target, step("/delay?ms=200"), rate=2, duration_s=2), sink=snapshots.append)
+    run(open_(target, step("/delay?ms=200"), rate_rps=2, duration_s=2), sink=snapshots.append)
     assert len(snapshots) == 2
     for snapshot in snapshots:
         assert snapshot.in_flight_max == 1

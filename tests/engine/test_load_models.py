@@ -27,7 +27,7 @@ def test_arrivals_follow_a_constant_rate_and_a_ramp() -> None:
 
 
 def test_the_open_model_holds_its_rate(target: str) -> None:
-    result, snapshots = collect(open_(target, rate=200, duration_s=5))
+    result, snapshots = collect(open_(target, rate_rps=200, duration_s=5))
     assert result.status == "completed"
     assert result.errors == 0
     # The schedule decides how many requests start, not the machine's speed: every planned
@@ -45,7 +45,12 @@ def test_the_open_model_holds_its_rate(target: str) -> None:
 
 def test_the_closed_model_paces_users_by_latency_plus_think_time(target: str) -> None:
     config = closed(
-        target, step("/delay?ms=20"), users=10, think_min_s=0.08, think_max_s=0.08, duration_s=3
+        target,
+        step("/delay?ms=20"),
+        users=10,
+        think_time_min_s=0.08,
+        think_time_max_s=0.08,
+        duration_s=3,
     )
     result, snapshots = collect(config)
     # Each user: >= 20 ms response + 80 ms think, so at most one request per 0.1 s; a
@@ -64,7 +69,7 @@ def test_the_closed_model_paces_users_by_latency_plus_think_time(target: str) ->
 
 
 def test_open_stages_ramp_the_rate(target: str) -> None:
-    config = open_(target, rate=0, stages=(Stage(2, 200), Stage(1, 200)), duration_s=3)
+    config = open_(target, rate_rps=0, stages=(Stage(2, 200), Stage(1, 200)), duration_s=3)
     result, snapshots = collect(config)
     assert [s.target for s in snapshots[:3]] == pytest.approx([50, 150, 200], abs=2)
     # Ramp 0 -> 200/s over 2 s (200 requests), then 1 s at 200/s.
@@ -74,7 +79,7 @@ def test_open_stages_ramp_the_rate(target: str) -> None:
 
 def test_closed_stages_ramp_users_up_and_down(target: str) -> None:
     config = closed(
-        target, step("/delay?ms=10"), users=0, think_min_s=0.05, think_max_s=0.05,
+        target, step("/delay?ms=10"), users=0, think_time_min_s=0.05, think_time_max_s=0.05,
         stages=(Stage(2, 20), Stage(1, 20), Stage(1, 0)), duration_s=4,
     )  # fmt: skip
     result, snapshots = collect(config)
@@ -88,7 +93,7 @@ def test_interval_histograms_add_up_to_the_run(target: str) -> None:
     result, snapshots = collect(closed(target, users=2, duration_s=2))
     merged = Histogram()
     for snapshot in snapshots:
-        merged.merge(Histogram.decode(snapshot.latency_hist))
+        merged.merge(Histogram.decode(snapshot.latency_histogram))
     assert merged == result.latency
     assert merged.total_count == result.requests == sum(s.requests for s in snapshots)
     assert result.duration_s == pytest.approx(sum(s.length_s for s in snapshots))
@@ -100,7 +105,7 @@ def test_coordinated_omission_is_corrected_against_a_stalling_target(
 ) -> None:
     # Two connections: during a 1 s stall only two requests are on the wire; the rest wait
     # in the generator with their intended start times, as wrk2 does.
-    config = open_(freezing_target, rate=200, duration_s=5, max_connections=2, timeout_s=5)
+    config = open_(freezing_target, rate_rps=200, duration_s=5, max_connections=2, timeout_s=5)
     result, _ = collect(config)
     corrected_p99 = result.latency.value_at_percentile(99) / 1000
     service_p99 = result.service.value_at_percentile(99) / 1000

@@ -3,6 +3,7 @@ progress on stderr, and Ctrl-C (SIGINT, and SIGTERM) against a real process."""
 
 from __future__ import annotations
 
+import argparse
 import hashlib
 import json
 import select
@@ -17,6 +18,8 @@ import pytest
 from django.conf import settings
 
 from loadtests import adhoc
+from loadtests.engine import __main__ as engine_cli
+from loadtests.management.commands.loadtest import Command
 from loadtests.models import LoadTestRun, RunStatus
 from tests.conftest import ROOT, worker_env
 from tests.loadtests.test_runs import run_cli
@@ -138,6 +141,10 @@ BAD_FLAGS = [
     (["--threshold", "p95>100"], "p95 takes an upper limit (<)"),
     (["--threshold", "p95<1", "--threshold", "p(95)<2"], "sets a limit already given"),
     (["--data-file", "/nonexistent/body"], "--data-file '/nonexistent/body': cannot read it"),
+    # The load flags' rules and messages are the engine CLI's (loadtests/engine/flags.py).
+    (["--think", "1"], "--think '1': think time applies to --users (closed model) only"),
+    (["--connections", "0"], "--connections 0: Allow 1 to"),
+    (["--duration", "0"], "--duration 0: The duration must be above 0"),
 ]
 
 
@@ -149,6 +156,22 @@ def test_it_exits_2_naming_the_flag_and_the_rule(
     assert code == 2
     assert message in err
     assert not LoadTestRun.objects.exists()
+
+
+def test_both_command_lines_declare_the_load_flags_alike() -> None:
+    def load_flags(parser: argparse.ArgumentParser) -> dict[str, tuple[Any, ...]]:
+        return {
+            action.dest: (action.option_strings, action.type, action.default, action.help)
+            for action in parser._actions
+            if action.dest in {"users", "rate", "duration", "connections", "timeout", "think",
+                               "insecure"}
+        }  # fmt: skip
+
+    command = Command().create_parser("manage.py", "loadtest")
+    (subcommands,) = [a for a in command._actions if isinstance(a, argparse._SubParsersAction)]
+    url_flags = load_flags(subcommands.choices["url"])
+    assert url_flags == load_flags(engine_cli.build_parser())
+    assert len(url_flags) == 7
 
 
 def test_a_path_the_engine_refuses_exits_2(target_url: str) -> None:

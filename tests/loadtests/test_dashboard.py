@@ -73,7 +73,7 @@ def add_intervals(run: LoadTestRun, seconds: int, spike_at: int | None = None) -
             started_at=start + timedelta(seconds=i),
             requests=100,
             errors=1 if i % 10 == 0 else 0,
-            achieved_rps=100.0,
+            throughput_rps=100.0,
             target=10,
             active_users=10,
             latency_p50_ms=10.0,
@@ -167,11 +167,11 @@ def test_the_running_endpoint_reports_what_the_page_shows_in_one_query(
         "requests": 800,
         "errors": 8,
         "error_rate_pct": 1.0,
-        "p95_ms": 55.0,
+        "latency_p95_ms": 55.0,
         "url": f"/runs/{running.pk}/",
         "waiting": None,
     }
-    assert runs[overdue.pk]["progress_pct"] == 100.0 and runs[overdue.pk]["p95_ms"] is None
+    assert runs[overdue.pk]["progress_pct"] == 100.0 and runs[overdue.pk]["latency_p95_ms"] is None
     assert runs[queued.pk]["progress_pct"] == 0.0
     assert runs[queued.pk]["elapsed_s"] is None and runs[queued.pk]["started_time"] is None
     assert runs[queued.pk]["error_rate_pct"] is None
@@ -358,7 +358,7 @@ def test_a_long_run_page_is_downsampled_with_spikes_in_a_fixed_number_of_queries
     assert len(timeline["x"]) == 600
     assert max(timeline["series"]["p99"]["max"]) == 900.0
     assert max(timeline["series"]["p99"]["mean"]) < 900.0
-    assert timeline["series"]["rps"]["mean"][0] == 100.0
+    assert timeline["series"]["throughput_rps"]["mean"][0] == 100.0
     assert data["last_index"] == 3599
     assert data["latency"]["spectrum"][-1]["x"] == 6.0
     assert sum(bucket["count"] for bucket in data["latency"]["distribution"]) == 5
@@ -391,7 +391,7 @@ def test_the_live_endpoint_sends_only_new_seconds_and_the_summary_at_the_end(
         state = admin_client.get(f"/runs/{run.pk}/live/?after=2").json()
     assert state["active"] is True and state["status"] == "running"
     assert state["timeline"]["x"] == [3, 4] and state["last_index"] == 4
-    assert state["timeline"]["series"]["rps"]["mean"][0] == 100.0
+    assert state["timeline"]["series"]["throughput_rps"]["mean"][0] == 100.0
     assert state["timeline"]["series"]["p95"]["mean"][0] == 20.0
     assert 0 < state["progress_pct"] <= 100
     assert "summary_html" not in state
@@ -420,7 +420,7 @@ def test_shards_add_up_to_one_row_per_second(
     state = admin_client.get(f"/runs/{run.pk}/live/").json()
     timeline = state["timeline"]
     assert timeline["x"] == [0, 1]
-    assert timeline["series"]["rps"]["mean"] == [100.0, 150.0]
+    assert timeline["series"]["throughput_rps"]["mean"] == [100.0, 150.0]
     assert timeline["series"]["p95"]["mean"] == [20.0, 70.0]
 
 

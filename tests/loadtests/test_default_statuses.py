@@ -43,7 +43,7 @@ def test_the_document_keeps_an_empty_list_and_the_engine_reads_it_as_the_default
     document = documents.document_of(open_ended)
     assert [step["expected_statuses"] for step in document["steps"]] == [[], []]
     config = documents.engine_config_from(document)
-    assert [step.expect_status for step in config.steps] == [(), ()]
+    assert [step.expected_statuses for step in config.steps] == [(), ()]
 
 
 def test_the_form_help_prints_the_engines_default() -> None:

@@ -192,7 +192,7 @@ def test_the_engine_reads_the_document_as_it_is(definition: LoadTestDefinition) 
     config = documents.engine_config_from(frozen)
     assert config == EngineConfig.from_dict(frozen)
     assert set(config.to_dict()) <= set(frozen)
-    assert (config.base_url, config.users, config.steps[1].check_json_value) == (
+    assert (config.target_base_url, config.users, config.steps[1].check_json_value) == (
         frozen["target_base_url"], 4, "ok",
     )  # fmt: skip
 
@@ -272,7 +272,7 @@ def test_every_run_freezes_a_version_1_document(
 
     for frozen in (
         tasks.create_run(definition).config,
-        adhoc.adhoc_config(f"{target_url}/ok", rate=None, users=2, duration_s=1),
+        adhoc.adhoc_config(f"{target_url}/ok", users=2, duration_s=1),
     ):
         assert frozen["version"] == documents.VERSION
         assert set(frozen) == documents.TOP_FIELDS

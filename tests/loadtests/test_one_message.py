@@ -14,7 +14,6 @@ from django.core.management import CommandError, call_command
 
 from loadtests import documents
 from loadtests.engine import config as engine_config
-from loadtests.engine.config import document_field
 from loadtests.models import LoadTestDefinition
 from tests.engine.helpers import closed, step
 from tests.loadtests.admin_forms import ADD
@@ -113,5 +112,9 @@ def test_every_surface_gives_the_engines_message_for_a_bad_setting(
 
 
 def test_the_engine_names_fields_as_the_document_does() -> None:
-    assert document_field("rate") == "rate_rps"
-    assert document_field("steps[2].expect_status") == "steps[2].expected_statuses"
+    bad_rate = replace(closed("http://127.0.0.1:1"), load_model="open", rate_rps=0)
+    assert "rate_rps" in dict(bad_rate.validate())
+    bad_status = closed(
+        "http://127.0.0.1:1", step("/a"), step("/b"), step("/c", expected_statuses=(99,))
+    )
+    assert "steps[2].expected_statuses" in dict(bad_status.validate())

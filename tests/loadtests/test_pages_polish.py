@@ -99,7 +99,7 @@ def test_the_history_charts_carry_the_definitions_limits(
     make_run(definition, status=RunStatus.FAILED, error_rate_pct=3.0)
     response = admin_client.get(f"/definitions/{definition.pk}/")
     history = page_json(response, "history-data")
-    assert history["limits"] == {"p95": 1000, "p99": 250, "error_rate": 1, "throughput": 50}
+    assert history["limits"] == {"p95": 1000, "p99": 250, "error_rate": 1, "throughput_rps": 50}
     assert history["error_rate"] == [0.5, 3.0]
     body = response.content.decode()
     assert 'id="history-errors"' in body and "Dashed lines: the test's current limits." in body
@@ -110,7 +110,7 @@ def test_a_definition_without_limits_says_so_under_its_charts(admin_client: Any)
     make_run(bare)
     response = admin_client.get(f"/definitions/{bare.pk}/")
     assert page_json(response, "history-data")["limits"] == dict.fromkeys(
-        ("p95", "p99", "error_rate", "throughput")
+        ("p95", "p99", "error_rate", "throughput_rps")
     )
     assert "current limits (none set)." in response.content.decode()
 

@@ -29,10 +29,10 @@ def target() -> Iterator[CountingTarget]:
 
 def open_config(base_url: str) -> EngineConfig:
     return EngineConfig(
-        base_url=base_url,
+        target_base_url=base_url,
         steps=(Step(name="ok", method="GET", path="/ok"),),
-        model=OPEN,
-        rate=40,
+        load_model=OPEN,
+        rate_rps=40,
         duration_s=30,
         timeout_s=2,
     )
@@ -86,8 +86,9 @@ def test_a_second_stored_twice_counts_once(definition: LoadTestDefinition) -> No
         latencies.record(value_us)
     snapshot = IntervalSnapshot(
         index=0, start_offset_s=0, length_s=1, requests=5, errors=1, errors_by_class={},
-        error_samples={}, latency_hist=latencies.encode(), service_hist=latencies.encode(),
-        p50_ms=2, p95_ms=2, p99_ms=2, max_ms=2, achieved_rps=5, target=5, active_users=1,
+        error_samples={}, latency_histogram=latencies.encode(),
+        service_histogram=latencies.encode(), latency_p50_ms=2, latency_p95_ms=2,
+        latency_p99_ms=2, latency_max_ms=2, throughput_rps=5, target=5, active_users=1,
         in_flight=0, late_starts=0, cpu_pct=1, loop_lag_ms=0, per_step={},
     )  # fmt: skip
     started = timezone.now()

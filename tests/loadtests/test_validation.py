@@ -208,14 +208,16 @@ CASES = {
     "control-in-path": Case({"steps-0-path": "/a\x01"}, step={"path": "/a\x01"}),
     "relative-path": Case({"steps-0-path": "ok"}, step={"path": "ok"}),
     "weight-above-cap": Case({"steps-0-weight": "1001"}, step={"weight": 1001}),
-    "port-0": Case({"target_base_url": "http://127.0.0.1:0"}, {"base_url": "http://127.0.0.1:0"}),
+    "port-0": Case(
+        {"target_base_url": "http://127.0.0.1:0"}, {"target_base_url": "http://127.0.0.1:0"}
+    ),
     "port-99999": Case(
-        {"target_base_url": "http://127.0.0.1:99999"}, {"base_url": "http://127.0.0.1:99999"}
+        {"target_base_url": "http://127.0.0.1:99999"}, {"target_base_url": "http://127.0.0.1:99999"}
     ),
     "users-above-cap": Case({"users": str(MAX_USERS + 1)}, {"users": MAX_USERS + 1}),
     "rate-above-cap": Case(
         {"load_model": "open", "rate_rps": str(MAX_RATE * 2)},
-        {"model": "open", "rate": MAX_RATE * 2, "users": 0},
+        {"load_model": "open", "rate_rps": MAX_RATE * 2, "users": 0},
     ),
     "duration-above-cap": Case(
         {"duration_s": str(engine_config.MAX_DURATION_S + 1)},
@@ -228,7 +230,7 @@ CASES = {
     ),
     "open-stage-above-cap": Case(
         {"load_model": "open", "rate_rps": "10", **stages_data((10, MAX_RATE * 2))},
-        {"model": "open", "rate": 10.0, "users": 0, "stages": (Stage(10, MAX_RATE * 2),)},
+        {"load_model": "open", "rate_rps": 10.0, "users": 0, "stages": (Stage(10, MAX_RATE * 2),)},
     ),
     "all-zero-stages": Case(stages_data((10, 0)), {"stages": (Stage(10, 0),)}),
     # The admin sets the duration from the stages, so a typed duration cannot disagree.
@@ -239,7 +241,7 @@ CASES = {
     "users-at-cap": Case({"users": str(MAX_USERS)}, {"users": MAX_USERS}, bad=False),
     "rate-at-cap": Case(
         {"load_model": "open", "rate_rps": str(MAX_RATE)},
-        {"model": "open", "rate": MAX_RATE, "users": 0},
+        {"load_model": "open", "rate_rps": MAX_RATE, "users": 0},
         bad=False,
     ),
     "stage-at-cap": Case(
@@ -254,7 +256,7 @@ CASES = {
     ),
     "port-65535": Case(
         {"target_base_url": "http://127.0.0.1:65535"},
-        {"base_url": "http://127.0.0.1:65535"},
+        {"target_base_url": "http://127.0.0.1:65535"},
         bad=False,
     ),
 }

@@ -22,7 +22,7 @@ pytestmark = pytest.mark.django_db
 
 def adhoc_run(url: str, *, users: int = 2, duration_s: int = 1) -> LoadTestRun:
     """A run as a worker holds it while the engine runs: claimed, so `running`."""
-    frozen = adhoc.adhoc_config(url, rate=None, users=users, duration_s=duration_s)
+    frozen = adhoc.adhoc_config(url, users=users, duration_s=duration_s)
     run = adhoc.create_adhoc_run(frozen)
     LoadTestRun.objects.filter(pk=run.pk).update(status="running", started_at=timezone.now())
     return run

@@ -86,9 +86,9 @@ def test_a_million_stages_are_refused_by_their_count_with_a_short_message() -> N
 
 def test_the_engine_refuses_a_million_steps_and_stages_by_their_counts_alone() -> None:
     config = EngineConfig(
-        base_url=TARGET,
+        target_base_url=TARGET,
         steps=(Step(name="s", method="GET", path="/"),) * MILLION,
-        model="closed",
+        load_model="closed",
         users=1,
         duration_s=MILLION,
         stages=(Stage(duration_s=1, target=1),) * MILLION,

@@ -3,9 +3,9 @@
   loadtest export NAME [-o FILE]   /   loadtest import FILE... [--dry-run] [--if-missing]
   loadtest run NAME_OR_ID [--wait] [--local] [--json]
   loadtest run NAME_OR_ID --server URL --token T [--wait] [--json]   (through the HTTP API)
-  loadtest url URL (--rate R | --users U) --duration S [-X METHOD] [-H 'Name: value']...
-      [-d BODY | --data-file FILE] [--expect 200-399] [--threshold 'p95<200']...
-      [--think MIN[,MAX]] [--timeout T] [--insecure] [--json]
+  loadtest url URL (--users N | --rate R) --duration S [--connections C] [--timeout T]
+      [--think MIN[,MAX]] [--insecure] [-X METHOD] [-H 'Name: value']...
+      [-d BODY | --data-file FILE] [--expect 200-399] [--threshold 'p95<200']... [--json]
 
 Progress goes to stderr, one line a second, so that stdout stays clean for --json. With --wait
 or --local (and for `url`) the exit status is 0 when the run passed, 1 when it failed (a
@@ -42,6 +42,7 @@ from loadtests import (
 from loadtests.client import ApiClient, ApiError
 from loadtests.engine import IntervalSnapshot
 from loadtests.engine.config import MAX_STEP_BODY_BYTES, step_body_problem
+from loadtests.engine.flags import FlagError, add_load_flags, load_fields
 from loadtests.models import LoadTestDefinition, LoadTestRun, RunStatus, RunTrigger
 from loadtests.validators import ascii_number
 
@@ -59,18 +60,6 @@ Fetch = Callable[[], dict[str, Any]]
 
 def _fail(message: str) -> CommandError:
     return CommandError(message, returncode=2)
-
-
-def parse_think(text: str | None) -> tuple[float, float]:
-    if not text:
-        return (0.0, 0.0)
-    try:
-        parts = [float(p) for p in text.split(",")]
-    except ValueError:
-        raise _fail(f"--think {text!r}: give seconds as MIN or MIN,MAX, e.g. 0.5,1.5") from None
-    if len(parts) not in (1, 2) or any(p < 0 for p in parts) or parts[-1] < parts[0]:
-        raise _fail(f"--think {text!r}: give MIN or MIN,MAX with 0 <= MIN <= MAX")
-    return (parts[0], parts[-1])
 
 
 def _flag(name: str, text: Any, parse: Callable[[Any], Any]) -> Any:
@@ -166,10 +155,8 @@ class Command(BaseCommand):
 
     def _add_url_arguments(self, url: Any) -> None:
         url.add_argument("url")
-        load = url.add_mutually_exclusive_group(required=True)
-        load.add_argument("--rate", type=float, help="open model: requests per second")
-        load.add_argument("--users", type=int, help="closed model: virtual users")
-        url.add_argument("--duration", type=int, required=True, help="seconds")
+        # The load flags are the engine CLI's (python -m loadtests.engine): one declaration.
+        add_load_flags(url)
         url.add_argument("-X", "--request", dest="method", help="the method (default GET, or "
                          "POST with -d as in curl)")  # fmt: skip
         url.add_argument("-H", "--header", dest="headers", action="append",
@@ -183,13 +170,6 @@ class Command(BaseCommand):
         url.add_argument("--threshold", dest="thresholds", action="append",
                          help="k6's syntax, repeatable: p95<200, p99<500 (ms), errors<1%%, "
                          "rps>100; the run fails when one is not met")  # fmt: skip
-        url.add_argument("--think", help="closed model think time: MIN[,MAX] seconds")
-        url.add_argument("--timeout", type=float, default=10.0, help="per-request seconds")
-        url.add_argument("--connections", type=int, default=100, help="connection cap")
-        url.add_argument(
-            "--insecure", action="store_true",
-            help="do not verify the https target's certificate (self-signed test targets only)",
-        )  # fmt: skip
         url.add_argument("--json", action="store_true", help="print the summary as JSON")
 
     def handle(self, *args: Any, **options: Any) -> None:
@@ -299,25 +279,13 @@ class Command(BaseCommand):
     # -- ad hoc flags --------------------------------------------------------------
 
     def _adhoc_config(self, options: dict[str, Any]) -> dict[str, Any]:
-        if options["duration"] <= 0:
-            raise _fail("--duration must be a whole number of seconds above 0")
-        if options["rate"] is not None and options["rate"] <= 0:
-            raise _fail("--rate must be above 0 requests per second")
-        if options["users"] is not None and options["users"] < 1:
-            raise _fail("--users must be at least 1")
-        if options["timeout"] <= 0:
-            raise _fail("--timeout must be above 0 seconds")
-        if options["rate"] is not None and options["think"]:
-            raise _fail("--think applies to --users (closed model) only")
+        try:
+            load = load_fields(options)
+        except FlagError as exc:
+            raise _fail(str(exc)) from None
         return adhoc.adhoc_config(
             options["url"],
-            rate=options["rate"],
-            users=options["users"],
-            duration_s=options["duration"],
-            think=parse_think(options["think"]),
-            timeout_s=options["timeout"],
-            max_connections=options["connections"],
-            verify_tls=not options["insecure"],
+            **load,
             request=self._adhoc_request(options),
             thresholds=_flag("--threshold", options["thresholds"], adhoc.parse_thresholds),
         )
@@ -366,8 +334,8 @@ class Command(BaseCommand):
                     {
                         "elapsed_s": snapshot.start_offset_s + snapshot.length_s,
                         "planned_s": run.planned_duration_s,
-                        "rps": snapshot.achieved_rps,
-                        "p95_ms": snapshot.p95_ms if snapshot.requests else None,
+                        "throughput_rps": snapshot.throughput_rps,
+                        "latency_p95_ms": snapshot.latency_p95_ms if snapshot.requests else None,
                         **totals,
                     }
                 )

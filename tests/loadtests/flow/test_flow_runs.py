@@ -104,9 +104,10 @@ def test_a_reaped_flow_run_keeps_the_iterations_it_recorded(
         journeys.record(value_us)
     snapshot = IntervalSnapshot(
         index=0, start_offset_s=0, length_s=1, requests=0, errors=0, errors_by_class={},
-        error_samples={}, latency_hist="", service_hist="", p50_ms=1, p95_ms=1, p99_ms=1,
-        max_ms=1, achieved_rps=6, target=2, active_users=2, in_flight=0, late_starts=0,
-        cpu_pct=1, loop_lag_ms=0, per_step={}, iteration_hist=journeys.encode(), iterations=3,
+        error_samples={}, latency_histogram="", service_histogram="", latency_p50_ms=1,
+        latency_p95_ms=1, latency_p99_ms=1, latency_max_ms=1, throughput_rps=6, target=2,
+        active_users=2, in_flight=0, late_starts=0,
+        cpu_pct=1, loop_lag_ms=0, per_step={}, iteration_histogram=journeys.encode(), iterations=3,
         iterations_failed=1,
     )  # fmt: skip
     assert execution.store_interval(run, snapshot, started) is not None

@@ -15,9 +15,9 @@ from loadtests.models import LoadTestDefinition, RunShard
 
 def config(**changes: Any) -> EngineConfig:
     values: dict[str, Any] = {
-        "base_url": "http://127.0.0.1:9",
+        "target_base_url": "http://127.0.0.1:9",
         "steps": (Step(name="ok", method="GET", path="/ok"),),
-        "model": "closed",
+        "load_model": "closed",
         "duration_s": 10,
         "users": 10,
     }
@@ -30,12 +30,14 @@ def test_it_gives_the_remainder_of_users_to_the_first_shards() -> None:
 
 
 def test_it_divides_the_open_rate_and_its_stage_targets() -> None:
-    base = config(model="open", rate=300.0, stages=(Stage(5, 90), Stage(5, 300)), start_target=30)
+    base = config(
+        load_model="open", rate_rps=300.0, stages=(Stage(5, 90), Stage(5, 300)), start_target=30
+    )
     parts = [shards.split_config(base, i, 3) for i in range(3)]
-    assert {p.rate for p in parts} == {100.0}
+    assert {p.rate_rps for p in parts} == {100.0}
     assert [s.target for s in parts[0].stages] == [30.0, 100.0]
     assert parts[2].start_target == 10
-    assert sum(p.rate for p in parts) == pytest.approx(300.0)
+    assert sum(p.rate_rps for p in parts) == pytest.approx(300.0)
 
 
 def test_it_splits_closed_users_and_stage_targets_as_whole_users() -> None:
@@ -59,7 +61,7 @@ def test_it_deals_unique_rows_out_so_no_row_is_used_twice() -> None:
 
 
 def test_it_leaves_a_single_shard_config_alone() -> None:
-    base = config(model="open", rate=50.0)
+    base = config(load_model="open", rate_rps=50.0)
     assert shards.split_config(base, 0, 1) is base
 
 
