@@ -35,7 +35,7 @@ from loadtests.engine.config import (
 )
 from loadtests.engine.flow import try_once
 from loadtests.engine.jsoninput import JsonInputInvalid, parse
-from loadtests.engine.report import IntervalSnapshot
+from loadtests.engine.report import IntervalSnapshot, Outcome
 from loadtests.engine.runner import run
 
 
@@ -140,7 +140,7 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(summary, indent=2))
     else:
         print_text(summary)
-    return 1 if result.status == "aborted" else 0
+    return 1 if result.status == Outcome.ABORTED else 0
 
 
 def print_text(summary: dict[str, Any]) -> None:
