@@ -17,7 +17,7 @@ from loadtests import (
     alerts,
     dashboard,
     documents,
-    execution,
+    lifecycle,
     reports,
     schedules,
     secrets,
@@ -263,7 +263,7 @@ def run_live(request: HttpRequest, run_id: int) -> JsonResponse:
 @access.requires("loadtests.change_loadtestrun")
 def run_cancel(request: HttpRequest, run_id: int) -> HttpResponse:
     run = get_object_or_404(LoadTestRun, pk=run_id)
-    if execution.request_cancel(run):
+    if lifecycle.request_cancel(run):
         messages.success(request, f"Cancellation of run #{run.pk} requested.")
     else:
         messages.info(request, f"Run #{run.pk} had already ended.")

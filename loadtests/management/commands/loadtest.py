@@ -34,7 +34,7 @@ from loadtests import (
     adhoc,
     document_commands,
     documents,
-    execution,
+    lifecycle,
     runjson,
     tasks,
     waiting,
@@ -118,7 +118,7 @@ def _cancel_in_thread(run_id: int) -> None:
 
     def cancel() -> None:
         try:
-            execution.request_cancel(LoadTestRun(pk=run_id))
+            lifecycle.request_cancel(LoadTestRun(pk=run_id))
         finally:
             connection.close()
 
@@ -243,7 +243,7 @@ class Command(BaseCommand):
             return None
         return self._follow(
             self._stored_run(run),
-            cancel=lambda: execution.request_cancel(run),
+            cancel=lambda: lifecycle.request_cancel(run),
             grace_s=_grace(options),
             interrupts=interrupts,
         )
@@ -355,7 +355,7 @@ class Command(BaseCommand):
         self._progress(f"run #{run.pk} ({run.name}) starting in this process")
         interrupts.on_signal = lambda: _cancel_in_thread(run.pk)
         if interrupts.signum is not None:  # it came while the run was being created
-            execution.request_cancel(run)
+            lifecycle.request_cancel(run)
         totals = {"requests": 0, "errors": 0}
 
         def progress(run: LoadTestRun, snapshot: IntervalSnapshot) -> None:
@@ -373,7 +373,7 @@ class Command(BaseCommand):
                 )
             )
 
-        result = execution.execute(run.pk, progress=progress)
+        result = lifecycle.execute(run.pk, progress=progress)
         if result is None:
             run.refresh_from_db()
             if run.status != RunStatus.CANCELLED:  # not cancelled before it started
@@ -389,7 +389,7 @@ class Command(BaseCommand):
             if run.status == RunStatus.QUEUED:
                 # The queue has its own limit, enforced here even when no beat or worker runs
                 # housekeeping.
-                execution.expire_queued_run(run, workers=waiting.queue_workers())
+                lifecycle.expire_queued_run(run, workers=waiting.queue_workers())
             return runjson.run_json(run)
 
         return fetch
