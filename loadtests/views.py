@@ -73,6 +73,8 @@ def overview(request: HttpRequest) -> HttpResponse:
         "page_query": urlencode({k: v for k, v in request.GET.items() if k != "page" and v}),
         "trends": {d.pk: d.trend for d in definitions},
         "alerts": alerts.open_alerts(),
+        # The live panel's script speaks the statuses the server does (one constants object).
+        "run_statuses": {status.name: status.value for status in RunStatus},
         **NAV,
     }
     return render(request, "loadtests/overview.html", context, status=400 if form.errors else 200)

@@ -35,6 +35,7 @@ from loadtests import (
     document_commands,
     documents,
     lifecycle,
+    reports,
     runjson,
     tasks,
     waiting,
@@ -51,8 +52,16 @@ CANCEL_WAIT_S = 10.0
 POLL_S = 0.25  # the database: cheap
 API_POLL_S = 0.5  # a server: half as often
 PROGRESS_EVERY_S = 1.0
-FINISHED = ("passed", "failed", "cancelled", "aborted", "interrupted", "error")
-EXIT_CODES = {"passed": 0, "failed": 1, "aborted": 1}
+FINISHED = (
+    RunStatus.PASSED,
+    RunStatus.FAILED,
+    RunStatus.CANCELLED,
+    RunStatus.ABORTED,
+    RunStatus.INTERRUPTED,
+    RunStatus.ERROR,
+)
+# A run's exit code, and an ad-hoc URL run's (its engine outcome `aborted` also exits 1).
+EXIT_CODES = reports.FINISHED_EXIT_CODES
 
 Fetch = Callable[[], dict[str, Any]]
 
