@@ -19,7 +19,7 @@ from django.utils.cache import patch_cache_control
 from django.utils.html import format_html, format_html_join
 from django.views.decorators.http import require_POST
 
-from loadtests import alerts, datasets, documents, execution, flowcheck, secrets, tasks
+from loadtests import alerts, datasets, documents, flowcheck, lifecycle, secrets, tasks
 from loadtests.engine import jsoninput
 from loadtests.engine.config import MAX_STAGES, MAX_STEPS, STAGES_RULE, STEPS_RULE
 from loadtests.forms import CheckedJSONField, add_schedule_problems
@@ -953,7 +953,7 @@ class LoadTestRunAdmin(admin.ModelAdmin):
 
     @admin.action(description="Cancel", permissions=["cancel"])
     def cancel(self, request: HttpRequest, queryset: QuerySet[LoadTestRun]) -> None:
-        cancelled = sum(execution.request_cancel(run) for run in queryset)
+        cancelled = sum(lifecycle.request_cancel(run) for run in queryset)
         self.message_user(request, f"Cancellation requested for {cancelled} run(s).")
 
     @admin.action(description="Run again (same definition)", permissions=["run"])

@@ -28,7 +28,7 @@ from django.utils import timezone
 from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_exempt
 
-from loadtests import documents, execution, runjson, tasks, tokens
+from loadtests import documents, lifecycle, runjson, tasks, tokens
 from loadtests.engine import jsoninput
 from loadtests.engine.config import MAX_DOCUMENT_BYTES, brief
 from loadtests.engine.jsoninput import size_message
@@ -267,7 +267,7 @@ def run_cancel(request: HttpRequest, run_id: int) -> HttpResponse:
     run = LoadTestRun.objects.filter(pk=run_id).first()
     if run is None:
         return error(404, f"There is no run #{run_id}.")
-    if not execution.request_cancel(run):
+    if not lifecycle.request_cancel(run):
         run.refresh_from_db()
         return error(409, f"Run #{run_id} has already ended ({run.status}).")
     run.refresh_from_db()

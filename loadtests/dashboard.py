@@ -32,7 +32,7 @@ from django.db.models import (
 from django.db.models.functions import RowNumber
 from django.utils import dateformat, timezone
 
-from loadtests import charts, compare, documents, execution, reports, secrets, waiting
+from loadtests import charts, compare, documents, lifecycle, reports, secrets, waiting
 from loadtests.engine.config import DEFAULT_SUCCESS_TEXT
 from loadtests.engine.histograms import Histogram, highest_equivalent
 from loadtests.models import (
@@ -142,7 +142,7 @@ def with_waiting(runs: list[LoadTestRun]) -> list[LoadTestRun]:
     workers = waiting.queue_workers() if queued else None
     shown = []
     for run in runs:
-        if workers is not None and execution.expire_queued_run(run, workers=workers):
+        if workers is not None and lifecycle.expire_queued_run(run, workers=workers):
             continue
         run.waiting = waiting.waiting_state(run, workers) if workers is not None else None
         shown.append(run)

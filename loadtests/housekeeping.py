@@ -12,30 +12,28 @@ from collections.abc import Callable
 
 from django.db import close_old_connections
 
+from loadtests import lifecycle
+
 log = logging.getLogger(__name__)
 
-# With execution.HEARTBEAT_STALE_S (10 s), a run is interrupted at most 14 s after its last
+# With lifecycle.HEARTBEAT_STALE_S (10 s), a run is interrupted at most 14 s after its last
 # heartbeat: the 15 s the product promises.
 HOUSEKEEPING_INTERVAL_S = 4.0
 
 
 def reapers() -> list[Callable[[], object]]:
-    from loadtests import execution, shards
-
-    return [execution.reap_stale_runs, shards.reap_stale_shards]
+    return [lifecycle.reap_stale_runs]
 
 
 def jobs() -> list[Callable[[], object]]:
-    from loadtests import execution
-
-    return [*reapers(), execution.expire_queued_runs]
+    return [*reapers(), lifecycle.expire_queued_runs]
 
 
 class DatabaseWatch:
     """How this process's housekeeping saw the database: away, or back after a gap.
 
     After an outage every running run's heartbeat looks stale at once, though its worker was
-    only waiting for the database too (execution keeps a run's seconds through an outage):
+    only waiting for the database too (the lifecycle keeps a run's seconds through an outage):
     reaping waits until the workers had HEARTBEAT_STALE_S to report again. A gap counts too:
     a tick that waited through the whole outage for a connection saw no error, only time lost.
     """
@@ -57,20 +55,17 @@ class DatabaseWatch:
         self.away, self.last_answer = False, now
 
     def may_reap(self) -> bool:
-        from loadtests.execution import HEARTBEAT_STALE_S
-
         if self.away:
             return False
-        return self.back_at is None or time.monotonic() - self.back_at >= HEARTBEAT_STALE_S
+        stale_s = lifecycle.HEARTBEAT_STALE_S
+        return self.back_at is None or time.monotonic() - self.back_at >= stale_s
 
 
 def _watched(job: Callable[[], object], watch: DatabaseWatch | None) -> tuple[bool, object]:
     """Run one job; (whether it ran to the end, its result). Logged when it fails."""
-    from loadtests.execution import DATABASE_AWAY
-
     try:
         result = job()
-    except DATABASE_AWAY:
+    except lifecycle.DATABASE_AWAY:
         if watch is not None:
             watch.failed()
         log.warning("housekeeping: %s: the database is away", job.__name__)

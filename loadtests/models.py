@@ -722,12 +722,14 @@ class ApiToken(models.Model):
 
 
 class ShardStatus(models.TextChoices):
-    QUEUED = "queued"
+    # One name per meaning: a shard that is queued, running, interrupted or ended in an error
+    # says it with its run's value (RunStatus); `failed` is a run's threshold verdict only.
+    QUEUED = RunStatus.QUEUED.value
     READY = "ready"
-    RUNNING = "running"
+    RUNNING = RunStatus.RUNNING.value
     DONE = "done"
-    FAILED = "failed"
-    INTERRUPTED = "interrupted"
+    ERROR = RunStatus.ERROR.value
+    INTERRUPTED = RunStatus.INTERRUPTED.value
 
 
 class RunShard(models.Model):

@@ -9,7 +9,7 @@ from typing import Any
 from celery.signals import beat_init, celeryd_init, worker_ready, worker_shutdown
 from django.utils import timezone
 
-from loadtests import execution, housekeeping, waiting, workers
+from loadtests import housekeeping, lifecycle, waiting
 
 log = logging.getLogger(__name__)
 
@@ -44,12 +44,12 @@ def on_worker_ready(sender: Any = None, **kwargs: Any) -> None:
     started_at = timezone.now()
     # Whatever ran under this node name before is gone (a crash, a kill -9, a restart by
     # runall): its runs cannot be going on, so do not wait for them to go stale.
-    reaped = execution.reap_node_runs(node)
+    reaped = lifecycle.reap_node_runs(node)
     if reaped:
         log.warning("%s: marked the runs it left running as interrupted: %s", node, reaped)
-    workers.record_heartbeat(node, _consumed(sender), started_at)
+    waiting.record_heartbeat(node, _consumed(sender), started_at)
     housekeeping.start(
-        _stop, also=lambda: workers.record_heartbeat(node, _consumed(sender), started_at)
+        _stop, also=lambda: waiting.record_heartbeat(node, _consumed(sender), started_at)
     )
 
 
@@ -57,7 +57,7 @@ def on_worker_ready(sender: Any = None, **kwargs: Any) -> None:
 def on_worker_shutdown(sender: Any = None, **kwargs: Any) -> None:
     _stop.set()
     if sender is not None:
-        workers.forget(sender.hostname)
+        waiting.forget(sender.hostname)
 
 
 @beat_init.connect

@@ -1,5 +1,5 @@
 """The Celery tasks of load tests, and the queueing that hands runs to them: views, the admin,
-the API and the CLI call create_run/queue_run here, never the execution modules directly."""
+the API and the CLI call create_run/queue_run here, never the lifecycle directly."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from django.db import transaction
 from django.utils import timezone
 from kombu.exceptions import OperationalError as KombuOperationalError
 
-from loadtests import documents, execution, schedules, shards
+from loadtests import documents, lifecycle, schedules, shards
 from loadtests.models import (
     LoadTestDefinition,
     LoadTestRun,
@@ -97,7 +97,7 @@ def execute_run(run_id: int) -> dict[str, object] | None:
     the run twice; the reaper marks such a run interrupted, keeping what it recorded.
     """
     # The node name (e.g. worker@host) survives a restart: the restarted worker reaps by it.
-    run = execution.execute(run_id, worker_node=execute_run.request.hostname or "")
+    run = lifecycle.execute(run_id, worker_node=execute_run.request.hostname or "")
     if run is None:
         return None
     return {"id": run.pk, "status": run.status, "requests": run.requests}
@@ -107,7 +107,7 @@ def execute_run(run_id: int) -> dict[str, object] | None:
 def execute_shard(run_id: int, index: int) -> dict[str, object] | None:
     """Generate shard `index` of a sharded run on this worker (queue `loadgen`); a no-op when
     the run ended or the shard was taken (a late or re-delivered message)."""
-    shard = shards.execute_shard(run_id, index, worker_node=execute_shard.request.hostname or "")
+    shard = lifecycle.execute_shard(run_id, index, worker_node=execute_shard.request.hostname or "")
     if shard is None:
         return None
     return {"run": run_id, "shard": index, "status": shard.status, "requests": shard.requests}
@@ -145,4 +145,4 @@ def run_scheduled(definition_id: int) -> int | None:
 def reap_stale_runs() -> list[int]:
     """A backstop on beat's schedule: every worker's and beat's housekeeping thread already
     reaps every few seconds, without the broker (loadtests/housekeeping.py)."""
-    return execution.reap_stale_runs()
+    return lifecycle.reap_stale_runs()

@@ -17,7 +17,7 @@ from loadtests import (
     alerts,
     dashboard,
     documents,
-    execution,
+    lifecycle,
     reports,
     schedules,
     secrets,
@@ -73,6 +73,8 @@ def overview(request: HttpRequest) -> HttpResponse:
         "page_query": urlencode({k: v for k, v in request.GET.items() if k != "page" and v}),
         "trends": {d.pk: d.trend for d in definitions},
         "alerts": alerts.open_alerts(),
+        # The live panel's script speaks the statuses the server does (one constants object).
+        "run_statuses": {status.name: status.value for status in RunStatus},
         **NAV,
     }
     return render(request, "loadtests/overview.html", context, status=400 if form.errors else 200)
@@ -263,7 +265,7 @@ def run_live(request: HttpRequest, run_id: int) -> JsonResponse:
 @access.requires("loadtests.change_loadtestrun")
 def run_cancel(request: HttpRequest, run_id: int) -> HttpResponse:
     run = get_object_or_404(LoadTestRun, pk=run_id)
-    if execution.request_cancel(run):
+    if lifecycle.request_cancel(run):
         messages.success(request, f"Cancellation of run #{run.pk} requested.")
     else:
         messages.info(request, f"Run #{run.pk} had already ended.")

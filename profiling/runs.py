@@ -12,7 +12,7 @@ from django.db import close_old_connections, connection
 
 from loadtests.models import LoadTestRun, RunStatus
 from profiling import services
-from profiling.models import CaptureKind, ProfileCapture, ProfileTarget
+from profiling.models import CaptureKind, CaptureStatus, ProfileCapture, ProfileTarget
 
 # After the run's planned end, the memory monitor waits this long for the run to be finished.
 GRACE_S = 30
@@ -71,7 +71,7 @@ def profile_run(run_id: int, target_id: int) -> list[int]:
         services.execute(cpu.pk)
     else:
         ProfileCapture.objects.filter(pk=cpu.pk).update(
-            status="error", error="the run ended before its steady state"
+            status=CaptureStatus.ERROR, error="the run ended before its steady state"
         )
     monitor.join()
     return [memory.pk, cpu.pk]

@@ -306,6 +306,9 @@ def detail(request: HttpRequest, pk: int) -> HttpResponse:
         "capture": capture,
         "active": capture.status in ACTIVE,
         "artefact_names": sorted(capture.artefacts or {}),
+        # The page compares against these, not against literal strings.
+        "CaptureStatus": CaptureStatus,
+        "CaptureKind": CaptureKind,
         **NAV,
     }
     if capture.status == CaptureStatus.DONE and capture.kind == CaptureKind.CPU:

@@ -29,7 +29,7 @@ from loadtests.engine.config import MAX_DOCUMENT_BYTES, EngineConfig, Step, capp
 from loadtests.engine.flags import MISSING_RULE, FlagError, add_load_flags, load_fields
 from loadtests.engine.flow import try_once
 from loadtests.engine.jsoninput import JsonInputInvalid, parse
-from loadtests.engine.report import IntervalSnapshot
+from loadtests.engine.report import IntervalSnapshot, Outcome
 from loadtests.engine.runner import run
 
 
@@ -122,7 +122,7 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(summary, indent=2))
     else:
         print_text(summary)
-    return 1 if result.status == "aborted" else 0
+    return 1 if result.status == Outcome.ABORTED else 0
 
 
 def print_text(summary: dict[str, Any]) -> None:

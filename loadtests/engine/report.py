@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
+from enum import StrEnum
 from typing import Any
 
 from loadtests.engine.histograms import Histogram
@@ -14,6 +15,14 @@ CPU_SATURATED_PCT = 90.0
 BEHIND_RATE_PCT = 5.0
 LATE_START_LIMIT_PCT = 5.0
 LOOP_LAG_LIMIT_MS = 50.0
+
+
+class Outcome(StrEnum):
+    """How a run ended in the engine: the three values `RunResult.status` takes."""
+
+    COMPLETED = "completed"
+    CANCELLED = "cancelled"
+    ABORTED = "aborted"
 
 
 @dataclass
@@ -71,7 +80,7 @@ class RunResult:
     `invalid_reason` names the rule that fired.
     """
 
-    status: str  # completed | cancelled | aborted
+    status: Outcome
     reason: str
     duration_s: float
     requests: int

@@ -28,6 +28,7 @@ from loadtests.engine.http import clock
 from loadtests.engine.models import Interval, LoadDriver, OpenModel, make_model
 from loadtests.engine.report import (
     IntervalSnapshot,
+    Outcome,
     RunResult,
     judge_health,
     merge_errors,
@@ -44,7 +45,7 @@ CONTROL_S = 0.05  # cancel checks, timeouts, user ramping, loop-lag probe
 DRAIN_S = 1.0  # how long requests in flight at the end may still finish
 CANCEL_DRAIN_S = 0.25  # shorter after a cancel or abort: the caller wants the run to end
 GIL_SWITCH_INTERVAL_S = 0.0005  # see run()
-COMPLETED, CANCELLED, ABORTED = "completed", "cancelled", "aborted"
+COMPLETED, CANCELLED, ABORTED = Outcome.COMPLETED, Outcome.CANCELLED, Outcome.ABORTED
 
 
 def new_event_loop() -> asyncio.AbstractEventLoop:
@@ -247,7 +248,7 @@ class Runner:
         self.window: deque[tuple[int, int]] = deque(
             maxlen=max(1, math.ceil(config.abort_window_s / config.tick_s))
         )
-        self.status = ""
+        self.status: Outcome | None = None
         self.reason = ""
         self.t0 = 0.0
         self.tick_index = 0
@@ -377,7 +378,7 @@ class Runner:
 
     # -- stopping ---------------------------------------------------------------------------
 
-    def finish(self, status: str, reason: str) -> None:
+    def finish(self, status: Outcome, reason: str) -> None:
         if self.status:
             return
         self.status, self.reason = status, reason

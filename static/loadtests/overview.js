@@ -5,6 +5,8 @@
   "use strict";
 
   const trends = JSON.parse(document.getElementById("trend-data").textContent);
+  // The run statuses as the server names them (RunStatus), e.g. STATUS.QUEUED.
+  const STATUS = JSON.parse(document.getElementById("run-statuses").textContent);
   Chart.defaults.animation = false;
 
   document.querySelectorAll("canvas[data-trend]").forEach(function (canvas) {
@@ -59,7 +61,7 @@
     const badge = field(row, "status");
     badge.textContent = run.status;
     badge.className = "badge " + run.status;
-    field(row, "started").textContent = run.started_time || "queued";
+    field(row, "started").textContent = run.started_time || STATUS.QUEUED;
     field(row, "bar").style.width = run.progress_pct + "%";
     field(row, "progress").textContent = Math.round(run.progress_pct) + "% · "
       + (run.elapsed_s === null ? "" : Math.round(run.elapsed_s) + " s of ") + run.planned_s + " s";

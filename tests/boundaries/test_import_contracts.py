@@ -57,7 +57,7 @@ def test_it_keeps_every_import_contract() -> None:
         ("emissions/services.py", "import emissions.tasks", "emissions imports run one way"),
         ("emissions/models.py", "import emissions.services", "emissions imports run one way"),
         ("loadtests/documents.py", "import loadtests.tasks", "loadtests imports run one way"),
-        ("loadtests/execution.py", "import loadtests.views", "loadtests imports run one way"),
+        ("loadtests/lifecycle.py", "import loadtests.views", "loadtests imports run one way"),
     ],
 )
 def test_it_breaks_a_contract_when_a_forbidden_import_is_added(

@@ -29,7 +29,7 @@ def step(requests: int, p95: float = 40.0, errors: int = 0) -> dict[str, Any]:
 def finished_run(
     definition: LoadTestDefinition, steps: dict[str, Any], *, requests: int = 6000
 ) -> LoadTestRun:
-    """A run as execution stores it: a run that sent nothing has no percentiles, 0 req/s and
+    """A run as the lifecycle stores it: a run that sent nothing has no percentiles, 0 req/s and
     an error rate of 0."""
     now = timezone.now()
     figures: dict[str, Any] = {

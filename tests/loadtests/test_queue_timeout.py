@@ -19,7 +19,7 @@ from django.core.management import call_command
 from django.test import override_settings
 from django.utils import timezone
 
-from loadtests import execution, housekeeping, reports, tasks
+from loadtests import housekeeping, lifecycle, reports, tasks
 from loadtests.models import (
     LoadTestDefinition,
     LoadTestRun,
@@ -95,8 +95,8 @@ def test_it_ends_a_run_queued_longer_than_the_timeout_as_error(
         clock.shift(timedelta(seconds=2))
         young = queued_run(definition)
         clock.shift(timedelta(seconds=119))  # old: 121 s, young: 119 s
-        assert execution.expire_queued_runs() == [old.pk]
-        assert execution.expire_queued_runs() == []
+        assert lifecycle.expire_queued_runs() == [old.pk]
+        assert lifecycle.expire_queued_runs() == []
 
     old.refresh_from_db()
     assert old.status == RunStatus.ERROR
@@ -122,11 +122,11 @@ def test_the_reason_says_whether_a_worker_was_alive_on_the_queue(
     heartbeat("other@host", ["default"])  # alive, but not on loadgen
     run = queued_run(definition, waited_s=121)
     # Behind a run on the only generator: it waits its turn, however long that takes.
-    assert execution.expire_queued_runs() == []
+    assert lifecycle.expire_queued_runs() == []
     assert LoadTestRun.objects.get(pk=run.pk).status == RunStatus.QUEUED
 
     heartbeat("idle@host", ["loadgen"])
-    assert execution.expire_queued_runs() == [run.pk]
+    assert lifecycle.expire_queued_runs() == [run.pk]
     run.refresh_from_db()
     assert run.status_reason.endswith(
         ": 2 workers were alive on loadgen (1 busy); an idle worker that did not take the run "
@@ -145,16 +145,16 @@ def test_the_wait_counts_from_when_a_generator_was_last_freed(
         LoadTestRun.objects.filter(pk=ahead.pk).update(
             status=RunStatus.PASSED, finished_at=start - timedelta(seconds=10)
         )
-        assert execution.expire_queued_runs() == []
+        assert lifecycle.expire_queued_runs() == []
         clock.shift(timedelta(seconds=111))
-        assert execution.expire_queued_runs() == [run.pk]
+        assert lifecycle.expire_queued_runs() == [run.pk]
 
 
 @pytest.mark.django_db
 @override_settings(LOADTEST_QUEUE_TIMEOUT_S=30)
 def test_the_timeout_is_the_setting(definition: LoadTestDefinition) -> None:
     expired, kept = queued_run(definition, waited_s=31), queued_run(definition, waited_s=29)
-    assert execution.expire_queued_runs() == [expired.pk]
+    assert lifecycle.expire_queued_runs() == [expired.pk]
     expired.refresh_from_db()
     assert expired.status_reason.startswith("No worker took this run within 30 s")
     assert LoadTestRun.objects.get(pk=kept.pk).status == RunStatus.QUEUED
@@ -192,7 +192,7 @@ def test_a_message_delivered_after_expiry_does_not_start_the_run(
     definition: LoadTestDefinition,
 ) -> None:
     run = queued_run(definition, waited_s=121)
-    execution.expire_queued_runs()
+    lifecycle.expire_queued_runs()
     assert execute_run(run.pk) is None  # the task body, as a late delivery runs it
     run.refresh_from_db()
     assert run.status == RunStatus.ERROR and run.started_at is None

@@ -16,7 +16,7 @@ import pytest
 from django.db import connection
 from django.utils import timezone
 
-from loadtests import execution, housekeeping, tasks
+from loadtests import housekeeping, lifecycle, tasks
 from loadtests.engine.histograms import Histogram
 from loadtests.models import LoadTestDefinition, LoadTestRun, RunInterval
 from tests.cache_redis import PrivateRedis, private_redis_server
@@ -54,21 +54,21 @@ def record_seconds(run: Any, *latencies_us: list[int]) -> None:
 def test_it_promises_a_reap_within_fifteen_seconds_of_the_last_heartbeat() -> None:
     # A run goes stale HEARTBEAT_STALE_S after its last heartbeat, and some process's
     # housekeeping looks at most one interval later.
-    worst_case = execution.HEARTBEAT_STALE_S + housekeeping.HOUSEKEEPING_INTERVAL_S
+    worst_case = lifecycle.HEARTBEAT_STALE_S + housekeeping.HOUSEKEEPING_INTERVAL_S
     assert worst_case < REAP_PROMISE_S
     # Several heartbeats must go missing before a run is taken for dead.
-    assert execution.HEARTBEAT_STALE_S >= 5 * execution.HEARTBEAT_S
+    assert lifecycle.HEARTBEAT_STALE_S >= 5 * lifecycle.HEARTBEAT_S
 
 
 @pytest.mark.django_db
 def test_it_interrupts_a_run_silent_for_longer_than_the_stale_threshold(
     definition: LoadTestDefinition,
 ) -> None:
-    stale = running_run(definition, silent_for_s=execution.HEARTBEAT_STALE_S + 1)
+    stale = running_run(definition, silent_for_s=lifecycle.HEARTBEAT_STALE_S + 1)
     record_seconds(stale, [1000, 2000], [3000])
-    quiet = running_run(definition, silent_for_s=execution.HEARTBEAT_STALE_S - 2)
+    quiet = running_run(definition, silent_for_s=lifecycle.HEARTBEAT_STALE_S - 2)
 
-    assert execution.reap_stale_runs() == [stale.pk]
+    assert lifecycle.reap_stale_runs() == [stale.pk]
     stale.refresh_from_db()
     assert stale.status == "interrupted"
     assert stale.requests == 3 and stale.intervals.count() == 2
@@ -79,7 +79,7 @@ def test_it_interrupts_a_run_silent_for_longer_than_the_stale_threshold(
 
 @pytest.mark.django_db
 def test_it_reaps_from_the_housekeeping_jobs(definition: LoadTestDefinition) -> None:
-    stale = running_run(definition, silent_for_s=execution.HEARTBEAT_STALE_S + 1)
+    stale = running_run(definition, silent_for_s=lifecycle.HEARTBEAT_STALE_S + 1)
     assert housekeeping.run_once()["reap_stale_runs"] == [stale.pk]
 
 
@@ -92,7 +92,7 @@ def test_it_interrupts_at_once_the_runs_a_restarted_worker_left_running(
     other_node = running_run(definition, silent_for_s=0, node="worker@there")
     queued = tasks.create_run(definition)
 
-    assert execution.reap_node_runs("worker@here") == [mine.pk]
+    assert lifecycle.reap_node_runs("worker@here") == [mine.pk]
     mine.refresh_from_db()
     assert mine.status == "interrupted"
     assert mine.requests == 4 and mine.intervals.count() == 2
@@ -100,12 +100,12 @@ def test_it_interrupts_at_once_the_runs_a_restarted_worker_left_running(
     assert "worker@here" in mine.status_reason and "restarted" in mine.status_reason
     assert LoadTestRun.objects.get(pk=other_node.pk).status == "running"
     assert LoadTestRun.objects.get(pk=queued.pk).status == "queued"
-    assert execution.reap_node_runs("") == []
+    assert lifecycle.reap_node_runs("") == []
 
 
 @pytest.mark.django_db
 def test_it_records_the_worker_node_that_claims_a_run(definition: LoadTestDefinition) -> None:
-    run = execution.execute(tasks.create_run(definition).pk, worker_node="worker@here")
+    run = lifecycle.execute(tasks.create_run(definition).pk, worker_node="worker@here")
     assert run is not None and run.worker_node == "worker@here"
 
 
@@ -120,7 +120,7 @@ def test_a_reaped_run_whose_worker_lives_on_stops_writing_and_stays_interrupted(
 
     def worker() -> None:
         try:
-            finished["run"] = execution.execute(run.pk, worker_node="worker@alive")
+            finished["run"] = lifecycle.execute(run.pk, worker_node="worker@alive")
         finally:
             connection.close()
 
@@ -130,7 +130,7 @@ def test_a_reaped_run_whose_worker_lives_on_stops_writing_and_stays_interrupted(
     while RunInterval.objects.filter(run=run).count() < 2 and time.monotonic() < deadline:
         time.sleep(0.1)
     # Taken for dead while it is in fact alive (a long pause, a restart under the same name).
-    assert execution.reap_node_runs("worker@alive") == [run.pk]
+    assert lifecycle.reap_node_runs("worker@alive") == [run.pk]
     reaped = LoadTestRun.objects.get(pk=run.pk)
     thread.join(timeout=20)
     assert not thread.is_alive(), "the worker kept running a run that was reaped"
@@ -156,7 +156,7 @@ def test_a_run_with_a_fresh_heartbeat_is_never_reaped(definition: LoadTestDefini
         # A reaper with a hair trigger, racing the live run's heartbeats the whole time.
         try:
             while not stop.is_set():
-                reaped.extend(execution.reap_stale_runs(stale_after_s=3))
+                reaped.extend(lifecycle.reap_stale_runs(stale_after_s=3))
                 time.sleep(0.05)
         finally:
             connection.close()
@@ -164,7 +164,7 @@ def test_a_run_with_a_fresh_heartbeat_is_never_reaped(definition: LoadTestDefini
     thread = threading.Thread(target=reaper)
     thread.start()
     try:
-        done = execution.execute(run.pk, worker_node="worker@alive")
+        done = lifecycle.execute(run.pk, worker_node="worker@alive")
     finally:
         stop.set()
         thread.join()

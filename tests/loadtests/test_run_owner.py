@@ -10,7 +10,7 @@ from collections.abc import Iterator
 import pytest
 from django.utils import timezone
 
-from loadtests import execution, tasks
+from loadtests import lifecycle, tasks
 from loadtests.engine import EngineConfig, IntervalSnapshot
 from loadtests.engine.config import OPEN, Step
 from loadtests.engine.histograms import Histogram
@@ -70,7 +70,7 @@ def test_the_load_stops_when_the_storing_side_fails(
 
     started = time.monotonic()
     with pytest.raises(error):
-        execution.drive_engine_thread(open_config(target.url), "crash", on_snapshot, poll)
+        lifecycle.drive_engine_thread(open_config(target.url), "crash", on_snapshot, poll)
     assert time.monotonic() - started < 10  # not the planned 30 s
     assert target.count() > 0
     time.sleep(STOP_MARGIN_S + 0.5)
@@ -92,8 +92,8 @@ def test_a_second_stored_twice_counts_once(definition: LoadTestDefinition) -> No
         in_flight=0, late_starts=0, cpu_pct=1, loop_lag_ms=0, per_step={},
     )  # fmt: skip
     started = timezone.now()
-    first = execution.store_interval(run, snapshot, started)
-    again = execution.store_interval(run, snapshot, started)
+    first = lifecycle.store_interval(run, snapshot, started)
+    again = lifecycle.store_interval(run, snapshot, started)
     assert first is not None and again is not None and again.pk == first.pk
     run.refresh_from_db()
     assert (run.requests, run.errors, run.intervals.count()) == (5, 1, 1)

@@ -12,7 +12,7 @@ import pytest
 from django.core.management import CommandError, call_command
 from django.utils import timezone
 
-from loadtests import execution, reports, tasks
+from loadtests import lifecycle, reports, tasks
 from loadtests.engine.histograms import Histogram
 from loadtests.models import LoadTestDefinition, LoadTestRun, LoadTestStep, RunInterval
 from tests.conftest import closed_port
@@ -34,7 +34,7 @@ def run_cli(*args: str) -> tuple[int, str, str]:
 @pytest.mark.django_db
 def test_a_local_run_stores_intervals_and_a_passing_summary(definition: LoadTestDefinition) -> None:
     run = tasks.create_run(definition)
-    done = execution.execute(run.pk)
+    done = lifecycle.execute(run.pk)
     assert done is not None
     assert done.status == "passed", done.status_reason
     intervals = list(done.intervals.all())
@@ -55,8 +55,8 @@ def test_a_local_run_stores_intervals_and_a_passing_summary(definition: LoadTest
 @pytest.mark.django_db
 def test_a_run_is_not_started_twice(definition: LoadTestDefinition) -> None:
     run = tasks.create_run(definition)
-    assert execution.execute(run.pk) is not None
-    assert execution.execute(run.pk) is None
+    assert lifecycle.execute(run.pk) is not None
+    assert lifecycle.execute(run.pk) is None
     assert RunInterval.objects.filter(run=run).count() <= 3
 
 
@@ -65,7 +65,7 @@ def test_thresholds_fail_and_check_failures_are_counted(definition: LoadTestDefi
     LoadTestStep.objects.filter(name="json").update(check_value='"nope"')
     definition.abort_error_rate_pct = None
     definition.save()
-    run = execution.execute(tasks.create_run(definition).pk)
+    run = lifecycle.execute(tasks.create_run(definition).pk)
     assert run.status == "failed"
     assert run.passed is False
     assert run.errors_by_class["check_failed"]["count"] > 0
@@ -121,7 +121,7 @@ def test_connection_errors_are_classified(definition: LoadTestDefinition) -> Non
     definition.target_base_url = f"http://127.0.0.1:{closed_port()}"
     definition.abort_error_rate_pct = None
     definition.save()
-    run = execution.execute(tasks.create_run(definition).pk)
+    run = lifecycle.execute(tasks.create_run(definition).pk)
     assert run.status == "failed"
     assert run.errors_by_class["connect_refused"]["count"] == run.errors > 0
     assert run.errors_by_class["connect_refused"]["sample"]
@@ -132,7 +132,7 @@ def test_the_abort_threshold_stops_a_failing_run(definition: LoadTestDefinition)
     LoadTestStep.objects.filter(definition=definition).update(path="/status/500")
     definition.duration_s = 30
     definition.save()
-    run = execution.execute(tasks.create_run(definition).pk)
+    run = lifecycle.execute(tasks.create_run(definition).pk)
     assert run.status == "aborted"
     assert run.passed is False
     assert run.duration_s < 15
@@ -151,13 +151,13 @@ def test_cancel_ends_a_running_run_within_a_second_keeping_its_data(
         from django.db import connection
 
         try:
-            execution.request_cancel(run)
+            lifecycle.request_cancel(run)
         finally:
             connection.close()  # this thread's own session would keep the test database in use
 
     timer = threading.Timer(2.0, cancel)
     timer.start()
-    done = execution.execute(run.pk)
+    done = lifecycle.execute(run.pk)
     timer.join()
     assert done.status == "cancelled"
     assert 2.0 <= done.duration_s < 2.0 + 3.0  # of the 30 s asked for
@@ -186,7 +186,7 @@ def test_the_reaper_marks_silent_runs_interrupted_keeping_their_intervals(
     fresh = tasks.create_run(definition)
     LoadTestRun.objects.filter(pk=fresh.pk).update(status="running", heartbeat_at=timezone.now())
 
-    assert execution.reap_stale_runs() == [run.pk]
+    assert lifecycle.reap_stale_runs() == [run.pk]
     run.refresh_from_db()
     assert run.status == "interrupted"
     assert run.requests == 5 and run.errors == 1
@@ -199,7 +199,7 @@ def test_the_reaper_marks_silent_runs_interrupted_keeping_their_intervals(
 def test_exports_summary_intervals_and_histogram_log(
     admin_client: Any, definition: LoadTestDefinition
 ) -> None:
-    run = execution.execute(tasks.create_run(definition).pk)
+    run = lifecycle.execute(tasks.create_run(definition).pk)
     summary = admin_client.get(f"/runs/{run.pk}/summary.json")
     assert summary.status_code == 200
     assert json.loads(summary.content)["requests"] == run.requests

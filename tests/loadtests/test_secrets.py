@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from django.core.exceptions import ValidationError
 
-from loadtests import execution, tasks
+from loadtests import lifecycle, tasks
 from loadtests.models import LoadTestDefinition, LoadTestRun, LoadTestStep
 from loadtests.secrets import MASK, masked_config, masked_headers, redact, secret_values
 from tests.loadtests.admin_forms import admin_form
@@ -132,8 +132,8 @@ def test_it_sends_the_real_header_and_shows_only_the_mask(
     viewer_client: Any, secret_definition: LoadTestDefinition, caplog: Any
 ) -> None:
     caplog.set_level(logging.DEBUG)
-    baseline = execution.execute(tasks.create_run(secret_definition).pk)
-    run = execution.execute(tasks.create_run(secret_definition).pk)
+    baseline = lifecycle.execute(tasks.create_run(secret_definition).pk)
+    run = lifecycle.execute(tasks.create_run(secret_definition).pk)
     # The target answers 200 only when the Authorization value it received is the real one.
     assert run.status == "passed", run.status_reason
     assert run.requests > 0 and run.errors == 0
@@ -165,7 +165,7 @@ def test_a_secret_echoed_into_an_error_sample_is_masked(
         path="/echo", check_type="json_equals", check_path="headers.authorization",
         check_value='"nope"',
     )  # fmt: skip
-    run = execution.execute(tasks.create_run(secret_definition).pk)
+    run = lifecycle.execute(tasks.create_run(secret_definition).pk)
     sample = run.errors_by_class["check_failed"]["sample"]
     assert MASK in sample
     assert_no_secret(json.dumps(run.errors_by_class))

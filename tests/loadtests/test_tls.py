@@ -5,7 +5,7 @@ from typing import Any
 
 import pytest
 
-from loadtests import documents, execution, tasks
+from loadtests import documents, lifecycle, tasks
 from loadtests.models import LoadTestDefinition
 from tests.loadtests.test_runs import run_cli
 from tests.tls import HttpsTarget
@@ -27,7 +27,7 @@ def test_a_definition_verifies_certificates_unless_told_not_to(
     definition.abort_error_rate_pct = None
     definition.save()
     assert definition.verify_tls is True
-    verified = execution.execute(tasks.create_run(definition).pk)
+    verified = lifecycle.execute(tasks.create_run(definition).pk)
     assert verified.status == "failed"
     assert verified.errors == verified.requests > 0
     assert set(verified.errors_by_class) == {"tls"}
@@ -36,7 +36,7 @@ def test_a_definition_verifies_certificates_unless_told_not_to(
     definition.save()
     run = tasks.create_run(definition)
     assert run.config["verify_tls"] is False
-    done = execution.execute(run.pk)
+    done = lifecycle.execute(run.pk)
     assert done.status == "passed", done.status_reason
     assert done.requests > 0 and done.errors == 0
     assert {step for step in done.steps_summary} == {"ok", "json"}

@@ -34,7 +34,8 @@ from loadtests import (
     adhoc,
     document_commands,
     documents,
-    execution,
+    lifecycle,
+    reports,
     runjson,
     tasks,
     waiting,
@@ -52,8 +53,16 @@ CANCEL_WAIT_S = 10.0
 POLL_S = 0.25  # the database: cheap
 API_POLL_S = 0.5  # a server: half as often
 PROGRESS_EVERY_S = 1.0
-FINISHED = ("passed", "failed", "cancelled", "aborted", "interrupted", "error")
-EXIT_CODES = {"passed": 0, "failed": 1, "aborted": 1}
+FINISHED = (
+    RunStatus.PASSED,
+    RunStatus.FAILED,
+    RunStatus.CANCELLED,
+    RunStatus.ABORTED,
+    RunStatus.INTERRUPTED,
+    RunStatus.ERROR,
+)
+# A run's exit code, and an ad-hoc URL run's (its engine outcome `aborted` also exits 1).
+EXIT_CODES = reports.FINISHED_EXIT_CODES
 
 Fetch = Callable[[], dict[str, Any]]
 
@@ -107,7 +116,7 @@ def _cancel_in_thread(run_id: int) -> None:
 
     def cancel() -> None:
         try:
-            execution.request_cancel(LoadTestRun(pk=run_id))
+            lifecycle.request_cancel(LoadTestRun(pk=run_id))
         finally:
             connection.close()
 
@@ -223,7 +232,7 @@ class Command(BaseCommand):
             return None
         return self._follow(
             self._stored_run(run),
-            cancel=lambda: execution.request_cancel(run),
+            cancel=lambda: lifecycle.request_cancel(run),
             grace_s=_grace(options),
             interrupts=interrupts,
         )
@@ -323,7 +332,7 @@ class Command(BaseCommand):
         self._progress(f"run #{run.pk} ({run.name}) starting in this process")
         interrupts.on_signal = lambda: _cancel_in_thread(run.pk)
         if interrupts.signum is not None:  # it came while the run was being created
-            execution.request_cancel(run)
+            lifecycle.request_cancel(run)
         totals = {"requests": 0, "errors": 0}
 
         def progress(run: LoadTestRun, snapshot: IntervalSnapshot) -> None:
@@ -341,7 +350,7 @@ class Command(BaseCommand):
                 )
             )
 
-        result = execution.execute(run.pk, progress=progress)
+        result = lifecycle.execute(run.pk, progress=progress)
         if result is None:
             run.refresh_from_db()
             if run.status != RunStatus.CANCELLED:  # not cancelled before it started
@@ -357,7 +366,7 @@ class Command(BaseCommand):
             if run.status == RunStatus.QUEUED:
                 # The queue has its own limit, enforced here even when no beat or worker runs
                 # housekeeping.
-                execution.expire_queued_run(run, workers=waiting.queue_workers())
+                lifecycle.expire_queued_run(run, workers=waiting.queue_workers())
             return runjson.run_json(run)
 
         return fetch

@@ -9,7 +9,7 @@ from django.forms import modelform_factory
 from django.utils import timezone
 from django.utils.html import escape
 
-from loadtests import alerts, events, execution, tasks
+from loadtests import alerts, events, lifecycle, tasks
 from loadtests.admin import DefinitionForm
 from loadtests.models import (
     Alert,
@@ -260,7 +260,7 @@ def test_it_alerts_on_a_real_run_that_regressed_and_queues_the_delivery_after_co
     definition.save()
     run = tasks.create_run(definition)
     with django_capture_on_commit_callbacks(execute=False) as callbacks:
-        execution.execute(run.pk)
+        lifecycle.execute(run.pk)
 
     alert = Alert.objects.get(run=run)
     assert alert.kind == AlertKind.REGRESSION

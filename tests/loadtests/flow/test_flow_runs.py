@@ -5,7 +5,7 @@ from typing import Any
 import pytest
 from django.utils import timezone
 
-from loadtests import datasets, execution, flowcheck, reports, runjson, tasks
+from loadtests import datasets, flowcheck, lifecycle, reports, runjson, tasks
 from loadtests.engine import IntervalSnapshot
 from loadtests.engine.histograms import Histogram
 from loadtests.models import DataSet, LoadTestDefinition, LoadTestRun, LoadTestStep, RunStatus
@@ -23,7 +23,7 @@ def test_the_frozen_config_records_the_hash_and_a_changed_file_ends_the_run_in_e
     }
     data_set.set_file(datasets.parse(b"sku,qty\nC-3,1\n", max_mb=10))
     data_set.save()
-    done = execution.execute(run.pk)
+    done = lifecycle.execute(run.pk)
     assert done is not None and done.status == RunStatus.ERROR
     assert "The data set 'skus' changed since this run was queued" in done.status_reason
     assert done.requests == 0 and not done.intervals.exists()
@@ -33,7 +33,7 @@ def test_the_frozen_config_records_the_hash_and_a_changed_file_ends_the_run_in_e
 def test_a_flow_run_stores_iteration_figures_each_second_and_at_the_end(
     flow_definition: LoadTestDefinition, admin_client: Any
 ) -> None:
-    done = execution.execute(tasks.create_run(flow_definition).pk)
+    done = lifecycle.execute(tasks.create_run(flow_definition).pk)
     assert done is not None and done.status == RunStatus.PASSED, done.status_reason
     intervals = list(done.intervals.all())
     assert done.iterations > 10 and done.iterations_failed == 0
@@ -64,7 +64,7 @@ def test_a_journey_over_its_iteration_threshold_fails_the_run(
     flow_definition.steps.filter(name="echo").update(path="/echo")
     flow_definition.threshold_iteration_p95_ms = 5
     flow_definition.save()
-    done = execution.execute(tasks.create_run(flow_definition).pk)
+    done = lifecycle.execute(tasks.create_run(flow_definition).pk)
     assert done is not None and done.status == RunStatus.FAILED
     assert (
         "iteration p95 (ms)" in done.status_reason and "rule iteration_p95_ms" in done.status_reason
@@ -81,7 +81,7 @@ def test_a_polled_step_reports_its_attempts_and_an_exhausted_poll_names_the_step
     )  # fmt: skip
     flow_definition.abort_error_rate_pct = None
     flow_definition.save()
-    done = execution.execute(tasks.create_run(flow_definition).pk)
+    done = lifecycle.execute(tasks.create_run(flow_definition).pk)
     assert done is not None
     echo = done.steps_summary["echo"]
     # Each exhausted poll made its two attempts (one may have been cut short by the end).
@@ -110,10 +110,10 @@ def test_a_reaped_flow_run_keeps_the_iterations_it_recorded(
         cpu_pct=1, loop_lag_ms=0, per_step={}, iteration_histogram=journeys.encode(), iterations=3,
         iterations_failed=1,
     )  # fmt: skip
-    assert execution.store_interval(run, snapshot, started) is not None
+    assert lifecycle.store_interval(run, snapshot, started) is not None
     run.refresh_from_db()
     assert (run.iterations, run.iterations_failed) == (3, 1)
-    assert execution.reap_stale_runs(stale_after_s=-1) == [run.pk]
+    assert lifecycle.reap_stale_runs(stale_after_s=-1) == [run.pk]
     run.refresh_from_db()
     assert run.status == RunStatus.INTERRUPTED
     assert (run.iterations, run.iterations_failed) == (3, 1)

@@ -6,10 +6,10 @@ from typing import Any
 
 import pytest
 
-from loadtests import execution, tasks
+from loadtests import lifecycle, tasks
 from loadtests.engine.histograms import Histogram
 from loadtests.engine.report import ms
-from loadtests.models import LoadTestDefinition, LoadTestRun, LoadTestStep, RunShard
+from loadtests.models import LoadTestDefinition, LoadTestRun, LoadTestStep, RunShard, ShardStatus
 from tests.loadtests.shards.conftest import Generators, wait_until
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
@@ -90,7 +90,7 @@ def test_it_stops_every_shard_on_cancel(generators: Generators, target_url: str)
     generators.start("cancel-a", "cancel-b")
     run = tasks.queue_run(open_definition(target_url, rate=50, duration_s=60))
     wait_until(lambda: both_running(run), 60, "both shards running")
-    assert execution.request_cancel(run)
+    assert lifecycle.request_cancel(run)
     wait_until(lambda: ended(run), 20, "the cancelled run's end")
 
     assert run.status == "cancelled", run.status_reason
@@ -101,13 +101,11 @@ def test_it_stops_every_shard_on_cancel(generators: Generators, target_url: str)
 def test_it_ignores_a_shard_delivered_after_its_run_ended(
     generators: Generators, definition: Any
 ) -> None:
-    from loadtests import shards
-
     definition.shards = 2
     definition.save()
     run = tasks.create_run(definition)
-    execution.request_cancel(run)
-    assert shards.execute_shard(run.pk, 0, worker_node="late@host") is None
+    lifecycle.request_cancel(run)
+    assert lifecycle.execute_shard(run.pk, 0, worker_node="late@host") is None
     assert run.shard_rows.get(index=0).worker_pid is None
 
 
@@ -124,4 +122,4 @@ def test_it_fails_the_run_naming_the_shard_that_was_not_ready_in_time(
     assert not run.intervals.exists()
     # Shard 1's message, delivered once the worker is free, finds the run ended: nothing runs.
     late = RunShard.objects.get(run=run, index=1)
-    assert late.status == "failed" and late.worker_pid is None
+    assert late.status == ShardStatus.ERROR and late.worker_pid is None

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 from django.utils import timezone
 
-from loadtests import documents, shards, tasks
+from loadtests import documents, lifecycle, shards, tasks
 from loadtests.engine import EngineConfig, Step
 from loadtests.engine.config import Stage
 from loadtests.models import LoadTestDefinition, RunShard
@@ -130,16 +130,14 @@ def test_it_lets_only_the_last_shard_task_of_an_ended_run_announce_its_end(
     run.status = "passed"
     run.save()
     first, second = run.shard_rows.all()
-    assert shards.leave(first) is False
-    assert shards.leave(second) is True
+    assert lifecycle.leave(first) is False
+    assert lifecycle.leave(second) is True
 
 
 @pytest.mark.django_db
 def test_it_interrupts_a_sharded_run_when_a_shards_worker_restarts(
     definition: LoadTestDefinition,
 ) -> None:
-    from loadtests import execution
-
     definition.shards = 2
     definition.save()
     run = tasks.create_run(definition)
@@ -153,8 +151,8 @@ def test_it_interrupts_a_sharded_run_when_a_shards_worker_restarts(
         status="running", worker_node="gen-b@host", worker_pid=2, heartbeat_at=now
     )
 
-    assert execution.reap_node_runs("gen-a@host") == []  # its shard had ended
-    assert execution.reap_node_runs("gen-b@host") == [run.pk]
+    assert lifecycle.reap_node_runs("gen-a@host") == []  # its shard had ended
+    assert lifecycle.reap_node_runs("gen-b@host") == [run.pk]
     run.refresh_from_db()
     assert run.status == "interrupted"
     assert run.status_reason.startswith("Shard 1's worker gen-b@host restarted")
