@@ -7,6 +7,7 @@ Secrets are never echoed back in those messages.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 import zoneinfo
@@ -137,6 +138,22 @@ def env_choice(
             f"{name}={value!r} is not accepted; use one of {', '.join(choices)}"
         )
     return normalised
+
+
+def env_networks(
+    name: str, default: list[str], environ: Mapping[str, str] | None = None
+) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
+    """Comma-separated addresses or networks (127.0.0.1, 10.0.0.0/8, ::1)."""
+    networks = []
+    for item in env_list(name, default, environ):
+        try:
+            networks.append(ipaddress.ip_network(item, strict=False))
+        except ValueError:
+            raise ImproperlyConfigured(
+                f"{name} has {item!r}, which is not an IP address or network; use a "
+                "comma-separated list such as 127.0.0.1,::1,10.0.0.0/8"
+            ) from None
+    return networks
 
 
 _HEADER_NAME = re.compile(r"[A-Za-z0-9]+(-[A-Za-z0-9]+)*")

@@ -18,6 +18,7 @@ admin.site.index_title = "Load tests, profiles and queries"
 
 urlpatterns = [
     path("healthz", views.healthz, name="healthz"),
+    path("metrics", views.metrics, name="metrics"),
     # Browsers and tools ask for /favicon.ico whatever the page links; the static name is
     # hashed in production, so it is looked up per request, and the redirect is not permanent.
     path(
