@@ -90,6 +90,14 @@ def test_it_answers_the_bearer_token_from_anywhere(client: Any, db: Any, setting
     )
 
 
+def test_a_token_that_is_not_ascii_is_refused_not_an_error(
+    client: Any, db: Any, settings: Any
+) -> None:
+    settings.METRICS_TOKEN = "s3cret-token"
+    headers = {"Authorization": "Bearer s3cr\u00e9t"}
+    assert client.get("/metrics", headers=headers, REMOTE_ADDR="203.0.113.9").status_code == 403
+
+
 def test_no_token_set_means_no_token_is_accepted(client: Any, db: Any, settings: Any) -> None:
     settings.METRICS_TOKEN = None
     headers = {"Authorization": "Bearer "}
