@@ -24,7 +24,14 @@ from django.db.models import Count, F, OuterRef, Subquery, Sum
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector, CollectorRegistry
 
-from loadtests.models import LoadTestDefinition, LoadTestRun, RunInterval, RunStatus
+from loadtests.models import (
+    Alert,
+    AlertKind,
+    LoadTestDefinition,
+    LoadTestRun,
+    RunInterval,
+    RunStatus,
+)
 from loadtests.workers import alive_workers
 from offgridperf import cache
 from profiling.models import ProfileCapture
@@ -37,8 +44,8 @@ CACHE_RESULTS = (("hit", "hits"), ("miss", "misses"), ("error", "errors"))
 # Runs of a deleted definition are counted together under this name.
 NO_DEFINITION = "(deleted definition)"
 # Queries of one scrape: runs by definition and status, the last run of each definition,
-# the newest second of the running ones, worker heartbeats, captures, slow queries.
-SCRAPE_QUERIES = 6
+# the newest second of the running ones, open alerts, worker heartbeats, captures, slow queries.
+SCRAPE_QUERIES = 7
 # Statuses of a run that has produced, or is producing, latency figures.
 MEASURED = (
     RunStatus.RUNNING,
@@ -84,6 +91,25 @@ def load_test_families() -> Iterator[Metric]:
     yield runs
     yield GaugeMetricFamily(f"{PREFIX}loadtest_running", "Load-test runs going now.", value=running)
     yield latency_family()
+    yield alert_family()
+
+
+def alert_family() -> Metric:
+    # Regression alerts, and threshold alerts (a scheduled run that failed), until acknowledged.
+    family = GaugeMetricFamily(
+        f"{PREFIX}alerts_open",
+        "Alerts not acknowledged yet, by kind (regression; threshold: a scheduled run failed).",
+        labels=["kind"],
+    )
+    counts = dict(
+        Alert.objects.filter(acknowledged_at=None)
+        .values_list("kind")
+        .annotate(n=Count("id"))
+        .order_by()
+    )
+    for kind in AlertKind.values:
+        family.add_metric([kind], counts.get(kind, 0))
+    return family
 
 
 def latency_family() -> Metric:

@@ -11,7 +11,14 @@ from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 from loadtests import execution, tasks
-from loadtests.models import LoadTestDefinition, LoadTestRun, LoadTestStep, RunInterval, RunStatus
+from loadtests.models import (
+    Alert,
+    LoadTestDefinition,
+    LoadTestRun,
+    LoadTestStep,
+    RunInterval,
+    RunStatus,
+)
 from loadtests.workers import record_heartbeat
 from offgridperf import metrics
 from offgridperf.env import env_networks
@@ -29,6 +36,7 @@ FAMILIES = {
     "offgridperf_db_pool_connections",
     "offgridperf_profile_captures",
     "offgridperf_slow_queries",
+    "offgridperf_alerts_open",
 }
 
 
@@ -166,6 +174,18 @@ def test_a_running_runs_latency_is_its_newest_second_worst_shard(
     figures = scrape(client)
     assert figures[p95] == pytest.approx(0.06)
     assert figures[("offgridperf_loadtest_running", ())] == 1
+
+
+def test_open_alerts_are_counted_by_kind_until_acknowledged(
+    client: Any, definition: LoadTestDefinition
+) -> None:
+    run = running_run(definition)
+    alert = Alert.objects.create(run=run, definition=definition, kind="threshold", message="x")
+    key = ("offgridperf_alerts_open", (("kind", "threshold"),))
+    assert scrape(client)[key] == 1
+    assert scrape(client)[("offgridperf_alerts_open", (("kind", "regression"),))] == 0
+    Alert.objects.filter(pk=alert.pk).update(acknowledged_at=timezone.now())
+    assert scrape(client)[key] == 0
 
 
 def test_workers_alive_counts_fresh_heartbeats_by_queue(client: Any, db: Any) -> None:
