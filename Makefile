@@ -10,8 +10,9 @@ TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/offgridperf
 TEST_REDIS_URL ?= redis://127.0.0.1:6379/1
 TEST_BROKER_URL ?= redis://127.0.0.1:6379/2
 PYTEST_ARGS ?=
-# Debian packages the tests need (installed by make test when missing).
-SYSTEM_PACKAGES := chromium
+# Debian packages the tests need (installed by make test when missing): chromium for the
+# browser tests; prometheus (and its promtool) scrapes /metrics and checks the alert rules.
+SYSTEM_PACKAGES := chromium prometheus
 
 .PHONY: run test lint bench venv services system-packages postgres-extensions
 
