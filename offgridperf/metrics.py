@@ -41,8 +41,8 @@ PREFIX = "offgridperf_"
 QUANTILES = (("0.5", "p50"), ("0.95", "p95"), ("0.99", "p99"))
 QUEUES = ("loadgen", "default")
 CACHE_RESULTS = (("hit", "hits"), ("miss", "misses"), ("error", "errors"))
-# Runs of a deleted definition are counted together under this name.
-NO_DEFINITION = "(deleted definition)"
+# Ad hoc runs (the CLI's URL runs) and runs of a deleted definition, counted together.
+NO_DEFINITION = "(no definition)"
 # Queries of one scrape: runs by definition and status, the last run of each definition,
 # the newest second of the running ones, open alerts, worker heartbeats, captures, slow queries.
 SCRAPE_QUERIES = 7
