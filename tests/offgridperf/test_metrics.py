@@ -6,6 +6,7 @@ from typing import Any
 
 import pytest
 from django.core.exceptions import ImproperlyConfigured
+from django.db import connection
 from django.utils import timezone
 from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
@@ -224,3 +225,17 @@ def test_a_scrape_makes_a_fixed_number_of_queries(
     ProfileCapture.objects.create(kind="cpu", status="done")
     with django_assert_num_queries(metrics.SCRAPE_QUERIES):
         generate_latest(metrics.registry())
+
+
+def test_the_pool_reports_its_connections_by_state(client: Any, db: Any, settings: Any) -> None:
+    states = {
+        dict(labels)["state"]: value
+        for (name, labels), value in scrape(client).items()
+        if name == "offgridperf_db_pool_connections"
+    }
+    if settings.DATABASE_IS_POSTGRES and connection.pool is not None:
+        assert set(states) == {"open", "idle", "busy", "waiting", "max"}
+        assert states["max"] == settings.DB_POOL_MAX
+        assert states["busy"] >= 0 and states["open"] >= states["idle"]
+    else:
+        assert set(states) == {"open"}
