@@ -40,6 +40,17 @@ def env_secret(name: str, environ: Mapping[str, str] | None = None) -> str | Non
     return value or None
 
 
+def env_token(name: str, min_length: int, environ: Mapping[str, str] | None = None) -> str | None:
+    """A secret that callers present (a bearer token), or None when unset; a short one, which
+    could be guessed, stops start-up. Only its length is ever named."""
+    value = env_secret(name, environ)
+    if value is not None and len(value) < min_length:
+        raise ImproperlyConfigured(
+            f"{name} is too short; use at least {min_length} random characters"
+        )
+    return value
+
+
 def env_bool(name: str, default: bool, environ: Mapping[str, str] | None = None) -> bool:
     value = _raw(name, environ)
     if value is None:

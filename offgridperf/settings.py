@@ -35,6 +35,7 @@ from offgridperf.env import (
     env_service_url,
     env_str,
     env_timezone,
+    env_token,
     load_env_file,
     parse_database_url,
 )
@@ -482,7 +483,7 @@ PROFILING_AGENT = env_bool("PROFILING_AGENT", False)
 # `Authorization: Bearer $METRICS_TOKEN`; 403 to anyone else. The peer address is the socket's
 # (REMOTE_ADDR): behind a proxy, scrape with the token.
 METRICS_ALLOWED_IPS = env_networks("METRICS_ALLOWED_IPS", ["127.0.0.1", "::1"])
-METRICS_TOKEN = env_secret("METRICS_TOKEN")
+METRICS_TOKEN = env_token("METRICS_TOKEN", min_length=16)
 
 # Retention: days each kind of capture is kept (0: forever). The prune task (beat, hourly) and
 # `manage.py prune` delete older ones, except those of a baseline run or a run marked to keep.

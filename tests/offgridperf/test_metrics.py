@@ -22,7 +22,7 @@ from loadtests.models import (
 )
 from loadtests.workers import record_heartbeat
 from offgridperf import metrics
-from offgridperf.env import env_networks
+from offgridperf.env import env_networks, env_token
 from profiling.models import ProfileCapture
 from tests.targets import target_server
 
@@ -116,6 +116,13 @@ def test_no_token_set_means_no_token_is_accepted(client: Any, db: Any, settings:
 def test_a_bad_allowed_address_names_the_variable() -> None:
     with pytest.raises(ImproperlyConfigured, match="METRICS_ALLOWED_IPS has 'nope'"):
         env_networks("METRICS_ALLOWED_IPS", [], {"METRICS_ALLOWED_IPS": "127.0.0.1,nope"})
+
+
+def test_a_short_token_stops_start_up_without_being_shown() -> None:
+    with pytest.raises(ImproperlyConfigured, match="METRICS_TOKEN is too short") as caught:
+        env_token("METRICS_TOKEN", 16, {"METRICS_TOKEN": "guessable"})
+    assert "guessable" not in str(caught.value)
+    assert env_token("METRICS_TOKEN", 16, {}) is None
 
 
 def test_it_exposes_exactly_the_promised_families(client: Any, db: Any) -> None:
