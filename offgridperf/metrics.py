@@ -25,6 +25,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.registry import Collector, CollectorRegistry
 
 from loadtests.models import (
+    ACTIVE_STATUSES,
     Alert,
     AlertKind,
     LoadTestDefinition,
@@ -34,7 +35,7 @@ from loadtests.models import (
 )
 from loadtests.workers import alive_workers
 from offgridperf import cache
-from profiling.models import ProfileCapture
+from profiling.models import CaptureStatus, ProfileCapture
 from queryopt.models import SlowQuery
 
 PREFIX = "offgridperf_"
@@ -67,9 +68,10 @@ def load_test_families() -> Iterator[Metric]:
         "Requests recorded by the runs of each definition (live while a run goes).",
         labels=["definition"],
     )
+    # Ended runs only: a counter never goes down, and a run leaves queued and running.
     runs = CounterMetricFamily(
         f"{PREFIX}loadtest_runs",
-        "Load-test runs by definition and status.",
+        "Load-test runs that ended, by definition and final status.",
         labels=["definition", "status"],
     )
     by_definition: dict[str, int] = {}
@@ -82,8 +84,9 @@ def load_test_families() -> Iterator[Metric]:
     for row in rows:
         name = _definition_name(row["definition__name"])
         by_definition[name] = by_definition.get(name, 0) + (row["requests"] or 0)
-        runs.add_metric([name, row["status"]], row["runs"])
-        if row["status"] == RunStatus.RUNNING:
+        if row["status"] not in ACTIVE_STATUSES:
+            runs.add_metric([name, row["status"]], row["runs"])
+        elif row["status"] == RunStatus.RUNNING:
             running += row["runs"]
     for name, total in sorted(by_definition.items()):
         requests.add_metric([name], total)
@@ -178,12 +181,19 @@ def worker_families() -> Iterator[Metric]:
 
 
 def capture_families() -> Iterator[Metric]:
+    # Ended captures only, as for runs; retention's deletions lower it (a counter reset to
+    # Prometheus), which rate() and increase() ride over.
     captures = CounterMetricFamily(
         f"{PREFIX}profile_captures",
-        "Profile captures stored, by kind and status.",
+        "Profile captures that ended and are stored, by kind and final status.",
         labels=["kind", "status"],
     )
-    rows = ProfileCapture.objects.values("kind", "status").annotate(n=Count("id")).order_by()
+    rows = (
+        ProfileCapture.objects.filter(status__in=(CaptureStatus.DONE, CaptureStatus.ERROR))
+        .values("kind", "status")
+        .annotate(n=Count("id"))
+        .order_by()
+    )
     for row in rows:
         captures.add_metric([row["kind"], row["status"]], row["n"])
     yield captures

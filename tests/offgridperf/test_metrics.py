@@ -182,6 +182,8 @@ def test_a_running_runs_latency_is_its_newest_second_worst_shard(
     figures = scrape(client)
     assert figures[p95] == pytest.approx(0.06)
     assert figures[("offgridperf_loadtest_running", ())] == 1
+    # A run counts in runs_total once it ended: a counter never goes down.
+    assert not any(name == "offgridperf_loadtest_runs_total" for name, _ in figures)
 
 
 def test_open_alerts_are_counted_by_kind_until_acknowledged(
@@ -194,6 +196,21 @@ def test_open_alerts_are_counted_by_kind_until_acknowledged(
     assert scrape(client)[("offgridperf_alerts_open", (("kind", "regression"),))] == 0
     Alert.objects.filter(pk=alert.pk).update(acknowledged_at=timezone.now())
     assert scrape(client)[key] == 0
+
+
+def test_captures_count_once_they_ended(client: Any, db: Any) -> None:
+    ProfileCapture.objects.create(kind="cpu", status="running")
+    ProfileCapture.objects.create(kind="cpu", status="done")
+    ProfileCapture.objects.create(kind="memory", status="error")
+    captures = {
+        labels: value
+        for (name, labels), value in scrape(client).items()
+        if name == "offgridperf_profile_captures_total"
+    }
+    assert captures == {
+        (("kind", "cpu"), ("status", "done")): 1,
+        (("kind", "memory"), ("status", "error")): 1,
+    }
 
 
 def test_workers_alive_counts_fresh_heartbeats_by_queue(client: Any, db: Any) -> None:
