@@ -13,7 +13,9 @@ PYTEST_ARGS ?=
 # make bench BENCH=cache runs one benchmark (python -m bench NAME); empty runs them all.
 BENCH ?=
 # Debian packages the tests need (installed by make test when missing).
-SYSTEM_PACKAGES := chromium iproute2
+# chromium for the browser tests; iproute2 for the several-hosts test; prometheus (and its
+# promtool) scrapes /metrics and checks the alert rules.
+SYSTEM_PACKAGES := chromium iproute2 prometheus
 # make lint validates deploy/kubernetes/ against this Kubernetes release's API.
 KUBERNETES_VERSION := 1.34.0
 

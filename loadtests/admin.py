@@ -859,6 +859,10 @@ class LoadTestDefinitionAdmin(admin.ModelAdmin):
             )
 
 
+# A run is history: the one field of it that may change is whether retention keeps it.
+EDITABLE_RUN_FIELDS = ("keep",)
+
+
 @admin.register(LoadTestRun)
 class LoadTestRunAdmin(admin.ModelAdmin):
     # Short columns so that the list fits 1400 px: the run page has the rest.
@@ -875,7 +879,7 @@ class LoadTestRunAdmin(admin.ModelAdmin):
                 "fields": [
                     "page_link", "name", "definition", "status", "shown_status_reason", "passed",
                     "trigger", "started_by", "created_at", "started_at", "finished_at",
-                    "heartbeat_at", "worker_host", "worker_pid", "cancel_requested",
+                    "heartbeat_at", "worker_host", "worker_pid", "cancel_requested", "keep",
                 ]
             },
         ),
@@ -903,13 +907,15 @@ class LoadTestRunAdmin(admin.ModelAdmin):
             for fieldset in self.fieldsets
             for entry in fieldset[1]["fields"]
             for name in (entry if isinstance(entry, tuple) else (entry,))
+            if name not in EDITABLE_RUN_FIELDS
         ]
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
 
     def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False  # runs are history: read-only
+        # Runs are history: only whether one is kept from pruning may change.
+        return request.user.has_perm("loadtests.change_loadtestrun")
 
     def has_cancel_permission(self, request: HttpRequest) -> bool:
         return request.user.has_perm("loadtests.change_loadtestrun")

@@ -545,6 +545,10 @@ class LoadTestRun(models.Model):
         blank=True,
         help_text="Sharded runs: the common start every shard waits for, set once all are ready.",
     )
+    keep = models.BooleanField(
+        default=False,
+        help_text="Never pruned: its intervals and the captures tied to it are kept for good.",
+    )
 
     requests = models.BigIntegerField(default=0)
     errors = models.BigIntegerField(default=0)

@@ -42,6 +42,7 @@ urlpatterns = [
             path("runs/<int:run_id>/", views.run_detail, name="run"),
             path("runs/<int:run_id>/live/", views.run_live, name="run_live"),
             path("runs/<int:run_id>/cancel/", views.run_cancel, name="run_cancel"),
+            path("runs/<int:run_id>/keep/", views.run_keep, name="run_keep"),
             path(
                 "runs/<int:run_id>/summary.json",
                 views.run_summary_json,

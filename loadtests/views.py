@@ -33,7 +33,7 @@ from loadtests.models import (
     RunTrigger,
 )
 from loadtests.validators import ascii_number
-from offgridperf import access
+from offgridperf import access, storage
 from offgridperf.panels import compare_panels, run_panels
 
 NAV = {"nav": "loadtests"}
@@ -75,6 +75,8 @@ def overview(request: HttpRequest) -> HttpResponse:
         "alerts": alerts.open_alerts(),
         # The live panel's script speaks the statuses the server does (one constants object).
         "run_statuses": {status.name: status.value for status in RunStatus},
+        "storage": storage.measure(),
+        "retention": storage.retention_text(),
         **NAV,
     }
     return render(request, "loadtests/overview.html", context, status=400 if form.errors else 200)
@@ -269,6 +271,22 @@ def run_cancel(request: HttpRequest, run_id: int) -> HttpResponse:
         messages.success(request, f"Cancellation of run #{run.pk} requested.")
     else:
         messages.info(request, f"Run #{run.pk} had already ended.")
+    return redirect(run)
+
+
+@require_POST
+@access.requires("loadtests.change_loadtestrun")
+def run_keep(request: HttpRequest, run_id: int) -> HttpResponse:
+    run = get_object_or_404(LoadTestRun, pk=run_id)
+    choice = request.POST.get("keep", "")
+    if choice not in ("0", "1"):
+        messages.error(request, "Not changed: keep: give 1 (keep the run) or 0 (let it be pruned).")
+        return redirect(run)
+    LoadTestRun.objects.filter(pk=run.pk).update(keep=choice == "1")
+    if choice == "1":
+        messages.success(request, f"Run #{run.pk} is kept: retention never prunes it.")
+    else:
+        messages.success(request, f"Run #{run.pk} is no longer kept: retention may prune it.")
     return redirect(run)
 
 

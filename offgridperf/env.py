@@ -7,6 +7,7 @@ Secrets are never echoed back in those messages.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 import zoneinfo
@@ -37,6 +38,17 @@ def env_secret(name: str, environ: Mapping[str, str] | None = None) -> str | Non
     """A secret value, or None when unset; never part of an error message."""
     value = _raw(name, environ)
     return value or None
+
+
+def env_token(name: str, min_length: int, environ: Mapping[str, str] | None = None) -> str | None:
+    """A secret that callers present (a bearer token), or None when unset; a short one, which
+    could be guessed, stops start-up. Only its length is ever named."""
+    value = env_secret(name, environ)
+    if value is not None and len(value) < min_length:
+        raise ImproperlyConfigured(
+            f"{name} is too short; use at least {min_length} random characters"
+        )
+    return value
 
 
 def env_bool(name: str, default: bool, environ: Mapping[str, str] | None = None) -> bool:
@@ -137,6 +149,22 @@ def env_choice(
             f"{name}={value!r} is not accepted; use one of {', '.join(choices)}"
         )
     return normalised
+
+
+def env_networks(
+    name: str, default: list[str], environ: Mapping[str, str] | None = None
+) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
+    """Comma-separated addresses or networks (127.0.0.1, 10.0.0.0/8, ::1)."""
+    networks = []
+    for item in env_list(name, default, environ):
+        try:
+            networks.append(ipaddress.ip_network(item, strict=False))
+        except ValueError:
+            raise ImproperlyConfigured(
+                f"{name} has {item!r}, which is not an IP address or network; use a "
+                "comma-separated list such as 127.0.0.1,::1,10.0.0.0/8"
+            ) from None
+    return networks
 
 
 _HEADER_NAME = re.compile(r"[A-Za-z0-9]+(-[A-Za-z0-9]+)*")

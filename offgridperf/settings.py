@@ -30,10 +30,12 @@ from offgridperf.env import (
     env_header_name,
     env_int,
     env_list,
+    env_networks,
     env_secret,
     env_service_url,
     env_str,
     env_timezone,
+    env_token,
     load_env_file,
     parse_database_url,
 )
@@ -365,6 +367,8 @@ CELERY_BEAT_SCHEDULE = {
     "explain-slow-queries": {"task": "queryopt.tasks.explain_slow_queries", "schedule": 30.0},
     # Alert deliveries are queued when made; this sends the due retries and any the broker lost.
     "deliver-due-alerts": {"task": "loadtests.alerts.deliver_alerts", "schedule": 30.0},
+    # Deletes what is older than the RETENTION_* settings allow.
+    "prune-old-captures": {"task": "offgridperf.tasks.prune", "schedule": 3600.0},
 }
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
@@ -474,6 +478,25 @@ PROFILING_LEAK_MB_PER_MIN = env_float(
 # The in-process agent (profiling.agent): GC statistics each second and tracemalloc on request,
 # through Redis. Off by default, and then it costs nothing; `make run` turns it on.
 PROFILING_AGENT = env_bool("PROFILING_AGENT", False)
+
+# /metrics (Prometheus): answered to these addresses or networks, or to a request with
+# `Authorization: Bearer $METRICS_TOKEN`; 403 to anyone else. The peer address is the socket's
+# (REMOTE_ADDR): behind a proxy, scrape with the token.
+METRICS_ALLOWED_IPS = env_networks("METRICS_ALLOWED_IPS", ["127.0.0.1", "::1"])
+METRICS_TOKEN = env_token("METRICS_TOKEN", min_length=16)
+
+# Retention: days each kind of capture is kept (0: forever). The prune task (beat, hourly) and
+# `manage.py prune` delete older ones, except those of a baseline run or a run marked to keep.
+# A run's own row and summary are kept; its per-second intervals go.
+RETENTION_RUN_INTERVALS_DAYS = env_int("RETENTION_RUN_INTERVALS_DAYS", 90, minimum=0, maximum=36500)
+# Profile captures with their artefact files on disk.
+RETENTION_PROFILES_DAYS = env_int("RETENTION_PROFILES_DAYS", 30, minimum=0, maximum=36500)
+# App-side query windows (once rolled up: the Queries page reads the hourly roll-ups).
+RETENTION_QUERY_WINDOWS_DAYS = env_int("RETENTION_QUERY_WINDOWS_DAYS", 14, minimum=0, maximum=36500)
+# The samples of memory trends (the capture and its verdict stay).
+RETENTION_MEMORY_SAMPLES_DAYS = env_int(
+    "RETENTION_MEMORY_SAMPLES_DAYS", 30, minimum=0, maximum=36500
+)
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},

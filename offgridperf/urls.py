@@ -10,7 +10,7 @@ from django.utils.functional import lazy
 from django.views.generic import RedirectView
 
 from loadtests import views as loadtest_views
-from offgridperf import access, cache_views, views
+from offgridperf import access, cache_views, metrics_views, views
 
 admin.site.site_header = "offgridperf administration"
 admin.site.site_title = "offgridperf"
@@ -18,6 +18,7 @@ admin.site.index_title = "Load tests, profiles and queries"
 
 urlpatterns = [
     path("healthz", views.healthz, name="healthz"),
+    path("metrics", metrics_views.metrics, name="metrics"),
     # Browsers and tools ask for /favicon.ico whatever the page links; the static name is
     # hashed in production, so it is looked up per request, and the redirect is not permanent.
     path(

@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import json
 import time
+import urllib.request
 
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from tests.defaults.conftest import REFERENCE_TESTS, DefaultProduct
 
@@ -118,3 +120,29 @@ def test_the_query_pages_say_what_needs_postgresql(default_product: DefaultProdu
     )
     # The Indexes page, and a query of the app's own (SQLite) database, once each.
     assert lines == [1, 1]
+
+
+def test_metrics_and_retention_work_in_the_default(default_product: DefaultProduct) -> None:
+    summary = run_summary(default_product, "emissions-smoke", "--duration", str(SHORT_RUN_S))
+    assert summary["status"] in ("passed", "failed"), summary
+    with urllib.request.urlopen(f"{default_product.runall.web_url}/metrics", timeout=30) as page:
+        text = page.read().decode()
+    figures = {
+        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+    }
+    stored = default_product.shell(
+        "from django.db.models import Sum\n"
+        "from loadtests.models import LoadTestRun\n"
+        "result = LoadTestRun.objects.filter(definition__name='emissions-smoke')"
+        ".aggregate(n=Sum('requests'))['n']"
+    )
+    smoke = (("definition", "emissions-smoke"),)
+    assert figures[("offgridperf_loadtest_requests_total", smoke)] == stored
+    # SQLite has no pool: whether the answering process holds its connection.
+    assert ("offgridperf_db_pool_connections", (("state", "open"),)) in figures
+    assert figures[("offgridperf_workers_alive", (("queue", "loadgen"),))] >= 1
+    done = default_product.manage("prune", "--dry-run")
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "run intervals: would delete 0 (older than 90 days)" in done.stdout

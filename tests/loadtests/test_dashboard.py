@@ -107,8 +107,8 @@ def test_it_lists_recent_runs_trends_and_running_runs_in_a_fixed_number_of_queri
     for i in range(30):
         make_run(definition, p95=10.0 + i, status=RunStatus.FAILED if i == 29 else RunStatus.PASSED)
     running = make_run(definition, status=RunStatus.RUNNING)
-    # open alerts, definitions, tags, trends, running, count, page
-    with django_assert_num_queries(AUTH_QUERIES + 7):
+    # open alerts, definitions, tags, trends, running, count, page, the database's size
+    with django_assert_num_queries(AUTH_QUERIES + 8):
         response = admin_client.get("/")
     assert response.status_code == 200
     body = response.content.decode()
@@ -121,7 +121,7 @@ def test_it_lists_recent_runs_trends_and_running_runs_in_a_fixed_number_of_queri
     other = LoadTestDefinition.objects.create(name="other", target_base_url="http://127.0.0.1:1")
     for _ in range(30):
         make_run(other)
-    with django_assert_num_queries(AUTH_QUERIES + 7):
+    with django_assert_num_queries(AUTH_QUERIES + 8):
         assert admin_client.get("/?page=3").status_code == 200
 
 

@@ -306,8 +306,9 @@ def test_the_overview_and_its_live_endpoint_show_the_waiting_run(
 ) -> None:
     with time_machine.travel(timezone.now(), tick=False):
         run = queued_run(definition, waited_s=30)
-        # open alerts, definitions, tags, trends, running, the workers on loadgen, count, page
-        with django_assert_num_queries(AUTH_QUERIES + 8):
+        # open alerts, definitions, tags, trends, running, the workers on loadgen, count, page,
+        # the database's size
+        with django_assert_num_queries(AUTH_QUERIES + 9):
             page = admin_client.get("/").content.decode()
         # running runs with each one's latest p95, the workers on loadgen
         with django_assert_num_queries(AUTH_QUERIES + 2):

@@ -10,7 +10,9 @@ pytestmark = pytest.mark.django_db
 
 # The only pages a stranger may see.
 # favicon.ico: a redirect to the static icon, which browsers ask for before any login.
-PUBLIC = {"healthz", "accounts/login/", "admin/login/", "favicon.ico"}
+# /metrics has no login (Prometheus has none): its own guard answers METRICS_ALLOWED_IPS or the
+# METRICS_TOKEN only (tests/offgridperf/test_metrics.py).
+PUBLIC = {"healthz", "metrics", "accounts/login/", "admin/login/", "favicon.ico"}
 SAMPLE_ARGS = {
     "int": "1",
     "str": "x",
