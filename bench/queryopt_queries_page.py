@@ -72,9 +72,9 @@ def seed() -> None:
     from django.utils import timezone
 
     from bench.dashboard import fake_run, sample_histograms
-    from loadtests.engine.histograms import histogram_of
     from loadtests.models import LoadTestDefinition, LoadTestRun
     from queryopt.models import QueryFingerprint, QueryTarget
+    from stats.histogram import histogram_of
 
     print(f"seeding {WINDOWS:,} statistics windows over {DAYS} days into {BENCH_DB} ...")
     with connection.cursor() as cursor:
@@ -181,8 +181,8 @@ def raw_grouping_ms() -> float:
 def old_merge_estimate_s(sample: int = 2000) -> float:
     """What merging every shown window's histogram the old way (decode, then merge each) would
     take for all the windows, from the time of `sample` of them."""
-    from loadtests.engine.histograms import Histogram, merge_all
     from queryopt.models import QueryStatWindow
+    from stats.histogram import Histogram, merge_all
 
     encoded = list(QueryStatWindow.objects.values_list("histogram", flat=True)[:sample])
     started = time.perf_counter()

@@ -34,7 +34,6 @@ from django.utils import dateformat, timezone
 
 from loadtests import charts, compare, documents, execution, reports, secrets, waiting
 from loadtests.engine.config import DEFAULT_SUCCESS_TEXT
-from loadtests.engine.histograms import Histogram, highest_equivalent
 from loadtests.models import (
     ACTIVE_STATUSES,
     LoadTestDefinition,
@@ -42,6 +41,7 @@ from loadtests.models import (
     RunInterval,
     RunStatus,
 )
+from stats.histogram import Histogram, highest_equivalent
 
 RUNS_PER_PAGE = 25
 TREND_RUNS = 20

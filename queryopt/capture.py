@@ -39,9 +39,9 @@ from django.db.models.functions import Greatest
 from django.http import HttpRequest, HttpResponse
 from django.utils import timezone
 
-from loadtests.engine.histograms import HIGHEST_TRACKABLE_US, Histogram, counts_index
-from loadtests.engine.histograms import highest_equivalent as slot_highest_us
 from queryopt.fingerprints import normalize_query
+from stats.histogram import HIGHEST_TRACKABLE_US, Histogram, counts_index
+from stats.histogram import highest_equivalent as slot_highest_us
 
 log = logging.getLogger(__name__)
 

@@ -12,7 +12,7 @@ import pytest
 
 from tests.conftest import ROOT
 
-PACKAGES = ("offgridperf", "loadtests", "emissions", "profiling", "queryopt")
+PACKAGES = ("offgridperf", "loadtests", "emissions", "profiling", "queryopt", "stats")
 LINT_IMPORTS = str(Path(sys.executable).parent / "lint-imports")
 
 
@@ -45,7 +45,10 @@ def test_it_keeps_every_import_contract() -> None:
 @pytest.mark.parametrize(
     ("module", "forbidden_import", "contract"),
     [
-        ("loadtests/engine/histograms.py", "import django", "loadtests.engine imports no Django"),
+        ("loadtests/engine/http.py", "import django", "loadtests.engine imports no Django"),
+        ("stats/histogram.py", "import django", "stats imports no Django and nothing of ours"),
+        ("stats/percentile.py", "import loadtests.engine", "stats imports no Django and nothing"),
+        ("queryopt/capture.py", "import loadtests.engine.http", "queryopt imports no loadtests"),
         ("loadtests/engine/config.py", "import offgridperf.env", "loadtests.engine imports no"),
         ("loadtests/engine/runner.py", "import loadtests.models", "loadtests.engine imports no"),
         ("loadtests/engine/report.py", "import profiling", "loadtests.engine imports no"),

@@ -11,8 +11,8 @@ from django.utils import timezone
 from django.utils.html import escape
 
 from loadtests import charts
-from loadtests.engine.histograms import histogram_of
 from loadtests.models import LoadTestDefinition, LoadTestRun, RunInterval, RunStatus
+from stats.histogram import histogram_of
 from tests.loadtests.test_dashboard import make_run, page_json
 
 
