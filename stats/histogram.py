@@ -10,7 +10,7 @@ gives exactly the histogram of all their values. Percentiles follow `stats.perce
 over the slots, a slot standing for its highest value (its lowest at percentile 0), as in hdrh.
 
 Sparse recorders (query capture, the cache layer) keep only the slots they touch, as
-{counts_index: count}, and read them with `slot_percentiles`. The index functions also take the
+{counts_index: count}, and read them with `sparse_percentiles`. The index functions also take the
 half-count magnitude of a coarser HdrHistogram layout (`half_count_magnitude(digits)`) for
 recorders that keep their slots in a store where each slot costs a field.
 """
@@ -25,10 +25,11 @@ from array import array
 from bisect import bisect_right
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
+from itertools import accumulate
 
 from hdrh.histogram import HdrHistogram
 
-from stats.percentile import at_percentiles
+from stats.percentile import at_percentiles, rank_positions
 
 LOWEST_TRACKABLE_US = 1
 HIGHEST_TRACKABLE_US = 3_600_000_000
@@ -88,18 +89,18 @@ def slot_value(
     return lowest_equivalent(index, magnitude)
 
 
-def slot_percentiles(
-    counted: Iterable[tuple[int, int]],
+def running_percentiles(
+    running: Sequence[int],
     percentiles: Iterable[float],
-    total: int,
+    first: int = 0,
     magnitude: int = SUB_BUCKET_HALF_COUNT_MAGNITUDE,
 ) -> dict[float, int | None]:
-    """{percentile: value_us} of (counts_index, count) pairs in ascending index order; None
-    where nothing was counted. `total` is the sum of the counts."""
-    indexes = at_percentiles(counted, percentiles, total)
+    """{percentile: value_us} of running counts of consecutive slots from slot `first` on;
+    None where nothing was counted."""
+    positions = rank_positions(running, percentiles)
     return {
-        percentile: None if index is None else slot_value(index, percentile, magnitude)
-        for percentile, index in indexes.items()
+        percentile: None if at is None else slot_value(first + at, percentile, magnitude)
+        for percentile, at in positions.items()
     }
 
 
@@ -108,8 +109,13 @@ def sparse_percentiles(
     percentiles: Iterable[float],
     magnitude: int = SUB_BUCKET_HALF_COUNT_MAGNITUDE,
 ) -> dict[float, int | None]:
-    """`slot_percentiles` of sparse {counts_index: count} slots, in any order."""
-    return slot_percentiles(sorted(slots.items()), percentiles, sum(slots.values()), magnitude)
+    """{percentile: value_us} of sparse {counts_index: count} slots (any order); None where
+    nothing was counted."""
+    indexes = at_percentiles(sorted(slots.items()), percentiles)
+    return {
+        percentile: None if index is None else slot_value(index, percentile, magnitude)
+        for percentile, index in indexes.items()
+    }
 
 
 def _median_equivalent(index: int) -> int:
@@ -236,7 +242,7 @@ class Histogram:
 
     def percentiles(self, percentiles: Iterable[float] = DEFAULT_PERCENTILES) -> dict[float, int]:
         """Values at several percentiles in one pass: {percentile: value_us} (0 when empty)."""
-        values = slot_percentiles(enumerate(self.counts), percentiles, self.total_count)
+        values = running_percentiles(list(accumulate(self.counts)), sorted(set(percentiles)))
         return {percentile: value or 0 for percentile, value in values.items()}
 
     def percentile_spectrum(

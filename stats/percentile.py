@@ -9,7 +9,9 @@ wherever it is shown.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from bisect import bisect_left
+from collections.abc import Iterable, Sequence
+from itertools import accumulate
 from typing import TypeVar
 
 Key = TypeVar("Key")
@@ -23,44 +25,41 @@ def rank(percentile: float, total: int) -> int:
     return max(int(min(percentile, 100.0) * total / 100 + 0.5), 1)
 
 
-def at_percentiles(
-    counted: Iterable[tuple[Key, int]], percentiles: Iterable[float], total: int
-) -> dict[float, Key | None]:
-    """{percentile: key} over (key, count) pairs in ascending key order, in one pass.
+def rank_positions(running: Sequence[int], percentiles: Iterable[float]) -> dict[float, int | None]:
+    """{percentile: position of the first running count that reaches its rank}.
 
-    `total` is the sum of the counts (callers know it without a second pass). A percentile
-    whose rank is never reached (an empty input) maps to None.
+    `running` holds running (cumulative) counts in ascending value order, as
+    `itertools.accumulate` gives them; positions are None when nothing was counted.
     """
-    wanted = sorted(set(percentiles))
-    result: dict[float, Key | None] = dict.fromkeys(wanted)
-    if total <= 0 or not wanted:
-        return result
-    pending = iter(wanted)
-    percentile = next(pending)
-    target = rank(percentile, total)
-    running = 0
+    total = running[-1] if running else 0
+    if total <= 0:
+        return dict.fromkeys(percentiles)
+    # bisect in C over running counts: a histogram's 23,552 slots cost well under a millisecond.
+    return {percentile: bisect_left(running, rank(percentile, total)) for percentile in percentiles}
+
+
+def at_percentiles(
+    counted: Iterable[tuple[Key, int]], percentiles: Iterable[float]
+) -> dict[float, Key | None]:
+    """{percentile: key} over (key, count) pairs in ascending key order; None when empty."""
+    keys: list[Key] = []
+    counts: list[int] = []
     for key, count in counted:
-        if not count:
-            continue
-        running += count
-        while running >= target:
-            result[percentile] = key
-            following = next(pending, None)
-            if following is None:
-                return result
-            percentile, target = following, rank(following, total)
-    return result
+        if count:
+            keys.append(key)
+            counts.append(count)
+    positions = rank_positions(list(accumulate(counts)), percentiles)
+    return {p: None if at is None else keys[at] for p, at in positions.items()}
 
 
-def at_percentile(counted: Iterable[tuple[Key, int]], percentile: float, total: int) -> Key | None:
+def at_percentile(counted: Iterable[tuple[Key, int]], percentile: float) -> Key | None:
     """The key at one percentile of ascending (key, count) pairs; None when they are empty."""
-    return at_percentiles(counted, (percentile,), total)[percentile]
+    return at_percentiles(counted, (percentile,))[percentile]
 
 
 def percentile_of(values: Iterable[float], percentile: float) -> float | None:
     """The value at `percentile` of plain values (any order), by the same rule; None if empty."""
-    ordered = sorted(values)
-    return at_percentile(((value, 1) for value in ordered), percentile, len(ordered))
+    return at_percentile(((value, 1) for value in sorted(values)), percentile)
 
 
 def percentile_of_counts(counts: Iterable[tuple[float, int]], percentile: float) -> float | None:
@@ -68,4 +67,4 @@ def percentile_of_counts(counts: Iterable[tuple[float, int]], percentile: float)
     merged: dict[float, int] = {}
     for value, count in counts:
         merged[value] = merged.get(value, 0) + count
-    return at_percentile(sorted(merged.items()), percentile, sum(merged.values()))
+    return at_percentile(sorted(merged.items()), percentile)

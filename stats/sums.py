@@ -14,7 +14,7 @@ import ctypes
 import zlib
 from array import array
 from collections.abc import Iterable
-from itertools import count
+from itertools import accumulate
 
 from hdrh.codec import PayloadHeader, ext_header_size, payload_header_size
 from pyhdrh import add_array, decode  # hdrh's C extension
@@ -25,7 +25,7 @@ from stats.histogram import (
     LOWEST_TRACKABLE_US,
     SIGNIFICANT_DIGITS,
     Histogram,
-    slot_percentiles,
+    running_percentiles,
 )
 
 WORD_SIZE = 8
@@ -90,7 +90,7 @@ class HistogramSum:
         first, size = self._first, (self._last - self._first + 1) * WORD_SIZE
         span = array("Q")
         span.frombytes(ctypes.string_at(ctypes.addressof(self.total) + first * WORD_SIZE, size))
-        return slot_percentiles(zip(count(first), span), (percentile,), sum(span))[percentile]
+        return running_percentiles(list(accumulate(span)), (percentile,), first)[percentile]
 
     def encoded(self) -> str:
         """The sum, encoded ("" when nothing was added)."""

@@ -28,10 +28,10 @@ def test_the_rank_rounds_half_up_and_is_at_least_one() -> None:
 
 def test_it_takes_the_first_value_whose_running_count_reaches_the_rank() -> None:
     counted = [(1, 2), (5, 0), (7, 3), (9, 5)]
-    assert at_percentiles(counted, [0, 20, 30, 50, 56, 100], 10) == {
+    assert at_percentiles(counted, [0, 20, 30, 50, 56, 100]) == {
         0: 1, 20: 1, 30: 7, 50: 7, 56: 9, 100: 9,
     }  # fmt: skip
-    assert at_percentiles([], [50], 0) == {50: None}
+    assert at_percentiles([], [50]) == {50: None}
 
 
 def test_plain_values_follow_the_same_rule() -> None:
