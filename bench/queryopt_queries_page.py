@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import os
 import random
-import statistics
 import subprocess
 import sys
 import time
@@ -25,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import bench_env
+from stats import percentile_of
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -160,7 +160,7 @@ def timed(client: Any, url: str, requests: int = REQUESTS) -> tuple[float, int]:
         started = time.perf_counter()
         status = client.get(url).status_code
         times.append((time.perf_counter() - started) * 1000)
-    return statistics.median(times), status
+    return percentile_of(times, 50) or 0.0, status
 
 
 def raw_grouping_ms() -> float:
