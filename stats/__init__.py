@@ -19,7 +19,6 @@ from stats.percentile import (
     at_percentile,
     at_percentiles,
     percentile_of,
-    percentile_of_counts,
     rank,
 )
 
@@ -30,6 +29,5 @@ __all__ = [
     "histogram_of",
     "merge_all",
     "percentile_of",
-    "percentile_of_counts",
     "rank",
 ]

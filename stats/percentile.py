@@ -60,11 +60,3 @@ def at_percentile(counted: Iterable[tuple[Key, int]], percentile: float) -> Key 
 def percentile_of(values: Iterable[float], percentile: float) -> float | None:
     """The value at `percentile` of plain values (any order), by the same rule; None if empty."""
     return at_percentile(((value, 1) for value in sorted(values)), percentile)
-
-
-def percentile_of_counts(counts: Iterable[tuple[float, int]], percentile: float) -> float | None:
-    """The value at `percentile` of (value, count) pairs in any order, equal values merged."""
-    merged: dict[float, int] = {}
-    for value, count in counts:
-        merged[value] = merged.get(value, 0) + count
-    return at_percentile(sorted(merged.items()), percentile)

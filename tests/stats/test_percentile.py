@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import doctest
 import random
 
 from hdrh.histogram import HdrHistogram
 
-from stats import at_percentiles, percentile_of, percentile_of_counts, rank
+import stats
+from stats import at_percentiles, percentile_of, rank
 from stats.histogram import (
     HIGHEST_TRACKABLE_US,
     counts_index,
@@ -38,8 +40,6 @@ def test_plain_values_follow_the_same_rule() -> None:
     assert percentile_of([4.0, 1.0, 3.0, 2.0], 50) == 2.0
     assert percentile_of([4.0, 1.0, 3.0, 2.0], 99) == 4.0
     assert percentile_of([], 50) is None
-    assert percentile_of_counts([(2.0, 1), (1.0, 1), (2.0, 2)], 50) == 2.0
-    assert percentile_of_counts([], 95) is None
 
 
 def test_a_histogram_and_plain_values_agree_where_every_value_has_its_own_slot() -> None:
@@ -71,3 +71,7 @@ def test_a_coarser_layout_is_hdrhistograms_for_fewer_digits() -> None:
         index = counts_index(value, magnitude)
         assert index == hdr._counts_index_for(value)
         assert highest_equivalent(index, magnitude) == hdr.get_highest_equivalent_value(value)
+
+
+def test_the_packages_examples_hold() -> None:
+    assert doctest.testmod(stats).failed == 0
