@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import bench_env
+from stats import percentile_of
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -70,10 +71,6 @@ def setup_django() -> None:
     call_command("migrate", verbosity=0)
 
 
-def percentile(sorted_values: list[float], quantile: float) -> float:
-    return sorted_values[min(len(sorted_values) - 1, int(quantile * len(sorted_values)))]
-
-
 def verdict(ok: bool) -> str:
     return "PASS" if ok else "FAIL"
 
@@ -108,7 +105,7 @@ def bench_get_latency() -> bool:
             operation()
             samples.append((time.perf_counter_ns() - started) / 1e6)
         samples.sort()
-        p50, p99 = percentile(samples, 0.50), percentile(samples, 0.99)
+        p50, p99 = percentile_of(samples, 50), percentile_of(samples, 99)
         line = f"{name:<28}{p50:>9.3f}{p99:>9.3f}"
         if name.startswith("layer get ("):
             passed = p99 < GET_GOAL_MS

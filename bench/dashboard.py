@@ -73,7 +73,7 @@ def sample_histograms() -> list[str]:
     """A few realistic encoded histograms (a thousand latencies each) to reuse across rows."""
     import random
 
-    from loadtests.engine.histograms import histogram_of
+    from stats.histogram import histogram_of
 
     rng = random.Random(7)
     return [

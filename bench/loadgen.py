@@ -293,7 +293,7 @@ def accuracy() -> bool:
         f"{ACCURACY_SLICES} interleaved slices of {ACCURACY_SLICE_S} s each"
     )
     sys.path.insert(0, str(ROOT))
-    from loadtests.engine.histograms import Histogram
+    from stats.histogram import Histogram
 
     hists = {name: Histogram() for name in ("reference", "closed", "corrected", "service")}
     with python_target(threads=True) as base_url:

@@ -25,6 +25,7 @@ import time
 from pathlib import Path
 
 from bench import bench_env
+from stats import percentile_of
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -69,10 +70,6 @@ def setup() -> None:
                 [TABLE_ROWS],
             )
             cursor.execute("ANALYZE bench_capture_rows")
-
-
-def percentile(sorted_values: list[float], quantile: float) -> float:
-    return sorted_values[min(len(sorted_values) - 1, int(quantile * len(sorted_values)))]
 
 
 def timed_queries(count: int, offset: int, captured: bool) -> list[float]:
@@ -120,9 +117,9 @@ def bench_overhead() -> tuple[float, float]:
     off.sort()
     on.sort()
     print(f"{'capture':<10}{'median µs':>11}{'p95 µs':>10}{'p99 µs':>10}")
-    quantiles = (0.5, 0.95, 0.99)
-    off_q = [percentile(off, q) for q in quantiles]
-    on_q = [percentile(on, q) for q in quantiles]
+    levels = (50, 95, 99)
+    off_q = [percentile_of(off, q) for q in levels]
+    on_q = [percentile_of(on, q) for q in levels]
     for name, values in (
         ("off", off_q),
         ("on", on_q),
@@ -157,7 +154,7 @@ def bench_analysis() -> bool:
         scope.record(sql, [n], False, 100_000 + n, None)
         samples.append((time.perf_counter_ns() - began) / 1000)
     samples.sort()
-    median, p99 = percentile(samples, 0.5), percentile(samples, 0.99)
+    median, p99 = percentile_of(samples, 50), percentile_of(samples, 99)
     passed = median < ANALYSIS_GOAL_US
     verdict = "PASS" if passed else "FAIL"
     print(f"{'median µs':>10}{'p99 µs':>9}  verdict")
@@ -172,7 +169,7 @@ def bench_analysis() -> bool:
     cold.sort()
     print(
         f"(reference: a cold fingerprint, pglast, once per distinct SQL string: median "
-        f"{percentile(cold, 0.5):.0f} µs, p99 {percentile(cold, 0.99):.0f} µs)"
+        f"{percentile_of(cold, 50):.0f} µs, p99 {percentile_of(cold, 99):.0f} µs)"
     )
     return passed
 

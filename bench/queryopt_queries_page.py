@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import os
 import random
-import statistics
 import subprocess
 import sys
 import time
@@ -25,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import bench_env
+from stats import percentile_of
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -72,9 +72,9 @@ def seed() -> None:
     from django.utils import timezone
 
     from bench.dashboard import fake_run, sample_histograms
-    from loadtests.engine.histograms import histogram_of
     from loadtests.models import LoadTestDefinition, LoadTestRun
     from queryopt.models import QueryFingerprint, QueryTarget
+    from stats.histogram import histogram_of
 
     print(f"seeding {WINDOWS:,} statistics windows over {DAYS} days into {BENCH_DB} ...")
     with connection.cursor() as cursor:
@@ -160,7 +160,7 @@ def timed(client: Any, url: str, requests: int = REQUESTS) -> tuple[float, int]:
         started = time.perf_counter()
         status = client.get(url).status_code
         times.append((time.perf_counter() - started) * 1000)
-    return statistics.median(times), status
+    return percentile_of(times, 50) or 0.0, status
 
 
 def raw_grouping_ms() -> float:
@@ -181,8 +181,8 @@ def raw_grouping_ms() -> float:
 def old_merge_estimate_s(sample: int = 2000) -> float:
     """What merging every shown window's histogram the old way (decode, then merge each) would
     take for all the windows, from the time of `sample` of them."""
-    from loadtests.engine.histograms import Histogram, merge_all
     from queryopt.models import QueryStatWindow
+    from stats.histogram import Histogram, merge_all
 
     encoded = list(QueryStatWindow.objects.values_list("histogram", flat=True)[:sample])
     started = time.perf_counter()

@@ -11,6 +11,8 @@ import math
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from typing import Any
 
+from stats.histogram import sparse_percentiles
+
 MAX_POINTS = 600
 
 
@@ -151,26 +153,17 @@ PERCENTILE_RULE = (
     "hollow triangles; a second still short of requests is not drawn."
 )
 
-Samples = Sequence[tuple[float, int]]  # (value, count) pairs of one second, any order
+Samples = Sequence[tuple[int, int]]  # (histogram slot, count) pairs of one second, any order
 
 
 def window_percentile(samples: Iterable[Samples], percentile: float) -> float | None:
-    """The value at `percentile` of merged (value, count) samples, by HdrHistogram's rank rule
-    (the value whose running count first reaches round(percentile% of the total))."""
-    merged: dict[float, int] = {}
+    """The value (ms) at `percentile` of the seconds' merged histogram slots, by stats' rule."""
+    merged: dict[int, int] = {}
     for second in samples:
-        for value, count in second:
-            merged[value] = merged.get(value, 0) + count
-    total = sum(merged.values())
-    if not total:
-        return None
-    target = max(int(percentile * total / 100 + 0.5), 1)
-    running = 0
-    for value in sorted(merged):
-        running += merged[value]
-        if running >= target:
-            return value
-    return max(merged)
+        for index, count in second:
+            merged[index] = merged.get(index, 0) + count
+    value = sparse_percentiles(merged, (percentile,))[percentile]
+    return None if value is None else value / 1000.0
 
 
 def gated_percentile(
@@ -183,7 +176,7 @@ def gated_percentile(
     """Per-second `name` ("p50", "p95", "p99") where each second had enough requests, else from
     a rolling window of the seconds up to it; returns (values, rolling flags).
 
-    `values` are the seconds' own percentiles; `samples` their (value, count) pairs, needed
+    `values` are the seconds' own percentiles; `samples` their (slot, count) pairs, needed
     only for seconds below the minimum. A second without requests, or whose window of
     `max_window_s` seconds is still short, gets None.
     """

@@ -34,7 +34,6 @@ from django.utils import dateformat, timezone
 
 from loadtests import charts, compare, documents, lifecycle, reports, secrets, waiting
 from loadtests.engine.config import DEFAULT_SUCCESS_TEXT
-from loadtests.engine.histograms import Histogram, highest_equivalent
 from loadtests.models import (
     ACTIVE_STATUSES,
     LoadTestDefinition,
@@ -42,6 +41,7 @@ from loadtests.models import (
     RunInterval,
     RunStatus,
 )
+from stats.histogram import Histogram
 
 RUNS_PER_PAGE = 25
 TREND_RUNS = 20
@@ -370,20 +370,21 @@ def combine_shards(rows: Iterable[Sequence[Any]]) -> list[tuple[Any, ...]]:
     return [tuple(seconds[index]) for index in sorted(seconds)]
 
 
-def _samples(encoded: str) -> list[tuple[float, int]]:
-    """(value in ms, count) pairs of one second's encoded latency histogram."""
+def _samples(encoded: str) -> list[tuple[int, int]]:
+    """(histogram slot, count) pairs of one second's encoded latency histogram."""
     if not encoded:
         return []
     counts = Histogram.decode(encoded).counts
-    return [(highest_equivalent(i) / 1000.0, c) for i, c in enumerate(counts) if c]
+    return [(index, count) for index, count in enumerate(counts) if count]
 
 
 def interval_columns(
     run: LoadTestRun, *, after: int = -1, limit: int | None = None
 ) -> dict[str, list[Any]]:
     """The run's seconds after `after` as columns (one list per INTERVAL_FIELDS name), and
-    "samples": the (ms, count) pairs of each second too short of requests for its own p99,
-    from which charts.gated_percentile draws a rolling window (busier seconds send none)."""
+    "samples": the (histogram slot, count) pairs of each second too short of requests for its
+    own p99, from which charts.gated_percentile draws a rolling window (busier seconds send
+    none)."""
     few = Case(
         When(requests__lt=charts.ROLLING_BELOW, then=F("latency_histogram")),
         default=Value(""),

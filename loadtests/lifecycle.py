@@ -43,7 +43,6 @@ from django.utils import timezone
 from loadtests import documents, events, reports, secrets, shards, waiting
 from loadtests.engine import EngineConfig, IntervalSnapshot, Outcome, RunResult
 from loadtests.engine import run as run_engine
-from loadtests.engine.histograms import Histogram
 from loadtests.engine.report import ms
 from loadtests.models import (
     ACTIVE_STATUSES,
@@ -54,6 +53,7 @@ from loadtests.models import (
     ShardStatus,
 )
 from loadtests.validators import host_is_allowed
+from stats.histogram import Histogram
 
 log = logging.getLogger(__name__)
 

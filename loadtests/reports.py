@@ -10,9 +10,9 @@ from collections.abc import Iterable
 from typing import Any
 
 from loadtests import documents, secrets
-from loadtests.engine.histograms import Histogram, write_interval_log
 from loadtests.engine.report import merge_errors, summary_ms
 from loadtests.models import LoadTestRun, RunInterval, RunStatus
+from stats.histogram import Histogram, write_interval_log
 
 FINISHED_EXIT_CODES = {RunStatus.PASSED: 0, RunStatus.FAILED: 1, RunStatus.ABORTED: 1}
 

@@ -2,50 +2,45 @@
 
 Each process counts into an in-memory buffer (no extra Redis round trip per operation) and
 flushes it about once a second into one Redis hash per strategy with HINCRBY, so figures
-add up across processes. Latency goes into log-scale buckets (8 per power of two, about 9%
-wide), stored as hash fields `l<index>`; percentiles are read back from the bucket counts.
-Without Redis the totals live in this process only.
+add up across processes. Latency goes into the slots of stats' HdrHistogram layout at one
+significant digit (16 per power of two, at most 6.25% wide: a hash holds tens of fields, not
+the thousands of the 3-digit layout), stored as hash fields `h<slot>`; percentiles are read
+back from the slot counts by stats' rule, as on every other page. Fields `l<index>` of the
+earlier log buckets are ignored (latency figures start afresh on upgrade). Without Redis the
+totals live in this process only.
 """
 
 from __future__ import annotations
 
-import math
 import threading
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from stats.histogram import (
+    HIGHEST_TRACKABLE_US,
+    counts_index,
+    half_count_magnitude,
+    sparse_percentiles,
+)
+
 COUNTERS = ("hits", "misses", "stale", "computes", "errors", "bypassed", "sets", "deletes")
-BUCKETS_PER_OCTAVE = 8
-LATENCY_FIELD_PREFIX = "l"
+LATENCY_MAGNITUDE = half_count_magnitude(1)
+LATENCY_FIELD_PREFIX = "h"
 
 
 def latency_bucket(seconds: float) -> int:
-    """The bucket index of a latency: floor(log2(microseconds) * 8), 0 below 1 µs."""
-    micros = seconds * 1_000_000
-    if micros <= 1:
-        return 0
-    return int(math.log2(micros) * BUCKETS_PER_OCTAVE)
-
-
-def bucket_midpoint_ms(index: int) -> float:
-    """The geometric middle of a bucket, in milliseconds."""
-    return 2 ** ((index + 0.5) / BUCKETS_PER_OCTAVE) / 1000
+    """The histogram slot of a latency (whole microseconds, stats' 1-digit layout)."""
+    micros = min(max(int(seconds * 1_000_000), 0), HIGHEST_TRACKABLE_US)
+    return counts_index(micros, LATENCY_MAGNITUDE)
 
 
 def percentile_ms(buckets: Mapping[int, int], quantile: float) -> float | None:
-    """The latency below which `quantile` (0..1) of the recorded operations fall."""
-    total = sum(buckets.values())
-    if total == 0:
-        return None
-    rank = max(1, math.ceil(quantile * total))
-    seen = 0
-    for index in sorted(buckets):
-        seen += buckets[index]
-        if seen >= rank:
-            return bucket_midpoint_ms(index)
-    return bucket_midpoint_ms(max(buckets))
+    """The latency (ms) at `quantile` (0..1) of the recorded operations, by stats' rule."""
+    percentile = quantile * 100
+    value = sparse_percentiles(buckets, (percentile,), LATENCY_MAGNITUDE)[percentile]
+    return None if value is None else value / 1000
 
 
 @dataclass(frozen=True)

@@ -3,8 +3,8 @@
 `CaptureMiddleware` and the Celery `task_prerun`/`task_postrun` handlers open a capture scope:
 Django's `execute_wrapper` on every database connection of the thread times each query
 (`perf_counter_ns`), fingerprints it with pglast (once per distinct SQL string, cached) and adds
-it to the scope's per-fingerprint statistics, whose histogram slots are those of the load
-engine's HdrHistogram-compatible histogram. When the scope ends its statistics are merged, under
+it to the scope's per-fingerprint statistics, whose histogram slots are those of the
+HdrHistogram-compatible histogram in `stats`. When the scope ends its statistics are merged, under
 the scope's origin ("GET emissions.views.batches" or the task name), into this process's
 window; a fingerprint run at least QUERYOPT_N_PLUS_ONE_MIN times in the scope is an N+1 group.
 About once a second, on the request/task path, the window is written to the database
@@ -39,9 +39,8 @@ from django.db.models.functions import Greatest
 from django.http import HttpRequest, HttpResponse
 from django.utils import timezone
 
-from loadtests.engine.histograms import HIGHEST_TRACKABLE_US, Histogram, counts_index
-from loadtests.engine.histograms import highest_equivalent as slot_highest_us
 from queryopt.fingerprints import normalize_query
+from stats.histogram import HIGHEST_TRACKABLE_US, Histogram, counts_index, sparse_percentiles
 
 log = logging.getLogger(__name__)
 
@@ -108,14 +107,9 @@ class Stat:
             self.slots[index] = self.slots.get(index, 0) + count
 
     def percentile_ms(self, percentile: float) -> float:
-        """The value at `percentile`, as HdrHistogram computes it (highest value of its slot)."""
-        wanted = max(int(percentile * self.calls / 100 + 0.5), 1)
-        running = 0
-        for index in sorted(self.slots):
-            running += self.slots[index]
-            if running >= wanted:
-                return slot_highest_us(index) / 1000
-        return 0.0
+        """The value at `percentile` (stats' rule over the slots), 0.0 before any call."""
+        value = sparse_percentiles(self.slots, (percentile,))[percentile]
+        return 0.0 if value is None else value / 1000
 
     def encoded_histogram(self) -> str:
         histogram = Histogram()

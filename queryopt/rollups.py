@@ -26,8 +26,8 @@ from django.db import transaction
 from django.db.models import Max, QuerySet, Sum
 from django.utils import timezone
 
-from queryopt.histsum import HistogramSum
 from queryopt.models import QueryStatRollup, QueryStatWindow, RollupGrain, StatRollupState
+from stats.sums import HistogramSum
 
 SETTLE_S = 120
 BATCH = 20_000

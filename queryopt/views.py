@@ -31,7 +31,6 @@ from offgridperf.forms import FilterForm
 from queryopt import availability, origins, plans, rollups, services, tasks
 from queryopt import pool as pool_stats
 from queryopt.dsn import redact
-from queryopt.histsum import HistogramSum
 from queryopt.models import (
     NPlusOne,
     QueryFingerprint,
@@ -44,6 +43,7 @@ from queryopt.models import (
     SnapshotReason,
     StatementDelta,
 )
+from stats.sums import HistogramSum
 
 log = logging.getLogger(__name__)
 

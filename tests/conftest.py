@@ -1,10 +1,11 @@
 """Fixtures and checks shared by the whole suite.
 
-Nothing here imports Django at module level: the engine's tests (tests/engine) run without it,
-and without PostgreSQL or Redis, so `pytest tests/engine` works on any machine with the
-dependencies installed. Every other test directory uses Django, and runs against the real
-PostgreSQL and Redis only: the check below refuses a run that collected one of their tests
-while the settings point at SQLite or the local-memory cache.
+Nothing here imports Django at module level: the engine's and the statistics' tests
+(tests/engine, tests/stats) run without it, and without PostgreSQL or Redis, so `pytest
+tests/engine tests/stats` works on any machine with the dependencies installed. Every other test
+directory uses Django, and runs against the real PostgreSQL and Redis only: the check below
+refuses a run that collected one of their tests while the settings point at SQLite or the
+local-memory cache.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from tests.tls import HttpsTarget, https_target_server
 ROOT = Path(__file__).resolve().parent.parent
 
 # Test directories that need neither Django's database nor Redis (keep them free of Django).
-STANDALONE_DIRS = (ROOT / "tests" / "engine",)
+STANDALONE_DIRS = (ROOT / "tests" / "engine", ROOT / "tests" / "stats")
 
 
 def needs_services(item: pytest.Item) -> bool:
@@ -44,7 +45,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         raise pytest.UsageError(
             "the suite runs against the real PostgreSQL and Redis: use `make test` "
             "(or set DATABASE_URL=postgres://... and REDIS_URL=redis://...); only "
-            "`pytest tests/engine` runs without them"
+            "`pytest tests/engine tests/stats` run without them"
         )
 
 

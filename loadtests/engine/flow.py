@@ -54,13 +54,6 @@ from loadtests.engine.extract import (
     parse_json_path,
     update_jar,
 )
-from loadtests.engine.histograms import (
-    BUCKET_SHIFT,
-    HIGHEST_TRACKABLE_US,
-    SUB_BUCKET_MASK,
-    Histogram,
-)
-from loadtests.engine.histograms import SUB_BUCKET_HALF_COUNT_MAGNITUDE as HALF_MAGNITUDE
 from loadtests.engine.http import (
     IDEMPOTENT_METHODS,
     USER_AGENT,
@@ -82,6 +75,13 @@ from loadtests.engine.models import (
 from loadtests.engine.pool import Pool
 from loadtests.engine.scheduler import ArrivalSchedule, Ramp
 from loadtests.engine.templates import Context, Template, compile_template
+from stats.histogram import (
+    BUCKET_SHIFT,
+    HIGHEST_TRACKABLE_US,
+    SUB_BUCKET_MASK,
+    Histogram,
+)
+from stats.histogram import SUB_BUCKET_HALF_COUNT_MAGNITUDE as HALF_MAGNITUDE
 
 DATA_EXHAUSTED = "data set exhausted"
 TRACE_BODY_CHARS = 2048

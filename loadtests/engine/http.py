@@ -18,7 +18,7 @@ import httptools
 
 from loadtests.engine import errors
 from loadtests.engine.config import Step, accepted_statuses, is_visible_ascii, path_problem
-from loadtests.engine.histograms import Histogram
+from stats.histogram import Histogram
 
 if TYPE_CHECKING:
     from loadtests.engine.pool import Pool

@@ -18,13 +18,6 @@ from typing import Any
 
 from loadtests.engine import errors
 from loadtests.engine.config import EngineConfig, expected_statuses_text
-from loadtests.engine.histograms import (
-    BUCKET_SHIFT,
-    HIGHEST_TRACKABLE_US,
-    SUB_BUCKET_MASK,
-    Histogram,
-)
-from loadtests.engine.histograms import SUB_BUCKET_HALF_COUNT_MAGNITUDE as HALF_MAGNITUDE
 from loadtests.engine.http import (
     Connection,
     InvalidRequestTarget,
@@ -36,6 +29,13 @@ from loadtests.engine.http import (
 )
 from loadtests.engine.pool import Pool
 from loadtests.engine.scheduler import ArrivalSchedule, Ramp
+from stats.histogram import (
+    BUCKET_SHIFT,
+    HIGHEST_TRACKABLE_US,
+    SUB_BUCKET_MASK,
+    Histogram,
+)
+from stats.histogram import SUB_BUCKET_HALF_COUNT_MAGNITUDE as HALF_MAGNITUDE
 
 LATE_START_S = 0.010
 # The loop's timers have millisecond granularity, so a pacing timer fires up to a millisecond

@@ -7,7 +7,7 @@ from dataclasses import asdict, dataclass, field
 from enum import StrEnum
 from typing import Any
 
-from loadtests.engine.histograms import Histogram
+from stats.histogram import Histogram
 
 SUMMARY_PERCENTILES = (50.0, 75.0, 90.0, 95.0, 99.0, 99.9)
 # Generator health limits; see RunResult.health.

@@ -23,7 +23,6 @@ from typing import Any
 
 from loadtests.engine.config import ConfigError, EngineConfig
 from loadtests.engine.flow import make_flow_driver
-from loadtests.engine.histograms import Histogram
 from loadtests.engine.http import clock
 from loadtests.engine.models import Interval, LoadDriver, OpenModel, make_model
 from loadtests.engine.report import (
@@ -35,6 +34,7 @@ from loadtests.engine.report import (
     ms,
     summary_ms,
 )
+from stats.histogram import Histogram
 
 log = logging.getLogger(__name__)
 __all__ = ["ConfigError", "Runner", "Sink", "run"]

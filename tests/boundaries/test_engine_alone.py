@@ -1,4 +1,4 @@
-"""The engine is a library: its tests run without PostgreSQL, Redis or Django."""
+"""The engine and stats are libraries: their tests run without PostgreSQL, Redis or Django."""
 
 from __future__ import annotations
 
@@ -41,11 +41,12 @@ def start(*argv: str) -> subprocess.Popen[str]:
 @pytest.mark.slow
 def test_it_runs_the_engine_tests_without_postgres_redis_or_django() -> None:
     # Both at once: each takes about a minute.
-    plain = start("-m", "pytest", "tests/engine", "-q", "-p", "no:cacheprovider")
+    plain = start("-m", "pytest", "tests/engine", "tests/stats", "-q", "-p", "no:cacheprovider")
     no_django = start(
         "-c",
         WITHOUT_DJANGO,
         "tests/engine",
+        "tests/stats",
         "-q",
         "-p",
         "no:cacheprovider",

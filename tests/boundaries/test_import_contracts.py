@@ -12,7 +12,7 @@ import pytest
 
 from tests.conftest import ROOT
 
-PACKAGES = ("offgridperf", "loadtests", "emissions", "profiling", "queryopt")
+PACKAGES = ("offgridperf", "loadtests", "emissions", "profiling", "queryopt", "stats")
 LINT_IMPORTS = str(Path(sys.executable).parent / "lint-imports")
 
 
@@ -45,7 +45,8 @@ def test_it_keeps_every_import_contract() -> None:
 @pytest.mark.parametrize(
     ("module", "forbidden_import", "contract"),
     [
-        ("loadtests/engine/histograms.py", "import django", "loadtests.engine imports no Django"),
+        ("loadtests/engine/http.py", "import django", "loadtests.engine imports no Django"),
+        ("queryopt/capture.py", "import loadtests.engine.http", "queryopt imports no loadtests"),
         ("loadtests/engine/config.py", "import offgridperf.env", "loadtests.engine imports no"),
         ("loadtests/engine/runner.py", "import loadtests.models", "loadtests.engine imports no"),
         ("loadtests/engine/report.py", "import profiling", "loadtests.engine imports no"),
@@ -73,3 +74,22 @@ def test_it_breaks_a_contract_when_a_forbidden_import_is_added(
     broken = [line for line in result.stdout.splitlines() if line.endswith(" BROKEN")]
     assert len(broken) == 1, result.stdout
     assert broken[0].startswith(contract)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("module", "forbidden_import"),
+    [("stats/histogram.py", "import django"), ("stats/percentile.py", "import loadtests.engine")],
+)
+def test_stats_breaks_its_contract_when_it_imports_django_or_ours(
+    tmp_path: Path, module: str, forbidden_import: str
+) -> None:
+    # The engine and the apps import stats, so their contracts may break along with its own.
+    root = copy_of_the_project(tmp_path)
+    path = root / module
+    path.write_text(path.read_text() + f"\n{forbidden_import}  # added by the test\n")
+
+    result = lint_imports(root)
+
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "stats imports no Django and nothing of ours BROKEN" in result.stdout

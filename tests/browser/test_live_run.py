@@ -14,8 +14,8 @@ import pytest
 from django.conf import settings
 from django.utils import timezone
 
-from loadtests.engine.histograms import histogram_of
 from loadtests.models import LoadTestDefinition, LoadTestRun, LoadTestStep, RunInterval, RunStatus
+from stats.histogram import histogram_of
 from tests.targets import target_server
 
 CHROMIUM = "/usr/bin/chromium"

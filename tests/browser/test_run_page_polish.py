@@ -12,8 +12,8 @@ from typing import Any
 import pytest
 from django.utils import timezone
 
-from loadtests.engine.histograms import histogram_of
 from loadtests.models import LoadTestDefinition, LoadTestRun, RunInterval, RunStatus
+from stats.histogram import histogram_of
 from tests.browser.test_live_run import CHROMIUM, CHROMIUM_ARGS, SCREENSHOTS
 
 PASSWORD = "pw-browser-789"

@@ -8,7 +8,7 @@ from collections import Counter
 from typing import Any
 
 from loadtests.engine import EngineConfig, Extraction, IntervalSnapshot, Poll, Stage, Step, run
-from loadtests.engine.histograms import Histogram
+from stats.histogram import Histogram
 from tests.engine.flow_server import FlowServer
 
 ROWS = tuple({"n": str(n)} for n in range(1, 6))

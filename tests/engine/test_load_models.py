@@ -4,8 +4,8 @@ import pytest
 
 from loadtests.engine import IntervalSnapshot, Stage, run
 from loadtests.engine.config import EngineConfig
-from loadtests.engine.histograms import Histogram
 from loadtests.engine.scheduler import ArrivalSchedule, Ramp
+from stats.histogram import Histogram
 from tests.engine.helpers import closed, open_, step
 
 

@@ -10,8 +10,8 @@ import pytest
 from django.utils import timezone
 
 from loadtests import compare
-from loadtests.engine.histograms import histogram_of
 from loadtests.models import LoadTestDefinition, LoadTestRun, RunStatus
+from stats.histogram import histogram_of
 from tests.loadtests.test_dashboard import page_json
 
 pytestmark = pytest.mark.django_db

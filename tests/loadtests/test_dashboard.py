@@ -12,8 +12,8 @@ import time_machine
 from django.contrib.auth.models import Permission
 from django.utils import timezone
 
-from loadtests.engine.histograms import histogram_of
 from loadtests.models import LoadTestDefinition, LoadTestRun, RunInterval, RunStatus, Tag
+from stats.histogram import histogram_of
 
 pytestmark = pytest.mark.django_db
 

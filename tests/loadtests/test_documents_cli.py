@@ -12,8 +12,8 @@ from django.core.management.base import CommandError
 from django.utils import timezone
 
 from loadtests import documents
-from loadtests.engine.histograms import Histogram
 from loadtests.models import LoadTestDefinition, LoadTestRun, LoadTestStep, RunInterval
+from stats.histogram import Histogram
 
 pytestmark = pytest.mark.django_db
 

@@ -17,8 +17,8 @@ from django.db import connection
 from django.utils import timezone
 
 from loadtests import housekeeping, lifecycle, tasks
-from loadtests.engine.histograms import Histogram
 from loadtests.models import LoadTestDefinition, LoadTestRun, RunInterval
+from stats.histogram import Histogram
 from tests.cache_redis import PrivateRedis, private_redis_server
 from tests.conftest import ROOT, worker_env
 from tests.processes import send_task, wait_for

@@ -13,8 +13,8 @@ from django.utils import timezone
 from loadtests import lifecycle, tasks
 from loadtests.engine import EngineConfig, IntervalSnapshot
 from loadtests.engine.config import OPEN, Step
-from loadtests.engine.histograms import Histogram
 from loadtests.models import LoadTestDefinition, LoadTestRun, RunStatus
+from stats.histogram import Histogram
 from tests.loadtests.counting_target import CountingTarget
 
 # The engine stops within a second of a cancel; this much more for a loaded machine.

@@ -13,8 +13,8 @@ from django.core.management import CommandError, call_command
 from django.utils import timezone
 
 from loadtests import lifecycle, reports, tasks
-from loadtests.engine.histograms import Histogram
 from loadtests.models import LoadTestDefinition, LoadTestRun, LoadTestStep, RunInterval
+from stats.histogram import Histogram
 from tests.conftest import closed_port
 
 

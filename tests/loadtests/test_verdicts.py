@@ -12,8 +12,8 @@ from django.utils import timezone
 from loadtests import adhoc, documents, lifecycle, reports, tasks
 from loadtests.engine import RunResult
 from loadtests.engine import run as run_engine
-from loadtests.engine.histograms import Histogram
 from loadtests.models import LoadTestDefinition, LoadTestRun, LoadTestStep
+from stats.histogram import Histogram
 from tests.conftest import closed_port
 from tests.loadtests.test_runs import run_cli
 

@@ -21,9 +21,9 @@ from typing import Any
 import pytest
 
 from loadtests import tasks
-from loadtests.engine.histograms import Histogram
 from loadtests.engine.report import ms
 from loadtests.models import LoadTestDefinition, LoadTestRun, LoadTestStep, RunShard
+from stats.histogram import Histogram
 from tests.conftest import ROOT, worker_env
 from tests.deploy.environments import ENTRYPOINT
 from tests.multihost.hosts import Network, inside

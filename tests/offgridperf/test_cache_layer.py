@@ -232,7 +232,7 @@ def test_it_counts_live_keys_per_strategy() -> None:
     assert cache.key_counts()["batch"] == 0
 
 
-def test_percentiles_come_from_log_buckets() -> None:
+def test_percentiles_come_from_histogram_slots_by_the_one_rule() -> None:
     from offgridperf.cache_metrics import latency_bucket
 
     buckets: dict[int, int] = {}

@@ -7,8 +7,8 @@ from django.utils import timezone
 
 from loadtests import datasets, flowcheck, lifecycle, reports, runjson, tasks
 from loadtests.engine import IntervalSnapshot
-from loadtests.engine.histograms import Histogram
 from loadtests.models import DataSet, LoadTestDefinition, LoadTestRun, LoadTestStep, RunStatus
+from stats.histogram import Histogram
 
 
 @pytest.mark.django_db

@@ -7,9 +7,9 @@ from typing import Any
 import pytest
 
 from loadtests import lifecycle, tasks
-from loadtests.engine.histograms import Histogram
 from loadtests.engine.report import ms
 from loadtests.models import LoadTestDefinition, LoadTestRun, LoadTestStep, RunShard, ShardStatus
+from stats.histogram import Histogram
 from tests.loadtests.shards.conftest import Generators, wait_until
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]

@@ -6,10 +6,10 @@ import pytest
 from django.db import DatabaseError, connection, transaction
 from django.db.models import Sum
 
-from loadtests.engine.histograms import Histogram
 from queryopt import capture
 from queryopt.fingerprints import normalize_query
 from queryopt.models import QueryFingerprint, QueryStatWindow
+from stats.histogram import Histogram
 from tests.queryopt.capture.conftest import calls
 
 pytestmark = pytest.mark.django_db

@@ -11,7 +11,6 @@ from typing import Any
 import pytest
 from django.utils import timezone
 
-from loadtests.engine.histograms import histogram_of
 from loadtests.models import LoadTestRun, RunStatus
 from queryopt.models import (
     NPlusOne,
@@ -23,6 +22,7 @@ from queryopt.models import (
     StatementDelta,
     StatementSnapshot,
 )
+from stats.histogram import histogram_of
 
 PASSWORD = "s3cret-pw"
 # Port 1 refuses at once: pages that ask the target show the (redacted) failure quickly.

@@ -12,9 +12,9 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from queryopt import rollups, tasks
-from queryopt.histsum import HistogramSum
 from queryopt.models import QueryStatRollup, QueryStatWindow, RollupGrain, StatRollupState
 from queryopt.views import query_rows, top_rows
+from stats.sums import HistogramSum
 from tests.queryopt.pages.conftest import Seen, fingerprint, make_run, window
 
 pytestmark = pytest.mark.django_db

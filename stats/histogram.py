@@ -5,7 +5,14 @@ same bucket layout as HdrHistogram(1, 3_600_000_000, 3). `record` inlines HdrHis
 arithmetic because `hdrh.HdrHistogram.record_value` costs about 3 µs a call, which is too much
 for a load generator that records two values per request. Encoding and decoding go through
 `hdrh`, so payloads are the standard V2 compressed base64 form that every HdrHistogram tool
-reads, and merging two histograms gives exactly the histogram of all their values.
+reads (runs stored before this module moved here decode unchanged), and merging two histograms
+gives exactly the histogram of all their values. Percentiles follow `stats.percentile`'s rule
+over the slots, a slot standing for its highest value (its lowest at percentile 0), as in hdrh.
+
+Sparse recorders (query capture, the cache layer) keep only the slots they touch, as
+{counts_index: count}, and read them with `sparse_percentiles`. The index functions also take the
+half-count magnitude of a coarser HdrHistogram layout (`half_count_magnitude(digits)`) for
+recorders that keep their slots in a store where each slot costs a field.
 """
 
 from __future__ import annotations
@@ -16,11 +23,13 @@ import math
 import operator
 from array import array
 from bisect import bisect_right
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from itertools import accumulate
 
 from hdrh.histogram import HdrHistogram
+
+from stats.percentile import at_percentiles, rank_positions
 
 LOWEST_TRACKABLE_US = 1
 HIGHEST_TRACKABLE_US = 3_600_000_000
@@ -38,34 +47,79 @@ COUNTS_LEN = (_BUCKET_COUNT + 1) * _SUB_BUCKET_HALF_COUNT
 DEFAULT_PERCENTILES = (50.0, 75.0, 90.0, 95.0, 99.0, 99.9, 99.99)
 
 
-def counts_index(value_us: int) -> int:
+def half_count_magnitude(significant_digits: int) -> int:
+    """The sub-bucket half-count magnitude of HdrHistogram(1, ..., significant_digits)."""
+    largest_single_unit = 2 * 10**significant_digits
+    return max(math.ceil(math.log2(largest_single_unit)), 1) - 1
+
+
+def counts_index(value_us: int, magnitude: int = SUB_BUCKET_HALF_COUNT_MAGNITUDE) -> int:
     """Index of the counts slot that holds `value_us` (0 <= value_us <= HIGHEST_TRACKABLE_US)."""
-    bucket = (value_us | SUB_BUCKET_MASK).bit_length() - BUCKET_SHIFT
-    return (bucket << SUB_BUCKET_HALF_COUNT_MAGNITUDE) + (value_us >> bucket)
+    bucket = (value_us | ((2 << magnitude) - 1)).bit_length() - magnitude - 1
+    return (bucket << magnitude) + (value_us >> bucket)
 
 
-def _bucket_of_index(index: int) -> tuple[int, int]:
-    bucket = (index >> SUB_BUCKET_HALF_COUNT_MAGNITUDE) - 1
-    sub_bucket = (index & (_SUB_BUCKET_HALF_COUNT - 1)) + _SUB_BUCKET_HALF_COUNT
+def _bucket_of_index(index: int, magnitude: int) -> tuple[int, int]:
+    half_count = 1 << magnitude
+    bucket = (index >> magnitude) - 1
+    sub_bucket = (index & (half_count - 1)) + half_count
     if bucket < 0:
-        return 0, sub_bucket - _SUB_BUCKET_HALF_COUNT
+        return 0, sub_bucket - half_count
     return bucket, sub_bucket
 
 
-def lowest_equivalent(index: int) -> int:
+def lowest_equivalent(index: int, magnitude: int = SUB_BUCKET_HALF_COUNT_MAGNITUDE) -> int:
     """The smallest value that lands in counts slot `index`."""
-    bucket, sub_bucket = _bucket_of_index(index)
+    bucket, sub_bucket = _bucket_of_index(index, magnitude)
     return sub_bucket << bucket
 
 
-def highest_equivalent(index: int) -> int:
+def highest_equivalent(index: int, magnitude: int = SUB_BUCKET_HALF_COUNT_MAGNITUDE) -> int:
     """The largest value that lands in counts slot `index`."""
-    bucket, sub_bucket = _bucket_of_index(index)
+    bucket, sub_bucket = _bucket_of_index(index, magnitude)
     return (sub_bucket << bucket) + (1 << bucket) - 1
 
 
+def slot_value(
+    index: int, percentile: float, magnitude: int = SUB_BUCKET_HALF_COUNT_MAGNITUDE
+) -> int:
+    """The value a slot stands for at `percentile`: its highest, or its lowest at 0 (hdrh)."""
+    if percentile:
+        return highest_equivalent(index, magnitude)
+    return lowest_equivalent(index, magnitude)
+
+
+def running_percentiles(
+    running: Sequence[int],
+    percentiles: Iterable[float],
+    first: int = 0,
+    magnitude: int = SUB_BUCKET_HALF_COUNT_MAGNITUDE,
+) -> dict[float, int | None]:
+    """{percentile: value_us} of running counts of consecutive slots from slot `first` on;
+    None where nothing was counted."""
+    positions = rank_positions(running, percentiles)
+    return {
+        percentile: None if at is None else slot_value(first + at, percentile, magnitude)
+        for percentile, at in positions.items()
+    }
+
+
+def sparse_percentiles(
+    slots: Mapping[int, int],
+    percentiles: Iterable[float],
+    magnitude: int = SUB_BUCKET_HALF_COUNT_MAGNITUDE,
+) -> dict[float, int | None]:
+    """{percentile: value_us} of sparse {counts_index: count} slots (any order); None where
+    nothing was counted."""
+    indexes = at_percentiles(sorted(slots.items()), percentiles)
+    return {
+        percentile: None if index is None else slot_value(index, percentile, magnitude)
+        for percentile, index in indexes.items()
+    }
+
+
 def _median_equivalent(index: int) -> int:
-    bucket, sub_bucket = _bucket_of_index(index)
+    bucket, sub_bucket = _bucket_of_index(index, SUB_BUCKET_HALF_COUNT_MAGNITUDE)
     return (sub_bucket << bucket) + ((1 << bucket) >> 1)
 
 
@@ -187,25 +241,9 @@ class Histogram:
         return self.percentiles([percentile])[percentile]
 
     def percentiles(self, percentiles: Iterable[float] = DEFAULT_PERCENTILES) -> dict[float, int]:
-        """Values at several percentiles in one pass: {percentile: value_us}."""
-        wanted = sorted(set(percentiles))
-        result = {p: 0 for p in wanted}
-        total = self.total_count
-        if not total or not wanted:
-            return result
-        pending = iter(wanted)
-        percentile = next(pending)
-        target = _target_count(percentile, total)
-        for index, running in enumerate(accumulate(self.counts)):
-            while running >= target:
-                result[percentile] = (
-                    highest_equivalent(index) if percentile else lowest_equivalent(index)
-                )
-                percentile = next(pending, None)
-                if percentile is None:
-                    return result
-                target = _target_count(percentile, total)
-        return result
+        """Values at several percentiles in one pass: {percentile: value_us} (0 when empty)."""
+        values = running_percentiles(list(accumulate(self.counts)), sorted(set(percentiles)))
+        return {percentile: value or 0 for percentile, value in values.items()}
 
     def percentile_spectrum(
         self, ticks_per_half_distance: int = 5, up_to: float = 99.999
@@ -326,11 +364,6 @@ def _log_edges(per_decade: int, top: int) -> list[int]:
         if edge > edges[-1]:
             edges.append(edge)
     return edges
-
-
-def _target_count(percentile: float, total: int) -> int:
-    # HdrHistogram's rounding, so that our percentiles equal hdrh's for the same counts.
-    return max(int(min(percentile, 100.0) * total / 100 + 0.5), 1)
 
 
 def spectrum_levels(ticks_per_half_distance: int = 5, up_to: float = 99.999) -> list[float]:

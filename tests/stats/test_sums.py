@@ -6,8 +6,8 @@ import random
 
 from hdrh.histogram import HdrHistogram
 
-from loadtests.engine.histograms import Histogram, histogram_of, merge_all
-from queryopt.histsum import HistogramSum
+from stats.histogram import Histogram, histogram_of, merge_all
+from stats.sums import HistogramSum
 
 
 def test_it_sums_exactly_what_decoding_and_merging_gives() -> None:

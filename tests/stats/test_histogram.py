@@ -5,7 +5,7 @@ import random
 import pytest
 from hdrh.histogram import HdrHistogram
 
-from loadtests.engine.histograms import (
+from stats.histogram import (
     HIGHEST_TRACKABLE_US,
     Histogram,
     histogram_of,
@@ -137,3 +137,15 @@ def test_an_interval_log_has_the_hdrhistogram_layout() -> None:
     rows = read_interval_log(text)
     assert [(start, length) for start, length, _ in rows] == [(0.0, 1.0), (1.0, 1.0)]
     assert rows[0][2] == first and rows[1][2] == second
+
+
+# Encoded before the histogram moved into `stats`: runs stored then must decode, and the same
+# values must encode to the same bytes.
+STORED_VALUES = [1, 250, 250, 1_000, 2_047, 2_048, 12_345, 987_654, 3_600_000_000]
+STORED = "HISTFAAAADZ4nJNpmSzMwMAgxgABzFCaEURcm7yEwf4DVIDpPTPLTW6m1QJMTN0aTI1pTJf3MDIBAPiJCms="
+
+
+def test_histograms_stored_by_earlier_versions_decode_and_encode_the_same() -> None:
+    assert Histogram.decode(STORED) == histogram_of(STORED_VALUES)
+    assert histogram_of(STORED_VALUES).encode() == STORED
+    assert Histogram.decode(STORED).percentiles((50, 95)) == {50: 2047, 95: 3_600_809_983}

@@ -4,7 +4,7 @@ Decoding each HdrHistogram payload into a new histogram and adding it costs abou
 of it allocating a 188 KB counts array); the Queries page adds hundreds per view and the
 roll-ups a million per week. `HistogramSum` decodes every payload into one reused array and
 adds it to the total with hdrh's own C routines: about a tenth of that. Payloads of another
-layout than the engine's take the slow, general path (Histogram.decode). No Django.
+layout than ours take the slow, general path (Histogram.decode).
 """
 
 from __future__ import annotations
@@ -13,22 +13,19 @@ import base64
 import ctypes
 import zlib
 from array import array
-from bisect import bisect_left
 from collections.abc import Iterable
 from itertools import accumulate
 
 from hdrh.codec import PayloadHeader, ext_header_size, payload_header_size
 from pyhdrh import add_array, decode  # hdrh's C extension
 
-from loadtests.engine.histograms import (
+from stats.histogram import (
     COUNTS_LEN,
     HIGHEST_TRACKABLE_US,
     LOWEST_TRACKABLE_US,
     SIGNIFICANT_DIGITS,
     Histogram,
-    _target_count,
-    highest_equivalent,
-    lowest_equivalent,
+    running_percentiles,
 )
 
 WORD_SIZE = 8
@@ -83,8 +80,8 @@ class HistogramSum:
         return histogram.merge(self._slow) if self._slow is not None else histogram
 
     def value_at_percentile(self, percentile: float) -> int | None:
-        """Histogram.value_at_percentile of the sum (HdrHistogram's rule, the engine's
-        rounding), reading only the span of non-zero counts; None when the sum is empty."""
+        """Histogram.value_at_percentile of the sum, reading only the span of non-zero
+        counts; None when the sum is empty."""
         if self._slow is not None:
             merged = self.histogram()
             return merged.value_at_percentile(percentile) if merged.total_count else None
@@ -93,9 +90,7 @@ class HistogramSum:
         first, size = self._first, (self._last - self._first + 1) * WORD_SIZE
         span = array("Q")
         span.frombytes(ctypes.string_at(ctypes.addressof(self.total) + first * WORD_SIZE, size))
-        running = list(accumulate(span))
-        index = first + bisect_left(running, _target_count(percentile, running[-1]))
-        return highest_equivalent(index) if percentile else lowest_equivalent(index)
+        return running_percentiles(list(accumulate(span)), (percentile,), first)[percentile]
 
     def encoded(self) -> str:
         """The sum, encoded ("" when nothing was added)."""
