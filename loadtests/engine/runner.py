@@ -25,7 +25,7 @@ from loadtests.engine.config import ConfigError, EngineConfig
 from loadtests.engine.flow import make_flow_driver
 from loadtests.engine.histograms import Histogram
 from loadtests.engine.http import clock
-from loadtests.engine.models import Interval, LoadDriver, OpenModel, make_model
+from loadtests.engine.loadshapes import Interval, LoadDriver, OpenModel, make_model
 from loadtests.engine.report import (
     IntervalSnapshot,
     RunResult,
