@@ -31,7 +31,7 @@ from loadtests import documents, events, reports, secrets, waiting
 from loadtests.engine import EngineConfig, IntervalSnapshot, RunResult
 from loadtests.engine import run as run_engine
 from loadtests.engine.histograms import Histogram
-from loadtests.engine.report import ms
+from loadtests.engine.results import ms
 from loadtests.models import LoadTestRun, RunInterval, RunStatus
 from loadtests.validators import host_is_allowed
 

@@ -11,7 +11,7 @@ from typing import Any
 
 from loadtests import documents, secrets
 from loadtests.engine.histograms import Histogram, write_interval_log
-from loadtests.engine.report import merge_errors, summary_ms
+from loadtests.engine.results import merge_errors, summary_ms
 from loadtests.models import LoadTestRun, RunInterval, RunStatus
 
 FINISHED_EXIT_CODES = {RunStatus.PASSED: 0, RunStatus.FAILED: 1, RunStatus.ABORTED: 1}

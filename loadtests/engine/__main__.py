@@ -35,7 +35,7 @@ from loadtests.engine.config import (
 )
 from loadtests.engine.flow import try_once
 from loadtests.engine.jsoninput import JsonInputInvalid, parse
-from loadtests.engine.report import IntervalSnapshot
+from loadtests.engine.results import IntervalSnapshot
 from loadtests.engine.runner import run
 
 

@@ -26,7 +26,7 @@ from loadtests.engine.flow import make_flow_driver
 from loadtests.engine.histograms import Histogram
 from loadtests.engine.http import clock
 from loadtests.engine.loadshapes import Interval, LoadDriver, OpenModel, make_model
-from loadtests.engine.report import (
+from loadtests.engine.results import (
     IntervalSnapshot,
     RunResult,
     judge_health,

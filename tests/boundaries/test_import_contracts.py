@@ -48,7 +48,7 @@ def test_it_keeps_every_import_contract() -> None:
         ("loadtests/engine/histograms.py", "import django", "loadtests.engine imports no Django"),
         ("loadtests/engine/config.py", "import offgridperf.env", "loadtests.engine imports no"),
         ("loadtests/engine/runner.py", "import loadtests.models", "loadtests.engine imports no"),
-        ("loadtests/engine/report.py", "import profiling", "loadtests.engine imports no"),
+        ("loadtests/engine/results.py", "import profiling", "loadtests.engine imports no"),
         ("loadtests/views.py", "import queryopt.models", "loadtests imports no queryopt"),
         ("queryopt/plans.py", "import django", "queryopt's analysis modules import no Django"),
         ("emissions/models.py", "import loadtests.models", "emissions imports no tool app"),

@@ -8,7 +8,7 @@ import pytest
 
 from loadtests import execution, tasks
 from loadtests.engine.histograms import Histogram
-from loadtests.engine.report import ms
+from loadtests.engine.results import ms
 from loadtests.models import LoadTestDefinition, LoadTestRun, LoadTestStep, RunShard
 from tests.loadtests.shards.conftest import Generators, wait_until
 
