@@ -6,7 +6,7 @@ Index hints (the target's and the global ones) steer the advice: the advisor nev
 what a rejected hint names (same table, same columns in order); preferred hints are shown beside
 the recommendations. Each recommendation is kept as an IndexRecommendation row (the open one of
 the same table and columns is updated), so the snapshot after its index appears can measure it
-(indexreport.track_applied)."""
+(indexusage.track_applied)."""
 
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ from django.db.models import Sum
 from django.utils import timezone
 
 from queryopt import advisor, explain, targets
-from queryopt.indexreport import hints_for, matching_hint
+from queryopt.indexusage import hints_for, matching_hint
 from queryopt.models import (
     HintKind,
     IndexHint,

@@ -17,7 +17,7 @@ from django.db import transaction
 from django.utils import timezone
 from psycopg.rows import dict_row
 
-from queryopt import indexreport, targets
+from queryopt import indexusage, targets
 from queryopt.dsn import redact
 from queryopt.fingerprints import normalize_query
 from queryopt.models import (
@@ -63,7 +63,7 @@ def take_snapshot(
     with transaction.atomic():
         snapshot = _store(target, rows, stats_reset, reason, run_id)
     # After the deltas are stored: they are what an applied index's before/after is made of.
-    indexreport.track_applied(target, snapshot)
+    indexusage.track_applied(target, snapshot)
     return snapshot
 
 
