@@ -60,8 +60,8 @@ from django_redis.client.default import glob_escape
 from django_redis.exceptions import ConnectionInterrupted
 from redis.exceptions import RedisError
 
-from offgridperf import cache_metrics
-from offgridperf.cache_metrics import StrategyFigures
+from offgridperf.cache import metrics as cache_metrics
+from offgridperf.cache.metrics import StrategyFigures
 
 log = logging.getLogger(__name__)
 
