@@ -14,7 +14,7 @@ from django.utils import timezone
 from queryopt import rollups, tasks
 from queryopt.histsum import HistogramSum
 from queryopt.models import QueryStatRollup, QueryStatWindow, RollupGrain, StatRollupState
-from queryopt.views import query_rows, top_rows
+from queryopt.pages import query_rows, top_rows
 from tests.queryopt.pages.conftest import Seen, fingerprint, make_run, window
 
 pytestmark = pytest.mark.django_db
