@@ -77,3 +77,49 @@ def test_it_breaks_a_contract_when_a_forbidden_import_is_added(
     broken = [line for line in result.stdout.splitlines() if line.endswith(" BROKEN")]
     assert len(broken) == 1, result.stdout
     assert broken[0].startswith(contract)
+
+
+@pytest.mark.slow
+def test_it_breaks_the_settings_contract_when_a_setting_names_another_app_undeclared(
+    tmp_path: Path,
+) -> None:
+    root = copy_of_the_project(tmp_path)
+    settings = root / "offgridperf" / "settings.py"
+    settings.write_text(
+        settings.read_text() + '\nEMISSIONS_PROFILER = "profiling.services.create_capture"\n'
+    )
+    # Read by the demo, as EMISSIONS_ROW_WRITER is.
+    services = root / "emissions" / "services.py"
+    services.write_text(
+        services.read_text() + '\nPROFILER = getattr(settings, "EMISSIONS_PROFILER", "")\n'
+    )
+
+    result = lint_imports(root)
+
+    assert result.returncode == 1, result.stdout + result.stderr
+    text = " ".join(result.stdout.split())
+    assert "every module a setting names from another package is declared BROKEN" in text
+    assert (
+        "emissions -> profiling.services.create_capture (EMISSIONS_PROFILER): "
+        "a setting names this module; declare the edge." in text
+    )
+
+
+@pytest.mark.slow
+def test_it_breaks_the_settings_contract_when_a_declared_edge_is_no_longer_made(
+    tmp_path: Path,
+) -> None:
+    root = copy_of_the_project(tmp_path)
+    pyproject = root / "pyproject.toml"
+    pyproject.write_text(
+        pyproject.read_text().replace(
+            '"emissions -> queryopt.batch.copy_rows",',
+            '"emissions -> queryopt.batch.copy_rows",\n    "emissions -> profiling.trend",',
+        )
+    )
+
+    result = lint_imports(root)
+
+    assert result.returncode == 1, result.stdout + result.stderr
+    text = " ".join(result.stdout.split())
+    assert "emissions -> profiling.trend: declared, but no setting names it; remove it." in text
