@@ -256,19 +256,21 @@ class _Scope:
     ) -> None:
         """Count one query (the analysis cost per query the bench measures)."""
         sql = sql if isinstance(sql, str) else str(sql)
-        digest, text = fingerprint_of(sql)
-        stat = self.stats.get(digest)
+        fingerprint, text = fingerprint_of(sql)
+        stat = self.stats.get(fingerprint)
         if stat is None:
-            stat = self.stats[digest] = Stat(text)
+            stat = self.stats[fingerprint] = Stat(text)
         stat.add(elapsed_ns, error is not None)
         if stat.calls == self.n_plus_one_min:
-            self.frames[digest] = code_frame()
+            self.frames[fingerprint] = code_frame()
         if elapsed_ns >= self.slow_ns and len(self.slow) < MAX_SLOW_PER_WINDOW:
-            self.slow.append(self._slow_record(digest, text, sql, params, many, elapsed_ns, error))
+            self.slow.append(
+                self._slow_record(fingerprint, text, sql, params, many, elapsed_ns, error)
+            )
 
     def _slow_record(
         self,
-        digest: str,
+        fingerprint: str,
         text: str,
         sql: str,
         params: Any,
@@ -280,7 +282,7 @@ class _Scope:
         if self.keep_params and params is not None:
             kept = json_safe(list(params)[:MAX_MANY_ROWS] if many else params)
         return SlowRecord(
-            fingerprint=digest,
+            fingerprint=fingerprint,
             text=text,
             captured_at=timezone.now(),
             duration_ms=elapsed_ns / 1e6,
@@ -415,15 +417,15 @@ class _Recorder:
         origin = scope.origin
         with self.lock:
             window = self.window
-            for digest, stat in scope.stats.items():
-                key = (digest, origin)
+            for fingerprint, stat in scope.stats.items():
+                key = (fingerprint, origin)
                 into = window.stats.get(key)
                 if into is None:
                     window.stats[key] = stat
                 else:
                     into.merge(stat)
                 if stat.calls >= scope.n_plus_one_min:
-                    self._n_plus_one(window, key, stat, scope.frames.get(digest, ""), now)
+                    self._n_plus_one(window, key, stat, scope.frames.get(fingerprint, ""), now)
             room = MAX_SLOW_PER_WINDOW - len(window.slow)
             for record in scope.slow[: max(room, 0)]:
                 record.origin = origin
@@ -502,13 +504,13 @@ def _write(window: Window, now: datetime) -> None:
         log.info("queryopt capture: %d slow queries over the window's limit", window.slow_dropped)
     target_id = _own_target_id()
     run_id = _running_run_id()
-    texts = {digest: stat.text for (digest, _), stat in window.stats.items()}
+    texts = {fingerprint: stat.text for (fingerprint, _), stat in window.stats.items()}
     texts.update({record.fingerprint: record.text for record in window.slow})
     ids = _fingerprint_ids(target_id, texts, now)
     _write_windows(window, ids, run_id, now)
     _write_slow(window.slow, ids, run_id)
-    for (digest, origin), group in window.n_plus_ones.items():
-        _upsert_n_plus_one(ids[digest], origin, group, run_id)
+    for (fingerprint, origin), group in window.n_plus_ones.items():
+        _upsert_n_plus_one(ids[fingerprint], origin, group, run_id)
 
 
 def _own_target_id() -> int | None:
@@ -537,13 +539,13 @@ def _fingerprint_ids(target_id: int | None, texts: dict[str, str], now: datetime
         else QueryFingerprint.objects.filter(target__isnull=True)
     )
     ids = dict(rows.filter(fingerprint__in=list(texts)).values_list("fingerprint", "pk"))
-    missing = [digest for digest in texts if digest not in ids]
+    missing = [fingerprint for fingerprint in texts if fingerprint not in ids]
     if missing:
         # ignore_conflicts: another process may create the same fingerprint at the same time.
         QueryFingerprint.objects.bulk_create(
             [
-                QueryFingerprint(target_id=target_id, fingerprint=d, query_text=texts[d])
-                for d in missing
+                QueryFingerprint(target_id=target_id, fingerprint=f, query_text=texts[f])
+                for f in missing
             ],
             ignore_conflicts=True,
         )
@@ -557,7 +559,7 @@ def _write_windows(window: Window, ids: dict[str, int], run_id: int | None, now:
 
     QueryStatWindow.objects.bulk_create(
         QueryStatWindow(
-            fingerprint_id=ids[digest],
+            fingerprint_id=ids[fingerprint],
             window_start=window.started_at,
             window_end=now,
             origin=origin,
@@ -571,7 +573,7 @@ def _write_windows(window: Window, ids: dict[str, int], run_id: int | None, now:
             p99_ms=stat.percentile_ms(99),
             histogram=stat.encoded_histogram(),
         )
-        for (digest, origin), stat in window.stats.items()
+        for (fingerprint, origin), stat in window.stats.items()
     )
 
 

@@ -150,29 +150,29 @@ def _store_deltas(
         )
         window["rows"].append((counts, row))
         window["queryid"] = row["queryid"]
-    for digest, window in windows.items():
-        fingerprint = _fingerprint(snapshot.target, digest, window, now)
+    for fingerprint, window in windows.items():
+        query = _fingerprint(snapshot.target, fingerprint, window, now)
         StatementDelta.objects.create(
-            snapshot=snapshot, fingerprint=fingerprint, **_delta_fields(window["rows"])
+            snapshot=snapshot, fingerprint=query, **_delta_fields(window["rows"])
         )
 
 
 def _fingerprint(
-    target: QueryTarget, digest: str, window: dict[str, Any], now: datetime
+    target: QueryTarget, fingerprint: str, window: dict[str, Any], now: datetime
 ) -> QueryFingerprint:
-    fingerprint, created = QueryFingerprint.objects.get_or_create(
+    query, created = QueryFingerprint.objects.get_or_create(
         target=target,
-        fingerprint=digest,
+        fingerprint=fingerprint,
         defaults={"query_text": window["query"], "queryid": window["queryid"]},
     )
     if not created:
-        QueryFingerprint.objects.filter(pk=fingerprint.pk).update(
+        QueryFingerprint.objects.filter(pk=query.pk).update(
             # The text too: a better normaliser must not leave old rows planning old text.
             last_seen_at=now,
             queryid=window["queryid"],
             query_text=window["query"],
         )
-    return fingerprint
+    return query
 
 
 def _delta_fields(parts: list[tuple[list[float], dict[str, Any]]]) -> dict[str, Any]:
