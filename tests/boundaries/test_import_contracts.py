@@ -62,6 +62,13 @@ def test_it_keeps_every_import_contract() -> None:
         ("emissions/models.py", "import emissions.services", "emissions imports run one way"),
         ("loadtests/documents.py", "import loadtests.tasks", "loadtests imports run one way"),
         ("loadtests/execution.py", "import loadtests.views", "loadtests imports run one way"),
+        ("queryopt/services.py", "import queryopt.views", "queryopt imports run one way"),
+        ("profiling/models.py", "import profiling.pages", "profiling imports run one way"),
+        (
+            "offgridperf/cache/keys.py",
+            "import offgridperf.cache.views",
+            "the cache package imports",
+        ),
     ],
 )
 def test_it_breaks_a_contract_when_a_forbidden_import_is_added(
