@@ -8,7 +8,7 @@ engine's HdrHistogram-compatible histogram. When the scope ends its statistics a
 the scope's origin ("GET emissions.views.batches" or the task name), into this process's
 window; a fingerprint run at least QUERYOPT_N_PLUS_ONE_MIN times in the scope is an N+1 group.
 About once a second, on the request/task path, the window is written to the database
-(QueryStatWindow, SlowQuery, NPlusOne, QueryFingerprint): `flush()`. A flush that fails is
+(QueryStatWindow, SlowQuery, NPlusOne, QueryShape): `flush()`. A flush that fails is
 logged once and its counts dropped; it never breaks the request.
 
 Cost goes where it is cheap: the per-query path is a dict lookup and a few integer updates;
@@ -531,26 +531,23 @@ def _running_run_id() -> int | None:
 
 
 def _fingerprint_ids(target_id: int | None, texts: dict[str, str], now: datetime) -> dict[str, int]:
-    from queryopt.models import QueryFingerprint
+    from queryopt.models import QueryShape
 
     rows = (
-        QueryFingerprint.objects.filter(target_id=target_id)
+        QueryShape.objects.filter(target_id=target_id)
         if target_id is not None
-        else QueryFingerprint.objects.filter(target__isnull=True)
+        else QueryShape.objects.filter(target__isnull=True)
     )
     ids = dict(rows.filter(fingerprint__in=list(texts)).values_list("fingerprint", "pk"))
     missing = [fingerprint for fingerprint in texts if fingerprint not in ids]
     if missing:
         # ignore_conflicts: another process may create the same fingerprint at the same time.
-        QueryFingerprint.objects.bulk_create(
-            [
-                QueryFingerprint(target_id=target_id, fingerprint=f, query_text=texts[f])
-                for f in missing
-            ],
+        QueryShape.objects.bulk_create(
+            [QueryShape(target_id=target_id, fingerprint=f, query_text=texts[f]) for f in missing],
             ignore_conflicts=True,
         )
         ids.update(rows.filter(fingerprint__in=missing).values_list("fingerprint", "pk"))
-    QueryFingerprint.objects.filter(pk__in=list(ids.values())).update(last_seen_at=now)
+    QueryShape.objects.filter(pk__in=list(ids.values())).update(last_seen_at=now)
     return ids
 
 

@@ -20,8 +20,8 @@ from queryopt import origins, plans, rollups
 from queryopt.histsum import HistogramSum
 from queryopt.models import (
     NPlusOne,
-    QueryFingerprint,
     QueryPlan,
+    QueryShape,
     QueryStatRollup,
     QueryStatWindow,
     RollupGrain,
@@ -90,7 +90,7 @@ class QueryRow:
     target_calls: int = 0
     target_total_ms: float = 0.0
     p95_ms: float | None = None
-    fingerprint: QueryFingerprint | None = None
+    fingerprint: QueryShape | None = None
 
     @property
     def origin_list(self) -> list[str]:
@@ -251,7 +251,7 @@ def fill_rows(shown: list[QueryRow], filters: dict[str, Any], sort: str, mark: i
     """The shown rows' fingerprints and merged p95 (three queries: the fingerprints, the
     roll-ups' and the later windows' histograms), then their final order."""
     ids = [row.fingerprint_id for row in shown]
-    fingerprints = QueryFingerprint.objects.select_related("target").in_bulk(ids)
+    fingerprints = QueryShape.objects.select_related("target").in_bulk(ids)
     histograms: dict[int, list[str]] = {}
     app_ids = [row.fingerprint_id for row in shown if row.app_calls]
     # One row a day per fingerprint when no origin or run narrows the list, and the tool's own
@@ -325,7 +325,7 @@ def _epoch_ms(moment: datetime) -> int:
     return int(moment.timestamp() * 1000)
 
 
-def app_minutes(fingerprint: QueryFingerprint, limit: int = CHART_WINDOWS) -> list[dict]:
+def app_minutes(fingerprint: QueryShape, limit: int = CHART_WINDOWS) -> list[dict]:
     """Calls, mean and p95 (merged histograms) per minute of the latest `limit` windows."""
     windows = fingerprint.stat_windows.order_by("-window_start").values_list(
         "window_start", "calls", "total_ms", "p95_ms", "histogram"
@@ -353,7 +353,7 @@ def app_minutes(fingerprint: QueryFingerprint, limit: int = CHART_WINDOWS) -> li
     return points
 
 
-def target_snapshots(fingerprint: QueryFingerprint, limit: int = CHART_SNAPSHOTS) -> list[dict]:
+def target_snapshots(fingerprint: QueryShape, limit: int = CHART_SNAPSHOTS) -> list[dict]:
     """Calls and mean per snapshot window of the target, oldest first."""
     deltas = fingerprint.deltas.order_by("-snapshot__taken_at").values_list(
         "snapshot__taken_at", "calls", "mean_exec_time_ms", "total_exec_time_ms"
@@ -375,7 +375,7 @@ class PlanEpoch:
     changed: bool
 
 
-def plan_history(fingerprint: QueryFingerprint, limit: int = PLAN_HISTORY) -> list[PlanEpoch]:
+def plan_history(fingerprint: QueryShape, limit: int = PLAN_HISTORY) -> list[PlanEpoch]:
     """The latest plans' hashes as epochs, newest first (one query, no plan documents)."""
     captured = list(
         fingerprint.plans.order_by("-captured_at", "-pk").values_list("plan_hash", "captured_at")[

@@ -21,7 +21,7 @@ from queryopt import indexusage, targets
 from queryopt.dsn import redact
 from queryopt.fingerprints import normalize_query
 from queryopt.models import (
-    QueryFingerprint,
+    QueryShape,
     QueryTarget,
     SnapshotReason,
     StatementDelta,
@@ -151,28 +151,28 @@ def _store_deltas(
         window["rows"].append((counts, row))
         window["queryid"] = row["queryid"]
     for fingerprint, window in windows.items():
-        query = _fingerprint(snapshot.target, fingerprint, window, now)
+        shape = _shape(snapshot.target, fingerprint, window, now)
         StatementDelta.objects.create(
-            snapshot=snapshot, fingerprint=query, **_delta_fields(window["rows"])
+            snapshot=snapshot, fingerprint=shape, **_delta_fields(window["rows"])
         )
 
 
-def _fingerprint(
+def _shape(
     target: QueryTarget, fingerprint: str, window: dict[str, Any], now: datetime
-) -> QueryFingerprint:
-    query, created = QueryFingerprint.objects.get_or_create(
+) -> QueryShape:
+    shape, created = QueryShape.objects.get_or_create(
         target=target,
         fingerprint=fingerprint,
         defaults={"query_text": window["query"], "queryid": window["queryid"]},
     )
     if not created:
-        QueryFingerprint.objects.filter(pk=query.pk).update(
+        QueryShape.objects.filter(pk=shape.pk).update(
             # The text too: a better normaliser must not leave old rows planning old text.
             last_seen_at=now,
             queryid=window["queryid"],
             query_text=window["query"],
         )
-    return query
+    return shape
 
 
 def _delta_fields(parts: list[tuple[list[float], dict[str, Any]]]) -> dict[str, Any]:

@@ -26,7 +26,7 @@ from queryopt import availability, services, tasks
 from queryopt import pool as pool_stats
 from queryopt.dsn import redact
 from queryopt.forms import QueryFilterForm
-from queryopt.models import QueryFingerprint, QueryTarget
+from queryopt.models import QueryShape, QueryTarget
 from queryopt.pages import (
     SLOW_SHOWN,
     SORTS,
@@ -139,32 +139,30 @@ def index(request: HttpRequest) -> HttpResponse:
 @login_required
 @require_GET
 def detail(request: HttpRequest, fingerprint_id: int) -> HttpResponse:
-    fingerprint = get_object_or_404(
-        QueryFingerprint.objects.select_related("target"), pk=fingerprint_id
-    )
-    latest_plan = fingerprint.plans.order_by("-captured_at", "-pk").first()
-    asked = fingerprint.explain_requested_at
+    shape = get_object_or_404(QueryShape.objects.select_related("target"), pk=fingerprint_id)
+    latest_plan = shape.plans.order_by("-captured_at", "-pk").first()
+    asked = shape.explain_requested_at
     planning = bool(
         asked
-        and not fingerprint.explain_problem
+        and not shape.explain_problem
         and (latest_plan is None or latest_plan.captured_at < asked)
         and timezone.now() - asked < timedelta(seconds=EXPLAIN_WAIT_S)
     )
     context = {
-        "fingerprint": fingerprint,
-        "explain_missing": availability.explain_missing(fingerprint),
+        "shape": shape,
+        "explain_missing": availability.explain_missing(shape),
         "planning": planning,
         "refresh_every_s": INDEXES_POLL_S,
-        "explain_problem": redact(fingerprint.explain_problem, fingerprint.target.dsn)
-        if fingerprint.target and fingerprint.explain_problem
-        else fingerprint.explain_problem,
-        "chart": {"app": app_minutes(fingerprint), "target": target_snapshots(fingerprint)},
+        "explain_problem": redact(shape.explain_problem, shape.target.dsn)
+        if shape.target and shape.explain_problem
+        else shape.explain_problem,
+        "chart": {"app": app_minutes(shape), "target": target_snapshots(shape)},
         "plan": latest_plan,
         "plan_rows": plan_view(latest_plan),
-        "plan_epochs": plan_history(fingerprint),
-        "recommendations": list(fingerprint.recommendations.select_related("target")),
-        "slow_queries": list(fingerprint.slow_queries.defer("params")[:SLOW_SHOWN]),
-        "n_plus_ones": list(fingerprint.n_plus_ones.order_by("-total_ms", "pk")),
+        "plan_epochs": plan_history(shape),
+        "recommendations": list(shape.recommendations.select_related("target")),
+        "slow_queries": list(shape.slow_queries.defer("params")[:SLOW_SHOWN]),
+        "n_plus_ones": list(shape.n_plus_ones.order_by("-total_ms", "pk")),
         **NAV,
     }
     return render(request, "queryopt/detail.html", context)
@@ -177,11 +175,11 @@ def explain_now(request: HttpRequest, fingerprint_id: int) -> HttpResponse:
     """Ask the worker to plan the query now (EXPLAIN without ANALYZE: nothing runs, bounded by
     the connect and statement timeouts); the page shows the plan when it is stored, or why not.
     The request itself never connects to the target."""
-    fingerprint = get_object_or_404(QueryFingerprint, pk=fingerprint_id)
+    fingerprint = get_object_or_404(QueryShape, pk=fingerprint_id)
     if missing := availability.explain_missing(fingerprint):
         messages.error(request, missing)
         return redirect("queryopt:detail", fingerprint.pk)
-    QueryFingerprint.objects.filter(pk=fingerprint.pk).update(
+    QueryShape.objects.filter(pk=fingerprint.pk).update(
         explain_requested_at=timezone.now(), explain_problem=""
     )
     tasks.explain_fingerprint.delay_on_commit(fingerprint.pk)
