@@ -65,7 +65,7 @@ def test_it_keeps_every_import_contract() -> None:
         ("queryopt/services.py", "import queryopt.views", "queryopt imports run one way"),
         ("profiling/models.py", "import profiling.pages", "profiling imports run one way"),
         (
-            "offgridperf/cache/keys.py",
+            "offgridperf/cache/pages.py",
             "import offgridperf.cache.views",
             "the cache package imports",
         ),
