@@ -73,14 +73,14 @@ def seed() -> None:
 
     from bench.dashboard import fake_run, sample_histograms
     from loadtests.models import LoadTestDefinition, LoadTestRun
-    from queryopt.models import QueryFingerprint, QueryTarget
+    from queryopt.models import QueryShape, QueryTarget
     from stats.histogram import histogram_of
 
     print(f"seeding {WINDOWS:,} statistics windows over {DAYS} days into {BENCH_DB} ...")
     with connection.cursor() as cursor:
         cursor.execute(
             "TRUNCATE queryopt_querystatwindow, queryopt_querystatrollup, "
-            "queryopt_statrollupstate, queryopt_queryfingerprint, queryopt_querytarget, "
+            "queryopt_statrollupstate, queryopt_queryshape, queryopt_querytarget, "
             "loadtests_loadtestrun, loadtests_loadtestdefinition RESTART IDENTITY CASCADE"
         )
     rng = random.Random(18)
@@ -104,8 +104,8 @@ def seed() -> None:
     start = now - timedelta(days=DAYS)
     with transaction.atomic():
         target = QueryTarget.objects.create(name=TARGET_NAME, dsn="host=127.0.0.1 dbname=x")
-        fingerprints = QueryFingerprint.objects.bulk_create(
-            QueryFingerprint(target=target, fingerprint=f"bench-{i}", query_text=f"SELECT {i}")
+        fingerprints = QueryShape.objects.bulk_create(
+            QueryShape(target=target, fingerprint=f"bench-{i}", query_text=f"SELECT {i}")
             for i in range(FINGERPRINTS)
         )
         definition = LoadTestDefinition.objects.create(

@@ -20,7 +20,7 @@ from django.core.handlers.wsgi import LimitedStream
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 
-from emissions import reports, rows, services, tasks
+from emissions import pages, rows, services, tasks
 from emissions.forms import (
     ActivityFilterForm,
     BatchMetaForm,
@@ -53,7 +53,7 @@ def api_view(*methods: str) -> Callable[[View], View]:
                 return response
             try:
                 return view(request, *args, **kwargs)
-            except reports.NotFound as exc:
+            except pages.NotFound as exc:
                 return error(404, {"batch": f"no batch {str(exc)!r}"})
 
         return csrf_exempt(login_not_required(wrapper))
@@ -81,15 +81,15 @@ def token_refusal(request: HttpRequest) -> JsonResponse | None:
 def batches(request: HttpRequest) -> HttpResponse:
     if request.method == "POST":
         return upload(request)
-    return JsonResponse(reports.batch_list())
+    return JsonResponse(pages.batch_list())
 
 
 @api_view("GET", "PUT")
 def batch(request: HttpRequest, ref: str) -> HttpResponse:
-    batch_id = reports.resolve_batch(ref)
+    batch_id = pages.resolve_batch(ref)
     if request.method == "PUT":
         return reupload(request, batch_id)
-    return JsonResponse(reports.batch_detail(batch_id))
+    return JsonResponse(pages.batch_detail(batch_id))
 
 
 @api_view("GET")
@@ -97,9 +97,9 @@ def batch_activities(request: HttpRequest, ref: str) -> HttpResponse:
     form = PageForm(request.GET)
     if not form.is_valid():
         return error(400, first_errors(form))
-    batch_id = reports.resolve_batch(ref)
+    batch_id = pages.resolve_batch(ref)
     data = form.cleaned_data
-    return JsonResponse(reports.batch_activities(batch_id, data["page"], data["page_size"]))
+    return JsonResponse(pages.batch_activities(batch_id, data["page"], data["page_size"]))
 
 
 @api_view("GET")
@@ -108,8 +108,8 @@ def totals(request: HttpRequest) -> HttpResponse:
     if not form.is_valid():
         return error(400, first_errors(form))
     ref = form.cleaned_data["batch"]
-    batch_id = reports.resolve_batch(ref) if ref else None
-    return JsonResponse(reports.totals(form.cleaned_data["group_by"], batch_id))
+    batch_id = pages.resolve_batch(ref) if ref else None
+    return JsonResponse(pages.totals(form.cleaned_data["group_by"], batch_id))
 
 
 @api_view("GET")
@@ -117,7 +117,7 @@ def activities(request: HttpRequest) -> HttpResponse:
     form = ActivityFilterForm(request.GET)
     if not form.is_valid():
         return error(400, first_errors(form))
-    return JsonResponse(reports.activity_listing(form.cleaned_data))
+    return JsonResponse(pages.activity_listing(form.cleaned_data))
 
 
 @api_view("GET")
@@ -126,7 +126,7 @@ def activities_by_site(request: HttpRequest) -> HttpResponse:
     if not form.is_valid():
         return error(400, first_errors(form))
     data = form.cleaned_data
-    return JsonResponse(reports.activities_by_site(data["site"], data["page"], data["page_size"]))
+    return JsonResponse(pages.activities_by_site(data["site"], data["page"], data["page_size"]))
 
 
 # --- writes ------------------------------------------------------------------------------------
@@ -154,7 +154,7 @@ def upload(request: HttpRequest) -> HttpResponse:
         reference=form.cleaned_data["reference"] or f"batch-{uuid.uuid4().hex[:12]}",
     )
     created = services.create_batch(info, parsed)
-    return JsonResponse(reports.batch_summary(created), status=201)
+    return JsonResponse(pages.batch_summary(created), status=201)
 
 
 def reupload(request: HttpRequest, batch_id: int) -> HttpResponse:
@@ -162,7 +162,7 @@ def reupload(request: HttpRequest, batch_id: int) -> HttpResponse:
         return refusal
     existing = ActivityBatch.objects.filter(pk=batch_id).first()
     if existing is None:
-        raise reports.NotFound(batch_id)
+        raise pages.NotFound(batch_id)
     try:
         _, parsed = read_upload(request)
         replaced = services.replace_batch(existing, parsed)
@@ -170,17 +170,17 @@ def reupload(request: HttpRequest, batch_id: int) -> HttpResponse:
         return refused.response
     except services.BatchBusy:
         return error(409, {"status": "the batch is being calculated; retry when it is done"})
-    return JsonResponse(reports.batch_summary(replaced))
+    return JsonResponse(pages.batch_summary(replaced))
 
 
 @api_view("POST")
 def batch_calculate(request: HttpRequest, ref: str) -> HttpResponse:
     if refusal := token_refusal(request):
         return refusal
-    batch_id = reports.resolve_batch(ref)
+    batch_id = pages.resolve_batch(ref)
     existing = ActivityBatch.objects.filter(pk=batch_id).first()
     if existing is None:
-        raise reports.NotFound(ref)
+        raise pages.NotFound(ref)
     if not existing.row_count:
         return error(409, {"status": "the batch has no rows to calculate"})
     try:

@@ -30,7 +30,7 @@ from django.db.models import QuerySet
 from django.urls import reverse
 from django.utils import timezone
 
-from loadtests import compare, dashboard
+from loadtests import compare, pages
 from loadtests.models import (
     Alert,
     AlertDelivery,
@@ -129,12 +129,12 @@ def evaluate_run(run: LoadTestRun) -> list[Alert]:
 def regression_alert(run: LoadTestRun, definition: LoadTestDefinition) -> Alert | None:
     if run.status not in COMPARED_STATUSES:
         return None
-    baseline = dashboard.baseline_of(definition, before=run, full=False).run
+    baseline = pages.baseline_of(definition, before=run, full=False).run
     if baseline is None or baseline.pk == run.pk:
         return None
     # Exactly what the compare page does with a = baseline, b = this run.
-    values_a, values_b = dashboard.summary_values(baseline), dashboard.summary_values(run)
-    run_noise = compare.noise(dashboard.noise_history(baseline, exclude=[run.pk]))
+    values_a, values_b = pages.summary_values(baseline), pages.summary_values(run)
+    run_noise = compare.noise(pages.noise_history(baseline, exclude=[run.pk]))
     verdict = compare.verdict(values_a, values_b, run_noise)
     if verdict.outcome != "regression":
         return None
@@ -166,7 +166,7 @@ def threshold_alert(run: LoadTestRun, definition: LoadTestDefinition) -> Alert |
             {key: item.get(key) for key in ("name", "label", "limit", "actual", "kind")}
             for item in failed
         ],
-        "run": dashboard.summary_values(run),
+        "run": pages.summary_values(run),
     }
     return _create_alert(run, definition, AlertKind.THRESHOLD, message, details)
 

@@ -8,8 +8,8 @@ class LoadtestsConfig(AppConfig):
     verbose_name = "Load tests"
 
     def ready(self) -> None:
-        # signals connects the Celery worker and beat hooks.
-        from loadtests import alerts, events, signals  # noqa: F401
+        # workerhooks connects the Celery worker and beat hooks.
+        from loadtests import alerts, events, workerhooks  # noqa: F401
 
         # Also registers the alerts' Celery task (deliver_alerts) wherever Django starts.
         events.run_finished.connect(alerts.on_run_finished, dispatch_uid="loadtests.alerts")

@@ -43,7 +43,7 @@ from django.utils import timezone
 from loadtests import documents, events, reports, secrets, shards, waiting
 from loadtests.engine import EngineConfig, IntervalSnapshot, Outcome, RunResult
 from loadtests.engine import run as run_engine
-from loadtests.engine.report import ms
+from loadtests.engine.results import ms
 from loadtests.models import (
     ACTIVE_STATUSES,
     LoadTestRun,

@@ -10,7 +10,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from loadtests import documents, secrets
-from loadtests.engine.report import merge_errors, summary_ms
+from loadtests.engine.results import merge_errors, summary_ms
 from loadtests.models import LoadTestRun, RunInterval, RunStatus
 from stats.histogram import Histogram, write_interval_log
 

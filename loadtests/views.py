@@ -15,9 +15,9 @@ from django.views.decorators.http import require_GET, require_POST
 
 from loadtests import (
     alerts,
-    dashboard,
     documents,
     lifecycle,
+    pages,
     reports,
     schedules,
     secrets,
@@ -57,15 +57,15 @@ def overview(request: HttpRequest) -> HttpResponse:
     filters = form.valid_filters()
     # First, and the one source for every run it holds: the recent-runs rows show these
     # objects, so both panels agree even if a run ends between the two reads.
-    running = dashboard.running_now()
-    page = dashboard.run_page(dashboard.filtered_runs(filters), request.GET.get("page"))
-    definitions = dashboard.definitions_with_trends()
+    running = pages.running_now()
+    page = pages.run_page(pages.filtered_runs(filters), request.GET.get("page"))
+    definitions = pages.definitions_with_trends()
     context = {
         "form": form,
         "problems": form.problems(),
         "filters": filters,
         "page": page,
-        "runs": dashboard.with_running(page.object_list, running),
+        "runs": pages.with_running(page.object_list, running),
         "definitions": definitions,
         "definition_names": {d.pk: d.name for d in definitions},
         "tags": sorted({tag.name for d in definitions for tag in d.tags.all()}),
@@ -96,7 +96,7 @@ def alert_acknowledge(request: HttpRequest, alert_id: int) -> HttpResponse:
 @require_GET
 def running_json(request: HttpRequest) -> JsonResponse:
     """The overview's "running now" panel, polled every second while a run is shown."""
-    return JsonResponse({"runs": [dashboard.running_state(run) for run in dashboard.running_now()]})
+    return JsonResponse({"runs": [pages.running_state(run) for run in pages.running_now()]})
 
 
 @require_GET
@@ -117,7 +117,7 @@ def _definition_page(
     schedule_form: ScheduleForm,
     status: int = 200,
 ) -> HttpResponse:
-    runs = dashboard.definition_history(definition)
+    runs = pages.definition_history(definition)
     # Everything the page prints of the definition's own text comes from this masked copy.
     frozen = documents.freeze_definition(definition)
     shown, values = secrets.masked_config(frozen), secrets.secret_values(frozen)
@@ -127,13 +127,13 @@ def _definition_page(
     context = {
         "definition": definition,
         "shown": shown,
-        "steps": dashboard.shown_steps(definition, shown),
+        "steps": pages.shown_steps(definition, shown),
         "runs": runs[:25],
-        "baseline": dashboard.baseline_of(definition),
+        "baseline": pages.baseline_of(definition),
         "baseline_choices": [
             run for run in runs if run.status not in ACTIVE_STATUSES and run.finished_at
         ][:50],
-        "history": dashboard.history_chart(runs, definition),
+        "history": pages.history_chart(runs, definition),
         "schedule_form": schedule_form,
         "next_times": schedules.next_times(definition),
         "scheduled_runs": scheduled_runs,
@@ -212,21 +212,21 @@ def run_detail(request: HttpRequest, run_id: int) -> HttpResponse:
     run = _run_or_none(run_id, LoadTestRun.objects.select_related("definition"))
     if run is None:
         return _missing_run(request, run_id)
-    waiting = dashboard.queue_wait(run)  # first: a run past its queue timeout ends here
+    waiting = pages.queue_wait(run)  # first: a run past its queue timeout ends here
     summary = (
-        dashboard.live_summary_context(run)
+        pages.live_summary_context(run)
         if run.status == RunStatus.RUNNING
-        else dashboard.summary_context(run)
+        else pages.summary_context(run)
     )
     context = {
         **summary,
         "waiting": waiting,
-        "chart_data": dashboard.run_chart_data(run, dashboard.interval_columns(run)),
+        "chart_data": pages.run_chart_data(run, pages.interval_columns(run)),
         # What other apps show of this run (queries, profiles): they register, we only render.
         "panels": run_panels(run, request),
         "shard_table": shards.shard_table(run),
         "clock_offset_warn_ms": shards.offset_warning_ms(),
-        "has_baseline": dashboard.has_baseline(run),
+        "has_baseline": pages.has_baseline(run),
         **NAV,
     }
     return render(request, "loadtests/run.html", context)
@@ -246,20 +246,20 @@ def run_live(request: HttpRequest, run_id: int) -> JsonResponse:
     run = _run_or_none(run_id)
     if run is None:
         return JsonResponse({"error": f"There is no run #{run_id}."}, status=404)
-    state = dashboard.live_state(run, after=after)
+    state = pages.live_state(run, after=after)
     if run.status == RunStatus.RUNNING:
         # Percentiles, errors by class so far: the page fills its summary before the end.
         # Without the request: context processors would add queries to every poll.
         state["live_summary_html"] = render_to_string(
-            "loadtests/_run_summary.html", dashboard.live_summary_context(run)
+            "loadtests/_run_summary.html", pages.live_summary_context(run)
         )
     if not run.is_active:
         state["summary_html"] = render_to_string(
-            "loadtests/_run_summary.html", dashboard.summary_context(run), request=request
+            "loadtests/_run_summary.html", pages.summary_context(run), request=request
         )
-        state["latency"] = dashboard.histogram_charts(run.latency_histogram)
-        state["service"] = dashboard.histogram_charts(run.service_histogram)
-        state["empty_text"] = dashboard.NO_REQUESTS  # for charts left with nothing to draw
+        state["latency"] = pages.histogram_charts(run.latency_histogram)
+        state["service"] = pages.histogram_charts(run.service_histogram)
+        state["empty_text"] = pages.NO_REQUESTS  # for charts left with nothing to draw
     return JsonResponse(state)
 
 
@@ -293,7 +293,7 @@ def run_keep(request: HttpRequest, run_id: int) -> HttpResponse:
 @require_GET
 def compare(request: HttpRequest) -> HttpResponse:
     form = CompareForm(request.GET)
-    choices = dashboard.compare_choices()
+    choices = pages.compare_choices()
     context: dict[str, Any] = {
         "form": form,
         "choices": choices,
@@ -314,9 +314,7 @@ def compare(request: HttpRequest) -> HttpResponse:
     if a is None or b is None:
         run = a or b
         baseline = (
-            dashboard.baseline_of(run.definition, before=run, full=True).run
-            if run.definition
-            else None
+            pages.baseline_of(run.definition, before=run, full=True).run if run.definition else None
         )
         if baseline is None:
             context["problems"] = [
@@ -327,7 +325,7 @@ def compare(request: HttpRequest) -> HttpResponse:
         a, b = baseline, run
         context["defaulted"] = True
         context["picked"] = {"a": a.pk, "b": b.pk}
-    context.update({"a": a, "b": b, **dashboard.comparison(a, b)})
+    context.update({"a": a, "b": b, **pages.comparison(a, b)})
     context["panels"] = compare_panels(a, b, request)
     return render(request, "loadtests/compare.html", context)
 

@@ -26,7 +26,7 @@ from django.urls import URLPattern
 
 VIEW_DEFINITIONS = "loadtests.view_loadtestdefinition"
 VIEW_RUNS = "loadtests.view_loadtestrun"
-VIEW_QUERIES = "queryopt.view_queryfingerprint"
+VIEW_QUERIES = "queryopt.view_queryshape"
 VIEW_PROFILES = "profiling.view_profilecapture"
 VIEW_CACHE = "offgridperf.view_cache"
 

@@ -225,7 +225,7 @@ EMBEDDED_REDIS_MAXMEMORY_MB = env_int(
 if EMBEDDED_REDIS:
     REDIS_URL = f"unix://{EMBEDDED_REDIS_SOCKET}?db=0"
 REDIS_POOL_MAX = env_int("REDIS_POOL_MAX", 10, minimum=1, maximum=1000)
-# Fail fast: the cache layer's circuit breaker (offgridperf/cache.py) is what tries Redis
+# Fail fast: the cache layer's circuit breaker (offgridperf/cache/) is what tries Redis
 # again, so a dead or hung Redis costs a request at most one short timeout, never a series.
 # redis-py retries a command and, inside it, the connect, each with the same policy: N
 # retries make up to (N + 1)^2 connection attempts per operation.
@@ -250,7 +250,7 @@ CACHES = {
     }
 }
 
-# Cache layer (offgridperf/cache.py): one key prefix and TTL (seconds) per strategy.
+# Cache layer (offgridperf/cache/): one key prefix and TTL (seconds) per strategy.
 CACHE_ENABLED = env_bool("CACHE_ENABLED", True)
 CACHE_TTL_BATCH = env_int("CACHE_TTL_BATCH", 3600, minimum=1, maximum=30 * 86400)
 CACHE_TTL_ACTIVITY = env_int("CACHE_TTL_ACTIVITY", 1800, minimum=1, maximum=30 * 86400)

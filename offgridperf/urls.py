@@ -10,7 +10,8 @@ from django.utils.functional import lazy
 from django.views.generic import RedirectView
 
 from loadtests import views as loadtest_views
-from offgridperf import access, cache_views, metrics_views, views
+from offgridperf import access, metrics_views, views
+from offgridperf.cache import views as cache_views
 
 admin.site.site_header = "offgridperf administration"
 admin.site.site_title = "offgridperf"

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from django.conf import settings
 
-from queryopt.models import QueryFingerprint
+from queryopt.models import QueryShape
 
 HOW_TO_GET_POSTGRES = (
     "set DATABASE_URL=postgres://USER@HOST/NAME (PostgreSQL with pg_stat_statements and HypoPG) "
@@ -21,7 +21,7 @@ def own_database_is_postgres() -> bool:
     return bool(settings.DATABASE_IS_POSTGRES)
 
 
-def explain_missing(fingerprint: QueryFingerprint) -> str:
+def explain_missing(fingerprint: QueryShape) -> str:
     """Why this query cannot be planned here, in one line; empty when it can. A registered
     target is PostgreSQL; the own database may be SQLite."""
     if fingerprint.target_id is not None or own_database_is_postgres():

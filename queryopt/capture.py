@@ -8,7 +8,7 @@ HdrHistogram-compatible histogram in `stats`. When the scope ends its statistics
 the scope's origin ("GET emissions.views.batches" or the task name), into this process's
 window; a fingerprint run at least QUERYOPT_N_PLUS_ONE_MIN times in the scope is an N+1 group.
 About once a second, on the request/task path, the window is written to the database
-(QueryStatWindow, SlowQuery, NPlusOne, QueryFingerprint): `flush()`. A flush that fails is
+(QueryStatWindow, SlowQuery, NPlusOne, QueryShape): `flush()`. A flush that fails is
 logged once and its counts dropped; it never breaks the request.
 
 Cost goes where it is cheap: the per-query path is a dict lookup and a few integer updates;
@@ -250,19 +250,21 @@ class _Scope:
     ) -> None:
         """Count one query (the analysis cost per query the bench measures)."""
         sql = sql if isinstance(sql, str) else str(sql)
-        digest, text = fingerprint_of(sql)
-        stat = self.stats.get(digest)
+        fingerprint, text = fingerprint_of(sql)
+        stat = self.stats.get(fingerprint)
         if stat is None:
-            stat = self.stats[digest] = Stat(text)
+            stat = self.stats[fingerprint] = Stat(text)
         stat.add(elapsed_ns, error is not None)
         if stat.calls == self.n_plus_one_min:
-            self.frames[digest] = code_frame()
+            self.frames[fingerprint] = code_frame()
         if elapsed_ns >= self.slow_ns and len(self.slow) < MAX_SLOW_PER_WINDOW:
-            self.slow.append(self._slow_record(digest, text, sql, params, many, elapsed_ns, error))
+            self.slow.append(
+                self._slow_record(fingerprint, text, sql, params, many, elapsed_ns, error)
+            )
 
     def _slow_record(
         self,
-        digest: str,
+        fingerprint: str,
         text: str,
         sql: str,
         params: Any,
@@ -274,7 +276,7 @@ class _Scope:
         if self.keep_params and params is not None:
             kept = json_safe(list(params)[:MAX_MANY_ROWS] if many else params)
         return SlowRecord(
-            fingerprint=digest,
+            fingerprint=fingerprint,
             text=text,
             captured_at=timezone.now(),
             duration_ms=elapsed_ns / 1e6,
@@ -409,15 +411,15 @@ class _Recorder:
         origin = scope.origin
         with self.lock:
             window = self.window
-            for digest, stat in scope.stats.items():
-                key = (digest, origin)
+            for fingerprint, stat in scope.stats.items():
+                key = (fingerprint, origin)
                 into = window.stats.get(key)
                 if into is None:
                     window.stats[key] = stat
                 else:
                     into.merge(stat)
                 if stat.calls >= scope.n_plus_one_min:
-                    self._n_plus_one(window, key, stat, scope.frames.get(digest, ""), now)
+                    self._n_plus_one(window, key, stat, scope.frames.get(fingerprint, ""), now)
             room = MAX_SLOW_PER_WINDOW - len(window.slow)
             for record in scope.slow[: max(room, 0)]:
                 record.origin = origin
@@ -496,13 +498,13 @@ def _write(window: Window, now: datetime) -> None:
         log.info("queryopt capture: %d slow queries over the window's limit", window.slow_dropped)
     target_id = _own_target_id()
     run_id = _running_run_id()
-    texts = {digest: stat.text for (digest, _), stat in window.stats.items()}
+    texts = {fingerprint: stat.text for (fingerprint, _), stat in window.stats.items()}
     texts.update({record.fingerprint: record.text for record in window.slow})
     ids = _fingerprint_ids(target_id, texts, now)
     _write_windows(window, ids, run_id, now)
     _write_slow(window.slow, ids, run_id)
-    for (digest, origin), group in window.n_plus_ones.items():
-        _upsert_n_plus_one(ids[digest], origin, group, run_id)
+    for (fingerprint, origin), group in window.n_plus_ones.items():
+        _upsert_n_plus_one(ids[fingerprint], origin, group, run_id)
 
 
 def _own_target_id() -> int | None:
@@ -523,26 +525,23 @@ def _running_run_id() -> int | None:
 
 
 def _fingerprint_ids(target_id: int | None, texts: dict[str, str], now: datetime) -> dict[str, int]:
-    from queryopt.models import QueryFingerprint
+    from queryopt.models import QueryShape
 
     rows = (
-        QueryFingerprint.objects.filter(target_id=target_id)
+        QueryShape.objects.filter(target_id=target_id)
         if target_id is not None
-        else QueryFingerprint.objects.filter(target__isnull=True)
+        else QueryShape.objects.filter(target__isnull=True)
     )
     ids = dict(rows.filter(fingerprint__in=list(texts)).values_list("fingerprint", "pk"))
-    missing = [digest for digest in texts if digest not in ids]
+    missing = [fingerprint for fingerprint in texts if fingerprint not in ids]
     if missing:
         # ignore_conflicts: another process may create the same fingerprint at the same time.
-        QueryFingerprint.objects.bulk_create(
-            [
-                QueryFingerprint(target_id=target_id, fingerprint=d, query_text=texts[d])
-                for d in missing
-            ],
+        QueryShape.objects.bulk_create(
+            [QueryShape(target_id=target_id, fingerprint=f, query_text=texts[f]) for f in missing],
             ignore_conflicts=True,
         )
         ids.update(rows.filter(fingerprint__in=missing).values_list("fingerprint", "pk"))
-    QueryFingerprint.objects.filter(pk__in=list(ids.values())).update(last_seen_at=now)
+    QueryShape.objects.filter(pk__in=list(ids.values())).update(last_seen_at=now)
     return ids
 
 
@@ -551,7 +550,7 @@ def _write_windows(window: Window, ids: dict[str, int], run_id: int | None, now:
 
     QueryStatWindow.objects.bulk_create(
         QueryStatWindow(
-            fingerprint_id=ids[digest],
+            fingerprint_id=ids[fingerprint],
             window_start=window.started_at,
             window_end=now,
             origin=origin,
@@ -565,7 +564,7 @@ def _write_windows(window: Window, ids: dict[str, int], run_id: int | None, now:
             p99_ms=stat.percentile_ms(99),
             histogram=stat.encoded_histogram(),
         )
-        for (digest, origin), stat in window.stats.items()
+        for (fingerprint, origin), stat in window.stats.items()
     )
 
 

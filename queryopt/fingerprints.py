@@ -55,11 +55,11 @@ def normalize_query(sql: str) -> NormalizedQuery:
     """
     parsed = _fingerprinted(sql)
     if parsed is not None:
-        text, digest = parsed
-        return NormalizedQuery(_pglast_normalize(text), digest, "pglast")
+        text, fingerprint = parsed
+        return NormalizedQuery(_pglast_normalize(text), fingerprint, "pglast")
     text = regex_normalize(sql)
-    digest = hashlib.sha1(text.encode(), usedforsecurity=False).hexdigest()
-    return NormalizedQuery(text, FALLBACK_PREFIX + digest[:15], "regex")
+    sha1 = hashlib.sha1(text.encode(), usedforsecurity=False).hexdigest()
+    return NormalizedQuery(text, FALLBACK_PREFIX + sha1[:15], "regex")
 
 
 def postgres_text(sql: str) -> str | None:

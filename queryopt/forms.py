@@ -5,8 +5,10 @@ from typing import Any
 
 from django import forms
 
+from offgridperf.forms import FilterForm
 from queryopt.dsn import mask_dsn
 from queryopt.models import IndexHint, QueryTarget
+from queryopt.pages import SORTS
 from queryopt.services import TargetProblem, dsn_problem, resolved_dsn
 
 
@@ -86,3 +88,35 @@ class IndexHintForm(forms.ModelForm):
 
     def clean_columns(self) -> list[str]:
         return parse_identifiers(self.cleaned_data["columns"])
+
+
+DATE_HELP = "YYYY-MM-DD"
+
+
+class QueryFilterForm(FilterForm):
+    """The list's filters and sort; an invalid field is reported and left out."""
+
+    target = forms.IntegerField(required=False, min_value=1)
+    origin = forms.CharField(required=False, max_length=200)
+    run = forms.IntegerField(required=False, min_value=1)
+    since = forms.DateField(
+        required=False,
+        input_formats=["%Y-%m-%d"],
+        error_messages={"invalid": f"Enter a date as {DATE_HELP}."},
+    )
+    until = forms.DateField(
+        required=False,
+        input_formats=["%Y-%m-%d"],
+        error_messages={"invalid": f"Enter a date as {DATE_HELP}."},
+    )
+    sort = forms.ChoiceField(
+        required=False,
+        choices=list(SORTS.items()),
+        error_messages={"invalid_choice": f"Sort by one of {', '.join(SORTS)}."},
+    )
+    page = forms.IntegerField(
+        required=False, min_value=1, error_messages={"invalid": "Enter a page number."}
+    )
+    # The tool's own queries (its pages and tasks) are off by default: the list is about the
+    # service under test.
+    own = forms.BooleanField(required=False)

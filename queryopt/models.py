@@ -1,5 +1,5 @@
-"""Target PostgreSQL databases, the query fingerprints seen on them, and the deltas of
-pg_stat_statements between consecutive snapshots."""
+"""Target PostgreSQL databases, the query shapes seen on them (each known by its fingerprint),
+and the deltas of pg_stat_statements between consecutive snapshots."""
 
 from __future__ import annotations
 
@@ -60,7 +60,7 @@ class IndexSurvey(models.Model):
         )
 
 
-class QueryFingerprint(models.Model):
+class QueryShape(models.Model):
     """One query shape on one database. App-side capture statistics (QueryStatWindow) and
     pg_stat_statements deltas (StatementDelta) of the same query meet here: both are keyed by
     pglast's fingerprint of the SQL (queryopt.fingerprints), which ignores constants."""
@@ -146,9 +146,7 @@ _WINDOW_HELP = (
 
 class StatementDelta(models.Model):
     snapshot = models.ForeignKey(StatementSnapshot, on_delete=models.CASCADE, related_name="deltas")
-    fingerprint = models.ForeignKey(
-        QueryFingerprint, on_delete=models.CASCADE, related_name="deltas"
-    )
+    fingerprint = models.ForeignKey(QueryShape, on_delete=models.CASCADE, related_name="deltas")
     calls = models.BigIntegerField()
     total_exec_time_ms = models.FloatField()
     mean_exec_time_ms = models.FloatField()
@@ -173,7 +171,7 @@ class QueryStatWindow(models.Model):
     second) of one process: what the capture middleware and Celery handlers measured."""
 
     fingerprint = models.ForeignKey(
-        QueryFingerprint, on_delete=models.CASCADE, related_name="stat_windows"
+        QueryShape, on_delete=models.CASCADE, related_name="stat_windows"
     )
     window_start = models.DateTimeField(db_index=True)
     window_end = models.DateTimeField()
@@ -224,7 +222,7 @@ class QueryStatRollup(models.Model):
     grain. The Queries page reads days, not seconds."""
 
     fingerprint = models.ForeignKey(
-        QueryFingerprint, on_delete=models.CASCADE, related_name="stat_rollups"
+        QueryShape, on_delete=models.CASCADE, related_name="stat_rollups"
     )
     grain = models.CharField(max_length=16, choices=RollupGrain.choices)
     origin = models.CharField(max_length=200, blank=True)
@@ -271,7 +269,7 @@ class SlowQuery(models.Model):
     """One execution of an app query above the slow threshold."""
 
     fingerprint = models.ForeignKey(
-        QueryFingerprint, on_delete=models.CASCADE, related_name="slow_queries"
+        QueryShape, on_delete=models.CASCADE, related_name="slow_queries"
     )
     captured_at = models.DateTimeField(db_index=True)
     duration_ms = models.FloatField()
@@ -304,7 +302,7 @@ class NPlusOne(models.Model):
     """A fingerprint run at least QUERYOPT_N_PLUS_ONE_MIN times within one request or task."""
 
     fingerprint = models.ForeignKey(
-        QueryFingerprint, on_delete=models.CASCADE, related_name="n_plus_ones"
+        QueryShape, on_delete=models.CASCADE, related_name="n_plus_ones"
     )
     origin = models.CharField(max_length=200)
     occurrences = models.PositiveIntegerField(
@@ -346,9 +344,7 @@ class PlanSource(models.TextChoices):
 class QueryPlan(models.Model):
     """An EXPLAIN of a fingerprint; a new plan_hash for one fingerprint is a plan change."""
 
-    fingerprint = models.ForeignKey(
-        QueryFingerprint, on_delete=models.CASCADE, related_name="plans"
-    )
+    fingerprint = models.ForeignKey(QueryShape, on_delete=models.CASCADE, related_name="plans")
     captured_at = models.DateTimeField(db_index=True)
     plan_hash = models.CharField(max_length=64, db_index=True)
     plan = models.JSONField(help_text="EXPLAIN (FORMAT JSON)'s document.")
@@ -424,7 +420,7 @@ class IndexRecommendation(models.Model):
     validated = models.BooleanField(
         default=True, help_text="Checked with HypoPG; False for heuristic advice."
     )
-    fingerprints = models.ManyToManyField(QueryFingerprint, related_name="recommendations")
+    fingerprints = models.ManyToManyField(QueryShape, related_name="recommendations")
     created_at = models.DateTimeField()
     updated_at = models.DateTimeField()
     status = models.CharField(

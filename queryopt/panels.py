@@ -14,7 +14,7 @@ from django.db.models import Max, Sum
 from offgridperf import access
 from offgridperf.panels import register_run_panel
 from queryopt.models import NPlusOne, QueryStatWindow, StatementDelta
-from queryopt.views import run_window
+from queryopt.pages import run_window
 
 TOP = 20
 N_PLUS_ONE_SHOWN = 20

@@ -25,7 +25,7 @@ from django.utils import timezone
 from queryopt import explain, services, targets
 from queryopt.dsn import redact
 from queryopt.fingerprints import normalize_query
-from queryopt.models import PlanSource, QueryFingerprint, QueryPlan, QueryTarget, SlowQuery
+from queryopt.models import PlanSource, QueryPlan, QueryShape, QueryTarget, SlowQuery
 from queryopt.plans import plan_problems
 
 log = logging.getLogger(__name__)
@@ -38,7 +38,7 @@ SLOW_BATCH = 50
 
 
 def store_plan(
-    fingerprint: QueryFingerprint,
+    fingerprint: QueryShape,
     result: dict[str, Any],
     source: str,
     run: Any = None,
@@ -71,7 +71,7 @@ def plan_changed(plan: QueryPlan) -> bool | None:
     return None if previous is None else previous.plan_hash != plan.plan_hash
 
 
-def plan_history(fingerprint: QueryFingerprint) -> list[dict[str, Any]]:
+def plan_history(fingerprint: QueryShape) -> list[dict[str, Any]]:
     """The distinct plan hashes of `fingerprint`, oldest first: {"plan_hash", "first_seen",
     "last_seen", "count"} each (three queries' worth of rows in one)."""
     rows = (
@@ -83,16 +83,16 @@ def plan_history(fingerprint: QueryFingerprint) -> list[dict[str, Any]]:
     return list(rows)
 
 
-def statement_fingerprint(target: QueryTarget, sql: str) -> QueryFingerprint:
+def statement_fingerprint(target: QueryTarget, sql: str) -> QueryShape:
     """The target's fingerprint of `sql`, created when the query was never seen there."""
     normalized = normalize_query(sql)
-    fingerprint, _ = QueryFingerprint.objects.get_or_create(
+    fingerprint, _ = QueryShape.objects.get_or_create(
         target=target, fingerprint=normalized.fingerprint, defaults={"query_text": normalized.text}
     )
     return fingerprint
 
 
-def unplanned_slow_fingerprints() -> QuerySet[QueryFingerprint]:
+def unplanned_slow_fingerprints() -> QuerySet[QueryShape]:
     """Fingerprints with no stored plan that were slow, oldest first: an app query stored as
     a SlowQuery, or a target's query whose mean time in a snapshot window reached the
     target's slow threshold."""
@@ -100,7 +100,7 @@ def unplanned_slow_fingerprints() -> QuerySet[QueryFingerprint]:
         target__isnull=False, deltas__mean_exec_time_ms__gte=F("target__slow_threshold_ms")
     )
     return (
-        QueryFingerprint.objects.filter(Q(slow_queries__isnull=False) | slow_on_target)
+        QueryShape.objects.filter(Q(slow_queries__isnull=False) | slow_on_target)
         .filter(plans__isnull=True)
         .distinct()
         .select_related("target")
@@ -111,7 +111,7 @@ def unplanned_slow_fingerprints() -> QuerySet[QueryFingerprint]:
 def explain_slow_queries(limit: int = SLOW_BATCH) -> list[int]:
     """Explain the new slow fingerprints (see the module docstring); the new plans' ids."""
     # One connection per database for all of its fingerprints.
-    by_dsn: dict[str, list[QueryFingerprint]] = {}
+    by_dsn: dict[str, list[QueryShape]] = {}
     chosen = 0
     for fingerprint in unplanned_slow_fingerprints():
         if chosen >= limit:
@@ -134,7 +134,7 @@ def _dsn_of(target: QueryTarget | None) -> str | None:
     return services.own_database_dsn() if settings.DATABASE_IS_POSTGRES else None
 
 
-def _explain_on(dsn: str, fingerprints: list[QueryFingerprint]) -> list[int]:
+def _explain_on(dsn: str, fingerprints: list[QueryShape]) -> list[int]:
     try:
         conn = targets.connect(dsn)
     except targets.TargetError as exc:  # already redacted
@@ -151,7 +151,7 @@ def _explain_on(dsn: str, fingerprints: list[QueryFingerprint]) -> list[int]:
 
 
 def _explain_one(
-    conn: psycopg.Connection[Any], dsn: str, fingerprint: QueryFingerprint
+    conn: psycopg.Connection[Any], dsn: str, fingerprint: QueryShape
 ) -> QueryPlan | None:
     try:
         return _plan(conn, fingerprint, PlanSource.SLOW)
@@ -162,7 +162,7 @@ def _explain_one(
     return None
 
 
-def _plan(conn: psycopg.Connection[Any], fingerprint: QueryFingerprint, source: str) -> QueryPlan:
+def _plan(conn: psycopg.Connection[Any], fingerprint: QueryShape, source: str) -> QueryPlan:
     """EXPLAIN `fingerprint` with the kept parameters of its latest slow execution that has
     them, else its generic plan, and store it."""
     example = (
@@ -179,7 +179,7 @@ def _plan(conn: psycopg.Connection[Any], fingerprint: QueryFingerprint, source: 
     return store_plan(fingerprint, result, source, run=latest.run if latest else None)
 
 
-def explain_fingerprint(fingerprint: QueryFingerprint) -> QueryPlan:
+def explain_fingerprint(fingerprint: QueryShape) -> QueryPlan:
     """Plan `fingerprint` now, on demand (as the slow-query beat does), and store the plan.
 
     Raises targets.TargetError (redacted) when its database cannot be reached or planning
@@ -199,7 +199,7 @@ def explain_on_request(fingerprint_id: int) -> int | None:
     """Plan one fingerprint asked for from its page (in a worker task); the plan's id, or None
     when it is gone or could not be planned: the reason (redacted) is stored on it for the
     page, and logged."""
-    fingerprint = QueryFingerprint.objects.select_related("target").filter(pk=fingerprint_id)
+    fingerprint = QueryShape.objects.select_related("target").filter(pk=fingerprint_id)
     found = fingerprint.first()
     if found is None:
         return None
@@ -215,18 +215,18 @@ def explain_on_request(fingerprint_id: int) -> int | None:
     return plan.pk
 
 
-def _attempts_key(fingerprint: QueryFingerprint) -> str:
+def _attempts_key(fingerprint: QueryShape) -> str:
     return f"queryopt:explain-failures:{fingerprint.pk}"
 
 
-def _attempts(fingerprint: QueryFingerprint) -> int:
+def _attempts(fingerprint: QueryShape) -> int:
     try:
         return int(cache.get(_attempts_key(fingerprint), 0))
     except Exception:  # noqa: BLE001 - a cache outage must not stop the plans
         return 0
 
 
-def _failed(fingerprint: QueryFingerprint, message: str, *, final: bool) -> None:
+def _failed(fingerprint: QueryShape, message: str, *, final: bool) -> None:
     attempts = MAX_EXPLAIN_ATTEMPTS if final else _attempts(fingerprint) + 1
     dsn = fingerprint.target.dsn if fingerprint.target else ""
     log.warning(

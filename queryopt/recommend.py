@@ -6,7 +6,7 @@ Index hints (the target's and the global ones) steer the advice: the advisor nev
 what a rejected hint names (same table, same columns in order); preferred hints are shown beside
 the recommendations. Each recommendation is kept as an IndexRecommendation row (the open one of
 the same table and columns is updated), so the snapshot after its index appears can measure it
-(indexreport.track_applied)."""
+(indexusage.track_applied)."""
 
 from __future__ import annotations
 
@@ -20,12 +20,12 @@ from django.db.models import Sum
 from django.utils import timezone
 
 from queryopt import advisor, explain, targets
-from queryopt.indexreport import hints_for, matching_hint
+from queryopt.indexusage import hints_for, matching_hint
 from queryopt.models import (
     HintKind,
     IndexHint,
     IndexRecommendation,
-    QueryFingerprint,
+    QueryShape,
     QueryTarget,
     RecommendationStatus,
 )
@@ -53,7 +53,7 @@ class TargetAdvice:
 def costly_queries(target: QueryTarget, limit: int = TOP_QUERIES) -> list[advisor.Query]:
     """The target's fingerprints by total time over every stored delta, most costly first."""
     fingerprints = (
-        QueryFingerprint.objects.filter(target=target)
+        QueryShape.objects.filter(target=target)
         .annotate(total_ms=Sum("deltas__total_exec_time_ms"))
         .filter(total_ms__gt=0)
         .order_by("-total_ms", "pk")[:limit]
@@ -115,7 +115,7 @@ def _store(target: QueryTarget, rec: advisor.Recommendation) -> IndexRecommendat
         defaults=fields,
         create_defaults={**fields, "created_at": now},
     )
-    helped = QueryFingerprint.objects.filter(target=target, fingerprint__in=rec.fingerprints)
+    helped = QueryShape.objects.filter(target=target, fingerprint__in=rec.fingerprints)
     stored.fingerprints.set(helped)
     return stored
 

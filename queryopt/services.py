@@ -8,7 +8,7 @@ from typing import Any
 
 from django.utils import timezone
 
-from queryopt import indexreport, snapshots, targets
+from queryopt import indexusage, snapshots, targets
 from queryopt.dsn import DsnRefused, connection_params, redact, with_password_of
 from queryopt.models import IndexSurvey, QueryTarget, SnapshotReason, StatementSnapshot
 
@@ -122,8 +122,8 @@ def own_database_dsn() -> str:
 
 
 def index_report(target: QueryTarget) -> dict[str, Any]:
-    """The Indexes page of `target`: see indexreport.index_report for its shape."""
-    return indexreport.index_report(target)
+    """The Indexes page of `target`: see indexusage.index_report for its shape."""
+    return indexusage.index_report(target)
 
 
 def request_index_survey(target: QueryTarget) -> bool:
@@ -138,4 +138,4 @@ def request_index_survey(target: QueryTarget) -> bool:
 
 
 def survey_indexes(target: QueryTarget) -> IndexSurvey:
-    return indexreport.survey_indexes(target)
+    return indexusage.survey_indexes(target)

@@ -17,11 +17,11 @@ from django.db import transaction
 from django.utils import timezone
 from psycopg.rows import dict_row
 
-from queryopt import indexreport, targets
+from queryopt import indexusage, targets
 from queryopt.dsn import redact
 from queryopt.fingerprints import normalize_query
 from queryopt.models import (
-    QueryFingerprint,
+    QueryShape,
     QueryTarget,
     SnapshotReason,
     StatementDelta,
@@ -63,7 +63,7 @@ def take_snapshot(
     with transaction.atomic():
         snapshot = _store(target, rows, stats_reset, reason, run_id)
     # After the deltas are stored: they are what an applied index's before/after is made of.
-    indexreport.track_applied(target, snapshot)
+    indexusage.track_applied(target, snapshot)
     return snapshot
 
 
@@ -150,29 +150,29 @@ def _store_deltas(
         )
         window["rows"].append((counts, row))
         window["queryid"] = row["queryid"]
-    for digest, window in windows.items():
-        fingerprint = _fingerprint(snapshot.target, digest, window, now)
+    for fingerprint, window in windows.items():
+        shape = _shape(snapshot.target, fingerprint, window, now)
         StatementDelta.objects.create(
-            snapshot=snapshot, fingerprint=fingerprint, **_delta_fields(window["rows"])
+            snapshot=snapshot, fingerprint=shape, **_delta_fields(window["rows"])
         )
 
 
-def _fingerprint(
-    target: QueryTarget, digest: str, window: dict[str, Any], now: datetime
-) -> QueryFingerprint:
-    fingerprint, created = QueryFingerprint.objects.get_or_create(
+def _shape(
+    target: QueryTarget, fingerprint: str, window: dict[str, Any], now: datetime
+) -> QueryShape:
+    shape, created = QueryShape.objects.get_or_create(
         target=target,
-        fingerprint=digest,
+        fingerprint=fingerprint,
         defaults={"query_text": window["query"], "queryid": window["queryid"]},
     )
     if not created:
-        QueryFingerprint.objects.filter(pk=fingerprint.pk).update(
+        QueryShape.objects.filter(pk=shape.pk).update(
             # The text too: a better normaliser must not leave old rows planning old text.
             last_seen_at=now,
             queryid=window["queryid"],
             query_text=window["query"],
         )
-    return fingerprint
+    return shape
 
 
 def _delta_fields(parts: list[tuple[list[float], dict[str, Any]]]) -> dict[str, Any]:

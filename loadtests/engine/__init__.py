@@ -41,7 +41,7 @@ from loadtests.engine.config import (
 )
 from loadtests.engine.errors import ERROR_CLASSES
 from loadtests.engine.flow import try_once
-from loadtests.engine.report import IntervalSnapshot, Outcome, RunResult
+from loadtests.engine.results import IntervalSnapshot, Outcome, RunResult
 from loadtests.engine.runner import ConfigError, run
 
 __all__ = [

@@ -29,7 +29,7 @@ from loadtests.engine.config import MAX_DOCUMENT_BYTES, EngineConfig, Step, capp
 from loadtests.engine.flags import MISSING_RULE, FlagError, add_load_flags, load_fields
 from loadtests.engine.flow import try_once
 from loadtests.engine.jsoninput import JsonInputInvalid, parse
-from loadtests.engine.report import IntervalSnapshot, Outcome
+from loadtests.engine.results import IntervalSnapshot, Outcome
 from loadtests.engine.runner import run
 
 

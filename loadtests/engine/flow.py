@@ -6,7 +6,7 @@ request and, from the connection's response callback, hands the answer straight 
 generator, which yields its next request while still inside that callback. So the next
 request is written from the read callback, as the requests mode does: asyncio tasks and
 futures would write from a task step instead, which costs several times more per request
-(measured by bench/flow.py). The requests mode (models.py) is untouched by any of this.
+(measured by bench/flow.py). The requests mode (loadshapes.py) is untouched by any of this.
 
 Closed model: each virtual user loops iterations, thinking between steps and between
 iterations; stages ramp users. Open model: each arrival starts one iteration (a new user,
@@ -63,7 +63,7 @@ from loadtests.engine.http import (
     clock,
     make_check,
 )
-from loadtests.engine.models import (
+from loadtests.engine.loadshapes import (
     BACKLOG_MAX,
     BACKLOG_MIN,
     BACKLOG_PER_RPS,

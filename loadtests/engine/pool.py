@@ -11,7 +11,7 @@ from loadtests.engine import errors
 from loadtests.engine.http import Connection, Target
 
 if TYPE_CHECKING:
-    from loadtests.engine.models import LoadDriver
+    from loadtests.engine.loadshapes import LoadDriver
 
 
 class Pool:

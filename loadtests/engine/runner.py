@@ -24,8 +24,8 @@ from typing import Any
 from loadtests.engine.config import ConfigError, EngineConfig
 from loadtests.engine.flow import make_flow_driver
 from loadtests.engine.http import clock
-from loadtests.engine.models import Interval, LoadDriver, OpenModel, make_model
-from loadtests.engine.report import (
+from loadtests.engine.loadshapes import Interval, LoadDriver, OpenModel, make_model
+from loadtests.engine.results import (
     IntervalSnapshot,
     Outcome,
     RunResult,

@@ -49,16 +49,27 @@ def test_it_keeps_every_import_contract() -> None:
         ("queryopt/capture.py", "import loadtests.engine.http", "queryopt imports no loadtests"),
         ("loadtests/engine/config.py", "import offgridperf.env", "loadtests.engine imports no"),
         ("loadtests/engine/runner.py", "import loadtests.models", "loadtests.engine imports no"),
-        ("loadtests/engine/report.py", "import profiling", "loadtests.engine imports no"),
+        ("loadtests/engine/results.py", "import profiling", "loadtests.engine imports no"),
         ("loadtests/views.py", "import queryopt.models", "loadtests imports no queryopt"),
         ("queryopt/plans.py", "import django", "queryopt's analysis modules import no Django"),
         ("emissions/models.py", "import loadtests.models", "emissions imports no tool app"),
         ("emissions/views.py", "import profiling", "emissions imports no tool app"),
-        ("offgridperf/cache.py", "import emissions.models", "offgridperf imports no emissions"),
+        (
+            "offgridperf/cache/__init__.py",
+            "import emissions.models",
+            "offgridperf imports no emissions",
+        ),
         ("emissions/services.py", "import emissions.tasks", "emissions imports run one way"),
         ("emissions/models.py", "import emissions.services", "emissions imports run one way"),
         ("loadtests/documents.py", "import loadtests.tasks", "loadtests imports run one way"),
         ("loadtests/lifecycle.py", "import loadtests.views", "loadtests imports run one way"),
+        ("queryopt/services.py", "import queryopt.views", "queryopt imports run one way"),
+        ("profiling/models.py", "import profiling.pages", "profiling imports run one way"),
+        (
+            "offgridperf/cache/pages.py",
+            "import offgridperf.cache.views",
+            "the cache package imports",
+        ),
     ],
 )
 def test_it_breaks_a_contract_when_a_forbidden_import_is_added(
@@ -93,3 +104,49 @@ def test_stats_breaks_its_contract_when_it_imports_django_or_ours(
 
     assert result.returncode == 1, result.stdout + result.stderr
     assert "stats imports no Django and nothing of ours BROKEN" in result.stdout
+
+
+@pytest.mark.slow
+def test_it_breaks_the_settings_contract_when_a_setting_names_another_app_undeclared(
+    tmp_path: Path,
+) -> None:
+    root = copy_of_the_project(tmp_path)
+    settings = root / "offgridperf" / "settings.py"
+    settings.write_text(
+        settings.read_text() + '\nEMISSIONS_PROFILER = "profiling.services.create_capture"\n'
+    )
+    # Read by the demo, as EMISSIONS_ROW_WRITER is.
+    services = root / "emissions" / "services.py"
+    services.write_text(
+        services.read_text() + '\nPROFILER = getattr(settings, "EMISSIONS_PROFILER", "")\n'
+    )
+
+    result = lint_imports(root)
+
+    assert result.returncode == 1, result.stdout + result.stderr
+    text = " ".join(result.stdout.split())
+    assert "every module a setting names from another package is declared BROKEN" in text
+    assert (
+        "emissions -> profiling.services.create_capture (EMISSIONS_PROFILER): "
+        "a setting names this module; declare the edge." in text
+    )
+
+
+@pytest.mark.slow
+def test_it_breaks_the_settings_contract_when_a_declared_edge_is_no_longer_made(
+    tmp_path: Path,
+) -> None:
+    root = copy_of_the_project(tmp_path)
+    pyproject = root / "pyproject.toml"
+    pyproject.write_text(
+        pyproject.read_text().replace(
+            '"emissions -> queryopt.batch.copy_rows",',
+            '"emissions -> queryopt.batch.copy_rows",\n    "emissions -> profiling.trend",',
+        )
+    )
+
+    result = lint_imports(root)
+
+    assert result.returncode == 1, result.stdout + result.stderr
+    text = " ".join(result.stdout.split())
+    assert "emissions -> profiling.trend: declared, but no setting names it; remove it." in text

@@ -110,10 +110,10 @@ def test_the_query_pages_say_what_needs_postgresql(default_product: DefaultProdu
     lines = default_product.shell(
         "from django.contrib.auth import get_user_model\n"
         "from django.test import Client\n"
-        "from queryopt.models import QueryFingerprint\n"
+        "from queryopt.models import QueryShape\n"
         "client = Client(HTTP_HOST='127.0.0.1')\n"
         "client.force_login(get_user_model().objects.get(username='admin'))\n"
-        "own = QueryFingerprint.objects.filter(target=None).first()\n"
+        "own = QueryShape.objects.filter(target=None).first()\n"
         "pages = [client.get('/queries/indexes/').content.decode()]\n"
         "pages.append(client.get(f'/queries/{own.pk}/').content.decode() if own else '')\n"
         "result = [page.count('needs PostgreSQL') for page in pages]"

@@ -28,7 +28,7 @@ def test_indexes_page_views_never_reach_a_hanging_target_and_healthz_answers(
         target = QueryTarget.objects.create(name="hangs", dsn=dsn)
         # A viewer of queries: the least a user needs to reach the page at all.
         user = django_user_model.objects.create_user("viewer", password="pw-viewer-123")
-        user.user_permissions.add(Permission.objects.get(codename="view_queryfingerprint"))
+        user.user_permissions.add(Permission.objects.get(codename="view_queryshape"))
         client = Client()
         client.force_login(user)
         cookie = (

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from loadtests import signals, tasks
+from loadtests import tasks, workerhooks
 from loadtests.models import LoadTestDefinition, LoadTestRun, LoadTestStep
 from tests.loadtests.generators import Generators, generators  # noqa: F401 - a fixture
 from tests.processes import wait_for
@@ -69,7 +69,7 @@ def test_a_worker_on_the_run_queue_alone_defaults_to_one_load_test_at_a_time(
     queues: list[str], concurrency: int | None, expected: tuple[int, int]
 ) -> None:
     conf = SimpleNamespace(worker_concurrency=8, worker_prefetch_multiplier=4)
-    signals.one_load_test_at_a_time(
+    workerhooks.one_load_test_at_a_time(
         "node", conf=conf, options={"queues": queues, "concurrency": concurrency}
     )
     assert (conf.worker_concurrency, conf.worker_prefetch_multiplier) == expected

@@ -8,7 +8,8 @@ from collections.abc import Iterator
 import pytest
 
 from emissions.cache import BATCH
-from offgridperf import cache, cache_metrics
+from offgridperf import cache
+from offgridperf.cache import metrics as cache_metrics
 from tests.processes import wait_for
 
 

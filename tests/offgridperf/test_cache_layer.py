@@ -16,7 +16,7 @@ from django_redis import get_redis_connection
 
 from emissions.cache import ACTIVITY, BATCH, EMISSIONS, QUERY
 from offgridperf import cache
-from offgridperf.cache_metrics import percentile_ms
+from offgridperf.cache.metrics import percentile_ms
 from tests.cache_redis import PrivateRedis, private_redis_server
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -233,7 +233,7 @@ def test_it_counts_live_keys_per_strategy() -> None:
 
 
 def test_percentiles_come_from_histogram_slots_by_the_one_rule() -> None:
-    from offgridperf.cache_metrics import latency_bucket
+    from offgridperf.cache.metrics import latency_bucket
 
     buckets: dict[int, int] = {}
     for micros in [100] * 98 + [5000, 5000]:

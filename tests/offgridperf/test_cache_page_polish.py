@@ -15,7 +15,7 @@ from django.utils import timezone
 from emissions.cache import BATCH, QUERY
 from loadtests.models import LoadTestDefinition, LoadTestRun
 from offgridperf import cache
-from offgridperf.cache_views import chart_data
+from offgridperf.cache.pages import chart_data
 
 pytestmark = pytest.mark.django_db
 

@@ -15,7 +15,7 @@ from loadtests.models import LoadTestDefinition, LoadTestRun, RunInterval, RunSt
 from offgridperf import retention, storage, tasks
 from offgridperf.celery import app
 from profiling.models import MemorySample, ProfileCapture
-from queryopt.models import QueryFingerprint, QueryStatWindow, StatRollupState
+from queryopt.models import QueryShape, QueryStatWindow, StatRollupState
 
 OLD = timedelta(days=400)
 
@@ -66,7 +66,7 @@ def capture(run: LoadTestRun | None, age: timedelta, artefact_root: Path, **fiel
 
 
 def window(run: LoadTestRun | None, age: timedelta) -> QueryStatWindow:
-    fingerprint, _ = QueryFingerprint.objects.get_or_create(fingerprint="f1", query_text="SELECT 1")
+    fingerprint, _ = QueryShape.objects.get_or_create(fingerprint="f1", query_text="SELECT 1")
     end = timezone.now() - age
     return QueryStatWindow.objects.create(
         fingerprint=fingerprint,

@@ -14,7 +14,7 @@ from psycopg import sql
 
 from queryopt import snapshots
 from queryopt.models import (
-    QueryFingerprint,
+    QueryShape,
     QueryTarget,
     SnapshotReason,
     StatementDelta,
@@ -188,7 +188,7 @@ def no_hypopg_target(db: Any, target_database: str) -> Iterator[QueryTarget]:  #
         snapshot = StatementSnapshot.objects.create(
             target=target, taken_at=timezone.now(), reason=SnapshotReason.MANUAL
         )
-        fingerprint = QueryFingerprint.objects.create(
+        fingerprint = QueryShape.objects.create(
             target=target, fingerprint="42", query_text="SELECT id FROM meters WHERE site = $1"
         )
         StatementDelta.objects.create(

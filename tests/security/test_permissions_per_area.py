@@ -16,7 +16,7 @@ from django.utils import timezone
 from loadtests.models import ApiToken, LoadTestDefinition, LoadTestRun, RunStatus
 from offgridperf import access
 from profiling.models import CaptureKind, CaptureStatus, ProfileCapture
-from queryopt.models import QueryFingerprint, QueryTarget
+from queryopt.models import QueryShape, QueryTarget
 from tests.offgridperf.test_login_required import PUBLIC, walk
 
 pytestmark = pytest.mark.django_db
@@ -87,7 +87,7 @@ def test_the_no_access_page_names_a_configured_contact(
     response = no_permission_client.get("/queries/")
     assert response.status_code == 403
     body = response.content.decode()
-    assert "queryopt.view_queryfingerprint" in body
+    assert "queryopt.view_queryshape" in body
     assert "perf-team@example.com" in body
 
 
@@ -131,9 +131,7 @@ def test_the_viewers_group_sees_every_page(viewer_client: Client) -> None:
         kind=CaptureKind.THREADS, pid=4242, status=CaptureStatus.DONE
     )
     target = QueryTarget.objects.create(name="shop", dsn="postgresql://shop@127.0.0.1:1/shop")
-    fingerprint = QueryFingerprint.objects.create(
-        target=target, fingerprint="abc", query_text="SELECT 1"
-    )
+    fingerprint = QueryShape.objects.create(target=target, fingerprint="abc", query_text="SELECT 1")
     pages = [
         "/",
         f"/definitions/{definition.pk}/",

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from loadtests import lifecycle, tasks
-from loadtests.engine.report import ms
+from loadtests.engine.results import ms
 from loadtests.models import LoadTestDefinition, LoadTestRun, LoadTestStep, RunShard, ShardStatus
 from stats.histogram import Histogram
 from tests.loadtests.shards.conftest import Generators, wait_until

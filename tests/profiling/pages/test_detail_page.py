@@ -11,7 +11,7 @@ from django.utils.html import escape
 
 from profiling import trend
 from profiling.models import CaptureKind, CaptureStatus, FunctionStat, ProfileCapture
-from profiling.views import FUNCTIONS_SHOWN, FUNCTIONS_TOP, MAX_TRACE_EVENTS
+from profiling.pages import FUNCTIONS_SHOWN, FUNCTIONS_TOP, MAX_TRACE_EVENTS
 from tests.profiling.pages.conftest import Captures, chrometrace, cpu_capture, trace_capture
 
 pytestmark = pytest.mark.django_db

@@ -8,7 +8,7 @@ from django.db import connection
 
 from queryopt import capture, services
 from queryopt.fingerprints import normalize_query
-from queryopt.models import QueryFingerprint, QueryStatWindow, QueryTarget
+from queryopt.models import QueryShape, QueryStatWindow, QueryTarget
 from tests.queryopt.capture.conftest import calls
 
 PROBE = "SELECT %s::int AS flush_probe"
@@ -51,5 +51,5 @@ def test_it_drops_a_failed_flush_logs_it_once_and_never_breaks_the_request(
     probe("after")
     assert capture.flush()
     assert calls("after", "flush_probe") == 1
-    fingerprint = QueryFingerprint.objects.get(fingerprint=normalize_query(PROBE).fingerprint)
+    fingerprint = QueryShape.objects.get(fingerprint=normalize_query(PROBE).fingerprint)
     assert fingerprint.target is None

@@ -8,7 +8,7 @@ from loadtests.models import LoadTestRun, RunStatus
 from queryopt import capture, services
 from queryopt.fingerprints import normalize_query
 from queryopt.models import (
-    QueryFingerprint,
+    QueryShape,
     QueryStatWindow,
     QueryTarget,
     SlowQuery,
@@ -30,7 +30,7 @@ def test_it_meets_pg_stat_statements_on_the_own_targets_fingerprint() -> None:
     take_snapshot(own)
 
     digest = normalize_query(QUERY).fingerprint
-    fingerprint = QueryFingerprint.objects.get(fingerprint=digest)
+    fingerprint = QueryShape.objects.get(fingerprint=digest)
     assert fingerprint.target == own
     assert QueryStatWindow.objects.get(fingerprint=fingerprint).calls == 3
     delta = StatementDelta.objects.get(fingerprint=fingerprint)
@@ -43,7 +43,7 @@ def test_it_files_fingerprints_without_target_when_none_is_the_own_database() ->
     with capture.capturing("probe"), connection.cursor() as cursor:
         cursor.execute(QUERY, ["x"])
     capture.flush()
-    assert QueryFingerprint.objects.get().target is None
+    assert QueryShape.objects.get().target is None
 
 
 def make_run(name: str, status: str) -> LoadTestRun:

@@ -68,7 +68,7 @@ def test_it_catches_the_emissions_batch_list_as_an_n_plus_one(api: Any, batches:
     assert group.origin == "GET emissions.views.batches"
     assert (group.occurrences, group.last_count, group.max_count) == (2, 6, 6)
     assert group.total_ms > 0
-    assert group.code_frame.startswith("emissions/reports.py:")
+    assert group.code_frame.startswith("emissions/pages.py:")
     assert group.code_frame.endswith(" batch_list")
     assert NPlusOne.objects.count() == 1  # the list query itself runs once
 

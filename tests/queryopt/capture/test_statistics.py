@@ -8,7 +8,7 @@ from django.db.models import Sum
 
 from queryopt import capture
 from queryopt.fingerprints import normalize_query
-from queryopt.models import QueryFingerprint, QueryStatWindow
+from queryopt.models import QueryShape, QueryStatWindow
 from stats.histogram import Histogram
 from tests.queryopt.capture.conftest import calls
 
@@ -26,7 +26,7 @@ def test_it_counts_exactly_the_calls_made_per_fingerprint_and_origin() -> None:
     assert capture.flush()
 
     digest = normalize_query(PROBE).fingerprint
-    fingerprint = QueryFingerprint.objects.get(target=None, fingerprint=digest)
+    fingerprint = QueryShape.objects.get(target=None, fingerprint=digest)
     window = QueryStatWindow.objects.get(fingerprint=fingerprint, origin="script one")
     assert window.calls == 7
     assert window.errors == 0

@@ -14,8 +14,8 @@ from queryopt.models import (
     IndexRecommendation,
     NPlusOne,
     PlanSource,
-    QueryFingerprint,
     QueryPlan,
+    QueryShape,
     QueryStatWindow,
     QueryTarget,
     RecommendationStatus,
@@ -31,7 +31,7 @@ def rows(db: Any) -> dict[str, Any]:
     target = QueryTarget.objects.create(
         name="shop", dsn=f"postgresql://app:{PASSWORD}@127.0.0.1:5432/shop"
     )
-    fingerprint = QueryFingerprint.objects.create(
+    fingerprint = QueryShape.objects.create(
         target=target, fingerprint="f1", query_text="SELECT * FROM orders WHERE customer = $1"
     )
     recommendation = IndexRecommendation.objects.create(

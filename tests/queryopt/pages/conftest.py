@@ -14,7 +14,7 @@ from django.utils import timezone
 from loadtests.models import LoadTestRun, RunStatus
 from queryopt.models import (
     NPlusOne,
-    QueryFingerprint,
+    QueryShape,
     QueryStatWindow,
     QueryTarget,
     SlowQuery,
@@ -33,9 +33,9 @@ DSN = f"postgresql://shop:{PASSWORD}@127.0.0.1:1/shop"
 class Seen:
     target: QueryTarget
     run: LoadTestRun
-    by_site: QueryFingerprint  # app side (two origins) and target
-    batches: QueryFingerprint  # app side only, an N+1
-    report: QueryFingerprint  # target only
+    by_site: QueryShape  # app side (two origins) and target
+    batches: QueryShape  # app side only, an N+1
+    report: QueryShape  # target only
     start: datetime
 
 
@@ -55,12 +55,12 @@ def make_run(started: datetime, seconds: int = 60, **fields: Any) -> LoadTestRun
     )
 
 
-def fingerprint(target: QueryTarget, digest: str, text: str) -> QueryFingerprint:
-    return QueryFingerprint.objects.create(target=target, fingerprint=digest, query_text=text)
+def fingerprint(target: QueryTarget, digest: str, text: str) -> QueryShape:
+    return QueryShape.objects.create(target=target, fingerprint=digest, query_text=text)
 
 
 def window(
-    fp: QueryFingerprint,
+    fp: QueryShape,
     at: datetime,
     latencies_us: list[int],
     origin: str = "GET emissions.views.by_site",
@@ -89,7 +89,7 @@ def snapshot(
     return StatementSnapshot.objects.create(target=target, taken_at=at, reason=reason, run=run)
 
 
-def delta(snap: StatementSnapshot, fp: QueryFingerprint, calls: int, total_ms: float) -> None:
+def delta(snap: StatementSnapshot, fp: QueryShape, calls: int, total_ms: float) -> None:
     StatementDelta.objects.create(
         snapshot=snap,
         fingerprint=fp,

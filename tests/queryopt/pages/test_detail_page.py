@@ -15,8 +15,8 @@ from queryopt import tasks
 from queryopt.models import (
     IndexRecommendation,
     PlanSource,
-    QueryFingerprint,
     QueryPlan,
+    QueryShape,
     QueryTarget,
 )
 from tests.queryopt.pages.conftest import PASSWORD, Seen
@@ -187,7 +187,7 @@ def test_explain_now_plans_the_query_on_its_target_and_shows_the_plan(
     pg.execute("DROP TABLE IF EXISTS readouts")
     pg.execute("CREATE TABLE readouts (id bigint PRIMARY KEY, site int NOT NULL, value float)")
     target = QueryTarget.objects.create(name="scratch", dsn=scratch_dsn)
-    fingerprint = QueryFingerprint.objects.create(
+    fingerprint = QueryShape.objects.create(
         target=target, fingerprint="f-readouts", query_text="SELECT * FROM readouts WHERE site = $1"
     )
     assert 'id="explain-now"' in admin_client.get(f"/queries/{fingerprint.pk}/").content.decode()

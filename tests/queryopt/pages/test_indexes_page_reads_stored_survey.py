@@ -32,7 +32,7 @@ def hanging_target(hanging: FakePostgres) -> QueryTarget:
 @pytest.fixture
 def engineer_client(client: Any, django_user_model: Any) -> Any:
     user = django_user_model.objects.create_user("engineer", password="pw-engineer-1")
-    codenames = ["change_querytarget", "view_queryfingerprint"]
+    codenames = ["change_querytarget", "view_queryshape"]
     user.user_permissions.add(*Permission.objects.filter(codename__in=codenames))
     client.force_login(user)
     return client

@@ -6,12 +6,12 @@ from __future__ import annotations
 import html
 from typing import Any
 
-from queryopt.models import QueryFingerprint, QueryTarget
+from queryopt.models import QueryShape, QueryTarget
 from tests.queryopt.pages.conftest import Seen
 
 
-def own_fingerprint() -> QueryFingerprint:
-    return QueryFingerprint.objects.create(
+def own_fingerprint() -> QueryShape:
+    return QueryShape.objects.create(
         target=None, fingerprint="own-sqlite", query_text="SELECT 1 FROM loadtests_run"
     )
 

@@ -140,7 +140,7 @@ def test_it_reads_the_list_in_a_fixed_number_of_queries(
 
 
 def test_it_shows_only_the_first_rows_of_the_order(seen: Seen) -> None:
-    from queryopt.views import top_rows
+    from queryopt.pages import top_rows
 
     rows = top_rows({}, "calls", limit=2)
     assert [row.fingerprint_id for row in rows] == [seen.by_site.pk, seen.batches.pk]

@@ -11,7 +11,7 @@ import pytest
 
 from queryopt import origins
 from queryopt.models import NPlusOne, SlowQuery
-from queryopt.views import PAGE_SIZE
+from queryopt.pages import PAGE_SIZE
 from tests.queryopt.pages.conftest import Seen, delta, fingerprint, snapshot, window
 
 pytestmark = pytest.mark.django_db

@@ -13,7 +13,7 @@ from django.utils import timezone
 
 from queryopt import rollups, tasks
 from queryopt.models import QueryStatRollup, QueryStatWindow, RollupGrain, StatRollupState
-from queryopt.views import query_rows, top_rows
+from queryopt.pages import query_rows, top_rows
 from stats.sums import HistogramSum
 from tests.queryopt.pages.conftest import Seen, fingerprint, make_run, window
 

@@ -11,14 +11,14 @@ import pytest
 from django.utils import timezone
 
 from queryopt import planstore, tasks
-from queryopt.models import PlanSource, QueryFingerprint, QueryPlan, QueryTarget, SlowQuery
+from queryopt.models import PlanSource, QueryPlan, QueryShape, QueryTarget, SlowQuery
 from tests.queryopt.targets.conftest import PASSWORD
 from tests.queryopt.targets.test_cli import queryopt
 
 SQL = "SELECT id, value FROM plan_readings WHERE sensor = 42"
 
 
-def slow(fingerprint: QueryFingerprint, sql: str, params: list[Any] | None = None) -> SlowQuery:
+def slow(fingerprint: QueryShape, sql: str, params: list[Any] | None = None) -> SlowQuery:
     return SlowQuery.objects.create(
         fingerprint=fingerprint,
         captured_at=timezone.now(),
@@ -46,7 +46,7 @@ def test_it_records_a_new_plan_hash_when_an_index_changes_the_plan(
     changed = json.loads(second)
     assert changed["changed"] is True and changed["previous_plan_hash"] != changed["plan_hash"]
     assert "plan unchanged since" in third and PASSWORD not in first + second + third
-    (fingerprint,) = QueryFingerprint.objects.filter(target=target, plans__isnull=False).distinct()
+    (fingerprint,) = QueryShape.objects.filter(target=target, plans__isnull=False).distinct()
     assert "$1" in fingerprint.query_text
     history = planstore.plan_history(fingerprint)
     assert [(h["plan_hash"], h["count"]) for h in history] == [
@@ -86,7 +86,7 @@ def test_it_plans_a_new_slow_fingerprint_once_with_its_kept_parameters(
 
 
 def test_it_plans_a_slow_query_of_its_own_database(db: Any) -> None:
-    own = QueryFingerprint.objects.create(
+    own = QueryShape.objects.create(
         target=None,
         fingerprint="own-1",
         query_text="SELECT name FROM queryopt_querytarget WHERE id = $1",
@@ -103,7 +103,7 @@ def test_it_gives_up_on_a_fingerprint_that_cannot_be_planned(
 ) -> None:
     missing = planstore.statement_fingerprint(target, "SELECT a FROM no_such_table WHERE a = $1")
     slow(missing, missing.query_text)
-    unparsable = QueryFingerprint.objects.create(
+    unparsable = QueryShape.objects.create(
         target=target, fingerprint="rbad", query_text="SELEC ? FROM nowhere"
     )
     slow(unparsable, unparsable.query_text)
@@ -143,7 +143,7 @@ def test_it_plans_a_target_query_whose_mean_time_reached_the_targets_threshold(
         target=target, taken_at=timezone.now(), reason=SnapshotReason.MANUAL
     )
 
-    def window(sql: str, mean_ms: float) -> QueryFingerprint:
+    def window(sql: str, mean_ms: float) -> QueryShape:
         fingerprint = planstore.statement_fingerprint(target, sql)
         StatementDelta.objects.create(
             snapshot=snapshot, fingerprint=fingerprint, calls=2, total_exec_time_ms=2 * mean_ms,
