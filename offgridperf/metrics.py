@@ -21,7 +21,6 @@ from typing import Any
 from django.conf import settings
 from django.db import connection
 from django.db.models import Count, F, OuterRef, Subquery, Sum
-from loadtests.workers import alive_workers
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector, CollectorRegistry
 
@@ -34,6 +33,7 @@ from loadtests.models import (
     RunInterval,
     RunStatus,
 )
+from loadtests.waiting import alive_workers
 from offgridperf import cache
 from profiling.models import CaptureStatus, ProfileCapture
 from queryopt.models import SlowQuery

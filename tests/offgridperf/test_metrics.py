@@ -8,7 +8,6 @@ import pytest
 from django.core.exceptions import ImproperlyConfigured
 from django.db import connection
 from django.utils import timezone
-from loadtests.workers import record_heartbeat
 from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -21,6 +20,7 @@ from loadtests.models import (
     RunInterval,
     RunStatus,
 )
+from loadtests.waiting import record_heartbeat
 from offgridperf import metrics
 from offgridperf.env import env_networks, env_token
 from profiling.models import ProfileCapture
