@@ -19,9 +19,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from loadtests.engine.report import ms
 
 from loadtests import tasks
+from loadtests.engine.results import ms
 from loadtests.models import LoadTestDefinition, LoadTestRun, LoadTestStep, RunShard
 from stats.histogram import Histogram
 from tests.conftest import ROOT, worker_env
