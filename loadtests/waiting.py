@@ -208,7 +208,8 @@ def timeout_reason(workers: QueueWorkers) -> str:
 
 def waiting_state(run: LoadTestRun, workers: QueueWorkers) -> dict[str, Any] | None:
     """What the pages (and the CLI) show of a queued run; None when it is not queued."""
-    if run.status != RunStatus.QUEUED:
+    if run.status != RunStatus.QUEUED or run.pk in workers.busy_with:
+        # A generator busy with this very run took it after its status was read: it starts.
         return None
     now = timezone.now()
     timeout = queue_timeout_s()

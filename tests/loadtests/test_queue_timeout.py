@@ -19,7 +19,7 @@ from django.core.management import call_command
 from django.test import override_settings
 from django.utils import timezone
 
-from loadtests import housekeeping, lifecycle, reports, tasks
+from loadtests import housekeeping, lifecycle, reports, tasks, waiting
 from loadtests.models import (
     LoadTestDefinition,
     LoadTestRun,
@@ -253,6 +253,22 @@ def test_the_run_page_says_a_worker_is_alive_and_busy(
         in admin_client.get(f"/runs/{running.pk}/").content.decode()
     )
     assert admin_client.get(f"/runs/{running.pk}/live/").json()["waiting"] is None
+
+
+@pytest.mark.django_db
+def test_a_run_read_as_queued_just_before_a_generator_took_it_waits_for_nobody(
+    definition: LoadTestDefinition, no_live_heartbeats: None
+) -> None:
+    # The status was read before the claim, the workers after it: the generator is busy
+    # with this very run, which is starting, not waiting behind itself.
+    heartbeat("w1@host", ["loadgen"])
+    run = queued_run(definition, waited_s=1)
+    stale = LoadTestRun.objects.get(pk=run.pk)
+    LoadTestRun.objects.filter(pk=run.pk).update(status=RunStatus.RUNNING, worker_node="w1@host")
+    workers = waiting.queue_workers()
+    assert workers.busy_with == (run.pk,)
+
+    assert waiting.waiting_state(stale, workers) is None
 
 
 @pytest.mark.django_db
