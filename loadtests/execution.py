@@ -27,7 +27,7 @@ from django.db import (
 from django.db.models import F
 from django.utils import timezone
 
-from loadtests import documents, events, reports, secrets, waiting
+from loadtests import agenttags, documents, events, reports, secrets, waiting
 from loadtests.engine import EngineConfig, IntervalSnapshot, RunResult
 from loadtests.engine import run as run_engine
 from loadtests.engine.histograms import Histogram
@@ -82,7 +82,7 @@ def _execute_claimed(run: LoadTestRun, progress: ProgressCallback | None) -> Loa
     if problems:
         return _finish_error(run, documents.problems_text(documents.RunRefused(problems)))
     try:
-        config = documents.run_engine_config(document)
+        config = agenttags.tagged_config(documents.run_engine_config(document), run.pk, document)
     except documents.RunRefused as exc:
         return _finish_error(run, documents.problems_text(exc))
     try:

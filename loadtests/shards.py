@@ -25,7 +25,7 @@ from django.db import transaction
 from django.db.models.functions import Now
 from django.utils import timezone
 
-from loadtests import documents, events, execution, reports
+from loadtests import agenttags, documents, events, execution, reports
 from loadtests.engine import EngineConfig, IntervalSnapshot, RunResult
 from loadtests.engine.config import OPEN, UNIQUE
 from loadtests.models import (
@@ -210,6 +210,7 @@ def _execute_claimed(shard: RunShard) -> None:
         return
     try:
         config = split_config(documents.run_engine_config(document), shard.index, run.shards)
+        config = agenttags.tagged_config(config, run.pk, document)
     except documents.RunRefused as exc:
         fail_run(run.pk, documents.problems_text(exc))
         return
