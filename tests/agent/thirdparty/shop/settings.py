@@ -11,6 +11,9 @@ ALLOWED_HOSTS = ["127.0.0.1"]
 ROOT_URLCONF = "shop.urls"
 INSTALLED_APPS = ["offgridperf_agent", "shop"]
 MIDDLEWARE = ["offgridperf_agent.middleware.AgentMiddleware"]
+if os.environ.get("SHOP_AGENT") == "0":  # the benchmark's plain target: no agent at all
+    INSTALLED_APPS.remove("offgridperf_agent")
+    MIDDLEWARE = []
 DATABASES = {
     "default": {
         "ENGINE": "django.db.backends.sqlite3",
