@@ -187,21 +187,46 @@ SETTLE_S = 2.5
 
 
 def collect_after_run(run_id: int) -> int:
-    """At a run's end: when the target's agent published for it, wait for its last seconds
-    and collect them. A run whose target runs no agent costs one Redis call."""
+    """At a run's end: when the target's agent published for it, wait for its last seconds,
+    collect them and write the step figures. A run whose target runs no agent costs one query
+    and one Redis call."""
     if not settings.OFFGRIDPERF_AGENT_REDIS_URL:
         return 0
     try:
-        if not _client().exists(run_key(run_id)):
+        collected_before = AgentSecond.objects.filter(run_id=run_id).exists()
+        if not (collected_before or _client().exists(run_key(run_id))):
             return 0
         time.sleep(SETTLE_S)
-        return collect(run_id)
+        taken = collect(run_id)
+        if not taken:
+            summarise(run_id)  # the run's end rewrote its step figures
+        return taken
     except redis.RedisError as exc:
         log.warning("run %s: the agent's figures could not be collected: %s", run_id, exc)
         return 0
 
 
+# While a run goes, its figures are collected this often, so that Redis holds only the
+# last few seconds of a long run.
+COLLECT_EVERY_S = 10.0
+_next_collect: dict[int, float] = {}
+
+
+def collect_while_running(run_id: int) -> None:
+    """Called each second of a run on the worker that stores it: collect now and then."""
+    now = time.monotonic()
+    due = _next_collect.setdefault(run_id, now + COLLECT_EVERY_S)
+    if now < due or not settings.OFFGRIDPERF_AGENT_REDIS_URL:
+        return
+    _next_collect[run_id] = now + COLLECT_EVERY_S
+    try:
+        collect(run_id)
+    except redis.RedisError as exc:
+        log.warning("run %s: the agent's figures could not be collected: %s", run_id, exc)
+
+
 def on_run_finished(sender: object = None, run_id: int | None = None, **kwargs: object) -> None:
     """loadtests.events.run_finished."""
     if run_id is not None:
+        _next_collect.pop(run_id, None)
         collect_after_run(run_id)

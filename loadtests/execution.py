@@ -27,7 +27,7 @@ from django.db import (
 from django.db.models import F
 from django.utils import timezone
 
-from loadtests import agenttags, documents, events, reports, secrets, waiting
+from loadtests import agentfigures, agenttags, documents, events, reports, secrets, waiting
 from loadtests.engine import EngineConfig, IntervalSnapshot, RunResult
 from loadtests.engine import run as run_engine
 from loadtests.engine.histograms import Histogram
@@ -121,6 +121,7 @@ def _drive_engine(
             _log_reaped(run.pk)
             return False
         next_beat = time.monotonic() + HEARTBEAT_S  # storing it was a heartbeat
+        agentfigures.collect_while_running(run.pk)
         if progress:
             progress(run, snapshot)
         return True

@@ -25,7 +25,7 @@ from django.db import transaction
 from django.db.models.functions import Now
 from django.utils import timezone
 
-from loadtests import agenttags, documents, events, execution, reports
+from loadtests import agentfigures, agenttags, documents, events, execution, reports
 from loadtests.engine import EngineConfig, IntervalSnapshot, RunResult
 from loadtests.engine.config import OPEN, UNIQUE
 from loadtests.models import (
@@ -341,6 +341,8 @@ def _drive(shard: RunShard, config: EngineConfig, start_at: datetime) -> RunResu
 
     def on_snapshot(snapshot: IntervalSnapshot) -> bool:
         stored = execution.store_interval(shard.run, snapshot, start_at, shard=shard.index)
+        if stored is not None and shard.index == 0:
+            agentfigures.collect_while_running(shard.run_id)
         return stored is not None
 
     result, ended = execution.drive_engine_thread(

@@ -7,6 +7,7 @@ standard library.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
 import threading
@@ -47,6 +48,8 @@ def normalise_sql(sql: str) -> str:
     return _WHITESPACE.sub(" ", sql).strip()
 
 
+# An app sends the same parametrised statements again and again: each is normalised once.
+@functools.lru_cache(maxsize=4096)
 def fingerprint(sql: str) -> str:
     return hashlib.sha1(normalise_sql(sql).encode(), usedforsecurity=False).hexdigest()[:16]
 

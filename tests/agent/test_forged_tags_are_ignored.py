@@ -24,8 +24,8 @@ def get(url: str, tag: str | None) -> int:
 
 def test_forged_unsigned_and_wrongly_signed_tags_are_ignored(shop: Shop) -> None:
     client = redis.Redis.from_url(shop.redis_url)
-    forged_run, signed_run = 990_001, 990_002
-    client.delete(run_key(forged_run), run_key(signed_run))
+    forged_run, signed_run = 990_001, 990_010
+    client.delete(run_key(forged_run), run_key(forged_run + 1), run_key(signed_run))
     good = tags.sign(shop.key, forged_run, "list books")
     for tag in (
         None,
