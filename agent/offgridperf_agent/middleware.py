@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import time
 from collections.abc import Callable
 from typing import Any
@@ -31,13 +32,14 @@ class AgentMiddleware:
         self.redis_url = getattr(settings, "OFFGRIDPERF_AGENT_REDIS_URL", "") or ""
         if not key or not self.redis_url:
             raise MiddlewareNotUsed("OFFGRIDPERF_AGENT_KEY or OFFGRIDPERF_AGENT_REDIS_URL unset")
-        self.key = key
+        # A run sends the same few tags (one per step) again and again: each is checked once.
+        self.verify = functools.lru_cache(maxsize=1024)(functools.partial(tags.verify, key))
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
         raw = request.META.get(tags.META_KEY)
         if raw is None:
             return self.get_response(request)
-        tag = tags.verify(self.key, raw)
+        tag = self.verify(raw)
         if tag is None:
             return self.get_response(request)
         return self._measured(request, tag)
