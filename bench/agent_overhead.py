@@ -14,7 +14,8 @@ unlike req/s it holds when other processes take CPU 0 away. Tagging's own cost i
 measured within the agent process (tagged against untagged windows).
 
 Goals (issue 23): every request tagged at most 3%; untagged not measurable (judged against
-1%); both allow the A/A difference between two plain processes.
+1%). FAIL only beyond the goal plus the A/A difference; PASS within the goal only when the A/A
+difference is below it; otherwise inconclusive.
 
     python -m bench agent_overhead
     BENCH_AGENT_SECONDS=3 BENCH_AGENT_ROUNDS=6 python -m bench agent_overhead
@@ -179,6 +180,16 @@ def overhead_pct(ratios: list[float]) -> float:
     return (1 - statistics.median(ratios)) * 100
 
 
+def judge(cost: float, goal: float, noise: float) -> str:
+    """PASS within the goal when two plain processes differ by less than the goal; FAIL beyond
+    the goal plus that noise; otherwise the machine was too noisy to tell."""
+    if cost > goal + noise:
+        return "FAIL"
+    if cost <= goal and noise < goal:
+        return "PASS"
+    return "INCONCLUSIVE (the A/A noise is as large as the goal: rerun on a quieter machine)"
+
+
 def report(
     windows: dict[str, list[Window]],
     rps_ratios: dict[str, list[float]],
@@ -209,13 +220,13 @@ def report(
     with_tagging = untagged + tagging
     status = 0
     for name, cost, goal in (
-        ("every request tagged, against no agent", with_tagging, TAGGED_GOAL_PCT + noise),
-        ("untagged requests, against no agent", untagged, UNTAGGED_GOAL_PCT + noise),
+        ("every request tagged, against no agent", with_tagging, TAGGED_GOAL_PCT),
+        ("untagged requests, against no agent", untagged, UNTAGGED_GOAL_PCT),
     ):
-        passed = cost <= goal
-        status = status if passed else 1
-        print(f"{name}: {cost:.1f}% CPU per request (goal <= {goal:.1f}%, the A/A noise "
-              f"{noise:.1f}% included): {'PASS' if passed else 'FAIL'}")  # fmt: skip
+        verdict = judge(cost, goal, noise)
+        status = max(status, 1 if verdict == "FAIL" else 0)
+        print(f"{name}: {cost:.1f}% CPU per request (goal <= {goal:g}%, A/A noise "
+              f"{noise:.1f}%): {verdict}")  # fmt: skip
     print(f"tagging alone (tagged vs untagged windows, same process): {tagging:.1f}%")
     print(
         "(cost: 1 - the median over the rounds of each window against the mean of the plain "
