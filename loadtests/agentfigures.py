@@ -20,7 +20,7 @@ from django.conf import settings
 from django.db import transaction
 from offgridperf_agent.publish import run_key
 
-from loadtests.engine.histograms import Histogram, merge_all
+from loadtests.engine.histograms import Histogram
 from loadtests.engine.report import ms
 from loadtests.models import AgentSecond, LoadTestRun
 
@@ -66,13 +66,16 @@ def collect(run_id: int) -> int:
 
 def store(run_id: int, messages: Iterable[dict[str, Any]]) -> None:
     """Add messages to their (run, step, second) rows; several processes send one each."""
+    grouped: dict[tuple[str, int], list[dict[str, Any]]] = {}
+    for message in messages:
+        grouped.setdefault((str(message["step"])[:200], int(message["second"])), []).append(message)
     with transaction.atomic():
-        for message in messages:
-            second = datetime.fromtimestamp(int(message["second"]), tz=UTC)
+        for (step, second), group in grouped.items():
             row, _ = AgentSecond.objects.select_for_update().get_or_create(
-                run_id=run_id, step=str(message["step"])[:200], second=second
+                run_id=run_id, step=step, second=datetime.fromtimestamp(second, tz=UTC)
             )
-            _add(row, message)
+            for message in group:
+                _add(row, message)
             row.save()
 
 
@@ -85,19 +88,12 @@ def _add(row: AgentSecond, message: dict[str, Any]) -> None:
     row.queries_max = max(row.queries_max, int(message["queries_max"]))
     row.cache_calls += int(message["cache_calls"])
     row.cache_ms += message["cache_us"] / 1000
-    row.server_histogram = _merged(row.server_histogram, message["server_hist"])
-    row.db_histogram = _merged(row.db_histogram, message["db_hist"])
+    row.server_counts = _summed(row.server_counts, message["server_hist"])
+    row.db_counts = _summed(row.db_counts, message["db_hist"])
     row.statuses = _summed(row.statuses, message["statuses"])
     row.views = _summed(row.views, message["views"])
     row.top_sql = _merged_sql(row.top_sql, message["sql"])
     row.n_plus_one = _merged_groups(row.n_plus_one, message["n_plus_one"])
-
-
-def _merged(encoded: str, sparse: dict[str, int]) -> str:
-    histogram = Histogram.decode(encoded) if encoded else Histogram()
-    for index, count in sparse.items():
-        histogram.counts[int(index)] += int(count)
-    return histogram.encode()
 
 
 def _summed(mine: dict[str, int], more: dict[str, int]) -> dict[str, int]:
@@ -129,13 +125,19 @@ def _merged_groups(mine: list[dict[str, Any]], more: list[dict[str, Any]]) -> li
 
 def summarise(run_id: int) -> None:
     """Write each step's agent figures into the run's steps_summary."""
-    figures = step_figures(AgentSecond.objects.filter(run_id=run_id))
     with transaction.atomic():
         run = LoadTestRun.objects.select_for_update().get(pk=run_id)
-        steps = dict(run.steps_summary or {})
-        for step, values in figures.items():
-            steps[step] = {**(steps.get(step) or {}), **values}
+        steps = with_step_figures(run_id, dict(run.steps_summary or {}))
         LoadTestRun.objects.filter(pk=run_id).update(steps_summary=steps)
+
+
+def histogram_of_counts(sparse_maps: Iterable[dict[str, int]]) -> Histogram:
+    """One histogram of the agent's sparse counts maps (the engine's layout)."""
+    histogram = Histogram()
+    for sparse in sparse_maps:
+        for index, count in sparse.items():
+            histogram.counts[int(index)] += int(count)
+    return histogram
 
 
 def step_figures(rows: Iterable[AgentSecond]) -> dict[str, dict[str, Any]]:
@@ -148,7 +150,7 @@ def step_figures(rows: Iterable[AgentSecond]) -> dict[str, dict[str, Any]]:
 
 def _one_step(seconds: list[AgentSecond]) -> dict[str, Any]:
     requests = sum(row.requests for row in seconds) or 1
-    server = merge_all(Histogram.decode(r.server_histogram) for r in seconds if r.server_histogram)
+    server = histogram_of_counts(row.server_counts for row in seconds)
     groups: list[dict[str, Any]] = []
     sql: list[dict[str, Any]] = []
     for row in seconds:
@@ -186,10 +188,11 @@ def _one_step(seconds: list[AgentSecond]) -> dict[str, Any]:
 SETTLE_S = 2.5
 
 
-def collect_after_run(run_id: int) -> int:
-    """At a run's end: when the target's agent published for it, wait for its last seconds,
-    collect them and write the step figures. A run whose target runs no agent costs one query
-    and one Redis call."""
+def settle(run_id: int) -> int:
+    """At a run's end, before it is finalised: when the target's agent published for it, wait
+    for its last seconds and collect them. A run whose target runs no agent costs one query
+    and one Redis call, and no wait."""
+    _next_collect.pop(run_id, None)
     if not settings.OFFGRIDPERF_AGENT_REDIS_URL:
         return 0
     try:
@@ -197,13 +200,21 @@ def collect_after_run(run_id: int) -> int:
         if not (collected_before or _client().exists(run_key(run_id))):
             return 0
         time.sleep(SETTLE_S)
-        taken = collect(run_id)
-        if not taken:
-            summarise(run_id)  # the run's end rewrote its step figures
-        return taken
+        return collect(run_id)
     except redis.RedisError as exc:
         log.warning("run %s: the agent's figures could not be collected: %s", run_id, exc)
         return 0
+
+
+def with_step_figures(run_id: int, steps: Any) -> Any:
+    """The run's client-side step figures with the agent's added (finalise writes this)."""
+    figures = step_figures(AgentSecond.objects.filter(run_id=run_id))
+    if not figures or not isinstance(steps, dict):
+        return steps
+    merged = dict(steps)
+    for step, values in figures.items():
+        merged[step] = {**(merged.get(step) or {}), **values}
+    return merged
 
 
 # While a run goes, its figures are collected this often, so that Redis holds only the
@@ -223,10 +234,3 @@ def collect_while_running(run_id: int) -> None:
         collect(run_id)
     except redis.RedisError as exc:
         log.warning("run %s: the agent's figures could not be collected: %s", run_id, exc)
-
-
-def on_run_finished(sender: object = None, run_id: int | None = None, **kwargs: object) -> None:
-    """loadtests.events.run_finished."""
-    if run_id is not None:
-        _next_collect.pop(run_id, None)
-        collect_after_run(run_id)

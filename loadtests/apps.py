@@ -13,9 +13,5 @@ class LoadtestsConfig(AppConfig):
 
         # Also registers the alerts' Celery task (deliver_alerts) wherever Django starts.
         events.run_finished.connect(alerts.on_run_finished, dispatch_uid="loadtests.alerts")
-        # Collects what the agent in the target measured of the run (offgridperf_agent).
-        from loadtests import agentfigures
-
-        events.run_finished.connect(agentfigures.on_run_finished, dispatch_uid="loadtests.agent")
         # Keeps each definition's beat entry in sync as it is saved and deleted.
         from loadtests import schedules  # noqa: F401

@@ -93,6 +93,7 @@ def _execute_claimed(run: LoadTestRun, progress: ProgressCallback | None) -> Loa
     except Exception as exc:
         log.exception("run %s failed", run.pk)
         return _finish_error(run, f"{type(exc).__name__}: {exc}")
+    agentfigures.settle(run.pk)  # the target's last seconds, before the run reads as ended
     return with_database(lambda: finalise(run, result))
 
 
@@ -477,7 +478,7 @@ def finalise(run: LoadTestRun, result: RunResult) -> LoadTestRun:
     # A target may echo a secret header into an error message: keep only the mask.
     secrets_shown = secrets.secret_values(run.config)
     run.errors_by_class = secrets.redacted_errors(_jsonable(result.errors_by_class), secrets_shown)
-    run.steps_summary = _jsonable(result.per_step)
+    run.steps_summary = agentfigures.with_step_figures(run.pk, _jsonable(result.per_step))
     run.health = _jsonable(result.health)
     run.valid = bool(result.health.get("valid", True))
     summary = {

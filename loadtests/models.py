@@ -829,8 +829,9 @@ class AlertDelivery(models.Model):
 
 class AgentSecond(models.Model):
     """What the agent in the target measured of one step of one run in one second, summed
-    over the target's processes: server and database time histograms (HdrHistogram-encoded,
-    µs), totals, and the costliest statements and N+1 groups."""
+    over the target's processes: server and database time histograms (sparse {HdrHistogram
+    counts index: count} in the engine's layout, µs), totals, and the costliest statements and
+    N+1 groups."""
 
     run = models.ForeignKey(LoadTestRun, on_delete=models.CASCADE, related_name="agent_seconds")
     step = models.CharField(max_length=200)
@@ -843,8 +844,8 @@ class AgentSecond(models.Model):
     queries_max = models.PositiveIntegerField(default=0)
     cache_calls = models.PositiveIntegerField(default=0)
     cache_ms = models.FloatField(default=0)
-    server_histogram = models.TextField(blank=True)
-    db_histogram = models.TextField(blank=True)
+    server_counts = models.JSONField(default=dict, blank=True)
+    db_counts = models.JSONField(default=dict, blank=True)
     statuses = models.JSONField(default=dict, blank=True)
     views = models.JSONField(default=dict, blank=True)
     top_sql = models.JSONField(

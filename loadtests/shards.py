@@ -219,6 +219,7 @@ def _execute_claimed(shard: RunShard) -> None:
         return
     result = _drive(shard, config, start_at)
     if result is not None:
+        agentfigures.settle(run.pk)  # the target's last seconds, before the run can end
         execution.with_database(lambda: end_shard(shard, result))
 
 
