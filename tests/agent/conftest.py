@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -35,9 +36,14 @@ def _free_port() -> int:
 def agent_installed(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The agent as a team gets it: pip-installed from the repository into its own site."""
     site = tmp_path_factory.mktemp("agent-site")
+    # From a copy of the repository's folder: setuptools builds in place (build/, egg-info).
+    source = tmp_path_factory.mktemp("agent-source") / "agent"
+    shutil.copytree(
+        REPOSITORY / "agent", source, ignore=shutil.ignore_patterns("build", "*.egg-info")
+    )
     subprocess.run(
         [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation",
-         "--target", str(site), str(REPOSITORY / "agent")],
+         "--target", str(site), str(source)],
         check=True, cwd=tmp_path_factory.getbasetemp(), timeout=300,
     )  # fmt: skip
     assert (site / "offgridperf_agent" / "middleware.py").exists()
