@@ -25,7 +25,7 @@ $(PY):
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 
-$(INSTALLED): $(PY) requirements.txt requirements-dev.txt
+$(INSTALLED): $(PY) requirements.txt requirements-dev.txt agent/pyproject.toml
 	$(PY) -m pip install --quiet -r requirements-dev.txt
 	touch $@
 

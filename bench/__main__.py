@@ -26,6 +26,7 @@ BENCHMARKS = (
     "queryopt_queries_page",
     "profiling_overhead",
     "shards",
+    "agent_overhead",
 )
 
 

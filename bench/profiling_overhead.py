@@ -11,7 +11,7 @@ and the capture tools run on CPU 1. Variants:
   memory monitor          profiling.monitor.watch, 100 ms interval, master + children
   second plain target     A/A control: another process of the plain target, nothing attached;
                           how far two processes differ, for reading the next two rows
-  agent on                a target process with profiling.agent.start(REDIS_URL)
+  agent on                a target process with offgridperf_agent.process.start(REDIS_URL)
   pyinstrument            a target process whose view runs inside a pyinstrument Profiler per
                           request (one session in 100 rendered to text)
 
@@ -339,8 +339,7 @@ def check_variants(targets: dict[str, Target]) -> None:
         load(target, WARM_UP_S)
     if "agent" in targets:
         import redis
-
-        from profiling import agent
+        from offgridperf_agent import process as agent
 
         pid = targets["agent"].stats()["pid"]
         client = redis.Redis.from_url(os.environ["REDIS_URL"])

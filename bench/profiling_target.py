@@ -8,7 +8,7 @@ bench can check that a variant really runs what it says.
 
 Two switches, read once at import (gunicorn loads the app in its worker, not in the master):
 
-  BENCH_TARGET_AGENT=1         profiling.agent.start(REDIS_URL): gc callbacks + its thread
+  BENCH_TARGET_AGENT=1         offgridperf_agent.process.start(REDIS_URL): gc callbacks + its thread
   BENCH_TARGET_PYINSTRUMENT=1  every request runs inside a pyinstrument Profiler (default
                                1 ms interval), started and stopped around the view; the
                                session of one request in RENDER_EVERY is rendered to text
@@ -36,7 +36,7 @@ _profiled = 0
 _rendered = 0
 
 if AGENT_ON:
-    from profiling import agent
+    from offgridperf_agent import process as agent
 
     agent.start(os.environ["REDIS_URL"], role="bench-target")
 

@@ -188,6 +188,7 @@ def adhoc_config(
         "verify_tls": verify_tls,
         "abort_error_rate_pct": None,
         "shards": 1,
+        "agent_tagging": True,
         "steps": [
             {
                 "name": request.method.lower(),

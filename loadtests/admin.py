@@ -668,6 +668,7 @@ class LoadTestDefinitionAdmin(admin.ModelAdmin):
                 "fields": [
                     "target_base_url",
                     ("timeout_s", "max_connections", "follow_redirects", "verify_tls"),
+                    "agent_tagging",
                     "mode",
                     ("data_set", "data_order"),
                 ]

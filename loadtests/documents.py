@@ -59,7 +59,7 @@ SCHEMA_PATH = Path(__file__).resolve().parent / "schema" / "loadtest-v1.schema.j
 LOAD_FIELDS = (
     "target_base_url", "verify_tls", "load_model", "users", "think_time_min_s",
     "think_time_max_s", "rate_rps", "duration_s", "timeout_s", "max_connections",
-    "follow_redirects", "abort_error_rate_pct", "shards",
+    "follow_redirects", "abort_error_rate_pct", "shards", "agent_tagging",
 )  # fmt: skip
 # Document threshold -> definition field.
 THRESHOLD_FIELDS = {
@@ -300,6 +300,7 @@ def upgrade(config: Mapping[str, Any] | None) -> dict[str, Any]:
     document["mode"], document["data_set"] = Mode.REQUESTS, None
     defaults = {
         "verify_tls": True, "follow_redirects": False, "abort_error_rate_pct": None, "shards": 1,
+        "agent_tagging": True,
     }  # fmt: skip
     for name in LOAD_FIELDS:
         document[name] = config.get(name, defaults.get(name, 0))

@@ -40,7 +40,16 @@ from django.db.models import F
 from django.db.models.functions import Now
 from django.utils import timezone
 
-from loadtests import documents, events, reports, secrets, shards, waiting
+from loadtests import (
+    agentfigures,
+    agenttags,
+    documents,
+    events,
+    reports,
+    secrets,
+    shards,
+    waiting,
+)
 from loadtests.engine import EngineConfig, IntervalSnapshot, Outcome, RunResult
 from loadtests.engine import run as run_engine
 from loadtests.engine.results import ms
@@ -245,6 +254,7 @@ def _generate(part: Part, progress: ProgressCallback | None) -> bool:
             config = shards.split_config(
                 documents.run_engine_config(document), part.index, run.shards
             )
+            config = agenttags.tagged_config(config, run.pk, document)
         except documents.RunRefused as exc:
             refused = documents.problems_text(exc)
     if refused or config is None:
@@ -260,6 +270,7 @@ def _generate(part: Part, progress: ProgressCallback | None) -> bool:
         _fail(part, f"{type(exc).__name__}: {exc}")
         return True
     if result is not None:
+        agentfigures.settle(run.pk)  # the target's last seconds, before the run can end
         with_database(lambda: _end_part(part, result))
     return True
 
@@ -289,6 +300,8 @@ def _drive(part: Part, config: EngineConfig, progress: ProgressCallback | None) 
             return False
         if part.alone:
             next_beat = time.monotonic() + HEARTBEAT_S  # storing it was the run's heartbeat
+        if not part.index:  # one collector per run: a plain run's task, or shard 0's
+            agentfigures.collect_while_running(part.run.pk)
         if progress:
             progress(part.run, snapshot)
         return True
@@ -845,7 +858,7 @@ def finalise(run: LoadTestRun, result: RunOutcome | RunResult) -> LoadTestRun:
     # A target may echo a secret header into an error message: keep only the mask.
     secrets_shown = secrets.secret_values(run.config)
     run.errors_by_class = secrets.redacted_errors(_jsonable(outcome.errors_by_class), secrets_shown)
-    run.steps_summary = _jsonable(outcome.per_step)
+    run.steps_summary = agentfigures.with_step_figures(run.pk, _jsonable(outcome.per_step))
     run.health = _jsonable(outcome.health)
     run.valid = bool(outcome.health.get("valid", True))
     summary = {

@@ -218,6 +218,12 @@ class LoadTestDefinition(models.Model):
         help_text="Check an https target's certificate. Turn off only for test targets with "
         "a self-signed certificate.",
     )
+    agent_tagging = models.BooleanField(
+        "tag requests for the target agent",
+        default=True,
+        help_text="Send each request's run and step in a signed header, so that the agent in "
+        "the target (offgridperf_agent) measures its server, database and query time.",
+    )
     threshold_p95_ms = models.FloatField(
         "p95 limit (ms)", null=True, blank=True, validators=[positive]
     )
@@ -835,3 +841,45 @@ class AlertDelivery(models.Model):
 
     def __str__(self) -> str:
         return f"{self.channel} for alert {self.alert_id}: {self.status}"
+
+
+class AgentSecond(models.Model):
+    """What the agent in the target measured of one step of one run in one second, summed
+    over the target's processes: server and database time histograms (sparse {HdrHistogram
+    counts index: count} in the engine's layout, µs), totals, and the costliest statements and
+    N+1 groups."""
+
+    run = models.ForeignKey(LoadTestRun, on_delete=models.CASCADE, related_name="agent_seconds")
+    step = models.CharField(max_length=200)
+    second = models.DateTimeField(help_text="The second the requests started in.")
+    requests = models.PositiveIntegerField(default=0)
+    server_ms = models.FloatField(default=0, help_text="Sum of the requests' server time.")
+    cpu_ms = models.FloatField(default=0, help_text="Sum of the serving threads' CPU time.")
+    db_ms = models.FloatField(default=0)
+    queries = models.PositiveIntegerField(default=0)
+    queries_max = models.PositiveIntegerField(default=0)
+    cache_calls = models.PositiveIntegerField(default=0)
+    cache_ms = models.FloatField(default=0)
+    server_counts = models.JSONField(default=dict, blank=True)
+    db_counts = models.JSONField(default=dict, blank=True)
+    statuses = models.JSONField(default=dict, blank=True)
+    views = models.JSONField(default=dict, blank=True)
+    top_sql = models.JSONField(
+        default=list, blank=True, help_text="[{fingerprint, count, total_us, sql}], costliest 1st."
+    )
+    n_plus_one = models.JSONField(
+        default=list, blank=True,
+        help_text="[{fingerprint, view, frame, sql, requests, count}]: the same SQL 5+ times "
+        "in one request.",
+    )  # fmt: skip
+
+    class Meta:
+        ordering = ["run", "step", "second"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["run", "step", "second"], name="agent_second_once_per_step"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.run_id} {self.step} {self.second:%H:%M:%S}"

@@ -32,7 +32,16 @@ from django.db.models import (
 from django.db.models.functions import RowNumber
 from django.utils import dateformat, timezone
 
-from loadtests import charts, compare, documents, lifecycle, reports, secrets, waiting
+from loadtests import (
+    agentpage,
+    charts,
+    compare,
+    documents,
+    lifecycle,
+    reports,
+    secrets,
+    waiting,
+)
 from loadtests.engine.config import DEFAULT_SUCCESS_TEXT
 from loadtests.models import (
     ACTIVE_STATUSES,
@@ -540,7 +549,9 @@ def step_order(run: LoadTestRun) -> list[str]:
 
 def summary_context(run: LoadTestRun) -> dict[str, Any]:
     columns, rows = charts.labelled_step_table(
-        run.steps_summary, step_order(run), run.duration_s or elapsed_s(run)
+        agentpage.without_agent_figures(run.steps_summary),
+        step_order(run),
+        run.duration_s or elapsed_s(run),
     )
     return {
         "run": run,
@@ -554,6 +565,9 @@ def summary_context(run: LoadTestRun) -> dict[str, Any]:
         "health": charts.health_rows(run.health),
         "percentile_rule": charts.PERCENTILE_RULE,
         "default_error_rate_pct": reports.DEFAULT_ERROR_RATE_LIMIT_PCT,
+        "agent_rows": agentpage.step_rows(run.steps_summary, step_order(run)),
+        "agent_install_line": agentpage.INSTALL_LINE,
+        "agent_docs": agentpage.DOCS_PATH,
     }
 
 
@@ -719,6 +733,7 @@ def comparison(a: LoadTestRun, b: LoadTestRun) -> dict[str, Any]:
         "deltas": compare.deltas(values_a, values_b),
         "step_deltas": compare.step_deltas(a.steps_summary, b.steps_summary),
         "step_metrics": compare.STEP_METRICS,
+        "agent_step_deltas": agentpage.step_deltas(a.steps_summary, b.steps_summary),
         "verdict": verdict,
         "confidence": compare.confidence_text(noise_runs),
         "noise": run_noise,

@@ -475,9 +475,21 @@ PROFILING_WARMUP_FRACTION = env_float("PROFILING_WARMUP_FRACTION", 0.1, minimum=
 PROFILING_LEAK_MB_PER_MIN = env_float(
     "PROFILING_LEAK_MB_PER_MIN", 1.0, minimum=0.001, maximum=100_000
 )
-# The in-process agent (profiling.agent): GC statistics each second and tracemalloc on request,
-# through Redis. Off by default, and then it costs nothing; `make run` turns it on.
+# The in-process agent (offgridperf_agent.process): GC statistics each second and tracemalloc
+# on request, through Redis. Off by default, and then it costs nothing; `make run` turns it on.
 PROFILING_AGENT = env_bool("PROFILING_AGENT", False)
+# The target agent (offgridperf_agent): the engine signs each request's run tag with this key,
+# and the agent in the target measures only requests whose tag it verifies. Local runs share a
+# generated one under var/ between the workbench and the demo target; elsewhere, unset, runs
+# are not tagged. The agent publishes to OFFGRIDPERF_AGENT_REDIS_URL (default: REDIS_URL).
+OFFGRIDPERF_AGENT_KEY = _local_secret("OFFGRIDPERF_AGENT_KEY", min_length=32, file_name="agent_key")
+OFFGRIDPERF_AGENT_REDIS_URL = (
+    env_service_url("OFFGRIDPERF_AGENT_REDIS_URL", ("redis", "rediss", "unix")) or REDIS_URL or ""
+)
+if OFFGRIDPERF_ROLE == "target":
+    # The demo target is instrumented like any third-party Django app (docs/agent.md).
+    INSTALLED_APPS.append("offgridperf_agent")
+    MIDDLEWARE.insert(0, "offgridperf_agent.middleware.AgentMiddleware")
 
 # /metrics (Prometheus): answered to these addresses or networks, or to a request with
 # `Authorization: Bearer $METRICS_TOKEN`; 403 to anyone else. The peer address is the socket's

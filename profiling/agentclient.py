@@ -1,5 +1,5 @@
-"""Talking to the in-process agents (profiling.agent) through Redis: which processes run one,
-their GC figures, and tracemalloc start/stop requests for a memory capture."""
+"""Talking to the in-process agents (offgridperf_agent.process) through Redis: which processes
+run one, their GC figures, and tracemalloc start/stop requests for a memory capture."""
 
 from __future__ import annotations
 
@@ -8,8 +8,7 @@ from typing import Any
 
 import redis
 from django.conf import settings
-
-from profiling import agent
+from offgridperf_agent import process as agent
 
 
 class AgentUnavailable(Exception):

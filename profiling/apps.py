@@ -9,9 +9,9 @@ class ProfilingConfig(AppConfig):
 
     def ready(self) -> None:
         from loadtests import events
-        from profiling import agent, panels, tasks
+        from profiling import panels, processagent, tasks
 
         events.run_started.connect(tasks.on_run_started, dispatch_uid="profiling-run-started")
         panels.register()
         panels.register_compare()
-        agent.install()
+        processagent.install()

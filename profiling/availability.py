@@ -74,5 +74,5 @@ def no_agent_in(pid: int | None) -> str:
     return (
         f"GC and tracemalloc figures need the in-process agent, and process {pid} ran none: "
         "start it with PROFILING_AGENT=1 (our own processes), or call "
-        "profiling.agent.start(redis_url) in the service"
+        "offgridperf_agent.process.start(redis_url) in the service"
     )

@@ -38,6 +38,9 @@ def test_every_reference_test_passes(default_product: DefaultProduct, document) 
     summary = run_summary(default_product, name, *override)
     assert summary["status"] == "passed", summary
     assert summary["_exit"] == 0
+    # The demo target runs the agent: each step has its figures from inside the target.
+    steps = summary["steps"].values()
+    assert all("server_p50_ms" in step and "queries_per_request" in step for step in steps), steps
 
 
 def test_a_two_shard_run_completes(default_product: DefaultProduct) -> None:

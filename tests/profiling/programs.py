@@ -50,7 +50,7 @@ def threads() -> None:
 
 
 def leak_with_agent() -> None:
-    from profiling import agent
+    from offgridperf_agent import process as agent
 
     agent.start(sys.argv[2], role="test-leaker")
     leak()
@@ -60,7 +60,7 @@ def collect_on_demand() -> None:
     """Run the agent and force a full collection for every line read from stdin."""
     import gc
 
-    from profiling import agent
+    from offgridperf_agent import process as agent
 
     agent.start(sys.argv[2], role="test-collector")
     for _ in sys.stdin:

@@ -11,8 +11,9 @@ from typing import Any
 
 import pytest
 from django.conf import settings
+from offgridperf_agent import process as agent
 
-from profiling import agent, agentclient, services
+from profiling import agentclient, processagent, services
 from profiling.models import CaptureStatus
 
 pytestmark = [pytest.mark.django_db, pytest.mark.slow]
@@ -63,7 +64,7 @@ def test_a_memory_capture_names_the_leaking_line_through_the_agent(program: Prog
 def test_the_agent_off_installs_nothing(settings: Any) -> None:
     settings.PROFILING_AGENT = False
     callbacks = list(gc.callbacks)
-    agent.install()
+    processagent.install()
     assert gc.callbacks == callbacks
     assert agent.current() is None
     assert not [t for t in threading.enumerate() if t.name == "profiling-agent"]

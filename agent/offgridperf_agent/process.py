@@ -1,7 +1,8 @@
-"""The in-process profiling agent, the Python counterpart of Go's net/http/pprof.
+"""The process agent, the Python counterpart of Go's net/http/pprof.
 
-Switched on by PROFILING_AGENT in our web, worker and target processes; any Python service can
-run it with `profiling.agent.start(redis_url)` (it needs only redis-py, not Django). Once on:
+Switched on by PROFILING_AGENT in the workbench's web, worker and target processes; any Python
+service can run it with `offgridperf_agent.process.start(redis_url)` (it needs only redis-py,
+not Django). Once on:
 
 - `gc.callbacks` count collections, collected objects and pause time per generation;
 - a daemon thread publishes those figures each second to Redis (a hash per process that
@@ -198,18 +199,12 @@ def current() -> Agent | None:
     return _agent if _agent is not None and _agent.pid == os.getpid() else None
 
 
-def install() -> None:
-    """From Django: start the agent when PROFILING_AGENT is on and Redis is configured."""
-    from django.conf import settings
-
-    if not settings.PROFILING_AGENT:
-        return
-    if not settings.REDIS_URL:
-        log.info("PROFILING_AGENT is on but REDIS_URL is not set: the agent stays off")
-        return
-    role = os.environ.get("OFFGRIDPERF_ROLE", "")
-    start(settings.REDIS_URL, role)
-    os.register_at_fork(after_in_child=lambda: _restart_in_child(settings.REDIS_URL, role))
+def start_here_and_in_children(redis_url: str, role: str = "") -> Agent:
+    """Start this process' agent, and a fresh one in every child forked from it (gunicorn,
+    Celery prefork), with its own pid and zeroed counts."""
+    agent = start(redis_url, role)
+    os.register_at_fork(after_in_child=lambda: _restart_in_child(redis_url, role))
+    return agent
 
 
 def _restart_in_child(redis_url: str, role: str) -> None:
