@@ -310,6 +310,30 @@ def _calculation_error(line: int | None, problems: dict[str, str]) -> dict[str, 
     return {"line": line, "reason": reason, "fields": problems, "stage": CALCULATION_STAGE}
 
 
+def begin_calculation(batch_id: int) -> tuple[ActivityBatch, str]:
+    """Mark the batch `calculating`, inside the caller's transaction (which queues the task);
+    the batch and its status before. Raises BatchBusy when it is being calculated already."""
+    batch = ActivityBatch.objects.select_for_update().get(pk=batch_id)
+    if batch.status == BatchStatus.CALCULATING:
+        raise BatchBusy
+    previous, batch.status = batch.status, BatchStatus.CALCULATING
+    batch.save(update_fields=["status", "updated_at"])
+    return batch, previous
+
+
+def undo_begin_calculation(batch_id: int, previous: str) -> None:
+    """Put back the status a batch had before a calculation whose task was never queued: left
+    `calculating`, the batch would refuse every retry (BatchBusy) with no task to finish it."""
+    ActivityBatch.objects.filter(pk=batch_id, status=BatchStatus.CALCULATING).update(
+        status=previous
+    )
+
+
+def forget_cached_batch(batch_id: int) -> None:
+    """Drop the batch's cached detail, so that its page shows the status just written."""
+    BATCH.delete(batch_key(batch_id))
+
+
 def mark_failed(batch_id: int, reason: str) -> None:
     """The batch is `failed`, with `reason` in its error report (not only in a worker log)."""
     with transaction.atomic():

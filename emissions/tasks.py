@@ -13,8 +13,7 @@ from django.db import transaction
 from kombu.exceptions import OperationalError as KombuOperationalError
 
 from emissions import services
-from emissions.cache import BATCH
-from emissions.models import ActivityBatch, BatchStatus
+from emissions.models import ActivityBatch
 
 log = logging.getLogger(__name__)
 REASON_MAX_CHARS = 500
@@ -44,19 +43,11 @@ def start_calculation(batch: ActivityBatch) -> ActivityBatch:
     previous = batch.status
     try:
         with transaction.atomic():
-            batch = ActivityBatch.objects.select_for_update().get(pk=batch.pk)
-            if batch.status == BatchStatus.CALCULATING:
-                raise services.BatchBusy
-            previous, batch.status = batch.status, BatchStatus.CALCULATING
-            batch.save(update_fields=["status", "updated_at"])
+            batch, previous = services.begin_calculation(batch.pk)
             calculate_batch.delay_on_commit(batch.pk)
     except KombuOperationalError as exc:
-        # Left `calculating`, the batch would refuse every retry (BatchBusy) with no task to
-        # ever finish it.
-        ActivityBatch.objects.filter(pk=batch.pk, status=BatchStatus.CALCULATING).update(
-            status=previous
-        )
+        services.undo_begin_calculation(batch.pk, previous)
         raise QueueUnavailable(str(exc)) from exc
     finally:
-        BATCH.delete(services.batch_key(batch.pk))
+        services.forget_cached_batch(batch.pk)
     return batch

@@ -3,11 +3,11 @@ page's rule (compare.verdict), and tell the definition's people by email and/or 
 
 An alert is one row per run and kind (regression, or threshold failure of a scheduled run),
 shown on the overview until acknowledged. Each configured channel is an AlertDelivery that
-`deliver_alerts` sends, retrying with exponential back-off (2, 4, 8 ... s) up to
-ALERT_MAX_ATTEMPTS; every failure is recorded on the delivery. Nothing secret goes out: the
-payload is built from the run's numbers only (never headers, DSNs or tokens), and a webhook
-goes only to a host in ALERT_WEBHOOK_ALLOWED_HOSTS, checked when the definition is saved and
-again before each POST.
+the Celery task `deliver_alerts` (loadtests/tasks.py, where its queueing lives too) sends,
+retrying with exponential back-off (2, 4, 8 ... s) up to ALERT_MAX_ATTEMPTS; every failure is
+recorded on the delivery. Nothing secret goes out: the payload is built from the run's numbers
+only (never headers, DSNs or tokens), and a webhook goes only to a host in
+ALERT_WEBHOOK_ALLOWED_HOSTS, checked when the definition is saved and again before each POST.
 """
 
 from __future__ import annotations
@@ -16,11 +16,11 @@ import json
 import logging
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-from celery import shared_task
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.mail import send_mail
@@ -108,13 +108,11 @@ def shown_url(url: str) -> str:
 # -- detection (on run_finished) -----------------------------------------------------------
 
 
-def on_run_finished(sender: Any = None, run_id: int | None = None, **kwargs: Any) -> None:
-    """Listener of loadtests.events.run_finished (connected in LoadtestsConfig.ready)."""
-    if run_id is None:
-        return
+def alert_finished_run(run_id: int) -> list[Alert]:
+    """The alerts a finished run calls for, made now (loadtests.events.run_finished's listener
+    in loadtests/tasks.py queues their delivery); none when the run is gone."""
     run = LoadTestRun.objects.select_related("definition").filter(pk=run_id).first()
-    if run is not None and evaluate_run(run):
-        queue_delivery()
+    return evaluate_run(run) if run is not None else []
 
 
 def evaluate_run(run: LoadTestRun) -> list[Alert]:
@@ -223,33 +221,17 @@ class DeliveryError(Exception):
     """A delivery attempt that failed; its text is recorded on the delivery."""
 
 
-def queue_delivery(countdown: float = 0) -> None:
-    """Ask a worker to send what is due, once the transaction commits; the beat entry every
-    30 s is the backstop when the broker is away."""
-
-    def send() -> None:
-        try:
-            deliver_alerts.apply_async(countdown=countdown)
-        except Exception as exc:  # noqa: BLE001 - the broker is down: beat picks it up later
-            log.warning("alerts: could not queue deliver_alerts: %s", exc)
-
-    transaction.on_commit(send)
-
-
-@shared_task
-def deliver_alerts() -> dict[str, int]:
-    """Send every due alert delivery (queued after an alert, and on beat every 30 s)."""
-    return deliver_due()
-
-
 def due_deliveries(now: datetime) -> QuerySet[AlertDelivery]:
     return AlertDelivery.objects.filter(status=DeliveryStatus.PENDING).exclude(
         next_attempt_at__gt=now
     )
 
 
-def deliver_due(now: datetime | None = None) -> dict[str, int]:
-    """Attempt each due delivery once; returns how many were sent, retried later or failed."""
+def deliver_due(
+    now: datetime | None = None, *, queue_retry: Callable[[float], None] | None = None
+) -> dict[str, int]:
+    """Attempt each due delivery once; returns how many were sent, retried later or failed.
+    `queue_retry(seconds)` is told when the soonest retry is due (the task queues itself again)."""
     now = now or timezone.now()
     counts = {"sent": 0, "retry": 0, "failed": 0}
     soonest: float | None = None
@@ -259,8 +241,8 @@ def deliver_due(now: datetime | None = None) -> dict[str, int]:
             counts[outcome] += 1
         if retry_in is not None:
             soonest = retry_in if soonest is None else min(soonest, retry_in)
-    if soonest is not None:
-        queue_delivery(countdown=soonest)
+    if soonest is not None and queue_retry is not None:
+        queue_retry(soonest)
     return counts
 
 

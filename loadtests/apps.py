@@ -9,9 +9,9 @@ class LoadtestsConfig(AppConfig):
 
     def ready(self) -> None:
         # workerhooks connects the Celery worker and beat hooks.
-        from loadtests import alerts, events, workerhooks  # noqa: F401
+        from loadtests import events, tasks, workerhooks  # noqa: F401
 
-        # Also registers the alerts' Celery task (deliver_alerts) wherever Django starts.
-        events.run_finished.connect(alerts.on_run_finished, dispatch_uid="loadtests.alerts")
+        # Also registers the app's Celery tasks (deliver_alerts among them) wherever Django starts.
+        events.run_finished.connect(tasks.on_run_finished, dispatch_uid="loadtests.alerts")
         # Keeps each definition's beat entry in sync as it is saved and deleted.
         from loadtests import schedules  # noqa: F401

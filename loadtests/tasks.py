@@ -1,5 +1,6 @@
-"""The Celery tasks of load tests, and the queueing that hands runs to them: views, the admin,
-the API and the CLI call create_run/queue_run here, never the lifecycle directly."""
+"""The Celery tasks of load tests, and the helpers that queue them: views, the admin, the API
+and the CLI queue a run with queue_run here (loadtests/services.py creates it), never through
+the lifecycle directly. Services never import this module: what queues a task lives beside it."""
 
 from __future__ import annotations
 
@@ -8,47 +9,12 @@ from typing import Any
 
 from celery import shared_task
 from django.db import transaction
-from django.utils import timezone
 from kombu.exceptions import OperationalError as KombuOperationalError
 
-from loadtests import documents, lifecycle, schedules, shards
-from loadtests.models import (
-    LoadTestDefinition,
-    LoadTestRun,
-    OverlapPolicy,
-    RunStatus,
-    RunTrigger,
-)
+from loadtests import alerts, documents, lifecycle, schedules, services, shards
+from loadtests.models import LoadTestDefinition, LoadTestRun, OverlapPolicy, RunTrigger
 
 log = logging.getLogger(__name__)
-
-
-def create_run(
-    definition: LoadTestDefinition,
-    *,
-    trigger: str = RunTrigger.MANUAL,
-    user: Any = None,
-    overrides: dict[str, Any] | None = None,
-) -> LoadTestRun:
-    """A queued run whose config is the definition's document, with `overrides` (document
-    fields, e.g. duration_s, from the API) in place; raises documents.RunRefused when it may
-    not start."""
-    frozen = {**documents.freeze_definition(definition), **(overrides or {})}
-    documents.refuse_if_problems(frozen)
-    if problems := shards.shard_problems(frozen):
-        raise documents.RunRefused(problems)
-    run = LoadTestRun.objects.create(
-        definition=definition,
-        name=definition.name,
-        config=frozen,
-        trigger=trigger,
-        started_by=user if getattr(user, "is_authenticated", False) else None,
-        planned_duration_s=int(frozen["duration_s"]),
-        shards=int(frozen.get("shards") or 1),
-    )
-    if run.shards > 1:
-        shards.create_shards(run)
-    return run
 
 
 def queue_run(
@@ -60,7 +26,7 @@ def queue_run(
 ) -> LoadTestRun:
     """Create a run and hand it to the `loadgen` queue once the transaction commits."""
     with transaction.atomic():
-        run = create_run(definition, trigger=trigger, user=user, overrides=overrides)
+        run = services.create_run(definition, trigger=trigger, user=user, overrides=overrides)
         transaction.on_commit(lambda: dispatch(run, execute_run))
     return run
 
@@ -76,17 +42,9 @@ def dispatch(run: LoadTestRun, task: Any) -> None:
     except KombuOperationalError as exc:
         # The broker is down (Celery already retried): end the run now with the reason, rather
         # than fail the request or leave a run queued that no worker will ever see.
-        reason = (
-            f"Not started: the broker (CELERY_BROKER_URL) did not answer ({exc}). "
-            "Start it again once the broker is back."
-        )
-        log.warning("run %s: %s", run.pk, reason)
-        ended = {"status": RunStatus.ERROR, "status_reason": reason, "finished_at": timezone.now()}
-        LoadTestRun.objects.filter(pk=run.pk, status=RunStatus.QUEUED).update(**ended)
-        for name, value in ended.items():
-            setattr(run, name, value)
+        services.end_unqueued(run, exc)
         return
-    LoadTestRun.objects.filter(pk=run.pk).update(celery_task_id=result.id or "")
+    services.record_task_id(run, result.id)
 
 
 @shared_task
@@ -146,3 +104,35 @@ def reap_stale_runs() -> list[int]:
     """A backstop on beat's schedule: every worker's and beat's housekeeping thread already
     reaps every few seconds, without the broker (loadtests/housekeeping.py)."""
     return lifecycle.reap_stale_runs()
+
+
+# -- alerts (loadtests/alerts.py makes and sends them) ---------------------------------------
+
+
+def on_run_finished(sender: Any = None, run_id: int | None = None, **kwargs: Any) -> None:
+    """Listener of loadtests.events.run_finished (connected in LoadtestsConfig.ready): the
+    finished run's alerts, and their delivery queued once they are committed."""
+    if run_id is not None and alerts.alert_finished_run(run_id):
+        queue_delivery()
+
+
+def queue_delivery(countdown: float = 0) -> None:
+    """Ask a worker to send what is due, once the transaction commits; the beat entry every
+    30 s is the backstop when the broker is away."""
+
+    def send() -> None:
+        try:
+            deliver_alerts.apply_async(countdown=countdown)
+        except Exception as exc:  # noqa: BLE001 - the broker is down: beat picks it up later
+            log.warning("alerts: could not queue deliver_alerts: %s", exc)
+
+    transaction.on_commit(send)
+
+
+# Registered under its first module's name: beat's database rows, the beat schedule in settings
+# and messages already queued all name it so.
+@shared_task(name="loadtests.alerts.deliver_alerts")
+def deliver_alerts() -> dict[str, int]:
+    """Send every due alert delivery (queued after an alert, and on beat every 30 s); a retry
+    comes back as this task again when it is due."""
+    return alerts.deliver_due(queue_retry=queue_delivery)

@@ -366,6 +366,7 @@ CELERY_BEAT_SCHEDULE = {
     # Plans each new slow fingerprint once (a failing one at most three times).
     "explain-slow-queries": {"task": "queryopt.tasks.explain_slow_queries", "schedule": 30.0},
     # Alert deliveries are queued when made; this sends the due retries and any the broker lost.
+    # (The task is in loadtests/tasks.py, registered under this, its first module's, name.)
     "deliver-due-alerts": {"task": "loadtests.alerts.deliver_alerts", "schedule": 30.0},
     # Deletes what is older than the RETENTION_* settings allow.
     "prune-old-captures": {"task": "offgridperf.tasks.prune", "schedule": 3600.0},

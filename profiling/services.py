@@ -116,6 +116,18 @@ def create_capture(
     )
 
 
+def capture_named_target(target_name: str, kind: str, duration_s: float) -> int | None:
+    """Create and take a capture of the profile target called `target_name` (what a periodic
+    task set in the admin asks for); its id, or None when no target has that name (logged)."""
+    target = ProfileTarget.objects.filter(name=target_name).first()
+    if target is None:
+        log.warning("scheduled capture: no profile target named %r", target_name)
+        return None
+    capture = create_capture(kind, target=target, duration_s=duration_s, created_by="schedule")
+    execute(capture.pk)
+    return capture.pk
+
+
 def capture_problem(
     kind: str,
     target: ProfileTarget | None,

@@ -3,13 +3,9 @@ worker's `loadgen` slot is never held by a profile)."""
 
 from __future__ import annotations
 
-import logging
-
 from celery import shared_task
 
 from profiling import runs, services
-
-log = logging.getLogger(__name__)
 
 
 @shared_task(acks_late=True)
@@ -27,15 +23,7 @@ def capture_target(target: str, kind: str = "cpu", duration_s: float = 10.0) -> 
     """Periodic captures: a django-celery-beat periodic task (set in the admin) names this task
     with e.g. {"target": "emissions", "kind": "memory", "duration_s": 60}. The capture's id, or
     None when the target is unknown (logged)."""
-    found = services.ProfileTarget.objects.filter(name=target).first()
-    if found is None:
-        log.warning("scheduled capture: no profile target named %r", target)
-        return None
-    capture = services.create_capture(
-        kind, target=found, duration_s=duration_s, created_by="schedule"
-    )
-    services.execute(capture.pk)
-    return capture.pk
+    return services.capture_named_target(target, kind, duration_s)
 
 
 @shared_task

@@ -62,6 +62,8 @@ def test_it_keeps_every_import_contract() -> None:
         ("emissions/services.py", "import emissions.tasks", "emissions imports run one way"),
         ("emissions/models.py", "import emissions.services", "emissions imports run one way"),
         ("loadtests/documents.py", "import loadtests.tasks", "loadtests imports run one way"),
+        ("loadtests/services.py", "import loadtests.tasks", "loadtests imports run one way"),
+        ("loadtests/alerts.py", "import loadtests.tasks", "loadtests imports run one way"),
         ("loadtests/lifecycle.py", "import loadtests.views", "loadtests imports run one way"),
         ("queryopt/services.py", "import queryopt.views", "queryopt imports run one way"),
         ("profiling/models.py", "import profiling.pages", "profiling imports run one way"),

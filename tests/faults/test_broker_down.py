@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 from celery import Celery
 
-from loadtests import tasks
+from loadtests import services, tasks
 from loadtests.models import LoadTestDefinition, LoadTestRun, LoadTestStep
 from tests.conftest import closed_port
 
@@ -35,7 +35,7 @@ def test_it_ends_a_run_as_error_naming_the_broker_when_the_broker_does_not_answe
     def execute_run(run_id: int) -> None:
         raise AssertionError("never delivered")
 
-    run = tasks.create_run(definition)
+    run = services.create_run(definition)
 
     tasks.dispatch(run, execute_run)
 

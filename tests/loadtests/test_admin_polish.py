@@ -242,9 +242,9 @@ def test_save_as_new_copies_the_definition_with_its_steps(
 def test_the_run_changelist_has_few_short_columns(
     admin_client: Any, definition: LoadTestDefinition
 ) -> None:
-    from loadtests import tasks
+    from loadtests import services
 
-    run = tasks.create_run(definition)
+    run = services.create_run(definition)
     html = admin_client.get("/admin/loadtests/loadtestrun/").content.decode()
     columns = re.findall(r'<th scope="col"[^>]*class="[^"]*column-(\w+)', html)
     assert columns == [

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from loadtests import documents, lifecycle, tasks
+from loadtests import documents, lifecycle, services
 from loadtests.engine.config import DEFAULT_SUCCESS_TEXT
 from loadtests.models import LoadTestDefinition, LoadTestStep
 
@@ -29,7 +29,7 @@ def test_a_run_of_steps_with_empty_expected_statuses_has_no_status_errors(
 ) -> None:
     LoadTestDefinition.objects.filter(pk=open_ended.pk).update(mode=mode)
     open_ended.refresh_from_db()
-    done = lifecycle.execute(tasks.create_run(open_ended).pk)
+    done = lifecycle.execute(services.create_run(open_ended).pk)
     assert done is not None
     assert done.requests > 0
     assert done.errors == 0, done.errors_by_class

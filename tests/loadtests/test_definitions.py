@@ -5,7 +5,7 @@ from typing import Any
 import pytest
 from django.core.exceptions import ValidationError
 
-from loadtests import tasks
+from loadtests import services
 from loadtests.models import LoadTestDefinition, LoadTestRun, LoadTestStage, LoadTestStep
 from tests.loadtests.admin_forms import admin_form
 
@@ -67,13 +67,13 @@ def test_it_refuses_bad_definitions_naming_the_rule(
 def test_a_run_aimed_outside_the_allow_list_is_refused(definition: Any, settings: Any) -> None:
     settings.LOADTEST_ALLOWED_HOSTS = ["localhost"]
     with pytest.raises(ValidationError) as caught:
-        tasks.create_run(definition)
+        services.create_run(definition)
     assert "LOADTEST_ALLOWED_HOSTS" in str(caught.value)
     assert not LoadTestRun.objects.exists()
 
 
 def test_a_run_freezes_the_definition(definition: Any) -> None:
-    run = tasks.create_run(definition)
+    run = services.create_run(definition)
     definition.users = 99
     definition.save()
     LoadTestStep.objects.filter(definition=definition).update(path="/changed")
@@ -86,5 +86,5 @@ def test_a_run_freezes_the_definition(definition: Any) -> None:
 def test_stages_must_add_up_to_the_duration(definition: Any) -> None:
     LoadTestStage.objects.create(definition=definition, duration_s=1, target=2)
     with pytest.raises(ValidationError) as caught:
-        tasks.create_run(definition)
+        services.create_run(definition)
     assert "stages" in caught.value.message_dict

@@ -268,10 +268,10 @@ def test_the_readme_example_is_a_valid_document() -> None:
 def test_every_run_freezes_a_version_1_document(
     definition: LoadTestDefinition, target_url: str
 ) -> None:
-    from loadtests import adhoc, tasks
+    from loadtests import adhoc, services
 
     for frozen in (
-        tasks.create_run(definition).config,
+        services.create_run(definition).config,
         adhoc.adhoc_config(f"{target_url}/ok", users=2, duration_s=1),
     ):
         assert frozen["version"] == documents.VERSION

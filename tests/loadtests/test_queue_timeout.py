@@ -19,7 +19,7 @@ from django.core.management import call_command
 from django.test import override_settings
 from django.utils import timezone
 
-from loadtests import housekeeping, lifecycle, reports, tasks, waiting
+from loadtests import housekeeping, lifecycle, reports, services, waiting
 from loadtests.models import (
     LoadTestDefinition,
     LoadTestRun,
@@ -40,7 +40,7 @@ START_ONE = "start one with `celery -A offgridperf worker -Q loadgen -c 1 -n loa
 
 def queued_run(definition: LoadTestDefinition, waited_s: float = 0) -> LoadTestRun:
     """A run queued `waited_s` seconds ago (no message: nobody will take it)."""
-    run = tasks.create_run(definition, trigger=RunTrigger.CLI)
+    run = services.create_run(definition, trigger=RunTrigger.CLI)
     created = timezone.now() - timedelta(seconds=waited_s)
     LoadTestRun.objects.filter(pk=run.pk).update(created_at=created)
     run.refresh_from_db()
@@ -48,7 +48,7 @@ def queued_run(definition: LoadTestDefinition, waited_s: float = 0) -> LoadTestR
 
 
 def running_run(definition: LoadTestDefinition, node: str = "") -> LoadTestRun:
-    run = tasks.create_run(definition, trigger=RunTrigger.CLI)
+    run = services.create_run(definition, trigger=RunTrigger.CLI)
     now = timezone.now()
     LoadTestRun.objects.filter(pk=run.pk).update(
         status=RunStatus.RUNNING,

@@ -16,7 +16,7 @@ import pytest
 from django.db import connection
 from django.utils import timezone
 
-from loadtests import housekeeping, lifecycle, tasks
+from loadtests import housekeeping, lifecycle, services
 from loadtests.models import LoadTestDefinition, LoadTestRun, RunInterval
 from stats.histogram import Histogram
 from tests.cache_redis import PrivateRedis, private_redis_server
@@ -28,7 +28,7 @@ REAP_PROMISE_S = 15
 
 
 def running_run(definition: LoadTestDefinition, *, silent_for_s: float, node: str = "") -> Any:
-    run = tasks.create_run(definition)
+    run = services.create_run(definition)
     beat = timezone.now() - timedelta(seconds=silent_for_s)
     LoadTestRun.objects.filter(pk=run.pk).update(
         status="running",
@@ -90,7 +90,7 @@ def test_it_interrupts_at_once_the_runs_a_restarted_worker_left_running(
     mine = running_run(definition, silent_for_s=0, node="worker@here")
     record_seconds(mine, [1000, 2000, 3000], [4000])
     other_node = running_run(definition, silent_for_s=0, node="worker@there")
-    queued = tasks.create_run(definition)
+    queued = services.create_run(definition)
 
     assert lifecycle.reap_node_runs("worker@here") == [mine.pk]
     mine.refresh_from_db()
@@ -105,7 +105,7 @@ def test_it_interrupts_at_once_the_runs_a_restarted_worker_left_running(
 
 @pytest.mark.django_db
 def test_it_records_the_worker_node_that_claims_a_run(definition: LoadTestDefinition) -> None:
-    run = lifecycle.execute(tasks.create_run(definition).pk, worker_node="worker@here")
+    run = lifecycle.execute(services.create_run(definition).pk, worker_node="worker@here")
     assert run is not None and run.worker_node == "worker@here"
 
 
@@ -115,7 +115,7 @@ def test_a_reaped_run_whose_worker_lives_on_stops_writing_and_stays_interrupted(
 ) -> None:
     definition.duration_s = 30
     definition.save()
-    run = tasks.create_run(definition)
+    run = services.create_run(definition)
     finished: dict[str, Any] = {}
 
     def worker() -> None:
@@ -148,7 +148,7 @@ def test_a_reaped_run_whose_worker_lives_on_stops_writing_and_stays_interrupted(
 def test_a_run_with_a_fresh_heartbeat_is_never_reaped(definition: LoadTestDefinition) -> None:
     definition.duration_s = 4
     definition.save()
-    run = tasks.create_run(definition)
+    run = services.create_run(definition)
     reaped: list[int] = []
     stop = threading.Event()
 
@@ -212,7 +212,7 @@ def test_a_frozen_worker_is_reaped_by_another_processs_housekeeping(
     database = connection.settings_dict["NAME"]
     definition.duration_s = 120
     definition.save()
-    run = tasks.create_run(definition)
+    run = services.create_run(definition)
     frozen = start_worker(redis, database, "frozen@%h", "loadgen", tmp_path / "frozen.log")
     # Consumes nothing we send: it is here for the housekeeping thread of its main process.
     bystander = start_worker(

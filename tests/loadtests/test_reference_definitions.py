@@ -7,7 +7,7 @@ import pytest
 from django.conf import settings
 from django.core.management import call_command
 
-from loadtests import tasks
+from loadtests import services
 from loadtests.models import LoadTestDefinition
 
 pytestmark = pytest.mark.django_db
@@ -39,4 +39,4 @@ def test_it_registers_the_reference_load_tests_once_and_keeps_edits() -> None:
         REFERENCE
     )
     assert LoadTestDefinition.objects.get(name="emissions-smoke").users == 3
-    assert tasks.create_run(steady).config["load_model"] == "open"
+    assert services.create_run(steady).config["load_model"] == "open"

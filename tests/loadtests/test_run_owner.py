@@ -10,7 +10,7 @@ from collections.abc import Iterator
 import pytest
 from django.utils import timezone
 
-from loadtests import lifecycle, tasks
+from loadtests import lifecycle, services
 from loadtests.engine import EngineConfig, IntervalSnapshot
 from loadtests.engine.config import OPEN, Step
 from loadtests.models import LoadTestDefinition, LoadTestRun, RunStatus
@@ -79,7 +79,7 @@ def test_the_load_stops_when_the_storing_side_fails(
 
 @pytest.mark.django_db
 def test_a_second_stored_twice_counts_once(definition: LoadTestDefinition) -> None:
-    run = tasks.create_run(definition)
+    run = services.create_run(definition)
     LoadTestRun.objects.filter(pk=run.pk).update(status=RunStatus.RUNNING)
     latencies = Histogram()
     for value_us in (1_000, 2_000, 2_000, 2_000, 2_000):

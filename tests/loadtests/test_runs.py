@@ -12,7 +12,7 @@ import pytest
 from django.core.management import CommandError, call_command
 from django.utils import timezone
 
-from loadtests import lifecycle, reports, tasks
+from loadtests import lifecycle, reports, services
 from loadtests.models import LoadTestDefinition, LoadTestRun, LoadTestStep, RunInterval
 from stats.histogram import Histogram
 from tests.conftest import closed_port
@@ -33,7 +33,7 @@ def run_cli(*args: str) -> tuple[int, str, str]:
 
 @pytest.mark.django_db
 def test_a_local_run_stores_intervals_and_a_passing_summary(definition: LoadTestDefinition) -> None:
-    run = tasks.create_run(definition)
+    run = services.create_run(definition)
     done = lifecycle.execute(run.pk)
     assert done is not None
     assert done.status == "passed", done.status_reason
@@ -54,7 +54,7 @@ def test_a_local_run_stores_intervals_and_a_passing_summary(definition: LoadTest
 
 @pytest.mark.django_db
 def test_a_run_is_not_started_twice(definition: LoadTestDefinition) -> None:
-    run = tasks.create_run(definition)
+    run = services.create_run(definition)
     assert lifecycle.execute(run.pk) is not None
     assert lifecycle.execute(run.pk) is None
     assert RunInterval.objects.filter(run=run).count() <= 3
@@ -65,7 +65,7 @@ def test_thresholds_fail_and_check_failures_are_counted(definition: LoadTestDefi
     LoadTestStep.objects.filter(name="json").update(check_value='"nope"')
     definition.abort_error_rate_pct = None
     definition.save()
-    run = lifecycle.execute(tasks.create_run(definition).pk)
+    run = lifecycle.execute(services.create_run(definition).pk)
     assert run.status == "failed"
     assert run.passed is False
     assert run.errors_by_class["check_failed"]["count"] > 0
@@ -121,7 +121,7 @@ def test_connection_errors_are_classified(definition: LoadTestDefinition) -> Non
     definition.target_base_url = f"http://127.0.0.1:{closed_port()}"
     definition.abort_error_rate_pct = None
     definition.save()
-    run = lifecycle.execute(tasks.create_run(definition).pk)
+    run = lifecycle.execute(services.create_run(definition).pk)
     assert run.status == "failed"
     assert run.errors_by_class["connect_refused"]["count"] == run.errors > 0
     assert run.errors_by_class["connect_refused"]["sample"]
@@ -132,7 +132,7 @@ def test_the_abort_threshold_stops_a_failing_run(definition: LoadTestDefinition)
     LoadTestStep.objects.filter(definition=definition).update(path="/status/500")
     definition.duration_s = 30
     definition.save()
-    run = lifecycle.execute(tasks.create_run(definition).pk)
+    run = lifecycle.execute(services.create_run(definition).pk)
     assert run.status == "aborted"
     assert run.passed is False
     assert run.duration_s < 15
@@ -145,7 +145,7 @@ def test_cancel_ends_a_running_run_within_a_second_keeping_its_data(
 ) -> None:
     definition.duration_s = 30
     definition.save()
-    run = tasks.create_run(definition)
+    run = services.create_run(definition)
 
     def cancel() -> None:
         from django.db import connection
@@ -169,7 +169,7 @@ def test_cancel_ends_a_running_run_within_a_second_keeping_its_data(
 def test_the_reaper_marks_silent_runs_interrupted_keeping_their_intervals(
     definition: LoadTestDefinition,
 ) -> None:
-    run = tasks.create_run(definition)
+    run = services.create_run(definition)
     stale = timezone.now() - timedelta(minutes=5)
     LoadTestRun.objects.filter(pk=run.pk).update(
         status="running", started_at=stale, heartbeat_at=stale
@@ -183,7 +183,7 @@ def test_the_reaper_marks_silent_runs_interrupted_keeping_their_intervals(
             latency_histogram=hist.encode(), service_histogram=hist.encode(),
             errors_by_class={"timeout": second} if second else {},
         )  # fmt: skip
-    fresh = tasks.create_run(definition)
+    fresh = services.create_run(definition)
     LoadTestRun.objects.filter(pk=fresh.pk).update(status="running", heartbeat_at=timezone.now())
 
     assert lifecycle.reap_stale_runs() == [run.pk]
@@ -199,7 +199,7 @@ def test_the_reaper_marks_silent_runs_interrupted_keeping_their_intervals(
 def test_exports_summary_intervals_and_histogram_log(
     admin_client: Any, definition: LoadTestDefinition
 ) -> None:
-    run = lifecycle.execute(tasks.create_run(definition).pk)
+    run = lifecycle.execute(services.create_run(definition).pk)
     summary = admin_client.get(f"/runs/{run.pk}/summary.json")
     assert summary.status_code == 200
     assert json.loads(summary.content)["requests"] == run.requests

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from django.core.exceptions import ValidationError
 
-from loadtests import lifecycle, tasks
+from loadtests import lifecycle, services
 from loadtests.models import LoadTestDefinition, LoadTestRun, LoadTestStep
 from loadtests.secrets import MASK, masked_config, masked_headers, redact, secret_values
 from tests.loadtests.admin_forms import admin_form
@@ -114,7 +114,7 @@ def test_it_redacts_a_secret_repeated_in_free_text() -> None:
 def test_a_viewer_sees_only_masks_in_the_summary_json(
     viewer_client: Any, secret_definition: LoadTestDefinition
 ) -> None:
-    run = tasks.create_run(secret_definition)
+    run = services.create_run(secret_definition)
     response = viewer_client.get(f"/runs/{run.pk}/summary.json")
     assert response.status_code == 200
     body = response.content.decode()
@@ -132,8 +132,8 @@ def test_it_sends_the_real_header_and_shows_only_the_mask(
     viewer_client: Any, secret_definition: LoadTestDefinition, caplog: Any
 ) -> None:
     caplog.set_level(logging.DEBUG)
-    baseline = lifecycle.execute(tasks.create_run(secret_definition).pk)
-    run = lifecycle.execute(tasks.create_run(secret_definition).pk)
+    baseline = lifecycle.execute(services.create_run(secret_definition).pk)
+    run = lifecycle.execute(services.create_run(secret_definition).pk)
     # The target answers 200 only when the Authorization value it received is the real one.
     assert run.status == "passed", run.status_reason
     assert run.requests > 0 and run.errors == 0
@@ -165,7 +165,7 @@ def test_a_secret_echoed_into_an_error_sample_is_masked(
         path="/echo", check_type="json_equals", check_path="headers.authorization",
         check_value='"nope"',
     )  # fmt: skip
-    run = lifecycle.execute(tasks.create_run(secret_definition).pk)
+    run = lifecycle.execute(services.create_run(secret_definition).pk)
     sample = run.errors_by_class["check_failed"]["sample"]
     assert MASK in sample
     assert_no_secret(json.dumps(run.errors_by_class))
@@ -183,7 +183,7 @@ def test_the_cli_shows_only_masks(secret_definition: LoadTestDefinition) -> None
 def test_the_frozen_config_lists_the_steps_secret_header_names(
     secret_definition: LoadTestDefinition,
 ) -> None:
-    run = tasks.create_run(secret_definition)
+    run = services.create_run(secret_definition)
     assert run.config["steps"][0]["secret_headers"] == ["x-api-key"]
 
 
@@ -296,7 +296,7 @@ def test_the_mask_for_a_header_with_no_stored_value_is_refused(
 def test_the_admin_run_page_masks_the_frozen_config(
     admin_client: Any, secret_definition: LoadTestDefinition
 ) -> None:
-    run = tasks.create_run(secret_definition)
+    run = services.create_run(secret_definition)
     html = admin_client.get(f"/admin/loadtests/loadtestrun/{run.pk}/change/").content.decode()
     assert "Configuration" in html and MASK in html
     assert_no_secret(html)
@@ -342,6 +342,6 @@ def test_the_admin_saves_secret_header_names(
 def test_run_lists_never_carry_the_config(
     viewer_client: Any, secret_definition: LoadTestDefinition
 ) -> None:
-    run = tasks.create_run(secret_definition)
+    run = services.create_run(secret_definition)
     assert LoadTestRun.objects.filter(pk=run.pk).exists()
     assert_no_secret(viewer_client.get("/runs/running.json").content.decode())

@@ -5,7 +5,7 @@ from typing import Any
 
 import pytest
 
-from loadtests import documents, lifecycle, tasks
+from loadtests import documents, lifecycle, services
 from loadtests.models import LoadTestDefinition
 from tests.loadtests.test_runs import run_cli
 from tests.tls import HttpsTarget
@@ -27,14 +27,14 @@ def test_a_definition_verifies_certificates_unless_told_not_to(
     definition.abort_error_rate_pct = None
     definition.save()
     assert definition.verify_tls is True
-    verified = lifecycle.execute(tasks.create_run(definition).pk)
+    verified = lifecycle.execute(services.create_run(definition).pk)
     assert verified.status == "failed"
     assert verified.errors == verified.requests > 0
     assert set(verified.errors_by_class) == {"tls"}
 
     definition.verify_tls = False
     definition.save()
-    run = tasks.create_run(definition)
+    run = services.create_run(definition)
     assert run.config["verify_tls"] is False
     done = lifecycle.execute(run.pk)
     assert done.status == "passed", done.status_reason

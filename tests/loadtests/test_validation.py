@@ -12,7 +12,7 @@ import pytest
 from django.core.management import call_command
 from django.utils.html import escape
 
-from loadtests import documents, tasks
+from loadtests import documents, services
 from loadtests.engine import EngineConfig, Stage
 from loadtests.engine import config as engine_config
 from loadtests.models import LoadTestDefinition, LoadTestStage, LoadTestStep
@@ -168,7 +168,7 @@ def test_it_saves_what_a_run_accepts_and_the_run_starts(admin_client: Any, targe
         **stages_data((engine_config.MAX_DURATION_S, engine_config.MAX_USERS)),
     )
     definition = saved(admin_client, data)
-    run = tasks.create_run(definition)
+    run = services.create_run(definition)
     assert run.config["steps"][0]["path"] == "/a%20b?q=%C3%A9"
 
 
@@ -275,7 +275,7 @@ def test_it_refuses_in_the_admin_exactly_what_the_engine_refuses(
     )
     if not case.bad:
         # What the admin saved, a run accepts: nothing is first refused at Run now.
-        assert tasks.create_run(LoadTestDefinition.objects.get())
+        assert services.create_run(LoadTestDefinition.objects.get())
 
 
 def test_it_names_the_fields_of_a_refused_run_in_the_users_terms(definition: Any) -> None:

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from django.utils import timezone
 
-from loadtests import adhoc, documents, lifecycle, reports, tasks
+from loadtests import adhoc, documents, lifecycle, reports, services
 from loadtests.engine import RunResult
 from loadtests.engine import run as run_engine
 from loadtests.models import LoadTestDefinition, LoadTestRun, LoadTestStep
@@ -92,7 +92,7 @@ def test_more_than_the_default_error_rate_fails_a_run_without_thresholds(
 ) -> None:
     # Half the requests answer 500: well above the default limit, though some succeed.
     LoadTestStep.objects.create(definition=plain_definition, name="broken", path="/status/500")
-    run = lifecycle.execute(tasks.create_run(plain_definition).pk)
+    run = lifecycle.execute(services.create_run(plain_definition).pk)
     assert 0 < run.errors < run.requests
     assert run.error_rate_pct > reports.DEFAULT_ERROR_RATE_LIMIT_PCT
     assert (run.status, run.passed) == ("failed", False)
@@ -117,7 +117,7 @@ def test_an_explicit_error_rate_threshold_replaces_the_default(
     LoadTestStep.objects.create(definition=plain_definition, name="broken", path="/status/500")
     plain_definition.threshold_error_rate_pct = 90
     plain_definition.save()
-    run = lifecycle.execute(tasks.create_run(plain_definition).pk)
+    run = lifecycle.execute(services.create_run(plain_definition).pk)
     assert run.error_rate_pct > reports.DEFAULT_ERROR_RATE_LIMIT_PCT
     assert (run.status, run.passed) == ("passed", True), run.status_reason
     assert set(rules(run)) == {"any_success", "error_rate_pct"}
@@ -129,7 +129,7 @@ def test_an_explicit_threshold_still_fails_a_run_and_names_its_rule(
 ) -> None:
     plain_definition.threshold_p95_ms = 0.001
     plain_definition.save()
-    run = lifecycle.execute(tasks.create_run(plain_definition).pk)
+    run = lifecycle.execute(services.create_run(plain_definition).pk)
     assert run.errors == 0
     assert (run.status, run.passed) == ("failed", False)
     assert [item["name"] for item in run.threshold_results if not item["passed"]] == ["p95_ms"]
@@ -140,7 +140,7 @@ def test_an_explicit_threshold_still_fails_a_run_and_names_its_rule(
 def test_a_clean_run_passes_and_says_which_rules_held(
     plain_definition: LoadTestDefinition,
 ) -> None:
-    run = lifecycle.execute(tasks.create_run(plain_definition).pk)
+    run = lifecycle.execute(services.create_run(plain_definition).pk)
     assert (run.status, run.passed) == ("passed", True), run.status_reason
     assert run.errors == 0
     assert set(rules(run)) == {"any_success", "default_error_rate_pct"}
@@ -208,7 +208,7 @@ def test_the_page_and_the_summary_json_name_the_deciding_rule(
     plain_definition.target_base_url = f"http://127.0.0.1:{closed_port()}"
     plain_definition.duration_s = 1
     plain_definition.save()
-    run = lifecycle.execute(tasks.create_run(plain_definition).pk)
+    run = lifecycle.execute(services.create_run(plain_definition).pk)
     assert run.status == "failed"
 
     summary = json.loads(viewer_client.get(f"/runs/{run.pk}/summary.json").content)

@@ -11,7 +11,7 @@ from django.utils import timezone
 from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
-from loadtests import lifecycle, tasks
+from loadtests import lifecycle, services
 from loadtests.models import (
     Alert,
     LoadTestDefinition,
@@ -136,7 +136,7 @@ def test_requests_total_grows_by_exactly_a_runs_request_count(
 ) -> None:
     key = ("offgridperf_loadtest_requests_total", (("definition", "smoke"),))
     before = scrape(client).get(key, 0)
-    run = lifecycle.execute(tasks.create_run(definition).pk)
+    run = lifecycle.execute(services.create_run(definition).pk)
     assert run is not None and run.requests > 0
     after = scrape(client)
     assert after[key] - before == run.requests

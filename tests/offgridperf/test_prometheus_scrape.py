@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from loadtests import lifecycle, tasks
+from loadtests import lifecycle, services
 from loadtests.models import LoadTestDefinition, LoadTestStep
 from tests.conftest import closed_port, worker_env
 from tests.processes import wait_for
@@ -140,7 +140,7 @@ def test_prometheus_reads_a_runs_exact_request_count(prometheus: int) -> None:
             name="scraped", target_base_url=target_url, users=2, duration_s=3, timeout_s=2
         )
         LoadTestStep.objects.create(definition=definition, name="ok", path="/ok")
-        run = lifecycle.execute(tasks.create_run(definition).pk)
+        run = lifecycle.execute(services.create_run(definition).pk)
     assert run is not None and run.requests > 0
     promql = 'offgridperf_loadtest_requests_total{definition="scraped"}'
     wait_for(

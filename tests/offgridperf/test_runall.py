@@ -167,9 +167,9 @@ def slow_definition(transactional_db: Any) -> Iterator[LoadTestDefinition]:
 def test_a_killed_worker_is_restarted_and_interrupts_the_run_it_left(
     product: Product, slow_definition: LoadTestDefinition
 ) -> None:
-    from loadtests import tasks
+    from loadtests import services
 
-    run = tasks.create_run(slow_definition)
+    run = services.create_run(slow_definition)
     send_task(product.broker_url, "loadtests.tasks.execute_run", run.pk)
     wait_for(lambda: run.intervals.count() >= 3, 60, "three recorded seconds")
     worker = product.child("loadgen")

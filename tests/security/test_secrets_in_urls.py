@@ -13,7 +13,7 @@ import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
 
-from loadtests import tasks
+from loadtests import services
 from loadtests.models import ApiToken, LoadTestDefinition, LoadTestStep
 from loadtests.secrets import (
     MASK,
@@ -71,7 +71,7 @@ def test_no_output_shows_the_url_password_or_a_secret_repeated_in_a_path(
     admin_client: Any, admin_user: Any, url_secret_definition: LoadTestDefinition
 ) -> None:
     definition = url_secret_definition
-    run = tasks.create_run(definition)
+    run = services.create_run(definition)
     api_token = ApiToken(user=admin_user, name="reader")
     token = api_token.set_new_token()
     api_token.save()

@@ -37,6 +37,7 @@ from loadtests import (
     lifecycle,
     reports,
     runjson,
+    services,
     tasks,
     waiting,
 )
@@ -221,7 +222,7 @@ class Command(BaseCommand):
             if options["local"]:
                 if (shards or definition.shards) > 1:
                     raise _fail("--local runs one shard in this process: use --shards 1")
-                run = tasks.create_run(definition, trigger=RunTrigger.CLI, overrides=overrides)
+                run = services.create_run(definition, trigger=RunTrigger.CLI, overrides=overrides)
                 return self._execute_here(run, interrupts)
             run = tasks.queue_run(definition, trigger=RunTrigger.CLI, overrides=overrides)
         except documents.RunRefused as exc:

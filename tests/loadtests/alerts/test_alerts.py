@@ -9,7 +9,7 @@ from django.forms import modelform_factory
 from django.utils import timezone
 from django.utils.html import escape
 
-from loadtests import alerts, events, lifecycle, tasks
+from loadtests import alerts, events, lifecycle, services, tasks
 from loadtests.admin import DefinitionForm
 from loadtests.models import (
     Alert,
@@ -158,6 +158,25 @@ def test_it_retries_the_webhook_with_back_off_until_it_is_sent_without_secrets(
         assert "Authorization" not in headers
 
 
+def test_the_delivery_task_answers_to_beats_name_and_queues_itself_for_the_next_retry(
+    secret_definition: LoadTestDefinition,
+    webhook: Webhook,
+    settings: Any,
+    django_capture_on_commit_callbacks: Any,
+) -> None:
+    # Beat's database rows and queued messages hold the name the task was registered under.
+    assert tasks.deliver_alerts.name == settings.CELERY_BEAT_SCHEDULE["deliver-due-alerts"]["task"]
+    webhook.failures = 1
+    secret_definition.alert_webhook_url = webhook.url
+    secret_definition.save()
+    regress(secret_definition)
+
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+        assert tasks.deliver_alerts() == {"sent": 0, "retry": 1, "failed": 0}
+    queued = [cb for cb in callbacks if cb.__qualname__ == "queue_delivery.<locals>.send"]
+    assert len(queued) == 1  # deliver_alerts again, when the retry is due
+
+
 def test_it_records_the_failure_after_the_last_attempt(
     secret_definition: LoadTestDefinition, webhook: Webhook, settings: Any, admin_client: Any
 ) -> None:
@@ -258,7 +277,7 @@ def test_it_alerts_on_a_real_run_that_regressed_and_queues_the_delivery_after_co
     make_run(definition, p95=0.001)
     definition.alert_emails = "ops@example.com"
     definition.save()
-    run = tasks.create_run(definition)
+    run = services.create_run(definition)
     with django_capture_on_commit_callbacks(execute=False) as callbacks:
         lifecycle.execute(run.pk)
 

@@ -5,7 +5,7 @@ from typing import Any
 import pytest
 from django.utils import timezone
 
-from loadtests import datasets, flowcheck, lifecycle, reports, runjson, tasks
+from loadtests import datasets, flowcheck, lifecycle, reports, runjson, services
 from loadtests.engine import IntervalSnapshot
 from loadtests.models import DataSet, LoadTestDefinition, LoadTestRun, LoadTestStep, RunStatus
 from stats.histogram import Histogram
@@ -15,7 +15,7 @@ from stats.histogram import Histogram
 def test_the_frozen_config_records_the_hash_and_a_changed_file_ends_the_run_in_error(
     flow_definition: LoadTestDefinition, data_set: DataSet
 ) -> None:
-    run = tasks.create_run(flow_definition)
+    run = services.create_run(flow_definition)
     assert run.config["data_set"] == {
         "name": "skus",
         "sha256": data_set.sha256,
@@ -33,7 +33,7 @@ def test_the_frozen_config_records_the_hash_and_a_changed_file_ends_the_run_in_e
 def test_a_flow_run_stores_iteration_figures_each_second_and_at_the_end(
     flow_definition: LoadTestDefinition, admin_client: Any
 ) -> None:
-    done = lifecycle.execute(tasks.create_run(flow_definition).pk)
+    done = lifecycle.execute(services.create_run(flow_definition).pk)
     assert done is not None and done.status == RunStatus.PASSED, done.status_reason
     intervals = list(done.intervals.all())
     assert done.iterations > 10 and done.iterations_failed == 0
@@ -64,7 +64,7 @@ def test_a_journey_over_its_iteration_threshold_fails_the_run(
     flow_definition.steps.filter(name="echo").update(path="/echo")
     flow_definition.threshold_iteration_p95_ms = 5
     flow_definition.save()
-    done = lifecycle.execute(tasks.create_run(flow_definition).pk)
+    done = lifecycle.execute(services.create_run(flow_definition).pk)
     assert done is not None and done.status == RunStatus.FAILED
     assert (
         "iteration p95 (ms)" in done.status_reason and "rule iteration_p95_ms" in done.status_reason
@@ -81,7 +81,7 @@ def test_a_polled_step_reports_its_attempts_and_an_exhausted_poll_names_the_step
     )  # fmt: skip
     flow_definition.abort_error_rate_pct = None
     flow_definition.save()
-    done = lifecycle.execute(tasks.create_run(flow_definition).pk)
+    done = lifecycle.execute(services.create_run(flow_definition).pk)
     assert done is not None
     echo = done.steps_summary["echo"]
     # Each exhausted poll made its two attempts (one may have been cut short by the end).
@@ -96,7 +96,7 @@ def test_a_polled_step_reports_its_attempts_and_an_exhausted_poll_names_the_step
 def test_a_reaped_flow_run_keeps_the_iterations_it_recorded(
     flow_definition: LoadTestDefinition,
 ) -> None:
-    run = tasks.create_run(flow_definition)
+    run = services.create_run(flow_definition)
     started = timezone.now()
     LoadTestRun.objects.filter(pk=run.pk).update(status=RunStatus.RUNNING, heartbeat_at=started)
     journeys = Histogram()

@@ -81,9 +81,9 @@ def test_the_reference_flow_passes_at_five_iterations_a_second_on_a_real_worker(
     assert TOKEN not in REFERENCE.read_text()
     assert TOKEN not in str(documents.document_of(definition))
 
-    from loadtests import tasks
+    from loadtests import services
 
-    run = tasks.create_run(definition)
+    run = services.create_run(definition)
     send_task(broker_url, "loadtests.tasks.execute_run", run.pk)
     wait_for(
         lambda: LoadTestRun.objects.get(pk=run.pk).finished_at is not None,

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from loadtests import lifecycle, tasks
+from loadtests import lifecycle, services, tasks
 from loadtests.engine.results import ms
 from loadtests.models import LoadTestDefinition, LoadTestRun, LoadTestStep, RunShard, ShardStatus
 from stats.histogram import Histogram
@@ -103,7 +103,7 @@ def test_it_ignores_a_shard_delivered_after_its_run_ended(
 ) -> None:
     definition.shards = 2
     definition.save()
-    run = tasks.create_run(definition)
+    run = services.create_run(definition)
     lifecycle.request_cancel(run)
     assert lifecycle.execute_shard(run.pk, 0, worker_node="late@host") is None
     assert run.shard_rows.get(index=0).worker_pid is None

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 from django.utils import timezone
 
-from loadtests import tasks
+from loadtests import services
 from loadtests.models import LoadTestDefinition, RunInterval, RunShard
 
 
@@ -17,7 +17,7 @@ def test_it_shows_each_shard_and_warns_about_a_clock_offset(
 ) -> None:
     definition.shards = 2
     definition.save()
-    run = tasks.create_run(definition)
+    run = services.create_run(definition)
     RunShard.objects.filter(run=run, index=0).update(
         status="running", worker_node="gen-a@host1", worker_host="host1", clock_offset_ms=3.0
     )
@@ -42,5 +42,5 @@ def test_it_shows_each_shard_and_warns_about_a_clock_offset(
 def test_it_shows_no_shard_table_for_an_unsharded_run(
     admin_client: Any, definition: LoadTestDefinition
 ) -> None:
-    run = tasks.create_run(definition)
+    run = services.create_run(definition)
     assert 'id="shards"' not in admin_client.get(f"/runs/{run.pk}/").content.decode()

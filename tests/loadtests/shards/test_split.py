@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 from django.utils import timezone
 
-from loadtests import documents, lifecycle, shards, tasks
+from loadtests import documents, lifecycle, services, shards
 from loadtests.engine import EngineConfig, Step
 from loadtests.engine.config import Stage
 from loadtests.models import LoadTestDefinition, RunShard
@@ -75,7 +75,7 @@ def test_it_refuses_fewer_closed_users_than_shards() -> None:
 def test_it_creates_one_shard_row_per_shard(definition: LoadTestDefinition) -> None:
     definition.shards = 3
     definition.save()
-    run = tasks.create_run(definition)
+    run = services.create_run(definition)
     assert run.shards == 3 and run.config["shards"] == 3
     assert list(RunShard.objects.filter(run=run).values_list("index", "status")) == [
         (0, "queued"),
@@ -86,7 +86,7 @@ def test_it_creates_one_shard_row_per_shard(definition: LoadTestDefinition) -> N
 
 @pytest.mark.django_db
 def test_it_keeps_a_plain_run_unsharded(definition: LoadTestDefinition) -> None:
-    run = tasks.create_run(definition)
+    run = services.create_run(definition)
     assert run.shards == 1 and not RunShard.objects.filter(run=run).exists()
 
 
@@ -97,7 +97,7 @@ def test_it_refuses_a_sharded_closed_run_without_a_user_per_shard(
     definition.shards = 8  # 4 users
     definition.save()
     with pytest.raises(documents.RunRefused) as refused:
-        tasks.create_run(definition)
+        services.create_run(definition)
     assert "shards" in refused.value.message_dict
 
 
@@ -115,7 +115,7 @@ def test_it_queues_a_run_with_the_cli_shards_option(definition: LoadTestDefiniti
 @pytest.mark.django_db
 def test_it_refuses_a_shard_count_out_of_range(definition: LoadTestDefinition) -> None:
     with pytest.raises(documents.RunRefused) as refused:
-        tasks.create_run(definition, overrides={"shards": 0})
+        services.create_run(definition, overrides={"shards": 0})
     assert refused.value.message_dict == {"shards": ["Shards must be a whole number from 1 to 64."]}
 
 
@@ -125,7 +125,7 @@ def test_it_lets_only_the_last_shard_task_of_an_ended_run_announce_its_end(
 ) -> None:
     definition.shards = 2
     definition.save()
-    run = tasks.create_run(definition)
+    run = services.create_run(definition)
     RunShard.objects.filter(run=run).update(worker_pid=1, heartbeat_at=timezone.now())
     run.status = "passed"
     run.save()
@@ -140,7 +140,7 @@ def test_it_interrupts_a_sharded_run_when_a_shards_worker_restarts(
 ) -> None:
     definition.shards = 2
     definition.save()
-    run = tasks.create_run(definition)
+    run = services.create_run(definition)
     run.status, run.worker_node = "running", "gen-a@host"  # the first shard's node
     run.save()
     now = timezone.now()

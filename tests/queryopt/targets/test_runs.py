@@ -5,7 +5,7 @@ from typing import Any
 
 import pytest
 
-from loadtests import lifecycle, tasks
+from loadtests import lifecycle, services
 from loadtests.models import LoadTestDefinition, LoadTestStep, RunStatus
 from queryopt.models import QueryTarget, SnapshotReason
 from tests.conftest import closed_port
@@ -32,7 +32,7 @@ def test_it_snapshots_each_enabled_target_when_a_run_starts_and_ends(
     definition: LoadTestDefinition, target: QueryTarget, target_dsn: str
 ) -> None:
     resting = QueryTarget.objects.create(name="resting", dsn=target_dsn, enabled=False)
-    run = lifecycle.execute(tasks.create_run(definition).pk)
+    run = lifecycle.execute(services.create_run(definition).pk)
     assert run.status == RunStatus.PASSED
     taken = list(target.snapshots.order_by("taken_at", "pk"))
     assert [(s.reason, s.run_id) for s in taken] == [
@@ -49,7 +49,7 @@ def test_a_target_that_cannot_be_reached_never_fails_the_run(
 ) -> None:
     dsn = f"postgresql://postgres:{PASSWORD}@127.0.0.1:{closed_port()}/postgres"
     down = QueryTarget.objects.create(name="down", dsn=dsn)
-    run = lifecycle.execute(tasks.create_run(definition).pk)
+    run = lifecycle.execute(services.create_run(definition).pk)
     assert run.status == RunStatus.PASSED
     down.refresh_from_db()
     assert down.last_error.startswith("cannot connect to")
