@@ -9,7 +9,7 @@ from offgridperf_agent.aggregate import (
     fingerprint,
 )
 
-from loadtests.engine import histograms
+from stats import histogram as histograms
 
 
 def figures(queries: int, *, server_us: int = 5000, repeated: int = 0) -> RequestFigures:

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from loadtests import execution, reports, tasks
+from loadtests import lifecycle, reports, services
 from loadtests.models import AgentSecond, LoadTestDefinition, LoadTestStep
 from tests.agent.conftest import Shop
 
@@ -34,7 +34,7 @@ def test_a_run_attributes_the_n_plus_one_and_the_time_shares_to_their_steps(
     for name, path in (("list books", "/books"), ("checksum", "/checksum"), ("report", "/report")):
         LoadTestStep.objects.create(definition=definition, name=name, path=path)
 
-    run = execution.execute(tasks.create_run(definition).pk)
+    run = lifecycle.execute(services.create_run(definition).pk)
 
     run.refresh_from_db()
     steps = reports.summary_dict(run)["steps"]
@@ -68,7 +68,7 @@ def test_a_definition_can_turn_tagging_off(shop: Shop, settings: Any) -> None:
     )  # fmt: skip
     LoadTestStep.objects.create(definition=definition, name="list books", path="/books")
 
-    run = execution.execute(tasks.create_run(definition).pk)
+    run = lifecycle.execute(services.create_run(definition).pk)
 
     assert run.requests > 0
     assert not AgentSecond.objects.filter(run=run).exists()
