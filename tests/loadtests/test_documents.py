@@ -256,9 +256,9 @@ def test_if_missing_never_overwrites_an_edited_definition(definition: LoadTestDe
     assert set(definition.steps.values_list("weight", flat=True)) == {7}
 
 
-def test_the_readme_example_is_a_valid_document() -> None:
-    readme = (documents.SCHEMA_PATH.parents[2] / "README.md").read_text()
-    example = readme.split("### Load tests as code", 1)[1].split("```json\n", 1)[1]
+def test_the_docs_example_is_a_valid_document() -> None:
+    page = (documents.SCHEMA_PATH.parents[2] / "docs" / "load-tests.md").read_text()
+    example = page.split("## Load tests as code", 1)[1].split("```json\n", 1)[1]
     document = json.loads(example.split("```", 1)[0])
     change = documents.apply_document(document, dry_run=True, environ={"API_TOKEN": "t0ken"})
     assert change.action == "created"

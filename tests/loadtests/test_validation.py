@@ -298,7 +298,9 @@ def test_it_refuses_an_ad_hoc_cli_run_above_the_users_cap(target_url: str) -> No
     with pytest.raises(Exception) as caught:
         call_command("loadtest", *args, stdout=StringIO(), stderr=err)
     assert getattr(caught.value, "returncode", None) == 2
-    assert f"users: The closed model needs 1 to {MAX_USERS} users." in str(caught.value)
+    assert f"--users {MAX_USERS + 1}: The closed model needs 1 to {MAX_USERS} users." in str(
+        caught.value
+    )
 
 
 def test_it_offers_the_engines_methods_and_limits() -> None:
