@@ -25,8 +25,9 @@ from tests.tls import HttpsTarget, https_target_server
 
 ROOT = Path(__file__).resolve().parent.parent
 
-# Test directories that need neither Django's database nor Redis (keep them free of Django).
-STANDALONE_DIRS = (ROOT / "tests" / "engine",)
+# Test directories that need neither Django's database nor Redis (keep them free of Django):
+# the engine's, and each app's tests of its pure modules (tests/<app>/pure).
+STANDALONE_DIRS = (ROOT / "tests" / "engine", *sorted((ROOT / "tests").glob("*/pure")))
 
 
 def needs_services(item: pytest.Item) -> bool:
