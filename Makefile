@@ -12,6 +12,11 @@ TEST_BROKER_URL ?= redis://127.0.0.1:6379/2
 PYTEST_ARGS ?=
 # make bench BENCH=cache runs one benchmark (python -m bench NAME); empty runs them all.
 BENCH ?=
+# Parallel workers (pytest-xdist): most tests wait on processes and sleeps rather than on the
+# CPU. Each worker has its own test database and Redis key prefix; tests of server-wide state
+# share an xdist_group, which --dist loadgroup keeps on one worker. TEST_WORKERS=0 runs serially.
+TEST_WORKERS ?= 4
+PYTEST_XDIST ?= -n $(TEST_WORKERS) --dist loadgroup
 # Debian packages the tests need (installed by make test when missing).
 # chromium for the browser tests; iproute2 for the several-hosts test; prometheus (and its
 # promtool) scrapes /metrics and checks the alert rules.
@@ -61,7 +66,7 @@ postgres-extensions: services
 test: $(INSTALLED) system-packages services postgres-extensions
 	DATABASE_URL=$(TEST_DATABASE_URL) REDIS_URL=$(TEST_REDIS_URL) \
 	CELERY_BROKER_URL=$(TEST_BROKER_URL) OFFGRIDPERF_LOCAL=1 DEBUG=0 OFFGRIDPERF_ENV_FILE= \
-	$(PY) -m pytest $(PYTEST_ARGS)
+	$(PY) -m pytest $(PYTEST_XDIST) $(PYTEST_ARGS)
 
 lint: $(INSTALLED)
 	$(VENV)/bin/ruff check .

@@ -224,6 +224,10 @@ EMBEDDED_REDIS_MAXMEMORY_MB = env_int(
 )
 if EMBEDDED_REDIS:
     REDIS_URL = f"unix://{EMBEDDED_REDIS_SOCKET}?db=0"
+# Put in front of every key this installation writes to Redis (the cache, its figures, the
+# throttles, the broker's queues), so that installations sharing one Redis never see each
+# other's keys; empty (the default) keeps the keys as they have always been.
+REDIS_KEY_PREFIX = env_str("REDIS_KEY_PREFIX", "")
 REDIS_POOL_MAX = env_int("REDIS_POOL_MAX", 10, minimum=1, maximum=1000)
 # Fail fast: the cache layer's circuit breaker (offgridperf/cache/) is what tries Redis
 # again, so a dead or hung Redis costs a request at most one short timeout, never a series.
@@ -236,7 +240,7 @@ CACHES = {
     "default": {
         "BACKEND": "django_redis.cache.RedisCache",
         "LOCATION": REDIS_URL,
-        "KEY_PREFIX": "ogp",
+        "KEY_PREFIX": f"{REDIS_KEY_PREFIX}ogp",
         "OPTIONS": {
             "CLIENT_CLASS": "django_redis.client.DefaultClient",
             "SOCKET_CONNECT_TIMEOUT": REDIS_CONNECT_TIMEOUT,
@@ -327,12 +331,17 @@ if CELERY_BROKER_URL.startswith("redis"):
     # kombu's Redis transport with the fix that keeps a worker alive through a broker outage
     # (see offgridperf/celery.py).
     CELERY_BROKER_TRANSPORT = "offgridperf.celery:RedisTransport"
+    if REDIS_KEY_PREFIX:
+        # Queues, unacked messages and the workers' broadcast channels alike.
+        CELERY_BROKER_TRANSPORT_OPTIONS["global_keyprefix"] = REDIS_KEY_PREFIX
 _result_default = (
     CELERY_BROKER_URL if CELERY_BROKER_URL.startswith("redis") else f"file://{VAR_DIR / 'results'}"
 )
 if _result_default.startswith("file://"):
     (VAR_DIR / "results").mkdir(parents=True, exist_ok=True)
 CELERY_RESULT_BACKEND = env_str("CELERY_RESULT_BACKEND", _result_default)
+if REDIS_KEY_PREFIX and CELERY_RESULT_BACKEND.startswith("redis"):
+    CELERY_RESULT_BACKEND_TRANSPORT_OPTIONS = {"global_keyprefix": REDIS_KEY_PREFIX}
 CELERY_RESULT_EXPIRES = 24 * 3600
 CELERY_TASK_SERIALIZER = "json"
 CELERY_RESULT_SERIALIZER = "json"

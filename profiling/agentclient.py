@@ -46,7 +46,7 @@ def request(pid: int, capture_id: int, op: str, *, timeout_s: float = 5.0) -> di
     client = _client()
     client.rpush(agent.commands_key(pid), json.dumps({"op": op, "capture": capture_id}))
     client.expire(agent.commands_key(pid), 60)
-    item = client.blpop([agent.result_key(capture_id)], timeout=timeout_s)
+    item = client.blpop([agent.result_key(pid, capture_id)], timeout=timeout_s)
     if item is None:
         raise AgentUnavailable(f"the agent of process {pid} did not answer within {timeout_s:g} s")
     return json.loads(item[1])

@@ -26,12 +26,71 @@ from tests.tls import HttpsTarget, https_target_server
 
 ROOT = Path(__file__).resolve().parent.parent
 
-# Test directories that need neither Django's database nor Redis (keep them free of Django).
-STANDALONE_DIRS = (ROOT / "tests" / "engine", ROOT / "tests" / "stats")
+# Test directories that need neither Django's database nor Redis (keep them free of Django):
+# the engine's, the stats package's, and each app's tests of its pure modules (tests/<app>/pure).
+STANDALONE_DIRS = (
+    ROOT / "tests" / "engine",
+    ROOT / "tests" / "stats",
+    *sorted((ROOT / "tests").glob("*/pure")),
+)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_setupnodes(config: pytest.Config, specs: list[Any]) -> None:
+    """Parallel runs (pytest-xdist): each worker process, and every process it starts,
+    gets a Redis key prefix of its own (the cache, its figures, the throttles, the broker's
+    queues and broadcasts), as installations sharing one Redis do. pytest-django already
+    gives each worker a test database of its own (test_<name>_gw0, ...)."""
+    shared = os.environ.get("REDIS_KEY_PREFIX", "")
+    for spec in specs:
+        # Set in the worker before it starts pytest, so before Django reads its settings.
+        spec.env["REDIS_KEY_PREFIX"] = f"{shared}{spec.id}:"
 
 
 def needs_services(item: pytest.Item) -> bool:
     return not any(item.path.is_relative_to(directory) for directory in STANDALONE_DIRS)
+
+
+# Tests of PostgreSQL's server-wide pg_stat_statements: one resets it for every database
+# (pg_stat_statements_reset(), to prove that snapshots take the new values after a reset), and
+# the others take snapshots whose deltas such a reset would upset. In parallel runs
+# (`--dist loadgroup`) they form one group, run one after another on one worker.
+SERVER_STATE_GROUPS = {
+    "pg_stat_statements": (
+        "tests/queryopt/targets/",
+        "tests/queryopt/indexes/",
+        "tests/queryopt/tuning/",
+        "tests/queryopt/capture/test_own_target.py",
+        "tests/queryopt/test_cli_recommend.py",
+        "tests/security/test_query_target_password_binding.py",
+    ),
+    # The target agent publishes per run id to a Redis key the workbench reads without its own
+    # key prefix (the agent knows nothing of it), and every worker's database numbers runs from 1.
+    "agent_run_keys": ("tests/agent/",),
+}
+
+
+def server_state_group(nodeid: str) -> str | None:
+    """The group of tests of server-wide state that the test `nodeid` belongs to, if any."""
+    for group, paths in SERVER_STATE_GROUPS.items():
+        if nodeid.startswith(paths):
+            return group
+    return None
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """`--dist loadgroup` with the groups above: by path, because xdist's own grouping (an
+    xdist_group mark that suffixes the node id) does not reach pytest 9's node ids."""
+    if config.getvalue("dist") != "loadgroup":
+        return None
+    from xdist.scheduler import LoadGroupScheduling
+
+    class ServerStateScheduling(LoadGroupScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            return server_state_group(nodeid) or super()._split_scope(nodeid)
+
+    return ServerStateScheduling(config, log)
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -45,7 +104,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         raise pytest.UsageError(
             "the suite runs against the real PostgreSQL and Redis: use `make test` "
             "(or set DATABASE_URL=postgres://... and REDIS_URL=redis://...); only "
-            "`pytest tests/engine tests/stats` run without them"
+            "`pytest tests/engine tests/stats` and `tests/<app>/pure` run without them"
         )
 
 

@@ -46,8 +46,10 @@ def commands_key(pid: int) -> str:
     return f"{PREFIX}:commands:{pid}"
 
 
-def result_key(capture_id: int) -> str:
-    return f"{PREFIX}:result:{capture_id}"
+def result_key(pid: int, capture_id: int) -> str:
+    # The pid too: two installations on one Redis (or parallel test runs) number their
+    # captures alike, and one must never take the other's answer.
+    return f"{PREFIX}:result:{pid}:{capture_id}"
 
 
 class GcStats:
@@ -165,7 +167,7 @@ class Agent:
         }
 
     def _reply(self, capture: int, message: dict[str, Any]) -> None:
-        key = result_key(capture)
+        key = result_key(self.pid, capture)
         self.client.rpush(key, json.dumps(message))
         self.client.expire(key, RESULT_EXPIRE_S)
 

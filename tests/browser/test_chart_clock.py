@@ -3,19 +3,17 @@
 from __future__ import annotations
 
 import re
-import shutil
 from typing import Any
 
 import pytest
 
-from tests.browser.session import logged_in_page
-from tests.browser.test_live_run import CHROMIUM
+from tests.browser.session import logged_in_page, needs_chromium
 from tests.browser.test_query_pages import PASSWORD, seed
 
 pytestmark = [
     pytest.mark.slow,
     pytest.mark.django_db(transaction=True),
-    pytest.mark.skipif(not shutil.which(CHROMIUM), reason="needs Debian's chromium package"),
+    needs_chromium,
 ]
 
 TICKS = "() => Chart.getChart('chart-query-stats').scales.x.ticks.map((tick) => tick.label)"

@@ -3,7 +3,6 @@ column hidden under the next card), and each history legend shows its line's own
 
 from __future__ import annotations
 
-import shutil
 from io import StringIO
 from pathlib import Path
 from typing import Any
@@ -13,16 +12,15 @@ from django.conf import settings
 from django.core.management import call_command
 
 from loadtests.models import LoadTestDefinition, RunStatus
-from tests.browser.session import logged_in_page
-from tests.browser.test_live_run import CHROMIUM, SCREENSHOTS
-from tests.browser.test_pages_polish import run_of
+from tests.browser.session import SCREENSHOTS, logged_in_page, needs_chromium
+from tests.browser.test_overview_definition_and_compare import run_of
 
 PASSWORD = "pw-browser-789"
 
 pytestmark = [
     pytest.mark.slow,
     pytest.mark.django_db(transaction=True),
-    pytest.mark.skipif(not shutil.which(CHROMIUM), reason="needs Debian's chromium package"),
+    needs_chromium,
 ]
 
 # How far each steps-table cell reaches past its card's right edge, in px (0: it fits).

@@ -4,29 +4,24 @@ overview), compare it."""
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Iterator
 from datetime import timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
-from django.conf import settings
 from django.utils import timezone
 
 from loadtests.models import LoadTestDefinition, LoadTestRun, LoadTestStep, RunInterval, RunStatus
 from stats.histogram import histogram_of
+from tests.browser.session import SCREENSHOTS, logged_in_page, needs_chromium
 from tests.targets import target_server
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
-SCREENSHOTS = Path(settings.VAR_DIR) / "screenshots"
 PASSWORD = "pw-browser-123"
 
 pytestmark = [
     pytest.mark.slow,
     pytest.mark.django_db(transaction=True),
-    pytest.mark.skipif(not shutil.which(CHROMIUM), reason="needs Debian's chromium package"),
+    needs_chromium,
 ]
 
 
@@ -106,78 +101,65 @@ def test_an_engineer_runs_watches_and_compares_in_a_real_browser(
     target_url: str,
     django_user_model: Any,
 ) -> None:
-    from playwright.sync_api import sync_playwright
-
     definition, previous = seed(target_url, django_user_model)
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     base = live_server.url
     # No ORM below until the browser is closed: Playwright's sync API runs an event loop.
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS
+    viewport = {"width": 1400, "height": 1000}
+    with logged_in_page(base, "engineer", PASSWORD, viewport=viewport) as (
+        page,
+        _errors,
+    ):
+        page.goto(f"{base}/definitions/{definition.pk}/")
+        page.click("#run-now")
+        page.wait_for_url(f"{base}/runs/*/")
+        run_id = int(page.url.rstrip("/").rsplit("/", 1)[1])
+        page.evaluate("window.notReloaded = true")
+
+        # The overview's bar moves while the run page is watched too.
+        overview = page.context.new_page()
+        overview.set_default_timeout(30_000)
+        overview.goto(f"{base}/")
+        overview.wait_for_function(GROWING_BAR, arg=run_id)
+        overview.screenshot(path=str(SCREENSHOTS / "overview-live.png"))
+
+        page.wait_for_function(
+            """() => document.getElementById('run-status').textContent === 'running'
+                && Chart.getChart('chart-throughput').data.datasets[0].data.length >= 2"""
         )
-        try:
-            context = browser.new_context(viewport={"width": 1400, "height": 1000})
-            page = context.new_page()
-            page.set_default_timeout(30_000)
-            page.goto(f"{base}/accounts/login/")
-            page.fill("input[name=username]", "engineer")
-            page.fill("input[name=password]", PASSWORD)
-            page.click("button[type=submit]")
-            page.wait_for_url(f"{base}/")
+        live_width = page.eval_on_selector("#progress-bar", "el => el.style.width")
+        page.screenshot(path=str(SCREENSHOTS / "run-live.png"), full_page=True)
 
-            page.goto(f"{base}/definitions/{definition.pk}/")
-            page.click("#run-now")
-            page.wait_for_url(f"{base}/runs/*/")
-            run_id = int(page.url.rstrip("/").rsplit("/", 1)[1])
-            page.evaluate("window.notReloaded = true")
+        page.wait_for_selector("#run-page[data-state=finished]")
+        assert page.evaluate("window.notReloaded") is True
+        # The ended run leaves the panel and the reloaded page lists it among recent runs.
+        overview.wait_for_selector("#running-now", state="hidden")
+        overview_row = overview.text_content(f"table.runs tr:has(a[href='/runs/{run_id}/'])")
+        assert page.text_content("#run-status") == "passed"
+        assert chart_points(page, "chart-throughput") >= 3
+        assert chart_points(page, "chart-latency", 1) >= 3  # p95 per second
+        assert chart_points(page, "chart-load") >= 3
+        assert chart_points(page, "chart-distribution") >= 1
+        assert chart_points(page, "chart-spectrum") >= 10
+        assert page.is_visible("#percentiles") and page.is_visible("#thresholds")
+        page.check("#toggle-service")
+        page.screenshot(path=str(SCREENSHOTS / "run-finished.png"), full_page=True)
 
-            # The overview's bar moves while the run page is watched too.
-            overview = context.new_page()
-            overview.set_default_timeout(30_000)
-            overview.goto(f"{base}/")
-            overview.wait_for_function(GROWING_BAR, arg=run_id)
-            overview.screenshot(path=str(SCREENSHOTS / "overview-live.png"))
+        page.click("#compare-link")
+        page.wait_for_selector("#verdict")
+        verdict = page.text_content("#verdict").strip()
+        heading = page.text_content(".card h2")
+        assert chart_points(page, "compare-spectrum", 0) >= 1
+        assert chart_points(page, "compare-spectrum", 1) >= 10
+        assert chart_points(page, "compare-p95", 1) >= 3
+        page.screenshot(path=str(SCREENSHOTS / "compare.png"), full_page=True)
 
-            page.wait_for_function(
-                """() => document.getElementById('run-status').textContent === 'running'
-                    && Chart.getChart('chart-throughput').data.datasets[0].data.length >= 2"""
-            )
-            live_width = page.eval_on_selector("#progress-bar", "el => el.style.width")
-            page.screenshot(path=str(SCREENSHOTS / "run-live.png"), full_page=True)
-
-            page.wait_for_selector("#run-page[data-state=finished]")
-            assert page.evaluate("window.notReloaded") is True
-            # The ended run leaves the panel and the reloaded page lists it among recent runs.
-            overview.wait_for_selector("#running-now", state="hidden")
-            overview_row = overview.text_content(f"table.runs tr:has(a[href='/runs/{run_id}/'])")
-            assert page.text_content("#run-status") == "passed"
-            assert chart_points(page, "chart-throughput") >= 3
-            assert chart_points(page, "chart-latency", 1) >= 3  # p95 per second
-            assert chart_points(page, "chart-load") >= 3
-            assert chart_points(page, "chart-distribution") >= 1
-            assert chart_points(page, "chart-spectrum") >= 10
-            assert page.is_visible("#percentiles") and page.is_visible("#thresholds")
-            page.check("#toggle-service")
-            page.screenshot(path=str(SCREENSHOTS / "run-finished.png"), full_page=True)
-
-            page.click("#compare-link")
-            page.wait_for_selector("#verdict")
-            verdict = page.text_content("#verdict").strip()
-            heading = page.text_content(".card h2")
-            assert chart_points(page, "compare-spectrum", 0) >= 1
-            assert chart_points(page, "compare-spectrum", 1) >= 10
-            assert chart_points(page, "compare-p95", 1) >= 3
-            page.screenshot(path=str(SCREENSHOTS / "compare.png"), full_page=True)
-
-            page.goto(f"{base}/definitions/{definition.pk}/")
-            assert chart_points(page, "history-latency", 1) == 2  # p95 of both runs
-            page.screenshot(path=str(SCREENSHOTS / "definition.png"), full_page=True)
-            page.goto(f"{base}/")
-            assert page.evaluate("document.querySelectorAll('canvas[data-trend]').length") == 1
-            page.screenshot(path=str(SCREENSHOTS / "overview.png"), full_page=True)
-        finally:
-            browser.close()
+        page.goto(f"{base}/definitions/{definition.pk}/")
+        assert chart_points(page, "history-latency", 1) == 2  # p95 of both runs
+        page.screenshot(path=str(SCREENSHOTS / "definition.png"), full_page=True)
+        page.goto(f"{base}/")
+        assert page.evaluate("document.querySelectorAll('canvas[data-trend]').length") == 1
+        page.screenshot(path=str(SCREENSHOTS / "overview.png"), full_page=True)
 
     run = LoadTestRun.objects.get(pk=run_id)
     assert run.status == RunStatus.PASSED and run.requests > 0

@@ -4,13 +4,12 @@ clicking the root resets. The memory and trace pages draw their charts without a
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.browser.test_live_run import CHROMIUM, CHROMIUM_ARGS, SCREENSHOTS
+from tests.browser.session import SCREENSHOTS, logged_in_page, needs_chromium
 from tests.profiling.pages.conftest import cpu_capture, memory_capture, trace_capture
 
 PASSWORD = "pw-browser-789"
@@ -21,7 +20,7 @@ HOT_PATH = "all;MainThread;main (app.py:1);handle (app.py:10);work_hot (app.py:2
 pytestmark = [
     pytest.mark.slow,
     pytest.mark.django_db(transaction=True),
-    pytest.mark.skipif(not shutil.which(CHROMIUM), reason="needs Debian's chromium package"),
+    needs_chromium,
 ]
 
 # Pixels of the canvas that something was painted on.
@@ -37,8 +36,6 @@ PAINTED = """() => {
 def test_an_engineer_zooms_into_a_flame_graph_in_a_real_browser(
     live_server: Any, django_user_model: Any, settings: Any, tmp_path: Path
 ) -> None:
-    from playwright.sync_api import sync_playwright
-
     settings.PROFILING_ARTEFACT_DIR = tmp_path / "profiles"
     django_user_model.objects.create_superuser("engineer", "e@example.com", PASSWORD)
     capture = cpu_capture()  # 10 samples: work_hot (60%) and parse (30%) under handle
@@ -46,59 +43,47 @@ def test_an_engineer_zooms_into_a_flame_graph_in_a_real_browser(
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     base = live_server.url
     # No ORM below until the browser is closed: Playwright's sync API runs an event loop.
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS
+    viewport = {"width": 1200, "height": 900}
+    with logged_in_page(base, "engineer", PASSWORD, viewport=viewport) as (
+        page,
+        errors,
+    ):
+        page.goto(f"{base}/profiles/{capture.pk}/")
+        page.wait_for_selector("#flamegraph[data-focus]")
+        drawn_before = int(page.get_attribute("#flamegraph", "data-drawn"))
+        focus_before = page.get_attribute("#flamegraph", "data-focus")
+        painted = page.evaluate(PAINTED)
+        box = page.locator("#flamegraph").bounding_box()
+
+        # work_hot: depth 4 (all, thread, main, handle, it), the left 60% of the width.
+        hot = (box["x"] + box["width"] * 0.3, box["y"] + box["height"] - 4.5 * ROW)
+        page.mouse.move(*hot)
+        page.wait_for_selector("#flame-tip:not([hidden])")
+        tip = page.text_content("#flame-tip")
+        page.mouse.click(*hot)
+        page.wait_for_function(
+            "(path) => document.getElementById('flamegraph').dataset.focus === path",
+            arg=HOT_PATH,
         )
-        try:
-            page = browser.new_page(viewport={"width": 1200, "height": 900})
-            page.set_default_timeout(30_000)
-            errors: list[str] = []
-            page.on("pageerror", lambda error: errors.append(str(error)))
-            page.goto(f"{base}/accounts/login/")
-            page.fill("input[name=username]", "engineer")
-            page.fill("input[name=password]", PASSWORD)
-            page.click("button[type=submit]")
-            page.wait_for_url(f"{base}/")
+        drawn_zoomed = int(page.get_attribute("#flamegraph", "data-drawn"))
+        page.screenshot(path=str(SCREENSHOTS / "profile-flamegraph-zoomed.png"), full_page=True)
 
-            page.goto(f"{base}/profiles/{capture.pk}/")
-            page.wait_for_selector("#flamegraph[data-focus]")
-            drawn_before = int(page.get_attribute("#flamegraph", "data-drawn"))
-            focus_before = page.get_attribute("#flamegraph", "data-focus")
-            painted = page.evaluate(PAINTED)
-            box = page.locator("#flamegraph").bounding_box()
+        page.mouse.click(box["x"] + 10, box["y"] + box["height"] - ROW / 2)  # the root
+        page.wait_for_function(
+            "(path) => document.getElementById('flamegraph').dataset.focus === path",
+            arg=ROOT_PATH,
+        )
+        drawn_reset = int(page.get_attribute("#flamegraph", "data-drawn"))
+        page.screenshot(path=str(SCREENSHOTS / "profile-flamegraph.png"), full_page=True)
 
-            # work_hot: depth 4 (all, thread, main, handle, it), the left 60% of the width.
-            hot = (box["x"] + box["width"] * 0.3, box["y"] + box["height"] - 4.5 * ROW)
-            page.mouse.move(*hot)
-            page.wait_for_selector("#flame-tip:not([hidden])")
-            tip = page.text_content("#flame-tip")
-            page.mouse.click(*hot)
-            page.wait_for_function(
-                "(path) => document.getElementById('flamegraph').dataset.focus === path",
-                arg=HOT_PATH,
-            )
-            drawn_zoomed = int(page.get_attribute("#flamegraph", "data-drawn"))
-            page.screenshot(path=str(SCREENSHOTS / "profile-flamegraph-zoomed.png"), full_page=True)
-
-            page.mouse.click(box["x"] + 10, box["y"] + box["height"] - ROW / 2)  # the root
-            page.wait_for_function(
-                "(path) => document.getElementById('flamegraph').dataset.focus === path",
-                arg=ROOT_PATH,
-            )
-            drawn_reset = int(page.get_attribute("#flamegraph", "data-drawn"))
-            page.screenshot(path=str(SCREENSHOTS / "profile-flamegraph.png"), full_page=True)
-
-            page.goto(f"{base}/profiles/{memory.pk}/")
-            memory_lines = page.evaluate(
-                "() => Chart.getChart('chart-memory').data.datasets.map((d) => d.data.length)"
-            )
-            page.screenshot(path=str(SCREENSHOTS / "profile-memory.png"), full_page=True)
-            page.goto(f"{base}/profiles/{trace.pk}/")
-            trace_bars = int(page.get_attribute("#trace-timeline", "data-drawn"))
-            page.screenshot(path=str(SCREENSHOTS / "profile-trace.png"), full_page=True)
-        finally:
-            browser.close()
+        page.goto(f"{base}/profiles/{memory.pk}/")
+        memory_lines = page.evaluate(
+            "() => Chart.getChart('chart-memory').data.datasets.map((d) => d.data.length)"
+        )
+        page.screenshot(path=str(SCREENSHOTS / "profile-memory.png"), full_page=True)
+        page.goto(f"{base}/profiles/{trace.pk}/")
+        trace_bars = int(page.get_attribute("#trace-timeline", "data-drawn"))
+        page.screenshot(path=str(SCREENSHOTS / "profile-trace.png"), full_page=True)
 
     # all, thread, main, handle, work_hot, parse: every frame of the pruned tree.
     assert (focus_before, drawn_before) == (ROOT_PATH, 6)

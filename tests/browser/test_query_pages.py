@@ -3,7 +3,6 @@ pages: log in, open the queries list, follow a query to its page, see its chart 
 
 from __future__ import annotations
 
-import shutil
 from datetime import timedelta
 from typing import Any
 
@@ -11,7 +10,7 @@ import pytest
 from django.utils import timezone
 
 from queryopt.models import PlanSource, QueryPlan, SnapshotReason
-from tests.browser.test_live_run import CHROMIUM, CHROMIUM_ARGS, SCREENSHOTS
+from tests.browser.session import SCREENSHOTS, logged_in_page, needs_chromium
 from tests.queryopt.pages.conftest import delta, fingerprint, make_target, snapshot, window
 
 PASSWORD = "pw-browser-456"
@@ -19,7 +18,7 @@ PASSWORD = "pw-browser-456"
 pytestmark = [
     pytest.mark.slow,
     pytest.mark.django_db(transaction=True),
-    pytest.mark.skipif(not shutil.which(CHROMIUM), reason="needs Debian's chromium package"),
+    needs_chromium,
 ]
 
 
@@ -48,42 +47,28 @@ def seed(django_user_model: Any) -> int:
 def test_an_engineer_follows_a_query_to_its_chart_in_a_real_browser(
     live_server: Any, django_user_model: Any
 ) -> None:
-    from playwright.sync_api import sync_playwright
-
     fingerprint_id = seed(django_user_model)
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     base = live_server.url
     # No ORM below until the browser is closed: Playwright's sync API runs an event loop.
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS
+    viewport = {"width": 1400, "height": 1000}
+    with logged_in_page(base, "engineer", PASSWORD, viewport=viewport) as (
+        page,
+        errors,
+    ):
+        page.click("nav.mainnav >> text=Queries")
+        page.wait_for_url(f"{base}/queries/")
+        page.click(f"#query-rows tr[data-fingerprint='{fingerprint_id}'] a")
+        page.wait_for_url(f"{base}/queries/{fingerprint_id}/")
+        page.wait_for_function(
+            """() => {
+                const chart = Chart.getChart('chart-query-stats');
+                return chart && chart.data.datasets[0].data.length === 3
+                    && chart.data.datasets[3].data.length === 2;
+            }"""
         )
-        try:
-            page = browser.new_page(viewport={"width": 1400, "height": 1000})
-            page.set_default_timeout(30_000)
-            errors: list[str] = []
-            page.on("pageerror", lambda error: errors.append(str(error)))
-            page.goto(f"{base}/accounts/login/")
-            page.fill("input[name=username]", "engineer")
-            page.fill("input[name=password]", PASSWORD)
-            page.click("button[type=submit]")
-            page.wait_for_url(f"{base}/")
-
-            page.click("nav.mainnav >> text=Queries")
-            page.wait_for_url(f"{base}/queries/")
-            page.click(f"#query-rows tr[data-fingerprint='{fingerprint_id}'] a")
-            page.wait_for_url(f"{base}/queries/{fingerprint_id}/")
-            page.wait_for_function(
-                """() => {
-                    const chart = Chart.getChart('chart-query-stats');
-                    return chart && chart.data.datasets[0].data.length === 3
-                        && chart.data.datasets[3].data.length === 2;
-                }"""
-            )
-            box = page.locator("#chart-query-stats").bounding_box()
-            assert box is not None and box["width"] > 300 and box["height"] > 100
-            assert page.locator("#plan table.plan-tree").is_visible()
-            page.screenshot(path=str(SCREENSHOTS / "query-detail.png"), full_page=True)
-            assert errors == []
-        finally:
-            browser.close()
+        box = page.locator("#chart-query-stats").bounding_box()
+        assert box is not None and box["width"] > 300 and box["height"] > 100
+        assert page.locator("#plan table.plan-tree").is_visible()
+        page.screenshot(path=str(SCREENSHOTS / "query-detail.png"), full_page=True)
+        assert errors == []

@@ -3,12 +3,15 @@ from __future__ import annotations
 from collections.abc import Iterator
 from datetime import date
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from emissions.models import EmissionFactor
 from offgridperf import cache
+from tests.conftest import needs_services
+
+if TYPE_CHECKING:
+    from emissions.models import EmissionFactor
 
 # Hand-checkable rows: (scope, category, activity_type, quantity, unit, date, site).
 KNOWN_ROWS = [
@@ -33,7 +36,10 @@ def many_rows(count: int, site: str = "site-a") -> list[tuple[Any, ...]]:
 
 
 @pytest.fixture(autouse=True)
-def clean_cache() -> Iterator[None]:
+def clean_cache(request: pytest.FixtureRequest) -> Iterator[None]:
+    if not needs_services(request.node):  # tests/emissions/pure: no Redis, no database
+        yield
+        return
     cache.clear_all()
     yield
     cache.reset_process_state()
@@ -53,6 +59,8 @@ def auth(settings: Any) -> dict[str, str]:
 
 @pytest.fixture
 def factors(db: Any) -> list[EmissionFactor]:
+    from emissions.models import EmissionFactor
+
     rows = [
         ("electricity_grid", "kWh", "0.2", date(2023, 1, 1), None),
         ("diesel", "litre", "2.5", date(2023, 1, 1), date(2023, 12, 31)),

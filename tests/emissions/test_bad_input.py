@@ -1,4 +1,4 @@
-"""Finding 8 of issue 8: inputs that gave the emissions API a 500 (or a wrong answer)."""
+"""Inputs that gave the emissions API a 500 (or a wrong answer)."""
 
 from __future__ import annotations
 

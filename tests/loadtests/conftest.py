@@ -1,12 +1,14 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from loadtests.models import LoadTestDefinition, LoadTestStep
 from tests.targets import target_server
+
+if TYPE_CHECKING:
+    from loadtests.models import LoadTestDefinition
 
 
 @pytest.fixture(scope="session")
@@ -18,6 +20,9 @@ def target_url() -> Iterator[str]:
 
 @pytest.fixture
 def definition(db: Any, target_url: str) -> LoadTestDefinition:
+    # Imported here: tests/loadtests/pure runs without Django's database.
+    from loadtests.models import LoadTestDefinition, LoadTestStep
+
     definition = LoadTestDefinition.objects.create(
         name="smoke",
         target_base_url=target_url,

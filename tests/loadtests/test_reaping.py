@@ -23,7 +23,7 @@ from tests.cache_redis import PrivateRedis, private_redis_server
 from tests.conftest import ROOT, worker_env
 from tests.processes import send_task, wait_for
 
-# What the issue promises: a run is interrupted within 15 s of its last heartbeat.
+# The promise: a run is interrupted within 15 s of its last heartbeat.
 REAP_PROMISE_S = 15
 
 

@@ -7,7 +7,7 @@ from typing import Any
 import psycopg
 import pytest
 
-from queryopt.advisor import advise, is_covered
+from queryopt.advisor import advise
 from queryopt.fingerprints import fingerprint
 from queryopt.indexes import duplicate_indexes, unused_indexes
 
@@ -182,18 +182,6 @@ def test_it_gives_heuristic_advice_marked_not_validated_without_hypopg(
     assert recommendation.columns == ["sensor"]
     assert recommendation.validated is False and recommendation.cost_after is None
     assert recommendation.as_dict()["validated"] is False
-
-
-def test_it_counts_an_index_as_covering_only_as_a_leading_prefix() -> None:
-    keys = [("id",), ("site", "kg_co2e")]
-    assert is_covered(["site"], keys)
-    assert is_covered(["site", "kg_co2e"], keys)
-    assert not is_covered(["kg_co2e"], keys)
-    assert not is_covered(["kg_co2e", "site"], keys)
-    ordered = [(("site", ""), ("kg_co2e", "DESC NULLS LAST"))]
-    assert is_covered([("site", ""), ("kg_co2e", "DESC NULLS LAST")], ordered)
-    assert is_covered(["site"], ordered)
-    assert not is_covered(["site", "kg_co2e"], ordered)
 
 
 def test_it_lists_unused_and_duplicate_indexes_but_not_unique_ones(

@@ -1,11 +1,10 @@
-"""A real browser on the run page as engineers find it (issue 14): the summary fills in while
+"""A real browser on the run page as engineers find it: the summary fills in while
 the run goes, legends list only what is drawn, a p99 from too few requests is a marked rolling
 window, the distribution reads 1-2-5 and the charts leave no empty slots at 1400 and 1920 px."""
 
 from __future__ import annotations
 
 import re
-import shutil
 from datetime import timedelta
 from typing import Any
 
@@ -14,14 +13,14 @@ from django.utils import timezone
 
 from loadtests.models import LoadTestDefinition, LoadTestRun, RunInterval, RunStatus
 from stats.histogram import histogram_of
-from tests.browser.test_live_run import CHROMIUM, CHROMIUM_ARGS, SCREENSHOTS
+from tests.browser.session import SCREENSHOTS, logged_in_page, needs_chromium
 
 PASSWORD = "pw-browser-789"
 
 pytestmark = [
     pytest.mark.slow,
     pytest.mark.django_db(transaction=True),
-    pytest.mark.skipif(not shutil.which(CHROMIUM), reason="needs Debian's chromium package"),
+    needs_chromium,
 ]
 
 
@@ -98,11 +97,9 @@ ROWS = """() => {
 def test_the_run_page_shows_live_figures_honest_percentiles_and_a_full_layout(
     live_server: Any, django_user_model: Any
 ) -> None:
-    from playwright.sync_api import sync_playwright
-
     django_user_model.objects.create_superuser("engineer", "e@example.com", PASSWORD)
     definition = LoadTestDefinition.objects.create(
-        name="polish", target_base_url="http://127.0.0.1:9", users=1, duration_s=600
+        name="layout", target_base_url="http://127.0.0.1:9", users=1, duration_s=600
     )
     # 10 requests a second: p99 needs 10 seconds merged, p95 two, p50 each second alone.
     finished = make_run(definition, RunStatus.PASSED, [10] * 30)
@@ -110,45 +107,34 @@ def test_the_run_page_shows_live_figures_honest_percentiles_and_a_full_layout(
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     base = live_server.url
     # No ORM below until the browser is closed: Playwright's sync API runs an event loop.
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS
-        )
-        try:
-            context = browser.new_context(viewport={"width": 1400, "height": 1000})
-            page = context.new_page()
-            page.set_default_timeout(30_000)
-            page.goto(f"{base}/accounts/login/")
-            page.fill("input[name=username]", "engineer")
-            page.fill("input[name=password]", PASSWORD)
-            page.click("button[type=submit]")
-            page.wait_for_url(f"{base}/")
+    viewport = {"width": 1400, "height": 1000}
+    with logged_in_page(base, "engineer", PASSWORD, viewport=viewport) as (
+        page,
+        _errors,
+    ):
+        page.goto(f"{base}/runs/{running.pk}/")
+        page.wait_for_function("() => document.getElementById('run-page').dataset.liveSummary")
+        live_note = page.text_content("#live-summary-note")
+        live_percentiles = page.text_content("#percentiles")
+        live_errors = page.text_content("#errors")
+        page.screenshot(path=str(SCREENSHOTS / "run-live-summary.png"), full_page=True)
 
-            page.goto(f"{base}/runs/{running.pk}/")
-            page.wait_for_function("() => document.getElementById('run-page').dataset.liveSummary")
-            live_note = page.text_content("#live-summary-note")
-            live_percentiles = page.text_content("#percentiles")
-            live_errors = page.text_content("#errors")
-            page.screenshot(path=str(SCREENSHOTS / "run-polish-live.png"), full_page=True)
-
-            page.goto(f"{base}/runs/{finished.pk}/")
-            legend = page.evaluate(LEGEND, "chart-latency")
-            page.check("#toggle-service")
-            service_legend = page.evaluate(LEGEND, "chart-latency")
-            page.uncheck("#toggle-service")
-            p99 = page.evaluate(ROLLING_POINTS)
-            labels = page.evaluate("() => Chart.getChart('chart-distribution').data.labels")
-            distribution_legend = page.evaluate(LEGEND, "chart-distribution")
-            gaps_1400 = page.evaluate(ROWS)
-            health = page.text_content("#health")
-            steps = page.text_content("#steps")
-            page.screenshot(path=str(SCREENSHOTS / "run-polish-1400.png"), full_page=True)
-            page.set_viewport_size({"width": 1920, "height": 1000})
-            page.wait_for_timeout(300)
-            gaps_1920 = page.evaluate(ROWS)
-            page.screenshot(path=str(SCREENSHOTS / "run-polish-1920.png"), full_page=True)
-        finally:
-            browser.close()
+        page.goto(f"{base}/runs/{finished.pk}/")
+        legend = page.evaluate(LEGEND, "chart-latency")
+        page.check("#toggle-service")
+        service_legend = page.evaluate(LEGEND, "chart-latency")
+        page.uncheck("#toggle-service")
+        p99 = page.evaluate(ROLLING_POINTS)
+        labels = page.evaluate("() => Chart.getChart('chart-distribution').data.labels")
+        distribution_legend = page.evaluate(LEGEND, "chart-distribution")
+        gaps_1400 = page.evaluate(ROWS)
+        health = page.text_content("#health")
+        steps = page.text_content("#steps")
+        page.screenshot(path=str(SCREENSHOTS / "run-layout-1400.png"), full_page=True)
+        page.set_viewport_size({"width": 1920, "height": 1000})
+        page.wait_for_timeout(300)
+        gaps_1920 = page.evaluate(ROWS)
+        page.screenshot(path=str(SCREENSHOTS / "run-layout-1920.png"), full_page=True)
 
     # Live: percentiles and errors of the 120 requests so far, before the run ends.
     assert "so far" in live_note

@@ -1,4 +1,4 @@
-"""The run page as engineers find it (issue 14): live figures, per-second percentiles only from
+"""The run page as engineers find it: live figures, per-second percentiles only from
 enough requests, readable buckets, labelled tables in the definition's order."""
 
 from __future__ import annotations

@@ -1,118 +1,17 @@
-"""Issue 14 on the overview, definition and compare pages: sparklines, one source of truth
-for running runs, the trigger column and filter, threshold lines, the compare verdict's
-confidence, per-step deltas, run pickers and where "Compare with baseline" is offered."""
+"""The compare page: the verdict's confidence, per-step deltas, run pickers grouped by definition,
+and where "Compare with baseline" is offered."""
 
 from __future__ import annotations
 
-from datetime import timedelta
 from typing import Any
 
 import pytest
-from django.utils import timezone
 
 from loadtests import compare
-from loadtests.models import LoadTestDefinition, LoadTestRun, RunStatus, RunTrigger
-from tests.loadtests.test_dashboard import make_run, page_json
+from loadtests.models import LoadTestDefinition, RunStatus
+from tests.loadtests.test_dashboard import make_run
 
 pytestmark = pytest.mark.django_db
-
-
-def row_of(body: str, run: LoadTestRun) -> str:
-    """The recent-runs row of `run` (its link opens the row)."""
-    table = body.split('<table class="runs">', 1)[1]
-    return table.split(f'<a href="/runs/{run.pk}/">{run.pk}</a>', 1)[1].split("</tr>", 1)[0]
-
-
-# -- overview -------------------------------------------------------------------------------
-
-
-def test_it_sends_the_single_point_of_a_definition_with_one_run(
-    admin_client: Any, definition: LoadTestDefinition
-) -> None:
-    only = make_run(definition, p95=33.0)
-    response = admin_client.get("/")
-    assert page_json(response, "trend-data")[str(definition.pk)] == [
-        {"id": only.pk, "p95": 33.0, "passed": True, "status": "passed"}
-    ]
-    assert f'data-trend="{definition.pk}"' in response.content.decode()
-
-
-def test_it_shows_a_running_run_from_one_read_in_both_panels(
-    admin_client: Any, definition: LoadTestDefinition
-) -> None:
-    running = make_run(definition, status=RunStatus.RUNNING, requests=1234)
-    make_run(definition)
-    response = admin_client.get("/")
-    (shown,) = response.context["running"]
-    listed = [run for run in response.context["runs"] if run.pk == running.pk]
-    assert listed == [shown] and listed[0] is shown
-    body = response.content.decode()
-    assert "running" in row_of(body, running) and "1234" in row_of(body, running)
-
-
-def test_a_queued_run_past_its_timeout_is_error_in_recent_runs_and_not_running(
-    admin_client: Any, definition: LoadTestDefinition
-) -> None:
-    stale = make_run(definition, status=RunStatus.QUEUED, started_at=None, requests=0)
-    LoadTestRun.objects.filter(pk=stale.pk).update(created_at=timezone.now() - timedelta(days=2))
-    response = admin_client.get("/")
-    assert response.context["running"] == []
-    assert "badge error" in row_of(response.content.decode(), stale)
-
-
-def test_it_shows_each_runs_trigger_and_filters_on_it(
-    admin_client: Any, definition: LoadTestDefinition
-) -> None:
-    runs = {trigger: make_run(definition, trigger=trigger) for trigger in RunTrigger.values}
-    body = admin_client.get("/").content.decode()
-    assert '<td data-field="trigger">schedule</td>' in row_of(body, runs["schedule"])
-    assert '<td data-field="trigger">API</td>' in row_of(body, runs["api"])
-    assert '<td data-field="trigger">CLI</td>' in row_of(body, runs["cli"])
-    assert '<select name="trigger"' in body
-    for trigger, run in runs.items():
-        response = admin_client.get(f"/?trigger={trigger}")
-        assert [r.pk for r in response.context["runs"]] == [run.pk]
-
-
-def test_a_bad_trigger_filter_names_the_field_and_the_rule(
-    admin_client: Any, definition: LoadTestDefinition
-) -> None:
-    make_run(definition)
-    response = admin_client.get("/?trigger=cron")
-    assert response.status_code == 400
-    assert "trigger: Give one of manual, schedule, cli, api (or nothing for any)." in (
-        response.content.decode()
-    )
-    assert len(response.context["runs"]) == 1  # the filter is left out, not the page
-
-
-# -- definition page -----------------------------------------------------------------------
-
-
-def test_the_history_charts_carry_the_definitions_limits(
-    admin_client: Any, definition: LoadTestDefinition
-) -> None:
-    LoadTestDefinition.objects.filter(pk=definition.pk).update(
-        threshold_p99_ms=250, threshold_min_throughput_rps=50
-    )
-    make_run(definition, error_rate_pct=0.5)
-    make_run(definition, status=RunStatus.FAILED, error_rate_pct=3.0)
-    response = admin_client.get(f"/definitions/{definition.pk}/")
-    history = page_json(response, "history-data")
-    assert history["limits"] == {"p95": 1000, "p99": 250, "error_rate": 1, "throughput_rps": 50}
-    assert history["error_rate"] == [0.5, 3.0]
-    body = response.content.decode()
-    assert 'id="history-errors"' in body and "Dashed lines: the test's current limits." in body
-
-
-def test_a_definition_without_limits_says_so_under_its_charts(admin_client: Any) -> None:
-    bare = LoadTestDefinition.objects.create(name="bare", target_base_url="http://127.0.0.1:1")
-    make_run(bare)
-    response = admin_client.get(f"/definitions/{bare.pk}/")
-    assert page_json(response, "history-data")["limits"] == dict.fromkeys(
-        ("p95", "p99", "error_rate", "throughput_rps")
-    )
-    assert "current limits (none set)." in response.content.decode()
 
 
 # -- compare: the verdict's confidence ----------------------------------------------------
