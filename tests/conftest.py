@@ -118,6 +118,17 @@ def fresh_failure_throttles(request: pytest.FixtureRequest) -> None:
         throttle.clear_all()
 
 
+@pytest.fixture(autouse=True)
+def fresh_query_capture(request: pytest.FixtureRequest) -> None:
+    """The query capture keeps counts and row ids in this process between flushes; a test's
+    rollback can leave them pointing at rows that no longer exist, and a flush during the next
+    test would write them there. Every test starts with none."""
+    if needs_services(request.node):
+        from queryopt import capture
+
+        capture.reset()
+
+
 def closed_port() -> int:
     """A loopback port with nothing listening on it."""
     with socket.socket() as sock:
