@@ -182,7 +182,7 @@ def explain_now(request: HttpRequest, shape_id: int) -> HttpResponse:
     QueryShape.objects.filter(pk=shape.pk).update(
         explain_requested_at=timezone.now(), explain_problem=""
     )
-    tasks.explain_fingerprint.delay_on_commit(shape.pk)
+    tasks.explain_shape.delay_on_commit(shape.pk)
     messages.success(request, "Planning: the worker takes the plan; this page refreshes.")
     return redirect("queryopt:detail", shape.pk)
 

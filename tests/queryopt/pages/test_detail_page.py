@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 from django.utils import timezone
 
+from offgridperf.celery import app as celery_app
 from queryopt import tasks
 from queryopt.models import (
     IndexRecommendation,
@@ -196,7 +197,7 @@ def test_explain_now_plans_the_query_on_its_target_and_shows_the_plan(
     # The request only asks: the worker plans, and the page waits for it.
     assert not QueryPlan.objects.exists()
     assert 'id="explain-pending"' in body and 'http-equiv="refresh"' in body
-    assert tasks.explain_fingerprint(shape.pk) is not None
+    assert tasks.explain_shape(shape.pk) is not None
     stored = QueryPlan.objects.get(shape=shape)
     assert stored.source == PlanSource.ON_DEMAND and stored.generic is True
     body = admin_client.get(f"/queries/{shape.pk}/").content.decode()
@@ -209,9 +210,20 @@ def test_explain_now_reports_an_unreachable_target_without_its_password(
     admin_client: Any, seen: Seen
 ) -> None:
     admin_client.post(f"/queries/{seen.report.pk}/explain/")
-    assert tasks.explain_fingerprint(seen.report.pk) is None
+    assert tasks.explain_shape(seen.report.pk) is None
     body = admin_client.get(f"/queries/{seen.report.pk}/").content.decode()
     assert 'id="explain-problem"' in body and "Not planned: cannot connect" in body
     assert 'id="explain-pending"' not in body
     assert PASSWORD not in body
     assert not QueryPlan.objects.exists()
+
+
+def test_a_plan_asked_for_under_the_tasks_former_name_is_still_taken(
+    admin_client: Any, seen: Seen
+) -> None:
+    # A message queued before explain_fingerprint became explain_shape carries the old name.
+    admin_client.post(f"/queries/{seen.report.pk}/explain/")
+    former = celery_app.tasks["queryopt.tasks.explain_fingerprint"]
+    assert former.apply(args=(seen.report.pk,)).get() is None
+    body = admin_client.get(f"/queries/{seen.report.pk}/").content.decode()
+    assert 'id="explain-problem"' in body and "Not planned: cannot connect" in body
