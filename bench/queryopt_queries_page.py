@@ -1,7 +1,7 @@
 """The Queries page (`/queries/`) with a week of app-side statistics windows.
 
 Seeds a dedicated PostgreSQL database (`offgridperf_bench_queries`, created and migrated here)
-with 1,000,000 QueryStatWindow rows over the last 7 days (60 fingerprints, 4 origins, a fifth
+with 1,000,000 QueryStatWindow rows over the last 7 days (60 query shapes, 4 origins, a fifth
 of them during 40 load-test runs, each window a few calls as the capture's one-second windows
 are), rolls them up (`queryopt.rollups.roll_up_all`, timed), then times the page in-process
 with Django's test client as a logged-in user, one request at a time: the median of
@@ -31,7 +31,7 @@ ROOT = Path(__file__).resolve().parent.parent
 BENCH_DB = "offgridperf_bench_queries"
 WINDOWS = 1_000_000
 DAYS = 7
-FINGERPRINTS = 60
+SHAPES = 60
 ORIGINS = ("GET emissions.views.batches", "GET emissions.views.by_site", "POST upload", "task x")
 RUNS = 40
 RUN_SHARE = 0.2
@@ -63,7 +63,7 @@ def seeded() -> bool:
 
     target = QueryTarget.objects.filter(name=TARGET_NAME).first()
     # The page's own queries are captured too (on the app's database, not this target).
-    windows = QueryStatWindow.objects.filter(fingerprint__target=target)
+    windows = QueryStatWindow.objects.filter(shape__target=target)
     return target is not None and windows.count() == WINDOWS
 
 
@@ -104,9 +104,9 @@ def seed() -> None:
     start = now - timedelta(days=DAYS)
     with transaction.atomic():
         target = QueryTarget.objects.create(name=TARGET_NAME, dsn="host=127.0.0.1 dbname=x")
-        fingerprints = QueryShape.objects.bulk_create(
+        shapes = QueryShape.objects.bulk_create(
             QueryShape(target=target, fingerprint=f"bench-{i}", query_text=f"SELECT {i}")
-            for i in range(FINGERPRINTS)
+            for i in range(SHAPES)
         )
         definition = LoadTestDefinition.objects.create(
             name="bench queries", target_base_url="http://127.0.0.1:8001"
@@ -116,6 +116,7 @@ def seed() -> None:
         )
     span_s = DAYS * 86400
     run_span_s = span_s / RUNS
+    # The shape's column kept its first name, fingerprint_id (see queryopt migration 0006).
     copy_sql = (
         "COPY queryopt_querystatwindow (fingerprint_id, window_start, window_end, origin, run_id,"
         " calls, errors, total_ms, min_ms, max_ms, p95_ms, p99_ms, histogram) FROM STDIN"
@@ -129,7 +130,7 @@ def seed() -> None:
             in_run = (offset - slot * run_span_s) < run_span_s * RUN_SHARE
             copy.write_row(
                 (
-                    fingerprints[rng.randrange(FINGERPRINTS)].pk,
+                    shapes[rng.randrange(SHAPES)].pk,
                     at,
                     at + timedelta(seconds=1),
                     ORIGINS[rng.randrange(len(ORIGINS))],
@@ -171,7 +172,7 @@ def raw_grouping_ms() -> float:
 
     started = time.perf_counter()
     list(
-        QueryStatWindow.objects.values("fingerprint_id", "origin")
+        QueryStatWindow.objects.values("shape_id", "origin")
         .annotate(calls=Sum("calls"), total=Sum("total_ms"), p95=Max("p95_ms"))
         .order_by()
     )

@@ -100,7 +100,7 @@ def seed_demo() -> None:
 
 
 def fresh_target() -> Any:
-    """The database as a target with no history: a previous run's fingerprints, deltas and
+    """The database as a target with no history: a previous run's query shapes, deltas and
     recommendations would be ranked with this run's (and keep the query text they were
     first stored with)."""
     from queryopt import services
@@ -172,7 +172,7 @@ def by_site_mean_ms(target: Any, snapshot: Any) -> float | None:
     """pg_stat_statements' mean time of the by-site query in the window `snapshot` closed."""
     delta = (
         snapshot.deltas.filter(
-            fingerprint__query_text__contains=f'FROM "{TABLE}" WHERE "{TABLE}"."site" = $1'
+            shape__query_text__contains=f'FROM "{TABLE}" WHERE "{TABLE}"."site" = $1'
         )
         .order_by("-calls")
         .first()

@@ -372,7 +372,7 @@ CELERY_BEAT_SCHEDULE = {
         "task": "queryopt.tasks.roll_up_stat_windows",
         "schedule": 60.0,
     },
-    # Plans each new slow fingerprint once (a failing one at most three times).
+    # Plans each new slow query shape once (a failing one at most three times).
     "explain-slow-queries": {"task": "queryopt.tasks.explain_slow_queries", "schedule": 30.0},
     # Alert deliveries are queued when made; this sends the due retries and any the broker lost.
     # (The task is in loadtests/tasks.py, registered under this, its first module's, name.)
@@ -459,7 +459,7 @@ QUERYOPT_CAPTURE = env_bool("QUERYOPT_CAPTURE", True)
 QUERYOPT_SLOW_MS = env_float("QUERYOPT_SLOW_MS", 100.0, minimum=0, maximum=3_600_000)
 # Keep the parameters of slow queries (they may hold personal data); redacted by default.
 QUERYOPT_KEEP_PARAMS = env_bool("QUERYOPT_KEEP_PARAMS", False)
-# One fingerprint run this many times within one request or task is flagged as an N+1.
+# One query shape run this many times within one request or task is flagged as an N+1.
 QUERYOPT_N_PLUS_ONE_MIN = env_int("QUERYOPT_N_PLUS_ONE_MIN", 5, minimum=2, maximum=100_000)
 # EXPLAIN ANALYZE's statement timeout (s).
 QUERYOPT_EXPLAIN_TIMEOUT_S = env_float("QUERYOPT_EXPLAIN_TIMEOUT_S", 5.0, minimum=0.1, maximum=600)

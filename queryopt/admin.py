@@ -58,7 +58,7 @@ class StatementDeltaInline(admin.TabularInline):
 
     @admin.display(description="Query")
     def query(self, delta: StatementDelta) -> str:
-        return delta.fingerprint.query_text[:200]
+        return delta.shape.query_text[:200]
 
     def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
@@ -74,9 +74,9 @@ class StatementSnapshotAdmin(ReadOnlyAdmin):
 
 @admin.register(StatementDelta)
 class StatementDeltaAdmin(ReadOnlyAdmin):
-    list_display = ["fingerprint", "snapshot", "calls", "total_exec_time_ms", "mean_exec_time_ms"]
+    list_display = ["shape", "snapshot", "calls", "total_exec_time_ms", "mean_exec_time_ms"]
     list_filter = ["snapshot__target"]
-    list_select_related = ["fingerprint", "snapshot__target"]
+    list_select_related = ["shape", "snapshot__target"]
 
 
 # Below, a target shows by its name only (QueryTarget.__str__): never its DSN.
@@ -121,7 +121,7 @@ class IndexRecommendationAdmin(ReadOnlyAdmin):
     list_filter = ["status", "validated", "target"]
     list_select_related = ["target"]
     search_fields = ["table", "statement"]
-    filter_horizontal = ["fingerprints"]
+    filter_horizontal = ["shapes"]
     actions = ["dismiss"]
 
     @admin.display(description="Columns")
@@ -138,34 +138,34 @@ class IndexRecommendationAdmin(ReadOnlyAdmin):
 
 @admin.register(QueryPlan)
 class QueryPlanAdmin(ReadOnlyAdmin):
-    list_display = ["fingerprint", "plan_hash", "captured_at", "source", "total_cost", "generic"]
-    list_filter = ["source", "analyzed", "fingerprint__target"]
-    list_select_related = ["fingerprint"]
-    search_fields = ["plan_hash", "fingerprint__query_text"]
-    raw_id_fields = ["fingerprint", "run"]
+    list_display = ["shape", "plan_hash", "captured_at", "source", "total_cost", "generic"]
+    list_filter = ["source", "analyzed", "shape__target"]
+    list_select_related = ["shape"]
+    search_fields = ["plan_hash", "shape__query_text"]
+    raw_id_fields = ["shape", "run"]
 
 
 @admin.register(SlowQuery)
 class SlowQueryAdmin(ReadOnlyAdmin):
-    list_display = ["fingerprint", "duration_ms", "origin", "captured_at", "run"]
-    list_filter = ["fingerprint__target"]
-    list_select_related = ["fingerprint", "run"]
+    list_display = ["shape", "duration_ms", "origin", "captured_at", "run"]
+    list_filter = ["shape__target"]
+    list_select_related = ["shape", "run"]
     search_fields = ["origin", "sql"]
-    raw_id_fields = ["fingerprint", "run"]
+    raw_id_fields = ["shape", "run"]
 
 
 @admin.register(NPlusOne)
 class NPlusOneAdmin(ReadOnlyAdmin):
-    list_display = ["fingerprint", "origin", "occurrences", "max_count", "total_ms", "last_seen_at"]
-    list_select_related = ["fingerprint"]
+    list_display = ["shape", "origin", "occurrences", "max_count", "total_ms", "last_seen_at"]
+    list_select_related = ["shape"]
     search_fields = ["origin"]
-    raw_id_fields = ["fingerprint", "last_run"]
+    raw_id_fields = ["shape", "last_run"]
 
 
 @admin.register(QueryStatWindow)
 class QueryStatWindowAdmin(ReadOnlyAdmin):
-    list_display = ["fingerprint", "origin", "window_start", "calls", "total_ms", "p95_ms"]
-    list_select_related = ["fingerprint"]
+    list_display = ["shape", "origin", "window_start", "calls", "total_ms", "p95_ms"]
+    list_select_related = ["shape"]
     search_fields = ["origin"]
-    raw_id_fields = ["fingerprint", "run"]
+    raw_id_fields = ["shape", "run"]
     exclude = ["histogram"]

@@ -21,10 +21,10 @@ def own_database_is_postgres() -> bool:
     return bool(settings.DATABASE_IS_POSTGRES)
 
 
-def explain_missing(fingerprint: QueryShape) -> str:
+def explain_missing(shape: QueryShape) -> str:
     """Why this query cannot be planned here, in one line; empty when it can. A registered
     target is PostgreSQL; the own database may be SQLite."""
-    if fingerprint.target_id is not None or own_database_is_postgres():
+    if shape.target_id is not None or own_database_is_postgres():
         return ""
     return (
         "Explain needs PostgreSQL: this query ran on this app's own database, which is SQLite. "

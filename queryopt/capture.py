@@ -500,7 +500,7 @@ def _write(window: Window, now: datetime) -> None:
     run_id = _running_run_id()
     texts = {fingerprint: stat.text for (fingerprint, _), stat in window.stats.items()}
     texts.update({record.fingerprint: record.text for record in window.slow})
-    ids = _fingerprint_ids(target_id, texts, now)
+    ids = _shape_ids(target_id, texts, now)
     _write_windows(window, ids, run_id, now)
     _write_slow(window.slow, ids, run_id)
     for (fingerprint, origin), group in window.n_plus_ones.items():
@@ -524,7 +524,8 @@ def _running_run_id() -> int | None:
     return running[0][0] if len(running) == 1 else None
 
 
-def _fingerprint_ids(target_id: int | None, texts: dict[str, str], now: datetime) -> dict[str, int]:
+def _shape_ids(target_id: int | None, texts: dict[str, str], now: datetime) -> dict[str, int]:
+    """The id of the QueryShape of each fingerprint in `texts`, created when new."""
     from queryopt.models import QueryShape
 
     rows = (
@@ -550,7 +551,7 @@ def _write_windows(window: Window, ids: dict[str, int], run_id: int | None, now:
 
     QueryStatWindow.objects.bulk_create(
         QueryStatWindow(
-            fingerprint_id=ids[fingerprint],
+            shape_id=ids[fingerprint],
             window_start=window.started_at,
             window_end=now,
             origin=origin,
@@ -573,7 +574,7 @@ def _write_slow(records: Iterable[SlowRecord], ids: dict[str, int], run_id: int 
 
     SlowQuery.objects.bulk_create(
         SlowQuery(
-            fingerprint_id=ids[record.fingerprint],
+            shape_id=ids[record.fingerprint],
             captured_at=record.captured_at,
             duration_ms=record.duration_ms,
             sql=record.sql,
@@ -588,7 +589,7 @@ def _write_slow(records: Iterable[SlowRecord], ids: dict[str, int], run_id: int 
 
 
 def _upsert_n_plus_one(
-    fingerprint_id: int, origin: str, group: NPlusOneRecord, run_id: int | None
+    shape_id: int, origin: str, group: NPlusOneRecord, run_id: int | None
 ) -> None:
     from queryopt.models import NPlusOne
 
@@ -602,13 +603,13 @@ def _upsert_n_plus_one(
     }
     if group.code_frame:
         changes["code_frame"] = group.code_frame
-    existing = NPlusOne.objects.filter(fingerprint_id=fingerprint_id, origin=origin)
+    existing = NPlusOne.objects.filter(shape_id=shape_id, origin=origin)
     if existing.update(**changes):
         return
     try:
         with transaction.atomic():
             NPlusOne.objects.create(
-                fingerprint_id=fingerprint_id,
+                shape_id=shape_id,
                 origin=origin,
                 occurrences=group.occurrences,
                 last_count=group.last_count,

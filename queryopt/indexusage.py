@@ -8,7 +8,7 @@ hangs can never hold a web thread.
 
 After each snapshot (snapshots.take_snapshot calls `track_applied`), every OPEN recommendation
 of the target whose index now exists (an index leading with its columns) is marked APPLIED at
-that snapshot's time. Its "before" is the weighted mean time of its fingerprints over the
+that snapshot's time. Its "before" is the weighted mean time of its query shapes over the
 deltas of the snapshots taken before that moment; its "after", refreshed at each later
 snapshot, over the deltas of the snapshots taken after it. The window in which the index
 appeared mixes both and counts in neither.
@@ -91,10 +91,10 @@ def _measure_after(recommendation: IndexRecommendation) -> None:
 
 
 def _window(recommendation: IndexRecommendation, when: Q) -> tuple[int, float | None]:
-    """Calls and weighted mean time (ms) of the recommendation's fingerprints' deltas."""
+    """Calls and weighted mean time (ms) of the recommendation's query shapes' deltas."""
     sums = StatementDelta.objects.filter(
         when,
-        fingerprint__in=recommendation.fingerprints.all(),
+        shape__in=recommendation.shapes.all(),
         snapshot__target_id=recommendation.target_id,
     ).aggregate(calls=Sum("calls"), total=Sum("total_exec_time_ms"))
     calls = int(sums["calls"] or 0)
@@ -167,8 +167,7 @@ def index_report(target: QueryTarget) -> dict[str, Any]:
     """
     hints = hints_for(target)
     recommended = [
-        _recommendation_row(r, hints)
-        for r in target.recommendations.prefetch_related("fingerprints")
+        _recommendation_row(r, hints) for r in target.recommendations.prefetch_related("shapes")
     ]
     survey = IndexSurvey.objects.filter(target=target).first() or IndexSurvey(target=target)
     return {
@@ -206,7 +205,7 @@ def _recommendation_row(r: IndexRecommendation, hints: list[IndexHint]) -> dict[
         "before_calls": r.before_calls,
         "after_mean_ms": r.after_mean_ms,
         "after_calls": r.after_calls,
-        "fingerprints": [{"id": f.pk, "query": f.query_text} for f in r.fingerprints.all()],
+        "shapes": [{"id": s.pk, "query": s.query_text} for s in r.shapes.all()],
         "preferred_hint": _hint_row(preferred) if preferred else None,
     }
 

@@ -24,7 +24,7 @@ class QueryTarget(models.Model):
     own_database = models.BooleanField(
         default=False,
         help_text="This is the app's own database: the statistics its capture middleware "
-        "takes of the app's queries are filed under this target's fingerprints.",
+        "takes of the app's queries are filed under this target's query shapes.",
     )
 
     class Meta:
@@ -60,6 +60,11 @@ class IndexSurvey(models.Model):
         )
 
 
+# The column of every foreign key to QueryShape kept its first name: renaming it would have
+# PostgreSQL re-check the foreign key over every row of the largest tables (migration 0006).
+SHAPE_COLUMN = "fingerprint_id"
+
+
 class QueryShape(models.Model):
     """One query shape on one database. App-side capture statistics (QueryStatWindow) and
     pg_stat_statements deltas (StatementDelta) of the same query meet here: both are keyed by
@@ -67,7 +72,7 @@ class QueryShape(models.Model):
 
     # Null for the app's own database when no target is marked own_database (e.g. SQLite).
     target = models.ForeignKey(
-        QueryTarget, null=True, blank=True, on_delete=models.CASCADE, related_name="fingerprints"
+        QueryTarget, null=True, blank=True, on_delete=models.CASCADE, related_name="shapes"
     )
     fingerprint = models.CharField(
         max_length=64,
@@ -146,7 +151,9 @@ _WINDOW_HELP = (
 
 class StatementDelta(models.Model):
     snapshot = models.ForeignKey(StatementSnapshot, on_delete=models.CASCADE, related_name="deltas")
-    fingerprint = models.ForeignKey(QueryShape, on_delete=models.CASCADE, related_name="deltas")
+    shape = models.ForeignKey(
+        QueryShape, on_delete=models.CASCADE, related_name="deltas", db_column=SHAPE_COLUMN
+    )
     calls = models.BigIntegerField()
     total_exec_time_ms = models.FloatField()
     mean_exec_time_ms = models.FloatField()
@@ -167,11 +174,14 @@ class StatementDelta(models.Model):
 
 
 class QueryStatWindow(models.Model):
-    """App-side statistics of one fingerprint from one origin over one flush window (about a
+    """App-side statistics of one query shape from one origin over one flush window (about a
     second) of one process: what the capture middleware and Celery handlers measured."""
 
-    fingerprint = models.ForeignKey(
-        QueryShape, on_delete=models.CASCADE, related_name="stat_windows"
+    shape = models.ForeignKey(
+        QueryShape,
+        on_delete=models.CASCADE,
+        related_name="stat_windows",
+        db_column=SHAPE_COLUMN,
     )
     window_start = models.DateTimeField(db_index=True)
     window_end = models.DateTimeField()
@@ -198,7 +208,7 @@ class QueryStatWindow(models.Model):
 
     class Meta:
         ordering = ["-window_start", "-pk"]
-        indexes = [models.Index(fields=["fingerprint", "window_start"])]
+        indexes = [models.Index(fields=["shape", "window_start"])]
 
     def __str__(self) -> str:
         return f"{self.origin}: {self.calls} calls, {self.total_ms:.1f} ms"
@@ -209,7 +219,7 @@ class QueryStatWindow(models.Model):
 
 
 class RollupGrain(models.TextChoices):
-    """How finely a QueryStatRollup row splits a fingerprint's day: the page reads the
+    """How finely a QueryStatRollup row splits a query shape's day: the page reads the
     coarsest grain its filters allow."""
 
     FINGERPRINT = "fingerprint", "Fingerprint (every origin and run)"
@@ -221,8 +231,11 @@ class QueryStatRollup(models.Model):
     """The QueryStatWindow rows of one day (in TIME_ZONE), summed by queryopt.rollups at each
     grain. The Queries page reads days, not seconds."""
 
-    fingerprint = models.ForeignKey(
-        QueryShape, on_delete=models.CASCADE, related_name="stat_rollups"
+    shape = models.ForeignKey(
+        QueryShape,
+        on_delete=models.CASCADE,
+        related_name="stat_rollups",
+        db_column=SHAPE_COLUMN,
     )
     grain = models.CharField(max_length=16, choices=RollupGrain.choices)
     origin = models.CharField(max_length=200, blank=True)
@@ -246,7 +259,7 @@ class QueryStatRollup(models.Model):
     class Meta:
         indexes = [
             models.Index(fields=["grain", "day"]),
-            models.Index(fields=["grain", "fingerprint", "day"]),
+            models.Index(fields=["grain", "shape", "day"]),
         ]
 
     def __str__(self) -> str:
@@ -268,8 +281,11 @@ class StatRollupState(models.Model):
 class SlowQuery(models.Model):
     """One execution of an app query above the slow threshold."""
 
-    fingerprint = models.ForeignKey(
-        QueryShape, on_delete=models.CASCADE, related_name="slow_queries"
+    shape = models.ForeignKey(
+        QueryShape,
+        on_delete=models.CASCADE,
+        related_name="slow_queries",
+        db_column=SHAPE_COLUMN,
     )
     captured_at = models.DateTimeField(db_index=True)
     duration_ms = models.FloatField()
@@ -299,10 +315,10 @@ class SlowQuery(models.Model):
 
 
 class NPlusOne(models.Model):
-    """A fingerprint run at least QUERYOPT_N_PLUS_ONE_MIN times within one request or task."""
+    """A query shape run at least QUERYOPT_N_PLUS_ONE_MIN times within one request or task."""
 
-    fingerprint = models.ForeignKey(
-        QueryShape, on_delete=models.CASCADE, related_name="n_plus_ones"
+    shape = models.ForeignKey(
+        QueryShape, on_delete=models.CASCADE, related_name="n_plus_ones", db_column=SHAPE_COLUMN
     )
     origin = models.CharField(max_length=200)
     occurrences = models.PositiveIntegerField(
@@ -326,9 +342,7 @@ class NPlusOne(models.Model):
         ordering = ["-last_seen_at"]
         verbose_name = "N+1 group"
         constraints = [
-            models.UniqueConstraint(
-                fields=["fingerprint", "origin"], name="queryopt_n_plus_one_unique"
-            )
+            models.UniqueConstraint(fields=["shape", "origin"], name="queryopt_n_plus_one_unique")
         ]
 
     def __str__(self) -> str:
@@ -337,14 +351,16 @@ class NPlusOne(models.Model):
 
 class PlanSource(models.TextChoices):
     ON_DEMAND = "on_demand", "On demand"
-    SLOW = "slow", "New slow fingerprint"
+    SLOW = "slow", "New slow query shape"
     ADVISOR = "advisor", "Advisor"
 
 
 class QueryPlan(models.Model):
-    """An EXPLAIN of a fingerprint; a new plan_hash for one fingerprint is a plan change."""
+    """An EXPLAIN of a query shape; a new plan_hash for one shape is a plan change."""
 
-    fingerprint = models.ForeignKey(QueryShape, on_delete=models.CASCADE, related_name="plans")
+    shape = models.ForeignKey(
+        QueryShape, on_delete=models.CASCADE, related_name="plans", db_column=SHAPE_COLUMN
+    )
     captured_at = models.DateTimeField(db_index=True)
     plan_hash = models.CharField(max_length=64, db_index=True)
     plan = models.JSONField(help_text="EXPLAIN (FORMAT JSON)'s document.")
@@ -420,7 +436,7 @@ class IndexRecommendation(models.Model):
     validated = models.BooleanField(
         default=True, help_text="Checked with HypoPG; False for heuristic advice."
     )
-    fingerprints = models.ManyToManyField(QueryShape, related_name="recommendations")
+    shapes = models.ManyToManyField(QueryShape, related_name="recommendations")
     created_at = models.DateTimeField()
     updated_at = models.DateTimeField()
     status = models.CharField(

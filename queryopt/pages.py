@@ -78,11 +78,11 @@ def run_window(run: LoadTestRun) -> Q:
 
 @dataclass
 class QueryRow:
-    """One fingerprint on the list. Figures come from the app side when it captured the query
+    """One query shape on the list. Figures come from the app side when it captured the query
     in the filtered range (it knows origins, runs and percentiles), else from the target's
     pg_stat_statements deltas: adding both would count the same executions twice."""
 
-    fingerprint_id: int
+    shape_id: int
     app_calls: int = 0
     app_total_ms: float = 0.0
     app_p95_bound_ms: float = 0.0  # the worst window's p95: a bound, for ranking only
@@ -90,7 +90,7 @@ class QueryRow:
     target_calls: int = 0
     target_total_ms: float = 0.0
     p95_ms: float | None = None
-    fingerprint: QueryShape | None = None
+    shape: QueryShape | None = None
 
     @property
     def origin_list(self) -> list[str]:
@@ -137,7 +137,7 @@ def filtered_windows(filters: dict[str, Any], after: int = 0) -> QuerySet[QueryS
     """The windows under the filters; with `after`, only those not rolled up yet."""
     windows = QueryStatWindow.objects.filter(pk__gt=after) if after else QueryStatWindow.objects
     if "target" in filters:
-        windows = windows.filter(fingerprint__target_id=filters["target"])
+        windows = windows.filter(shape__target_id=filters["target"])
     if "origin" in filters:
         windows = windows.filter(origin=filters["origin"])
     if "run" in filters:
@@ -150,7 +150,7 @@ def filtered_rollups(filters: dict[str, Any], grain: str) -> QuerySet[QueryStatR
     rollup_grain)."""
     rolled = QueryStatRollup.objects.filter(grain=grain)
     if "target" in filters:
-        rolled = rolled.filter(fingerprint__target_id=filters["target"])
+        rolled = rolled.filter(shape__target_id=filters["target"])
     if "origin" in filters:
         rolled = rolled.filter(origin=filters["origin"])
     if "run" in filters:
@@ -167,7 +167,7 @@ def filtered_deltas(filters: dict[str, Any]) -> QuerySet[StatementDelta]:
     if "origin" in filters:
         return deltas.none()  # pg_stat_statements does not know which view ran a query
     if "target" in filters:
-        deltas = deltas.filter(fingerprint__target_id=filters["target"])
+        deltas = deltas.filter(shape__target_id=filters["target"])
     if "run" in filters:
         deltas = deltas.filter(run_window(filters["run"]))
     return _dated(deltas, "snapshot__taken_at", filters)
@@ -183,14 +183,14 @@ def rollup_grain(filters: dict[str, Any], *, by_origin: bool) -> str:
 
 
 def query_rows(filters: dict[str, Any], rolled_up_to: int) -> dict[int, QueryRow]:
-    """Every fingerprint with statistics under the filters (three grouped queries): the hourly
+    """Every shape with statistics under the filters (three grouped queries): the hourly
     roll-ups, the windows after them, the target's deltas. Unless `own` is asked for, the
-    tool's own origins are left out, and so are the target figures of a fingerprint that only
+    tool's own origins are left out, and so are the target figures of a shape that only
     the tool ran (pg_stat_statements cannot tell who ran it; the app side can)."""
     rows: dict[int, QueryRow] = {}
     tail = (
         filtered_windows(filters, after=rolled_up_to)
-        .values("fingerprint_id", "origin")
+        .values("shape_id", "origin")
         .annotate(calls=Sum("calls"), total=Sum("total_ms"), p95=Max("p95_ms"))
         .order_by()
     )
@@ -198,9 +198,9 @@ def query_rows(filters: dict[str, Any], rolled_up_to: int) -> dict[int, QueryRow
     own_only: set[int] = set()
     for entry in [*rollups.grouped(rolled), *tail]:
         if not filters.get("own") and origins.is_own(entry["origin"]):
-            own_only.add(entry["fingerprint_id"])
+            own_only.add(entry["shape_id"])
             continue
-        row = rows.setdefault(entry["fingerprint_id"], QueryRow(entry["fingerprint_id"]))
+        row = rows.setdefault(entry["shape_id"], QueryRow(entry["shape_id"]))
         row.app_calls += entry["calls"] or 0
         row.app_total_ms += entry["total"] or 0.0
         row.app_p95_bound_ms = max(row.app_p95_bound_ms, entry["p95"] or 0.0)
@@ -208,14 +208,14 @@ def query_rows(filters: dict[str, Any], rolled_up_to: int) -> dict[int, QueryRow
     own_only -= rows.keys()
     target = (
         filtered_deltas(filters)
-        .values("fingerprint_id")
+        .values("shape_id")
         .annotate(calls=Sum("calls"), total=Sum("total_exec_time_ms"))
         .order_by()
     )
     for entry in target:
-        if entry["fingerprint_id"] in own_only:
+        if entry["shape_id"] in own_only:
             continue
-        row = rows.setdefault(entry["fingerprint_id"], QueryRow(entry["fingerprint_id"]))
+        row = rows.setdefault(entry["shape_id"], QueryRow(entry["shape_id"]))
         row.target_calls += entry["calls"] or 0
         row.target_total_ms += entry["total"] or 0.0
     return rows
@@ -243,36 +243,34 @@ def ranked_rows(filters: dict[str, Any], sort: str) -> tuple[list[QueryRow], int
     mark = rollups.rolled_up_to()
     rows = list(query_rows(filters, mark).values())
     rank = (lambda row: row.app_p95_bound_ms) if sort == "p95" else SORT_KEYS[sort]
-    rows.sort(key=lambda row: (-rank(row), row.fingerprint_id))
+    rows.sort(key=lambda row: (-rank(row), row.shape_id))
     return rows, mark
 
 
 def fill_rows(shown: list[QueryRow], filters: dict[str, Any], sort: str, mark: int) -> None:
-    """The shown rows' fingerprints and merged p95 (three queries: the fingerprints, the
+    """The shown rows' shapes and merged p95 (three queries: the shapes, the
     roll-ups' and the later windows' histograms), then their final order."""
-    ids = [row.fingerprint_id for row in shown]
-    fingerprints = QueryShape.objects.select_related("target").in_bulk(ids)
+    ids = [row.shape_id for row in shown]
+    shapes = QueryShape.objects.select_related("target").in_bulk(ids)
     histograms: dict[int, list[str]] = {}
-    app_ids = [row.fingerprint_id for row in shown if row.app_calls]
-    # One row a day per fingerprint when no origin or run narrows the list, and the tool's own
+    app_ids = [row.shape_id for row in shown if row.app_calls]
+    # One row a day per shape when no origin or run narrows the list, and the tool's own
     # origins are in; else per origin, to leave them out.
     grain = rollup_grain(filters, by_origin=not filters.get("own"))
-    rolled = without_own(
-        filtered_rollups(filters, grain).filter(fingerprint_id__in=app_ids), filters
-    )
+    rolled = without_own(filtered_rollups(filters, grain).filter(shape_id__in=app_ids), filters)
     windows = without_own(
-        filtered_windows(filters, after=mark).filter(fingerprint_id__in=app_ids), filters
+        filtered_windows(filters, after=mark).filter(shape_id__in=app_ids), filters
     )
     for source in (rolled, windows):
-        for fingerprint_id, encoded in source.values_list("fingerprint_id", "histogram"):
-            histograms.setdefault(fingerprint_id, []).append(encoded)
+        for shape_id, encoded in source.values_list("shape_id", "histogram"):
+            histograms.setdefault(shape_id, []).append(encoded)
     for row in shown:
-        row.fingerprint = fingerprints.get(row.fingerprint_id)
+        row.shape = shapes.get(row.shape_id)
         if row.app_calls:
-            row.p95_ms = merged_p95_ms(histograms.get(row.fingerprint_id, []))
+            row.p95_ms = merged_p95_ms(histograms.get(row.shape_id, []))
             if row.p95_ms is None:  # windows stored without histograms
                 row.p95_ms = row.app_p95_bound_ms
-    shown.sort(key=lambda row: (-SORT_KEYS[sort](row), row.fingerprint_id))
+    shown.sort(key=lambda row: (-SORT_KEYS[sort](row), row.shape_id))
 
 
 def top_rows(
@@ -296,9 +294,9 @@ def query_page(filters: dict[str, Any], sort: str, number: int) -> QueryPage:
 
 
 def n_plus_one_groups(filters: dict[str, Any], limit: int = N_PLUS_ONE_SHOWN) -> list[NPlusOne]:
-    groups = NPlusOne.objects.select_related("fingerprint")
+    groups = NPlusOne.objects.select_related("shape")
     if "target" in filters:
-        groups = groups.filter(fingerprint__target_id=filters["target"])
+        groups = groups.filter(shape__target_id=filters["target"])
     if "origin" in filters:
         groups = groups.filter(origin=filters["origin"])
     if "run" in filters:
@@ -308,9 +306,9 @@ def n_plus_one_groups(filters: dict[str, Any], limit: int = N_PLUS_ONE_SHOWN) ->
 
 
 def slow_queries(filters: dict[str, Any], limit: int = SLOW_SHOWN) -> list[SlowQuery]:
-    slow = SlowQuery.objects.select_related("fingerprint").defer("params")
+    slow = SlowQuery.objects.select_related("shape").defer("params")
     if "target" in filters:
-        slow = slow.filter(fingerprint__target_id=filters["target"])
+        slow = slow.filter(shape__target_id=filters["target"])
     if "origin" in filters:
         slow = slow.filter(origin=filters["origin"])
     if "run" in filters:
@@ -325,9 +323,9 @@ def _epoch_ms(moment: datetime) -> int:
     return int(moment.timestamp() * 1000)
 
 
-def app_minutes(fingerprint: QueryShape, limit: int = CHART_WINDOWS) -> list[dict]:
+def app_minutes(shape: QueryShape, limit: int = CHART_WINDOWS) -> list[dict]:
     """Calls, mean and p95 (merged histograms) per minute of the latest `limit` windows."""
-    windows = fingerprint.stat_windows.order_by("-window_start").values_list(
+    windows = shape.stat_windows.order_by("-window_start").values_list(
         "window_start", "calls", "total_ms", "p95_ms", "histogram"
     )[:limit]
     minutes: dict[datetime, list[Any]] = {}
@@ -353,9 +351,9 @@ def app_minutes(fingerprint: QueryShape, limit: int = CHART_WINDOWS) -> list[dic
     return points
 
 
-def target_snapshots(fingerprint: QueryShape, limit: int = CHART_SNAPSHOTS) -> list[dict]:
+def target_snapshots(shape: QueryShape, limit: int = CHART_SNAPSHOTS) -> list[dict]:
     """Calls and mean per snapshot window of the target, oldest first."""
-    deltas = fingerprint.deltas.order_by("-snapshot__taken_at").values_list(
+    deltas = shape.deltas.order_by("-snapshot__taken_at").values_list(
         "snapshot__taken_at", "calls", "mean_exec_time_ms", "total_exec_time_ms"
     )[:limit]
     return [
@@ -375,12 +373,10 @@ class PlanEpoch:
     changed: bool
 
 
-def plan_history(fingerprint: QueryShape, limit: int = PLAN_HISTORY) -> list[PlanEpoch]:
+def plan_history(shape: QueryShape, limit: int = PLAN_HISTORY) -> list[PlanEpoch]:
     """The latest plans' hashes as epochs, newest first (one query, no plan documents)."""
     captured = list(
-        fingerprint.plans.order_by("-captured_at", "-pk").values_list("plan_hash", "captured_at")[
-            :limit
-        ]
+        shape.plans.order_by("-captured_at", "-pk").values_list("plan_hash", "captured_at")[:limit]
     )
     epochs: list[PlanEpoch] = []
     for plan_hash, at in reversed(captured):

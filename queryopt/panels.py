@@ -1,7 +1,7 @@
 """The query optimizer's panel on the load-test run page: the queries of the run's window.
 
 Three queries per shown run, whatever its length: the target deltas of its window (top 20 by
-total time), its app-side windows grouped by fingerprint and origin (top 20), and its N+1
+total time), its app-side windows grouped by shape and origin (top 20), and its N+1
 groups. A queued run has not started, so it has no window yet and no panel (no query).
 """
 
@@ -33,17 +33,17 @@ def run_queries(run: Any) -> dict[str, Any] | None:
         return None
     deltas = (
         StatementDelta.objects.filter(run_window(run))
-        .values("fingerprint_id", "fingerprint__query_text", "fingerprint__target__name")
+        .values("shape_id", "shape__query_text", "shape__target__name")
         .annotate(calls=Sum("calls"), total_ms=Sum("total_exec_time_ms"))
-        .order_by("-total_ms", "fingerprint_id")[:TOP]
+        .order_by("-total_ms", "shape_id")[:TOP]
     )
     windows = (
         QueryStatWindow.objects.filter(run=run)
-        .values("fingerprint_id", "fingerprint__query_text", "origin")
+        .values("shape_id", "shape__query_text", "origin")
         .annotate(calls=Sum("calls"), total_ms=Sum("total_ms"), worst_p95_ms=Max("p95_ms"))
-        .order_by("-total_ms", "fingerprint_id", "origin")[:TOP]
+        .order_by("-total_ms", "shape_id", "origin")[:TOP]
     )
-    groups = NPlusOne.objects.filter(last_run=run).select_related("fingerprint")
+    groups = NPlusOne.objects.filter(last_run=run).select_related("shape")
     return {
         "run": run,
         "deltas": [_with_mean(row) for row in deltas],

@@ -1,4 +1,4 @@
-"""Index advice and plans for a target, as the CLI asks for them: the costliest fingerprints of
+"""Index advice and plans for a target, as the CLI asks for them: the costliest query shapes of
 the stored snapshot windows go to the advisor, one statement goes to EXPLAIN. Errors come out as
 `targets.TargetError`, whose message is free of the DSN's password.
 
@@ -51,14 +51,14 @@ class TargetAdvice:
 
 
 def costly_queries(target: QueryTarget, limit: int = TOP_QUERIES) -> list[advisor.Query]:
-    """The target's fingerprints by total time over every stored delta, most costly first."""
-    fingerprints = (
+    """The target's query shapes by total time over every stored delta, most costly first."""
+    shapes = (
         QueryShape.objects.filter(target=target)
         .annotate(total_ms=Sum("deltas__total_exec_time_ms"))
         .filter(total_ms__gt=0)
         .order_by("-total_ms", "pk")[:limit]
     )
-    return [(f.fingerprint, f.query_text, float(f.total_ms)) for f in fingerprints]
+    return [(s.fingerprint, s.query_text, float(s.total_ms)) for s in shapes]
 
 
 def recommend(target: QueryTarget) -> TargetAdvice:
@@ -116,7 +116,7 @@ def _store(target: QueryTarget, rec: advisor.Recommendation) -> IndexRecommendat
         create_defaults={**fields, "created_at": now},
     )
     helped = QueryShape.objects.filter(target=target, fingerprint__in=rec.fingerprints)
-    stored.fingerprints.set(helped)
+    stored.shapes.set(helped)
     return stored
 
 

@@ -1,11 +1,11 @@
 """Daily roll-ups of the app-side statistics, so that the Queries page reads days, not seconds.
 
-The capture writes one QueryStatWindow per fingerprint, origin and process about every second:
+The capture writes one QueryStatWindow per shape, origin and process about every second:
 a week of a busy app is a million rows. `roll_up` (beat, every minute, queue `default`) sums
 them per day (in TIME_ZONE) into QueryStatRollup rows (calls, errors, total time, the worst
-window's p95 as a ranking bound, the merged histogram) at three grains: per fingerprint, per
-fingerprint and origin, per fingerprint, origin and run. The page reads the coarsest grain its
-filters allow, so an unfiltered list's p95 costs one histogram per fingerprint and day.
+window's p95 as a ranking bound, the merged histogram) at three grains: per shape, per
+shape and origin, per shape, origin and run. The page reads the coarsest grain its
+filters allow, so an unfiltered list's p95 costs one histogram per shape and day.
 Merging histograms loses nothing, so the figures are exact. StatRollupState.rolled_up_to is
 the id of the last window summed; the page reads the roll-ups and only the windows after it
 (the tail), so its figures are the raw rows' whether or not the task has caught up, and it
@@ -33,7 +33,7 @@ SETTLE_S = 120
 BATCH = 20_000
 WINDOW_FIELDS = (
     "pk",
-    "fingerprint_id",
+    "shape_id",
     "origin",
     "run_id",
     "window_start",
@@ -45,7 +45,7 @@ WINDOW_FIELDS = (
     "histogram",
 )
 
-# (fingerprint, grain, origin, run, day)
+# (shape, grain, origin, run, day)
 Key = tuple[int, str, str, int | None, date]
 
 
@@ -98,9 +98,9 @@ def _add(windows: list[tuple[Any, ...]]) -> None:
         groups.setdefault((row[1], RollupGrain.ORIGIN, row[2], None, day), []).append(row)
         groups.setdefault((row[1], RollupGrain.FINGERPRINT, "", None, day), []).append(row)
     existing = {
-        (r.fingerprint_id, r.grain, r.origin, r.run_id, r.day): r
+        (r.shape_id, r.grain, r.origin, r.run_id, r.day): r
         for r in QueryStatRollup.objects.filter(
-            fingerprint_id__in={key[0] for key in groups}, day__in={key[4] for key in groups}
+            shape_id__in={key[0] for key in groups}, day__in={key[4] for key in groups}
         )
     }
     changed, created = [], []
@@ -108,7 +108,7 @@ def _add(windows: list[tuple[Any, ...]]) -> None:
         rollup = existing.get(key)
         if rollup is None:
             rollup = QueryStatRollup(
-                fingerprint_id=key[0], grain=key[1], origin=key[2], run_id=key[3], day=key[4]
+                shape_id=key[0], grain=key[1], origin=key[2], run_id=key[3], day=key[4]
             )
             created.append(rollup)
         else:
@@ -130,9 +130,9 @@ def _add(windows: list[tuple[Any, ...]]) -> None:
 
 
 def grouped(rollups: QuerySet[QueryStatRollup]) -> QuerySet:
-    """Calls, total and the p95 bound per fingerprint and origin, like the windows' grouping."""
+    """Calls, total and the p95 bound per shape and origin, like the windows' grouping."""
     return (
-        rollups.values("fingerprint_id", "origin")
+        rollups.values("shape_id", "origin")
         .annotate(calls=Sum("calls"), total=Sum("total_ms"), p95=Max("p95_bound_ms"))
         .order_by()
     )

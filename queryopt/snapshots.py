@@ -153,7 +153,7 @@ def _store_deltas(
     for fingerprint, window in windows.items():
         shape = _shape(snapshot.target, fingerprint, window, now)
         StatementDelta.objects.create(
-            snapshot=snapshot, fingerprint=shape, **_delta_fields(window["rows"])
+            snapshot=snapshot, shape=shape, **_delta_fields(window["rows"])
         )
 
 

@@ -13,7 +13,7 @@ urlpatterns = access.guard(
         path("indexes/", views.indexes, name="indexes"),
         path("indexes/<int:target_id>/refresh/", views.refresh_indexes, name="refresh_indexes"),
         path("pool/", views.pool, name="pool"),
-        path("<int:fingerprint_id>/", views.detail, name="detail"),
-        path("<int:fingerprint_id>/explain/", views.explain_now, name="explain"),
+        path("<int:shape_id>/", views.detail, name="detail"),
+        path("<int:shape_id>/explain/", views.explain_now, name="explain"),
     ],
 )

@@ -138,8 +138,8 @@ def index(request: HttpRequest) -> HttpResponse:
 
 @login_required
 @require_GET
-def detail(request: HttpRequest, fingerprint_id: int) -> HttpResponse:
-    shape = get_object_or_404(QueryShape.objects.select_related("target"), pk=fingerprint_id)
+def detail(request: HttpRequest, shape_id: int) -> HttpResponse:
+    shape = get_object_or_404(QueryShape.objects.select_related("target"), pk=shape_id)
     latest_plan = shape.plans.order_by("-captured_at", "-pk").first()
     asked = shape.explain_requested_at
     planning = bool(
@@ -171,20 +171,20 @@ def detail(request: HttpRequest, fingerprint_id: int) -> HttpResponse:
 @login_required
 @require_POST
 @access.requires("queryopt.add_queryplan")
-def explain_now(request: HttpRequest, fingerprint_id: int) -> HttpResponse:
+def explain_now(request: HttpRequest, shape_id: int) -> HttpResponse:
     """Ask the worker to plan the query now (EXPLAIN without ANALYZE: nothing runs, bounded by
     the connect and statement timeouts); the page shows the plan when it is stored, or why not.
     The request itself never connects to the target."""
-    fingerprint = get_object_or_404(QueryShape, pk=fingerprint_id)
-    if missing := availability.explain_missing(fingerprint):
+    shape = get_object_or_404(QueryShape, pk=shape_id)
+    if missing := availability.explain_missing(shape):
         messages.error(request, missing)
-        return redirect("queryopt:detail", fingerprint.pk)
-    QueryShape.objects.filter(pk=fingerprint.pk).update(
+        return redirect("queryopt:detail", shape.pk)
+    QueryShape.objects.filter(pk=shape.pk).update(
         explain_requested_at=timezone.now(), explain_problem=""
     )
-    tasks.explain_fingerprint.delay_on_commit(fingerprint.pk)
+    tasks.explain_shape.delay_on_commit(shape.pk)
     messages.success(request, "Planning: the worker takes the plan; this page refreshes.")
-    return redirect("queryopt:detail", fingerprint.pk)
+    return redirect("queryopt:detail", shape.pk)
 
 
 # -- indexes ------------------------------------------------------------------------------

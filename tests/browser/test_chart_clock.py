@@ -27,12 +27,12 @@ TOOLTIP_TITLE = """() => {
 def test_a_time_axis_uses_the_24_hour_clock_in_an_en_us_browser(
     live_server: Any, django_user_model: Any
 ) -> None:
-    fingerprint_id = seed(django_user_model)
+    shape_id = seed(django_user_model)
     base = live_server.url
     with logged_in_page(
         base, "engineer", PASSWORD, locale="en-US", timezone_id="America/New_York"
     ) as (page, _errors):
-        page.goto(f"{base}/queries/{fingerprint_id}/")
+        page.goto(f"{base}/queries/{shape_id}/")
         page.wait_for_function("() => Chart.getChart('chart-query-stats')")
         ticks = page.evaluate(TICKS)
         assert ticks and all(re.fullmatch(r"\d\d:\d\d", tick) for tick in ticks), ticks

@@ -11,7 +11,7 @@ from django.utils import timezone
 
 from queryopt.models import PlanSource, QueryPlan, SnapshotReason
 from tests.browser.session import SCREENSHOTS, logged_in_page, needs_chromium
-from tests.queryopt.pages.conftest import delta, fingerprint, make_target, snapshot, window
+from tests.queryopt.pages.conftest import delta, make_target, shape, snapshot, window
 
 PASSWORD = "pw-browser-456"
 
@@ -24,10 +24,10 @@ pytestmark = [
 
 def seed(django_user_model: Any) -> int:
     """A superuser and one query seen by the app over three minutes and by its target in two
-    snapshots, with a plan; its fingerprint's id."""
+    snapshots, with a plan; its shape's id."""
     django_user_model.objects.create_superuser("engineer", "e@example.com", PASSWORD)
     target = make_target()
-    fp = fingerprint(target, "f-by-site", "SELECT * FROM rows WHERE site_id = $1")
+    fp = shape(target, "f-by-site", "SELECT * FROM rows WHERE site_id = $1")
     start = timezone.now().replace(second=0, microsecond=0) - timedelta(minutes=10)
     for minute in range(3):
         window(fp, start + timedelta(minutes=minute), [1_000 * (minute + 1)] * 20)
@@ -35,7 +35,7 @@ def seed(django_user_model: Any) -> int:
         taken = start + timedelta(minutes=minutes)
         delta(snapshot(target, taken, SnapshotReason.SCHEDULED), fp, calls=30, total_ms=90.0)
     QueryPlan.objects.create(
-        fingerprint=fp,
+        shape=fp,
         captured_at=timezone.now(),
         plan_hash="0123456789abcdef",
         plan={"Plan": {"Node Type": "Seq Scan", "Relation Name": "rows", "Total Cost": 4000.0}},
@@ -47,7 +47,7 @@ def seed(django_user_model: Any) -> int:
 def test_an_engineer_follows_a_query_to_its_chart_in_a_real_browser(
     live_server: Any, django_user_model: Any
 ) -> None:
-    fingerprint_id = seed(django_user_model)
+    shape_id = seed(django_user_model)
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     base = live_server.url
     # No ORM below until the browser is closed: Playwright's sync API runs an event loop.
@@ -58,8 +58,8 @@ def test_an_engineer_follows_a_query_to_its_chart_in_a_real_browser(
     ):
         page.click("nav.mainnav >> text=Queries")
         page.wait_for_url(f"{base}/queries/")
-        page.click(f"#query-rows tr[data-fingerprint='{fingerprint_id}'] a")
-        page.wait_for_url(f"{base}/queries/{fingerprint_id}/")
+        page.click(f"#query-rows tr[data-shape-id='{shape_id}'] a")
+        page.wait_for_url(f"{base}/queries/{shape_id}/")
         page.wait_for_function(
             """() => {
                 const chart = Chart.getChart('chart-query-stats');

@@ -66,10 +66,10 @@ def capture(run: LoadTestRun | None, age: timedelta, artefact_root: Path, **fiel
 
 
 def window(run: LoadTestRun | None, age: timedelta) -> QueryStatWindow:
-    fingerprint, _ = QueryShape.objects.get_or_create(fingerprint="f1", query_text="SELECT 1")
+    shape, _ = QueryShape.objects.get_or_create(fingerprint="f1", query_text="SELECT 1")
     end = timezone.now() - age
     return QueryStatWindow.objects.create(
-        fingerprint=fingerprint,
+        shape=shape,
         window_start=end - timedelta(seconds=1),
         window_end=end,
         origin="GET x",

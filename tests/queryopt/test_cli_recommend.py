@@ -175,7 +175,7 @@ def test_it_exits_0_with_an_empty_list_when_there_is_nothing_to_recommend(db: An
 @pytest.fixture
 def no_hypopg_target(db: Any, target_database: str) -> Iterator[QueryTarget]:  # noqa: F811
     """A target whose role may not create HypoPG, on a database without it, with one costly
-    fingerprint stored as if a snapshot had seen it."""
+    shape stored as if a snapshot had seen it."""
     name, role = f"{target_database}_nohypo", f"offgridperf_qo_cli_{os.getpid()}"
     run_sql(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
     run_sql(sql.SQL("CREATE ROLE {} LOGIN").format(sql.Identifier(role)))
@@ -188,12 +188,12 @@ def no_hypopg_target(db: Any, target_database: str) -> Iterator[QueryTarget]:  #
         snapshot = StatementSnapshot.objects.create(
             target=target, taken_at=timezone.now(), reason=SnapshotReason.MANUAL
         )
-        fingerprint = QueryShape.objects.create(
+        shape = QueryShape.objects.create(
             target=target, fingerprint="42", query_text="SELECT id FROM meters WHERE site = $1"
         )
         StatementDelta.objects.create(
             snapshot=snapshot,
-            fingerprint=fingerprint,
+            shape=shape,
             calls=10,
             total_exec_time_ms=500.0,
             mean_exec_time_ms=50.0,

@@ -131,7 +131,7 @@ def test_the_viewers_group_sees_every_page(viewer_client: Client) -> None:
         kind=CaptureKind.THREADS, pid=4242, status=CaptureStatus.DONE
     )
     target = QueryTarget.objects.create(name="shop", dsn="postgresql://shop@127.0.0.1:1/shop")
-    fingerprint = QueryShape.objects.create(target=target, fingerprint="abc", query_text="SELECT 1")
+    shape = QueryShape.objects.create(target=target, fingerprint="abc", query_text="SELECT 1")
     pages = [
         "/",
         f"/definitions/{definition.pk}/",
@@ -143,7 +143,7 @@ def test_the_viewers_group_sees_every_page(viewer_client: Client) -> None:
         "/profiles/",
         f"/profiles/{capture.pk}/",
         "/queries/",
-        f"/queries/{fingerprint.pk}/",
+        f"/queries/{shape.pk}/",
         "/cache/",
     ]
     for page in pages:

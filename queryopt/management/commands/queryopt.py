@@ -9,7 +9,7 @@
   queryopt snapshot [--target NAME]
   queryopt recommend [--target NAME] [--json]
   queryopt explain --target NAME "SQL" [--analyze] [--json]   (the plan is stored on the
-      query's fingerprint, saying whether it changed since the last stored one)
+      query's shape, saying whether it changed since the last stored one)
 
 Exit 0 on success, 2 on error with one line naming the cause. No output ever shows a DSN's
 password: DSNs are printed masked, errors redacted.
@@ -214,8 +214,8 @@ class Command(BaseCommand):
         except targets.TargetError as exc:
             raise _fail(f"{target.name}: {exc}") from None
         problems = [problem.message for problem in plan_problems(result["plan"])]
-        fingerprint = planstore.statement_fingerprint(target, sql)
-        stored = planstore.store_plan(fingerprint, result, PlanSource.ON_DEMAND)
+        shape = planstore.statement_shape(target, sql)
+        stored = planstore.store_plan(shape, result, PlanSource.ON_DEMAND)
         previous = planstore.previous_plan(stored)
         if as_json:
             payload = {

@@ -36,8 +36,8 @@ def batches(db: Any) -> list[ActivityBatch]:
 
 
 def calls(origin: str, text_contains: str) -> int:
-    """Calls filed under `origin` for the fingerprints whose text contains `text_contains`."""
+    """Calls filed under `origin` for the shapes whose text contains `text_contains`."""
     windows = QueryStatWindow.objects.filter(
-        origin=origin, fingerprint__query_text__contains=text_contains
+        origin=origin, shape__query_text__contains=text_contains
     )
     return windows.aggregate(total=Sum("calls"))["total"] or 0

@@ -51,5 +51,5 @@ def test_it_drops_a_failed_flush_logs_it_once_and_never_breaks_the_request(
     probe("after")
     assert capture.flush()
     assert calls("after", "flush_probe") == 1
-    fingerprint = QueryShape.objects.get(fingerprint=normalize_query(PROBE).fingerprint)
-    assert fingerprint.target is None
+    shape = QueryShape.objects.get(fingerprint=normalize_query(PROBE).fingerprint)
+    assert shape.target is None

@@ -30,10 +30,10 @@ def test_it_meets_pg_stat_statements_on_the_own_targets_fingerprint() -> None:
     take_snapshot(own)
 
     digest = normalize_query(QUERY).fingerprint
-    fingerprint = QueryShape.objects.get(fingerprint=digest)
-    assert fingerprint.target == own
-    assert QueryStatWindow.objects.get(fingerprint=fingerprint).calls == 3
-    delta = StatementDelta.objects.get(fingerprint=fingerprint)
+    shape = QueryShape.objects.get(fingerprint=digest)
+    assert shape.target == own
+    assert QueryStatWindow.objects.get(shape=shape).calls == 3
+    delta = StatementDelta.objects.get(shape=shape)
     assert delta.calls == 3
 
 

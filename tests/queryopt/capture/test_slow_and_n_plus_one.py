@@ -34,7 +34,7 @@ def test_it_stores_a_slow_query_redacted_with_its_origin_and_code_frame() -> Non
     assert slow.code_frame.startswith("tests/queryopt/capture/test_slow_and_n_plus_one.py:")
     assert slow.code_frame.endswith(" nap")
     assert slow.error == ""
-    assert slow.fingerprint.query_text == "SELECT pg_sleep($1) AS nap"
+    assert slow.shape.query_text == "SELECT pg_sleep($1) AS nap"
 
 
 @override_settings(QUERYOPT_SLOW_MS=30, QUERYOPT_KEEP_PARAMS=True)
@@ -64,7 +64,7 @@ def test_it_catches_the_emissions_batch_list_as_an_n_plus_one(api: Any, batches:
         assert api.get("/api/batches/").status_code == 200
         capture.flush()
 
-    group = NPlusOne.objects.get(fingerprint__query_text__contains="COUNT(*)")
+    group = NPlusOne.objects.get(shape__query_text__contains="COUNT(*)")
     assert group.origin == "GET emissions.views.batches"
     assert (group.occurrences, group.last_count, group.max_count) == (2, 6, 6)
     assert group.total_ms > 0

@@ -26,14 +26,14 @@ def test_it_counts_exactly_the_calls_made_per_fingerprint_and_origin() -> None:
     assert capture.flush()
 
     digest = normalize_query(PROBE).fingerprint
-    fingerprint = QueryShape.objects.get(target=None, fingerprint=digest)
-    window = QueryStatWindow.objects.get(fingerprint=fingerprint, origin="script one")
+    shape = QueryShape.objects.get(target=None, fingerprint=digest)
+    window = QueryStatWindow.objects.get(shape=shape, origin="script one")
     assert window.calls == 7
     assert window.errors == 0
     assert window.min_ms <= window.mean_ms <= window.max_ms <= window.p99_ms + 0.001
     assert Histogram.decode(window.histogram).total_count == 7
     assert calls("script two", "probe") == 1
-    assert fingerprint.query_text == "SELECT $1::int + $2 AS probe"
+    assert shape.query_text == "SELECT $1::int + $2 AS probe"
 
 
 def test_it_fingerprints_each_distinct_sql_string_once() -> None:
@@ -51,7 +51,7 @@ def test_it_counts_errors_and_keeps_the_exception_raised() -> None:
                 cursor.execute("SELECT 1 / %s AS ratio", [0])
     capture.flush()
 
-    window = QueryStatWindow.objects.get(origin="divisions", fingerprint__query_text__contains="/")
+    window = QueryStatWindow.objects.get(origin="divisions", shape__query_text__contains="/")
     assert (window.calls, window.errors) == (3, 2)
 
 

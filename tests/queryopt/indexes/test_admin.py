@@ -31,7 +31,7 @@ def rows(db: Any) -> dict[str, Any]:
     target = QueryTarget.objects.create(
         name="shop", dsn=f"postgresql://app:{PASSWORD}@127.0.0.1:5432/shop"
     )
-    fingerprint = QueryShape.objects.create(
+    shape = QueryShape.objects.create(
         target=target, fingerprint="f1", query_text="SELECT * FROM orders WHERE customer = $1"
     )
     recommendation = IndexRecommendation.objects.create(
@@ -44,34 +44,34 @@ def rows(db: Any) -> dict[str, Any]:
         created_at=now,
         updated_at=now,
     )
-    recommendation.fingerprints.add(fingerprint)
+    recommendation.shapes.add(shape)
     return {
         "indexhint": IndexHint.objects.create(
             target=target, table="orders", columns=["customer"], kind=HintKind.PREFERRED
         ),
         "indexrecommendation": recommendation,
         "queryplan": QueryPlan.objects.create(
-            fingerprint=fingerprint,
+            shape=shape,
             captured_at=now,
             plan_hash="a" * 16,
             plan={"Plan": {"Node Type": "Seq Scan", "Total Cost": 100.0}},
             source=PlanSource.SLOW,
         ),
         "slowquery": SlowQuery.objects.create(
-            fingerprint=fingerprint,
+            shape=shape,
             captured_at=now,
             duration_ms=150.0,
             sql="SELECT * FROM orders WHERE customer = %s",
             origin="GET shop.views.orders",
         ),
         "nplusone": NPlusOne.objects.create(
-            fingerprint=fingerprint,
+            shape=shape,
             origin="GET shop.views.orders",
             first_seen_at=now,
             last_seen_at=now,
         ),
         "querystatwindow": QueryStatWindow.objects.create(
-            fingerprint=fingerprint,
+            shape=shape,
             window_start=now,
             window_end=now,
             origin="GET shop.views.orders",

@@ -38,8 +38,8 @@ def test_it_keeps_recommendations_and_updates_them_instead_of_adding_new_ones(
     assert sorted(r.columns for r in first) == [["sensor"], ["site"]]
     assert all(r.validated and r.status == RecommendationStatus.OPEN for r in first)
     for row in first:
-        (fingerprint,) = row.fingerprints.all()
-        assert f'"{row.columns[0]}" = $1' in fingerprint.query_text
+        (shape,) = row.shapes.all()
+        assert f'"{row.columns[0]}" = $1' in shape.query_text
         assert row.cost_after <= row.cost_before / 2
     window(target)
     assert advised(target) == {("sensor",), ("site",)}

@@ -39,7 +39,7 @@ def test_it_reports_recommended_unused_and_duplicate_indexes_and_hints(
         True,
     )
     assert recommended["preferred_hint"]["note"] == "ops"
-    assert len(recommended["fingerprints"]) == 1
+    assert len(recommended["shapes"]) == 1
     assert {"report_value", "report_value_site"} <= {row["name"] for row in report["unused"]}
     assert [(row["name"], row["covered_by"]) for row in report["duplicate"]] == [
         ("report_value", "report_value_site")

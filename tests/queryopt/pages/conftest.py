@@ -1,5 +1,5 @@
 """Rows for the query optimizer's pages, built with plain objects.create: a target whose DSN
-holds a password the pages must never print, a finished run, and three fingerprints seen from
+holds a password the pages must never print, a finished run, and three shapes seen from
 the app side, from the target, or both."""
 
 from __future__ import annotations
@@ -55,7 +55,7 @@ def make_run(started: datetime, seconds: int = 60, **fields: Any) -> LoadTestRun
     )
 
 
-def fingerprint(target: QueryTarget, digest: str, text: str) -> QueryShape:
+def shape(target: QueryTarget, digest: str, text: str) -> QueryShape:
     return QueryShape.objects.create(target=target, fingerprint=digest, query_text=text)
 
 
@@ -68,7 +68,7 @@ def window(
 ) -> QueryStatWindow:
     histogram = histogram_of(latencies_us)
     return QueryStatWindow.objects.create(
-        fingerprint=fp,
+        shape=fp,
         window_start=at,
         window_end=at + timedelta(seconds=1),
         origin=origin,
@@ -92,7 +92,7 @@ def snapshot(
 def delta(snap: StatementSnapshot, fp: QueryShape, calls: int, total_ms: float) -> None:
     StatementDelta.objects.create(
         snapshot=snap,
-        fingerprint=fp,
+        shape=fp,
         calls=calls,
         total_exec_time_ms=total_ms,
         mean_exec_time_ms=total_ms / calls,
@@ -115,9 +115,9 @@ def seen(db: Any) -> Seen:
     target = make_target()
     start = timezone.now().replace(microsecond=0) - timedelta(hours=2)
     run = make_run(start)
-    by_site = fingerprint(target, "f-by-site", "SELECT * FROM rows WHERE site_id = $1")
-    batches = fingerprint(target, "f-batches", "SELECT * FROM batch_rows WHERE batch_id = $1")
-    report = fingerprint(target, "f-report", "SELECT count(*) FROM report")
+    by_site = shape(target, "f-by-site", "SELECT * FROM rows WHERE site_id = $1")
+    batches = shape(target, "f-batches", "SELECT * FROM batch_rows WHERE batch_id = $1")
+    report = shape(target, "f-report", "SELECT count(*) FROM report")
     # 95 values of 1 ms and 5 of 200 ms: p95 of the union is 1 ms, each window's differ.
     window(by_site, start + timedelta(seconds=5), [1_000] * 50, run=run)
     window(by_site, start + timedelta(seconds=6), [1_000] * 45 + [200_000] * 5, run=run)
@@ -134,7 +134,7 @@ def seen(db: Any) -> Seen:
     end = snapshot(target, start + timedelta(seconds=60), SnapshotReason.RUN_END, run)
     delta(end, by_site, calls=40, total_ms=400.0)
     NPlusOne.objects.create(
-        fingerprint=batches,
+        shape=batches,
         origin="GET emissions.views.batches",
         occurrences=3,
         last_count=10,
@@ -146,7 +146,7 @@ def seen(db: Any) -> Seen:
         code_frame="emissions/views.py:88 batches",
     )
     SlowQuery.objects.create(
-        fingerprint=by_site,
+        shape=by_site,
         captured_at=start + timedelta(seconds=6),
         duration_ms=200.0,
         sql="SELECT * FROM rows WHERE site_id = %s",

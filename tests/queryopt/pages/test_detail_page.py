@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 from django.utils import timezone
 
+from offgridperf.celery import app as celery_app
 from queryopt import tasks
 from queryopt.models import (
     IndexRecommendation,
@@ -64,7 +65,7 @@ def page_json(response: Any, element_id: str) -> Any:
 
 def plan(seen: Seen, document: dict, plan_hash: str, minutes_ago: int) -> QueryPlan:
     return QueryPlan.objects.create(
-        fingerprint=seen.by_site,
+        shape=seen.by_site,
         captured_at=timezone.now() - timedelta(minutes=minutes_ago),
         plan_hash=plan_hash,
         plan=document,
@@ -94,7 +95,7 @@ def planned(seen: Seen) -> Seen:
         before_mean_ms=10.0,
         after_mean_ms=0.25,
     )
-    rec.fingerprints.add(seen.by_site)
+    rec.shapes.add(seen.by_site)
     return seen
 
 
@@ -162,7 +163,7 @@ def test_it_shows_slow_samples_and_n_plus_one_groups(viewer_client: Any, seen: S
 def test_it_reads_the_page_in_a_fixed_number_of_queries(
     admin_client: Any, planned: Seen, django_assert_num_queries: Any
 ) -> None:
-    # fingerprint, latest plan, windows, deltas, plan hashes, recommendations, slow, N+1
+    # shape, latest plan, windows, deltas, plan hashes, recommendations, slow, N+1
     with django_assert_num_queries(AUTH_QUERIES + 8):
         admin_client.get(f"/queries/{planned.by_site.pk}/")
     for minutes in range(20):
@@ -187,19 +188,19 @@ def test_explain_now_plans_the_query_on_its_target_and_shows_the_plan(
     pg.execute("DROP TABLE IF EXISTS readouts")
     pg.execute("CREATE TABLE readouts (id bigint PRIMARY KEY, site int NOT NULL, value float)")
     target = QueryTarget.objects.create(name="scratch", dsn=scratch_dsn)
-    fingerprint = QueryShape.objects.create(
+    shape = QueryShape.objects.create(
         target=target, fingerprint="f-readouts", query_text="SELECT * FROM readouts WHERE site = $1"
     )
-    assert 'id="explain-now"' in admin_client.get(f"/queries/{fingerprint.pk}/").content.decode()
-    response = admin_client.post(f"/queries/{fingerprint.pk}/explain/", follow=True)
+    assert 'id="explain-now"' in admin_client.get(f"/queries/{shape.pk}/").content.decode()
+    response = admin_client.post(f"/queries/{shape.pk}/explain/", follow=True)
     body = response.content.decode()
     # The request only asks: the worker plans, and the page waits for it.
     assert not QueryPlan.objects.exists()
     assert 'id="explain-pending"' in body and 'http-equiv="refresh"' in body
-    assert tasks.explain_fingerprint(fingerprint.pk) is not None
-    stored = QueryPlan.objects.get(fingerprint=fingerprint)
+    assert tasks.explain_shape(shape.pk) is not None
+    stored = QueryPlan.objects.get(shape=shape)
     assert stored.source == PlanSource.ON_DEMAND and stored.generic is True
-    body = admin_client.get(f"/queries/{fingerprint.pk}/").content.decode()
+    body = admin_client.get(f"/queries/{shape.pk}/").content.decode()
     assert 'id="explain-pending"' not in body
     tree = body.split('id="plan"', 1)[1].split("</section>", 1)[0]
     assert "readouts" in tree and stored.plan_hash in tree
@@ -209,9 +210,20 @@ def test_explain_now_reports_an_unreachable_target_without_its_password(
     admin_client: Any, seen: Seen
 ) -> None:
     admin_client.post(f"/queries/{seen.report.pk}/explain/")
-    assert tasks.explain_fingerprint(seen.report.pk) is None
+    assert tasks.explain_shape(seen.report.pk) is None
     body = admin_client.get(f"/queries/{seen.report.pk}/").content.decode()
     assert 'id="explain-problem"' in body and "Not planned: cannot connect" in body
     assert 'id="explain-pending"' not in body
     assert PASSWORD not in body
     assert not QueryPlan.objects.exists()
+
+
+def test_a_plan_asked_for_under_the_tasks_former_name_is_still_taken(
+    admin_client: Any, seen: Seen
+) -> None:
+    # A message queued before explain_fingerprint became explain_shape carries the old name.
+    admin_client.post(f"/queries/{seen.report.pk}/explain/")
+    former = celery_app.tasks["queryopt.tasks.explain_fingerprint"]
+    assert former.apply(args=(seen.report.pk,)).get() is None
+    body = admin_client.get(f"/queries/{seen.report.pk}/").content.decode()
+    assert 'id="explain-problem"' in body and "Not planned: cannot connect" in body

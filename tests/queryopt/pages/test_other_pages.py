@@ -26,7 +26,7 @@ pytestmark = pytest.mark.django_db
 AUTH_QUERIES = 2
 
 
-def recommend(target: QueryTarget, statement: str, fingerprints: list[Any]) -> None:
+def recommend(target: QueryTarget, statement: str, shapes: list[Any]) -> None:
     now = timezone.now()
     rec = IndexRecommendation.objects.create(
         target=target,
@@ -38,7 +38,7 @@ def recommend(target: QueryTarget, statement: str, fingerprints: list[Any]) -> N
         created_at=now,
         updated_at=now,
     )
-    rec.fingerprints.set(fingerprints)
+    rec.shapes.set(shapes)
 
 
 @pytest.mark.parametrize("url", ["/queries/indexes/", "/queries/pool/"])
@@ -111,7 +111,7 @@ def test_no_page_prints_the_dsn_password(viewer_client: Any, seen: Seen) -> None
     seen.target.last_error = f"cannot connect to postgresql://shop:{PASSWORD}@db/shop"
     seen.target.save()
     QueryPlan.objects.create(
-        fingerprint=seen.by_site,
+        shape=seen.by_site,
         captured_at=timezone.now(),
         plan_hash="x" * 16,
         plan={"Plan": {"Node Type": "Result", "Total Cost": 0.01, "Plan Rows": 1}},
@@ -158,7 +158,7 @@ def test_a_scheduled_snapshot_within_the_run_counts_towards_its_window(
     )  # fmt: skip
     queries_panel = next(p for p in panels.registered_panels() if p.name == "queries")
     context = queries_panel.context(seen.run)
-    calls = {row["fingerprint_id"]: row["calls"] for row in context["deltas"]}
+    calls = {row["shape_id"]: row["calls"] for row in context["deltas"]}
     assert calls == {seen.by_site.pk: 40, seen.report.pk: 7}
 
 
@@ -203,7 +203,7 @@ def test_the_indexes_and_pool_pages_read_a_fixed_number_of_rows_queries(
         recommend(seen.target, f"CREATE INDEX CONCURRENTLY ON rows (c{n})", [seen.by_site])
         IndexHint.objects.create(table="rows", columns=[f"c{n}"], kind="preferred")
     tasks.refresh_index_survey(seen.target.pk)
-    # targets, hints, recommendations, their fingerprints, the index survey
+    # targets, hints, recommendations, their shapes, the index survey
     with django_assert_num_queries(AUTH_QUERIES + 5):
         admin_client.get(f"/queries/indexes/?target={seen.target.pk}")
     # the pool's figures come from Redis and the process, not the database

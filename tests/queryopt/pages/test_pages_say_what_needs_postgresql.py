@@ -10,7 +10,7 @@ from queryopt.models import QueryShape, QueryTarget
 from tests.queryopt.pages.conftest import Seen
 
 
-def own_fingerprint() -> QueryShape:
+def own_shape() -> QueryShape:
     return QueryShape.objects.create(
         target=None, fingerprint="own-sqlite", query_text="SELECT 1 FROM loadtests_run"
     )
@@ -20,22 +20,22 @@ def test_the_query_page_says_explain_needs_postgresql_on_sqlite(
     admin_client: Any, settings: Any, db: Any
 ) -> None:
     settings.DATABASE_IS_POSTGRES = False
-    fingerprint = own_fingerprint()
-    body = admin_client.get(f"/queries/{fingerprint.pk}/").content.decode()
+    shape = own_shape()
+    body = admin_client.get(f"/queries/{shape.pk}/").content.decode()
     assert 'id="explain-missing"' in body
     assert "Explain needs PostgreSQL" in body and "DATABASE_URL=postgres://" in body
     assert 'id="explain-now"' not in body
     # Asked anyway (an old page): refused with the same line, nothing queued.
-    response = admin_client.post(f"/queries/{fingerprint.pk}/explain/", follow=True)
+    response = admin_client.post(f"/queries/{shape.pk}/explain/", follow=True)
     assert "Explain needs PostgreSQL" in response.content.decode()
-    fingerprint.refresh_from_db()
-    assert fingerprint.explain_requested_at is None
+    shape.refresh_from_db()
+    assert shape.explain_requested_at is None
 
 
 def test_the_query_page_offers_explain_on_postgresql_or_for_a_target(
     admin_client: Any, settings: Any, seen: Seen
 ) -> None:
-    own = own_fingerprint()
+    own = own_shape()
     assert 'id="explain-now"' in admin_client.get(f"/queries/{own.pk}/").content.decode()
     settings.DATABASE_IS_POSTGRES = False
     # A registered target is PostgreSQL whatever this app's database is.

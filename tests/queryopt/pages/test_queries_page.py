@@ -1,4 +1,4 @@
-"""The queries list: one row per fingerprint from both sources, sorted, filtered, with N+1
+"""The queries list: one row per shape from both sources, sorted, filtered, with N+1
 groups and slow queries, in a fixed number of queries."""
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ AUTH_QUERIES = 2
 
 def shown_ids(response: Any) -> list[int]:
     table = response.content.decode().split('id="query-rows"', 1)[1].split("</table>", 1)[0]
-    return [int(pk) for pk in re.findall(r'data-fingerprint="(\d+)"', table)]
+    return [int(pk) for pk in re.findall(r'data-shape-id="(\d+)"', table)]
 
 
 def test_it_sends_a_stranger_to_the_login_page(client: Any) -> None:
@@ -32,7 +32,7 @@ def test_it_sends_a_stranger_to_the_login_page(client: Any) -> None:
 def test_it_lists_each_fingerprint_once_from_both_sources(viewer_client: Any, seen: Seen) -> None:
     response = viewer_client.get("/queries/")
     assert response.status_code == 200
-    rows = {row.fingerprint_id: row for row in response.context["rows"]}
+    rows = {row.shape_id: row for row in response.context["rows"]}
     assert set(rows) == {seen.by_site.pk, seen.batches.pk, seen.report.pk}
     by_site = rows[seen.by_site.pk]
     assert by_site.source == "app + target"
@@ -67,7 +67,7 @@ def test_it_narrows_to_a_run_with_the_target_deltas_of_its_window(
     viewer_client: Any, seen: Seen
 ) -> None:
     response = viewer_client.get(f"/queries/?run={seen.run.pk}")
-    rows = {row.fingerprint_id: row for row in response.context["rows"]}
+    rows = {row.shape_id: row for row in response.context["rows"]}
     # The report's deltas are those of the run_start snapshot: before the run, not in it.
     assert set(rows) == {seen.by_site.pk, seen.batches.pk}
     assert rows[seen.by_site.pk].calls == 100 and rows[seen.by_site.pk].target_calls == 40
@@ -83,7 +83,7 @@ def test_it_narrows_to_an_origin_target_and_dates(viewer_client: Any, seen: Seen
     assert response.context["slow_queries"] == []
     since = (seen.start - timedelta(days=1)).date().isoformat()
     response = viewer_client.get(f"/queries/?since={since}&sort=calls")
-    rows = {row.fingerprint_id: row for row in response.context["rows"]}
+    rows = {row.shape_id: row for row in response.context["rows"]}
     assert rows[seen.by_site.pk].calls == 100  # the window of three days ago is left out
     other = seen.target.__class__.objects.create(name="other", dsn="postgresql://o@h/o")
     assert shown_ids(viewer_client.get(f"/queries/?target={other.pk}")) == []
@@ -123,7 +123,7 @@ def test_it_reads_the_list_in_a_fixed_number_of_queries(
     admin_client: Any, seen: Seen, django_assert_num_queries: Any
 ) -> None:
     # targets, roll-up mark, roll-up groups, later windows' groups, target groups,
-    # fingerprints, roll-ups' and windows' histograms, N+1 groups, slow
+    # shapes, roll-ups' and windows' histograms, N+1 groups, slow
     with django_assert_num_queries(AUTH_QUERIES + 10):
         admin_client.get("/queries/?sort=p95")
     for second in range(50):
@@ -143,4 +143,4 @@ def test_it_shows_only_the_first_rows_of_the_order(seen: Seen) -> None:
     from queryopt.pages import top_rows
 
     rows = top_rows({}, "calls", limit=2)
-    assert [row.fingerprint_id for row in rows] == [seen.by_site.pk, seen.batches.pk]
+    assert [row.shape_id for row in rows] == [seen.by_site.pk, seen.batches.pk]

@@ -12,7 +12,7 @@ import pytest
 from queryopt import origins
 from queryopt.models import NPlusOne, SlowQuery
 from queryopt.pages import PAGE_SIZE
-from tests.queryopt.pages.conftest import Seen, delta, fingerprint, snapshot, window
+from tests.queryopt.pages.conftest import Seen, delta, shape, snapshot, window
 
 pytestmark = pytest.mark.django_db
 
@@ -22,7 +22,7 @@ OWN_ORIGIN = "GET loadtests.views.run"
 
 def shown_ids(response: Any) -> list[int]:
     table = response.content.decode().split('id="query-rows"', 1)[1].split("</table>", 1)[0]
-    return [int(pk) for pk in re.findall(r'data-fingerprint="(\d+)"', table)]
+    return [int(pk) for pk in re.findall(r'data-shape-id="(\d+)"', table)]
 
 
 def test_it_tells_the_tools_own_origins_from_the_targets() -> None:
@@ -38,7 +38,7 @@ def test_it_pages_the_list_fifty_rows_at_a_time(
     admin_client: Any, seen: Seen, django_assert_num_queries: Any
 ) -> None:
     for number in range(PAGE_SIZE):
-        fp = fingerprint(seen.target, f"f-many-{number}", f"-- many {number}")
+        fp = shape(seen.target, f"f-many-{number}", f"-- many {number}")
         window(fp, seen.start + timedelta(minutes=1), [500] * (number + 1))
     total = PAGE_SIZE + 3
     first = admin_client.get("/queries/?sort=calls")
@@ -62,23 +62,23 @@ def test_it_leaves_the_tools_own_queries_out_unless_asked(
     # The page's own queries, captured and flushed about once a second, would be tool
     # queries of their own on ?own=1: only the seeded ones are under test.
     settings.QUERYOPT_CAPTURE = False
-    own = fingerprint(seen.target, "f-own", "SELECT * FROM loadtests_loadtestrun WHERE id = $1")
+    own = shape(seen.target, "f-own", "SELECT * FROM loadtests_loadtestrun WHERE id = $1")
     window(own, seen.start + timedelta(seconds=20), [700] * 4, origin=OWN_ORIGIN)
     # The target's figures of a query only the tool ran are the tool's too.
     delta(snapshot(seen.target, seen.start + timedelta(minutes=2), "scheduled"), own, 9, 9.0)
     # A query both ran: shown without the tool's calls.
     window(seen.batches, seen.start + timedelta(seconds=30), [300] * 1000, origin=OWN_ORIGIN)
     NPlusOne.objects.create(
-        fingerprint=own, origin=OWN_ORIGIN, max_count=20, occurrences=1, total_ms=5.0,
+        shape=own, origin=OWN_ORIGIN, max_count=20, occurrences=1, total_ms=5.0,
         first_seen_at=seen.start, last_seen_at=seen.start,
     )  # fmt: skip
     SlowQuery.objects.create(
-        fingerprint=own, origin=OWN_ORIGIN, sql=own.query_text, duration_ms=900.0,
+        shape=own, origin=OWN_ORIGIN, sql=own.query_text, duration_ms=900.0,
         captured_at=seen.start,
     )  # fmt: skip
     with django_assert_num_queries(AUTH_QUERIES + 10):
         response = admin_client.get("/queries/")
-    rows = {row.fingerprint_id: row for row in response.context["rows"]}
+    rows = {row.shape_id: row for row in response.context["rows"]}
     assert set(rows) == {seen.by_site.pk, seen.batches.pk, seen.report.pk}
     assert rows[seen.batches.pk].calls == 30
     assert OWN_ORIGIN not in response.content.decode().split('id="n-plus-one"')[1]
@@ -86,7 +86,7 @@ def test_it_leaves_the_tools_own_queries_out_unless_asked(
 
     with django_assert_num_queries(AUTH_QUERIES + 10):
         response = admin_client.get("/queries/?own=1")
-    rows = {row.fingerprint_id: row for row in response.context["rows"]}
+    rows = {row.shape_id: row for row in response.context["rows"]}
     assert set(rows) == {seen.by_site.pk, seen.batches.pk, seen.report.pk, own.pk}
     assert rows[seen.batches.pk].calls == 1030
     assert rows[own.pk].origin_list == [OWN_ORIGIN]

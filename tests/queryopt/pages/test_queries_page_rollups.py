@@ -15,14 +15,14 @@ from queryopt import rollups, tasks
 from queryopt.models import QueryStatRollup, QueryStatWindow, RollupGrain, StatRollupState
 from queryopt.pages import query_rows, top_rows
 from stats.sums import HistogramSum
-from tests.queryopt.pages.conftest import Seen, fingerprint, make_run, window
+from tests.queryopt.pages.conftest import Seen, make_run, shape, window
 
 pytestmark = pytest.mark.django_db
 
 
 def many_windows(seen: Seen) -> None:
     """Windows over three hours, two origins, with and without a run, on top of `seen`'s."""
-    other = fingerprint(seen.target, "f-other", "SELECT 1 FROM other WHERE id = $1")
+    other = shape(seen.target, "f-other", "SELECT 1 FROM other WHERE id = $1")
     late_run = make_run(seen.start + timedelta(hours=1))
     for minute in range(0, 180, 7):
         at = seen.start - timedelta(hours=1) + timedelta(minutes=minute, seconds=minute % 60)
@@ -40,7 +40,7 @@ def figures(filters: dict[str, Any], mark: int) -> dict[int, tuple[Any, ...]]:
 
 
 def shown(filters: dict[str, Any]) -> list[tuple[int, int, float | None]]:
-    return [(row.fingerprint_id, row.calls, row.p95_ms) for row in top_rows(filters, "p95")]
+    return [(row.shape_id, row.calls, row.p95_ms) for row in top_rows(filters, "p95")]
 
 
 def filter_sets(seen: Seen) -> list[dict[str, Any]]:

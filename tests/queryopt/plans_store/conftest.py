@@ -41,5 +41,5 @@ def plan_table(target_database: str) -> Iterator[str]:  # noqa: F811 - a fixture
 @pytest.fixture(autouse=True)
 def no_counted_failures() -> None:
     """Failed EXPLAIN attempts are counted in the cache (this suite's own Redis database) by
-    fingerprint id, and ids start over with each test database."""
+    shape id, and ids start over with each test database."""
     cache.clear()

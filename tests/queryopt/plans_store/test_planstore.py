@@ -1,4 +1,4 @@
-"""Stored plans and their hash history, on demand and for each new slow fingerprint."""
+"""Stored plans and their hash history, on demand and for each new slow shape."""
 
 from __future__ import annotations
 
@@ -18,9 +18,9 @@ from tests.queryopt.targets.test_cli import queryopt
 SQL = "SELECT id, value FROM plan_readings WHERE sensor = 42"
 
 
-def slow(fingerprint: QueryShape, sql: str, params: list[Any] | None = None) -> SlowQuery:
+def slow(shape: QueryShape, sql: str, params: list[Any] | None = None) -> SlowQuery:
     return SlowQuery.objects.create(
-        fingerprint=fingerprint,
+        shape=shape,
         captured_at=timezone.now(),
         duration_ms=250.0,
         sql=sql,
@@ -46,11 +46,11 @@ def test_it_records_a_new_plan_hash_when_an_index_changes_the_plan(
     changed = json.loads(second)
     assert changed["changed"] is True and changed["previous_plan_hash"] != changed["plan_hash"]
     assert "plan unchanged since" in third and PASSWORD not in first + second + third
-    (fingerprint,) = QueryShape.objects.filter(target=target, plans__isnull=False).distinct()
-    assert "$1" in fingerprint.query_text
-    history = planstore.plan_history(fingerprint)
+    (shape,) = QueryShape.objects.filter(target=target, plans__isnull=False).distinct()
+    assert "$1" in shape.query_text
+    history = planstore.plan_history(shape)
     assert [(h["plan_hash"], h["count"]) for h in history] == [
-        (QueryPlan.objects.filter(fingerprint=fingerprint).order_by("pk")[0].plan_hash, 1),
+        (QueryPlan.objects.filter(shape=shape).order_by("pk")[0].plan_hash, 1),
         (changed["plan_hash"], 2),
     ]
     assert history[0]["last_seen"] <= history[1]["first_seen"]
@@ -60,14 +60,14 @@ def test_it_records_a_new_plan_hash_when_an_index_changes_the_plan(
 def test_it_plans_a_new_slow_fingerprint_once_with_its_kept_parameters(
     target: QueryTarget, plan_table: str
 ) -> None:
-    generic = planstore.statement_fingerprint(target, "SELECT * FROM plan_readings WHERE id = $1")
+    generic = planstore.statement_shape(target, "SELECT * FROM plan_readings WHERE id = $1")
     slow(generic, "SELECT * FROM plan_readings WHERE id = ?")
-    kept = planstore.statement_fingerprint(target, SQL)
+    kept = planstore.statement_shape(target, SQL)
     slow(kept, "SELECT id, value FROM plan_readings WHERE sensor = %s", [7])
-    planned_before = planstore.statement_fingerprint(target, "SELECT count(*) FROM plan_readings")
+    planned_before = planstore.statement_shape(target, "SELECT count(*) FROM plan_readings")
     slow(planned_before, "SELECT count(*) FROM plan_readings")
     QueryPlan.objects.create(
-        fingerprint=planned_before,
+        shape=planned_before,
         captured_at=timezone.now(),
         plan_hash="0" * 16,
         plan={"Plan": {"Node Type": "Result"}},
@@ -75,11 +75,11 @@ def test_it_plans_a_new_slow_fingerprint_once_with_its_kept_parameters(
     )
     plan_ids = tasks.explain_slow_queries()
     assert len(plan_ids) == 2
-    by_fingerprint = {p.fingerprint_id: p for p in QueryPlan.objects.filter(pk__in=plan_ids)}
-    assert by_fingerprint[generic.pk].generic is True
-    assert by_fingerprint[kept.pk].generic is False
-    assert "'7'" in by_fingerprint[kept.pk].plan["Plan"]["Filter"]  # planned with the kept value
-    assert {p.source for p in by_fingerprint.values()} == {PlanSource.SLOW}
+    by_shape = {p.shape_id: p for p in QueryPlan.objects.filter(pk__in=plan_ids)}
+    assert by_shape[generic.pk].generic is True
+    assert by_shape[kept.pk].generic is False
+    assert "'7'" in by_shape[kept.pk].plan["Plan"]["Filter"]  # planned with the kept value
+    assert {p.source for p in by_shape.values()} == {PlanSource.SLOW}
     assert tasks.explain_slow_queries() == []  # already planned: not planned again
     assert planned_before.plans.count() == 1
     assert QueryPlan.objects.count() == 3
@@ -94,14 +94,14 @@ def test_it_plans_a_slow_query_of_its_own_database(db: Any) -> None:
     slow(own, own.query_text)
     (plan_id,) = tasks.explain_slow_queries()
     plan = QueryPlan.objects.get(pk=plan_id)
-    assert (plan.fingerprint, plan.generic, plan.source) == (own, True, PlanSource.SLOW)
+    assert (plan.shape, plan.generic, plan.source) == (own, True, PlanSource.SLOW)
     assert "queryopt_querytarget" in json.dumps(plan.plan)
 
 
 def test_it_gives_up_on_a_fingerprint_that_cannot_be_planned(
     target: QueryTarget, caplog: pytest.LogCaptureFixture
 ) -> None:
-    missing = planstore.statement_fingerprint(target, "SELECT a FROM no_such_table WHERE a = $1")
+    missing = planstore.statement_shape(target, "SELECT a FROM no_such_table WHERE a = $1")
     slow(missing, missing.query_text)
     unparsable = QueryShape.objects.create(
         target=target, fingerprint="rbad", query_text="SELEC ? FROM nowhere"
@@ -112,8 +112,8 @@ def test_it_gives_up_on_a_fingerprint_that_cannot_be_planned(
             assert tasks.explain_slow_queries() == []
     failures = [r.getMessage() for r in caplog.records if "cannot explain" in r.getMessage()]
     # A missing table may be created later: three tries. A refusal by a rule: one.
-    assert sum(f"fingerprint {missing.pk} " in f for f in failures) == 3
-    assert sum(f"fingerprint {unparsable.pk} " in f for f in failures) == 1
+    assert sum(f"query shape {missing.pk} " in f for f in failures) == 3
+    assert sum(f"query shape {unparsable.pk} " in f for f in failures) == 1
     assert not any(PASSWORD in f for f in failures)
     assert not QueryPlan.objects.exists()
 
@@ -121,17 +121,17 @@ def test_it_gives_up_on_a_fingerprint_that_cannot_be_planned(
 def test_it_plans_a_fingerprint_on_demand_with_its_kept_parameters(
     target: QueryTarget, plan_table: str
 ) -> None:
-    fingerprint = planstore.statement_fingerprint(target, SQL)
-    slow(fingerprint, "SELECT id, value FROM plan_readings WHERE sensor = %s", [9])
-    plan = planstore.explain_fingerprint(fingerprint)
-    assert (plan.source, plan.generic, plan.fingerprint) == (
+    shape = planstore.statement_shape(target, SQL)
+    slow(shape, "SELECT id, value FROM plan_readings WHERE sensor = %s", [9])
+    plan = planstore.explain_shape(shape)
+    assert (plan.source, plan.generic, plan.shape) == (
         PlanSource.ON_DEMAND,
         False,
-        fingerprint,
+        shape,
     )
     assert "'9'" in plan.plan["Plan"]["Filter"]
     assert planstore.plan_changed(plan) is None  # its first plan
-    assert planstore.plan_changed(planstore.explain_fingerprint(fingerprint)) is False
+    assert planstore.plan_changed(planstore.explain_shape(shape)) is False
 
 
 def test_it_plans_a_target_query_whose_mean_time_reached_the_targets_threshold(
@@ -144,19 +144,19 @@ def test_it_plans_a_target_query_whose_mean_time_reached_the_targets_threshold(
     )
 
     def window(sql: str, mean_ms: float) -> QueryShape:
-        fingerprint = planstore.statement_fingerprint(target, sql)
+        shape = planstore.statement_shape(target, sql)
         StatementDelta.objects.create(
-            snapshot=snapshot, fingerprint=fingerprint, calls=2, total_exec_time_ms=2 * mean_ms,
+            snapshot=snapshot, shape=shape, calls=2, total_exec_time_ms=2 * mean_ms,
             mean_exec_time_ms=mean_ms, min_exec_time_ms=mean_ms, max_exec_time_ms=mean_ms,
             stddev_exec_time_ms=0, rows=2, shared_blks_hit=0, shared_blks_read=0,
             temp_blks_read=0, temp_blks_written=0,
         )  # fmt: skip
-        return fingerprint
+        return shape
 
     target.slow_threshold_ms = 100
     target.save()
     slow_one = window("SELECT value FROM plan_readings WHERE sensor = $1", 150.0)
     fast_one = window("SELECT value FROM plan_readings WHERE id = $1", 3.0)
     plan_ids = tasks.explain_slow_queries()
-    assert [p.fingerprint_id for p in QueryPlan.objects.filter(pk__in=plan_ids)] == [slow_one.pk]
+    assert [p.shape_id for p in QueryPlan.objects.filter(pk__in=plan_ids)] == [slow_one.pk]
     assert not fast_one.plans.exists()

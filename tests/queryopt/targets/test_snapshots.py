@@ -14,7 +14,7 @@ def run_marker_query(dsn: str, times: int, marker: str = "qo_marker") -> None:
 
 
 def marker_delta(snapshot: StatementSnapshot, marker: str = "qo_marker") -> StatementDelta | None:
-    return snapshot.deltas.filter(fingerprint__query_text__contains=marker).first()
+    return snapshot.deltas.filter(shape__query_text__contains=marker).first()
 
 
 def test_it_counts_exactly_the_calls_made_between_two_snapshots(target: QueryTarget) -> None:
@@ -26,12 +26,12 @@ def test_it_counts_exactly_the_calls_made_between_two_snapshots(target: QueryTar
     assert delta is not None
     assert delta.calls == 7
     assert delta.rows == 7
-    assert delta.fingerprint.target == target
-    assert "$1" in delta.fingerprint.query_text
+    assert delta.shape.target == target
+    assert "$1" in delta.shape.query_text
     run_marker_query(target.dsn, 3)
     third = snapshots.take_snapshot(target, SnapshotReason.MANUAL)
     assert marker_delta(third).calls == 3
-    assert marker_delta(third).fingerprint == delta.fingerprint
+    assert marker_delta(third).shape == delta.shape
     fourth = snapshots.take_snapshot(target, SnapshotReason.MANUAL)
     assert marker_delta(fourth) is None  # not run in that window
 
@@ -123,11 +123,11 @@ def test_it_refreshes_a_fingerprints_stored_text(target: QueryTarget) -> None:
     snapshots.take_snapshot(target, SnapshotReason.MANUAL)
     run_own_shape(2)
     delta = marker_delta(snapshots.take_snapshot(target, SnapshotReason.MANUAL), "qo_text_marker")
-    fingerprint = delta.fingerprint
-    good_text = fingerprint.query_text
+    shape = delta.shape
+    good_text = shape.query_text
     # As an older normaliser might have stored it.
-    type(fingerprint).objects.filter(pk=fingerprint.pk).update(query_text="SELECT $1 qo_old")
+    type(shape).objects.filter(pk=shape.pk).update(query_text="SELECT $1 qo_old")
     run_own_shape(1)
     snapshots.take_snapshot(target, SnapshotReason.MANUAL)
-    fingerprint.refresh_from_db()
-    assert fingerprint.query_text == good_text
+    shape.refresh_from_db()
+    assert shape.query_text == good_text
