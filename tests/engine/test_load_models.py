@@ -91,7 +91,15 @@ def test_closed_stages_ramp_users_up_and_down(target: str) -> None:
     result, snapshots = collect(config)
     users = [s.active_users for s in snapshots]
     assert users[0] < users[1] <= users[2] == 20 > users[3]
-    assert [s.target for s in snapshots] == pytest.approx([5, 15, 20, 10], abs=0.5)
+
+    def ramp(t: float) -> float:  # 0 -> 20 users over 2 s, 20 for 1 s, 20 -> 0 over 1 s
+        return 10 * t if t < 2 else 20 if t < 3 else max(0.0, 20 - 20 * (t - 3))
+
+    # Each second's target is the ramp's at the middle of that second as it ran (about 0.5,
+    # 1.5, 2.5 and 3.5 s: 5, 15, 20 and 10 users; a loaded machine ends a second a little late).
+    middles = [min(s.start_offset_s + s.length_s / 2, 4.0) for s in snapshots[:4]]
+    assert [s.target for s in snapshots[:4]] == pytest.approx([ramp(m) for m in middles], abs=0.5)
+    assert middles == pytest.approx([0.5, 1.5, 2.5, 3.5], abs=0.4)
     assert result.errors == 0
 
 
