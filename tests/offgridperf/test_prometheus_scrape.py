@@ -148,8 +148,13 @@ def test_prometheus_reads_a_runs_exact_request_count(prometheus: int) -> None:
         SCRAPED_TIMEOUT_S,
         f"Prometheus reading the run's {run.requests} requests",
     )
-    # The series of a run's figures are there too, and the alert rules loaded.
-    assert value(prometheus, 'offgridperf_loadtest_runs_total{definition="scraped"}') == 1
+    # The series of a run's figures are there too, and the alert rules loaded. The scrape that
+    # read the last request may have come before the run's end was stored: wait for the next.
+    wait_for(
+        lambda: value(prometheus, 'offgridperf_loadtest_runs_total{definition="scraped"}') == 1,
+        SCRAPED_TIMEOUT_S,
+        "Prometheus reading the ended run",
+    )
     rules = json.load(urllib.request.urlopen(f"http://127.0.0.1:{prometheus}/api/v1/rules"))
     names = {rule["name"] for group in rules["data"]["groups"] for rule in group["rules"]}
     assert "OffgridperfNoLoadgenWorker" in names
