@@ -76,8 +76,11 @@ def prepare(product: DefaultProduct) -> None:
         ["seed_emissions", "--if-empty"],
         ["loadtest", "import", "--if-missing", *map(str, REFERENCE_TESTS)],
         ["queryopt", "target", "add", "emissions", "--from-database-url", "--if-missing"],
+        # The Makefile's match, and the port: in parallel runs other products' targets on this
+        # host match the Makefile's words too, and the oldest match would win.
         ["profile", "target", "add", "emissions", "--if-missing", "--children", "--cmdline",
-         "offgridperf.wsgi:application --env OFFGRIDPERF_ROLE=target"],
+         "offgridperf.wsgi:application --env OFFGRIDPERF_ROLE=target "
+         f"--bind 127.0.0.1:{product.env['TARGET_PORT']}"],
     ]  # fmt: skip
     for step in steps:
         done = product.manage(*step)
