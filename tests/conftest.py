@@ -67,6 +67,13 @@ SERVER_STATE_GROUPS = {
     # The target agent publishes per run id to a Redis key the workbench reads without its own
     # key prefix (the agent knows nothing of it), and every worker's database numbers runs from 1.
     "agent_run_keys": ("tests/agent/",),
+    # Whole products (runall) judged by the latency and pace their own reference tests demand:
+    # one at a time, so that they do not starve each other of the 2 cores; the default suite's
+    # module fixture is also built once instead of once per worker.
+    "whole_product": (
+        "tests/defaults/",
+        "tests/loadtests/flow/test_reference_flow.py",
+    ),
 }
 
 
@@ -106,6 +113,40 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             "(or set DATABASE_URL=postgres://... and REDIS_URL=redis://...); only "
             "`pytest tests/engine tests/stats` and `tests/<app>/pure` run without them"
         )
+    flush_retries_deadlocks()
+
+
+def flush_retries_deadlocks() -> None:
+    """The flush that empties the database after a transactional test TRUNCATEs every table,
+    while the suite's live workers write (heartbeats, captures): PostgreSQL may break the
+    deadlock by aborting the flush. Retry it then, as a client retries a deadlocked
+    transaction; any other failure stays a failure."""
+    from django.core.management.commands import flush
+    from psycopg.errors import DeadlockDetected
+
+    handle = flush.Command.handle
+    if getattr(handle, "retries_deadlocks", False):
+        return
+
+    def deadlocked(exc: BaseException | None) -> bool:
+        while exc is not None:
+            if isinstance(exc, DeadlockDetected):
+                return True
+            exc = exc.__cause__ or exc.__context__
+        return False
+
+    def handle_retrying(self: Any, **options: Any) -> Any:
+        for attempt in range(5):
+            try:
+                return handle(self, **options)
+            except Exception as exc:
+                if attempt == 4 or not deadlocked(exc):
+                    raise
+                time.sleep(0.2 * (attempt + 1))
+        return None
+
+    handle_retrying.retries_deadlocks = True  # type: ignore[attr-defined]
+    flush.Command.handle = handle_retrying  # type: ignore[method-assign]
 
 
 @pytest.fixture(autouse=True)

@@ -166,4 +166,4 @@ def test_an_engineer_runs_watches_and_compares_in_a_real_browser(
     assert live_width.endswith("%")
     assert "passed" in overview_row
     assert f"#{run.pk} against #{previous.pk}" in " ".join(heading.split())
-    assert verdict.split()[0] in {"Regression", "Improvement", "No"}
+    assert verdict.split()[0] in {"Regression", "Improvement", "No", "Inconclusive"}
