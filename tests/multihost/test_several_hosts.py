@@ -20,9 +20,15 @@ from typing import Any
 
 import pytest
 
-from loadtests import tasks
+from loadtests import services
 from loadtests.engine.results import ms
-from loadtests.models import LoadTestDefinition, LoadTestRun, LoadTestStep, RunShard
+from loadtests.models import (
+    LoadTestDefinition,
+    LoadTestRun,
+    LoadTestStep,
+    RunShard,
+    WorkerHeartbeat,
+)
 from stats.histogram import Histogram
 from tests.conftest import ROOT, worker_env
 from tests.deploy.environments import ENTRYPOINT
@@ -83,10 +89,39 @@ class Cluster:
         return f"{self.network.prefix}-{host}@{socket.gethostname()}"
 
 
+# The hosts' broker is a Redis database of their own: the suite's own load generator (started
+# by other tests in this process, on the suite's broker) must never take a shard meant for them.
+CLUSTER_BROKER_DB = 5
+
+
+def cluster_broker_url(suite_broker_url: str) -> str:
+    base, _, _ = suite_broker_url.rpartition("/")
+    return f"{base}/{CLUSTER_BROKER_DB}"
+
+
+def queue_on_cluster(definition: LoadTestDefinition) -> LoadTestRun:
+    """What queue_run does for a sharded run, with its shard tasks sent to the hosts' broker."""
+    from offgridperf.celery import app
+
+    run = services.create_run(definition)
+    broker = cluster_broker_url(os.environ["CELERY_BROKER_URL"])
+    # An explicit connection: Celery prefers the environment's CELERY_BROKER_URL otherwise.
+    with app.connection_for_write(broker) as connection:
+        for index in range(run.shards):
+            app.send_task(
+                "loadtests.tasks.execute_shard",
+                args=[run.pk, index],
+                queue="loadgen",
+                connection=connection,
+            )
+    return run
+
+
 def host_env(network: Network, database_name: str, host: str, var: Path) -> dict[str, str]:
     """What a host's role gets: the hub's address for the database and the broker."""
     hub = network.address("hub")
     env = worker_env(database_name)
+    env["CELERY_BROKER_URL"] = cluster_broker_url(env["CELERY_BROKER_URL"])
     for name in ("DATABASE_URL", "REDIS_URL", "CELERY_BROKER_URL"):
         env[name] = env[name].replace("127.0.0.1:5432", f"{hub}:5432")
         env[name] = env[name].replace("127.0.0.1:6379", f"{hub}:6379")
@@ -119,6 +154,8 @@ def cluster(transactional_db: Any, settings: Any, tmp_path: Path) -> Iterator[Cl
         pytest.fail("the `ip` command is missing: install Debian's iproute2 (make test does)")
     database_name = connection.settings_dict["NAME"]
     app.control.purge()
+    with app.connection_for_write(cluster_broker_url(os.environ["CELERY_BROKER_URL"])) as hosts:
+        app.control.purge(connection=hosts)
     logs = tmp_path
     network = Network(logs)
     try:
@@ -134,8 +171,10 @@ def cluster(transactional_db: Any, settings: Any, tmp_path: Path) -> Iterator[Cl
         started = Cluster(network, target)
         for host in LOADGENS:
             node = started.node(host)
+            # Ready: a worker records its heartbeat once it consumes its queues.
+            up = WorkerHeartbeat.objects.filter(node=node).exists
             try:
-                wait_for(lambda n=node: app.control.ping([n], timeout=1.0), 60, f"{node} up")
+                wait_for(up, 60, f"{node} up")
             except AssertionError:
                 raise AssertionError(network.output(host)[-3000:]) from None
         yield started
@@ -191,7 +230,7 @@ def test_it_runs_two_shards_on_two_hosts_with_exact_merged_percentiles(cluster: 
     wait_for(lambda: healthz_from(network, "lg-a", url) == 200, 60, "web's /healthz from lg-a")
 
     started = time.time()
-    run = tasks.queue_run(definition(cluster.target.url, rate=100, duration_s=5))
+    run = queue_on_cluster(definition(cluster.target.url, rate=100, duration_s=5))
     wait_for(lambda: ended(run), 60, "the sharded run's end")
 
     assert run.status == "passed", run.status_reason
@@ -214,7 +253,7 @@ def test_it_interrupts_the_run_when_a_host_is_cut_off_and_leaves_no_load_once_ba
     cluster: Cluster,
 ) -> None:
     network = cluster.network
-    run = tasks.queue_run(definition(cluster.target.url, rate=60, duration_s=40))
+    run = queue_on_cluster(definition(cluster.target.url, rate=60, duration_s=40))
     wait_for(
         lambda: (
             RunShard.objects.filter(run=run, status="running").count() == 2
