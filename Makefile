@@ -14,8 +14,10 @@ PYTEST_ARGS ?=
 BENCH ?=
 # Parallel workers (pytest-xdist): most tests wait on processes and sleeps rather than on the
 # CPU. Each worker has its own test database and Redis key prefix; tests of server-wide state
-# share an xdist_group, which --dist loadgroup keeps on one worker. TEST_WORKERS=0 runs serially.
-TEST_WORKERS ?= 4
+# form groups (tests/conftest.py) that --dist loadgroup keeps on one worker. 3 workers: at 4,
+# tests that judge real products by their latency starved each other on 2 cores now and then.
+# TEST_WORKERS=0 runs serially.
+TEST_WORKERS ?= 3
 PYTEST_XDIST ?= -n $(TEST_WORKERS) --dist loadgroup
 # Debian packages the tests need (installed by make test when missing).
 # chromium for the browser tests; iproute2 for the several-hosts test; prometheus (and its

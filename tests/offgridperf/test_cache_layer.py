@@ -290,7 +290,9 @@ def test_it_serves_from_the_source_while_redis_is_down_and_recovers(
     assert QUERY.get("k") == "fresh"
     assert cache.state().reachable
     figures = cache.figures()["query"]
-    assert figures.counters["errors"] >= 3  # counted in-process, flushed once Redis was back
+    # Counted in-process, flushed once Redis was back. How many rounds met the probe rather
+    # than a bypass depends on when the probe ran, so at least one of each.
+    assert figures.counters["errors"] >= 1
     assert figures.counters["bypassed"] >= 1
 
 
