@@ -668,8 +668,8 @@ def store_interval(
         if not LoadTestRun.objects.filter(pk=run.pk, status=RunStatus.RUNNING).update(
             requests=F("requests") + snapshot.requests,
             errors=F("errors") + snapshot.errors,
-            iterations=F("iterations") + _iterations(snapshot)[0],
-            iterations_failed=F("iterations_failed") + _iterations(snapshot)[1],
+            iterations=F("iterations") + snapshot.iterations,
+            iterations_failed=F("iterations_failed") + snapshot.iterations_failed,
             heartbeat_at=timezone.now(),
         ):
             return None
@@ -681,15 +681,6 @@ def store_interval(
             transaction.set_rollback(True)  # its figures were added when it was stored
             return stored
         return _create_interval(run, snapshot, run_started, service, shard)
-
-
-def _iterations(snapshot: IntervalSnapshot) -> tuple[int, int, str]:
-    # Requests-mode snapshots (and engines before flow mode) carry no iteration figures.
-    return (
-        getattr(snapshot, "iterations", 0) or 0,
-        getattr(snapshot, "iterations_failed", 0) or 0,
-        getattr(snapshot, "iteration_histogram", "") or "",
-    )
 
 
 def _create_interval(
@@ -711,8 +702,8 @@ def _create_interval(
         target=snapshot.target,
         active_users=snapshot.active_users,
         in_flight=snapshot.in_flight,
-        in_flight_mean=getattr(snapshot, "in_flight_mean", None),
-        in_flight_max=getattr(snapshot, "in_flight_max", None),
+        in_flight_mean=snapshot.in_flight_mean,
+        in_flight_max=snapshot.in_flight_max,
         late_starts=snapshot.late_starts,
         per_step=dict(snapshot.per_step or {}),
         latency_p50_ms=snapshot.latency_p50_ms if snapshot.requests else None,
@@ -725,9 +716,9 @@ def _create_interval(
         latency_histogram=snapshot.latency_histogram if snapshot.requests else "",
         service_histogram=snapshot.service_histogram if snapshot.requests else "",
         errors_by_class=dict(snapshot.errors_by_class),
-        iterations=_iterations(snapshot)[0],
-        iterations_failed=_iterations(snapshot)[1],
-        iteration_histogram=_iterations(snapshot)[2],
+        iterations=snapshot.iterations,
+        iterations_failed=snapshot.iterations_failed,
+        iteration_histogram=snapshot.iteration_histogram,
         cpu_pct=snapshot.cpu_pct,
         loop_lag_ms=snapshot.loop_lag_ms,
     )
