@@ -15,7 +15,11 @@ import psutil
 import pytest
 
 from loadtests.models import LoadTestDefinition, LoadTestRun, LoadTestStep, WorkerHeartbeat
-from offgridperf.management.commands.runall import Backoff, product_processes
+from offgridperf.management.commands.runall import (
+    STOP_GRACE_S,
+    Backoff,
+    product_processes,
+)
 from tests.cache_redis import private_redis_server
 from tests.conftest import ROOT, closed_port, worker_env
 from tests.processes import Runall, answers, restarted, send_task, wait_for
@@ -44,6 +48,10 @@ class Product(Runall):
     @property
     def target_health(self) -> str:
         return f"{self.target_url}/healthz"
+
+    def ports(self) -> tuple[int, int]:
+        """The web server's and the demo target's."""
+        return self.port, self.target_port
 
 
 def worker_alive() -> bool:
@@ -106,6 +114,22 @@ def test_it_starts_as_many_one_at_a_time_generators_as_runall_loadgen_workers(
     assert " -Q default " in " ".join(specs["worker"])
 
 
+def test_its_web_servers_give_up_on_open_connections_before_runall_gives_up_on_them() -> None:
+    """Told to stop (by runall, or by the kernel when runall was killed), gunicorn waits for
+    open connections, an idle keep-alive one too, 30 s by default: longer than runall waits."""
+    specs = {spec.name: spec.argv for spec in product_processes("127.0.0.1", 8000)}
+    for name in ("web", "target"):
+        argv = specs[name]
+        assert int(argv[argv.index("--graceful-timeout") + 1]) < STOP_GRACE_S, name
+
+
+def described(proc: psutil.Process) -> str:
+    try:
+        return f"{proc.pid} {' '.join(proc.cmdline()[:4])}"
+    except psutil.Error:
+        return f"{proc.pid} (gone)"
+
+
 def test_it_backs_off_exponentially_up_to_thirty_seconds_and_forgives_a_long_uptime() -> None:
     backoff = Backoff()
     delays = [backoff.next_delay(uptime_s=0.5) for _ in range(7)]
@@ -146,9 +170,21 @@ def test_no_process_outlives_a_runall_killed_with_sigkill(product: Product) -> N
     descendants = product.descendants()
     names = {proc.name() for proc in descendants}
     assert len(descendants) >= 8, names  # four leaders, gunicorn workers, the prefork pool
+    # A client holding a connection open: told to stop, gunicorn waits for it (30 s by
+    # default) before it kills its workers.
+    held = [socket.create_connection(("127.0.0.1", port)) for port in product.ports()]
+    for sock in held:
+        sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n")  # the headers never end
     product.proc.kill()
     product.proc.wait()
-    waited = wait_for(lambda: all(gone(proc) for proc in descendants), 30, "every descendant's end")
+    try:
+        waited = wait_for(lambda: all(gone(p) for p in descendants), 30, "every descendant's end")
+    except AssertionError as late:
+        alive = [described(p) for p in descendants if not gone(p)]
+        raise AssertionError(f"{late}: still running {alive}") from None
+    finally:
+        for sock in held:
+            sock.close()
     print(f"every descendant gone {waited:.1f} s after runall's SIGKILL")
 
 

@@ -27,6 +27,10 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 STOP_GRACE_S = 15
+# How long gunicorn, told to stop, waits for open connections (an idle keep-alive one too)
+# before it kills its workers; by default 30 s. Below STOP_GRACE_S: a stop ends cleanly, and a
+# server whose runall was killed (it gets SIGTERM from the kernel) is gone as soon.
+GUNICORN_GRACE_S = 10
 POLL_S = 0.2
 PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
 
@@ -89,6 +93,8 @@ def web_process(host: str, port: int) -> ProcessSpec:
             f"{host}:{port}",
             "--workers",
             "2",
+            "--graceful-timeout",
+            str(GUNICORN_GRACE_S),
             "--access-logfile",
             "-",
         ],
@@ -125,6 +131,8 @@ def target_process(host: str = "127.0.0.1") -> ProcessSpec:
             "2",
             "--threads",
             "8",
+            "--graceful-timeout",
+            str(GUNICORN_GRACE_S),
         ],
     )
 
