@@ -66,7 +66,7 @@ def test_it_narrows_by_target_and_run(viewer_client: Any, captures: Captures) ->
 @pytest.mark.parametrize(
     ("query", "message"),
     [
-        ("kind=heap", "kind: Pick one of cpu, memory, threads, trace."),
+        ("kind=heap", "kind: Pick one of cpu, memory, threads, trace, allocations."),
         ("run=abc", "run: Enter a whole number."),
         ("status=lost", "status: Pick one of queued, running, done, error."),
         ("target=0", "target: Ensure this value is greater than or equal to 1."),
