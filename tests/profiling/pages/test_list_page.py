@@ -125,6 +125,18 @@ def test_it_queues_a_capture_of_a_target_with_its_children_setting(
     assert len(queued) == 1
 
 
+def test_it_refuses_an_allocation_capture_of_a_target_with_its_children(
+    capturer_client: Any, captures: Captures
+) -> None:
+    captures.target.include_children = True
+    captures.target.save()
+    before = ProfileCapture.objects.count()
+    response = capturer_client.post(TAKE, form(kind="allocations", target=str(captures.target.pk)))
+    assert response.status_code == 400
+    assert "children: an allocation capture attaches to one process" in response.content.decode()
+    assert ProfileCapture.objects.count() == before
+
+
 @pytest.mark.parametrize(
     ("fields", "message"),
     [
