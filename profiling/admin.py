@@ -12,7 +12,9 @@ from profiling.models import CAPTURE_ANY_PROCESS, FunctionStat, ProfileCapture, 
 
 @admin.register(ProfileTarget)
 class ProfileTargetAdmin(admin.ModelAdmin):
-    list_display = ["name", "pid", "pid_file", "cmdline_match", "include_children"]
+    list_display = [
+        "name", "pid", "pid_file", "cmdline_match", "include_children", "allocations_during_runs",
+    ]  # fmt: skip
     search_fields = ["name", "cmdline_match"]
     filter_horizontal = ["load_tests"]
 

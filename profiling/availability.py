@@ -54,12 +54,23 @@ def ptrace_missing() -> str | None:
     problem = preflight.ptrace_problem(
         preflight.yama_scope(), preflight.effective_caps(), os.getuid(), os.getuid()
     )
-    return f"CPU, thread and trace captures need ptrace: {problem}" if problem else None
+    return f"CPU, thread, trace and allocation captures need ptrace: {problem}" if problem else None
+
+
+def gdb_missing() -> str | None:
+    """Why allocation captures cannot run here, as far as gdb goes, or None."""
+    if shutil.which("gdb"):
+        return None
+    return (
+        "Allocation captures need gdb, which memray attaches through: install Debian's gdb "
+        "(apt-get install gdb)"
+    )
 
 
 def missing() -> list[str]:
     """Every profiler feature the current configuration lacks, one line each."""
-    return [line for line in (agent_missing(), pyspy_missing(), ptrace_missing()) if line]
+    found = (agent_missing(), pyspy_missing(), ptrace_missing(), gdb_missing())
+    return [line for line in found if line]
 
 
 def agent_note(summary: dict[str, Any], pid: int | None) -> str:

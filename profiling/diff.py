@@ -1,4 +1,5 @@
-"""The diff of two CPU captures: which functions' share of the samples changed most.
+"""The diff of two CPU captures: which functions' share of the samples changed most; and of
+two allocation captures: which allocators grew (`allocator_growth`).
 
 Pure: no Django. Each capture comes in as its top functions (plain dicts with `function`,
 `file`, `line`, `self_samples`, `total_samples`), its sample count and, when it was taken during
@@ -129,3 +130,46 @@ def diff(
     rows = [row(pair, a_samples, b_samples, a_requests, b_requests) for pair in match(a, b)]
     rows.sort(key=lambda r: (-max(abs(r["self_delta"]), abs(r["total_delta"])), key_of(r)))
     return rows[:limit]
+
+
+def allocator_growth(
+    a: Sequence[Stat], b: Sequence[Stat], *, limit: int = DEFAULT_LIMIT
+) -> list[dict[str, Any]]:
+    """The allocators that hold more bytes at the peak of capture b than of capture a, most
+    grown first. Each side is its top allocators by bytes (dicts with `function`, `file`,
+    `line`, `bytes`, `count`), matched like functions are; one missing from a side counts 0
+    there (it was not among that capture's top allocators).
+
+    >>> a = [{"function": "cache", "file": "m.py", "line": 4, "bytes": 100, "count": 1}]
+    >>> b = [{"function": "cache", "file": "m.py", "line": 4, "bytes": 900, "count": 9}]
+    >>> [(r["function"], r["bytes_delta"], r["count_delta"]) for r in allocator_growth(a, b)]
+    [('cache', 800, 8)]
+    """
+    rows = []
+    for stat_a, stat_b in match(a, b):
+        shown = stat_b or stat_a
+        assert shown is not None
+        a_bytes, b_bytes = _amount(stat_a, "bytes"), _amount(stat_b, "bytes")
+        if b_bytes <= a_bytes:
+            continue
+        a_count, b_count = _amount(stat_a, "count"), _amount(stat_b, "count")
+        rows.append(
+            {
+                "function": shown["function"],
+                "file": shown["file"],
+                "line": int(shown.get("line") or 0),
+                "a_bytes": a_bytes,
+                "b_bytes": b_bytes,
+                "bytes_delta": b_bytes - a_bytes,
+                "a_count": a_count,
+                "b_count": b_count,
+                "count_delta": b_count - a_count,
+                "in_a": stat_a is not None,
+            }
+        )
+    rows.sort(key=lambda r: (-r["bytes_delta"], key_of(r)))
+    return rows[:limit]
+
+
+def _amount(stat: Stat | None, field: str) -> int:
+    return int(stat.get(field) or 0) if stat is not None else 0

@@ -37,6 +37,15 @@ class ProfileTarget(models.Model):
         help_text="Runs of these load tests record this process' memory throughout and take a "
         "CPU profile over their steady state.",
     )
+    # -- allocation captures (memray) --
+    allocations_during_runs = models.BooleanField(
+        "allocations during runs",
+        default=False,
+        help_text="Runs of its load tests also take an allocation capture (memray) of this "
+        "process over the second half of their steady state. Needs memray installed in the "
+        "target's Python, and slows its allocations meanwhile.",
+    )
+    # -- end of allocation captures --
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -57,6 +66,8 @@ class CaptureKind(models.TextChoices):
     MEMORY = "memory", "Memory trend"
     THREADS = "threads", "Thread dump"
     TRACE = "trace", "Trace timeline"
+    # Allocation captures (memray attach): the heap by stack; read from the capture's summary.
+    ALLOCATIONS = "allocations", "Allocations"
 
 
 class CaptureStatus(models.TextChoices):

@@ -204,6 +204,20 @@ def trace_context(capture: ProfileCapture) -> dict[str, Any]:
     return {"trace": trace_events(doc) if doc is not None else None}
 
 
+def allocations_context(capture: ProfileCapture) -> dict[str, Any]:
+    """The heap at its peak as a flame graph (from its artefact), and the summary's top
+    allocators by bytes and by count and its leaks, the first FUNCTIONS_TOP of each."""
+    summary = capture.summary or {}
+    flame = _read_json(capture, "flame")
+    return {
+        "flame": flame if isinstance(flame, dict) else None,
+        "top_by_bytes": list(summary.get("top_by_bytes") or [])[:FUNCTIONS_TOP],
+        "top_by_count": list(summary.get("top_by_count") or [])[:FUNCTIONS_TOP],
+        "leaks": list(summary.get("leaks") or [])[:FUNCTIONS_TOP],
+        "heap": summary,
+    }
+
+
 def threads_context(capture: ProfileCapture) -> dict[str, Any]:
     return {"threads": (capture.summary or {}).get("threads") or []}
 
@@ -213,6 +227,7 @@ KIND_CONTEXT = {
     CaptureKind.MEMORY: memory_context,
     CaptureKind.THREADS: threads_context,
     CaptureKind.TRACE: trace_context,
+    CaptureKind.ALLOCATIONS: allocations_context,
 }
 
 

@@ -120,8 +120,10 @@ def register_compare() -> None:
 
 
 def compare_profiles(a: Any, b: Any) -> dict[str, Any] | None:
-    """Both runs' memory verdicts, and the functions whose CPU share changed most between
-    their latest CPU profiles. Two queries (their captures; the two CPU profiles' functions)."""
+    """Both runs' memory verdicts, the functions whose CPU share changed most between their
+    latest CPU profiles, and the allocators that grew between their latest allocation captures
+    (read from those captures' summaries). Two queries (their captures; the two CPU profiles'
+    functions)."""
     captures = list(
         ProfileCapture.objects.filter(run__in=[a.pk, b.pk], status=CaptureStatus.DONE)
         .select_related("target")
@@ -131,11 +133,14 @@ def compare_profiles(a: Any, b: Any) -> dict[str, Any] | None:
         return None
     memory = {run.pk: [] for run in (a, b)}
     cpu: dict[int, ProfileCapture] = {}
+    allocations: dict[int, ProfileCapture] = {}
     for capture in captures:
         if capture.kind == CaptureKind.MEMORY:
             memory[capture.run_id].append(capture)
         elif capture.kind == CaptureKind.CPU:
             cpu.setdefault(capture.run_id, capture)
+        elif capture.kind == CaptureKind.ALLOCATIONS:
+            allocations.setdefault(capture.run_id, capture)
     rows: list[dict[str, Any]] = []
     if a.pk in cpu and b.pk in cpu:
         rows = cpu_shift(cpu[a.pk], cpu[b.pk], a.requests, b.requests)
@@ -148,7 +153,21 @@ def compare_profiles(a: Any, b: Any) -> dict[str, Any] | None:
         "cpu_b": cpu.get(b.pk),
         "rows": rows,
         "per_request": bool(a.requests and b.requests),
+        "allocations_a": allocations.get(a.pk),
+        "allocations_b": allocations.get(b.pk),
+        "grown": allocators_grown(allocations.get(a.pk), allocations.get(b.pk)),
     }
+
+
+def allocators_grown(a: ProfileCapture | None, b: ProfileCapture | None) -> list[dict[str, Any]]:
+    """The allocators that grew from allocation capture a to b; [] unless both are there."""
+    if a is None or b is None:
+        return []
+    return diff.allocator_growth(
+        (a.summary or {}).get("top_by_bytes") or [],
+        (b.summary or {}).get("top_by_bytes") or [],
+        limit=COMPARE_ROWS,
+    )
 
 
 def cpu_shift(

@@ -13,6 +13,8 @@ import psutil
 
 CAP_SYS_PTRACE = 19
 YAMA_SCOPE = Path("/proc/sys/kernel/yama/ptrace_scope")
+# The oldest CPython the pinned memray (requirements.txt) supports.
+MEMRAY_MIN_PYTHON = (3, 9)
 _PYTHON_VERSION = re.compile(r"python(\d+\.\d+)")
 
 
@@ -28,8 +30,9 @@ class Process:
     cmdline: str
 
 
-def check(pid: int, *, needs_ptrace: bool = True) -> Process:
-    """The process `pid` as far as a capture needs it, or PreflightError."""
+def check(pid: int, *, needs_ptrace: bool = True, tracer: str = "py-spy") -> Process:
+    """The process `pid` as far as a capture needs it, or PreflightError. `tracer` is the
+    program that will ptrace it, named in the fix when ptrace needs a capability."""
     try:
         process = psutil.Process(pid)
         exe = process.exe() or process.name()
@@ -49,7 +52,9 @@ def check(pid: int, *, needs_ptrace: bool = True) -> Process:
             "that runs the service (e.g. the gunicorn or celery worker, not a shell)"
         )
     if needs_ptrace:
-        problem = ptrace_problem(yama_scope(), effective_caps(), os.getuid(), their_uid)
+        problem = ptrace_problem(
+            yama_scope(), effective_caps(), os.getuid(), their_uid, tracer=tracer
+        )
         if problem:
             raise PreflightError(problem)
     return Process(pid=pid, exe=exe, python_version=version, cmdline=cmdline)
@@ -97,7 +102,9 @@ def python_version(pid: int, exe: str) -> str | None:
     return match.group(1) if match else None
 
 
-def ptrace_problem(scope: int | None, caps: int, our_uid: int, their_uid: int) -> str | None:
+def ptrace_problem(
+    scope: int | None, caps: int, our_uid: int, their_uid: int, *, tracer: str = "py-spy"
+) -> str | None:
     """Why ptrace would be refused, from the Yama scope (None: no Yama), our effective
     capabilities and the two uids; None when it is allowed."""
     privileged = bool(caps & (1 << CAP_SYS_PTRACE))
@@ -111,7 +118,7 @@ def ptrace_problem(scope: int | None, caps: int, our_uid: int, their_uid: int) -
     if scope == 2:
         return (
             "ptrace needs CAP_SYS_PTRACE here (kernel.yama.ptrace_scope = 2): give the worker "
-            "that capability (e.g. `setcap cap_sys_ptrace+ep` on py-spy, or docker run "
+            f"that capability (e.g. `setcap cap_sys_ptrace+ep` on {tracer}, or docker run "
             "--cap-add SYS_PTRACE), or set `sysctl kernel.yama.ptrace_scope=0`"
         )
     if our_uid != their_uid:
@@ -123,6 +130,25 @@ def ptrace_problem(scope: int | None, caps: int, our_uid: int, their_uid: int) -
         return (
             "ptrace of a process that is not our child is refused (kernel.yama.ptrace_scope = "
             "1): set `sysctl kernel.yama.ptrace_scope=0`, or give the worker CAP_SYS_PTRACE"
+        )
+    return None
+
+
+def allocation_problem(python_version: str, gdb: str | None) -> str | None:
+    """Why memray cannot attach to a process running Python `python_version` ("3.11") with the
+    gdb found at `gdb` (None: not found), or None."""
+    if gdb is None:
+        return (
+            "gdb is not installed, and memray attaches through it: install Debian's gdb "
+            "(apt-get install gdb; the Makefile's SYSTEM_PACKAGES has it)"
+        )
+    major, _, minor = python_version.partition(".")
+    if (int(major), int(minor or 0)) < MEMRAY_MIN_PYTHON:
+        oldest = ".".join(map(str, MEMRAY_MIN_PYTHON))
+        return (
+            f"the process runs Python {python_version}, and memray attaches to CPython "
+            f"{oldest} or newer: take a memory capture (RSS over time) instead, or upgrade its "
+            "Python"
         )
     return None
 

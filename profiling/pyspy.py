@@ -14,12 +14,14 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from profiling import toolrun
+
 # Beyond the sampling duration: py-spy's start (attach, symbol loading) and writing the file.
 MARGIN_S = 30.0
 FORMATS = ("speedscope", "chrometrace", "raw", "flamegraph")
 
 
-class PySpyError(Exception):
+class PySpyError(toolrun.ToolError):
     """py-spy failed; the message is its own last words, with what to do where known."""
 
 
@@ -67,8 +69,8 @@ def record(
         command.append("--nonblocking")
     result = _run(command, timeout_s=seconds + MARGIN_S)
     if not output.exists():
-        raise PySpyError(f"py-spy wrote no profile: {_last_words(result)}")
-    return _last_words(result, default="")
+        raise PySpyError(f"py-spy wrote no profile: {toolrun.last_words(result)}")
+    return toolrun.last_words(result, default="")
 
 
 def dump(exe: str, pid: int, *, timeout_s: float = MARGIN_S) -> list[dict[str, Any]]:
@@ -77,36 +79,8 @@ def dump(exe: str, pid: int, *, timeout_s: float = MARGIN_S) -> list[dict[str, A
     try:
         return json.loads(result.stdout)
     except json.JSONDecodeError:
-        raise PySpyError(f"py-spy dump gave no JSON: {_last_words(result)}") from None
+        raise PySpyError(f"py-spy dump gave no JSON: {toolrun.last_words(result)}") from None
 
 
 def _run(command: list[str], *, timeout_s: float) -> subprocess.CompletedProcess[str]:
-    try:
-        result = subprocess.run(  # noqa: S603 - a fixed executable and our own arguments
-            command, capture_output=True, text=True, timeout=timeout_s, check=False
-        )
-    except subprocess.TimeoutExpired:
-        raise PySpyError(
-            f"py-spy did not finish within {timeout_s:.0f} s and was stopped"
-        ) from None
-    except OSError as exc:
-        raise PySpyError(f"cannot run py-spy ({command[0]}): {exc.strerror or exc}") from None
-    if result.returncode != 0:
-        raise PySpyError(_explain(_last_words(result)))
-    return result
-
-
-def _last_words(result: subprocess.CompletedProcess[str], default: str = "no output") -> str:
-    lines = [line for line in (result.stderr + "\n" + result.stdout).splitlines() if line.strip()]
-    errors = [line for line in lines if "rror" in line]
-    return (errors or lines or [default])[-1].strip()
-
-
-def _explain(message: str) -> str:
-    lowered = message.lower()
-    if "permission denied" in lowered or "operation not permitted" in lowered:
-        return (
-            f"{message}: ptrace was refused; run the worker as the process' user or as root, "
-            "or give it CAP_SYS_PTRACE"
-        )
-    return message
+    return toolrun.run(command, timeout_s=timeout_s, tool="py-spy", error=PySpyError)

@@ -1,11 +1,15 @@
 """Profiles tied to load-test runs. A definition's profile targets (ProfileTarget.load_tests)
 have, for each of its runs, their memory recorded from start to end and a CPU profile taken
-over the steady state (after the ramp-up, before the last tenth of the run)."""
+over the steady state (after the ramp-up, before the last tenth of the run). A target with
+allocations_during_runs has an allocation capture (memray) too, over the second half of the
+steady state, after the CPU profile over the first: memray slows every allocation, which a
+CPU profile taken at the same time would blame on the service."""
 
 from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from django.db import close_old_connections, connection
@@ -37,6 +41,12 @@ def steady_window(run: LoadTestRun) -> Window:
     return Window(start_s=ramp, duration_s=end - ramp)
 
 
+def halves(window: Window) -> tuple[Window, Window]:
+    """The first and second half of `window`."""
+    half = window.duration_s / 2
+    return Window(window.start_s, half), Window(window.start_s + half, half)
+
+
 def targets_of(run: LoadTestRun) -> list[ProfileTarget]:
     if run.definition_id is None:
         return []
@@ -57,9 +67,22 @@ def profile_run(run_id: int, target_id: int) -> list[int]:
         run=run,
         created_by="run",
     )
+    cpu_window, heap_window = halves(window) if target.allocations_during_runs else (window, None)
     cpu = services.create_capture(
-        CaptureKind.CPU, target=target, duration_s=window.duration_s, run=run, created_by="run"
+        CaptureKind.CPU, target=target, duration_s=cpu_window.duration_s, run=run, created_by="run"
     )
+    steady = [cpu]
+    if heap_window is not None:
+        steady.append(
+            services.create_capture(
+                CaptureKind.ALLOCATIONS,
+                target=target,
+                duration_s=heap_window.duration_s,
+                include_children=False,
+                run=run,
+                created_by="run",
+            )
+        )
     monitor = threading.Thread(
         target=_in_thread, args=(memory.pk, run_id), name=f"profile-run-{run_id}-memory"
     )
@@ -67,17 +90,19 @@ def profile_run(run_id: int, target_id: int) -> list[int]:
     started = time.monotonic()
     while time.monotonic() - started < window.start_s and _running(run_id):
         time.sleep(min(STATUS_CHECK_S, window.start_s))
-    if _running(run_id):
-        services.execute(cpu.pk)
-    else:
-        ProfileCapture.objects.filter(pk=cpu.pk).update(
-            status=CaptureStatus.ERROR, error="the run ended before its steady state"
-        )
+    for capture in steady:
+        if _running(run_id):
+            services.execute(capture.pk, should_stop=ended(run_id))
+        else:
+            ProfileCapture.objects.filter(pk=capture.pk).update(
+                status=CaptureStatus.ERROR, error="the run ended before its steady state"
+            )
     monitor.join()
-    return [memory.pk, cpu.pk]
+    return [memory.pk, *(capture.pk for capture in steady)]
 
 
-def _in_thread(capture_id: int, run_id: int) -> None:
+def ended(run_id: int) -> Callable[[], bool]:
+    """Whether run `run_id` has ended, asked of the database at most once a second."""
     checked = {"at": 0.0, "running": True}
 
     def run_ended() -> bool:
@@ -86,9 +111,13 @@ def _in_thread(capture_id: int, run_id: int) -> None:
             checked["at"], checked["running"] = now, _running(run_id)
         return not checked["running"]
 
+    return run_ended
+
+
+def _in_thread(capture_id: int, run_id: int) -> None:
     try:
         close_old_connections()
-        services.execute(capture_id, should_stop=run_ended)
+        services.execute(capture_id, should_stop=ended(run_id))
     finally:
         connection.close()
 

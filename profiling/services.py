@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import logging
+import shutil
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -16,7 +17,18 @@ from django.db import transaction
 from django.utils import timezone
 
 from loadtests.models import LoadTestRun, RunStatus
-from profiling import agentclient, availability, monitor, preflight, pyspy, speedscope, trend
+from profiling import (
+    agentclient,
+    availability,
+    heap,
+    memrayattach,
+    monitor,
+    preflight,
+    pyspy,
+    speedscope,
+    toolrun,
+    trend,
+)
 from profiling.models import (
     CaptureKind,
     CaptureStatus,
@@ -101,6 +113,9 @@ def create_capture(
         raise CaptureProblem(problem)
     if include_children is None:
         include_children = bool(target and target.include_children)
+    problem = children_problem(kind, include_children)
+    if problem:
+        raise CaptureProblem(problem)
     return ProfileCapture.objects.create(
         kind=kind,
         target=target,
@@ -154,6 +169,15 @@ def capture_problem(
     return None
 
 
+def children_problem(kind: str, include_children: bool) -> str | None:
+    if kind == CaptureKind.ALLOCATIONS and include_children:
+        return (
+            "children: an allocation capture attaches to one process: capture a worker by its "
+            "PID (a child of a target registered with its children may be captured)"
+        )
+    return None
+
+
 def current_run() -> LoadTestRun | None:
     """The load-test run going on now, when exactly one is."""
     running = list(LoadTestRun.objects.filter(status=RunStatus.RUNNING)[:2])
@@ -170,7 +194,7 @@ def execute(capture_id: int, *, should_stop: Callable[[], bool] = lambda: False)
     capture = ProfileCapture.objects.get(pk=capture_id)
     try:
         _take(capture, should_stop)
-    except (preflight.PreflightError, pyspy.PySpyError, CaptureProblem) as exc:
+    except (preflight.PreflightError, toolrun.ToolError, CaptureProblem) as exc:
         return _finish(capture, CaptureStatus.ERROR, str(exc))
     except Exception as exc:  # noqa: BLE001 - a capture ends `error`, whatever went wrong
         log.exception("profile capture %s failed", capture_id)
@@ -194,14 +218,20 @@ def _take(capture: ProfileCapture, should_stop: Callable[[], bool]) -> None:
         if problem:
             raise preflight.PreflightError(problem)
     needs_ptrace = capture.kind != CaptureKind.MEMORY
-    process = preflight.check(capture.pid, needs_ptrace=needs_ptrace)
+    tracer = "gdb" if capture.kind == CaptureKind.ALLOCATIONS else "py-spy"
+    process = preflight.check(capture.pid, needs_ptrace=needs_ptrace, tracer=tracer)
     capture.python_version = process.python_version
     capture.save(update_fields=["pid", "python_version"])
+    if capture.kind == CaptureKind.ALLOCATIONS:
+        problem = preflight.allocation_problem(process.python_version, shutil.which("gdb"))
+        if problem:
+            raise preflight.PreflightError(problem)
     {
         CaptureKind.CPU: _cpu,
         CaptureKind.THREADS: _threads,
         CaptureKind.TRACE: _trace,
         CaptureKind.MEMORY: lambda c: _memory(c, should_stop),
+        CaptureKind.ALLOCATIONS: lambda c: _allocations(c, should_stop),
     }[capture.kind](capture)
 
 
@@ -313,6 +343,23 @@ def _trace(capture: ProfileCapture) -> None:
         "threads": len({event.get("tid") for event in events}),
         "bytes": output.stat().st_size,
     }
+
+
+def _allocations(capture: ProfileCapture, should_stop: Callable[[], bool]) -> None:
+    """memray attached for the window; the heap at its peak by stack (the flame graph), the top
+    allocators and the leaks in the summary, and memray's own file to download."""
+    capture.tool, capture.tool_version = "memray", memrayattach.version()
+    output = artefact_dir(capture) / "allocations.memray"
+    output.unlink(missing_ok=True)  # memray refuses to overwrite a file
+    recorded_s = memrayattach.capture(
+        capture.pid, output, duration_s=capture.duration_s, should_stop=should_stop
+    )
+    found = heap.read(output)
+    flame = artefact_dir(capture) / "allocations.flame.json"
+    flame.write_text(json.dumps(heap.flame_tree(found.peak)))
+    _keep(capture, "memray", output)
+    _keep(capture, "flame", flame)
+    capture.summary = {**heap.summary(found), "recorded_s": recorded_s}
 
 
 def _memory(capture: ProfileCapture, should_stop: Callable[[], bool]) -> None:

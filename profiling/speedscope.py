@@ -17,7 +17,7 @@ per sample (py-spy writes seconds: 1 / rate).
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -104,13 +104,29 @@ def flame_tree(doc: dict[str, Any], min_share: float = 0.002) -> dict[str, Any]:
     """A nested {"name", "value", "children"} tree (root "all", then threads), for drawing a
     flame graph; nodes below `min_share` of all samples are left out to bound its size."""
     table = frames(doc)
+    return weighted_tree(
+        (([thread, *(frame_label(table[i]) for i in stack)], 1) for thread, stack in stacks(doc)),
+        min_share,
+    )
+
+
+def weighted_tree(
+    paths: Iterable[tuple[list[str], int]], min_share: float = 0.002
+) -> dict[str, Any]:
+    """The flame tree of labelled paths (root first) and their weights: samples of a CPU
+    profile, or bytes of an allocation capture. Nodes below `min_share` of the whole are left
+    out to bound its size.
+
+    >>> weighted_tree([(["main", "load"], 900), (["main"], 100)])["children"][0]["value"]
+    1000
+    """
     root: dict[str, Any] = {"name": "all", "value": 0, "children": {}}
-    for thread, stack in stacks(doc):
-        root["value"] += 1
+    for labels, weight in paths:
+        root["value"] += weight
         node = root
-        for label in [thread, *(frame_label(table[i]) for i in stack)]:
+        for label in labels:
             node = node["children"].setdefault(label, {"name": label, "value": 0, "children": {}})
-            node["value"] += 1
+            node["value"] += weight
     return _pruned(root, max(1, int(root["value"] * min_share)))
 
 

@@ -1,5 +1,7 @@
-// CPU capture page: a flame graph drawn on a canvas from the server's pruned flame tree
-// ({name, value, children}, root "all", then threads, then frames root first). Our own small
+// CPU and allocation capture pages: a flame graph drawn on a canvas from the server's pruned
+// flame tree ({name, value, children}, root "all", then frames root first; a CPU profile has
+// its threads under the root). The canvas' data-unit says what a value counts ("samples", the
+// default, or "bytes"). Our own small
 // renderer: no library, no CDN. Click a frame to zoom into it, click the root to reset; hover
 // shows the frame's name, samples and share. The canvas carries data-drawn (frames drawn) and
 // data-focus (the zoomed frame's path) so that tests and tools can see what it shows.
@@ -12,6 +14,7 @@
   const tip = document.getElementById("flame-tip");
   const root = JSON.parse(document.getElementById("flame-data").textContent);
   const ctx = canvas.getContext("2d");
+  const unit = canvas.dataset.unit || "samples";
   let focus = root;
   let drawn = [];
 
@@ -106,6 +109,19 @@
     return drawn.find((d) => x >= d.x && x < d.x + d.w && y >= d.y && y < d.y + ROW);
   }
 
+  function amount(value) {
+    if (unit !== "bytes") return value + " " + unit;
+    // As the page's tables print them (Django's filesizeformat: powers of 1024).
+    const steps = ["bytes", "KB", "MB", "GB"];
+    let shown = value;
+    let step = 0;
+    while (shown >= 1024 && step < steps.length - 1) {
+      shown /= 1024;
+      step += 1;
+    }
+    return (step ? shown.toFixed(1) : String(shown)) + " " + steps[step];
+  }
+
   canvas.addEventListener("click", function (event) {
     const hit = frameAt(event);
     if (!hit) return;
@@ -123,7 +139,7 @@
     const node = hit.node;
     const share = root.value ? (100 * node.value / root.value).toFixed(2) : "0";
     const ofFocus = focus.value ? (100 * node.value / focus.value).toFixed(2) : "0";
-    tip.textContent = node.name + " — " + node.value + " samples, " + share + "% of all" +
+    tip.textContent = node.name + " — " + amount(node.value) + ", " + share + "% of all" +
       (focus !== root ? ", " + ofFocus + "% of the zoomed frame" : "");
     tip.hidden = false;
     const box = canvas.getBoundingClientRect();

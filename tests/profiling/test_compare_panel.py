@@ -68,3 +68,50 @@ def test_runs_without_profiles_get_no_profiles_panel(admin_client: Any) -> None:
     b = finished_run(definition, hours_ago=1, requests=10)
     page = admin_client.get(f"/runs/compare/?a={a.pk}&b={b.pk}").content.decode()
     assert 'id="panel-profiles"' not in page
+
+
+def allocations(run: LoadTestRun, top_by_bytes: list[dict[str, Any]]) -> ProfileCapture:
+    return ProfileCapture.objects.create(
+        kind=CaptureKind.ALLOCATIONS, run=run, status=CaptureStatus.DONE, duration_s=10,
+        summary={"top_by_bytes": top_by_bytes},
+    )  # fmt: skip
+
+
+def allocator(function: str, line: int, size: int, count: int) -> dict[str, Any]:
+    return {"function": function, "file": "app/ledger.py", "line": line, "bytes": size,
+            "count": count}  # fmt: skip
+
+
+def test_the_compare_page_shows_the_allocators_that_grew(admin_client: Any) -> None:
+    definition = LoadTestDefinition.objects.create(
+        name="allocating", target_base_url="http://127.0.0.1:8001", duration_s=60, users=1
+    )
+    a = finished_run(definition, hours_ago=2, requests=6000)
+    b = finished_run(definition, hours_ago=1, requests=6000)
+    allocations(a, [allocator("cache_rows", 40, 2_000_000, 20), allocator("parse", 7, 900, 9)])
+    allocations(
+        b,
+        [
+            allocator("cache_rows", 40, 9_000_000, 90),
+            allocator("parse", 7, 500, 5),
+            allocator("remember_totals", 60, 3_000_000, 3),
+        ],
+    )
+    page = admin_client.get(f"/runs/compare/?a={a.pk}&b={b.pk}").content.decode()
+    grown = page[page.index('id="allocators-grown"') :]
+    grown = grown[: grown.index("</table>")]
+    # cache_rows grew by 7 MB, remember_totals is new with 3 MB; parse shrank and is not shown.
+    assert grown.index("cache_rows") < grown.index("remember_totals")
+    assert "parse" not in grown
+    assert ">new<" in grown
+
+
+def test_the_compare_page_says_which_run_lacks_an_allocation_capture(admin_client: Any) -> None:
+    definition = LoadTestDefinition.objects.create(
+        name="half", target_base_url="http://127.0.0.1:8001", duration_s=60, users=1
+    )
+    a = finished_run(definition, hours_ago=2, requests=10)
+    b = finished_run(definition, hours_ago=1, requests=10)
+    allocations(a, [allocator("cache_rows", 40, 2_000_000, 20)])
+    page = admin_client.get(f"/runs/compare/?a={a.pk}&b={b.pk}").content.decode()
+    assert f"An allocation capture of each run is needed: run #{b.pk} has none." in page

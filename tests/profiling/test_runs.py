@@ -8,6 +8,7 @@ import time
 from collections.abc import Callable
 
 import pytest
+from django.db import connection
 
 from loadtests.models import LoadTestDefinition, LoadTestRun, RunStatus
 from profiling import runs, tasks
@@ -54,6 +55,7 @@ def test_a_run_records_its_targets_memory_throughout_and_cpu_in_its_steady_state
     def finish_run() -> None:
         time.sleep(5)
         LoadTestRun.objects.filter(pk=run.pk).update(status=RunStatus.PASSED)
+        connection.close()  # this thread's own: the test database is dropped at teardown
 
     finisher = threading.Thread(target=finish_run)
     finisher.start()
@@ -80,3 +82,37 @@ def test_a_definition_without_profile_targets_queues_nothing() -> None:
     assert runs.targets_of(run) == []
     tasks.on_run_started(run_id=run.pk)
     assert not run.profile_captures.exists()
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.slow
+def test_a_target_with_allocations_during_runs_has_its_heap_captured_after_its_cpu(
+    program: Callable[..., subprocess.Popen[str]],
+) -> None:
+    leaker = program("leak")
+    definition = LoadTestDefinition.objects.create(
+        name="allocating", target_base_url="http://127.0.0.1:8001", duration_s=8, users=1
+    )
+    target = ProfileTarget.objects.create(
+        name="leaker", pid=leaker.pid, allocations_during_runs=True
+    )
+    target.load_tests.add(definition)
+    run = make_run(definition, planned_s=8)
+
+    def finish_run() -> None:
+        time.sleep(9)
+        LoadTestRun.objects.filter(pk=run.pk).update(status=RunStatus.PASSED)
+        connection.close()  # this thread's own: the test database is dropped at teardown
+
+    finisher = threading.Thread(target=finish_run)
+    finisher.start()
+    ids = tasks.profile_run.apply(args=[run.pk, target.pk]).get()
+    finisher.join()
+    captures = {c.kind: c for c in run.profile_captures.all()}
+    assert sorted(ids) == sorted(c.pk for c in captures.values())
+    cpu, heap = captures[CaptureKind.CPU], captures[CaptureKind.ALLOCATIONS]
+    assert heap.status == CaptureStatus.DONE, heap.error
+    # The steady state (0.8 s to 7.2 s) in halves: CPU over the first, the heap over the second.
+    assert cpu.duration_s == heap.duration_s == pytest.approx(3.2)
+    assert heap.started_at >= cpu.finished_at
+    assert heap.summary["top_by_bytes"][0]["function"] == "leak"

@@ -4,6 +4,7 @@
   profile memory --pid PID --duration S [--interval MS] [--children] [--any-process] [--json]
   profile threads --pid PID [--any-process] [--json]
   profile trace --pid PID --duration S [--rate HZ] [--any-process] [--json]
+  profile allocations --pid PID --duration S [--any-process] [--json]
   profile target add NAME (--pid PID | --pid-file PATH | --cmdline TEXT) [--children]
                           [--if-missing]
   profile target list
@@ -31,7 +32,7 @@ def _fail(message: str) -> CommandError:
 
 
 class Command(BaseCommand):
-    help = "Take a CPU, memory, thread or trace capture of a live Python process."
+    help = "Take a CPU, memory, thread, trace or allocation capture of a live Python process."
 
     def add_arguments(self, parser: CommandParser) -> None:
         kinds = parser.add_subparsers(dest="kind", required=True)
@@ -45,7 +46,7 @@ class Command(BaseCommand):
         add.add_argument("--children", action="store_true", help="With child processes.")
         add.add_argument("--if-missing", action="store_true", help="Keep an existing target.")
         target.add_parser("list")
-        for kind in ("cpu", "memory", "threads", "trace"):
+        for kind in ("cpu", "memory", "threads", "trace", "allocations"):
             sub = kinds.add_parser(kind)
             sub.add_argument("--pid", type=int, required=True)
             sub.add_argument("--json", action="store_true", help="Print the result as JSON.")
@@ -56,6 +57,7 @@ class Command(BaseCommand):
             )
             if kind != "threads":
                 sub.add_argument("--duration", type=float, required=True, help="Seconds.")
+            if kind not in ("threads", "allocations"):
                 sub.add_argument("--children", action="store_true", help="With child processes.")
             if kind in ("cpu", "trace"):
                 sub.add_argument("--rate", type=int, default=100, help="Samples per second.")
@@ -131,6 +133,11 @@ class Command(BaseCommand):
                 f"{result['samples']} samples, slope {result['slope_mb_per_min']} MB/min, "
                 f"R² {result['r2']}: {result['verdict']} ({result['reason']})"
             )
+        for allocator in result.get("top_allocators", [])[:20]:
+            self.stdout.write(
+                f"{allocator['bytes']:>14,} B {allocator['count']:>9,} allocations  "
+                f"{allocator['function']} ({allocator['file']}:{allocator['line']})"
+            )
         for thread in result.get("threads", []):
             self.stdout.write(f"Thread {thread['id']} {thread['name']!r}")
             for frame in thread["stack"]:
@@ -167,6 +174,16 @@ def cli_result(capture: ProfileCapture) -> dict[str, Any]:
         )
     elif capture.kind == "threads":
         result["threads"] = capture.summary.get("threads", [])
+    elif capture.kind == "allocations":
+        summary = capture.summary
+        result.update(
+            peak_bytes=summary.get("peak_bytes"),
+            allocations=summary.get("allocations"),
+            top_allocators=summary.get("top_by_bytes", []),
+            top_by_count=summary.get("top_by_count", []),
+            leaks=summary.get("leaks", []),
+            leaked_bytes=summary.get("leaked_bytes"),
+        )
     else:
         result.update(capture.summary)
     result["artefacts"] = sorted(capture.artefacts)

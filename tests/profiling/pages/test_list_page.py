@@ -66,7 +66,7 @@ def test_it_narrows_by_target_and_run(viewer_client: Any, captures: Captures) ->
 @pytest.mark.parametrize(
     ("query", "message"),
     [
-        ("kind=heap", "kind: Pick one of cpu, memory, threads, trace."),
+        ("kind=heap", "kind: Pick one of cpu, memory, threads, trace, allocations."),
         ("run=abc", "run: Enter a whole number."),
         ("status=lost", "status: Pick one of queued, running, done, error."),
         ("target=0", "target: Ensure this value is greater than or equal to 1."),
@@ -123,6 +123,18 @@ def test_it_queues_a_capture_of_a_target_with_its_children_setting(
     assert capture.target == captures.target and capture.pid is None
     assert capture.include_children is True
     assert len(queued) == 1
+
+
+def test_it_refuses_an_allocation_capture_of_a_target_with_its_children(
+    capturer_client: Any, captures: Captures
+) -> None:
+    captures.target.include_children = True
+    captures.target.save()
+    before = ProfileCapture.objects.count()
+    response = capturer_client.post(TAKE, form(kind="allocations", target=str(captures.target.pk)))
+    assert response.status_code == 400
+    assert "children: an allocation capture attaches to one process" in response.content.decode()
+    assert ProfileCapture.objects.count() == before
 
 
 @pytest.mark.parametrize(

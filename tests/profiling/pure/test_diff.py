@@ -81,3 +81,25 @@ def test_it_limits_the_rows_and_survives_empty_captures() -> None:
     assert len(diff.diff(many, [], 100, 0, limit=10)) == 10
     assert diff.diff([], [], 0, 0) == []
     assert diff.share_pct(5, 0) == 0.0
+
+
+def allocator(function: str, size: int, count: int, line: int = 1) -> dict[str, object]:
+    return {"function": function, "file": "m.py", "line": line, "bytes": size, "count": count}
+
+
+def test_it_lists_the_allocators_that_grew_most_first_and_only_those() -> None:
+    a = [allocator("cache", 1_000, 10), allocator("parse", 5_000, 50), allocator("gone", 9, 1)]
+    b = [allocator("cache", 8_000, 80), allocator("parse", 4_000, 40), allocator("new", 2_000, 2)]
+    rows = diff.allocator_growth(a, b)
+    assert [(r["function"], r["bytes_delta"], r["in_a"]) for r in rows] == [
+        ("cache", 7_000, True),
+        ("new", 2_000, False),
+    ]
+    assert (rows[0]["a_count"], rows[0]["b_count"], rows[0]["count_delta"]) == (10, 80, 70)
+
+
+def test_an_allocator_moved_by_an_edit_still_meets_itself() -> None:
+    rows = diff.allocator_growth(
+        [allocator("cache", 1_000, 1, line=4)], [allocator("cache", 3_000, 3, line=6)]
+    )
+    assert [(r["line"], r["bytes_delta"]) for r in rows] == [(6, 2_000)]

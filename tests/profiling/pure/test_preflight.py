@@ -54,3 +54,22 @@ def test_it_says_what_to_change_when_ptrace_would_be_refused(
         assert problem is None
     else:
         assert problem is not None and expected in problem
+
+
+def test_an_allocation_capture_needs_gdb_and_names_the_package() -> None:
+    problem = preflight.allocation_problem("3.11", None)
+    assert problem is not None and "apt-get install gdb" in problem
+    assert preflight.allocation_problem("3.11", "/usr/bin/gdb") is None
+
+
+@pytest.mark.parametrize(("version", "refused"), [("3.8", True), ("2.7", True), ("3.9", False)])
+def test_an_allocation_capture_needs_a_python_memray_supports(version: str, refused: bool) -> None:
+    problem = preflight.allocation_problem(version, "/usr/bin/gdb")
+    assert (problem is not None) == refused
+    if refused:
+        assert f"runs Python {version}" in problem and "3.9 or newer" in problem
+
+
+def test_a_ptrace_refusal_names_the_tracer_to_give_the_capability() -> None:
+    problem = preflight.ptrace_problem(2, 0, 1000, 1000, tracer="gdb")
+    assert problem is not None and "setcap cap_sys_ptrace+ep` on gdb" in problem

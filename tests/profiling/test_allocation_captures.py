@@ -1,0 +1,95 @@
+"""Allocation captures of real processes with memray attached through gdb."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import threading
+from collections.abc import Callable
+
+import pytest
+from django.core.management import call_command
+
+from profiling import services
+from profiling.models import CaptureStatus, ProfileCapture
+from tests.profiling.conftest import ROOT
+
+pytestmark = [pytest.mark.django_db, pytest.mark.slow]
+
+Program = Callable[[str], subprocess.Popen[str]]
+PROGRAMS = ROOT / "tests" / "profiling" / "programs.py"
+
+
+def take(pid: int, duration_s: float) -> ProfileCapture:
+    capture = services.create_capture(
+        "allocations", pid=pid, duration_s=duration_s, any_process=True
+    )
+    services.execute(capture.pk)
+    capture.refresh_from_db()
+    return capture
+
+
+def leaking_line() -> int:
+    lines = PROGRAMS.read_text().splitlines()
+    return next(n for n, line in enumerate(lines, 1) if line.endswith("# the leaking line"))
+
+
+def test_it_names_the_function_that_leaks_as_the_top_allocator(program: Program) -> None:
+    leaker = program("leak")
+    capture = take(leaker.pid, duration_s=3)
+    assert capture.status == CaptureStatus.DONE, capture.error
+    assert capture.tool == "memray" and capture.tool_version
+    top = capture.summary["top_by_bytes"][0]
+    assert (top["function"], top["line"]) == ("leak", leaking_line())
+    assert top["file"] == str(PROGRAMS)
+    # 100 kB a tenth of a second, over about 3 s: tens of blocks, megabytes, all still alive.
+    assert top["bytes"] >= 1_000_000 and top["count"] >= 10
+    assert capture.summary["leaks"][0]["function"] == "leak"
+    assert capture.summary["leaked_bytes"] >= top["bytes"]
+    assert capture.summary["peak_bytes"] >= top["bytes"]
+    flame = json.loads(services.artefact_path(capture, "flame").read_text())
+    assert flame["value"] >= top["bytes"]
+    assert services.artefact_path(capture, "memray").stat().st_size > 0
+
+
+def test_a_target_that_exits_mid_capture_ends_it_in_error(program: Program) -> None:
+    leaker = program("leak")
+    threading.Timer(2.0, leaker.kill).start()
+    capture = take(leaker.pid, duration_s=8)
+    assert capture.status == CaptureStatus.ERROR
+    assert f"process {leaker.pid} exited" in capture.error
+    assert capture.finished_at is not None
+
+
+def test_a_missing_process_ends_the_capture_in_error() -> None:
+    process = subprocess.Popen(["true"])
+    process.wait()
+    capture = take(process.pid, duration_s=1)
+    assert capture.status == CaptureStatus.ERROR
+    assert f"process {process.pid} does not exist" in capture.error
+
+
+def test_a_target_without_gdb_is_refused_with_the_fix(
+    program: Program, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PATH", "/nonexistent")
+    capture = take(program("steady").pid, duration_s=1)
+    assert capture.status == CaptureStatus.ERROR
+    assert "gdb is not installed" in capture.error and "apt-get install gdb" in capture.error
+
+
+def test_the_cli_prints_the_top_allocators_largest_first_as_json(
+    program: Program, capsys: pytest.CaptureFixture[str]
+) -> None:
+    leaker = program("leak")
+    call_command(
+        "profile", "allocations", "--any-process", "--pid", str(leaker.pid), "--duration", "2",
+        "--json",
+    )  # fmt: skip
+    result = json.loads(capsys.readouterr().out)
+    allocators = result["top_allocators"]
+    assert set(allocators[0]) == {"function", "file", "line", "bytes", "count"}
+    assert allocators[0]["function"] == "leak"
+    sizes = [allocator["bytes"] for allocator in allocators]
+    assert sizes == sorted(sizes, reverse=True)
+    assert "memray" in result["artefacts"]
