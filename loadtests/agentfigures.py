@@ -188,10 +188,10 @@ def _one_step(seconds: list[AgentSecond]) -> dict[str, Any]:
 SETTLE_S = 2.5
 
 
-def settle(run_id: int) -> int:
+def settle(run_id: int, *, wait_s: float = SETTLE_S) -> int:
     """At a run's end, before it is finalised: when the target's agent published for it, wait
-    for its last seconds and collect them. A run whose target runs no agent costs one query
-    and one Redis call, and no wait."""
+    `wait_s` for its last seconds and collect them. A run whose target runs no agent costs one
+    query and one Redis call, and no wait."""
     _next_collect.pop(run_id, None)
     if not settings.OFFGRIDPERF_AGENT_REDIS_URL:
         return 0
@@ -199,11 +199,20 @@ def settle(run_id: int) -> int:
         collected_before = AgentSecond.objects.filter(run_id=run_id).exists()
         if not (collected_before or _client().exists(run_key(run_id))):
             return 0
-        time.sleep(SETTLE_S)
+        time.sleep(wait_s)
         return collect(run_id)
     except redis.RedisError as exc:
         log.warning("run %s: the agent's figures could not be collected: %s", run_id, exc)
         return 0
+
+
+def store_at_end(run_id: int, *, wait_s: float = SETTLE_S) -> None:
+    """For a run that ended without being finalised (reaped, interrupted, ended as error):
+    collect the target's last seconds and write every step's figures into its steps_summary,
+    as finalise does for a run that ran to its end. Also when nothing new was published: the
+    summary written while the run went is up to COLLECT_EVERY_S old."""
+    if settle(run_id, wait_s=wait_s) == 0 and AgentSecond.objects.filter(run_id=run_id).exists():
+        summarise(run_id)
 
 
 def with_step_figures(run_id: int, steps: Any) -> Any:

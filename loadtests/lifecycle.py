@@ -900,9 +900,12 @@ def _jsonable(value: Any) -> Any:
 
 def _end_as_error(part: Part, reason: str) -> None:
     """End a run that could not start as error; a sharded run's other shards stop on seeing it."""
-    LoadTestRun.objects.filter(pk=part.run.pk, status=RunStatus.RUNNING).update(
+    ended = LoadTestRun.objects.filter(pk=part.run.pk, status=RunStatus.RUNNING).update(
         status=RunStatus.ERROR, status_reason=reason[:2000], finished_at=timezone.now()
     )
+    if ended:
+        # An engine that failed mid-run leaves the target's figures of the seconds it ran.
+        agentfigures.store_at_end(part.run.pk)
     if part.row is not None:
         RunShard.objects.filter(run_id=part.run.pk).exclude(status__in=ENDED_SHARD).update(
             status=ShardStatus.ERROR, finished_at=timezone.now()
@@ -962,6 +965,11 @@ def _interrupt(
         run.status_reason = f"{cause}; the summary covers the {recorded} {unit} recorded."
         run.finished_at = timezone.now()
         run.save()
+    # After the row lock. A run silent for the stale threshold has long published its last
+    # seconds; one just stopped (a restarted worker, an outage) may still be publishing.
+    agentfigures.store_at_end(
+        run_id, wait_s=0.0 if stale_before is not None else agentfigures.SETTLE_S
+    )
     return True
 
 

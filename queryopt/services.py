@@ -8,9 +8,11 @@ from typing import Any
 
 from django.utils import timezone
 
+from loadtests.models import LoadTestRun
 from queryopt import indexusage, snapshots, targets
 from queryopt.dsn import DsnRefused, connection_params, redact, with_password_of
-from queryopt.models import IndexSurvey, QueryTarget, SnapshotReason, StatementSnapshot
+from queryopt.fingerprints import normalize_query
+from queryopt.models import IndexSurvey, QueryShape, QueryTarget, SnapshotReason, StatementSnapshot
 
 # A refresh asked for within this many seconds, and not done yet, is not asked for again:
 # pressing the button many times costs the target one reading.
@@ -24,6 +26,7 @@ __all__ = [
     "check_target",
     "index_report",
     "request_index_survey",
+    "shape_of_run_statement",
     "take_snapshot",
 ]
 
@@ -139,3 +142,40 @@ def request_index_survey(target: QueryTarget) -> bool:
 
 def survey_indexes(target: QueryTarget) -> IndexSurvey:
     return indexusage.survey_indexes(target)
+
+
+def run_statement_sql(run: LoadTestRun, agent_fingerprint: str) -> str | None:
+    """The SQL of a statement the target agent counted among a step's costliest in `run`
+    (`top_sql` of its steps_summary), found by the agent's own fingerprint; None if no step
+    names it."""
+    steps = run.steps_summary if isinstance(run.steps_summary, dict) else {}
+    for stats in steps.values():
+        for item in (stats.get("top_sql") or []) if isinstance(stats, dict) else []:
+            if item.get("fingerprint") == agent_fingerprint and item.get("sql"):
+                return str(item["sql"])
+    return None
+
+
+def shape_of_run_statement(run: LoadTestRun, agent_fingerprint: str) -> QueryShape | None:
+    """The query shape of a statement the agent measured in `run`, created when the optimizer
+    has never seen it.
+
+    The agent fingerprints with the standard library only (it may depend on nothing but Django
+    and redis-py), so its fingerprints are not the optimizer's: the statement's text is
+    fingerprinted again here, as the capture middleware and pg_stat_statements snapshots do.
+    The shape is looked for on the target the app's own queries are filed under (the capture's
+    own-database target, or none), then on any target, newest first; a new one goes to the
+    former, as the capture would file it."""
+    sql = run_statement_sql(run, agent_fingerprint)
+    if sql is None:
+        return None
+    normalized = normalize_query(sql)
+    own = QueryTarget.objects.filter(own_database=True).order_by("pk").first()
+    shapes = QueryShape.objects.filter(fingerprint=normalized.fingerprint)
+    found = shapes.filter(target=own).first() or shapes.order_by("-last_seen_at", "pk").first()
+    if found is not None:
+        return found
+    shape, _ = QueryShape.objects.get_or_create(
+        target=own, fingerprint=normalized.fingerprint, defaults={"query_text": normalized.text}
+    )
+    return shape

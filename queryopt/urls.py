@@ -15,5 +15,10 @@ urlpatterns = access.guard(
         path("pool/", views.pool, name="pool"),
         path("<int:shape_id>/", views.detail, name="detail"),
         path("<int:shape_id>/explain/", views.explain_now, name="explain"),
+        path(
+            "runs/<int:run_id>/statements/<slug:fingerprint>/",
+            views.run_statement,
+            name="run_statement",
+        ),
     ],
 )

@@ -13,7 +13,7 @@ from typing import Any
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.http import HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils import timezone
@@ -134,6 +134,17 @@ def index(request: HttpRequest) -> HttpResponse:
 
 
 # -- one query ----------------------------------------------------------------------------
+
+
+@login_required
+@require_GET
+def run_statement(request: HttpRequest, run_id: int, fingerprint: str) -> HttpResponse:
+    """From a run page's top statement (the target agent's fingerprint) to its query page."""
+    run = get_object_or_404(LoadTestRun.objects.only("pk", "steps_summary"), pk=run_id)
+    shape = services.shape_of_run_statement(run, fingerprint)
+    if shape is None:
+        raise Http404(f"Run {run_id} names no statement with the fingerprint {fingerprint}.")
+    return redirect("queryopt:detail", shape_id=shape.pk)
 
 
 @login_required

@@ -24,7 +24,9 @@ HIGHEST_TRACKABLE_US = 3_600_000_000
 N_PLUS_ONE_MIN = 5
 # Fingerprints kept per (run, step, second) and published: the costliest ones.
 TOP_FINGERPRINTS = 10
-SQL_SAMPLE_CHARS = 500
+# Long enough for the workbench to parse most statements again (its query pages fingerprint
+# them as PostgreSQL does); a longer one is cut and gets a query page of its own.
+SQL_SAMPLE_CHARS = 2000
 
 _WHITESPACE = re.compile(r"\s+")
 _PLACEHOLDER_LIST = re.compile(r"\(\s*(?:%s|\?)(?:\s*,\s*(?:%s|\?))*\s*\)")

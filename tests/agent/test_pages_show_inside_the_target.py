@@ -60,7 +60,8 @@ def test_the_run_page_shows_server_time_queries_and_the_n_plus_one(
 
     assert 'id="agent-steps"' in body
     assert "emissions.views.batch_list:40" in body and "N+1" in body
-    assert 'class="split-db"' in body and f"/queries/?run={run.pk}" in body
+    assert 'class="split-db"' in body
+    assert f"/queries/runs/{run.pk}/statements/c056a870b5bf43e0/" in body
     # The client-side table keeps its own columns only.
     assert "server p50 ms" not in body
 
