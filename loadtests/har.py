@@ -103,6 +103,7 @@ class Entry:
     response_text: str
     mime_type: str
     resource_type: str
+    from_cache: bool = False  # Chrome's `_fromCache`: answered by the browser, never sent
 
     @property
     def label(self) -> str:
@@ -204,6 +205,7 @@ def _entry(index: int, raw: Any) -> Entry:
         response_text=_content_text(content, label),
         mime_type=str(content.get("mimeType") or "").split(";")[0].strip().lower(),
         resource_type=str(raw.get("_resourceType") or "").lower(),
+        from_cache=bool(raw.get("_fromCache")),
     )
 
 
@@ -291,6 +293,8 @@ def skip_reason(
         return f"method {entry.method} is not one a step may send"
     if not include_static and is_static(entry):
         return "a static asset (--include-static keeps it)"
+    if entry.from_cache:
+        return "the browser's cache answered it: it was never sent"
     if entry.status == 0:
         return "no response was recorded (the browser cancelled it or it failed)"
     if entry.body is not None and len(entry.body.encode("utf-8")) > MAX_STEP_BODY_BYTES:

@@ -46,6 +46,8 @@ def test_it_skips_static_assets_and_foreign_hosts_and_says_why() -> None:
         entry("GET", "/collect", base="https://tracker.example", at_s=0.2),
         entry("GET", "/api/other", base="http://127.0.0.1:9999", at_s=0.3),
         entry("GET", "/reports/", at_s=1.0),
+        entry("GET", "/menu/", at_s=1.1, _fromCache="memory"),
+        entry("GET", "/aborted/", at_s=1.2, status=0),
     )
     assert [step["path"] for step in recording.document["steps"]] == ["/", "/reports/"]
     reasons = {skipped.entry: skipped.reason for skipped in recording.skipped}
@@ -56,7 +58,11 @@ def test_it_skips_static_assets_and_foreign_hosts_and_says_why() -> None:
     assert reasons["entries[5] (GET http://127.0.0.1:9999/api/other)"] == (
         f"another origin than the target {BASE}"
     )
-    assert len(reasons) == 5
+    assert reasons[f"entries[7] (GET {BASE}/menu/)"] == (
+        "the browser's cache answered it: it was never sent"
+    )
+    assert reasons[f"entries[8] (GET {BASE}/aborted/)"].startswith("no response was recorded")
+    assert len(reasons) == 7
     assert recording.document["target_base_url"] == BASE
     assert recording.document["mode"] == "flow"
 

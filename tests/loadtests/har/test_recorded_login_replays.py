@@ -90,7 +90,7 @@ def test_it_replays_a_recorded_django_login_with_the_login_working(
     assert "skipped" in out and "static asset" in out
 
     # Replayed by the engine: the login redirects and the page behind it answers 200.
-    code, out, err = cli("run", "recorded login", "--local", "--duration", "3", "--json")
+    code, out, err = cli("run", "recorded login", "--local", "--duration", "4", "--json")
     summary = json.loads(out)
     assert code == 0, (summary["status_reason"], err)
     figures = summary["steps"]
