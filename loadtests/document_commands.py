@@ -128,11 +128,8 @@ def import_har(command: BaseCommand, options: dict[str, Any]) -> None:
         )
     except har.HarInvalid as exc:
         raise CommandError(f"{path}: not imported: {exc}", returncode=1) from None
-    for kept in recording.kept:
-        notes = f" ({'; '.join(kept.notes)})" if kept.notes else ""
-        command.stdout.write(f"kept {kept.entry} as step {kept.step!r}{notes}")
-    for skipped in recording.skipped:
-        command.stdout.write(f"skipped {skipped.entry}: {skipped.reason}")
+    for outcome in recording.outcomes():
+        command.stdout.write(str(outcome))
     try:
         change = documents.apply_document(recording.document, dry_run=options["dry_run"])
     except documents.DocumentInvalid as exc:

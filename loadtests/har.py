@@ -71,6 +71,7 @@ MIN_ID_CHARS = 2
 MIN_TOKEN_CHARS = 12
 MIN_HIDDEN_CHARS = 4
 MIN_COOKIE_CHARS = 8
+MAX_REASONS_SHOWN = 5  # in the error of a file with nothing to replay
 MAX_JSON_VALUES = 2000  # per response: a large listing offers no more than this
 # `id`, `pk`…, or a name ending in one after `_` or in camel case: `batch_id`, `batchId`.
 _ID_KEY = re.compile(
@@ -112,15 +113,24 @@ class Entry:
 
 @dataclass(frozen=True)
 class Skipped:
+    index: int  # in log.entries
     entry: str
     reason: str
+
+    def __str__(self) -> str:
+        return f"skipped {self.entry}: {self.reason}"
 
 
 @dataclass(frozen=True)
 class Kept:
+    index: int  # in log.entries
     step: str
     entry: str
     notes: tuple[str, ...] = ()
+
+    def __str__(self) -> str:
+        notes = f" ({'; '.join(self.notes)})" if self.notes else ""
+        return f"kept {self.entry} as step {self.step!r}{notes}"
 
 
 @dataclass
@@ -130,6 +140,10 @@ class Recording:
     document: dict[str, Any]
     kept: list[Kept] = field(default_factory=list)
     skipped: list[Skipped] = field(default_factory=list)
+
+    def outcomes(self) -> list[Kept | Skipped]:
+        """What became of each entry, in the file's order."""
+        return sorted([*self.kept, *self.skipped], key=lambda outcome: outcome.index)
 
 
 def entry_label(index: int, method: Any = None, url: Any = None) -> str:
@@ -576,9 +590,12 @@ def flow_document(
             origin = origin or _origin(entry.url)
             chosen.append(entry)
         else:
-            recording.skipped.append(Skipped(entry.label, reason))
+            recording.skipped.append(Skipped(entry.index, entry.label, reason))
     if not chosen:
-        raise HarInvalid("no request is left to replay (see what was skipped and why)")
+        shown = "; ".join(str(skipped) for skipped in recording.skipped[:MAX_REASONS_SHOWN])
+        more = len(recording.skipped) - MAX_REASONS_SHOWN
+        shown += f"; and {more} more" if more > 0 else ""
+        raise HarInvalid(f"no request is left to replay ({shown or 'the file has no entries'})")
     if len(chosen) > MAX_STEPS:
         raise HarInvalid(
             f"{len(chosen)} requests are kept and a flow has at most {MAX_STEPS} steps "
@@ -639,7 +656,8 @@ def _steps(chosen: list[Entry], recording: Recording) -> list[dict[str, Any]]:
             "body": body or None,
             "expected_statuses": expected_statuses(entry.status),
         })  # fmt: skip
-        recording.kept.append(Kept(step_name, entry.label, tuple(dict.fromkeys(notes))))
+        kept = Kept(entry.index, step_name, entry.label, tuple(dict.fromkeys(notes)))
+        recording.kept.append(kept)
         correlator.learn(index, entry)
         previous_location = correlator.location(index, entry.response_headers)
     for index, extractions in correlator.extractions.items():

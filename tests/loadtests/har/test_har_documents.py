@@ -274,8 +274,12 @@ def test_bad_input_is_refused_naming_the_entry(data: bytes, message: str) -> Non
 
 
 def test_a_recording_with_nothing_to_replay_or_too_much_is_refused() -> None:
-    with pytest.raises(har.HarInvalid, match="no request is left to replay"):
+    with pytest.raises(har.HarInvalid) as refused:
         convert(entry("GET", "/app.js", mime="text/javascript"))
+    assert str(refused.value) == (
+        f"no request is left to replay (skipped entries[0] (GET {BASE}/app.js): "
+        "a static asset (--include-static keeps it))"
+    )
     many = [entry("GET", f"/page/{n}", at_s=n) for n in range(MAX_STEPS + 1)]
     with pytest.raises(har.HarInvalid, match=f"a flow has at most {MAX_STEPS} steps"):
         convert(*many)
