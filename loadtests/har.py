@@ -426,8 +426,12 @@ def json_offers(step: int, text: str) -> list[Offer]:
         document = json.loads(text)
     except (ValueError, RecursionError):
         return []
-    offers = []
-    for keys, value in _json_leaves(document, ()):
+    offers: list[Offer] = []
+    try:
+        leaves = list(_json_leaves(document, ()))
+    except RecursionError:  # nested deeper than a walk may go: no ids taken from it
+        return []
+    for keys, value in leaves:
         if len(offers) >= MAX_JSON_VALUES:
             break
         if isinstance(value, bool) or not isinstance(value, int | str):

@@ -294,3 +294,9 @@ def test_a_base64_body_is_read_as_text() -> None:
     }
     recording = convert(recorded, entry("GET", "/items/abc123/", at_s=1))
     assert recording.document["steps"][1]["path"] == "/items/{{ id }}/"
+
+
+def test_a_response_nested_too_deep_to_walk_offers_nothing() -> None:
+    deep = "[" * 5000 + "]" * 5000
+    assert har.json_offers(0, deep) == []
+    assert har.json_offers(0, '{"data": {"id": 4711}}')[0].expression == "$.data.id"
