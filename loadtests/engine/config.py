@@ -10,7 +10,7 @@ from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 from urllib.parse import urlsplit
 
-from loadtests.engine.extract import parse_json_path, regex_problem
+from loadtests.engine.extract import parse_json_path, regex_problem, split_header_expression
 from loadtests.engine.templates import (
     RESERVED_NAMES,
     TemplateError,
@@ -126,7 +126,8 @@ class Extraction:
     """After a flow step: take a value from its response into a variable.
 
     `source` is json (a path such as $.items[0].id), header (a name, any case), regex (one
-    group, searched in the body) or cookie (a name, from Set-Cookie or the user's jar).
+    group, searched in the body) or cookie (a name, from Set-Cookie or the user's jar). A
+    header's name may be followed by ` ~ regex` to take the regex's one group of its value.
     """
 
     variable: str
@@ -773,7 +774,10 @@ def _expression_problem(source: str, expression: object) -> str | None:
     if source == "regex":
         return regex_problem(expression)
     if source == "header":
-        return None if _TOKEN.fullmatch(expression.strip()) else "Not a header name."
+        header, regex = split_header_expression(expression)
+        if not _TOKEN.fullmatch(header):
+            return "Not a header name."
+        return regex_problem(regex) if regex is not None else None
     if not _TOKEN.fullmatch(expression.strip()):
         return "Not a cookie name."
     return None

@@ -17,6 +17,8 @@ _JSON_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_-]*")
 _JSON_INDEX = re.compile(r"\[(-?\d+)\]")
 _JSON_QUOTED = re.compile(r"""\[(?:'((?:[^'\\]|\\.)*)'|"((?:[^"\\]|\\.)*)")\]""")
 MISSING = object()
+# A header extraction with a regex: `Location ~ ^/(.*)`.
+HEADER_REGEX = re.compile(r"\s*(\S+)\s+~\s+(.+)", re.DOTALL)
 # How an extracted JSON value becomes a variable's text: strings as they are, the rest as JSON.
 Headers = list[tuple[str, str]]
 
@@ -119,13 +121,20 @@ def make_extractor(source: str, expression: str) -> Extractor:
 
         return from_json
     if source == "header":
-        wanted = expression.strip().lower()
+        header, regex = split_header_expression(expression)
+        wanted = header.lower()
+        within = re.compile(regex) if regex is not None else None
 
         def from_header(headers: Headers, body: bytes, jar: dict[str, str]) -> str:
             for name, value in headers:
                 if name.lower() == wanted:
-                    return value
-            raise ExtractionFailed(f"no {expression} header in the response")
+                    if within is None:
+                        return value
+                    found = within.search(value)
+                    if found is None or found.group(1) is None:
+                        raise ExtractionFailed(f"{regex} does not match the {header} header")
+                    return found.group(1)
+            raise ExtractionFailed(f"no {header} header in the response")
 
         return from_header
     if source == "regex":
@@ -151,6 +160,16 @@ def make_extractor(source: str, expression: str) -> Extractor:
         raise ExtractionFailed(f"no cookie {name} in the response or the session")
 
     return from_cookie
+
+
+def split_header_expression(expression: str) -> tuple[str, str | None]:
+    """(header name, regex or None) of a header extraction: `Location` takes the whole value,
+    `Location ~ ^/(.*)` the regex's one group in it (a redirect's path without its first /,
+    which a step's path, starting with /, can then hold)."""
+    found = HEADER_REGEX.fullmatch(expression)
+    if found is None:
+        return expression.strip(), None
+    return found.group(1), found.group(2)
 
 
 def parse_set_cookie(header: str) -> tuple[str, str | None] | None:

@@ -41,6 +41,7 @@ def create_job(ready_after: int = 1, *extract: Extraction) -> Step:
         ("json", "$.id", "1"),
         ("json", "$['status']", "pending"),
         ("header", "x-job-id", "1"),
+        ("header", r"Content-Type ~ ^application/(\w+)", "json"),
         ("cookie", "job", "1"),
     ],
 )
@@ -57,6 +58,20 @@ def test_it_extracts_each_kind_from_a_real_response(
     assert trace[0]["extracted"] == {"value": expected}
     assert trace[1]["url"].endswith(f"/seen?value={expected}")
     assert flow_target.seen == [f"value={expected}"]
+
+
+def test_a_header_regex_that_does_not_match_is_a_failed_extraction(
+    flow_target: FlowServer,
+) -> None:
+    config = flow(
+        flow_target.base_url,
+        create_job(1, Extraction("value", "header", r"X-Job-Id ~ ^job-(\d+)$")),
+        Step("use", "GET", "/seen?value={{ value }}"),
+    )
+    trace = try_once(config)
+    assert [entry["step"] for entry in trace] == ["create"]
+    assert trace[0]["error"].endswith(r"^job-(\d+)$ does not match the X-Job-Id header")
+    assert flow_target.seen == []
 
 
 def test_it_extracts_with_a_regex_group(flow_target: FlowServer) -> None:

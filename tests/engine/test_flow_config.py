@@ -103,11 +103,13 @@ def test_extractions_are_checked_by_kind() -> None:
                 Extraction("d", "regex", "(unclosed"),
                 Extraction("e", "header", "Bad Header"),
                 Extraction("f", "cookie", ""),
+                Extraction("g", "header", "Location ~ no group"),
+                Extraction("h", "header", "Location ~ ^/(.*)"),
             ),
         )
     )
     messages = problems(bad)["steps[0].extract"]
-    assert len(messages) == 8
+    assert len(messages) == 9
     assert "'1st' must be a name" in messages[0]
     assert "'user' is a built-in name" in messages[1]
     assert "'from' must be one of json, header, regex, cookie" in messages[2]
@@ -116,6 +118,7 @@ def test_extractions_are_checked_by_kind() -> None:
     assert "does not compile" in messages[5]
     assert "Not a header name" in messages[6]
     assert "Give an expression" in messages[7]
+    assert "(g): The regular expression needs exactly one group" in messages[8]
 
 
 def test_poll_ranges_are_checked() -> None:
