@@ -287,3 +287,57 @@ def test_the_report_shows_memory_verdicts_and_top_cpu_functions_to_who_may_see_p
     grant(runs_only, "view_loadtestrun")
     runs_only = django_user_model.objects.get(pk=runs_only.pk)  # a fresh permission cache
     assert 'id="panel-profiles"' not in runreports.html_report(run, user=runs_only)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_cli_client_fetches_each_report_from_the_server(
+    live_server: Any, definition: LoadTestDefinition, django_user_model: Any
+) -> None:
+    from loadtests.client import ApiClient
+
+    run = hostile_run(definition)
+    user = django_user_model.objects.create_user("ci", "ci@example.com", "pw-ci-12345")
+    grant(user, "view_loadtestrun")
+    client = ApiClient(live_server.url, token_for(user))
+    valid_junit(client.get_report(run.pk, "junit.xml"))
+    assert f"(run #{run.pk})" in client.get_report(run.pk, "summary.md")
+    assert len(scripts_of(client.get_report(run.pk, "report.html")).scripts) == 3
+
+
+def agent_step(p95_ms: float, queries: float) -> dict[str, Any]:
+    return {
+        "requests": 100, "errors": 0, "p95_ms": p95_ms, "mean_ms": p95_ms / 2,
+        "server_p50_ms": p95_ms / 3, "server_p95_ms": p95_ms / 2, "server_ms_mean": p95_ms / 3,
+        "db_ms_mean": 1.0, "queries_per_request": queries, "queries_max": int(queries),
+        "cache_calls_per_request": 0.0, "n_plus_one": [], "top_sql": [],
+    }  # fmt: skip
+
+
+def finished(definition: LoadTestDefinition, p95_ms: float, queries: float) -> LoadTestRun:
+    now = timezone.now()
+    run = services.create_run(definition)
+    LoadTestRun.objects.filter(pk=run.pk).update(
+        status=RunStatus.PASSED, started_at=now, finished_at=now, duration_s=10.0,
+        requests=100, errors=0, error_rate_pct=0.0, throughput_rps=10.0,
+        latency_p50_ms=p95_ms / 2, latency_p95_ms=p95_ms, latency_p99_ms=p95_ms * 2,
+        steps_summary={"ok": agent_step(p95_ms, queries)},
+    )  # fmt: skip
+    return LoadTestRun.objects.select_related("definition").get(pk=run.pk)
+
+
+def test_the_summary_names_the_regressions_and_the_report_shows_the_agent_figures(
+    definition: LoadTestDefinition,
+) -> None:
+    baseline = finished(definition, p95_ms=10.0, queries=1.0)
+    run = finished(definition, p95_ms=30.0, queries=3.0)
+
+    markdown = runreports.summary_markdown(run)
+    assert "| p95 (ms) | 30.00 | 10.00 | +200.0% |" in markdown
+    assert f"baseline (run #{baseline.pk})" in markdown
+    assert "**Against the baseline:** regression." in markdown
+    assert "- p95 worse by 20.0 ms" in markdown
+    assert r"- step ok: \+2 queries per request" in markdown
+
+    html = runreports.html_report(run)
+    assert 'id="agent-steps"' in html and 'id="regressions"' in html
+    assert "+2 queries per request" in html
