@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from django.conf import settings
 from django.test import Client
 from django.utils import timezone
 from lxml import etree
@@ -89,7 +90,9 @@ def test_url_writes_all_three_files_when_a_threshold_fails_and_still_exits_1(
     # Self-contained: the data, Chart.js and the drawing script inline, nothing fetched.
     assert [attrs.get("id") for attrs, _ in page.scripts] == ["report-data", None, None]
     assert not [link for link in page.links if not link.startswith("#")]
-    assert "Chart.js" in page.scripts[1][1] or "new Chart" in page.scripts[2][1]
+    static = Path(settings.BASE_DIR) / "static"
+    assert page.scripts[1][1] == (static / "vendor/chartjs/chart.umd.min.js").read_text()
+    assert page.scripts[2][1] == (static / "loadtests/report.js").read_text()
     data = json.loads(page.scripts[0][1])
     assert data["timeline"]["x"] and data["distribution"]
     for section in ('id="verdict"', 'id="percentiles"', 'id="steps"', 'id="errors"'):
