@@ -528,18 +528,18 @@ def _check_writable(flag: str, name: str) -> None:
     """By opening the file as the end of the run will: access() says yes to root even where
     the kernel then refuses (a read-only mount, /sys)."""
     path = Path(name)
-    if path.is_dir():
-        raise _fail(f"{flag} {name!r}: that is a directory; give a file name")
-    if not path.parent.is_dir():
-        raise _fail(f"{flag} {name!r}: the directory {str(path.parent)!r} does not exist")
-    existed = path.exists()
     try:
+        if path.is_dir():
+            raise _fail(f"{flag} {name!r}: that is a directory; give a file name")
+        if not path.parent.is_dir():
+            raise _fail(f"{flag} {name!r}: the directory {str(path.parent)!r} does not exist")
+        existed = path.exists()
         with path.open("a", encoding="utf-8"):
             pass
-    except OSError as exc:
+        if not existed:
+            path.unlink()
+    except OSError as exc:  # even asking about a name too long fails
         raise _fail(f"{flag} {name!r}: cannot write it ({exc.strerror})") from None
-    if not existed:
-        path.unlink()
 
 
 def _stored_report(run_id: int, kind: str, path: str) -> str:
