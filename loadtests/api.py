@@ -28,7 +28,7 @@ from django.utils import timezone
 from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_exempt
 
-from loadtests import documents, lifecycle, runjson, tasks, tokens
+from loadtests import documents, lifecycle, runjson, runreports, tasks, tokens
 from loadtests.engine import jsoninput
 from loadtests.engine.config import MAX_DOCUMENT_BYTES, brief
 from loadtests.engine.jsoninput import size_message
@@ -44,7 +44,13 @@ CANCEL_PERMISSION = "loadtests.change_loadtestrun"  # the dashboard's Cancel
 SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
 # Overrides a run may take of its definition, and whether each must be a whole number.
 OVERRIDES = {"duration_s": True, "rate_rps": False, "users": True}
-LAST_USED_EVERY = timedelta(minutes=1)  # a follower polls each second: not a write each time
+LAST_USED_EVERY = timedelta(minutes=1)
+# A run's reports (loadtests.runreports) by the path under the run: what `--server` fetches.
+REPORT_PATHS = {
+    "report.html": "html",
+    "junit.xml": "junit",
+    "summary.md": "markdown",
+}  # a follower polls each second: not a write each time
 
 View = Callable[..., HttpResponse]
 
@@ -257,6 +263,24 @@ def run_detail(request: HttpRequest, run_id: int) -> HttpResponse:
     if run is None:
         return error(404, f"There is no run #{run_id}.")
     return _run_response(request, run)
+
+
+@api_view("GET")
+def run_report(request: HttpRequest, run_id: int, kind: str) -> HttpResponse:
+    """One of the run's reports as a file: the HTML report, JUnit XML or the Markdown summary.
+    Other apps' panels in the HTML follow the token user's permissions."""
+    refused = _denied(request, access.VIEW_RUNS)
+    if refused:
+        return refused
+    run = LoadTestRun.objects.select_related("definition").filter(pk=run_id).first()
+    if run is None:
+        return error(404, f"There is no run #{run_id}.")
+    base_url = request.build_absolute_uri("/")
+    body = runreports.render(kind, run, user=request.user, base_url=base_url)
+    content_type, filename = runreports.FORMATS[kind]
+    response = HttpResponse(body, content_type=content_type)
+    response["Content-Disposition"] = f'attachment; filename="{filename.format(id=run.pk)}"'
+    return response
 
 
 @api_view("POST")

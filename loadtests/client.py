@@ -37,11 +37,21 @@ class ApiClient:
     def cancel_run(self, run_id: int) -> dict[str, Any]:
         return self._call("POST", f"/api/v1/runs/{run_id}/cancel/", {})
 
+    def get_report(self, run_id: int, name: str) -> str:
+        """One of the run's reports as text: `name` is report.html, junit.xml or summary.md."""
+        return self._open("GET", f"/api/v1/runs/{run_id}/{name}").decode("utf-8")
+
     def get_definition(self, name: str) -> dict[str, Any]:
         return self._call("GET", f"/api/v1/definitions/{quote(name, safe='')}/")
 
     def _call(self, method: str, path: str, payload: Any = None) -> dict[str, Any]:
         data = None if payload is None else json.dumps(payload).encode()
+        try:
+            return json.loads(self._open(method, path, data) or b"{}")
+        except ValueError as exc:
+            raise ApiError(f"{method} {self.server}{path}: {exc}") from None
+
+    def _open(self, method: str, path: str, data: bytes | None = None) -> bytes:
         # The scheme was checked in __init__: http or https only.
         request = urllib.request.Request(self.server + path, data=data, method=method)  # noqa: S310
         request.add_header("Authorization", f"Bearer {self.token}")
@@ -50,7 +60,7 @@ class ApiClient:
             request.add_header("Content-Type", "application/json")
         try:
             with urllib.request.urlopen(request, timeout=TIMEOUT_S) as response:  # noqa: S310
-                return json.loads(response.read() or b"{}")
+                return response.read()
         except urllib.error.HTTPError as exc:
             raise ApiError(f"{method} {path}: {exc.code} {_error_text(exc)}", exc.code) from None
         except (urllib.error.URLError, OSError, ValueError) as exc:

@@ -124,7 +124,8 @@ def evaluate_thresholds(
     return results
 
 
-def _failure_text(item: dict[str, Any], requests: int) -> str:
+def failure_text(item: dict[str, Any], requests: int) -> str:
+    """Why one rule failed, naming the figure, its actual value, the limit and the rule."""
     if item["name"] == ANY_SUCCESS_RULE:
         what = f"all {requests} requests failed" if requests else "no request was sent"
         return f"No request succeeded: {what} (rule {ANY_SUCCESS_RULE})."
@@ -141,7 +142,8 @@ def _failure_text(item: dict[str, Any], requests: int) -> str:
     )
 
 
-def _rule_text(item: dict[str, Any]) -> str:
+def rule_text(item: dict[str, Any]) -> str:
+    """A rule as a condition: `p95 latency (ms) ≤ 200`."""
     if item["name"] == ANY_SUCCESS_RULE:
         return item["label"]
     sign = "≤" if item.get("kind") == "max" else "≥"
@@ -152,8 +154,8 @@ def verdict_reason(results: list[dict[str, Any]], requests: int) -> str:
     """Which rules decided the verdict: the ones that failed, or every rule that was met."""
     failed = [item for item in results if not item["passed"]]
     if failed:
-        return " ".join(_failure_text(item, requests) for item in failed)
-    return f"All rules met: {'; '.join(_rule_text(item) for item in results)}."
+        return " ".join(failure_text(item, requests) for item in failed)
+    return f"All rules met: {'; '.join(rule_text(item) for item in results)}."
 
 
 # -- summaries and exports --------------------------------------------------------------

@@ -58,6 +58,7 @@ urlpatterns = [
                 views.run_histogram_log,
                 name="run_histogram_log",
             ),
+            path("runs/<int:run_id>/report.html", views.run_report, name="run_report"),
             path(
                 "alerts/<int:alert_id>/acknowledge/",
                 views.alert_acknowledge,
@@ -70,5 +71,14 @@ urlpatterns = [
     path("api/v1/runs/", api.runs, name="api_runs"),
     path("api/v1/runs/<int:run_id>/", api.run_detail, name="api_run"),
     path("api/v1/runs/<int:run_id>/cancel/", api.run_cancel, name="api_run_cancel"),
+    *(
+        path(
+            f"api/v1/runs/<int:run_id>/{name}",
+            api.run_report,
+            {"kind": kind},
+            name=f"api_run_{kind}",
+        )
+        for name, kind in api.REPORT_PATHS.items()
+    ),
     path("api/v1/definitions/<str:name>/", api.definition, name="api_definition"),
 ]

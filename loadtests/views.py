@@ -19,6 +19,7 @@ from loadtests import (
     lifecycle,
     pages,
     reports,
+    runreports,
     schedules,
     secrets,
     shards,
@@ -353,3 +354,13 @@ def run_intervals_csv(request: HttpRequest, run_id: int) -> HttpResponse:
 def run_histogram_log(request: HttpRequest, run_id: int) -> HttpResponse:
     run = get_object_or_404(LoadTestRun, pk=run_id)
     return _download(reports.histogram_log(run), "text/plain", f"run-{run.pk}-latency.hlog")
+
+
+@require_GET
+def run_report(request: HttpRequest, run_id: int) -> HttpResponse:
+    """The run as one self-contained HTML file (loadtests.runreports), as `--report` writes it;
+    other apps' panels in it follow the user's permissions, as on the run page."""
+    run = get_object_or_404(LoadTestRun.objects.select_related("definition"), pk=run_id)
+    body = runreports.html_report(run, user=request.user, base_url=request.build_absolute_uri("/"))
+    content_type, filename = runreports.FORMATS["html"]
+    return _download(body, content_type, filename.format(id=run.pk))

@@ -10,7 +10,9 @@ this registry, loadtests only calls it.
 
 A panel's context function returns the template's context, or None when it has nothing to
 show for this run (e.g. a queued run), which leaves the panel out without rendering it.
-Compare panels work alike, with a context function of the two runs compared (a, b). A panel
+Compare panels work alike, with a context function of the two runs compared (a, b); report
+panels go into a run's self-contained HTML report (loadtests.runreports), which is opened
+offline, so their templates hold no links and no scripts. A panel
 registered with a `permission` is left out for a user without it (the app's view permission:
 a run page must not show another area's data to someone who may not see that area).
 """
@@ -42,6 +44,7 @@ class RunPanel:
 
 _panels: dict[str, RunPanel] = {}
 _compare_panels: dict[str, RunPanel] = {}
+_report_panels: dict[str, RunPanel] = {}
 
 
 def register_run_panel(
@@ -68,6 +71,28 @@ def register_compare_panel(
 
 def unregister_compare_panel(name: str) -> None:
     _compare_panels.pop(name, None)
+
+
+def register_report_panel(
+    name: str, title: str, template: str, context: PanelContext, permission: str = ""
+) -> None:
+    """Add (or replace) the HTML report's panel `name`; `context(run)` gets the run."""
+    _report_panels[name] = RunPanel(name, title, template, context, permission)
+
+
+def unregister_report_panel(name: str) -> None:
+    _report_panels.pop(name, None)
+
+
+def report_panels(run: Any, user: Any = None) -> list[dict[str, Any]]:
+    """Each report panel with something to show for `run`, for `user`; None (the CLI, which
+    reads the database itself) sees every panel."""
+    allowed = [
+        panel
+        for panel in _report_panels.values()
+        if user is None or not panel.permission or user.has_perm(panel.permission)
+    ]
+    return _rendered(allowed, (run,), None)
 
 
 def run_panels(run: Any, request: HttpRequest | None = None) -> list[dict[str, Any]]:

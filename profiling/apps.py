@@ -14,4 +14,5 @@ class ProfilingConfig(AppConfig):
         events.run_started.connect(tasks.on_run_started, dispatch_uid="profiling-run-started")
         panels.register()
         panels.register_compare()
+        panels.register_report()
         processagent.install()

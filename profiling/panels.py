@@ -12,7 +12,11 @@ from __future__ import annotations
 from typing import Any
 
 from offgridperf import access
-from offgridperf.panels import register_compare_panel, register_run_panel
+from offgridperf.panels import (
+    register_compare_panel,
+    register_report_panel,
+    register_run_panel,
+)
 from profiling import diff, trend
 from profiling.models import (
     CaptureKind,
@@ -28,6 +32,8 @@ SPARK_HEIGHT = 60
 SPARK_POINTS = 160
 # Functions shown on the compare page, those whose CPU share moved most.
 COMPARE_ROWS = 15
+# Functions a run's HTML report lists per CPU profile, those most often on top of the stack.
+REPORT_TOP_FUNCTIONS = 10
 
 
 def register() -> None:
@@ -187,3 +193,35 @@ def cpu_shift(
         b_requests=b_requests,
         limit=COMPARE_ROWS,
     )
+
+
+def register_report() -> None:
+    """Called once from ProfilingConfig.ready()."""
+    register_report_panel(
+        "profiles",
+        "Memory and CPU of the target",
+        "profiling/report_panel.html",
+        report_profiles,
+        access.VIEW_PROFILES,
+    )
+
+
+def report_profiles(run: Any) -> dict[str, Any] | None:
+    """The run page panel's memory verdicts, and the top functions of each finished CPU
+    profile (by self samples), for the run's HTML report. One more query per CPU profile."""
+    context = run_profiles(run)
+    if context is None:
+        return None
+    context["cpu_top"] = [
+        {
+            "capture": capture,
+            "functions": list(
+                FunctionStat.objects.filter(capture=capture).order_by(
+                    "-self_samples", "-total_samples", "pk"
+                )[:REPORT_TOP_FUNCTIONS]
+            ),
+        }
+        for capture in context["cpu"]
+        if capture.status == CaptureStatus.DONE
+    ]
+    return context

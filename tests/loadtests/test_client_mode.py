@@ -8,6 +8,7 @@ import os
 import signal
 import subprocess
 import sys
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -15,6 +16,7 @@ import pytest
 from loadtests.models import ApiToken, LoadTestDefinition, LoadTestRun, RunStatus
 from tests.conftest import ROOT, closed_port
 from tests.loadtests.test_api import grant, token_for
+from tests.loadtests.test_run_reports import valid_junit
 from tests.loadtests.test_runs import run_cli
 
 
@@ -70,16 +72,24 @@ def test_it_starts_and_follows_a_run_through_the_api_to_its_verdict(
 
 @pytest.mark.slow
 @pytest.mark.django_db(transaction=True)
-def test_a_failed_verdict_exits_1_through_the_api(
-    celery_worker_process: Any, live_server: Any, definition: LoadTestDefinition, runner_token: str
+def test_a_failed_verdict_exits_1_through_the_api_writing_the_reports_the_server_made(
+    celery_worker_process: Any,
+    live_server: Any,
+    definition: LoadTestDefinition,
+    runner_token: str,
+    tmp_path: Path,
 ) -> None:
     LoadTestDefinition.objects.filter(pk=definition.pk).update(threshold_p95_ms=0.001)
+    junit, summary = tmp_path / "results.xml", tmp_path / "summary.md"
     done = loadtest(
         "run", "smoke", "--wait", "--server", live_server.url, "--token", runner_token,
-        env=client_env(),
+        "--junit", str(junit), "--summary-md", str(summary), env=client_env(),
     )  # fmt: skip
     assert done.returncode == 1, done.stderr
     assert "Threshold not met: p95 latency (ms) is" in done.stdout
+    failure = valid_junit(junit.read_text()).find(".//testcase/failure")
+    assert failure is not None and "(rule p95_ms)" in failure.get("message")
+    assert summary.read_text().startswith("### ❌ Load test smoke: failed")
 
 
 @pytest.mark.django_db(transaction=True)

@@ -81,6 +81,7 @@ def test_no_output_shows_the_url_password_or_a_secret_repeated_in_a_path(
         "summary.json": f"/runs/{run.pk}/summary.json",
         "run page": f"/runs/{run.pk}/",
         "run live": f"/runs/{run.pk}/live/",
+        "HTML report": f"/runs/{run.pk}/report.html",
         "overview": "/",
         "admin definitions": "/admin/loadtests/loadtestdefinition/",
         "admin definition": f"/admin/loadtests/loadtestdefinition/{definition.pk}/change/",
@@ -94,6 +95,9 @@ def test_no_output_shows_the_url_password_or_a_secret_repeated_in_a_path(
     api_definition = api_get(admin_client, "/api/v1/definitions/url-secrets/", token)
     assert_no_secret("API definition", api_definition)
     assert_no_secret("API run", api_get(admin_client, f"/api/v1/runs/{run.pk}/", token))
+    for report in ("report.html", "junit.xml", "summary.md"):
+        text = api_get(admin_client, f"/api/v1/runs/{run.pk}/{report}", token)
+        assert_no_secret(f"API {report}", text)
     out = StringIO()
     call_command("loadtest", "export", "url-secrets", stdout=out, stderr=StringIO())
     assert_no_secret("loadtest export", out.getvalue())

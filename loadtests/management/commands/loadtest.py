@@ -1,7 +1,7 @@
 """Load tests from the command line, for CI pipelines and scripts.
 
   loadtest export NAME [-o FILE]   /   loadtest import FILE... [--dry-run] [--if-missing]
-  loadtest run NAME_OR_ID [--wait] [--local] [--json]
+  loadtest run NAME_OR_ID [--wait] [--local] [--json] [--report F] [--junit F] [--summary-md F]
   loadtest run NAME_OR_ID --server URL --token T [--wait] [--json]   (through the HTTP API)
   loadtest url URL (--users N | --rate R) --duration S [--connections C] [--timeout T]
       [--think MIN[,MAX]] [--insecure] [-X METHOD] [-H 'Name: value']...
@@ -13,6 +13,11 @@ threshold, or a built-in rule: no request succeeded, or an error rate above
 reports.DEFAULT_ERROR_RATE_LIMIT_PCT when no error-rate threshold is set) or was aborted, 2 on
 error or a bad flag, and 128 + the signal (130 for Ctrl-C) when interrupted: the run is then
 cancelled and its partial summary printed. The output names the rules that decided.
+
+--report, --junit and --summary-md write the finished run as a self-contained HTML file, JUnit
+XML and a Markdown summary (loadtests.runreports; through --server, fetched from the API),
+whatever the verdict; the exit status stays the run's. Their paths are checked before the run
+starts, and a file that cannot be written exits 2 naming the flag.
 """
 
 from __future__ import annotations
@@ -37,6 +42,7 @@ from loadtests import (
     lifecycle,
     reports,
     runjson,
+    runreports,
     services,
     tasks,
     waiting,
@@ -66,6 +72,17 @@ FINISHED = (
 EXIT_CODES = reports.FINISHED_EXIT_CODES
 
 Fetch = Callable[[], dict[str, Any]]
+# The report flags: (option name, flag, the report's API path, runreports' kind, help).
+REPORT_FLAGS = (
+    ("report", "--report", "report.html", "html",
+     "write the run as one self-contained HTML file (charts, tables; opens offline)"),
+    ("junit", "--junit", "junit.xml", "junit",
+     "write JUnit XML for CI test results: one testcase per verdict rule"),
+    ("summary_md", "--summary-md", "summary.md", "markdown",
+     "write a Markdown summary against the baseline, for a pull-request comment"),
+)  # fmt: skip
+# A finished run's report (run id, runreports' kind, API path): from the database or the API.
+ReportSource = Callable[[int, str, str], str]
 
 
 def _fail(message: str) -> CommandError:
@@ -162,6 +179,7 @@ class Command(BaseCommand):
             "--token", default=os.environ.get("OFFGRIDPERF_TOKEN") or None,
             help="the API token for --server (default $OFFGRIDPERF_TOKEN)",
         )  # fmt: skip
+        _add_report_arguments(run)
 
     def _add_url_arguments(self, url: Any) -> None:
         url.add_argument("url")
@@ -181,11 +199,14 @@ class Command(BaseCommand):
                          help="k6's syntax, repeatable: p95<200, p99<500 (ms), errors<1%%, "
                          "rps>100; the run fails when one is not met")  # fmt: skip
         url.add_argument("--json", action="store_true", help="print the summary as JSON")
+        _add_report_arguments(url)
 
     def handle(self, *args: Any, **options: Any) -> None:
         if options["action"] in document_commands.ACTIONS:
             document_commands.handle(self, options)
             return
+        _check_report_paths(options)
+        self._report_source: ReportSource = _stored_report
         with Interrupts() as interrupts:
             if options["action"] == "url":
                 summary = self._run_url(options, interrupts)
@@ -196,6 +217,7 @@ class Command(BaseCommand):
         if summary is None:
             return
         self._report(summary, as_json=options["json"])
+        self._write_reports(summary["id"], options)
         if interrupts.signum is not None:
             code = interrupts.exit_code
         else:
@@ -261,6 +283,7 @@ class Command(BaseCommand):
         except ApiError as exc:
             raise _fail(f"not started: {exc}") from None
         run_id = started["id"]
+        self._report_source = lambda _run, _kind, path: _fetched_report(client, run_id, path)
         self._progress(f"run #{run_id} of {started['name']!r} queued: {started['url']}")
         if not options["wait"]:
             self._print_queued(run_id, started["status"], options["json"])
@@ -454,6 +477,20 @@ class Command(BaseCommand):
     def _progress(self, text: str) -> None:
         self.stderr.write(text)
 
+    def _write_reports(self, run_id: int, options: dict[str, Any]) -> None:
+        """Each report asked for, written whatever the verdict (a failed run needs it most)."""
+        for option, flag, path, kind, _ in REPORT_FLAGS:
+            if not options.get(option):
+                continue
+            text = self._report_source(run_id, kind, path)
+            try:
+                Path(options[option]).write_text(text, encoding="utf-8")
+            except OSError as exc:
+                raise _fail(
+                    f"{flag} {options[option]!r}: cannot write it ({exc.strerror})"
+                ) from None
+            self._progress(f"{flag}: wrote {options[option]}")
+
 
 def _grace(options: dict[str, Any]) -> float:
     return 300.0 if options["wait_timeout"] is None else options["wait_timeout"]
@@ -469,3 +506,49 @@ def _read_body(name: str) -> str:
         raise _fail(f"--data-file {name!r}: cannot read it ({exc.strerror})") from None
     except UnicodeDecodeError:
         raise _fail(f"--data-file {name!r}: the body must be UTF-8 text") from None
+
+
+def _add_report_arguments(parser: Any) -> None:
+    for _, flag, _, _, text in REPORT_FLAGS:
+        parser.add_argument(flag, metavar="FILE", help=text)
+
+
+def _check_report_paths(options: dict[str, Any]) -> None:
+    """Refuse, before the run starts, a report that could not be written at its end."""
+    asked = [(flag, options[option]) for option, flag, *_ in REPORT_FLAGS if options.get(option)]
+    if not asked:
+        return
+    if options["action"] == "run" and not (options.get("wait") or options.get("local")):
+        raise _fail(f"{asked[0][0]} needs --wait or --local: a queued run has nothing to report")
+    for flag, name in asked:
+        _check_writable(flag, name)
+
+
+def _check_writable(flag: str, name: str) -> None:
+    """By opening the file as the end of the run will: access() says yes to root even where
+    the kernel then refuses (a read-only mount, /sys)."""
+    path = Path(name)
+    try:
+        if path.is_dir():
+            raise _fail(f"{flag} {name!r}: that is a directory; give a file name")
+        if not path.parent.is_dir():
+            raise _fail(f"{flag} {name!r}: the directory {str(path.parent)!r} does not exist")
+        existed = path.exists()
+        with path.open("a", encoding="utf-8"):
+            pass
+        if not existed:
+            path.unlink()
+    except OSError as exc:  # even asking about a name too long fails
+        raise _fail(f"{flag} {name!r}: cannot write it ({exc.strerror})") from None
+
+
+def _stored_report(run_id: int, kind: str, path: str) -> str:
+    run = LoadTestRun.objects.select_related("definition").get(pk=run_id)
+    return runreports.render(kind, run)
+
+
+def _fetched_report(client: ApiClient, run_id: int, path: str) -> str:
+    try:
+        return client.get_report(run_id, path)
+    except ApiError as exc:
+        raise _fail(f"run #{run_id}: the report was not fetched: {exc}") from None
