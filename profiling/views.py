@@ -41,6 +41,7 @@ from profiling.pages import (
     diff_choices,
     diff_context,
     filtered_captures,
+    live_samples,
 )
 
 log = logging.getLogger(__name__)
@@ -143,20 +144,28 @@ def detail(request: HttpRequest, pk: int) -> HttpResponse:
 @login_required
 @require_GET
 def status_json(request: HttpRequest, pk: int) -> JsonResponse:
-    """A capture's status, polled every second by its page while it is queued or running."""
+    """A capture's status, polled every second by its page while it is queued or running; a
+    running memory capture's samples after ?after= (elapsed seconds) come with it."""
+    try:
+        after_s = float(request.GET.get("after") or -1)
+    except ValueError:
+        return JsonResponse({"error": "after: must be a number of seconds"}, status=400)
     capture = (
-        ProfileCapture.objects.filter(pk=pk).values("id", "status", "error", "finished_at").first()
+        ProfileCapture.objects.filter(pk=pk)
+        .values("id", "kind", "status", "error", "finished_at")
+        .first()
     )
     if capture is None:
         return JsonResponse({"error": f"There is no capture #{pk}."}, status=404)
-    return JsonResponse(
-        {
-            "id": capture["id"],
-            "status": capture["status"],
-            "active": capture["status"] in ACTIVE,
-            "error": capture["error"],
-        }
-    )
+    state: dict[str, Any] = {
+        "id": capture["id"],
+        "status": capture["status"],
+        "active": capture["status"] in ACTIVE,
+        "error": capture["error"],
+    }
+    if capture["kind"] == CaptureKind.MEMORY and capture["status"] == CaptureStatus.RUNNING:
+        state["samples"] = live_samples(pk, after_s)
+    return JsonResponse(state)
 
 
 @login_required
