@@ -229,8 +229,9 @@ def _processes_now(target_id: int) -> list[dict[str, Any]]:
     ]
 
 
-def monitored_targets() -> list[dict[str, Any]]:
-    """Every target with its count of open leak alerts, for the profiles page (one query)."""
+def monitored_targets() -> list[ProfileTarget]:
+    """Every target with `open_alerts`, its count of open leak alerts, for the profiles page
+    (one query, which also gives the take form its choices)."""
     open_alerts = Count("monitor_alerts", filter=Q(monitor_alerts__acknowledged_at=None))
-    targets = ProfileTarget.objects.order_by("name").values("id", "name")
+    targets = ProfileTarget.objects.only("id", "name", "include_children").order_by("name")
     return list(targets.annotate(open_alerts=open_alerts))

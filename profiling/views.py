@@ -64,14 +64,16 @@ def _list_page(
     page = Paginator(filtered_captures(filters), CAPTURES_PER_PAGE).get_page(
         request.GET.get("page")
     )
+    targets = monitorpage.monitored_targets()
     context = {
         "form": form,
         "problems": form.problems(),
         "filters": filters,
         "page": page,
         "captures": page.object_list,
-        "targets": list(ProfileTarget.objects.only("id", "name", "include_children")),
-        "monitored": monitorpage.monitored_targets(),
+        # One query: the take form's choices and the monitored targets' list.
+        "targets": targets,
+        "monitored": targets,
         "kinds": CaptureKind.choices,
         "statuses": CaptureStatus.choices,
         "take_form": take_form or CaptureForm(),
