@@ -96,9 +96,15 @@ class Monitor:
         found = [(t, read) for t in targets if (read := self.read(t, now)) is not None]
         # The agents' GC figures of every process read, in one round trip to Redis.
         gc = agent_gc([r.pid for _, (_, readings) in found for r in readings])
-        MonitorSample.objects.bulk_create(
-            raw_sample(target, now, pid, readings, gc) for target, (pid, readings) in found
-        )
+        try:
+            with transaction.atomic():
+                MonitorSample.objects.bulk_create(
+                    raw_sample(target, now, pid, readings, gc) for target, (pid, readings) in found
+                )
+        except IntegrityError:
+            # A target deleted since the list was read: read the list again next time.
+            log.info("monitor: a target was deleted; its readings of %s are dropped", now)
+            self.targets_at = None
         for gone in set(self.watched) - {target.pk for target in targets}:
             del self.watched[gone]
         if self.maintained_at is not None and now - self.maintained_at < MAINTENANCE_EVERY:

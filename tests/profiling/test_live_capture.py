@@ -22,14 +22,16 @@ def test_a_running_memory_capture_answers_its_samples_as_they_arrive(
 ) -> None:
     process = program("steady")
     ProfileTarget.objects.create(name="live", pid=process.pid)
-    capture = services.create_capture("memory", pid=process.pid, duration_s=3, interval_ms=100)
+    capture = services.create_capture("memory", pid=process.pid, duration_s=5, interval_ms=100)
     url = reverse("profiling:status_json", args=[capture.pk])
     polls: list[dict[str, Any]] = []
     started = time.monotonic()
 
     def poll_while_running() -> bool:
         # Called by the capture between samples: the page's poll, in the middle of the capture.
-        if time.monotonic() - started > 2.0 and len(polls) < 2:
+        # The first after 1.5 s (a second's samples written), the next at once after it: both
+        # well before the 5 s end, even on a loaded machine.
+        if time.monotonic() - started > 1.5 and len(polls) < 2:
             after = polls[-1]["samples"][-1][0] if polls and polls[-1]["samples"] else -1
             polls.append(viewer_client.get(url, {"after": after}).json())
         return False
@@ -37,7 +39,7 @@ def test_a_running_memory_capture_answers_its_samples_as_they_arrive(
     assert services.execute(capture.pk, should_stop=poll_while_running) == "done"
     first, second = polls
     assert (first["status"], first["active"]) == ("running", True)
-    assert len(first["samples"]) >= 8  # a second or more of 100 ms samples, written already
+    assert len(first["samples"]) >= 5  # a second or more of 100 ms samples, written already
     elapsed = [sample[0] for sample in first["samples"]]
     assert elapsed == sorted(elapsed)
     assert all(sample[1] > 0 for sample in first["samples"])  # RSS in MB

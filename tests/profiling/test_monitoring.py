@@ -183,3 +183,22 @@ def test_it_rolls_readings_into_minutes_and_hours_and_prunes_each_tier(settings:
     monitoring.prune(now + timedelta(days=1, hours=1))
     assert not MonitorSample.objects.filter(resolution__in=["raw", "minute"]).exists()
     assert hours.count() == 2  # hourly rows are kept for ever (0 days)
+
+
+# Committed for real: PostgreSQL checks the deleted target's key when the readings commit.
+@pytest.mark.django_db(transaction=True)
+def test_it_carries_on_when_a_target_is_deleted_while_it_reads(
+    program: Callable[..., subprocess.Popen[str]],
+) -> None:
+    process = program("threads")
+    gone = ProfileTarget.objects.create(name="gone", pid=process.pid)
+    stays = ProfileTarget.objects.create(name="stays", pid=process.pid)
+    clock = Clock()
+    watcher = monitoring.Monitor(clock)
+    watcher.tick()
+    gone.delete()
+    clock.advance(timedelta(seconds=5))
+    watcher.tick()  # its list, read 5 s ago, still holds the deleted one: this reading is lost
+    clock.advance(timedelta(seconds=5))
+    watcher.tick()
+    assert MonitorSample.objects.filter(target=stays).count() == 2
