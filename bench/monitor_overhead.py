@@ -38,8 +38,19 @@ WARM_UP_S = 3.0
 
 def main() -> int:
     env = bench_env(BENCH_DB, "monitor_overhead")
-    # A child process, so that Django is set up on the bench database whatever ran before.
-    return subprocess.call([sys.executable, "-m", "bench.monitor_overhead"], cwd=ROOT, env=env)
+    # A child process, so that Django is set up on the bench database whatever ran before;
+    # its table is printed from here, so that var/bench-results/ keeps it.
+    child = subprocess.run(
+        [sys.executable, "-m", "bench.monitor_overhead"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    print(child.stdout, end="")
+    print(child.stderr, end="", file=sys.stderr)
+    return child.returncode
 
 
 def cpu_s(proc: psutil.Process) -> float:
