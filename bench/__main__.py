@@ -27,6 +27,7 @@ BENCHMARKS = (
     "profiling_overhead",
     "shards",
     "agent_overhead",
+    "monitor_overhead",
 )
 
 

@@ -287,6 +287,7 @@ MANAGEMENT_COMMANDS = (
     ("loadtest", "loadtests.management.commands.loadtest"),
     ("queryopt", "queryopt.management.commands.queryopt"),
     ("profile", "profiling.management.commands.profile"),
+    ("monitor", "profiling.management.commands.monitor"),
     ("seed_emissions", "emissions.management.commands.seed_emissions"),
 )
 

@@ -40,6 +40,7 @@ from loadtests.models import (
     Tag,
     TargetURLField,
 )
+from offgridperf import alerting
 
 
 class SubmittedDefinition:
@@ -568,11 +569,11 @@ class DefinitionForm(forms.ModelForm):
         return self.cleaned_data.get("overlap_policy") or OverlapPolicy.SKIP
 
     def clean_alert_emails(self) -> str:
-        addresses = alerts.validate_alert_emails(self.cleaned_data.get("alert_emails") or "")
+        addresses = alerting.validate_alert_emails(self.cleaned_data.get("alert_emails") or "")
         return ", ".join(addresses)
 
     def clean_alert_webhook_url(self) -> str:
-        return alerts.validate_alert_webhook_url(self.cleaned_data.get("alert_webhook_url") or "")
+        return alerting.validate_alert_webhook_url(self.cleaned_data.get("alert_webhook_url") or "")
 
     def clean(self) -> dict[str, Any]:
         cleaned = super().clean()

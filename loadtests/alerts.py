@@ -5,26 +5,21 @@ An alert is one row per run and kind (regression, or threshold failure of a sche
 shown on the overview until acknowledged. Each configured channel is an AlertDelivery that
 the Celery task `deliver_alerts` (loadtests/tasks.py, where its queueing lives too) sends,
 retrying with exponential back-off (2, 4, 8 ... s) up to ALERT_MAX_ATTEMPTS; every failure is
-recorded on the delivery. Nothing secret goes out: the payload is built from the run's numbers
-only (never headers, DSNs or tokens), and a webhook goes only to a host in
-ALERT_WEBHOOK_ALLOWED_HOSTS, checked when the definition is saved and again before each POST.
+recorded on the delivery. The channels themselves (email, webhook, and their validation) are
+offgridperf.alerting's, shared with the profiler's monitor. Nothing secret goes out: the
+payload is built from the run's numbers only (never headers, DSNs or tokens), and a webhook
+goes only to a host in ALERT_WEBHOOK_ALLOWED_HOSTS, checked when the definition is saved and
+again before each POST.
 """
 
 from __future__ import annotations
 
-import json
 import logging
-import urllib.error
-import urllib.request
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 from django.conf import settings
-from django.core.exceptions import ValidationError
-from django.core.mail import send_mail
-from django.core.validators import validate_email
 from django.db import transaction
 from django.db.models import QuerySet
 from django.urls import reverse
@@ -41,68 +36,23 @@ from loadtests.models import (
     RunStatus,
     RunTrigger,
 )
+from offgridperf.alerting import (
+    DeliveryError,
+    backoff_s,
+    email,
+    parse_emails,
+    post_webhook,
+    shown_url,
+)
 
 log = logging.getLogger(__name__)
 
-WEBHOOK_TIMEOUT_S = 5
-BACKOFF_FIRST_S = 2
 # A claimed delivery is not picked again for this long, so a crashed sender's delivery retries.
 CLAIM_LEASE_S = 60
 OPEN_ALERTS_SHOWN = 20
 # Runs whose numbers are whole enough to compare (an interrupted or cancelled run is not).
 COMPARED_STATUSES = (RunStatus.PASSED, RunStatus.FAILED, RunStatus.ABORTED)
 THRESHOLD_FAILED_STATUSES = (RunStatus.FAILED, RunStatus.ABORTED)
-
-
-# -- validation (the definition's form and admin) ------------------------------------------
-
-
-def parse_emails(text: str) -> list[str]:
-    """The addresses of a comma- (or newline-) separated list, blanks left out."""
-    return [part.strip() for part in text.replace("\n", ",").split(",") if part.strip()]
-
-
-def validate_alert_emails(text: str) -> list[str]:
-    addresses = parse_emails(text or "")
-    for address in addresses:
-        try:
-            validate_email(address)
-        except ValidationError:
-            raise ValidationError(
-                f"alert_emails: {address!r} is not an email address; give addresses "
-                "separated by commas, e.g. ops@example.com, me@example.com."
-            ) from None
-    return addresses
-
-
-def webhook_host_allowed(url: str) -> bool:
-    host = (urlsplit(url).hostname or "").lower()
-    allowed = {name.lower() for name in settings.ALERT_WEBHOOK_ALLOWED_HOSTS}
-    return bool(host) and host in allowed
-
-
-def validate_alert_webhook_url(url: str) -> str:
-    if not url:
-        return url
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ValidationError("alert_webhook_url: must be an http:// or https:// URL with a host.")
-    if not webhook_host_allowed(url):
-        allowed = ", ".join(settings.ALERT_WEBHOOK_ALLOWED_HOSTS) or "none"
-        raise ValidationError(
-            f"alert_webhook_url: the host {parts.hostname!r} is not in "
-            f"ALERT_WEBHOOK_ALLOWED_HOSTS (allowed: {allowed})."
-        )
-    return url
-
-
-def shown_url(url: str) -> str:
-    """The webhook URL without user, password or query string (where tokens tend to live)."""
-    parts = urlsplit(url)
-    netloc = parts.hostname or ""
-    if parts.port:
-        netloc = f"{netloc}:{parts.port}"
-    return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
 
 
 # -- detection (on run_finished) -----------------------------------------------------------
@@ -217,10 +167,6 @@ def channels(definition: LoadTestDefinition) -> list[tuple[str, str]]:
 # -- delivery ------------------------------------------------------------------------------
 
 
-class DeliveryError(Exception):
-    """A delivery attempt that failed; its text is recorded on the delivery."""
-
-
 def due_deliveries(now: datetime) -> QuerySet[AlertDelivery]:
     return AlertDelivery.objects.filter(status=DeliveryStatus.PENDING).exclude(
         next_attempt_at__gt=now
@@ -272,11 +218,6 @@ def deliver_one(delivery_id: int, now: datetime) -> tuple[str | None, float | No
     return "sent", None
 
 
-def backoff_s(attempts: int) -> int:
-    """Wait after the attempt numbered `attempts` (1-based): 2, 4, 8, ... s."""
-    return BACKOFF_FIRST_S * 2 ** (attempts - 1)
-
-
 def _record_failure(delivery: AlertDelivery, error: str, now: datetime) -> tuple[str, float | None]:
     log.warning("alert delivery %s attempt %s failed: %s", delivery.pk, delivery.attempts, error)
     delivery.last_error = f"Attempt {delivery.attempts}: {error}"
@@ -321,43 +262,7 @@ def payload(alert: Alert) -> dict[str, Any]:
 
 def send_email(alert: Alert, addresses: list[str]) -> None:
     subject = f"[offgridperf] {alert.get_kind_display()}: {payload(alert)['definition']}"
-    body = f"{alert.message}\n\nRun: {run_url(alert)}\n"
-    try:
-        send_mail(subject, body, None, addresses, fail_silently=False)
-    except Exception as exc:  # noqa: BLE001 - any backend error is a failed attempt
-        raise DeliveryError(f"Email not sent: {exc}") from exc
-
-
-class _NoRedirects(urllib.request.HTTPRedirectHandler):
-    # A redirect could lead off the allow-list: refuse it (urlopen then raises HTTPError).
-    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
-        return None
-
-
-def post_webhook(url: str, body: dict[str, Any]) -> None:
-    if urlsplit(url).scheme not in ("http", "https"):
-        raise DeliveryError("Not sent: the webhook URL is not http:// or https://.")
-    if not webhook_host_allowed(url):
-        host = urlsplit(url).hostname
-        raise DeliveryError(f"Not sent: the host {host!r} is not in ALERT_WEBHOOK_ALLOWED_HOSTS.")
-    # The scheme is checked just above.
-    request = urllib.request.Request(  # noqa: S310
-        url,
-        data=json.dumps(body).encode(),
-        headers={"Content-Type": "application/json", "User-Agent": "offgridperf-alerts"},
-        method="POST",
-    )
-    opener = urllib.request.build_opener(_NoRedirects)
-    try:
-        with opener.open(request, timeout=WEBHOOK_TIMEOUT_S) as response:
-            status = response.status
-    except urllib.error.HTTPError as exc:
-        raise DeliveryError(f"HTTP {exc.code} from {shown_url(url)}") from None
-    except (urllib.error.URLError, OSError) as exc:
-        reason = getattr(exc, "reason", exc)
-        raise DeliveryError(f"{shown_url(url)} did not answer: {reason}") from None
-    if not 200 <= status < 300:
-        raise DeliveryError(f"HTTP {status} from {shown_url(url)}")
+    email(subject, f"{alert.message}\n\nRun: {run_url(alert)}\n", addresses)
 
 
 # -- the overview --------------------------------------------------------------------------

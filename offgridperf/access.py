@@ -40,6 +40,7 @@ ENGINEER_ACTIONS = (
     "loadtests.add_loadtestrun",
     "loadtests.change_loadtestrun",
     "loadtests.change_alert",
+    "profiling.acknowledge_monitoralert",
     "loadtests.add_loadtestdefinition",
     "loadtests.change_loadtestdefinition",
     "loadtests.delete_loadtestdefinition",

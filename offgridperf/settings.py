@@ -485,6 +485,15 @@ PROFILING_WARMUP_FRACTION = env_float("PROFILING_WARMUP_FRACTION", 0.1, minimum=
 PROFILING_LEAK_MB_PER_MIN = env_float(
     "PROFILING_LEAK_MB_PER_MIN", 1.0, minimum=0.001, maximum=100_000
 )
+# Continuous monitoring (`manage.py monitor`, a runall child): every registered profile target
+# is read this often (s); a leak verdict over the last PROFILING_MONITOR_LEAK_WINDOW_S raises
+# one alert per target until acknowledged. The tiers' retention is under RETENTION_MONITOR_*.
+PROFILING_MONITOR_INTERVAL_S = env_float(
+    "PROFILING_MONITOR_INTERVAL_S", 5.0, minimum=0.01, maximum=3600
+)
+PROFILING_MONITOR_LEAK_WINDOW_S = env_int(
+    "PROFILING_MONITOR_LEAK_WINDOW_S", 3600, minimum=60, maximum=30 * 86400
+)
 # The in-process agent (offgridperf_agent.process): GC statistics each second and tracemalloc
 # on request, through Redis. Off by default, and then it costs nothing; `make run` turns it on.
 PROFILING_AGENT = env_bool("PROFILING_AGENT", False)
@@ -519,6 +528,14 @@ RETENTION_QUERY_WINDOWS_DAYS = env_int("RETENTION_QUERY_WINDOWS_DAYS", 14, minim
 RETENTION_MEMORY_SAMPLES_DAYS = env_int(
     "RETENTION_MEMORY_SAMPLES_DAYS", 30, minimum=0, maximum=36500
 )
+
+# The monitor's tiers: raw readings (hours), their 1-minute means and maxima (days), and the
+# hourly ones (days; 0: for ever). The monitor itself deletes what is older, every minute.
+RETENTION_MONITOR_RAW_HOURS = env_int("RETENTION_MONITOR_RAW_HOURS", 24, minimum=1, maximum=8760)
+RETENTION_MONITOR_MINUTES_DAYS = env_int(
+    "RETENTION_MONITOR_MINUTES_DAYS", 30, minimum=1, maximum=36500
+)
+RETENTION_MONITOR_HOURS_DAYS = env_int("RETENTION_MONITOR_HOURS_DAYS", 0, minimum=0, maximum=36500)
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},

@@ -3,6 +3,7 @@ functions of a CPU profile, the memory samples of a monitor window."""
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import models
 
@@ -184,3 +185,104 @@ class MemorySample(models.Model):
 
     def __str__(self) -> str:
         return f"{self.elapsed_s:.1f}s: {self.rss_bytes / 1e6:.1f} MB RSS"
+
+
+# -- continuous monitoring of registered targets (profiling.monitoring) ----------------------
+
+ACKNOWLEDGE_MONITOR_ALERT = "acknowledge_monitoralert"
+
+
+class Resolution(models.TextChoices):
+    """How much time one monitor sample stands for: raw readings are rolled up into minutes,
+    minutes into hours, each tier kept for its own retention."""
+
+    RAW = "raw", "Raw"
+    MINUTE = "minute", "1 minute"
+    HOUR = "hour", "1 hour"
+
+
+class MonitorSample(models.Model):
+    """A target's processes at one reading (raw), or the mean and maximum of the readings of a
+    minute or an hour, summed over the target's processes. `pid` is the root process: a change
+    of it is a restart, and no line is drawn across one."""
+
+    target = models.ForeignKey(
+        ProfileTarget, on_delete=models.CASCADE, related_name="monitor_samples"
+    )
+    resolution = models.CharField(max_length=8, choices=Resolution.choices)
+    at = models.DateTimeField(help_text="The reading's time; a bucket's start when rolled up.")
+    pid = models.PositiveIntegerField("PID")
+    samples = models.PositiveIntegerField(default=1, help_text="Raw readings behind this row.")
+    rss_bytes = models.BigIntegerField(help_text="Mean over the bucket when rolled up.")
+    rss_max_bytes = models.BigIntegerField()
+    uss_bytes = models.BigIntegerField(null=True, blank=True)
+    uss_max_bytes = models.BigIntegerField(null=True, blank=True)
+    cpu_pct = models.FloatField()
+    cpu_max_pct = models.FloatField()
+    threads = models.PositiveIntegerField()
+    open_files = models.PositiveIntegerField(null=True, blank=True)
+    # Raw readings only: [{pid, rss_bytes, uss_bytes, cpu_pct, threads, open_files}, ...].
+    processes = models.JSONField(default=list, blank=True)
+    # The agent's cumulative GC figures at the reading (or the bucket's last), when it runs.
+    gc = models.JSONField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["target", "resolution", "at"]
+        indexes = [models.Index(fields=["target", "resolution", "at"])]
+
+    def __str__(self) -> str:
+        return f"{self.target_id} {self.resolution} {self.at:%Y-%m-%d %H:%M:%S}"
+
+
+class MonitorRestart(models.Model):
+    """A new process behind a monitored target (a new PID behind the same command line)."""
+
+    target = models.ForeignKey(
+        ProfileTarget, on_delete=models.CASCADE, related_name="monitor_restarts"
+    )
+    at = models.DateTimeField()
+    old_pid = models.PositiveIntegerField(null=True, blank=True)
+    new_pid = models.PositiveIntegerField()
+
+    class Meta:
+        ordering = ["target", "at"]
+        indexes = [models.Index(fields=["target", "at"])]
+
+    def __str__(self) -> str:
+        return f"{self.target_id}: {self.old_pid} -> {self.new_pid} at {self.at:%Y-%m-%d %H:%M}"
+
+
+class MonitorAlert(models.Model):
+    """A leak the monitor found over its leak window. One open alert per target: no other is
+    raised for it until someone acknowledges this one. `deliveries` holds each channel's state:
+    {"email:ops@x": {"status": "sent", "attempts": 1, "error": ""}, ...}."""
+
+    target = models.ForeignKey(
+        ProfileTarget, on_delete=models.CASCADE, related_name="monitor_alerts"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    message = models.TextField()
+    details = models.JSONField(default=dict, blank=True)
+    deliveries = models.JSONField(default=dict, blank=True)
+    acknowledged_at = models.DateTimeField(null=True, blank=True)
+    acknowledged_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+    )
+
+    class Meta:
+        ordering = ["-created_at", "-pk"]
+        permissions = [(ACKNOWLEDGE_MONITOR_ALERT, "Can acknowledge a monitoring leak alert")]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["target"],
+                condition=models.Q(acknowledged_at=None),
+                name="profiling_one_open_monitor_alert",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"Leak alert #{self.pk} of target {self.target_id}"

@@ -104,3 +104,80 @@ def _refreshed(pid: int, old: list[psutil.Process]) -> list[psutil.Process]:
     fresh = processes(pid, include_children=True)
     # Keep the objects we had, so their CPU % baselines carry on.
     return [known.get(proc.pid, proc) for proc in fresh]
+
+
+# -- continuous monitoring: one reading per process of a target ------------------------------
+
+
+@dataclass(frozen=True)
+class ProcessReading:
+    pid: int
+    rss_bytes: int
+    uss_bytes: int | None
+    cpu_pct: float
+    threads: int
+    open_files: int | None
+
+
+class Tree:
+    """The processes behind one root PID, kept from reading to reading so that each one's
+    CPU % is measured since the previous reading (psutil's baseline lives on the object)."""
+
+    def __init__(self, pid: int, include_children: bool) -> None:
+        self.root = psutil.Process(pid)
+        self.include_children = include_children
+        self.known: dict[int, psutil.Process] = {pid: self.root}
+        self.root.cpu_percent(None)
+
+    @property
+    def pid(self) -> int:
+        return self.root.pid
+
+    def alive(self) -> bool:
+        """The root still runs (is_running compares its start time: a reused PID is not it)."""
+        return self.root.is_running() and self.root.status() != psutil.STATUS_ZOMBIE
+
+    def read(self) -> list[ProcessReading]:
+        """One reading of each process; psutil.NoSuchProcess when the root is gone. A child
+        that ends between the lookup and its reading is left out; a new child's first CPU %
+        is 0 (no baseline yet)."""
+        procs = [self.root]
+        if self.include_children:
+            procs += self.root.children(recursive=True)
+        self.known = {proc.pid: self.known.get(proc.pid, proc) for proc in procs}
+        found = []
+        for proc in self.known.values():
+            try:
+                found.append(_one(proc))
+            except psutil.NoSuchProcess:
+                if proc is self.root:
+                    raise
+        return found
+
+
+def _one(proc: psutil.Process) -> ProcessReading:
+    with proc.oneshot():
+        return ProcessReading(
+            pid=proc.pid,
+            rss_bytes=proc.memory_info().rss,
+            uss_bytes=_uss(proc),
+            cpu_pct=proc.cpu_percent(None),
+            threads=proc.num_threads(),
+            open_files=_open_files(proc),
+        )
+
+
+def summed(readings: list[ProcessReading]) -> dict[str, int | float | None]:
+    """The readings of a target's processes added up (USS and files: None when any is unknown)."""
+    uss: int | None = 0
+    files: int | None = 0
+    for reading in readings:
+        uss = _add(uss, reading.uss_bytes)
+        files = _add(files, reading.open_files)
+    return {
+        "rss_bytes": sum(r.rss_bytes for r in readings),
+        "uss_bytes": uss,
+        "cpu_pct": round(sum(r.cpu_pct for r in readings), 2),
+        "threads": sum(r.threads for r in readings),
+        "open_files": files,
+    }

@@ -18,7 +18,13 @@ from django.db.models import QuerySet
 
 from loadtests.models import LoadTestRun
 from profiling import availability, diff, services, speedscope, trend
-from profiling.models import CaptureKind, CaptureStatus, FunctionStat, ProfileCapture
+from profiling.models import (
+    CaptureKind,
+    CaptureStatus,
+    FunctionStat,
+    MemorySample,
+    ProfileCapture,
+)
 
 log = logging.getLogger(__name__)
 
@@ -130,6 +136,21 @@ def memory_context(capture: ProfileCapture) -> dict[str, Any]:
         "agent_error": summary.get("agent_error", ""),
         "agent_note": availability.agent_note(summary, capture.pid),
     }
+
+
+def live_samples(capture_id: int, after_s: float) -> list[list[float | None]]:
+    """A running memory capture's samples after `after_s` (elapsed s): [s, RSS MB, USS MB],
+    at most MAX_MEMORY_POINTS per call (its page polls for the rest)."""
+    rows = (
+        MemorySample.objects.filter(capture_id=capture_id, elapsed_s__gt=after_s)
+        .order_by("elapsed_s")
+        .values_list("elapsed_s", "rss_bytes", "uss_bytes")[:MAX_MEMORY_POINTS]
+    )
+    # Elapsed seconds unrounded: the page sends the last one back as ?after=.
+    return [
+        [t, round(rss / MB, 3), round(uss / MB, 3) if uss is not None else None]
+        for t, rss, uss in rows
+    ]
 
 
 GC_COLUMNS = ("collections", "collected", "pause_ms")

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import logging
 import shutil
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -45,6 +46,8 @@ MIN_INTERVAL_MS = 10
 # A trace is a timeline of every sample: keep it short enough to load in a browser.
 MAX_TRACE_S = 30
 TOP_FUNCTIONS = 100
+# A running memory capture writes its samples this often (s): its page draws them live.
+LIVE_FLUSH_S = 1.0
 
 
 class CaptureProblem(ValueError):
@@ -368,29 +371,48 @@ def _memory(capture: ProfileCapture, should_stop: Callable[[], bool]) -> None:
     traced = _agent_request(capture, "tracemalloc_start")
     started = timezone.now()
     readings: list[monitor.Reading] = []
+    MemorySample.objects.filter(capture=capture).delete()
+    live = LiveSamples(capture, started)
+
+    def keep(reading: monitor.Reading) -> None:
+        readings.append(reading)
+        live.add(reading)
+
     monitor.watch(
         capture.pid,
         duration_s=capture.duration_s,
         interval_s=capture.interval_ms / 1000,
-        on_reading=readings.append,
+        on_reading=keep,
         include_children=capture.include_children,
         should_stop=should_stop,
     )
-    MemorySample.objects.filter(capture=capture).delete()
-    MemorySample.objects.bulk_create(
-        MemorySample(
-            capture=capture,
-            at=started + timezone.timedelta(seconds=r.elapsed_s),
-            **r.__dict__,
-        )
-        for r in readings
-    )
+    live.flush()
     fitted = memory_trend(readings)
     capture.verdict = fitted.verdict
     capture.summary = {**capture.summary, "samples": len(readings), **fitted.as_dict()}
     if traced is not None:
         capture.tool += " + tracemalloc (agent)"
         capture.summary.update(_agent_growth(capture, traced))
+
+
+class LiveSamples:
+    """A running memory capture's samples, written as they come (at most every LIVE_FLUSH_S),
+    so that its page draws them while it runs, not only at the end."""
+
+    def __init__(self, capture: ProfileCapture, started: Any) -> None:
+        self.capture, self.started = capture, started
+        self.pending: list[MemorySample] = []
+        self.flushed_at = time.monotonic()
+
+    def add(self, reading: monitor.Reading) -> None:
+        at = self.started + timezone.timedelta(seconds=reading.elapsed_s)
+        self.pending.append(MemorySample(capture=self.capture, at=at, **reading.__dict__))
+        if time.monotonic() - self.flushed_at >= LIVE_FLUSH_S:
+            self.flush()
+
+    def flush(self) -> None:
+        MemorySample.objects.bulk_create(self.pending)
+        self.pending, self.flushed_at = [], time.monotonic()
 
 
 def _agent_request(capture: ProfileCapture, op: str) -> dict[str, Any] | None:

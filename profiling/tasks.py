@@ -3,9 +3,13 @@ worker's `loadgen` slot is never held by a profile)."""
 
 from __future__ import annotations
 
+import logging
+
 from celery import shared_task
 
-from profiling import runs, services
+from profiling import monitoring, runs, services
+
+log = logging.getLogger(__name__)
 
 
 @shared_task(acks_late=True)
@@ -39,3 +43,24 @@ def on_run_started(sender: object = None, run_id: int | None = None, **kwargs: o
         return
     for target in runs.targets_of(run):
         profile_run.delay(run.pk, target.pk)
+
+
+# -- the monitor's leak alerts (profiling/monitoring.py makes and sends them) -----------------
+
+
+def queue_monitor_alert(alert_id: int, countdown: float = 0.0) -> None:
+    """Queue the delivery of a monitor alert; a broker that does not answer is logged, and the
+    alert stays on its target's page."""
+    try:
+        deliver_monitor_alert.apply_async((alert_id,), countdown=countdown)
+    except Exception as exc:  # noqa: BLE001 - a broker outage must not stop the monitor
+        log.warning("monitor alert %s: could not queue its delivery: %s", alert_id, exc)
+
+
+@shared_task
+def deliver_monitor_alert(alert_id: int) -> float | None:
+    """One attempt at each pending channel of a monitor alert; queued again for the retries."""
+    retry_in = monitoring.deliver(alert_id)
+    if retry_in is not None:
+        queue_monitor_alert(alert_id, countdown=retry_in)
+    return retry_in

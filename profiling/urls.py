@@ -16,5 +16,11 @@ urlpatterns = access.guard(
         path("<int:pk>/", views.detail, name="detail"),
         path("<int:pk>/status.json", views.status_json, name="status_json"),
         path("<int:pk>/artefacts/<str:name>", views.artefact, name="artefact"),
+        path("targets/<int:pk>/", views.target_page, name="target"),
+        path(
+            "targets/<int:pk>/alerts/<int:alert_id>/acknowledge/",
+            views.acknowledge_monitor_alert,
+            name="acknowledge_monitor_alert",
+        ),
     ],
 )

@@ -12,21 +12,25 @@ import logging
 from pathlib import Path
 from typing import Any
 
+from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.utils import timezone
 from django.utils.http import urlencode
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_POST
 
 from offgridperf import access
-from profiling import availability, diff, services, tasks, trend
+from profiling import availability, diff, monitoring, monitorpage, services, tasks, trend
 from profiling.forms import CaptureFilterForm, CaptureForm, DiffForm
 from profiling.models import (
+    ACKNOWLEDGE_MONITOR_ALERT,
     CAPTURE_ANY_PROCESS,
     CaptureKind,
     CaptureStatus,
+    MonitorAlert,
     ProfileCapture,
     ProfileTarget,
 )
@@ -37,12 +41,14 @@ from profiling.pages import (
     diff_choices,
     diff_context,
     filtered_captures,
+    live_samples,
 )
 
 log = logging.getLogger(__name__)
 
 NAV = {"nav": "profiles"}
 CAPTURE_ANY_PROCESS = f"profiling.{CAPTURE_ANY_PROCESS}"
+ACKNOWLEDGE = f"profiling.{ACKNOWLEDGE_MONITOR_ALERT}"
 CAPTURES_PER_PAGE = 50
 ACTIVE = (CaptureStatus.QUEUED, CaptureStatus.RUNNING)
 
@@ -58,13 +64,16 @@ def _list_page(
     page = Paginator(filtered_captures(filters), CAPTURES_PER_PAGE).get_page(
         request.GET.get("page")
     )
+    targets = monitorpage.monitored_targets()
     context = {
         "form": form,
         "problems": form.problems(),
         "filters": filters,
         "page": page,
         "captures": page.object_list,
-        "targets": list(ProfileTarget.objects.only("id", "name", "include_children")),
+        # One query: the take form's choices and the monitored targets' list.
+        "targets": targets,
+        "monitored": targets,
         "kinds": CaptureKind.choices,
         "statuses": CaptureStatus.choices,
         "take_form": take_form or CaptureForm(),
@@ -137,20 +146,28 @@ def detail(request: HttpRequest, pk: int) -> HttpResponse:
 @login_required
 @require_GET
 def status_json(request: HttpRequest, pk: int) -> JsonResponse:
-    """A capture's status, polled every second by its page while it is queued or running."""
+    """A capture's status, polled every second by its page while it is queued or running; a
+    running memory capture's samples after ?after= (elapsed seconds) come with it."""
+    try:
+        after_s = float(request.GET.get("after") or -1)
+    except ValueError:
+        return JsonResponse({"error": "after: must be a number of seconds"}, status=400)
     capture = (
-        ProfileCapture.objects.filter(pk=pk).values("id", "status", "error", "finished_at").first()
+        ProfileCapture.objects.filter(pk=pk)
+        .values("id", "kind", "status", "error", "finished_at")
+        .first()
     )
     if capture is None:
         return JsonResponse({"error": f"There is no capture #{pk}."}, status=404)
-    return JsonResponse(
-        {
-            "id": capture["id"],
-            "status": capture["status"],
-            "active": capture["status"] in ACTIVE,
-            "error": capture["error"],
-        }
-    )
+    state: dict[str, Any] = {
+        "id": capture["id"],
+        "status": capture["status"],
+        "active": capture["status"] in ACTIVE,
+        "error": capture["error"],
+    }
+    if capture["kind"] == CaptureKind.MEMORY and capture["status"] == CaptureStatus.RUNNING:
+        state["samples"] = live_samples(pk, after_s)
+    return JsonResponse(state)
 
 
 @login_required
@@ -202,3 +219,34 @@ def diff_page(request: HttpRequest) -> HttpResponse:
     a, b = by_id[form.cleaned_data["a"]], by_id[form.cleaned_data["b"]]
     context.update({"a": a, "b": b, **diff_context(a, b)})
     return render(request, "profiling/diff.html", context)
+
+
+# -- a monitored target --------------------------------------------------------------------
+
+
+@login_required
+@require_GET
+def target_page(request: HttpRequest, pk: int) -> HttpResponse:
+    """A target's memory, CPU, threads and files over the chosen window (?window=1h|24h|7d)."""
+    target = get_object_or_404(ProfileTarget, pk=pk)
+    window = request.GET.get("window") or monitorpage.DEFAULT_WINDOW
+    problem = monitorpage.window_problem(window)
+    if problem:
+        context = {"target": target, "problem": problem, **NAV}
+        return render(request, "profiling/target.html", context, status=400)
+    context = monitorpage.target_context(target, window, timezone.now())
+    context["may_acknowledge"] = request.user.has_perm(ACKNOWLEDGE)
+    return render(request, "profiling/target.html", {**context, **NAV})
+
+
+@login_required
+@require_POST
+@access.requires(ACKNOWLEDGE)
+def acknowledge_monitor_alert(request: HttpRequest, pk: int, alert_id: int) -> HttpResponse:
+    """Acknowledge a target's leak alert; the monitor may raise a new one from now on."""
+    get_object_or_404(MonitorAlert, pk=alert_id, target_id=pk)
+    if monitoring.acknowledge(alert_id, request.user):
+        messages.success(request, f"Leak alert #{alert_id} acknowledged.")
+    else:
+        messages.info(request, f"Leak alert #{alert_id} was already acknowledged.")
+    return redirect("profiling:target", pk=pk)

@@ -203,7 +203,7 @@ def test_it_says_what_is_missing_while_it_waits_for_the_database(roles: Roles) -
 def test_it_names_the_roles_when_given_none() -> None:
     result = subprocess.run([str(ENTRYPOINT)], capture_output=True, text=True, check=False)
     assert result.returncode == 64
-    assert "web, worker, loadgen, beat, target or migrate" in result.stderr
+    assert "web, worker, loadgen, beat, target, monitor or migrate" in result.stderr
 
 
 def test_it_gives_each_role_the_command_line_runall_uses() -> None:

@@ -1,6 +1,6 @@
 """Small Python programs to profile, run as real child processes by the tests:
 
-python -m tests.profiling.programs spin | leak | steady | threads | parent
+python -m tests.profiling.programs spin | leak | warm-up | steady | threads | parent
 """
 
 from __future__ import annotations
@@ -30,6 +30,19 @@ def leak() -> None:
     kept = []
     while True:
         kept.append(bytearray(LEAK_BYTES_PER_S // 10))  # the leaking line
+        time.sleep(0.1)
+
+
+WARM_UP_MB = 30
+
+
+def warm_up() -> None:
+    """Grow by WARM_UP_MB over about 3 s (caches and pools filling), then stay flat."""
+    kept = []
+    for _ in range(WARM_UP_MB):
+        kept.append(b"w" * 1_000_000)  # written, so resident at once
+        time.sleep(0.1)
+    while True:
         time.sleep(0.1)
 
 
@@ -99,6 +112,7 @@ if __name__ == "__main__":
         "spin": spin,
         "leak": leak,
         "steady": steady,
+        "warm-up": warm_up,
         "threads": threads,
         "leak-agent": leak_with_agent,
         "collect": collect_on_demand,

@@ -1,5 +1,5 @@
 """Run one role of the product in the foreground, as a container does: web, worker, loadgen,
-beat or target (the same command lines `runall` supervises, from the same functions), or
+beat, target or monitor (the same command lines `runall` supervises, from the same functions), or
 migrate (prepare the database, then exit). First it waits for the database, saying what is
 missing while it waits; then it replaces itself with the role's process, so that the
 container's signals reach gunicorn or Celery directly."""
@@ -22,12 +22,13 @@ from offgridperf.management.commands.runall import (
     ProcessSpec,
     beat_process,
     loadgen_process,
+    monitor_process,
     target_process,
     web_process,
     worker_process,
 )
 
-ROLES = ("web", "worker", "loadgen", "beat", "target", "migrate")
+ROLES = ("web", "worker", "loadgen", "beat", "target", "monitor", "migrate")
 WAIT_POLL_S = 1.0
 
 
@@ -39,6 +40,7 @@ def role_process(role: str, *, host: str, port: int, node: str) -> ProcessSpec:
         "loadgen": lambda: loadgen_process(node or "loadgen"),
         "beat": beat_process,
         "target": lambda: target_process(host),
+        "monitor": monitor_process,
     }
     return builders[role]()
 
@@ -94,8 +96,8 @@ def server_problem() -> str | None:
 
 class Command(BaseCommand):
     help = (
-        "Run one role (web, worker, loadgen, beat, target, migrate) in the foreground once the "
-        "database answers: a container's command."
+        "Run one role (web, worker, loadgen, beat, target, monitor, migrate) in the foreground "
+        "once the database answers: a container's command."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:

@@ -1,9 +1,9 @@
 """Run the whole product in the foreground: web, the load generator (a Celery worker on queue
-loadgen), a Celery worker on queue default, Celery beat and the demo target (the emissions API
-on TARGET_PORT), supervised, and with no REDIS_URL the embedded Redis they share (started first,
-stopped last). A process that exits unexpectedly is restarted with exponential back-off; Ctrl-C
-or SIGTERM stops all of them cleanly (a second one kills them at once). No child outlives
-runall, even when runall is killed with SIGKILL."""
+loadgen), a Celery worker on queue default, Celery beat, the demo target (the emissions API
+on TARGET_PORT) and the profile targets' monitor, supervised, and with no REDIS_URL the
+embedded Redis they share (started first, stopped last). A process that exits unexpectedly is
+restarted with exponential back-off; Ctrl-C or SIGTERM stops all of them cleanly (a second one
+kills them at once). No child outlives runall, even when runall is killed with SIGKILL."""
 
 from __future__ import annotations
 
@@ -137,6 +137,12 @@ def target_process(host: str = "127.0.0.1") -> ProcessSpec:
     )
 
 
+def monitor_process() -> ProcessSpec:
+    # Continuous monitoring of the registered profile targets: a process of its own, so that
+    # its readings never wait for a Celery pool (profiling/monitoring.py).
+    return ProcessSpec("monitor", [sys.executable, str(settings.BASE_DIR / "manage.py"), "monitor"])
+
+
 def product_processes(host: str, port: int) -> list[ProcessSpec]:
     """What runall starts; `manage.py role` runs one of these alone (a container's command)."""
     return [
@@ -145,6 +151,7 @@ def product_processes(host: str, port: int) -> list[ProcessSpec]:
         worker_process(),
         beat_process(),
         target_process(),
+        monitor_process(),
     ]
 
 
