@@ -19,6 +19,7 @@ from loadtests.models import (
     LoadTestStep,
     RunInterval,
     RunStatus,
+    WorkerHeartbeat,
 )
 from loadtests.waiting import record_heartbeat
 from offgridperf import metrics
@@ -214,11 +215,22 @@ def test_captures_count_once_they_ended(client: Any, db: Any) -> None:
 
 
 def test_workers_alive_counts_fresh_heartbeats_by_queue(client: Any, db: Any) -> None:
-    record_heartbeat("loadgen@a", ["loadgen"], timezone.now())
-    record_heartbeat("worker@a", ["default"], timezone.now())
+    # Queues of this test's own: the suite's live workers beat for loadgen and default in the
+    # same database, and may or may not be up while it runs.
+    record_heartbeat("first@a", ["metrics-first"], timezone.now())
+    record_heartbeat("second@a", ["metrics-second", "metrics-both"], timezone.now())
+    record_heartbeat("third@a", ["metrics-both"], timezone.now())
+    record_heartbeat("stale@a", ["metrics-first"], timezone.now())
+    WorkerHeartbeat.objects.filter(node="stale@a").update(
+        seen_at=timezone.now() - timedelta(hours=1)
+    )
     figures = scrape(client)
-    assert figures[("offgridperf_workers_alive", (("queue", "loadgen"),))] == 1
-    assert figures[("offgridperf_workers_alive", (("queue", "default"),))] == 1
+    alive = {
+        labels[0][1]: value
+        for (name, labels), value in figures.items()
+        if name == "offgridperf_workers_alive" and labels[0][1].startswith("metrics-")
+    }
+    assert alive == {"metrics-first": 1, "metrics-second": 1, "metrics-both": 2}
 
 
 def test_cache_requests_come_by_strategy_and_result(client: Any, db: Any) -> None:
