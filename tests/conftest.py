@@ -100,17 +100,7 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
     return ServerStateScheduling(config, log)
 
 
-def slow_modules_first(items: list[pytest.Item]) -> None:
-    """Modules with a `slow` test first, each kept whole (its module fixtures are built once),
-    the others after, each group in collection order. Parallel workers take single tests in this
-    order (groups of server state go first anyway, largest first): a minute-long test started
-    last would leave the other workers idle while it runs."""
-    slow = {item.path for item in items if item.get_closest_marker("slow")}
-    items.sort(key=lambda item: item.path not in slow)
-
-
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    slow_modules_first(items)
     # At collection rather than configure time, so that a run of standalone tests alone is
     # never refused, and a run with a single Django test always is.
     if not any(needs_services(item) for item in items):
