@@ -5,30 +5,18 @@ naming the entry, with nothing registered."""
 from __future__ import annotations
 
 import json
-from io import StringIO
 from pathlib import Path
 
 import pytest
-from django.core.management import CommandError, call_command
 
 from loadtests import documents
 from loadtests.models import LoadTestDefinition, LoadTestStep
 from tests.loadtests.har.recordings import BASE, entry, har_bytes
+from tests.loadtests.test_runs import run_cli
 
 pytestmark = pytest.mark.django_db
 
 RECORDED_SECRET = "Bearer recorded-secret-5f1c"
-
-
-def cli(*args: str) -> tuple[int, str, str]:
-    out, err = StringIO(), StringIO()
-    try:
-        call_command("loadtest", *args, stdout=out, stderr=err)
-        code = 0
-    except CommandError as exc:
-        code = exc.returncode
-        err.write(str(exc))
-    return code, out.getvalue(), err.getvalue()
 
 
 def recording(tmp_path: Path, *entries: dict) -> str:
@@ -63,12 +51,12 @@ def test_it_registers_the_recording_and_says_what_it_kept_and_skipped(
 ) -> None:
     monkeypatch.setenv("AUTHORIZATION", "Bearer replay-token")
     path = journey(tmp_path)
-    code, out, err = cli("import-har", path, "--name", "reports journey", "--dry-run")
+    code, out, err = run_cli("import-har", path, "--name", "reports journey", "--dry-run")
     assert code == 0, err
     assert out.splitlines()[-1] == f"{path}: would be created reports journey"
     assert not LoadTestDefinition.objects.exists()
 
-    code, out, err = cli("import-har", path, "--name", "reports journey", "--max-think", "0.5")
+    code, out, err = run_cli("import-har", path, "--name", "reports journey", "--max-think", "0.5")
     assert code == 0, err
     lines = out.splitlines()
     assert lines[0] == (
@@ -91,13 +79,13 @@ def test_the_recorded_authorization_is_never_stored(
 ) -> None:
     path = journey(tmp_path)
     monkeypatch.delenv("AUTHORIZATION", raising=False)
-    code, _, err = cli("import-har", path, "--name", "reports journey")
+    code, _, err = run_cli("import-har", path, "--name", "reports journey")
     assert code == 1
     assert "Set the environment variable AUTHORIZATION" in err
     assert not LoadTestDefinition.objects.exists()
 
     monkeypatch.setenv("AUTHORIZATION", "Bearer replay-token")
-    code, _, err = cli("import-har", path, "--name", "reports journey")
+    code, _, err = run_cli("import-har", path, "--name", "reports journey")
     assert code == 0, err
     definition = LoadTestDefinition.objects.get(name="reports journey")
     assert "recorded-secret" not in stored_text()
@@ -124,7 +112,7 @@ def test_a_bad_file_registers_nothing(tmp_path: Path, data: bytes, message: str)
     before = stored_text()
     path = tmp_path / "broken.har"
     path.write_bytes(data)
-    code, out, err = cli("import-har", str(path), "--name", "reports journey")
+    code, out, err = run_cli("import-har", str(path), "--name", "reports journey")
     assert code == 1
     assert err.startswith(f"{path}: not imported: {message}")
     assert out == ""
@@ -133,7 +121,7 @@ def test_a_bad_file_registers_nothing(tmp_path: Path, data: bytes, message: str)
 
 def test_a_document_the_rules_refuse_registers_nothing(tmp_path: Path) -> None:
     path = recording(tmp_path, entry("GET", "/reports/"))
-    code, _, err = cli("import-har", path, "--name", "")
+    code, _, err = run_cli("import-har", path, "--name", "")
     assert code == 1
     assert "name" in err
     assert not LoadTestDefinition.objects.exists()

@@ -5,16 +5,15 @@ replayed by `loadtest run --local` and by *Try once*, with the login working."""
 from __future__ import annotations
 
 import json
-from io import StringIO
 from pathlib import Path
 from typing import Any
 
 import pytest
-from django.core.management import CommandError, call_command
 
 from loadtests import flowcheck
 from loadtests.models import LoadTestDefinition
 from tests.browser.session import CHROMIUM, CHROMIUM_ARGS, needs_chromium
+from tests.loadtests.test_runs import run_cli
 
 PASSWORD = "pw-recorded-314"
 
@@ -46,19 +45,6 @@ def record_login(base_url: str, har_path: Path) -> str:
     return title
 
 
-def cli(*args: str) -> tuple[int, str, str]:
-    out, err = StringIO(), StringIO()
-    try:
-        call_command("loadtest", *args, stdout=out, stderr=err)
-        code = 0
-    except SystemExit as exc:
-        code = int(exc.code or 0)
-    except CommandError as exc:
-        code = exc.returncode
-        err.write(str(exc))
-    return code, out.getvalue(), err.getvalue()
-
-
 def test_it_replays_a_recorded_django_login_with_the_login_working(
     live_server: Any, django_user_model: Any, tmp_path: Path, settings: Any
 ) -> None:
@@ -70,7 +56,7 @@ def test_it_replays_a_recorded_django_login_with_the_login_working(
     title = record_login(live_server.url, har_path)
 
     # A browser on a loaded machine pauses long between requests: the replay need not.
-    code, out, err = cli(
+    code, out, err = run_cli(
         "import-har", str(har_path), "--name", "recorded login", "--max-think", "0.1"
     )
     assert code == 0, err
@@ -90,7 +76,7 @@ def test_it_replays_a_recorded_django_login_with_the_login_working(
     assert "skipped" in out and "static asset" in out
 
     # Replayed by the engine: the login redirects and the page behind it answers 200.
-    code, out, err = cli("run", "recorded login", "--local", "--duration", "4", "--json")
+    code, out, err = run_cli("run", "recorded login", "--local", "--duration", "4", "--json")
     summary = json.loads(out)
     assert code == 0, (summary["status_reason"], err)
     figures = summary["steps"]
