@@ -158,3 +158,23 @@ def test_metrics_and_retention_work_in_the_default(default_product: DefaultProdu
     done = default_product.manage("prune", "--dry-run")
     assert done.returncode == 0, done.stderr[-3000:]
     assert "run intervals: would delete 0 (older than 90 days)" in done.stdout
+
+
+def test_the_monitor_reads_a_registered_target(default_product: DefaultProduct) -> None:
+    # runall's monitor, on SQLite and the embedded Redis: a target registered now is read
+    # within the monitor's refresh of its target list (30 s) and interval (5 s).
+    target = default_product.runall.child("target")
+    assert target is not None
+    created = default_product.shell(
+        "from profiling.models import ProfileTarget\n"
+        f"result = ProfileTarget.objects.create(name='monitored', pid={target.pid}).pk"
+    )
+    deadline = time.monotonic() + 90
+    samples = 0
+    while time.monotonic() < deadline and not samples:
+        time.sleep(5)
+        samples = default_product.shell(
+            "from profiling.models import MonitorSample\n"
+            f"result = MonitorSample.objects.filter(target_id={created}).count()"
+        )
+    assert samples, default_product.runall.output()[-4000:]
