@@ -1,5 +1,6 @@
-"""Reading a memray capture file: the heap at its peak by stack, its top allocators by bytes and
-by count, and the allocations still alive at the end (memray's leaks view). No Django.
+"""Reading a memray capture file: every byte allocated during the window by stack, its top
+allocators by bytes and by count, and the allocations still alive at the end (memray's leaks
+view). No Django.
 
 memray's FileReader gives records of (stack, bytes, allocations); we turn them into blocks of
 plain data first, so that the ranking and the flame tree are tested without any file. A stack
@@ -50,9 +51,9 @@ class Allocator:
 
 @dataclass(frozen=True)
 class Heap:
-    """What one capture file says: the peak and the leaks, each as blocks."""
+    """What one capture file says: all that was allocated and the leaks, each as blocks."""
 
-    peak: list[Block]
+    allocated: list[Block]
     leaked: list[Block]
     peak_bytes: int
     allocations: int
@@ -60,15 +61,16 @@ class Heap:
 
 
 def read(path: Path) -> Heap:
-    """The blocks of memray's high-water mark and leaks views of the file at `path`."""
+    """The bytes allocated by stack over the whole window, and memray's leaks view, of the
+    file at `path` (memray's full format: its aggregated one keeps only the peak and leaks)."""
     import memray  # here: memray's extension loads only where a capture is read
 
     with memray.FileReader(str(path)) as reader:
         meta = reader.metadata
-        peak = _blocks(reader.get_high_watermark_allocation_records(merge_threads=True))
+        allocated = _allocated(reader.get_allocation_records(), memray.AllocatorType)
         leaked = _blocks(reader.get_leaked_allocation_records(merge_threads=True))
     return Heap(
-        peak=peak,
+        allocated=allocated,
         leaked=leaked,
         peak_bytes=int(meta.peak_memory),
         allocations=int(meta.total_allocations),
@@ -79,12 +81,35 @@ def read(path: Path) -> Heap:
 def _blocks(records: Iterable[Any]) -> list[Block]:
     return [
         Block(
-            stack=tuple((str(f), str(file), int(line)) for f, file, line in record.stack_trace()),
+            stack=_stack(record),
             bytes=int(record.size),
             count=int(record.n_allocations),
         )
         for record in records
     ]
+
+
+def _allocated(records: Iterable[Any], kinds: Any) -> list[Block]:
+    """Every allocation event summed by stack (threads merged); frees are not allocations.
+    A stack is read once per stack id: files hold millions of events and few stacks."""
+    frees = {kinds.FREE, kinds.MUNMAP, kinds.PYMALLOC_FREE}
+    totals: dict[int, list[int]] = {}
+    stacks: dict[int, tuple[Frame, ...]] = {}
+    for record in records:
+        if record.allocator in frees:
+            continue
+        stack_id = record.stack_id
+        found = totals.get(stack_id)
+        if found is None:
+            found = totals[stack_id] = [0, 0]
+            stacks[stack_id] = _stack(record)
+        found[0] += record.size
+        found[1] += record.n_allocations
+    return [Block(stacks[key], size, count) for key, (size, count) in totals.items()]
+
+
+def _stack(record: Any) -> tuple[Frame, ...]:
+    return tuple((str(f), str(file), int(line)) for f, file, line in record.stack_trace())
 
 
 def top_allocators(
@@ -126,14 +151,15 @@ def flame_tree(blocks: Iterable[Block], min_share: float = 0.002) -> dict[str, A
 
 
 def summary(heap: Heap, limit: int = TOP_ALLOCATORS) -> dict[str, Any]:
-    """What a capture keeps of its file: the totals, the top allocators at the peak by bytes
+    """What a capture keeps of its file: the totals, the top allocators of the window by bytes
     and by count, and the leaks by bytes."""
     return {
         "peak_bytes": heap.peak_bytes,
         "allocations": heap.allocations,
+        "allocated_bytes": sum(block.bytes for block in heap.allocated),
         "window_s": heap.window_s,
-        "top_by_bytes": as_rows(top_allocators(heap.peak, by="bytes", limit=limit)),
-        "top_by_count": as_rows(top_allocators(heap.peak, by="count", limit=limit)),
+        "top_by_bytes": as_rows(top_allocators(heap.allocated, by="bytes", limit=limit)),
+        "top_by_count": as_rows(top_allocators(heap.allocated, by="count", limit=limit)),
         "leaks": as_rows(top_allocators(heap.leaked, by="bytes", limit=limit)),
         "leaked_bytes": sum(block.bytes for block in heap.leaked),
         "leaked_count": sum(block.count for block in heap.leaked),

@@ -56,7 +56,8 @@ def capture(
     should_stop: Callable[[], bool] = lambda: False,
 ) -> float:
     """Record the allocations of `pid` for `duration_s` (or until `should_stop`) into `output`,
-    in memray's aggregated format; the seconds recorded. MemrayError when the target exits
+    in memray's full format (every allocation, so that all the bytes allocated by stack can be
+    summed); the seconds recorded. MemrayError when the target exits
     during the window: its file may be cut short."""
     seconds = max(1, math.ceil(duration_s))
     attach(pid, output, tracking_s=seconds + SAFETY_S)
@@ -86,7 +87,7 @@ def attach(pid: int, output: Path, *, tracking_s: int) -> None:
     """Start memray's tracker in `pid`, writing `output`, stopping by itself after
     `tracking_s` at the latest."""
     _memray(
-        "attach", "--method", "gdb", "--aggregate", "--duration", str(tracking_s),
+        "attach", "--method", "gdb", "--duration", str(tracking_s),
         "--output", str(output), str(pid), pid=pid,
     )  # fmt: skip
 

@@ -349,7 +349,7 @@ def _trace(capture: ProfileCapture) -> None:
 
 
 def _allocations(capture: ProfileCapture, should_stop: Callable[[], bool]) -> None:
-    """memray attached for the window; the heap at its peak by stack (the flame graph), the top
+    """memray attached for the window; the bytes allocated by stack (the flame graph), the top
     allocators and the leaks in the summary, and memray's own file to download."""
     capture.tool, capture.tool_version = "memray", memrayattach.version()
     output = artefact_dir(capture) / "allocations.memray"
@@ -359,7 +359,7 @@ def _allocations(capture: ProfileCapture, should_stop: Callable[[], bool]) -> No
     )
     found = heap.read(output)
     flame = artefact_dir(capture) / "allocations.flame.json"
-    flame.write_text(json.dumps(heap.flame_tree(found.peak)))
+    flame.write_text(json.dumps(heap.flame_tree(found.allocated)))
     _keep(capture, "memray", output)
     _keep(capture, "flame", flame)
     capture.summary = {**heap.summary(found), "recorded_s": recorded_s}

@@ -1,6 +1,6 @@
 """Small Python programs to profile, run as real child processes by the tests:
 
-python -m tests.profiling.programs spin | leak | warm-up | steady | threads | parent
+python -m tests.profiling.programs spin | leak | churn | warm-up | steady | threads | parent
 """
 
 from __future__ import annotations
@@ -30,6 +30,21 @@ def leak() -> None:
     kept = []
     while True:
         kept.append(bytearray(LEAK_BYTES_PER_S // 10))  # the leaking line
+        time.sleep(0.1)
+
+
+CHURN_BYTES = 1_000_000
+
+
+def churn() -> None:
+    """Allocates and frees 100 MB a second at one line and keeps 1 MB a second at another: by
+    bytes allocated the first is the top allocator, by bytes held at any moment the second."""
+    kept = []
+    while True:
+        for _ in range(10):
+            scratch = bytearray(CHURN_BYTES)  # the churning line
+            del scratch
+        kept.append(bytearray(LEAK_BYTES_PER_S // 10))  # the line that keeps
         time.sleep(0.1)
 
 
@@ -113,6 +128,7 @@ if __name__ == "__main__":
     modes = {
         "spin": spin,
         "leak": leak,
+        "churn": churn,
         "steady": steady,
         "warm-up": warm_up,
         "threads": threads,

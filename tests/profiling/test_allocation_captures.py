@@ -29,9 +29,9 @@ def take(pid: int, duration_s: float) -> ProfileCapture:
     return capture
 
 
-def leaking_line() -> int:
+def line_of(comment: str) -> int:
     lines = PROGRAMS.read_text().splitlines()
-    return next(n for n, line in enumerate(lines, 1) if line.endswith("# the leaking line"))
+    return next(n for n, line in enumerate(lines, 1) if line.endswith(f"# {comment}"))
 
 
 def test_it_names_the_function_that_leaks_as_the_top_allocator(program: Program) -> None:
@@ -40,7 +40,7 @@ def test_it_names_the_function_that_leaks_as_the_top_allocator(program: Program)
     assert capture.status == CaptureStatus.DONE, capture.error
     assert capture.tool == "memray" and capture.tool_version
     top = capture.summary["top_by_bytes"][0]
-    assert (top["function"], top["line"]) == ("leak", leaking_line())
+    assert (top["function"], top["line"]) == ("leak", line_of("the leaking line"))
     assert top["file"] == str(PROGRAMS)
     # 100 kB a tenth of a second, over about 3 s: tens of blocks, megabytes, all still alive.
     assert top["bytes"] >= 1_000_000 and top["count"] >= 10
@@ -50,6 +50,24 @@ def test_it_names_the_function_that_leaks_as_the_top_allocator(program: Program)
     flame = json.loads(services.artefact_path(capture, "flame").read_text())
     assert flame["value"] >= top["bytes"]
     assert services.artefact_path(capture, "memray").stat().st_size > 0
+
+
+def test_it_weighs_stacks_by_all_the_bytes_they_allocated_not_those_held_at_the_peak(
+    program: Program,
+) -> None:
+    churner = program("churn")
+    capture = take(churner.pid, duration_s=3)
+    assert capture.status == CaptureStatus.DONE, capture.error
+    by_bytes = capture.summary["top_by_bytes"]
+    # Over about 3 s: some 300 MB allocated and freed at one line, 3 MB kept at the other.
+    assert (by_bytes[0]["function"], by_bytes[0]["line"]) == ("churn", line_of("the churning line"))
+    kept = next(row for row in by_bytes if row["line"] == line_of("the line that keeps"))
+    assert by_bytes[0]["bytes"] >= 5 * kept["bytes"] and by_bytes[0]["count"] >= 5 * kept["count"]
+    # At the end only the kept line's allocations are alive: the leaks view names it, not churn.
+    assert capture.summary["leaks"][0]["line"] == line_of("the line that keeps")
+    assert capture.summary["allocated_bytes"] > capture.summary["peak_bytes"]
+    flame = json.loads(services.artefact_path(capture, "flame").read_text())
+    assert flame["value"] == capture.summary["allocated_bytes"]
 
 
 def test_a_target_that_exits_mid_capture_ends_it_in_error(program: Program) -> None:
@@ -92,4 +110,5 @@ def test_the_cli_prints_the_top_allocators_largest_first_as_json(
     assert allocators[0]["function"] == "leak"
     sizes = [allocator["bytes"] for allocator in allocators]
     assert sizes == sorted(sizes, reverse=True)
+    assert result["allocated_bytes"] >= sum(sizes) and result["peak_bytes"] > 0
     assert "memray" in result["artefacts"]

@@ -177,6 +177,7 @@ def cli_result(capture: ProfileCapture) -> dict[str, Any]:
     elif capture.kind == "allocations":
         summary = capture.summary
         result.update(
+            allocated_bytes=summary.get("allocated_bytes"),
             peak_bytes=summary.get("peak_bytes"),
             allocations=summary.get("allocations"),
             top_allocators=summary.get("top_by_bytes", []),

@@ -27,7 +27,7 @@ BLOCKS = [
 
 def allocations_capture() -> ProfileCapture:
     found = heap.Heap(
-        peak=BLOCKS, leaked=BLOCKS[:1], peak_bytes=8_500_000, allocations=3_100, window_s=5.0
+        allocated=BLOCKS, leaked=BLOCKS[:1], peak_bytes=8_500_000, allocations=3_100, window_s=5.0
     )
     capture = done(CaptureKind.ALLOCATIONS, summary={**heap.summary(found), "recorded_s": 5.0})
     write_artefact(capture, "flame", "allocations.flame.json", json.dumps(heap.flame_tree(BLOCKS)))

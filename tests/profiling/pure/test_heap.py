@@ -52,9 +52,14 @@ def test_its_flame_tree_weighs_stacks_by_bytes_root_first() -> None:
 
 def test_its_summary_holds_the_top_allocators_and_the_leaks() -> None:
     found = heap.Heap(
-        peak=blocks(), leaked=blocks()[:1], peak_bytes=7_000_000, allocations=3_000, window_s=2.0
+        allocated=blocks(),
+        leaked=blocks()[:1],
+        peak_bytes=7_000_000,
+        allocations=3_000,
+        window_s=2.0,
     )
     summary = heap.summary(found, limit=2)
+    assert summary["allocated_bytes"] == 6_000_000 + 64_000 + 4_096
     assert summary["top_by_bytes"][0] == {
         "function": "grow", "file": "app.py", "line": 20, "bytes": 6_000_000, "count": 60,
     }  # fmt: skip
