@@ -51,6 +51,15 @@ def needs_services(item: pytest.Item) -> bool:
     return not any(item.path.is_relative_to(directory) for directory in STANDALONE_DIRS)
 
 
+# Runs every standalone test in processes without the services (and the engine's and the stats
+# package's without Django): where it is collected, the run deselects the standalone tests, so
+# that each runs once.
+STANDALONE_RUN = (
+    "tests/boundaries/test_engine_alone.py::"
+    "test_it_runs_the_pure_tests_without_postgres_redis_or_django"
+)
+
+
 # Tests of PostgreSQL's server-wide pg_stat_statements: one resets it for every database
 # (pg_stat_statements_reset(), to prove that snapshots take the new values after a reset), and
 # the others take snapshots whose deltas such a reset would upset. In parallel runs
@@ -114,6 +123,25 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             "`pytest tests/engine tests/stats` and `tests/<app>/pure` run without them"
         )
     flush_retries_deadlocks()
+    cheap_password_hashes()
+    if any(item.nodeid == STANDALONE_RUN for item in items):
+        standalone = [item for item in items if not needs_services(item)]
+        if standalone:
+            config.hook.pytest_deselected(items=standalone)
+            items[:] = [item for item in items if needs_services(item)]
+
+
+# Django's PBKDF2 iterations make each hash cost about half a second of this machine's CPU,
+# and most tests create a user or two: some four minutes of the suite. Hashes made here carry
+# their own iteration count, so every process the tests start (servers, workers) still checks
+# them with Django's own hasher, and still makes its own hashes at full strength.
+TEST_PBKDF2_ITERATIONS = 1_000
+
+
+def cheap_password_hashes() -> None:
+    from django.contrib.auth.hashers import PBKDF2PasswordHasher
+
+    PBKDF2PasswordHasher.iterations = TEST_PBKDF2_ITERATIONS
 
 
 def flush_retries_deadlocks() -> None:
