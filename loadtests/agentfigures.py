@@ -17,7 +17,7 @@ from typing import Any
 
 import redis
 from django.conf import settings
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from offgridperf_agent.publish import run_key
 
 from loadtests.engine.results import ms
@@ -57,7 +57,15 @@ def collect(run_id: int) -> int:
         raw, _ = pipe.execute()
         if not raw:
             break
-        store(run_id, [json.loads(item) for item in raw])
+        try:
+            store(run_id, [json.loads(item) for item in raw])
+        except IntegrityError:
+            if LoadTestRun.objects.filter(pk=run_id).exists():
+                raise
+            # Deleted while its figures were on their way: nothing left to add them to.
+            client.delete(key)
+            log.warning("run %s was deleted: the agent's figures for it are dropped", run_id)
+            return taken
         taken += len(raw)
     if taken:
         summarise(run_id)

@@ -44,9 +44,15 @@ def on_worker_ready(sender: Any = None, **kwargs: Any) -> None:
     started_at = timezone.now()
     # Whatever ran under this node name before is gone (a crash, a kill -9, a restart by
     # runall): its runs cannot be going on, so do not wait for them to go stale.
-    reaped = lifecycle.reap_node_runs(node)
-    if reaped:
-        log.warning("%s: marked the runs it left running as interrupted: %s", node, reaped)
+    try:
+        reaped = lifecycle.reap_node_runs(node)
+    except Exception:
+        # The worker must still say it is alive, or no run would ever be sent to it; the
+        # housekeeping below reaps those runs once their heartbeat is stale.
+        log.exception("%s: the runs it left running could not be interrupted at start", node)
+    else:
+        if reaped:
+            log.warning("%s: marked the runs it left running as interrupted: %s", node, reaped)
     waiting.record_heartbeat(node, _consumed(sender), started_at)
     housekeeping.start(
         _stop, also=lambda: waiting.record_heartbeat(node, _consumed(sender), started_at)

@@ -89,6 +89,12 @@ class Runall:
     def output(self) -> str:
         return self.log.read_text(errors="replace")
 
+    def quiet_output(self) -> str:
+        """The output without the access log's request lines, which probes fill it with."""
+        return "\n".join(
+            line for line in self.output().splitlines() if '" 200 ' not in line.split("HTTP/")[-1]
+        )
+
     def stop(self) -> None:
         """SIGTERM to runall, as Ctrl-C would; then nothing it started may be left."""
         if self.proc.poll() is None:

@@ -107,3 +107,22 @@ def test_a_run_its_restarted_worker_reaps_keeps_the_seconds_collected_before_and
     assert AgentSecond.objects.filter(run=run).count() == 3
     assert run.steps_summary["list books"]["agent_requests"] == 30
     assert run.steps_summary["list books"]["queries_max"] == 21
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_figures_of_a_run_deleted_before_they_are_stored_are_dropped_without_an_error(
+    definition: LoadTestDefinition, agent_redis: str
+) -> None:
+    # A worker restarting reaps the runs it left, while someone deletes one of them (a test's
+    # teardown emptied the tables here): the figures' rows cannot be committed for a run
+    # that is gone, and that must not stop the worker's start.
+    run = running_run(definition, silent_for_s=0)
+    now = int(time.time())
+    published(run.pk, [now - 3, now - 2], agent_redis)
+    run_id = run.pk
+    run.delete()
+
+    agentfigures.store_at_end(run_id, wait_s=0)
+
+    assert not AgentSecond.objects.filter(run_id=run_id).exists()
+    assert not redis.Redis.from_url(agent_redis).exists(publish.run_key(run_id))

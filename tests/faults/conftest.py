@@ -152,21 +152,43 @@ class Product(Runall):
             and WorkerHeartbeat.objects.filter(node=self.node(name), pid=worker.pid).exists()
         )
 
+    def missing(self) -> list[str]:
+        """What of the product is not yet up: empty once every process answers."""
+        if self.proc.poll() is not None:
+            return ["runall (exited)"]
+        checks = {
+            "web": lambda: answers(self.web_probe_url),
+            "target": lambda: answers(self.target_probe_url),
+            "loadgen heartbeat": lambda: self.worker_ready("loadgen"),
+            "worker heartbeat": lambda: self.worker_ready("worker"),
+            "beat": lambda: self.child("beat") is not None,
+        }
+        return [name for name, check in checks.items() if not check()]
+
     def ready(self) -> bool:
-        return (
-            self.proc.poll() is None
-            and answers(self.web_probe_url)
-            and answers(self.target_probe_url)
-            and self.worker_ready("loadgen")
-            and self.worker_ready("worker")
-            and self.child("beat") is not None
-        )
+        return not self.missing()
 
     def wait_ready(self, timeout_s: float = START_TIMEOUT_S) -> None:
+        missing: list[str] = []
+
+        def up() -> bool:
+            missing[:] = self.missing()
+            return not missing
+
         try:
-            wait_for(self.ready, timeout_s, "every product process answering")
+            wait_for(up, timeout_s, "every product process answering")
         except AssertionError as exc:
-            raise AssertionError(f"{exc}\n--- runall output ---\n{self.output()[-6000:]}") from None
+            # The lines of the processes still missing first: the others fill the log.
+            names = {name.split()[0] for name in missing}
+            theirs = [
+                line for line in self.quiet_output().splitlines()
+                if line.strip().split(" |")[0] in names
+            ]  # fmt: skip
+            raise AssertionError(
+                f"{exc}; still missing: {', '.join(missing)}\n"
+                f"--- their output ---\n" + "\n".join(theirs)[-6000:] + "\n"
+                f"--- runall output (requests left out) ---\n{self.quiet_output()[-3000:]}"
+            ) from None
         self.descendants()
 
 
