@@ -12,12 +12,12 @@ TEST_BROKER_URL ?= redis://127.0.0.1:6379/2
 PYTEST_ARGS ?=
 # make bench BENCH=cache runs one benchmark (python -m bench NAME); empty runs them all.
 BENCH ?=
-# Parallel workers (pytest-xdist): most tests wait on processes and sleeps rather than on the
-# CPU. Each worker has its own test database and Redis key prefix; tests of server-wide state
-# form groups (tests/conftest.py) that --dist loadgroup keeps on one worker. 3 workers: at 4,
-# tests that judge real products by their latency starved each other on 2 cores now and then.
-# TEST_WORKERS=0 runs serially.
-TEST_WORKERS ?= 3
+# Parallel workers (pytest-xdist): many tests wait on real processes and sleeps rather than on
+# the CPU. Each worker has its own test database and Redis key prefix; tests of server-wide
+# state form groups (tests/conftest.py) that --dist loadgroup keeps on one worker. 4 workers
+# on the 2-core machine: 3 left the CPU idle a quarter of the time, 5 were no faster than 4
+# (the CPU is then saturated). TEST_WORKERS=0 runs serially.
+TEST_WORKERS ?= 4
 PYTEST_XDIST ?= -n $(TEST_WORKERS) --dist loadgroup
 # Debian packages the tests need (installed by make test when missing).
 # chromium for the browser tests; iproute2 for the several-hosts test; prometheus (and its
