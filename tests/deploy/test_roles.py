@@ -9,6 +9,7 @@ import os
 import signal
 import socket
 import subprocess
+import sys
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -178,6 +179,29 @@ def test_it_runs_the_loadgen_role_as_a_celery_node_on_queue_loadgen(roles: Roles
     wait_for(lambda: answers_ping(node), 60, "the loadgen node answering a ping")
     queues = app.control.inspect(destination=[node], timeout=2.0).active_queues() or {}
     assert [queue["name"] for queue in queues[node]] == ["loadgen"]
+
+
+def test_it_runs_the_monitor_role_reading_a_registered_target(roles: Roles) -> None:
+    from profiling.models import MonitorSample, ProfileTarget
+
+    sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
+    try:
+        target = ProfileTarget.objects.create(name="sleeper", pid=sleeper.pid)
+        # compose's monitor service, as its command runs it; a short interval for the test.
+        roles.env = {**roles.env, **container_env("compose", "monitor")}
+        roles.env["PROFILING_MONITOR_INTERVAL_S"] = "0.5"
+        roles.start("monitor")
+        wait_for(
+            lambda: MonitorSample.objects.filter(target=target).count() >= 2,
+            60,
+            f"two readings of the target by the monitor role:\n{roles.output('monitor')[-3000:]}",
+        )
+        sample = MonitorSample.objects.filter(target=target).latest("at")
+        assert sample.pid == sleeper.pid and sample.rss_bytes > 0 and sample.threads >= 1
+        assert roles.procs["monitor"].poll() is None, roles.output("monitor")[-3000:]
+    finally:
+        sleeper.kill()
+        sleeper.wait()
 
 
 def test_it_migrates_and_exits(roles: Roles) -> None:
