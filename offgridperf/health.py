@@ -7,9 +7,11 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import psycopg
 from django.conf import settings
 from django.core.cache import cache
 from django.db import connection
+from psycopg_pool import PoolTimeout
 
 
 @dataclass(frozen=True)
@@ -51,8 +53,16 @@ def _database() -> None:
     # what the probe reports. Django opens its pool at the first query (open() is idempotent);
     # the probe may come first.
     pool.open()
-    with pool.connection(timeout=DATABASE_PROBE_TIMEOUT_S) as conn:
-        conn.execute("SELECT 1").fetchone()
+    try:
+        with pool.connection(timeout=DATABASE_PROBE_TIMEOUT_S) as conn:
+            conn.execute("SELECT 1").fetchone()
+    except PoolTimeout:
+        # Every pooled connection is in use by requests: the process is busy, which is not
+        # the database being down (a load balancer would pull a busy instance for it). Ask
+        # the server itself, on a connection of the probe's own.
+        options = {**pool.kwargs, "connect_timeout": max(1, round(DATABASE_PROBE_TIMEOUT_S))}
+        with psycopg.connect(pool.conninfo, **options) as conn:
+            conn.execute("SELECT 1").fetchone()
 
 
 def database_reachable() -> bool:

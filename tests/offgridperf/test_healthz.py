@@ -47,3 +47,27 @@ def test_it_names_an_unreachable_cache(client: Any, settings: Any) -> None:
 def test_it_needs_no_login_and_is_never_cached(client: Any) -> None:
     response = client.get("/healthz")
     assert "no-cache" in response["Cache-Control"] or "max-age=0" in response["Cache-Control"]
+
+
+def test_it_reports_the_database_up_while_requests_hold_every_pooled_connection() -> None:
+    # 16 busy views on a pool of 10: the probe waits for a pooled connection in vain, yet the
+    # database answers. "down" would make a load balancer pull a busy but healthy instance.
+    from django.db import connection
+    from psycopg_pool import PoolTimeout
+
+    from offgridperf import health
+
+    pool = connection.pool
+    held = []
+    try:
+        while True:
+            try:
+                held.append(pool.getconn(timeout=0.2))
+            except PoolTimeout:
+                break
+        assert held and pool.get_stats()["pool_size"] == pool.max_size
+        probe = health.check_all()["database"]
+    finally:
+        for conn in held:
+            pool.putconn(conn)
+    assert probe.ok, probe.error
