@@ -226,7 +226,7 @@ def trace_context(capture: ProfileCapture) -> dict[str, Any]:
 
 
 def allocations_context(capture: ProfileCapture) -> dict[str, Any]:
-    """The heap at its peak as a flame graph (from its artefact), and the summary's top
+    """The bytes allocated by stack as a flame graph (from its artefact), and the summary's top
     allocators by bytes and by count and its leaks, the first FUNCTIONS_TOP of each."""
     summary = capture.summary or {}
     flame = _read_json(capture, "flame")
