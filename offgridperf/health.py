@@ -40,6 +40,9 @@ def _timed(check: Callable[[], None]) -> Probe:
 # the database gone, the pool would hold each caller that long, and probes (load balancers,
 # Kubernetes, /healthz's own callers) give up after a second or two.
 DATABASE_PROBE_TIMEOUT_S = 1.0
+# When every pooled connection is busy, the probe connects on its own for at most this long
+# (psycopg's least connect_timeout).
+DATABASE_CONNECT_TIMEOUT_S = 2
 
 
 def _database() -> None:
@@ -60,7 +63,7 @@ def _database() -> None:
         # Every pooled connection is in use by requests: the process is busy, which is not
         # the database being down (a load balancer would pull a busy instance for it). Ask
         # the server itself, on a connection of the probe's own.
-        options = {**pool.kwargs, "connect_timeout": max(1, round(DATABASE_PROBE_TIMEOUT_S))}
+        options = {**pool.kwargs, "connect_timeout": DATABASE_CONNECT_TIMEOUT_S}
         with psycopg.connect(pool.conninfo, **options) as conn:
             conn.execute("SELECT 1").fetchone()
 

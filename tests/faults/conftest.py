@@ -165,19 +165,11 @@ class Product(Runall):
         }
         return [name for name, check in checks.items() if not check()]
 
-    def ready(self) -> bool:
-        return not self.missing()
-
     def wait_ready(self, timeout_s: float = START_TIMEOUT_S) -> None:
-        missing: list[str] = []
-
-        def up() -> bool:
-            missing[:] = self.missing()
-            return not missing
-
         try:
-            wait_for(up, timeout_s, "every product process answering")
+            wait_for(lambda: not self.missing(), timeout_s, "every product process answering")
         except AssertionError as exc:
+            missing = self.missing()
             # The lines of the processes still missing first: the others fill the log.
             names = {name.split()[0] for name in missing}
             theirs = [
