@@ -84,6 +84,24 @@ def test_a_capture_of_the_target_ends_done(default_product: DefaultProduct, kind
     assert status == "done"
 
 
+def test_an_allocation_capture_of_a_target_worker_ends_done(
+    default_product: DefaultProduct,
+) -> None:
+    # One process at a time (memray attaches to a PID): a worker of the registered target.
+    import psutil
+
+    target = default_product.runall.child("target")
+    assert target is not None
+    worker = psutil.Process(target.pid).children()[0]
+    done = default_product.manage(
+        "profile", "allocations", "--pid", str(worker.pid), "--duration", "2", "--json"
+    )
+    assert done.returncode == 0, f"{done.stdout[-2000:]} {done.stderr[-3000:]}"
+    result = json.loads(done.stdout)
+    assert "memray" in result["artefacts"]
+    assert result["allocated_bytes"] >= sum(row["bytes"] for row in result["top_allocators"])
+
+
 def test_a_schedule_fires(default_product: DefaultProduct) -> None:
     port = default_product.env["TARGET_PORT"]
     definition = default_product.shell(
