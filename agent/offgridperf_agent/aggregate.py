@@ -11,7 +11,7 @@ import functools
 import hashlib
 import re
 import threading
-from collections import Counter
+from collections import Counter, deque
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -56,22 +56,37 @@ def fingerprint(sql: str) -> str:
     return hashlib.sha1(normalise_sql(sql).encode(), usedforsecurity=False).hexdigest()[:16]
 
 
-@dataclass
+@dataclass(slots=True)
 class RequestFigures:
-    """What one tagged request measured."""
+    """What one tagged request measured, as the request left it (nanoseconds, SQL as run)."""
 
-    server_us: int
-    cpu_us: int
-    db_us: int
-    queries: int
+    server_ns: int
+    cpu_ns: int
     cache_calls: int
-    cache_us: int
+    cache_ns: int
     view: str
     status: int
-    # fingerprint -> [count, total µs, sample SQL]
-    by_fingerprint: dict[str, list[Any]]
-    # fingerprint -> first frame of the app's code that ran it (N+1 groups only)
+    # SQL as run -> [count, total ns]
+    statements: dict[str, list[int]]
+    # SQL as run -> first frame of the app's code that ran it (N+1 groups only)
     frames: dict[str, str]
+
+    def by_fingerprint(self) -> dict[str, list[Any]]:
+        """fingerprint -> [count, total µs, sample SQL, frame]: the same statement with other
+        inline values folded into one."""
+        folded: dict[str, list[Any]] = {}
+        for sql, (count, total_ns) in self.statements.items():
+            fp = fingerprint(sql)
+            mine = folded.get(fp)
+            if mine is None:
+                folded[fp] = [count, total_ns, sql[:SQL_SAMPLE_CHARS], self.frames.get(sql, "")]
+            else:
+                mine[0] += count
+                mine[1] += total_ns
+                mine[3] = mine[3] or self.frames.get(sql, "")
+        for entry in folded.values():
+            entry[1] //= 1000
+        return folded
 
 
 @dataclass
@@ -94,31 +109,40 @@ class StepSecond:
     n_plus_one: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def add(self, figures: RequestFigures) -> None:
+        server_us = figures.server_ns // 1000
+        statements = figures.by_fingerprint()
+        queries = sum(entry[0] for entry in statements.values())
+        db_us = sum(entry[1] for entry in statements.values())
         self.requests += 1
-        self.server_us += figures.server_us
-        self.cpu_us += figures.cpu_us
-        self.db_us += figures.db_us
-        self.queries += figures.queries
-        self.queries_max = max(self.queries_max, figures.queries)
+        self.server_us += server_us
+        self.cpu_us += figures.cpu_ns // 1000
+        self.db_us += db_us
+        self.queries += queries
+        self.queries_max = max(self.queries_max, queries)
         self.cache_calls += figures.cache_calls
-        self.cache_us += figures.cache_us
-        self.server_hist[counts_index(figures.server_us)] += 1
-        self.db_hist[counts_index(figures.db_us)] += 1
+        self.cache_us += figures.cache_ns // 1000
+        self.server_hist[counts_index(server_us)] += 1
+        self.db_hist[counts_index(db_us)] += 1
         self.statuses[str(figures.status)] += 1
         self.views[figures.view] += 1
-        for fp, (count, total_us, sample) in figures.by_fingerprint.items():
-            mine = self.sql.setdefault(fp, [0, 0, sample])
-            mine[0] += count
-            mine[1] += total_us
+        for fp, (count, total_us, sample, frame) in statements.items():
+            mine = self.sql.get(fp)
+            if mine is None:
+                self.sql[fp] = [count, total_us, sample]
+            else:
+                mine[0] += count
+                mine[1] += total_us
             if count >= N_PLUS_ONE_MIN:
-                frame = figures.frames.get(fp, "")
-                group = self.n_plus_one.setdefault(
-                    f"{fp}|{figures.view}|{frame}",
-                    {"fingerprint": fp, "view": figures.view, "frame": frame, "sql": sample,
-                     "requests": 0, "count": 0},
-                )  # fmt: skip
-                group["requests"] += 1
-                group["count"] = max(group["count"], count)
+                self._n_plus_one(fp, figures.view, frame, sample, count)
+
+    def _n_plus_one(self, fp: str, view: str, frame: str, sample: str, count: int) -> None:
+        key = f"{fp}|{view}|{frame}"
+        group = self.n_plus_one.get(key)
+        if group is None:
+            group = self.n_plus_one[key] = {"fingerprint": fp, "view": view, "frame": frame,
+                                            "sql": sample, "requests": 0, "count": 0}  # fmt: skip
+        group["requests"] += 1
+        group["count"] = max(group["count"], count)
 
     def as_message(self, run_id: int, step: str, second: int) -> dict[str, Any]:
         top = sorted(self.sql.items(), key=lambda item: item[1][1], reverse=True)
@@ -147,11 +171,17 @@ class StepSecond:
 
 
 class Aggregator:
-    """Thread-safe: gunicorn threads and the publishing thread share one."""
+    """Requests hand their figures over with `record` (one append to a deque, which is
+    thread-safe, so the request's path takes no lock); the publishing thread folds them into
+    per (run, step, second) figures when it takes them, once a second."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
+        self._recorded: deque[tuple[int, str, int, RequestFigures]] = deque()
         self._seconds: dict[tuple[int, str, int], StepSecond] = {}
+
+    def record(self, run_id: int, step: str, second: int, figures: RequestFigures) -> None:
+        self._recorded.append((run_id, step, second, figures))
 
     def add(self, run_id: int, step: str, second: int, figures: RequestFigures) -> None:
         key = (run_id, step, second)
@@ -163,6 +193,12 @@ class Aggregator:
 
     def take(self, before_second: int | None = None) -> list[dict[str, Any]]:
         """The messages of every second before `before_second` (all when None), removed."""
+        while True:
+            try:
+                recorded = self._recorded.popleft()
+            except IndexError:  # drained (here, or by another thread taking too)
+                break
+            self.add(*recorded)
         with self._lock:
             keys = [k for k in self._seconds if before_second is None or k[2] < before_second]
             taken = [(k, self._seconds.pop(k)) for k in keys]

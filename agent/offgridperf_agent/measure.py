@@ -9,7 +9,9 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from offgridperf_agent.aggregate import N_PLUS_ONE_MIN, SQL_SAMPLE_CHARS, fingerprint
+from offgridperf_agent.aggregate import N_PLUS_ONE_MIN, fingerprint
+
+perf_counter_ns = time.perf_counter_ns
 
 # The measure of the request this context serves; None outside tagged requests.
 current: contextvars.ContextVar[RequestMeasure | None] = contextvars.ContextVar(
@@ -23,52 +25,74 @@ _SKIPPED_PARTS = ("/site-packages/", "/dist-packages/", "/django/", "/offgridper
 
 
 class RequestMeasure:
-    __slots__ = ("db_ns", "queries", "by_fingerprint", "frames", "cache_calls", "cache_ns",
-                 "in_cache")  # fmt: skip
+    """What one tagged request ran, kept as cheaply as the hot path allows: each query costs two
+    clock reads and one dict lookup by its SQL text (Django passes the same string object for
+    the same statement), and the fingerprints are taken later, off the request's path."""
+
+    __slots__ = ("statements", "frames", "fingerprints", "cache_calls", "cache_ns", "in_cache")
 
     def __init__(self) -> None:
-        self.db_ns = 0
-        self.queries = 0
-        # fingerprint -> [count, total µs, sample SQL]
-        self.by_fingerprint: dict[str, list[Any]] = {}
+        # SQL as run -> [count, total ns]
+        self.statements: dict[str, list[int]] = {}
+        # SQL as run -> the first frame of the app's code that ran it (N+1 groups only)
         self.frames: dict[str, str] = {}
+        # fingerprint -> distinct SQL texts seen with it (statements with inline values)
+        self.fingerprints: dict[str, int] = {}
         self.cache_calls = 0
         self.cache_ns = 0
         self.in_cache = False
 
     def execute(
-        self, execute: Callable[..., Any], sql: str, params: Any, many: bool, context: Any
+        self, execute: Callable[..., Any], sql: Any, params: Any, many: bool, context: Any
     ) -> Any:
-        """A `connection.execute_wrapper`: times the query and files it by fingerprint."""
-        started = time.perf_counter_ns()
+        """A `connection.execute_wrapper`: times the query and files it by its SQL text."""
+        started = perf_counter_ns()
         try:
             return execute(sql, params, many, context)
         finally:
-            elapsed = time.perf_counter_ns() - started
-            self.db_ns += elapsed
-            self.queries += 1
-            text = sql if isinstance(sql, str) else str(sql)
-            fp = fingerprint(text)
-            entry = self.by_fingerprint.get(fp)
-            if entry is None:
-                self.by_fingerprint[fp] = [1, elapsed // 1000, text[:SQL_SAMPLE_CHARS]]
-            else:
+            elapsed = perf_counter_ns() - started
+            if sql.__class__ is not str:  # e.g. psycopg's sql.Composed
+                sql = str(sql)
+            entry = self.statements.get(sql)
+            if entry is not None:
                 entry[0] += 1
-                entry[1] += elapsed // 1000
+                entry[1] += elapsed
                 # The frame is looked up once per group, when it becomes an N+1.
                 if entry[0] == N_PLUS_ONE_MIN:
-                    self.frames[fp] = app_frame()
+                    self.frames[sql] = app_frame()
+            else:
+                self.statements[sql] = [1, elapsed]
+                self._new_statement(sql)
+
+    def _new_statement(self, sql: str) -> None:
+        """The same statement with other inline values is the same fingerprint: its group
+        becomes an N+1 at its fifth distinct text."""
+        fp = fingerprint(sql)
+        seen = self.fingerprints[fp] = self.fingerprints.get(fp, 0) + 1
+        if seen == N_PLUS_ONE_MIN:
+            self.frames[sql] = app_frame()
+
+
+# Source file -> whether it is the framework's or the agent's: decided once per file, so the walk
+# costs a dict lookup a frame.
+_skipped_files: dict[str, bool] = {}
+
+
+def _is_skipped(filename: str) -> bool:
+    return filename.startswith(("<", *_SKIPPED_PREFIXES)) or any(
+        part in filename for part in _SKIPPED_PARTS
+    )
 
 
 def app_frame() -> str:
     """`module.function:line` of the innermost frame of the app's own code."""
-    frame = sys._getframe(1)
+    frame: Any = sys._getframe(1)
     while frame is not None:
         filename = frame.f_code.co_filename
-        if not (
-            filename.startswith(("<", *_SKIPPED_PREFIXES))
-            or any(part in filename for part in _SKIPPED_PARTS)
-        ):
+        skipped = _skipped_files.get(filename)
+        if skipped is None:
+            skipped = _skipped_files[filename] = _is_skipped(filename)
+        if not skipped:
             module = frame.f_globals.get("__name__", filename)
             return f"{module}.{frame.f_code.co_name}:{frame.f_lineno}"
         frame = frame.f_back

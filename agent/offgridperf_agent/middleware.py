@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import time
 from collections.abc import Callable
@@ -48,30 +47,24 @@ class AgentMiddleware:
         req = measure.RequestMeasure()
         token = measure.current.set(req)
         second = int(time.time())
+        # Django's execute_wrapper() does this append and pop, without a context manager each.
+        wrapper_lists = [connection.execute_wrappers for connection in connections.all()]
         started, cpu_started = time.perf_counter_ns(), time.thread_time_ns()
+        for wrappers in wrapper_lists:
+            wrappers.append(req.execute)
         try:
-            with contextlib.ExitStack() as stack:
-                for connection in connections.all():
-                    stack.enter_context(connection.execute_wrapper(req.execute))
-                response = self.get_response(request)
+            response = self.get_response(request)
         finally:
+            for wrappers in wrapper_lists:
+                wrappers.pop()
             measure.current.reset(token)
-        server_us = (time.perf_counter_ns() - started) // 1000
-        cpu_us = (time.thread_time_ns() - cpu_started) // 1000
+        cpu_ns = time.thread_time_ns() - cpu_started
+        server_ns = time.perf_counter_ns() - started
         figures = RequestFigures(
-            server_us=server_us,
-            cpu_us=cpu_us,
-            db_us=req.db_ns // 1000,
-            queries=req.queries,
-            cache_calls=req.cache_calls,
-            cache_us=req.cache_ns // 1000,
-            view=_view_name(request),
-            status=response.status_code,
-            by_fingerprint=req.by_fingerprint,
-            frames=req.frames,
-        )
-        publisher = publish.publisher(self.redis_url)
-        publisher.aggregator.add(tag.run_id, tag.step, second, figures)
+            server_ns, cpu_ns, req.cache_calls, req.cache_ns, _view_name(request),
+            response.status_code, req.statements, req.frames,
+        )  # fmt: skip
+        publish.publisher(self.redis_url).aggregator.record(tag.run_id, tag.step, second, figures)
         return response
 
 

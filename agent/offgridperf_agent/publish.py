@@ -78,9 +78,19 @@ def publisher(redis_url: str) -> Publisher:
     """This process' publisher, started on first use (a forked child starts its own)."""
     global _publisher
     current = _publisher
-    if current is not None and current.pid == os.getpid():
+    if current is not None:
         return current
     with _lock:
-        if _publisher is None or _publisher.pid != os.getpid():
+        if _publisher is None:
             _publisher = Publisher(redis_url)
         return _publisher
+
+
+def _forget_in_child() -> None:
+    """A forked child has none of its parent's threads: it starts a publisher of its own on
+    its first tagged request (so the request's path never asks for its pid)."""
+    global _publisher, _lock
+    _publisher, _lock = None, threading.Lock()
+
+
+os.register_at_fork(after_in_child=_forget_in_child)
