@@ -734,22 +734,34 @@ _flush_timers: dict[int, threading.Timer] = {}
 _flush_timers_lock = threading.Lock()
 
 
-def _flush_later() -> None:
+def _flush_later(*, again: bool = False) -> None:
     """Flush within METRICS_FLUSH_S even if this process makes no further operation: the
     counts of a worker's last second (the end of a load test) would otherwise wait for its
-    next request to reach the shared figures."""
+    next request to reach the shared figures. `again`: from the timer whose flush failed."""
     pid = os.getpid()
     timer = _flush_timers.get(pid)
-    if timer is not None and timer.is_alive():
+    if not again and timer is not None and timer.is_alive():
         return
     with _flush_timers_lock:
         timer = _flush_timers.get(pid)
-        if timer is not None and timer.is_alive():
+        if not again and timer is not None and timer.is_alive():
             return
-        timer = threading.Timer(METRICS_FLUSH_S, _flush_at_exit)
+        timer = threading.Timer(METRICS_FLUSH_S, _flush_due)
         timer.daemon = True
         _flush_timers[pid] = timer
         timer.start()
+
+
+def _flush_due() -> None:
+    """The timer's flush: while Redis is away (down, or its circuit open) the counts given
+    back try again each METRICS_FLUSH_S, so they land once it is back."""
+    try:
+        flushed = flush_metrics()
+    except Exception:  # a timer thread: say it, rather than raise into nothing
+        log.exception("cache: flushing the figures failed")
+        return
+    if not flushed:
+        _flush_later(again=True)
 
 
 def flush_metrics() -> bool:

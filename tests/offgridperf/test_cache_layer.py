@@ -308,3 +308,20 @@ def test_an_invalidation_missed_during_an_outage_is_made_good_on_return(
     assert BATCH.get("detail:1") is None  # the whole strategy was bumped on return
     assert BATCH.get("ref:r") is None
     assert BATCH.get_or_compute("detail:1", lambda: "after") == "after"
+
+
+def test_counts_a_failed_flush_gave_back_reach_redis_without_another_operation(
+    private_redis: PrivateRedis, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A worker's last counts (the end of a load test) are flushed by a timer; when that flush
+    meets Redis down, or the circuit open, it tries again until they land."""
+    monkeypatch.setattr(cache, "BACKOFF_S", 0.1)
+    cache.flush_metrics()  # the next operation schedules the timer rather than flushing
+    for _ in range(5):
+        QUERY.get("k")
+    private_redis.stop()
+    time.sleep(1.5)  # the timer's flush, 1 s on, fails: the counts are given back
+    private_redis.start()
+    time.sleep(2.0)  # Redis is back; this process makes no further cache operation
+    assert cache._buffer.peek("query") == {}, "the counts still wait for another operation"
+    assert cache.figures()["query"].counters["misses"] == 5
