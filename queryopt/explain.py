@@ -23,16 +23,15 @@ from collections.abc import Sequence
 from typing import Any
 
 import psycopg
-from pglast import ast
-from pglast.parser import ParseError, parse_sql, scan
 from psycopg import sql as pgsql
 
-from queryopt.fingerprints import postgres_text, walk
+from queryopt.fingerprints import pg, postgres_text, walk
 
 DEFAULT_TIMEOUT_S = 5.0
 # A plan waiting on a lock is not what the user asked to measure: give up quickly.
 DEFAULT_LOCK_TIMEOUT_S = 1.0
-MODIFYING_STATEMENTS = (ast.InsertStmt, ast.UpdateStmt, ast.DeleteStmt, ast.MergeStmt)
+# pglast.ast node types of the statements that write (named: pglast is imported on first use).
+MODIFYING_STATEMENTS = ("InsertStmt", "UpdateStmt", "DeleteStmt", "MergeStmt")
 # The plan keys that make a plan's shape; costs, rows, widths and timings are left out.
 SHAPE_KEYS = (
     "Node Type",
@@ -99,8 +98,8 @@ def single_statement(sql: str) -> Any:
     """The one parsed statement of `sql`; ExplainRefused when it is not exactly one."""
     try:
         # SQL with psycopg placeholders (and values passed along) parses in its $n form.
-        statements = parse_sql(postgres_text(sql) or sql)
-    except ParseError as exc:
+        statements = pg.parser.parse_sql(postgres_text(sql) or sql)
+    except pg.parser.ParseError as exc:
         raise ExplainRefused("syntax", f"PostgreSQL cannot parse the statement ({exc})") from exc
     if len(statements) != 1:
         raise ExplainRefused("single statement", f"expected one statement, got {len(statements)}")
@@ -110,22 +109,24 @@ def single_statement(sql: str) -> Any:
 def check_analyzable(sql: str) -> None:
     """Raise ExplainRefused unless `sql` is one SELECT that cannot change or lock data."""
     stmt = single_statement(sql)
-    if not isinstance(stmt, ast.SelectStmt):
+    if not isinstance(stmt, pg.ast.SelectStmt):
         kind = type(stmt).__name__.removesuffix("Stmt").upper()
         raise ExplainRefused("select only", f"EXPLAIN ANALYZE runs only a SELECT, not {kind}")
+    modifying = tuple(getattr(pg.ast, name) for name in MODIFYING_STATEMENTS)
     for node in walk(stmt):
-        if isinstance(node, MODIFYING_STATEMENTS):
+        if isinstance(node, modifying):
             raise ExplainRefused("no data-modifying CTE", "a WITH clause changes data")
-        if isinstance(node, ast.SelectStmt) and node.lockingClause:
+        if isinstance(node, pg.ast.SelectStmt) and node.lockingClause:
             raise ExplainRefused("no locking clause", "FOR UPDATE/SHARE takes row locks")
-        if isinstance(node, ast.SelectStmt) and node.intoClause:
+        if isinstance(node, pg.ast.SelectStmt) and node.intoClause:
             raise ExplainRefused("no SELECT INTO", "SELECT INTO creates a table")
 
 
 def placeholder_count(sql: str) -> int:
     """The highest $n placeholder number in `sql` (0 when there is none)."""
     return max(
-        (int(sql[t.start + 1 : t.end + 1]) for t in scan(sql) if t.name == "PARAM"), default=0
+        (int(sql[t.start + 1 : t.end + 1]) for t in pg.parser.scan(sql) if t.name == "PARAM"),
+        default=0,
     )
 
 

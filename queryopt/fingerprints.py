@@ -16,16 +16,40 @@ letter the hexadecimal pglast fingerprints never contain, so the two never colli
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from pglast import ast
-from pglast.enums import A_Expr_Kind, SortByDir, SortByNulls
-from pglast.parser import ParseError, parse_sql, scan
-from pglast.parser import fingerprint as pglast_fingerprint
+
+class _Pglast:
+    """pglast's modules, imported on first use: importing them costs some 0.1 s of CPU, and
+    every web and worker process imports this package (the admin does) while most of them
+    never parse SQL."""
+
+    @functools.cached_property
+    def ast(self) -> Any:
+        import pglast.ast
+
+        return pglast.ast
+
+    @functools.cached_property
+    def parser(self) -> Any:
+        import pglast.parser
+
+        return pglast.parser
+
+    @functools.cached_property
+    def enums(self) -> Any:
+        import pglast.enums
+
+        return pglast.enums
+
+
+pg = _Pglast()
+
 
 # Scanner tokens that are literals, replaced by placeholders as pg_stat_statements does.
 CONSTANT_TOKENS = frozenset({"ICONST", "FCONST", "SCONST", "BCONST", "XCONST", "USCONST"})
@@ -74,8 +98,8 @@ def _fingerprinted(sql: str) -> tuple[str, str] | None:
     texts = (sql, dollar_placeholders(sql)) if "%" in sql else (sql,)
     for text in texts:
         try:
-            return text, pglast_fingerprint(text)
-        except ParseError:
+            return text, pg.parser.fingerprint(text)
+        except pg.parser.ParseError:
             continue
     return None
 
@@ -106,7 +130,7 @@ def dollar_placeholders(sql: str) -> str:
 
 def _pglast_normalize(sql: str) -> str:
     raw = sql  # the scanner's offsets count characters
-    tokens = scan(sql)
+    tokens = pg.parser.scan(sql)
     numbers = [int(raw[t.start + 1 : t.end + 1]) for t in tokens if t.name == "PARAM"]
     next_number = max(numbers, default=0) + 1
     # ORDER BY 2 and GROUP BY 1 name columns, not values: pg_stat_statements keeps them too.
@@ -181,16 +205,16 @@ def candidate_columns(sql: str) -> dict[str, list[str]]:
     parsable = postgres_text(sql)
     if parsable is None:
         return {}
-    statements = parse_sql(parsable)
+    statements = pg.parser.parse_sql(parsable)
     found: dict[str, list[str]] = {}
     ctes: set[str] = set()
     for raw in statements:
         for node in walk(raw.stmt):
-            if isinstance(node, ast.CommonTableExpr):
+            if isinstance(node, pg.ast.CommonTableExpr):
                 ctes.add(node.ctename)
     for raw in statements:
         for node in walk(raw.stmt):
-            if isinstance(node, ast.SelectStmt | ast.UpdateStmt | ast.DeleteStmt):
+            if isinstance(node, pg.ast.SelectStmt | pg.ast.UpdateStmt | pg.ast.DeleteStmt):
                 for table, column in _level_columns(node, ctes):
                     columns = found.setdefault(table, [])
                     if column not in columns:
@@ -207,11 +231,11 @@ def sort_orders(sql: str) -> dict[str, dict[str, str]]:
     parsable = postgres_text(sql)
     if parsable is None:
         return {}
-    nodes = list(walk(parse_sql(parsable)))
-    ctes = {n.ctename for n in nodes if isinstance(n, ast.CommonTableExpr)}
+    nodes = list(walk(pg.parser.parse_sql(parsable)))
+    ctes = {n.ctename for n in nodes if isinstance(n, pg.ast.CommonTableExpr)}
     found: dict[str, dict[str, str]] = {}
     for node in nodes:
-        if not isinstance(node, ast.SelectStmt) or not node.sortClause:
+        if not isinstance(node, pg.ast.SelectStmt) or not node.sortClause:
             continue
         aliases, _ = _scope(node.fromClause, ctes)
         for sortby in node.sortClause:
@@ -222,11 +246,11 @@ def sort_orders(sql: str) -> dict[str, dict[str, str]]:
     return found
 
 
-def _index_order(sortby: ast.SortBy) -> str:
-    descending = sortby.sortby_dir == SortByDir.SORTBY_DESC
-    if sortby.sortby_nulls == SortByNulls.SORTBY_NULLS_DEFAULT:
+def _index_order(sortby: pg.ast.SortBy) -> str:
+    descending = sortby.sortby_dir == pg.enums.SortByDir.SORTBY_DESC
+    if sortby.sortby_nulls == pg.enums.SortByNulls.SORTBY_NULLS_DEFAULT:
         return ""
-    nulls_first = sortby.sortby_nulls == SortByNulls.SORTBY_NULLS_FIRST
+    nulls_first = sortby.sortby_nulls == pg.enums.SortByNulls.SORTBY_NULLS_FIRST
     if descending and not nulls_first:
         return "DESC NULLS LAST"
     if not descending and nulls_first:
@@ -239,7 +263,7 @@ def walk(node: Any) -> Iterator[Any]:
     if isinstance(node, tuple | list):
         for item in node:
             yield from walk(item)
-    elif isinstance(node, ast.Node):
+    elif isinstance(node, pg.ast.Node):
         yield node
         for name in node:
             yield from walk(getattr(node, name))
@@ -250,15 +274,15 @@ def _walk_level(node: Any) -> Iterator[Any]:
     if isinstance(node, tuple | list):
         for item in node:
             yield from _walk_level(item)
-    elif isinstance(node, ast.Node):
-        if isinstance(node, ast.SubLink | ast.RangeSubselect | ast.SelectStmt):
+    elif isinstance(node, pg.ast.Node):
+        if isinstance(node, pg.ast.SubLink | pg.ast.RangeSubselect | pg.ast.SelectStmt):
             return
         yield node
         for name in node:
             yield from _walk_level(getattr(node, name))
 
 
-def _table_name(rangevar: ast.RangeVar) -> str:
+def _table_name(rangevar: pg.ast.RangeVar) -> str:
     return f"{rangevar.schemaname}.{rangevar.relname}" if rangevar.schemaname else rangevar.relname
 
 
@@ -267,21 +291,21 @@ def _scope(from_items: Any, ctes: set[str]) -> tuple[dict[str, str], list[Any]]:
     aliases: dict[str, str] = {}
     joins: list[Any] = []
     for item in _walk_level(from_items or ()):
-        if isinstance(item, ast.RangeVar):
+        if isinstance(item, pg.ast.RangeVar):
             if item.relname in ctes and not item.schemaname:
                 continue
             table = _table_name(item)
             aliases[item.alias.aliasname if item.alias else item.relname] = table
-        elif isinstance(item, ast.JoinExpr) and item.quals is not None:
+        elif isinstance(item, pg.ast.JoinExpr) and item.quals is not None:
             joins.append(item.quals)
     return aliases, joins
 
 
 def _level_columns(stmt: Any, ctes: set[str]) -> Iterator[tuple[str, str]]:
-    if isinstance(stmt, ast.SelectStmt):
+    if isinstance(stmt, pg.ast.SelectStmt):
         aliases, joins = _scope(stmt.fromClause, ctes)
         sort = stmt.sortClause or ()
-    elif isinstance(stmt, ast.UpdateStmt):
+    elif isinstance(stmt, pg.ast.UpdateStmt):
         aliases, joins = _scope((stmt.relation, *(stmt.fromClause or ())), ctes)
         sort = ()
     else:
@@ -299,20 +323,20 @@ def _level_columns(stmt: Any, ctes: set[str]) -> Iterator[tuple[str, str]]:
             yield resolved
 
 
-def _sort_expression(sortby: ast.SortBy, stmt: ast.SelectStmt) -> Any:
+def _sort_expression(sortby: pg.ast.SortBy, stmt: pg.ast.SelectStmt) -> Any:
     """What a SortBy sorts on: for `ORDER BY 2`, the second expression of the select list."""
     node = sortby.node
-    if isinstance(node, ast.A_Const) and isinstance(node.val, ast.Integer):
+    if isinstance(node, pg.ast.A_Const) and isinstance(node.val, pg.ast.Integer):
         targets = stmt.targetList or ()
         position = node.val.ival
-        if 1 <= position <= len(targets) and isinstance(targets[position - 1], ast.ResTarget):
+        if 1 <= position <= len(targets) and isinstance(targets[position - 1], pg.ast.ResTarget):
             return targets[position - 1].val
     return node
 
 
 def _predicate_columns(expr: Any, aliases: dict[str, str]) -> Iterator[tuple[str, str]]:
     for node in _walk_level(expr):
-        if not isinstance(node, ast.A_Expr) or not _is_indexable(node):
+        if not isinstance(node, pg.ast.A_Expr) or not _is_indexable(node):
             continue
         for side in (node.lexpr, node.rexpr):
             resolved = _resolve(side, aliases)
@@ -320,19 +344,19 @@ def _predicate_columns(expr: Any, aliases: dict[str, str]) -> Iterator[tuple[str
                 yield resolved
 
 
-def _is_indexable(expr: ast.A_Expr) -> bool:
+def _is_indexable(expr: pg.ast.A_Expr) -> bool:
     kind = expr.kind
-    if kind == A_Expr_Kind.AEXPR_OP:
+    if kind == pg.enums.A_Expr_Kind.AEXPR_OP:
         return bool(expr.name) and expr.name[-1].sval in RANGE_OPERATORS
-    if kind == A_Expr_Kind.AEXPR_IN:
+    if kind == pg.enums.A_Expr_Kind.AEXPR_IN:
         return expr.name[-1].sval == "="  # IN, not NOT IN
-    return kind in {A_Expr_Kind.AEXPR_BETWEEN, A_Expr_Kind.AEXPR_BETWEEN_SYM}
+    return kind in {pg.enums.A_Expr_Kind.AEXPR_BETWEEN, pg.enums.A_Expr_Kind.AEXPR_BETWEEN_SYM}
 
 
 def _resolve(node: Any, aliases: dict[str, str]) -> tuple[str, str] | None:
-    if not isinstance(node, ast.ColumnRef):
+    if not isinstance(node, pg.ast.ColumnRef):
         return None
-    names = [field.sval for field in node.fields if isinstance(field, ast.String)]
+    names = [field.sval for field in node.fields if isinstance(field, pg.ast.String)]
     if len(names) != len(node.fields):  # t.* and the like
         return None
     if len(names) == 1:
