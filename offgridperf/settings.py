@@ -641,6 +641,9 @@ STORAGES = {
     },
 }
 WHITENOISE_USE_FINDERS = DEBUG or TESTING
+# Development and tests find each static file when asked, rather than list every app's at each
+# start of a request handler (a test client starts one per test).
+WHITENOISE_AUTOREFRESH = DEBUG or TESTING
 
 LOGGING = {
     "version": 1,
