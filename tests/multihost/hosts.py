@@ -62,6 +62,10 @@ class Network:
         self.procs: list[subprocess.Popen[bytes]] = []
         # Sockets made in the namespaces: each keeps its namespace alive until it is closed.
         self.sockets: list[socket.socket] = []
+        # Both ends of every forwarded connection: a host cut off never sends its FIN, so its
+        # forwarded connections would outlive the test (a PostgreSQL session left idle in a
+        # transaction holds its locks, and the next test's flush waits on them for ever).
+        self.forwarded: list[socket.socket] = []
         self.hub = self.namespace("hub")
 
     def namespace(self, host: str) -> str:
@@ -123,7 +127,7 @@ class Network:
         """Serve `to` (reached from this process's namespace) on the host's address: how the
         hub offers the machine's PostgreSQL and Redis, which listen on loopback only."""
         server = self.listen(host, port)
-        threading.Thread(target=_accept, args=(server, to), daemon=True).start()
+        threading.Thread(target=_accept, args=(server, to, self.forwarded), daemon=True).start()
 
     def destroy(self) -> None:
         """Every process first (a namespace outlives its name while a process is in it)."""
@@ -136,13 +140,16 @@ class Network:
             with contextlib.suppress(OSError):
                 sock.shutdown(socket.SHUT_RDWR)
             sock.close()
+        for sock in self.forwarded:  # its pump sees the end and closes both sides
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
         for host in self.hosts:
             subprocess.run(
                 ["ip", "netns", "delete", self.namespace(host)], capture_output=True, check=False
             )
 
 
-def _accept(server: socket.socket, to: tuple[str, int]) -> None:
+def _accept(server: socket.socket, to: tuple[str, int], forwarded: list[socket.socket]) -> None:
     while True:
         try:
             client, _ = server.accept()
@@ -154,6 +161,7 @@ def _accept(server: socket.socket, to: tuple[str, int]) -> None:
             client.close()
             continue
         upstream.settimeout(None)
+        forwarded += [client, upstream]
         threading.Thread(target=_pump, args=(client, upstream), daemon=True).start()
 
 
