@@ -28,6 +28,7 @@ BENCHMARKS = (
     "shards",
     "agent_overhead",
     "monitor_overhead",
+    "reference_flow",
 )
 
 

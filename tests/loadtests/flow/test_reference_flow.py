@@ -98,7 +98,8 @@ def test_the_reference_flow_runs_five_iterations_a_second_end_to_end_on_a_real_w
     # The document's latency goal (iteration p95 <= 5 s) is judged on the machine's figures:
     # while the suite's other workers hold the cores the worker's calculations queue behind
     # them (a p95 of 5.4 s was seen once), so here it is only checked to be judged on the run's
-    # own p95, whichever way it went.
+    # own p95, whichever way it went. `make bench BENCH=reference_flow` judges the goal on a
+    # quiet machine.
     verdicts = {item["name"]: item for item in run.threshold_results}
     latency = verdicts.pop("iteration_p95_ms")
     assert latency["actual"] == pytest.approx(run.iteration_p95_ms)
