@@ -19,44 +19,21 @@ most 1% of the iterations failed. PASS when all hold.
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 import tempfile
 from pathlib import Path
 
-from tests.defaults.conftest import DefaultProduct, default_env, prepare
-from tests.processes import Runall, answers, wait_for
+from tests.defaults.conftest import started_default_product
 
-ROOT = Path(__file__).resolve().parent.parent
 NAME = "emissions-upload-flow"
-START_TIMEOUT_S = 120
 MAX_FAILED_ITERATIONS = 0.01
 
 
 def main() -> int:
-    with tempfile.TemporaryDirectory(prefix="bench-reference-") as home:
-        var_dir, log_path = Path(home) / "var", Path(home) / "runall.log"
-        env = default_env(var_dir)
-        product = DefaultProduct(runall=None, env=env, var_dir=var_dir)  # type: ignore[arg-type]
-        prepare(product)
-        with log_path.open("wb") as log:
-            proc = subprocess.Popen(
-                [sys.executable, "manage.py", "runall"], cwd=ROOT, env=env, stdout=log,
-                stderr=subprocess.STDOUT,
-            )  # fmt: skip
-        product.runall = Runall(proc, int(env["PORT"]), int(env["TARGET_PORT"]), log_path)
-        try:
-            wait_for(
-                lambda: (
-                    answers(f"{product.runall.target_url}/healthz")
-                    and answers(f"{product.runall.web_url}/healthz")
-                ),
-                START_TIMEOUT_S,
-                "runall's web and target",
-            )
-            done = product.manage("loadtest", "run", NAME, "--wait", "--json", timeout_s=400)
-        finally:
-            product.runall.stop()
+    with (
+        tempfile.TemporaryDirectory(prefix="bench-reference-") as home,
+        started_default_product(Path(home)) as product,
+    ):
+        done = product.manage("loadtest", "run", NAME, "--wait", "--json", timeout_s=400)
     if not done.stdout.strip():
         print(f"the run printed nothing: {done.stderr[-3000:]}")
         return 1

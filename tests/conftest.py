@@ -70,16 +70,18 @@ def _template_database(url: str) -> str:
     return f"test_{name}_template"[:63]
 
 
-def _recreate_database(url: str, name: str, *, create: bool) -> None:
+def _drop_database(url: str, name: str, *, create_again: bool = False) -> None:
     import psycopg
     from psycopg import sql
 
+    database = sql.Identifier(name)
     with psycopg.connect(_database_url(url, "postgres"), autocommit=True) as conn:
-        conn.execute(
-            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
-        )
-        if create:
-            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(database))
+        if create_again:
+            conn.execute(sql.SQL("CREATE DATABASE {}").format(database))
+
+
+_TEMPLATE_KEY = pytest.StashKey[str]()
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -87,7 +89,7 @@ def pytest_configure(config: pytest.Config) -> None:
     if not (_is_xdist_controller(config) and url.startswith(("postgres://", "postgresql://"))):
         return
     template = _template_database(url)
-    _recreate_database(url, template, create=True)
+    _drop_database(url, template, create_again=True)  # a failed run's may be left
     result = subprocess.run(
         [sys.executable, "manage.py", "migrate", "--no-input", "-v", "0"],
         cwd=ROOT,
@@ -102,13 +104,10 @@ def pytest_configure(config: pytest.Config) -> None:
     config.stash[_TEMPLATE_KEY] = template
 
 
-_TEMPLATE_KEY = pytest.StashKey[str]()
-
-
 def pytest_unconfigure(config: pytest.Config) -> None:
     template = config.stash.get(_TEMPLATE_KEY, None)
     if template:
-        _recreate_database(os.environ["DATABASE_URL"], template, create=False)
+        _drop_database(os.environ["DATABASE_URL"], template)
 
 
 @pytest.fixture(scope="session")

@@ -27,7 +27,8 @@ _SKIPPED_PARTS = ("/site-packages/", "/dist-packages/", "/django/", "/offgridper
 class RequestMeasure:
     """What one tagged request ran, kept as cheaply as the hot path allows: each query costs two
     clock reads and one dict lookup by its SQL text (Django passes the same string object for
-    the same statement), and the fingerprints are taken later, off the request's path."""
+    the same statement). Only a text new to the request is fingerprinted here (memoised), to
+    catch N+1s of inline values; grouping by fingerprint waits for the publishing thread."""
 
     __slots__ = ("statements", "frames", "fingerprints", "cache_calls", "cache_ns", "in_cache")
 

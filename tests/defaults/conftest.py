@@ -8,6 +8,7 @@ module's tests."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
@@ -87,24 +88,24 @@ def prepare(product: DefaultProduct) -> None:
         assert done.returncode == 0, f"{step}: {done.stdout[-2000:]} {done.stderr[-3000:]}"
 
 
-@pytest.fixture(scope="module")
-def default_product(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DefaultProduct]:
-    home = tmp_path_factory.mktemp("default")
+@contextlib.contextmanager
+def started_default_product(home: Path, **extra_env: str) -> Iterator[DefaultProduct]:
+    """The product as `make run` starts it with no environment, its var dir under `home`:
+    prepared, then `runall` (with `extra_env` too) until its web and target answer."""
     var_dir = home / "var"
-    env = default_env(var_dir)
-    product = DefaultProduct(runall=None, env=env, var_dir=var_dir)  # type: ignore[arg-type]
+    product = DefaultProduct(runall=None, env=default_env(var_dir), var_dir=var_dir)  # type: ignore[arg-type]
     prepare(product)
+    product.env = {**product.env, **extra_env}
     log = home / "runall.log"
     with log.open("wb") as out:
         proc = subprocess.Popen(
             [sys.executable, "manage.py", "runall"],
             cwd=ROOT,
-            env={**env, "PROFILING_AGENT": "1"},
+            env=product.env,
             stdout=out,
             stderr=subprocess.STDOUT,
         )
-    product.runall = Runall(proc, int(env["PORT"]), int(env["TARGET_PORT"]), log)
-    product.env = {**env, "PROFILING_AGENT": "1"}
+    product.runall = Runall(proc, int(product.env["PORT"]), int(product.env["TARGET_PORT"]), log)
     try:
         wait_for(
             lambda: (
@@ -117,3 +118,10 @@ def default_product(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Defaul
         yield product
     finally:
         product.runall.stop()
+
+
+@pytest.fixture(scope="module")
+def default_product(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DefaultProduct]:
+    home = tmp_path_factory.mktemp("default")
+    with started_default_product(home, PROFILING_AGENT="1") as product:
+        yield product
