@@ -23,11 +23,6 @@ ENV PATH=/opt/venv/bin:$PATH \
     BIND_HOST=0.0.0.0 \
     PORT=8000 \
     TARGET_PORT=8001
-# gdb: memray attaches through it for allocation captures (docs/profiler.md).
-# hadolint ignore=DL3008
-RUN apt-get update \
-    && apt-get install -y --no-install-recommends gdb \
-    && rm -rf /var/lib/apt/lists/*
 RUN groupadd --system --gid 10001 offgridperf \
     && useradd --system --uid 10001 --gid offgridperf --home-dir /app --shell /usr/sbin/nologin offgridperf \
     && mkdir -p /var/lib/offgridperf \

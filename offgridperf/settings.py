@@ -476,6 +476,9 @@ PROFILING_PYSPY = env_str("PROFILING_PYSPY", "")
 # py-spy samples without pausing the target: `make bench`'s profiling_overhead measured blocking
 # sampling at 100 Hz stopping a saturated target 2-3 % of the time, non-blocking a few tenths.
 PROFILING_PYSPY_NONBLOCKING = env_bool("PROFILING_PYSPY_NONBLOCKING", True)
+# The gdb memray attaches through; empty: the one installed beside this Python (gdb-for-pwndbg,
+# requirements.txt), else the PATH's. Each is proven on a process of our own before a target.
+PROFILING_GDB = env_str("PROFILING_GDB", "")
 # A capture lasts at most this long (s), so none ever holds a worker for long.
 PROFILING_MAX_DURATION_S = env_int("PROFILING_MAX_DURATION_S", 600, minimum=1, maximum=86400)
 # Memory trends: the first share of the window is warm-up, and the leak threshold (MB/min);

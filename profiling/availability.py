@@ -14,7 +14,7 @@ from typing import Any
 
 from django.conf import settings
 
-from profiling import preflight, pyspy
+from profiling import memrayattach, preflight, pyspy
 
 AGENT_SECTIONS = ("tracemalloc", "gc")
 
@@ -58,13 +58,17 @@ def ptrace_missing() -> str | None:
 
 
 def gdb_missing() -> str | None:
-    """Why allocation captures cannot run here, as far as gdb goes, or None."""
-    if shutil.which("gdb"):
-        return None
-    return (
-        "Allocation captures need gdb, which memray attaches through: install Debian's gdb "
-        "(apt-get install gdb)"
-    )
+    """Why allocation captures cannot run here, as far as gdb goes, or None (proven on a
+    process of our own, once per process: see memrayattach.gdb_problem)."""
+    gdb = memrayattach.gdb_executable(settings.PROFILING_GDB)
+    if gdb is None:
+        return (
+            "Allocation captures need gdb, which memray attaches through: pip install -r "
+            "requirements.txt (it installs gdb-for-pwndbg beside this Python), or set "
+            "PROFILING_GDB to a gdb"
+        )
+    problem = memrayattach.gdb_problem(gdb)
+    return f"Allocation captures need a gdb that works here: {problem}" if problem else None
 
 
 def missing() -> list[str]:

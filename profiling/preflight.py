@@ -139,8 +139,9 @@ def allocation_problem(python_version: str, gdb: str | None) -> str | None:
     gdb found at `gdb` (None: not found), or None."""
     if gdb is None:
         return (
-            "gdb is not installed, and memray attaches through it: install Debian's gdb "
-            "(apt-get install gdb; the Makefile's SYSTEM_PACKAGES has it)"
+            "gdb is not installed, and memray attaches through it: pip install -r "
+            "requirements.txt (it installs gdb-for-pwndbg beside this Python), or set "
+            "PROFILING_GDB to a gdb"
         )
     major, _, minor = python_version.partition(".")
     if (int(major), int(minor or 0)) < MEMRAY_MIN_PYTHON:

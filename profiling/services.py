@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import logging
-import shutil
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -226,8 +225,9 @@ def _take(capture: ProfileCapture, should_stop: Callable[[], bool]) -> None:
     capture.python_version = process.python_version
     capture.save(update_fields=["pid", "python_version"])
     if capture.kind == CaptureKind.ALLOCATIONS:
-        problem = preflight.allocation_problem(process.python_version, shutil.which("gdb"))
-        if problem:
+        gdb = memrayattach.gdb_executable(settings.PROFILING_GDB)
+        problem = preflight.allocation_problem(process.python_version, gdb)
+        if problem or (gdb and (problem := memrayattach.gdb_problem(gdb))):
             raise preflight.PreflightError(problem)
     {
         CaptureKind.CPU: _cpu,
@@ -355,7 +355,11 @@ def _allocations(capture: ProfileCapture, should_stop: Callable[[], bool]) -> No
     output = artefact_dir(capture) / "allocations.memray"
     output.unlink(missing_ok=True)  # memray refuses to overwrite a file
     recorded_s = memrayattach.capture(
-        capture.pid, output, duration_s=capture.duration_s, should_stop=should_stop
+        capture.pid,
+        output,
+        duration_s=capture.duration_s,
+        gdb=memrayattach.gdb_executable(settings.PROFILING_GDB) or "gdb",
+        should_stop=should_stop,
     )
     found = heap.read(output)
     flame = artefact_dir(capture) / "allocations.flame.json"

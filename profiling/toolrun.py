@@ -14,12 +14,17 @@ class ToolError(Exception):
 
 
 def run(
-    command: list[str], *, timeout_s: float, tool: str, error: type[ToolError] = ToolError
+    command: list[str],
+    *,
+    timeout_s: float,
+    tool: str,
+    error: type[ToolError] = ToolError,
+    env: dict[str, str] | None = None,
 ) -> subprocess.CompletedProcess[str]:
     """`command`'s result when it exits 0 within `timeout_s`, else `error` naming `tool`."""
     try:
         result = subprocess.run(  # noqa: S603 - a fixed executable and our own arguments
-            command, capture_output=True, text=True, timeout=timeout_s, check=False
+            command, capture_output=True, text=True, timeout=timeout_s, check=False, env=env
         )
     except subprocess.TimeoutExpired:
         raise error(f"{tool} did not finish within {timeout_s:.0f} s and was stopped") from None

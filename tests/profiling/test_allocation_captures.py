@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 import subprocess
+import sys
 import threading
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 from django.core.management import call_command
@@ -88,12 +90,16 @@ def test_a_missing_process_ends_the_capture_in_error() -> None:
 
 
 def test_a_target_without_gdb_is_refused_with_the_fix(
-    program: Program, monkeypatch: pytest.MonkeyPatch
+    program: Program, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
+    steady = program("steady")
+    # No gdb beside this Python, none on the PATH, none configured.
+    monkeypatch.setattr(sys, "executable", str(tmp_path / "python"))
     monkeypatch.setenv("PATH", "/nonexistent")
-    capture = take(program("steady").pid, duration_s=1)
+    capture = take(steady.pid, duration_s=1)
     assert capture.status == CaptureStatus.ERROR
-    assert "gdb is not installed" in capture.error and "apt-get install gdb" in capture.error
+    assert "gdb is not installed" in capture.error
+    assert "pip install -r requirements.txt" in capture.error
 
 
 def test_the_cli_prints_the_top_allocators_largest_first_as_json(

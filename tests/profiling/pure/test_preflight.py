@@ -58,7 +58,7 @@ def test_it_says_what_to_change_when_ptrace_would_be_refused(
 
 def test_an_allocation_capture_needs_gdb_and_names_the_package() -> None:
     problem = preflight.allocation_problem("3.11", None)
-    assert problem is not None and "apt-get install gdb" in problem
+    assert problem is not None and "gdb-for-pwndbg" in problem
     assert preflight.allocation_problem("3.11", "/usr/bin/gdb") is None
 
 
