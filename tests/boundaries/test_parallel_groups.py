@@ -4,7 +4,7 @@ module-scoped fixture, which is then built once per run."""
 
 from __future__ import annotations
 
-from tests.conftest import server_state_group
+from tests.conftest import STANDALONE_RUN, run_order, server_state_group
 
 
 def test_a_modules_tests_with_a_shared_product_share_one_group() -> None:
@@ -20,3 +20,12 @@ def test_tests_of_server_wide_state_share_one_group_across_modules() -> None:
 
 def test_other_tests_are_placed_one_by_one() -> None:
     assert server_state_group("tests/emissions/test_api.py::test_it_lists") is None
+
+
+def test_the_engines_tests_are_handed_out_first_then_groups_most_tests_first() -> None:
+    sizes = {"pg_stat_statements": 40, "whole_product": 12}
+    engine = run_order(STANDALONE_RUN, sizes)
+    pg = run_order("tests/queryopt/indexes/test_a.py::t", sizes)
+    whole_product = run_order("tests/defaults/test_x.py::test_a", sizes)
+    single = run_order("tests/emissions/test_api.py::test_it_lists", sizes)
+    assert engine < pg < whole_product < single
