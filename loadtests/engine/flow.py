@@ -84,6 +84,12 @@ from stats.histogram import (
 from stats.histogram import SUB_BUCKET_HALF_COUNT_MAGNITUDE as HALF_MAGNITUDE
 
 DATA_EXHAUSTED = "data set exhausted"
+# A request that may not be sent twice (POST, PATCH) goes only on a connection idle for less
+# than this. A server closes an idle keep-alive connection after its own timeout (gunicorn's
+# default is 2 s), and a close that crosses the request on the wire loses the request with no
+# answer: an idempotent one is sent again (FlowConnection.on_stale), this one could not be, so
+# it takes a new connection instead of an old one near that timeout.
+UNSAFE_REUSE_IDLE_S = 1.0
 TRACE_BODY_CHARS = 2048
 _VALUE_CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
 # What a rendered path may keep as it is; anything else (spaces, non-ASCII) is percent-encoded.
@@ -476,13 +482,21 @@ class FlowDriver(LoadDriver):
             state.done()
 
     def dispatch(self, state: FlowState) -> None:
-        """Send the state's request on an idle connection, or queue it until one is free."""
+        """Send the state's request on an idle connection, or queue it until one is free. A
+        request that may not be sent twice takes only a connection idle for less than
+        UNSAFE_REUSE_IDLE_S: older ones (the stack's bottom) are closed."""
         idle = self.pool.idle
+        step: FlowStep = state.command.step  # type: ignore[union-attr]
+        idle_since = 0.0 if step.idempotent else clock() - UNSAFE_REUSE_IDLE_S
         while idle:
             conn = idle.pop()
-            if conn.transport is not None and conn.reusable:
-                self.send(conn, state)  # type: ignore[arg-type]
-                return
+            if conn.transport is None or not conn.reusable:
+                continue
+            if conn.idle_since < idle_since:
+                conn.close()
+                continue
+            self.send(conn, state)  # type: ignore[arg-type]
+            return
         self.waiting.append(state)
         self.refill()
 
@@ -803,6 +817,7 @@ class FlowDriver(LoadDriver):
             if state.alive:
                 self.send(conn, state)
                 return
+        conn.idle_since = clock()
         self.pool.idle.append(conn)
 
     def connection_ready(self, conn: FlowConnection) -> None:  # type: ignore[override]

@@ -185,7 +185,7 @@ class Connection(asyncio.Protocol):
     __slots__ = (
         "pool", "parser", "transport", "step", "user", "intended", "sent_at", "busy",
         "reusable", "received", "body", "location", "hops", "on_response", "on_failure",
-        "head_pending", "forgotten", "uses", "on_stale",
+        "head_pending", "forgotten", "uses", "on_stale", "idle_since",
     )  # fmt: skip
 
     def __init__(self, pool: Pool) -> None:
@@ -205,6 +205,7 @@ class Connection(asyncio.Protocol):
         self.head_pending = False
         self.forgotten = False
         self.uses = 0
+        self.idle_since = 0.0  # when it was last parked idle (flows only)
         self.on_response = pool.model.on_response
         self.on_failure = pool.model.on_failure
         self.on_stale = pool.model.on_stale
