@@ -28,6 +28,9 @@ RUN groupadd --system --gid 10001 offgridperf \
     && mkdir -p /var/lib/offgridperf \
     && chown offgridperf:offgridperf /var/lib/offgridperf
 COPY --from=build /opt/venv /opt/venv
+# gdb (gdb-for-pwndbg, for allocation captures) links this image's libpython into the venv on
+# its first run; run it once here, as root, since the venv is read-only to the runtime user.
+RUN /opt/venv/bin/gdb --batch --version > /dev/null
 WORKDIR /app
 COPY --chown=root:root . /app
 # Static files are part of the image: a throwaway key (settings need one to import) and a
