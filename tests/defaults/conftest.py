@@ -4,7 +4,7 @@ embedded Redis (cache and broker) and the other processes `runall` starts.
 Everything runs in subprocesses with a clean environment (no DATABASE_URL, REDIS_URL or
 CELERY_BROKER_URL, no .env file), so this pytest process keeps the suite's PostgreSQL and Redis
 settings while the product under test gets the embedded default. One start is shared by the
-package's tests (tests/conftest.py keeps them on one worker)."""
+module's tests."""
 
 from __future__ import annotations
 
@@ -120,7 +120,7 @@ def started_default_product(home: Path, **extra_env: str) -> Iterator[DefaultPro
         product.runall.stop()
 
 
-@pytest.fixture(scope="package")
+@pytest.fixture(scope="module")
 def default_product(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DefaultProduct]:
     home = tmp_path_factory.mktemp("default")
     with started_default_product(home, PROFILING_AGENT="1") as product:

@@ -1,5 +1,5 @@
-"""The cache in the configuration `make run` gives a newcomer: SQLite and the embedded Redis
-under var/, every process started by runall (the default product of this package's conftest).
+"""The cache in the configuration `make run` gives a newcomer: no DATABASE_URL, REDIS_URL or
+CELERY_BROKER_URL, SQLite and the embedded Redis under var/, every process started by runall.
 
 The target serves the emissions API from two gunicorn workers and the dashboard from two
 more: an invalidation made on the Cache page must reach every one of them, and the page's
@@ -10,21 +10,27 @@ from __future__ import annotations
 
 import http.cookiejar
 import json
+import os
 import re
 import sqlite3
-import time
+import subprocess
+import sys
 import urllib.parse
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
-from tests.defaults.conftest import DefaultProduct
-from tests.processes import Runall, wait_for
+from tests.conftest import ROOT, closed_port
+from tests.processes import Runall, answers, wait_for
 
+START_TIMEOUT_S = 120
+SERVICES = ("DATABASE_URL", "REDIS_URL", "CELERY_BROKER_URL", "CELERY_RESULT_BACKEND")
 REQUESTS = 24  # sequential connections, spread by the kernel over both target workers
 
 SETUP = """
+import json
 from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY
 from django.contrib.auth.models import User
 from django.contrib.sessions.backends.db import SessionStore
@@ -39,8 +45,64 @@ session[SESSION_KEY] = str(admin.pk)
 session[BACKEND_SESSION_KEY] = "django.contrib.auth.backends.ModelBackend"
 session[HASH_SESSION_KEY] = admin.get_session_auth_hash()
 session.create()
-result = {"batch": batch.pk, "session": session.session_key}
+print(json.dumps({"batch": batch.pk, "session": session.session_key}))
 """
+
+
+def default_env(var_dir: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k not in SERVICES}
+    env.update(
+        OFFGRIDPERF_VAR_DIR=str(var_dir),
+        OFFGRIDPERF_LOCAL="1",
+        OFFGRIDPERF_ENV_FILE="",
+        OFFGRIDPERF_ADMIN_PASSWORD="a-long-test-password-1234",
+        DEBUG="0",
+        PYTHONUNBUFFERED="1",
+    )
+    return env
+
+
+def manage(env: dict[str, str], *args: str) -> str:
+    result = subprocess.run(
+        [sys.executable, "manage.py", *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    return result.stdout
+
+
+@pytest.fixture
+def default_product(tmp_path: Path) -> Iterator[tuple[Runall, dict[str, object]]]:
+    env = default_env(tmp_path / "var")
+    manage(env, "bootstrap")  # as make run does: migrations, static files, the admin
+    created = json.loads(manage(env, "shell", "-c", SETUP).strip().splitlines()[-1])
+    env.update(PORT=str(closed_port()), TARGET_PORT=str(closed_port()))
+    log = tmp_path / "runall.log"
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "manage.py", "runall"],
+            cwd=ROOT,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    product = Runall(proc, int(env["PORT"]), int(env["TARGET_PORT"]), log)
+    try:
+        wait_for(
+            lambda: (
+                answers(f"{product.web_url}/healthz") and answers(f"{product.target_url}/healthz")
+            ),
+            START_TIMEOUT_S,
+            "runall's start",
+        )
+        product.descendants()
+        yield product, {**created, "database": tmp_path / "var" / "offgridperf.sqlite3"}
+    finally:
+        product.stop()
 
 
 def batch_status(product: Runall, batch_id: int) -> str:
@@ -119,57 +181,34 @@ def figures_row(page: str, strategy: str) -> list[str]:
 
 @pytest.mark.slow
 def test_an_invalidation_on_the_cache_page_reaches_every_target_worker_and_the_figures_add_up(
-    default_product: DefaultProduct,
+    default_product: tuple[Runall, dict[str, object]],
 ) -> None:
-    product = default_product.runall
-    created = default_product.shell(SETUP)
-    assert isinstance(created, dict)
+    product, created = default_product
     batch_id, session = int(created["batch"]), str(created["session"])
-    browser = Browser(product.web_url, session)
-
-    # The product has served the package's other tests: count from what the page says once
-    # every worker's last counts have landed (each flushes within a second).
-    def batch_figures() -> dict[str, int]:
-        cells = figures_row(browser.get("/cache/"), "batch")
-        return {"hits": _number(cells[2]), "misses": _number(cells[3])}
-
-    before = settled(batch_figures)
-
     # Both target workers cache the batch while it is calculating.
     assert statuses(product, batch_id) == {"calculating"}
     # The calculation ends behind the cache's back: the cached status is served everywhere.
-    with sqlite3.connect(default_product.var_dir / "offgridperf.sqlite3") as db:
+    with sqlite3.connect(created["database"]) as db:
         db.execute("UPDATE emissions_activitybatch SET status = 'done' WHERE id = ?", (batch_id,))
     assert statuses(product, batch_id) == {"calculating"}
 
+    browser = Browser(product.web_url, session)
     page = browser.submit("/cache/batch/invalidate/", {"confirm": "on"})
     assert "Strategy batch invalidated" in page
 
     assert statuses(product, batch_id) == {"done"}
 
-    # The dashboard's page counts every lookup the target's workers made: one shared cache
-    # computed the batch once per generation.
-    def counted() -> dict[str, int]:
-        now = batch_figures()
-        return {name: now[name] - before[name] for name in now}
+    # The dashboard's page counts every lookup the target's workers made (each flushes its
+    # counts within a second): one shared cache computed the batch once per generation.
+    def batch_figures() -> dict[str, int]:
+        cells = figures_row(browser.get("/cache/"), "batch")
+        return {"hits": _number(cells[2]), "misses": _number(cells[3])}
 
-    wait_for(lambda: sum(counted().values()) >= 3 * REQUESTS, 30, "the target's figures")
-    assert counted() == {"hits": 3 * REQUESTS - 2, "misses": 2}
+    wait_for(lambda: sum(batch_figures().values()) >= 3 * REQUESTS, 30, "the target's figures")
+    assert batch_figures() == {"hits": 3 * REQUESTS - 2, "misses": 2}
     page = browser.get("/cache/")
     assert "Backend: Redis, embedded" in page
     assert "Every process shares this cache" in page
-
-
-def settled(read: Callable[[], dict[str, int]]) -> dict[str, int]:
-    """`read()` once two readings 1.5 s apart (longer than a flush's second) agree."""
-    last = read()
-    for _ in range(20):
-        time.sleep(1.5)
-        now = read()
-        if now == last:
-            return now
-        last = now
-    raise AssertionError(f"the figures kept changing: {last}")
 
 
 def _number(cell: str) -> int:
