@@ -224,11 +224,6 @@ def _take(capture: ProfileCapture, should_stop: Callable[[], bool]) -> None:
     process = preflight.check(capture.pid, needs_ptrace=needs_ptrace, tracer=tracer)
     capture.python_version = process.python_version
     capture.save(update_fields=["pid", "python_version"])
-    if capture.kind == CaptureKind.ALLOCATIONS:
-        gdb = memrayattach.gdb_executable(settings.PROFILING_GDB)
-        problem = preflight.allocation_problem(process.python_version, gdb)
-        if problem or (gdb and (problem := memrayattach.gdb_problem(gdb))):
-            raise preflight.PreflightError(problem)
     {
         CaptureKind.CPU: _cpu,
         CaptureKind.THREADS: _threads,
@@ -350,7 +345,15 @@ def _trace(capture: ProfileCapture) -> None:
 
 def _allocations(capture: ProfileCapture, should_stop: Callable[[], bool]) -> None:
     """memray attached for the window; the bytes allocated by stack (the flame graph), the top
-    allocators and the leaks in the summary, and memray's own file to download."""
+    allocators and the leaks in the summary, and memray's own file to download. The gdb memray
+    attaches through is proven first (memrayattach.gdb_problem): one that fails never touches
+    the target."""
+    gdb = memrayattach.gdb_executable(settings.PROFILING_GDB)
+    problem = preflight.allocation_problem(capture.python_version, gdb)
+    if gdb is not None and problem is None:
+        problem = memrayattach.gdb_problem(gdb)
+    if problem or gdb is None:
+        raise preflight.PreflightError(problem or "gdb is not installed")
     capture.tool, capture.tool_version = "memray", memrayattach.version()
     output = artefact_dir(capture) / "allocations.memray"
     output.unlink(missing_ok=True)  # memray refuses to overwrite a file
@@ -358,7 +361,7 @@ def _allocations(capture: ProfileCapture, should_stop: Callable[[], bool]) -> No
         capture.pid,
         output,
         duration_s=capture.duration_s,
-        gdb=memrayattach.gdb_executable(settings.PROFILING_GDB) or "gdb",
+        gdb=gdb,
         should_stop=should_stop,
     )
     found = heap.read(output)
